@@ -1,0 +1,56 @@
+//! `tailor`: the command line. Parses arguments, wires the libraries, prints.
+//! Data goes to stdout, logs and progress to stderr.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod commands;
+mod fmt;
+
+/// Design small language models for a device before training them.
+#[derive(Debug, Parser)]
+#[command(name = "tailor", version, about, long_about = None)]
+struct Cli {
+    /// More logging on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Exact parameters, FLOPs, weight bytes and KV cache of one architecture.
+    Spec(commands::spec::SpecArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Spec(args) => commands::spec::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the `tailor` binary on real files. One test binary, one module per
+//! command (keeps link time down).
+
+mod common;
+mod spec;

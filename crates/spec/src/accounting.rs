@@ -1,0 +1,750 @@
+//! Exact accounting of a spec: its tensors and parameters, and the operators of one
+//! forward pass with their FLOPs and the bytes they read and write.
+//!
+//! Conventions (the same everywhere in tailor):
+//! - A multiply-add is 2 FLOPs. `flops` counts matrix products only: the projections, the
+//!   attention score (`q·k`) and value (`p·v`) products, and the LM head. Element-wise work
+//!   (norms, RoPE, activation, residual adds, softmax) has `flops = 0`; it is memory-bound
+//!   and is accounted by its bytes.
+//! - Prefill of `P` tokens is causal: position `i` (1-based) attends to `i` keys, so the
+//!   attention products cover `P(P+1)/2` query-key pairs per head.
+//! - A decode step at context `C` runs one new token against a KV cache that already holds
+//!   `C` tokens: it appends one entry and attends to `C + 1` keys.
+//! - Logits are computed for the last position only (time to first token needs no more;
+//!   llama.cpp and mllm do the same), so the final norm and the LM head run on one token
+//!   in both phases.
+//! - Bytes are the minimum traffic of a fused implementation: each operator reads its
+//!   inputs and weights once and writes its outputs once; attention scores are not
+//!   materialised.
+
+use crate::dtype::{DType, Precision};
+use crate::model::{FfnKind, ModelSpec, NormKind};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a parameter tensor belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    Embedding,
+    AttnNorm,
+    Q,
+    K,
+    V,
+    O,
+    FfnNorm,
+    Gate,
+    Up,
+    Down,
+    FinalNorm,
+    LmHead,
+}
+
+impl Component {
+    pub const ALL: &'static [Component] = &[
+        Component::Embedding,
+        Component::AttnNorm,
+        Component::Q,
+        Component::K,
+        Component::V,
+        Component::O,
+        Component::FfnNorm,
+        Component::Gate,
+        Component::Up,
+        Component::Down,
+        Component::FinalNorm,
+        Component::LmHead,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Embedding => "embedding",
+            Component::AttnNorm => "attn_norm",
+            Component::Q => "q_proj",
+            Component::K => "k_proj",
+            Component::V => "v_proj",
+            Component::O => "o_proj",
+            Component::FfnNorm => "ffn_norm",
+            Component::Gate => "gate_proj",
+            Component::Up => "up_proj",
+            Component::Down => "down_proj",
+            Component::FinalNorm => "final_norm",
+            Component::LmHead => "lm_head",
+        }
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One stored parameter tensor (per layer tensors are listed once with `repeats` = layers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    /// Hugging Face name; `{i}` stands for the layer index.
+    pub name: String,
+    pub component: Component,
+    /// `[out, in]` for a weight matrix, `[n]` for a vector.
+    pub shape: Vec<u64>,
+    pub repeats: u64,
+}
+
+impl TensorInfo {
+    pub fn numel(&self) -> u64 {
+        self.shape.iter().product()
+    }
+}
+
+/// Parameter counts of a spec, exact to the unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamCounts {
+    pub total: u64,
+    /// All but the token embedding and an untied LM head (the count scaling laws use).
+    pub non_embedding: u64,
+    /// The token-embedding matrix.
+    pub embedding: u64,
+    /// The LM head's own matrix: 0 when tied.
+    pub lm_head: u64,
+    /// Summed over all layers, by component, in [`Component::ALL`] order (zeros omitted).
+    pub by_component: Vec<(Component, u64)>,
+}
+
+/// What a forward pass does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Process a prompt of `tokens` tokens from an empty cache.
+    Prefill { tokens: u64 },
+    /// One new token against a cache holding `context` tokens.
+    Decode { context: u64 },
+}
+
+impl Phase {
+    /// Tokens that flow through the per-token operators.
+    pub fn tokens(self) -> u64 {
+        match self {
+            Phase::Prefill { tokens } => tokens,
+            Phase::Decode { .. } => 1,
+        }
+    }
+
+    /// Keys each layer's attention reads (the cache after the append).
+    pub fn keys(self) -> u64 {
+        match self {
+            Phase::Prefill { tokens } => tokens,
+            Phase::Decode { context } => context + 1,
+        }
+    }
+
+    /// Query-key pairs per head.
+    pub fn attention_pairs(self) -> u64 {
+        match self {
+            Phase::Prefill { tokens } => tokens * (tokens + 1) / 2,
+            Phase::Decode { context } => context + 1,
+        }
+    }
+}
+
+/// Kind of operator in the forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Token-embedding gather.
+    Embedding,
+    /// RMSNorm or LayerNorm.
+    Norm,
+    /// A dense projection `y = x W^T (+ b)`.
+    Linear,
+    /// Rotary position embedding applied to q and k.
+    Rope,
+    /// Writing the new keys and values into the cache.
+    KvAppend,
+    /// Scores, causal softmax and weighted values (one fused operator).
+    Attention,
+    /// The FFN activation (times the up projection when gated).
+    Activation,
+    /// A residual add.
+    Residual,
+}
+
+/// Broad groups for breakdowns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpGroup {
+    Attention,
+    Ffn,
+    LmHead,
+    Other,
+}
+
+/// One operator of a forward pass; figures are per instance, the pass runs it `repeats` times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpAccount {
+    pub name: &'static str,
+    pub kind: OpKind,
+    pub group: OpGroup,
+    /// Instances per forward pass (the number of layers for per-layer operators).
+    pub repeats: u64,
+    /// Rows (tokens) the operator processes.
+    pub tokens: u64,
+    /// For linears: input and output features; for attention: query heads and head dim.
+    pub dims: [u64; 2],
+    pub params: u64,
+    pub flops: u128,
+    pub bytes_read: u128,
+    pub bytes_written: u128,
+}
+
+impl OpAccount {
+    pub fn total_flops(&self) -> u128 {
+        self.flops * self.repeats as u128
+    }
+
+    pub fn total_bytes(&self) -> u128 {
+        (self.bytes_read + self.bytes_written) * self.repeats as u128
+    }
+}
+
+/// Totals of a forward pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassTotals {
+    pub flops: u128,
+    pub bytes_read: u128,
+    pub bytes_written: u128,
+}
+
+/// Collects [`TensorInfo`]s.
+struct Tensors(Vec<TensorInfo>);
+
+impl Tensors {
+    fn push(&mut self, name: &str, component: Component, shape: Vec<u64>, repeats: u64) {
+        self.0.push(TensorInfo {
+            name: name.to_string(),
+            component,
+            shape,
+            repeats,
+        });
+    }
+
+    fn norm(&mut self, prefix: &str, c: Component, h: u64, bias: bool, repeats: u64) {
+        self.push(&format!("{prefix}.weight"), c, vec![h], repeats);
+        if bias {
+            self.push(&format!("{prefix}.bias"), c, vec![h], repeats);
+        }
+    }
+
+    fn linear(
+        &mut self,
+        prefix: &str,
+        c: Component,
+        [out_f, in_f]: [u64; 2],
+        bias: bool,
+        repeats: u64,
+    ) {
+        self.push(&format!("{prefix}.weight"), c, vec![out_f, in_f], repeats);
+        if bias {
+            self.push(&format!("{prefix}.bias"), c, vec![out_f], repeats);
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Every parameter tensor, with Hugging Face names.
+    pub fn tensors(&self) -> Vec<TensorInfo> {
+        let (h, l, v) = (self.hidden_size, self.num_layers, self.vocab_size);
+        let (qw, kvw, f) = (self.q_width(), self.kv_width(), self.intermediate_size);
+        let layernorm_bias = self.norm == NormKind::LayerNorm && self.norm_bias;
+        let mut t = Tensors(Vec::new());
+        t.push(
+            "model.embed_tokens.weight",
+            Component::Embedding,
+            vec![v, h],
+            1,
+        );
+        let layer = "model.layers.{i}";
+        t.norm(
+            &format!("{layer}.input_layernorm"),
+            Component::AttnNorm,
+            h,
+            layernorm_bias,
+            l,
+        );
+        let attn = format!("{layer}.self_attn");
+        t.linear(
+            &format!("{attn}.q_proj"),
+            Component::Q,
+            [qw, h],
+            self.qkv_bias,
+            l,
+        );
+        t.linear(
+            &format!("{attn}.k_proj"),
+            Component::K,
+            [kvw, h],
+            self.qkv_bias,
+            l,
+        );
+        t.linear(
+            &format!("{attn}.v_proj"),
+            Component::V,
+            [kvw, h],
+            self.qkv_bias,
+            l,
+        );
+        t.linear(
+            &format!("{attn}.o_proj"),
+            Component::O,
+            [h, qw],
+            self.o_bias,
+            l,
+        );
+        let post = format!("{layer}.post_attention_layernorm");
+        t.norm(&post, Component::FfnNorm, h, layernorm_bias, l);
+        let mlp = format!("{layer}.mlp");
+        if self.ffn == FfnKind::Gated {
+            t.linear(
+                &format!("{mlp}.gate_proj"),
+                Component::Gate,
+                [f, h],
+                self.mlp_bias,
+                l,
+            );
+        }
+        t.linear(
+            &format!("{mlp}.up_proj"),
+            Component::Up,
+            [f, h],
+            self.mlp_bias,
+            l,
+        );
+        t.linear(
+            &format!("{mlp}.down_proj"),
+            Component::Down,
+            [h, f],
+            self.mlp_bias,
+            l,
+        );
+        t.norm("model.norm", Component::FinalNorm, h, layernorm_bias, 1);
+        if !self.tie_embeddings {
+            t.push("lm_head.weight", Component::LmHead, vec![v, h], 1);
+        }
+        t.0
+    }
+
+    /// Parameter counts, exact.
+    pub fn params(&self) -> ParamCounts {
+        let tensors = self.tensors();
+        let by = |c: Component| -> u64 {
+            tensors
+                .iter()
+                .filter(|t| t.component == c)
+                .map(|t| t.numel() * t.repeats)
+                .sum()
+        };
+        let by_component: Vec<(Component, u64)> = Component::ALL
+            .iter()
+            .map(|&c| (c, by(c)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        let total = by_component.iter().map(|&(_, n)| n).sum();
+        let embedding = by(Component::Embedding);
+        let lm_head = by(Component::LmHead);
+        ParamCounts {
+            total,
+            non_embedding: total - embedding - lm_head,
+            embedding,
+            lm_head,
+            by_component,
+        }
+    }
+
+    /// Bytes of all weights stored as `dtype` (vectors stay f32 under quantisation).
+    pub fn weight_bytes(&self, dtype: DType) -> u64 {
+        self.tensors()
+            .iter()
+            .map(|t| dtype.tensor_bytes(&t.shape) * t.repeats)
+            .sum()
+    }
+
+    /// KV-cache bytes one token adds (keys and values, all layers).
+    pub fn kv_cache_bytes_per_token(&self, kv: DType) -> u64 {
+        self.num_layers * 2 * kv.row_bytes(self.kv_width())
+    }
+
+    /// KV-cache bytes for `context` tokens.
+    pub fn kv_cache_bytes(&self, kv: DType, context: u64) -> u64 {
+        self.kv_cache_bytes_per_token(kv) * context
+    }
+
+    /// The operators of one forward pass, in execution order (per-layer operators once,
+    /// with `repeats` = layers).
+    pub fn operators(&self, phase: Phase, precision: &Precision) -> Vec<OpAccount> {
+        let t = phase.tokens();
+        let (h, l, v) = (self.hidden_size, self.num_layers, self.vocab_size);
+        let (qw, kvw, f) = (self.q_width(), self.kv_width(), self.intermediate_size);
+        let a = precision.act_bytes() as u128;
+        let w = precision.weights;
+        let norm_weight_bytes = match (self.norm, self.norm_bias) {
+            (NormKind::LayerNorm, true) => 2 * w.tensor_bytes(&[h]),
+            _ => w.tensor_bytes(&[h]),
+        } as u128;
+        let mut ops = Vec::new();
+
+        ops.push(OpAccount {
+            name: "embedding",
+            kind: OpKind::Embedding,
+            group: OpGroup::Other,
+            repeats: 1,
+            tokens: t,
+            dims: [v, h],
+            params: v * h,
+            flops: 0,
+            // Token ids (i32) and one embedding row per token.
+            bytes_read: 4 * t as u128 + w.tensor_bytes(&[t, h]) as u128,
+            bytes_written: t as u128 * h as u128 * a,
+        });
+        let norm = |name, group, repeats, tokens: u64| OpAccount {
+            name,
+            kind: OpKind::Norm,
+            group,
+            repeats,
+            tokens,
+            dims: [h, h],
+            params: if self.norm == NormKind::LayerNorm && self.norm_bias {
+                2 * h
+            } else {
+                h
+            },
+            flops: 0,
+            bytes_read: tokens as u128 * h as u128 * a + norm_weight_bytes,
+            bytes_written: tokens as u128 * h as u128 * a,
+        };
+        let linear = |name, group, repeats, tokens: u64, in_f: u64, out_f: u64, bias: bool| {
+            let bias_bytes = if bias { w.tensor_bytes(&[out_f]) } else { 0 } as u128;
+            OpAccount {
+                name,
+                kind: OpKind::Linear,
+                group,
+                repeats,
+                tokens,
+                dims: [in_f, out_f],
+                params: in_f * out_f + if bias { out_f } else { 0 },
+                flops: 2 * tokens as u128 * in_f as u128 * out_f as u128,
+                bytes_read: w.tensor_bytes(&[out_f, in_f]) as u128
+                    + bias_bytes
+                    + tokens as u128 * in_f as u128 * a,
+                bytes_written: tokens as u128 * out_f as u128 * a,
+            }
+        };
+        let elementwise = |name, kind, group, read: u128, written: u128| OpAccount {
+            name,
+            kind,
+            group,
+            repeats: l,
+            tokens: t,
+            dims: [0, 0],
+            params: 0,
+            flops: 0,
+            bytes_read: read * a,
+            bytes_written: written * a,
+        };
+        let (tt, hh) = (t as u128, h as u128);
+
+        // Attention block.
+        ops.push(norm("attn_norm", OpGroup::Attention, l, t));
+        ops.push(linear(
+            "q_proj",
+            OpGroup::Attention,
+            l,
+            t,
+            h,
+            qw,
+            self.qkv_bias,
+        ));
+        ops.push(linear(
+            "k_proj",
+            OpGroup::Attention,
+            l,
+            t,
+            h,
+            kvw,
+            self.qkv_bias,
+        ));
+        ops.push(linear(
+            "v_proj",
+            OpGroup::Attention,
+            l,
+            t,
+            h,
+            kvw,
+            self.qkv_bias,
+        ));
+        let rope_elems = tt * (qw + kvw) as u128;
+        ops.push(elementwise(
+            "rope",
+            OpKind::Rope,
+            OpGroup::Attention,
+            rope_elems,
+            rope_elems,
+        ));
+        let kv_elems = 2 * tt * kvw as u128;
+        ops.push(OpAccount {
+            name: "kv_append",
+            kind: OpKind::KvAppend,
+            group: OpGroup::Attention,
+            repeats: l,
+            tokens: t,
+            dims: [self.num_kv_heads, self.head_dim()],
+            params: 0,
+            flops: 0,
+            bytes_read: kv_elems * a,
+            bytes_written: t as u128 * 2 * precision.kv_bytes(kvw) as u128,
+        });
+        let keys = phase.keys() as u128;
+        ops.push(OpAccount {
+            name: "attention",
+            kind: OpKind::Attention,
+            group: OpGroup::Attention,
+            repeats: l,
+            tokens: t,
+            dims: [self.num_heads, self.head_dim()],
+            params: 0,
+            // q·k and p·v over every causal query-key pair of every query head.
+            flops: 4 * phase.attention_pairs() as u128 * qw as u128,
+            bytes_read: tt * qw as u128 * a + keys * 2 * precision.kv_bytes(kvw) as u128,
+            bytes_written: tt * qw as u128 * a,
+        });
+        ops.push(linear(
+            "o_proj",
+            OpGroup::Attention,
+            l,
+            t,
+            qw,
+            h,
+            self.o_bias,
+        ));
+        ops.push(elementwise(
+            "attn_residual",
+            OpKind::Residual,
+            OpGroup::Other,
+            2 * tt * hh,
+            tt * hh,
+        ));
+
+        // FFN block.
+        ops.push(norm("ffn_norm", OpGroup::Ffn, l, t));
+        let ff = tt * f as u128;
+        if self.ffn == FfnKind::Gated {
+            ops.push(linear("gate_proj", OpGroup::Ffn, l, t, h, f, self.mlp_bias));
+            ops.push(linear("up_proj", OpGroup::Ffn, l, t, h, f, self.mlp_bias));
+            ops.push(elementwise(
+                "activation",
+                OpKind::Activation,
+                OpGroup::Ffn,
+                2 * ff,
+                ff,
+            ));
+        } else {
+            ops.push(linear("up_proj", OpGroup::Ffn, l, t, h, f, self.mlp_bias));
+            ops.push(elementwise(
+                "activation",
+                OpKind::Activation,
+                OpGroup::Ffn,
+                ff,
+                ff,
+            ));
+        }
+        ops.push(linear("down_proj", OpGroup::Ffn, l, t, f, h, self.mlp_bias));
+        ops.push(elementwise(
+            "ffn_residual",
+            OpKind::Residual,
+            OpGroup::Other,
+            2 * tt * hh,
+            tt * hh,
+        ));
+
+        // Head: last position only.
+        ops.push(norm("final_norm", OpGroup::LmHead, 1, 1));
+        ops.push(linear("lm_head", OpGroup::LmHead, 1, 1, h, v, false));
+        ops
+    }
+
+    /// Sum over [`ModelSpec::operators`].
+    pub fn pass_totals(&self, phase: Phase, precision: &Precision) -> PassTotals {
+        let ops = self.operators(phase, precision);
+        PassTotals {
+            flops: ops.iter().map(OpAccount::total_flops).sum(),
+            bytes_read: ops.iter().map(|o| o.bytes_read * o.repeats as u128).sum(),
+            bytes_written: ops
+                .iter()
+                .map(|o| o.bytes_written * o.repeats as u128)
+                .sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Activation;
+
+    /// Published configs (Hugging Face `config.json`, main branch), with the parameter counts
+    /// their model cards and `model.num_parameters()` give.
+    fn tinyllama() -> ModelSpec {
+        // TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T: 1,100,048,384 parameters.
+        ModelSpec::llama(32000, 2048, 22, 32, 4, 5632)
+    }
+    fn smollm2_135m() -> ModelSpec {
+        // HuggingFaceTB/SmolLM2-135M: 134,515,008 parameters.
+        ModelSpec {
+            tie_embeddings: true,
+            ..ModelSpec::llama(49152, 576, 30, 9, 3, 1536)
+        }
+    }
+    fn qwen25_05b() -> ModelSpec {
+        // Qwen/Qwen2.5-0.5B: 494,032,768 parameters.
+        ModelSpec {
+            tie_embeddings: true,
+            qkv_bias: true,
+            ..ModelSpec::llama(151936, 896, 24, 14, 2, 4864)
+        }
+    }
+    fn phonelm_05b() -> ModelSpec {
+        // mllmTeam/PhoneLM-0.5B: 509,658,112 parameters.
+        ModelSpec {
+            tie_embeddings: true,
+            activation: Activation::Relu,
+            ..ModelSpec::llama(49152, 1024, 24, 16, 16, 4864)
+        }
+    }
+
+    #[test]
+    fn published_parameter_counts() {
+        for (name, spec, expected) in [
+            ("TinyLlama-1.1B", tinyllama(), 1_100_048_384u64),
+            ("SmolLM2-135M", smollm2_135m(), 134_515_008),
+            ("Qwen2.5-0.5B", qwen25_05b(), 494_032_768),
+            ("PhoneLM-0.5B", phonelm_05b(), 509_658_112),
+        ] {
+            spec.validate().unwrap();
+            let p = spec.params();
+            assert_eq!(p.total, expected, "{name}");
+            assert_eq!(p.total, p.non_embedding + p.embedding + p.lm_head, "{name}");
+        }
+    }
+
+    #[test]
+    fn per_component_counts_tinyllama() {
+        let p = tinyllama().params();
+        let get = |c| p.by_component.iter().find(|(x, _)| *x == c).unwrap().1;
+        assert_eq!(get(Component::Q), 22 * 2048 * 2048);
+        assert_eq!(get(Component::K), 22 * 2048 * 256);
+        assert_eq!(get(Component::Down), 22 * 5632 * 2048);
+        assert_eq!(get(Component::AttnNorm), 22 * 2048);
+        assert_eq!(get(Component::FinalNorm), 2048);
+        assert_eq!(p.embedding, 32000 * 2048);
+        assert_eq!(p.lm_head, 32000 * 2048);
+        assert_eq!(p.non_embedding, 1_100_048_384 - 2 * 32000 * 2048);
+    }
+
+    #[test]
+    fn layernorm_bias_and_plain_ffn_counts() {
+        let spec = ModelSpec {
+            ffn: FfnKind::Plain,
+            norm: NormKind::LayerNorm,
+            norm_bias: true,
+            qkv_bias: true,
+            o_bias: true,
+            mlp_bias: true,
+            tie_embeddings: true,
+            ..ModelSpec::llama(100, 8, 2, 2, 2, 32)
+        };
+        // Per layer: q,k,v,o 4*(64+8) + up (8*32+32) + down (32*8+8) + 2 norms (2*16).
+        let per_layer = 4 * 72 + 288 + 264 + 32;
+        assert_eq!(spec.params().total, 100 * 8 + 2 * per_layer + 16);
+    }
+
+    /// Matrix-product parameters of the layers: Kaplan et al.'s N (no norms, no biases).
+    fn kaplan_n(spec: &ModelSpec) -> u128 {
+        let h = spec.hidden_size as u128;
+        let per_layer = 2 * h * spec.q_width() as u128
+            + 2 * h * spec.kv_width() as u128
+            + if spec.ffn == FfnKind::Gated { 3 } else { 2 } * h * spec.intermediate_size as u128;
+        per_layer * spec.num_layers as u128
+    }
+
+    #[test]
+    fn flops_match_kaplan_closed_form() {
+        // Kaplan et al. 2020, Table 1: C_forward = 2N + 2 n_layer n_ctx d_attn per token, the
+        // second term being the q·k product; the p·v product costs the same again, and a
+        // causal prefill sums n_ctx = i over positions i = 1..P. Logits for one position.
+        let f32p = Precision::default();
+        for spec in [tinyllama(), smollm2_135m(), phonelm_05b(), qwen25_05b()] {
+            let n = kaplan_n(&spec);
+            let d_attn = spec.q_width() as u128;
+            let l = spec.num_layers as u128;
+            let head = 2 * spec.hidden_size as u128 * spec.vocab_size as u128;
+            for p in [1u64, 64, 512] {
+                let pp = p as u128;
+                let qk: u128 = (1..=pp).map(|i| 2 * l * i * d_attn).sum();
+                let expected = 2 * n * pp + 2 * qk + head;
+                let got = spec.pass_totals(Phase::Prefill { tokens: p }, &f32p).flops;
+                assert_eq!(got, expected, "prefill {p}");
+            }
+            for c in [0u64, 127, 2047] {
+                let ctx = c as u128 + 1;
+                let expected = 2 * n + 2 * (2 * l * ctx * d_attn) + head;
+                let got = spec.pass_totals(Phase::Decode { context: c }, &f32p).flops;
+                assert_eq!(got, expected, "decode {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn decode_bytes_dominated_by_weights_and_cache() {
+        let spec = phonelm_05b();
+        let prec = Precision::for_weights(DType::Q4_0);
+        let totals = spec.pass_totals(Phase::Decode { context: 1023 }, &prec);
+        let weights_read: u128 = spec
+            .operators(Phase::Decode { context: 1023 }, &prec)
+            .iter()
+            .filter(|o| o.kind == OpKind::Linear)
+            .map(|o| prec.weights.tensor_bytes(&[o.dims[1], o.dims[0]]) as u128 * o.repeats as u128)
+            .sum();
+        // Every matrix is read once per step: the tied head reads the embedding in full.
+        let q4 = spec.weight_bytes(DType::Q4_0) as u128;
+        let norms = 4 * 1024 * (2 * 24 + 1);
+        assert_eq!(weights_read, q4 - norms);
+        let kv = spec.kv_cache_bytes(DType::F16, 1024) as u128;
+        assert!(totals.bytes_read > weights_read + kv);
+        assert!(totals.bytes_read < (weights_read + kv) * 101 / 100);
+    }
+
+    #[test]
+    fn kv_cache_bytes() {
+        let spec = tinyllama();
+        // 22 layers * (k + v) * 4 heads * 64 * 2 bytes.
+        assert_eq!(spec.kv_cache_bytes_per_token(DType::F16), 22 * 2 * 256 * 2);
+        assert_eq!(
+            spec.kv_cache_bytes(DType::F16, 2048),
+            22 * 2 * 256 * 2 * 2048
+        );
+    }
+
+    #[test]
+    fn weight_bytes_per_dtype() {
+        let spec = smollm2_135m();
+        let n = spec.params().total;
+        assert_eq!(spec.weight_bytes(DType::F32), 4 * n);
+        assert_eq!(spec.weight_bytes(DType::Bf16), 2 * n);
+        // Norm vectors (61 of 576) stay f32 when quantised.
+        let vectors = 61 * 576;
+        assert_eq!(spec.weight_bytes(DType::Int8), (n - vectors) + 4 * vectors);
+        assert_eq!(
+            spec.weight_bytes(DType::Q4_0),
+            (n - vectors) / 32 * 18 + 4 * vectors
+        );
+    }
+}

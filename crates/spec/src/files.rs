@@ -1,0 +1,248 @@
+//! File errors that name the file, line and key; source locations; atomic writes.
+//!
+//! Every tailor crate reports bad input through [`FileError`], so a user always sees
+//! `path:line: key: what is wrong`.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// An error about a file a user gave or asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{}: cannot read: {cause}", path.display())]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{}: cannot write: {cause}", path.display())]
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// Malformed text, or a value of the wrong type or an unknown/missing key.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Well-formed, but a rule is broken.
+    #[error("{}{}: `{key}`: {message}", path.display(), Line(*line))]
+    Invalid {
+        path: PathBuf,
+        /// 1-based line of the key, when the key is written in the file.
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+}
+
+struct Line(Option<usize>);
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(l) => write!(f, ":{l}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FileError {
+    /// Builds [`FileError::Invalid`] for a TOML file, locating `key` (dotted path) in `src`.
+    pub fn invalid_toml(path: &Path, src: &str, key: &str, message: impl Into<String>) -> Self {
+        FileError::Invalid {
+            path: path.to_path_buf(),
+            line: toml_key_line(src, key),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds [`FileError::Invalid`] for a JSON file, locating `key` in `src`.
+    pub fn invalid_json(path: &Path, src: &str, key: &str, message: impl Into<String>) -> Self {
+        FileError::Invalid {
+            path: path.to_path_buf(),
+            line: json_key_line(src, key),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Converts a TOML parse/deserialise error into one naming the file and line.
+    pub fn from_toml(path: &Path, src: &str, err: &toml::de::Error) -> Self {
+        let (line, column) = err.span().map(|s| line_col(src, s.start)).unwrap_or((1, 1));
+        FileError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: err.message().trim().to_string(),
+        }
+    }
+
+    /// Converts a JSON parse/deserialise error into one naming the file and line.
+    pub fn from_json(path: &Path, err: &serde_json::Error) -> Self {
+        FileError::Syntax {
+            path: path.to_path_buf(),
+            line: err.line().max(1),
+            column: err.column().max(1),
+            message: strip_json_position(&err.to_string()),
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; the location is already in the error.
+fn strip_json_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    (line, column)
+}
+
+/// Line of a dotted key (`table.sub.key`) in a TOML document, by a light scan of table
+/// headers and `key =` lines; `None` if the key is not written (a default is in force).
+pub fn toml_key_line(src: &str, dotted: &str) -> Option<usize> {
+    let (table, key) = match dotted.rsplit_once('.') {
+        Some((t, k)) => (t, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    let mut table_line = None;
+    for (i, raw) in src.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            let name = header.split(']').next().unwrap_or("").trim();
+            current = name.replace([' ', '"'], "");
+            if current == table {
+                table_line = Some(i + 1);
+            }
+            continue;
+        }
+        let Some((k, _)) = line.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().trim_matches('"');
+        let full = if current.is_empty() {
+            k.to_string()
+        } else {
+            format!("{current}.{k}")
+        };
+        if full == dotted || (current == table && k == key) {
+            return Some(i + 1);
+        }
+    }
+    // The key is absent: point at its table, if that is written.
+    table_line
+}
+
+/// Line of the first `"key":` in a JSON document.
+pub fn json_key_line(src: &str, key: &str) -> Option<usize> {
+    let needle = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(pos) = src[from..].find(&needle) {
+        let at = from + pos;
+        let rest = src[at + needle.len()..].trim_start();
+        if rest.starts_with(':') {
+            return Some(line_col(src, at).0);
+        }
+        from = at + needle.len();
+    }
+    None
+}
+
+/// Reads a file to a string, naming it on failure.
+pub fn read_to_string(path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path).map_err(|cause| FileError::Read {
+        path: path.to_path_buf(),
+        cause,
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to
+/// disk, then renamed over the target. A reader sees the old file or the new one, never
+/// a torn one; an interrupted write leaves the old file in place. Creates parent folders.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let err = |cause| FileError::Write {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_toml_keys() {
+        let src = "format_version = 1\n\n[model]\nhidden_size = 64\n  num_heads=4\n[workload]\nprompt = 8\n";
+        assert_eq!(toml_key_line(src, "format_version"), Some(1));
+        assert_eq!(toml_key_line(src, "model.hidden_size"), Some(4));
+        assert_eq!(toml_key_line(src, "model.num_heads"), Some(5));
+        assert_eq!(toml_key_line(src, "workload.prompt"), Some(7));
+        // Absent key: its table's header.
+        assert_eq!(toml_key_line(src, "model.head_dim"), Some(3));
+        assert_eq!(toml_key_line(src, "nothing"), None);
+    }
+
+    #[test]
+    fn locates_json_keys() {
+        let src = "{\n  \"model_type\": \"llama\",\n  \"hidden_size\": 64\n}";
+        assert_eq!(json_key_line(src, "hidden_size"), Some(3));
+        assert_eq!(json_key_line(src, "llama"), None);
+    }
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = std::env::temp_dir().join(format!("tailor-atomic-{}", std::process::id()));
+        let path = dir.join("sub/x.txt");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let leftovers = std::fs::read_dir(dir.join("sub")).unwrap().count();
+        assert_eq!(leftovers, 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
