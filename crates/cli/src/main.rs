@@ -2,10 +2,12 @@
 //! Data goes to stdout, logs and progress to stderr.
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 mod commands;
 mod fmt;
+mod progress;
 
 /// Design small language models for a device before training them.
 #[derive(Debug, Parser)]
@@ -22,6 +24,8 @@ struct Cli {
 enum Command {
     /// Exact parameters, FLOPs, weight bytes and KV cache of one architecture.
     Spec(commands::spec::SpecArgs),
+    /// Search a space of architectures for the Pareto front of speed and size.
+    Search(commands::search::SearchArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Spec(args) => commands::spec::run(&args),
+        Command::Search(args) => commands::search::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,8 +52,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

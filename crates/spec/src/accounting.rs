@@ -215,157 +215,163 @@ pub struct PassTotals {
     pub bytes_written: u128,
 }
 
-/// Collects [`TensorInfo`]s.
-struct Tensors(Vec<TensorInfo>);
+/// A tensor visitor: `(component, name prefix, name suffix, shape, repeats)`.
+type Visit<'a> = dyn FnMut(Component, &str, &str, &[u64], u64) + 'a;
 
-impl Tensors {
-    fn push(&mut self, name: &str, component: Component, shape: Vec<u64>, repeats: u64) {
-        self.0.push(TensorInfo {
-            name: name.to_string(),
-            component,
-            shape,
-            repeats,
-        });
-    }
-
-    fn norm(&mut self, prefix: &str, c: Component, h: u64, bias: bool, repeats: u64) {
-        self.push(&format!("{prefix}.weight"), c, vec![h], repeats);
-        if bias {
-            self.push(&format!("{prefix}.bias"), c, vec![h], repeats);
+/// Visits every parameter tensor without allocating: `(component, HF name prefix, suffix,
+/// shape, repeats)`. `{i}` in a prefix stands for the layer index.
+fn for_each_tensor(spec: &ModelSpec, mut f: impl FnMut(Component, &str, &str, &[u64], u64)) {
+    let (h, l, v) = (spec.hidden_size, spec.num_layers, spec.vocab_size);
+    let (qw, kvw, ff) = (spec.q_width(), spec.kv_width(), spec.intermediate_size);
+    let norm_bias = spec.norm == NormKind::LayerNorm && spec.norm_bias;
+    let norm = |f: &mut Visit, c, prefix, r| {
+        f(c, prefix, "weight", &[h], r);
+        if norm_bias {
+            f(c, prefix, "bias", &[h], r);
         }
-    }
-
-    fn linear(
-        &mut self,
-        prefix: &str,
-        c: Component,
-        [out_f, in_f]: [u64; 2],
-        bias: bool,
-        repeats: u64,
-    ) {
-        self.push(&format!("{prefix}.weight"), c, vec![out_f, in_f], repeats);
+    };
+    let linear = |f: &mut Visit, c, prefix, shape: [u64; 2], bias| {
+        f(c, prefix, "weight", &shape, l);
         if bias {
-            self.push(&format!("{prefix}.bias"), c, vec![out_f], repeats);
+            f(c, prefix, "bias", &shape[..1], l);
         }
+    };
+    f(
+        Component::Embedding,
+        "model.embed_tokens",
+        "weight",
+        &[v, h],
+        1,
+    );
+    norm(
+        &mut f,
+        Component::AttnNorm,
+        "model.layers.{i}.input_layernorm",
+        l,
+    );
+    linear(
+        &mut f,
+        Component::Q,
+        "model.layers.{i}.self_attn.q_proj",
+        [qw, h],
+        spec.qkv_bias,
+    );
+    linear(
+        &mut f,
+        Component::K,
+        "model.layers.{i}.self_attn.k_proj",
+        [kvw, h],
+        spec.qkv_bias,
+    );
+    linear(
+        &mut f,
+        Component::V,
+        "model.layers.{i}.self_attn.v_proj",
+        [kvw, h],
+        spec.qkv_bias,
+    );
+    linear(
+        &mut f,
+        Component::O,
+        "model.layers.{i}.self_attn.o_proj",
+        [h, qw],
+        spec.o_bias,
+    );
+    norm(
+        &mut f,
+        Component::FfnNorm,
+        "model.layers.{i}.post_attention_layernorm",
+        l,
+    );
+    if spec.ffn == FfnKind::Gated {
+        linear(
+            &mut f,
+            Component::Gate,
+            "model.layers.{i}.mlp.gate_proj",
+            [ff, h],
+            spec.mlp_bias,
+        );
+    }
+    linear(
+        &mut f,
+        Component::Up,
+        "model.layers.{i}.mlp.up_proj",
+        [ff, h],
+        spec.mlp_bias,
+    );
+    linear(
+        &mut f,
+        Component::Down,
+        "model.layers.{i}.mlp.down_proj",
+        [h, ff],
+        spec.mlp_bias,
+    );
+    norm(&mut f, Component::FinalNorm, "model.norm", 1);
+    if !spec.tie_embeddings {
+        f(Component::LmHead, "lm_head", "weight", &[v, h], 1);
     }
 }
 
 impl ModelSpec {
     /// Every parameter tensor, with Hugging Face names.
     pub fn tensors(&self) -> Vec<TensorInfo> {
-        let (h, l, v) = (self.hidden_size, self.num_layers, self.vocab_size);
-        let (qw, kvw, f) = (self.q_width(), self.kv_width(), self.intermediate_size);
-        let layernorm_bias = self.norm == NormKind::LayerNorm && self.norm_bias;
-        let mut t = Tensors(Vec::new());
-        t.push(
-            "model.embed_tokens.weight",
-            Component::Embedding,
-            vec![v, h],
-            1,
-        );
-        let layer = "model.layers.{i}";
-        t.norm(
-            &format!("{layer}.input_layernorm"),
-            Component::AttnNorm,
-            h,
-            layernorm_bias,
-            l,
-        );
-        let attn = format!("{layer}.self_attn");
-        t.linear(
-            &format!("{attn}.q_proj"),
-            Component::Q,
-            [qw, h],
-            self.qkv_bias,
-            l,
-        );
-        t.linear(
-            &format!("{attn}.k_proj"),
-            Component::K,
-            [kvw, h],
-            self.qkv_bias,
-            l,
-        );
-        t.linear(
-            &format!("{attn}.v_proj"),
-            Component::V,
-            [kvw, h],
-            self.qkv_bias,
-            l,
-        );
-        t.linear(
-            &format!("{attn}.o_proj"),
-            Component::O,
-            [h, qw],
-            self.o_bias,
-            l,
-        );
-        let post = format!("{layer}.post_attention_layernorm");
-        t.norm(&post, Component::FfnNorm, h, layernorm_bias, l);
-        let mlp = format!("{layer}.mlp");
-        if self.ffn == FfnKind::Gated {
-            t.linear(
-                &format!("{mlp}.gate_proj"),
-                Component::Gate,
-                [f, h],
-                self.mlp_bias,
-                l,
-            );
-        }
-        t.linear(
-            &format!("{mlp}.up_proj"),
-            Component::Up,
-            [f, h],
-            self.mlp_bias,
-            l,
-        );
-        t.linear(
-            &format!("{mlp}.down_proj"),
-            Component::Down,
-            [h, f],
-            self.mlp_bias,
-            l,
-        );
-        t.norm("model.norm", Component::FinalNorm, h, layernorm_bias, 1);
-        if !self.tie_embeddings {
-            t.push("lm_head.weight", Component::LmHead, vec![v, h], 1);
-        }
-        t.0
+        let mut out = Vec::new();
+        for_each_tensor(self, |component, prefix, suffix, shape, repeats| {
+            out.push(TensorInfo {
+                name: format!("{prefix}.{suffix}"),
+                component,
+                shape: shape.to_vec(),
+                repeats,
+            })
+        });
+        out
     }
 
     /// Parameter counts, exact.
     pub fn params(&self) -> ParamCounts {
-        let tensors = self.tensors();
-        let by = |c: Component| -> u64 {
-            tensors
-                .iter()
-                .filter(|t| t.component == c)
-                .map(|t| t.numel() * t.repeats)
-                .sum()
-        };
-        let by_component: Vec<(Component, u64)> = Component::ALL
-            .iter()
-            .map(|&c| (c, by(c)))
-            .filter(|&(_, n)| n > 0)
-            .collect();
-        let total = by_component.iter().map(|&(_, n)| n).sum();
-        let embedding = by(Component::Embedding);
-        let lm_head = by(Component::LmHead);
+        let mut by = [0u64; Component::ALL.len()];
+        for_each_tensor(self, |c, _, _, shape, repeats| {
+            by[c as usize] += shape.iter().product::<u64>() * repeats;
+        });
+        let total = by.iter().sum();
+        let embedding = by[Component::Embedding as usize];
+        let lm_head = by[Component::LmHead as usize];
         ParamCounts {
             total,
             non_embedding: total - embedding - lm_head,
             embedding,
             lm_head,
-            by_component,
+            by_component: Component::ALL
+                .iter()
+                .map(|&c| (c, by[c as usize]))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
         }
+    }
+
+    /// Total parameters (as [`ModelSpec::params`], without the breakdown).
+    pub fn total_params(&self) -> u64 {
+        self.param_totals().0
+    }
+
+    /// `(total, non_embedding)` parameters without allocating.
+    pub fn param_totals(&self) -> (u64, u64) {
+        let (mut total, mut embedding) = (0, 0);
+        for_each_tensor(self, |c, _, _, shape, r| {
+            let n = shape.iter().product::<u64>() * r;
+            total += n;
+            if matches!(c, Component::Embedding | Component::LmHead) {
+                embedding += n;
+            }
+        });
+        (total, total - embedding)
     }
 
     /// Bytes of all weights stored as `dtype` (vectors stay f32 under quantisation).
     pub fn weight_bytes(&self, dtype: DType) -> u64 {
-        self.tensors()
-            .iter()
-            .map(|t| dtype.tensor_bytes(&t.shape) * t.repeats)
-            .sum()
+        let mut n = 0;
+        for_each_tensor(self, |_, _, _, shape, r| n += dtype.tensor_bytes(shape) * r);
+        n
     }
 
     /// KV-cache bytes one token adds (keys and values, all layers).
@@ -381,18 +387,29 @@ impl ModelSpec {
     /// The operators of one forward pass, in execution order (per-layer operators once,
     /// with `repeats` = layers).
     pub fn operators(&self, phase: Phase, precision: &Precision) -> Vec<OpAccount> {
+        let mut ops = Vec::with_capacity(20);
+        self.visit_operators(phase, precision, |op| ops.push(op));
+        ops
+    }
+
+    /// [`ModelSpec::operators`] without allocating: `f` sees each operator in order.
+    pub fn visit_operators(
+        &self,
+        phase: Phase,
+        precision: &Precision,
+        mut f: impl FnMut(OpAccount),
+    ) {
         let t = phase.tokens();
         let (h, l, v) = (self.hidden_size, self.num_layers, self.vocab_size);
-        let (qw, kvw, f) = (self.q_width(), self.kv_width(), self.intermediate_size);
+        let (qw, kvw, ffn) = (self.q_width(), self.kv_width(), self.intermediate_size);
         let a = precision.act_bytes() as u128;
         let w = precision.weights;
         let norm_weight_bytes = match (self.norm, self.norm_bias) {
             (NormKind::LayerNorm, true) => 2 * w.tensor_bytes(&[h]),
             _ => w.tensor_bytes(&[h]),
         } as u128;
-        let mut ops = Vec::new();
 
-        ops.push(OpAccount {
+        f(OpAccount {
             name: "embedding",
             kind: OpKind::Embedding,
             group: OpGroup::Other,
@@ -453,8 +470,8 @@ impl ModelSpec {
         let (tt, hh) = (t as u128, h as u128);
 
         // Attention block.
-        ops.push(norm("attn_norm", OpGroup::Attention, l, t));
-        ops.push(linear(
+        f(norm("attn_norm", OpGroup::Attention, l, t));
+        f(linear(
             "q_proj",
             OpGroup::Attention,
             l,
@@ -463,7 +480,7 @@ impl ModelSpec {
             qw,
             self.qkv_bias,
         ));
-        ops.push(linear(
+        f(linear(
             "k_proj",
             OpGroup::Attention,
             l,
@@ -472,7 +489,7 @@ impl ModelSpec {
             kvw,
             self.qkv_bias,
         ));
-        ops.push(linear(
+        f(linear(
             "v_proj",
             OpGroup::Attention,
             l,
@@ -482,7 +499,7 @@ impl ModelSpec {
             self.qkv_bias,
         ));
         let rope_elems = tt * (qw + kvw) as u128;
-        ops.push(elementwise(
+        f(elementwise(
             "rope",
             OpKind::Rope,
             OpGroup::Attention,
@@ -490,7 +507,7 @@ impl ModelSpec {
             rope_elems,
         ));
         let kv_elems = 2 * tt * kvw as u128;
-        ops.push(OpAccount {
+        f(OpAccount {
             name: "kv_append",
             kind: OpKind::KvAppend,
             group: OpGroup::Attention,
@@ -503,7 +520,7 @@ impl ModelSpec {
             bytes_written: t as u128 * 2 * precision.kv_bytes(kvw) as u128,
         });
         let keys = phase.keys() as u128;
-        ops.push(OpAccount {
+        f(OpAccount {
             name: "attention",
             kind: OpKind::Attention,
             group: OpGroup::Attention,
@@ -516,7 +533,7 @@ impl ModelSpec {
             bytes_read: tt * qw as u128 * a + keys * 2 * precision.kv_bytes(kvw) as u128,
             bytes_written: tt * qw as u128 * a,
         });
-        ops.push(linear(
+        f(linear(
             "o_proj",
             OpGroup::Attention,
             l,
@@ -525,7 +542,7 @@ impl ModelSpec {
             h,
             self.o_bias,
         ));
-        ops.push(elementwise(
+        f(elementwise(
             "attn_residual",
             OpKind::Residual,
             OpGroup::Other,
@@ -534,12 +551,20 @@ impl ModelSpec {
         ));
 
         // FFN block.
-        ops.push(norm("ffn_norm", OpGroup::Ffn, l, t));
-        let ff = tt * f as u128;
+        f(norm("ffn_norm", OpGroup::Ffn, l, t));
+        let ff = tt * ffn as u128;
         if self.ffn == FfnKind::Gated {
-            ops.push(linear("gate_proj", OpGroup::Ffn, l, t, h, f, self.mlp_bias));
-            ops.push(linear("up_proj", OpGroup::Ffn, l, t, h, f, self.mlp_bias));
-            ops.push(elementwise(
+            f(linear(
+                "gate_proj",
+                OpGroup::Ffn,
+                l,
+                t,
+                h,
+                ffn,
+                self.mlp_bias,
+            ));
+            f(linear("up_proj", OpGroup::Ffn, l, t, h, ffn, self.mlp_bias));
+            f(elementwise(
                 "activation",
                 OpKind::Activation,
                 OpGroup::Ffn,
@@ -547,8 +572,8 @@ impl ModelSpec {
                 ff,
             ));
         } else {
-            ops.push(linear("up_proj", OpGroup::Ffn, l, t, h, f, self.mlp_bias));
-            ops.push(elementwise(
+            f(linear("up_proj", OpGroup::Ffn, l, t, h, ffn, self.mlp_bias));
+            f(elementwise(
                 "activation",
                 OpKind::Activation,
                 OpGroup::Ffn,
@@ -556,8 +581,16 @@ impl ModelSpec {
                 ff,
             ));
         }
-        ops.push(linear("down_proj", OpGroup::Ffn, l, t, f, h, self.mlp_bias));
-        ops.push(elementwise(
+        f(linear(
+            "down_proj",
+            OpGroup::Ffn,
+            l,
+            t,
+            ffn,
+            h,
+            self.mlp_bias,
+        ));
+        f(elementwise(
             "ffn_residual",
             OpKind::Residual,
             OpGroup::Other,
@@ -566,9 +599,8 @@ impl ModelSpec {
         ));
 
         // Head: last position only.
-        ops.push(norm("final_norm", OpGroup::LmHead, 1, 1));
-        ops.push(linear("lm_head", OpGroup::LmHead, 1, 1, h, v, false));
-        ops
+        f(norm("final_norm", OpGroup::LmHead, 1, 1));
+        f(linear("lm_head", OpGroup::LmHead, 1, 1, h, v, false));
     }
 
     /// Sum over [`ModelSpec::operators`].
@@ -632,6 +664,22 @@ mod tests {
             let p = spec.params();
             assert_eq!(p.total, expected, "{name}");
             assert_eq!(p.total, p.non_embedding + p.embedding + p.lm_head, "{name}");
+        }
+    }
+
+    #[test]
+    fn counts_agree_with_tensor_list() {
+        for spec in [tinyllama(), qwen25_05b()] {
+            let tensors = spec.tensors();
+            let sum: u64 = tensors.iter().map(|t| t.numel() * t.repeats).sum();
+            assert_eq!(sum, spec.params().total);
+            assert_eq!(sum, spec.total_params());
+            let p = spec.params();
+            assert_eq!(spec.param_totals(), (p.total, p.non_embedding));
+            let q_bias = tensors
+                .iter()
+                .any(|t| t.name == "model.layers.{i}.self_attn.q_proj.bias");
+            assert_eq!(q_bias, spec.qkv_bias);
         }
     }
 

@@ -10,21 +10,29 @@ pub struct Run {
 }
 
 impl Run {
-    /// Asserts a clean failure: exit code 1, one `error:` message, no panic.
+    /// Asserts a clean failure: exit code 1, nothing on stdout, no panic, and stderr ending
+    /// in exactly one `error: ` line (log lines may come before it). Returns that line.
     pub fn assert_clean_error(&self) -> &str {
         assert_eq!(
             self.code, 1,
             "stdout: {}\nstderr: {}",
             self.stdout, self.stderr
         );
-        assert!(
-            self.stderr.starts_with("error: "),
+        assert!(!self.stderr.contains("panicked"), "stderr: {}", self.stderr);
+        assert!(self.stdout.is_empty(), "stdout: {}", self.stdout);
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "stderr: {}", self.stderr);
+        assert_eq!(
+            self.stderr.trim_end().lines().last(),
+            Some(errors[0]),
             "stderr: {}",
             self.stderr
         );
-        assert!(!self.stderr.contains("panicked"), "stderr: {}", self.stderr);
-        assert!(self.stdout.is_empty(), "stdout: {}", self.stdout);
-        &self.stderr
+        errors[0]
     }
 
     pub fn json(&self) -> serde_json::Value {

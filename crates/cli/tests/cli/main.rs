@@ -2,4 +2,5 @@
 //! command (keeps link time down).
 
 mod common;
+mod search;
 mod spec;

@@ -1,0 +1,246 @@
+//! `tailor search`: explore a space, write candidates.csv, front.json, summary.json.
+
+use crate::fmt::{Table, bytes, si, timestamp};
+use crate::progress::Bar;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+use tailor_cost::{DeviceSpec, Roofline};
+use tailor_search::output::{CsvSink, summary_json, write_json, write_results};
+use tailor_search::pareto::dominates;
+use tailor_search::{Candidate, Metric, SearchOptions, SearchSpace, Strategy, price, search};
+use tracing::info;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    /// Exhaustive up to 200,000 points, NSGA-II above.
+    Auto,
+    Exhaustive,
+    Random,
+    Nsga2,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The search space (TOML), e.g. search-spaces/quickstart.toml.
+    pub space: PathBuf,
+    /// Device description (profiles/*.toml) priced by the roofline model.
+    #[arg(long)]
+    pub device: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub strategy: StrategyArg,
+    /// Distinct points to examine (random: default all; nsga2: default 2000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub budget: Option<u64>,
+    /// Seed of random and nsga2; the same seed gives the same files.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// NSGA-II population (default: budget / 8, between 8 and 100).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4..=10_000))]
+    pub population: Option<u64>,
+    /// Output folder [default: out/<space>-<timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print summary.json on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &SearchArgs) -> Result<()> {
+    let space = SearchSpace::load(&args.space)?;
+    let device = DeviceSpec::load(&args.device)?;
+    let device_name = device.name.clone();
+    let model = Roofline::new(device, &space.workload.precision)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.device.display()))?;
+    let strategy = match args.strategy {
+        StrategyArg::Auto if space.size() <= 200_000 => Strategy::Exhaustive,
+        StrategyArg::Auto | StrategyArg::Nsga2 => Strategy::Nsga2,
+        StrategyArg::Exhaustive => Strategy::Exhaustive,
+        StrategyArg::Random => Strategy::Random,
+    };
+    if strategy == Strategy::Exhaustive && args.budget.is_some() {
+        bail!(
+            "--budget applies to random and nsga2; exhaustive examines all {} points",
+            space.size()
+        );
+    }
+    let options = SearchOptions {
+        strategy,
+        budget: args.budget,
+        seed: args.seed,
+        population: args.population.map(|p| p as usize),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-{}", space.name(), timestamp())));
+    info!(
+        space = %space.name(),
+        points = space.size(),
+        strategy = strategy.name(),
+        device = %device_name,
+        out = %out.display(),
+        "searching"
+    );
+
+    let mut csv = CsvSink::create(&out.join("candidates.csv"))?;
+    let outcome = {
+        let bar = Bar::new("search");
+        search(&space, &model, &options, &bar, &mut |c| csv.write(c))
+            .with_context(|| format!("writing {}", out.join("candidates.csv").display()))?
+    };
+    csv.finish()?;
+    write_results(&out, &space, &outcome, &device_name)?;
+
+    // Where the space's published references land against the front.
+    let mut references = Vec::new();
+    for (path, loaded) in space.references()? {
+        let genome = space.find(&loaded.spec);
+        let id = genome.map(|g| space.id_of(&g));
+        let c = price(&space, &model, id.unwrap_or(u64::MAX), loaded.spec.clone());
+        let dominated_by = outcome
+            .front
+            .iter()
+            .filter(|f| dominates(&f.objectives, &c.objectives))
+            .count();
+        references.push((path, loaded.name.unwrap_or_default(), id, c, dominated_by));
+    }
+    let mut summary = summary_json(&space, &outcome, &device_name);
+    summary["references"] = references
+        .iter()
+        .map(|(path, name, id, c, dom)| {
+            json!({
+                "name": name, "path": path.display().to_string(), "id": id,
+                "in_space": id.is_some(), "feasible": c.feasible(),
+                "on_front": outcome.front.iter().any(|f| Some(f.id) == *id),
+                "front_rows_dominating": dom, "metrics": c.metrics,
+            })
+        })
+        .collect();
+    write_json(&out.join("summary.json"), &summary)?;
+
+    if let Some(msg) = outcome.emptiness() {
+        bail!(
+            "{}: {msg} (all evaluated candidates are in {})",
+            args.space.display(),
+            out.join("candidates.csv").display()
+        );
+    }
+    info!(
+        evaluated = outcome.evaluated,
+        wall_s = format!("{:.2}", outcome.wall_s),
+        per_s = format!("{:.0}", outcome.evaluated as f64 / outcome.wall_s.max(1e-9)),
+        "done"
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    print!("{}", render(&space, &outcome, &references, &out));
+    Ok(())
+}
+
+type Reference = (PathBuf, String, Option<u64>, Candidate, usize);
+
+fn render(
+    space: &SearchSpace,
+    o: &tailor_search::SearchOutcome,
+    refs: &[Reference],
+    out: &std::path::Path,
+) -> String {
+    let mut s = format!(
+        "{}: {} points, {} examined ({}), {} buildable, {} priced, {} feasible, front of {}\n",
+        space.name(),
+        space.size(),
+        o.seen,
+        o.strategy.name(),
+        o.evaluated,
+        o.priced,
+        o.feasible,
+        o.front.len()
+    );
+    for (reason, n) in &o.skipped {
+        s += &format!("  skipped {n}: {reason}\n");
+    }
+    let mut rows: Vec<&Candidate> = o.front.iter().collect();
+    let (metric, minimise) = space.pick;
+    rows.sort_by(|a, b| {
+        let (x, y) = (a.metrics.get(metric), b.metrics.get(metric));
+        if minimise {
+            x.total_cmp(&y)
+        } else {
+            y.total_cmp(&x)
+        }
+        .then(a.id.cmp(&b.id))
+    });
+    s += &format!(
+        "\nfront (by {}), top {}:\n",
+        metric.name(),
+        rows.len().min(15)
+    );
+    let mut t = Table::new(&[
+        "",
+        "hidden",
+        "layers",
+        "heads",
+        "kv",
+        "ffn",
+        "act",
+        "params",
+        "non-emb",
+        "prefill ms",
+        "decode ms",
+        "tok/s",
+        "memory",
+    ]);
+    for c in rows.iter().take(15) {
+        let m = &c.metrics;
+        let picked = o.pick.is_some_and(|i| o.front[i].id == c.id);
+        t.row(vec![
+            if picked { "pick".into() } else { String::new() },
+            c.spec.hidden_size.to_string(),
+            c.spec.num_layers.to_string(),
+            c.spec.num_heads.to_string(),
+            c.spec.num_kv_heads.to_string(),
+            c.spec.intermediate_size.to_string(),
+            c.spec.activation.to_string(),
+            si(m.params as f64, ""),
+            si(m.non_embedding_params as f64, ""),
+            format!("{:.2}", m.get(Metric::PrefillMs)),
+            format!("{:.3}", m.get(Metric::DecodeMs)),
+            format!("{:.1}", 1000.0 / m.get(Metric::DecodeMs)),
+            bytes(m.get(Metric::PeakMemory)),
+        ]);
+    }
+    s += &t.render(2);
+    for (path, name, id, c, dom) in refs {
+        let m = &c.metrics;
+        let place = match (id, c.feasible(), dom) {
+            (None, _, _) => "not in the space".to_string(),
+            (_, false, _) => format!("infeasible ({})", c.why_not()),
+            (_, true, 0) => "on the front".to_string(),
+            (_, true, n) => format!("dominated by {n} front rows"),
+        };
+        s += &format!(
+            "\nreference {name} ({}): {place}; prefill {:.2} ms, decode {:.3} ms ({:.1} tok/s)\n",
+            path.display(),
+            m.get(Metric::PrefillMs),
+            m.get(Metric::DecodeMs),
+            1000.0 / m.get(Metric::DecodeMs)
+        );
+        if let Some(i) = o.pick {
+            let p = &o.front[i].metrics;
+            s += &format!(
+                "  pick vs reference: decode {:.2}x faster, prefill {:.2}x faster\n",
+                m.get(Metric::DecodeMs) / p.get(Metric::DecodeMs),
+                m.get(Metric::PrefillMs) / p.get(Metric::PrefillMs)
+            );
+        }
+    }
+    s += &format!(
+        "\nwrote {}/{{candidates.csv, front.json, summary.json}}\n",
+        out.display()
+    );
+    s
+}

@@ -1,0 +1,186 @@
+use crate::common::{Scratch, tailor};
+
+const QUICK: &str = "search-spaces/quickstart.toml";
+const HOST: &str = "profiles/host-roofline.toml";
+
+#[test]
+fn exhaustive_quickstart_writes_all_files() {
+    let s = Scratch::new("search-quick");
+    let out = s.0.join("run");
+    let r = tailor(&[
+        "search",
+        QUICK,
+        "--device",
+        HOST,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("quickstart: 432 points"), "{}", r.stdout);
+    assert!(r.stdout.contains("pick"), "{}", r.stdout);
+
+    let csv = std::fs::read_to_string(out.join("candidates.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("id,vocab_size,hidden_size"), "{header}");
+    assert!(header.ends_with("feasible,why_not"), "{header}");
+    // 432 points - 36 not buildable.
+    assert_eq!(lines.clone().count(), 396);
+    let infeasible = lines
+        .clone()
+        .filter(|l| l.ends_with(",false,params"))
+        .count();
+    assert_eq!(infeasible, 396 - 120);
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["space_size"], 432);
+    assert_eq!(summary["evaluated"], 396);
+    assert_eq!(summary["feasible"], 120);
+    assert_eq!(summary["skipped"]["kv_group does not divide num_heads"], 36);
+    assert_eq!(summary["constraints"]["params"]["excluded"], 276);
+    assert!(summary["timing"]["evaluations_per_s"].as_f64().unwrap() > 0.0);
+    let pick_id = summary["pick"]["id"].as_u64().unwrap();
+
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("front.json")).unwrap()).unwrap();
+    let rows = front["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), summary["front_size"].as_u64().unwrap() as usize);
+    let picked: Vec<_> = rows.iter().filter(|r| r["picked"] == true).collect();
+    assert_eq!(picked.len(), 1);
+    assert_eq!(picked[0]["id"], pick_id);
+    assert!(rows.iter().all(|r| r["spec"]["hidden_size"].is_u64()));
+}
+
+#[test]
+fn same_seed_same_files_and_json_on_stdout() {
+    let s = Scratch::new("search-seed");
+    let run = |dir: &str| {
+        let out = s.0.join(dir);
+        let r = tailor(&[
+            "search",
+            QUICK,
+            "--device",
+            HOST,
+            "--strategy",
+            "nsga2",
+            "--budget",
+            "130",
+            "--seed",
+            "9",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let v = r.json();
+        (
+            std::fs::read(out.join("candidates.csv")).unwrap(),
+            std::fs::read(out.join("front.json")).unwrap(),
+            v,
+        )
+    };
+    let (csv_a, front_a, a) = run("a");
+    let (csv_b, front_b, b) = run("b");
+    assert_eq!(csv_a, csv_b);
+    assert_eq!(front_a, front_b);
+    assert_eq!(a["pick"], b["pick"]);
+    assert_eq!(a["strategy"], "nsga2");
+    assert!(a["priced"].as_u64().unwrap() <= 130);
+}
+
+#[test]
+fn phonelm_reference_is_located_against_the_front() {
+    let s = Scratch::new("search-phonelm");
+    let out = s.0.join("run");
+    let r = tailor(&[
+        "search",
+        "search-spaces/phonelm-0.5b.toml",
+        "--device",
+        HOST,
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let v = r.json();
+    let refs = v["references"].as_array().unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0]["name"], "PhoneLM-0.5B");
+    assert_eq!(refs[0]["in_space"], true);
+    assert_eq!(refs[0]["feasible"], true);
+    assert_eq!(refs[0]["metrics"]["params"], 509_658_112u64);
+}
+
+#[test]
+fn bad_searches_fail_clearly() {
+    let s = Scratch::new("search-bad");
+    let e = tailor(&["search", "nope.toml", "--device", HOST])
+        .assert_clean_error()
+        .to_string();
+    assert!(e.contains("nope.toml: cannot read"), "{e}");
+
+    let src = std::fs::read_to_string(crate::common::root().join(QUICK)).unwrap();
+    let p = s.write(
+        "wide.toml",
+        &src.replace(
+            "params = { min = 15e6, max = 30e6 }",
+            "params = { min = 2e9 }",
+        ),
+    );
+    let out = s.0.join("wide-out");
+    let e = tailor(&[
+        "search",
+        p.to_str().unwrap(),
+        "--device",
+        HOST,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(
+        e.contains("[constraints] params alone excludes every candidate: widen it"),
+        "{e}"
+    );
+    assert!(
+        out.join("candidates.csv").exists(),
+        "candidates are kept for inspection"
+    );
+
+    let p = s.write(
+        "q4.toml",
+        &src.replace("weights = \"f32\"", "weights = \"q4_0\""),
+    );
+    let e = tailor(&["search", p.to_str().unwrap(), "--device", HOST])
+        .assert_clean_error()
+        .to_string();
+    assert!(
+        e.contains("no peak compute for weights type q4_0 (it has: f32)"),
+        "{e}"
+    );
+
+    let p = s.write("typo.toml", &src.replace("kv_group", "kv_groups"));
+    let e = tailor(&["search", p.to_str().unwrap(), "--device", HOST])
+        .assert_clean_error()
+        .to_string();
+    assert!(
+        e.contains("typo.toml:12:") && e.contains("unknown field `kv_groups`"),
+        "{e}"
+    );
+
+    let r = tailor(&[
+        "search",
+        QUICK,
+        "--device",
+        HOST,
+        "--strategy",
+        "exhaustive",
+        "--budget",
+        "10",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("--budget applies to random and nsga2"),
+        "{}",
+        r.stderr
+    );
+}

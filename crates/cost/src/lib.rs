@@ -1,0 +1,124 @@
+//! Cost models: from a [`ModelSpec`] and a [`Workload`], an [`Estimate`] of prefill latency,
+//! decode latency per token and peak memory on one device.
+//!
+//! [`Roofline`] prices every operator of the forward pass at
+//! `max(FLOPs / peak compute, bytes / bandwidth)` from a [`DeviceSpec`] (datasheet numbers
+//! or measured ones). A profiled model plugs in behind the same [`CostModel`] trait.
+
+pub mod roofline;
+
+pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, Roofline};
+
+use serde::{Deserialize, Serialize};
+use tailor_spec::{ModelSpec, NormKind, OpGroup, Precision};
+
+/// What the model is asked to do: a prompt, then decoding at some context, batch 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Workload {
+    /// Prompt tokens of the prefill (time to first token).
+    pub prompt_tokens: u64,
+    /// Tokens already in the KV cache at the decode step that is priced.
+    pub context: u64,
+    pub precision: Precision,
+}
+
+/// Time of one group of operators, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub attention_ms: f64,
+    pub ffn_ms: f64,
+    pub lm_head_ms: f64,
+    pub other_ms: f64,
+}
+
+impl Breakdown {
+    pub fn add(&mut self, group: OpGroup, ms: f64) {
+        match group {
+            OpGroup::Attention => self.attention_ms += ms,
+            OpGroup::Ffn => self.ffn_ms += ms,
+            OpGroup::LmHead => self.lm_head_ms += ms,
+            OpGroup::Other => self.other_ms += ms,
+        }
+    }
+
+    pub fn total_ms(&self) -> f64 {
+        self.attention_ms + self.ffn_ms + self.lm_head_ms + self.other_ms
+    }
+}
+
+/// What a spec costs on a device under a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Time to process the prompt (time to first token), ms.
+    pub prefill_ms: f64,
+    /// Time of one decode step at the workload's context, ms.
+    pub decode_ms_per_token: f64,
+    /// Weights + KV cache + the largest live activations, bytes.
+    pub peak_memory_bytes: u64,
+    pub prefill_breakdown: Breakdown,
+    pub decode_breakdown: Breakdown,
+}
+
+impl Estimate {
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        1000.0 / self.decode_ms_per_token
+    }
+
+    pub fn prefill_tokens_per_s(&self, prompt_tokens: u64) -> f64 {
+        prompt_tokens as f64 * 1000.0 / self.prefill_ms
+    }
+}
+
+/// Anything that prices a spec. Implementations are pure and thread-safe: the search
+/// calls them from many threads.
+pub trait CostModel: Sync {
+    fn estimate(&self, spec: &ModelSpec, workload: &Workload) -> Estimate;
+}
+
+/// Peak memory of inference: the weights, the KV cache at its largest (the prompt, or the
+/// context plus the decoded token), and the largest set of activations alive at once
+/// during the prefill or a decode step (residual stream, block input, and the widest
+/// block's intermediates: q, k, v and attention output, or the FFN's gate, up and product;
+/// the logits row).
+pub fn peak_memory_bytes(spec: &ModelSpec, w: &Workload) -> u64 {
+    let weights = spec.weight_bytes(w.precision.weights);
+    let cached = w.prompt_tokens.max(w.context + 1);
+    let kv = spec.kv_cache_bytes(w.precision.kv_cache, cached);
+    let a = w.precision.act_bytes();
+    let (h, f) = (spec.hidden_size, spec.intermediate_size);
+    let attn_width = 2 * spec.q_width() + 2 * spec.kv_width();
+    let ffn_width = match spec.ffn {
+        tailor_spec::FfnKind::Gated => 3 * f,
+        tailor_spec::FfnKind::Plain => 2 * f,
+    };
+    let norm_width = if spec.norm == NormKind::LayerNorm {
+        h
+    } else {
+        0
+    };
+    let per_token = 2 * h + attn_width.max(ffn_width).max(norm_width);
+    let activations = a * (w.prompt_tokens.max(1) * per_token + spec.vocab_size);
+    weights + kv + activations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tailor_spec::DType;
+
+    #[test]
+    fn peak_memory_adds_weights_cache_and_activations() {
+        let spec = ModelSpec::llama(1000, 64, 2, 4, 2, 128);
+        let w = Workload {
+            prompt_tokens: 10,
+            context: 99,
+            precision: Precision::for_weights(DType::F32),
+        };
+        let weights = spec.weight_bytes(DType::F32);
+        // 2 layers * (k + v) * 32 wide * 4 bytes * 100 tokens.
+        let kv = 2 * 2 * 32 * 4 * 100;
+        // Gated FFN is widest: 3 * 128 per token; plus residual and block input 2 * 64.
+        let act = 4 * (10 * (128 + 3 * 128) + 1000);
+        assert_eq!(peak_memory_bytes(&spec, &w), weights + kv + act);
+    }
+}

@@ -1,0 +1,696 @@
+//! Strategies: exhaustive (streamed in chunks), seeded random sampling, NSGA-II.
+//! Evaluation runs in parallel (rayon) and results come back in a deterministic order, so
+//! a seed reproduces a search exactly.
+
+use crate::metrics::{CONSTRAINT_NAMES, Metric, Metrics, violations};
+use crate::pareto::{crowding_distance, dominates, front_indices, non_dominated_sort};
+use crate::space::{AXES, Genome, SearchSpace, SkipReason};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+use tailor_cost::{CostModel, Estimate};
+use tailor_spec::ModelSpec;
+
+/// How the space is explored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Every point, streamed in chunks (the space is never materialised).
+    Exhaustive,
+    /// `budget` distinct points drawn uniformly with the seed.
+    Random,
+    /// NSGA-II: non-dominated sorting, crowding distance, constraint domination.
+    Nsga2,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Exhaustive => "exhaustive",
+            Strategy::Random => "random",
+            Strategy::Nsga2 => "nsga2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchOptions {
+    pub strategy: Strategy,
+    /// Candidates to price with the cost model (random, nsga2); `None`: all for random,
+    /// 2000 for nsga2. Points that are not buildable, or that break a static constraint
+    /// (parameters, aspect ratio), are recorded without pricing and cost no budget.
+    pub budget: Option<u64>,
+    pub seed: u64,
+    /// NSGA-II population; `None`: budget / 8, between 8 and 100.
+    pub population: Option<usize>,
+}
+
+/// Told how far a search has got.
+pub trait Progress: Sync {
+    fn start(&self, _total: u64) {}
+    fn advance(&self, _n: u64) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// One evaluated (buildable) candidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub id: u64,
+    pub spec: ModelSpec,
+    pub metrics: Metrics,
+    /// `None` when a static constraint excluded the candidate before pricing.
+    pub estimate: Option<Estimate>,
+    /// Violated constraints: (index into [`CONSTRAINT_NAMES`], relative violation).
+    pub violations: Vec<(usize, f64)>,
+    /// Objective values, all to be minimised (maximised ones negated).
+    pub objectives: Vec<f64>,
+}
+
+impl Candidate {
+    pub fn is_priced(&self) -> bool {
+        self.estimate.is_some()
+    }
+
+    pub fn feasible(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    pub fn total_violation(&self) -> f64 {
+        self.violations.iter().map(|(_, v)| v).sum()
+    }
+
+    /// `violated: a, b` or empty.
+    pub fn why_not(&self) -> String {
+        self.violations
+            .iter()
+            .map(|(i, _)| CONSTRAINT_NAMES[*i])
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Deb's constraint domination: feasible beats infeasible, less violation beats more,
+/// and among feasible candidates Pareto dominance decides.
+pub fn constrained_dominates(a: &Candidate, b: &Candidate) -> bool {
+    match (a.feasible(), b.feasible()) {
+        (true, false) => true,
+        (false, true) => false,
+        (false, false) => a.total_violation() < b.total_violation(),
+        (true, true) => dominates(&a.objectives, &b.objectives),
+    }
+}
+
+/// What a search found.
+#[derive(Debug, Clone)]
+pub struct SearchOutcome {
+    pub strategy: Strategy,
+    pub seed: u64,
+    pub budget: Option<u64>,
+    /// Distinct points of the space examined (buildable or not).
+    pub seen: u64,
+    /// Buildable candidates recorded (priced or excluded by a static constraint).
+    pub evaluated: u64,
+    /// Candidates priced by the cost model.
+    pub priced: u64,
+    pub feasible: u64,
+    /// Points that are not buildable models, by reason.
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// Evaluated candidates violating each constraint ([`CONSTRAINT_NAMES`] order).
+    pub violated: [u64; CONSTRAINT_NAMES.len()],
+    /// Evaluated candidates violating only that constraint.
+    pub violated_alone: [u64; CONSTRAINT_NAMES.len()],
+    /// The Pareto front of all feasible evaluated candidates, by id.
+    pub front: Vec<Candidate>,
+    /// Index into `front` of the pick.
+    pub pick: Option<usize>,
+    pub wall_s: f64,
+}
+
+impl SearchOutcome {
+    /// Why no candidate is feasible, for an error message (`None` if some are).
+    pub fn emptiness(&self) -> Option<String> {
+        if self.feasible > 0 {
+            return None;
+        }
+        if self.evaluated == 0 {
+            let reasons: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect();
+            return Some(format!(
+                "none of the {} points examined is a buildable model ({}); fix the dimensions under [model]",
+                self.seen,
+                reasons.join(", ")
+            ));
+        }
+        let mut parts = Vec::new();
+        let mut culprits = Vec::new();
+        for (i, name) in CONSTRAINT_NAMES.iter().enumerate() {
+            if self.violated[i] > 0 {
+                parts.push(format!("{name} excludes {}", self.violated[i]));
+            }
+            if self.violated[i] == self.evaluated {
+                culprits.push(*name);
+            }
+        }
+        let verdict = if culprits.is_empty() {
+            "no single constraint excludes them all; together they do: relax one".to_string()
+        } else {
+            format!(
+                "[constraints] {} alone excludes every candidate: widen it",
+                culprits.join(" and ")
+            )
+        };
+        Some(format!(
+            "no candidate satisfies the constraints: of {} evaluated, {}; {verdict}",
+            self.evaluated,
+            parts.join(", ")
+        ))
+    }
+}
+
+/// A point of the space after the free checks.
+enum Staged {
+    Done(Result<Candidate, SkipReason>),
+    /// Buildable and inside the static constraints: needs the cost model.
+    Pending(u64, ModelSpec, Metrics),
+}
+
+/// Decodes a point and checks the static constraints; no pricing.
+fn stage(space: &SearchSpace, id: u64) -> Staged {
+    let spec = match space.decode(&space.genome(id)) {
+        Ok(s) => s,
+        Err(reason) => return Staged::Done(Err(reason)),
+    };
+    let metrics = Metrics::statics(space, &spec);
+    let v = violations(&space.file.constraints, &metrics);
+    if v.is_empty() {
+        Staged::Pending(id, spec, metrics)
+    } else {
+        let objectives = objectives(space, &metrics);
+        Staged::Done(Ok(Candidate {
+            id,
+            spec,
+            metrics,
+            estimate: None,
+            violations: v,
+            objectives,
+        }))
+    }
+}
+
+fn objectives(space: &SearchSpace, m: &Metrics) -> Vec<f64> {
+    space
+        .objectives
+        .iter()
+        .map(|&(metric, minimise)| {
+            let v = m.get(metric);
+            if minimise { v } else { -v }
+        })
+        .collect()
+}
+
+/// Evaluates one point of the space: skipped, excluded before pricing, or priced.
+pub fn evaluate(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    id: u64,
+) -> Result<Candidate, SkipReason> {
+    match stage(space, id) {
+        Staged::Done(r) => r,
+        Staged::Pending(id, spec, statics) => Ok(price_staged(space, cost, id, spec, statics)),
+    }
+}
+
+/// Prices a spec as a candidate of the space (`id` is only carried along).
+pub fn price(space: &SearchSpace, cost: &dyn CostModel, id: u64, spec: ModelSpec) -> Candidate {
+    let statics = Metrics::statics(space, &spec);
+    price_staged(space, cost, id, spec, statics)
+}
+
+fn price_staged(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    id: u64,
+    spec: ModelSpec,
+    statics: Metrics,
+) -> Candidate {
+    let estimate = cost.estimate(&spec, &space.workload);
+    let metrics = statics.priced(&estimate);
+    Candidate {
+        id,
+        violations: violations(&space.file.constraints, &metrics),
+        objectives: objectives(space, &metrics),
+        spec,
+        metrics,
+        estimate: Some(estimate),
+    }
+}
+
+/// Stages ids in order, prices the pending ones in parallel (at most `cap` of them), and
+/// hands the results, in id order, to the tally. Returns the ids consumed and priced.
+fn process(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    ids: &mut dyn Iterator<Item = u64>,
+    cap: u64,
+    tally: &mut Tally,
+    sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
+    progress: &dyn Progress,
+) -> std::io::Result<Vec<Candidate>> {
+    let mut slots: Vec<Staged> = Vec::new();
+    let mut pending = 0u64;
+    for id in &mut *ids {
+        let staged = stage(space, id);
+        if matches!(staged, Staged::Pending(..)) {
+            pending += 1;
+        }
+        slots.push(staged);
+        if pending >= cap || slots.len() >= CHUNK {
+            break;
+        }
+    }
+    let done: Vec<Result<Candidate, SkipReason>> = slots
+        .into_par_iter()
+        .map(|s| match s {
+            Staged::Done(r) => r,
+            Staged::Pending(id, spec, statics) => Ok(price_staged(space, cost, id, spec, statics)),
+        })
+        .collect();
+    let priced: Vec<Candidate> = done
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|c| c.is_priced())
+        .cloned()
+        .collect();
+    progress.advance(priced.len() as u64);
+    tally.absorb(done, sink)?;
+    Ok(priced)
+}
+
+/// Keeps the counts and the running front while candidates stream past.
+struct Tally {
+    seen: u64,
+    evaluated: u64,
+    priced: u64,
+    feasible: u64,
+    skipped: BTreeMap<SkipReason, u64>,
+    violated: [u64; CONSTRAINT_NAMES.len()],
+    violated_alone: [u64; CONSTRAINT_NAMES.len()],
+    front: Vec<Candidate>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            seen: 0,
+            evaluated: 0,
+            priced: 0,
+            feasible: 0,
+            skipped: BTreeMap::new(),
+            violated: [0; CONSTRAINT_NAMES.len()],
+            violated_alone: [0; CONSTRAINT_NAMES.len()],
+            front: Vec::new(),
+        }
+    }
+
+    /// Takes a batch in evaluation order; hands every candidate to the sink.
+    fn absorb(
+        &mut self,
+        batch: Vec<Result<Candidate, SkipReason>>,
+        sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut feasible = Vec::new();
+        for r in batch {
+            self.seen += 1;
+            match r {
+                Err(reason) => *self.skipped.entry(reason).or_default() += 1,
+                Ok(c) => {
+                    self.evaluated += 1;
+                    self.priced += u64::from(c.is_priced());
+                    sink(&c)?;
+                    for &(i, _) in &c.violations {
+                        self.violated[i] += 1;
+                    }
+                    if let [(i, _)] = c.violations[..] {
+                        self.violated_alone[i] += 1;
+                    }
+                    if c.feasible() {
+                        self.feasible += 1;
+                        feasible.push(c);
+                    }
+                }
+            }
+        }
+        if !feasible.is_empty() {
+            let mut pool = std::mem::take(&mut self.front);
+            pool.extend(feasible);
+            let points: Vec<Vec<f64>> = pool.iter().map(|c| c.objectives.clone()).collect();
+            let keep: HashSet<usize> = front_indices(&points).into_iter().collect();
+            self.front = pool
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| keep.contains(i))
+                .map(|(_, c)| c)
+                .collect();
+        }
+        Ok(())
+    }
+
+    fn finish(
+        mut self,
+        space: &SearchSpace,
+        options: &SearchOptions,
+        started: Instant,
+    ) -> SearchOutcome {
+        self.front.sort_by_key(|c| c.id);
+        let (metric, minimise) = space.pick;
+        let pick = pick_index(&self.front, metric, minimise);
+        SearchOutcome {
+            strategy: options.strategy,
+            seed: options.seed,
+            budget: options.budget,
+            seen: self.seen,
+            evaluated: self.evaluated,
+            priced: self.priced,
+            feasible: self.feasible,
+            skipped: self.skipped,
+            violated: self.violated,
+            violated_alone: self.violated_alone,
+            front: self.front,
+            pick,
+            wall_s: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// The front row best in `metric`; ties go to the lowest id.
+pub fn pick_index(front: &[Candidate], metric: Metric, minimise: bool) -> Option<usize> {
+    front
+        .iter()
+        .enumerate()
+        .min_by(|(_, a), (_, b)| {
+            let (x, y) = (a.metrics.get(metric), b.metrics.get(metric));
+            let o = if minimise {
+                x.total_cmp(&y)
+            } else {
+                y.total_cmp(&x)
+            };
+            o.then(a.id.cmp(&b.id))
+        })
+        .map(|(i, _)| i)
+}
+
+const CHUNK: usize = 1 << 14;
+
+/// Runs a search. `sink` sees every evaluated candidate once, in a deterministic order.
+pub fn search(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    options: &SearchOptions,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
+) -> std::io::Result<SearchOutcome> {
+    let started = Instant::now();
+    let mut tally = Tally::new();
+    let total = space.size();
+    match options.strategy {
+        Strategy::Exhaustive => {
+            progress.start(total);
+            let mut ids = 0..total;
+            while ids.start < total {
+                let before = ids.start;
+                process(
+                    space,
+                    cost,
+                    &mut ids,
+                    u64::MAX,
+                    &mut tally,
+                    sink,
+                    &NoProgress,
+                )?;
+                progress.advance(ids.start - before);
+            }
+        }
+        Strategy::Random => {
+            let budget = options.budget.unwrap_or(total).min(total);
+            progress.start(budget);
+            let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+            let mut ids = RandomIds::new(total);
+            while tally.priced < budget {
+                let before = tally.seen;
+                let mut it = std::iter::from_fn(|| ids.next(&mut rng));
+                process(
+                    space,
+                    cost,
+                    &mut it,
+                    budget - tally.priced,
+                    &mut tally,
+                    sink,
+                    progress,
+                )?;
+                if tally.seen == before {
+                    break;
+                }
+            }
+        }
+        Strategy::Nsga2 => nsga2(space, cost, options, progress, &mut tally, sink)?,
+    }
+    Ok(tally.finish(space, options, started))
+}
+
+/// Distinct ids below `n` in a seeded random order: a shuffled list when the space is
+/// small, rejection sampling against the ids drawn so far when it is large.
+struct RandomIds {
+    n: u64,
+    order: Option<Vec<u64>>,
+    drawn: HashSet<u64>,
+}
+
+impl RandomIds {
+    fn new(n: u64) -> Self {
+        Self {
+            n,
+            order: None,
+            drawn: HashSet::new(),
+        }
+    }
+
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<u64> {
+        if self.n <= 1 << 22 {
+            let order = self.order.get_or_insert_with(|| {
+                let mut v: Vec<u64> = (0..self.n).collect();
+                for i in (1..v.len()).rev() {
+                    v.swap(i, rng.random_range(0..=i));
+                }
+                v.reverse();
+                v
+            });
+            return order.pop();
+        }
+        if self.drawn.len() as u64 >= self.n / 2 {
+            return None;
+        }
+        loop {
+            let id = rng.random_range(0..self.n);
+            if self.drawn.insert(id) {
+                return Some(id);
+            }
+        }
+    }
+}
+
+fn nsga2(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    options: &SearchOptions,
+    progress: &dyn Progress,
+    tally: &mut Tally,
+    sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let total = space.size();
+    let budget = options.budget.unwrap_or(2000).min(total);
+    let pop_size = options
+        .population
+        .unwrap_or((budget / 8).clamp(8, 100) as usize)
+        .max(4)
+        .next_multiple_of(2);
+    progress.start(budget);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let mut seen: HashSet<u64> = HashSet::new();
+    let lens = *space.axis_lengths();
+    let free_axes: Vec<usize> = (0..AXES).filter(|&a| lens[a] > 1).collect();
+    // Offspring attempts per priced child before the search gives up on a region.
+    let max_attempts = 64;
+
+    // Initial population: random distinct points until pop_size are priced.
+    let mut random = RandomIds::new(total);
+    let mut pop: Vec<Candidate> = Vec::new();
+    while pop.len() < pop_size && tally.priced < budget {
+        let cap = ((pop_size - pop.len()) as u64).min(budget - tally.priced);
+        let before = tally.seen;
+        let mut it = std::iter::from_fn(|| {
+            // Skip ids that an earlier round already drew (the shuffled list never repeats).
+            random.next(&mut rng)
+        })
+        .inspect(|id| {
+            seen.insert(*id);
+        });
+        pop.extend(process(space, cost, &mut it, cap, tally, sink, progress)?);
+        if tally.seen == before {
+            break;
+        }
+    }
+    let (mut rank, mut crowd) = rank_and_crowd(&pop);
+
+    while tally.priced < budget && !pop.is_empty() && (seen.len() as u64) < total {
+        let want = (pop_size as u64).min(budget - tally.priced);
+        let mut children: Vec<u64> = Vec::new();
+        let mut pending = 0u64;
+        let mut attempts = 0u64;
+        while pending < want && attempts < want * max_attempts && (seen.len() as u64) < total {
+            attempts += 1;
+            let a = tournament(&mut rng, &rank, &crowd);
+            let b = tournament(&mut rng, &rank, &crowd);
+            let (ga, gb) = (space.genome(pop[a].id), space.genome(pop[b].id));
+            let mut child = ga;
+            if rng.random_bool(0.9) {
+                for axis in 0..AXES {
+                    if rng.random_bool(0.5) {
+                        child[axis] = gb[axis];
+                    }
+                }
+            }
+            mutate(&mut rng, &mut child, &lens, &free_axes);
+            let mut id = space.id_of(&child);
+            let mut tries = 0;
+            while seen.contains(&id) && tries < 16 {
+                mutate(&mut rng, &mut child, &lens, &free_axes);
+                id = space.id_of(&child);
+                tries += 1;
+            }
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.insert(id);
+            children.push(id);
+            // Staging is cheap; only candidates that need pricing fill the generation.
+            if matches!(stage(space, id), Staged::Pending(..)) {
+                pending += 1;
+            }
+        }
+        if children.is_empty() {
+            break;
+        }
+        let mut it = children.into_iter();
+        while it.len() > 0 {
+            pop.extend(process(
+                space,
+                cost,
+                &mut it,
+                u64::MAX,
+                tally,
+                sink,
+                progress,
+            )?);
+        }
+        pop = environmental_selection(pop, pop_size);
+        (rank, crowd) = rank_and_crowd(&pop);
+    }
+    Ok(())
+}
+
+fn mutate(rng: &mut ChaCha8Rng, g: &mut Genome, lens: &[u64; AXES], free: &[usize]) {
+    if free.is_empty() {
+        return;
+    }
+    let p = 1.0 / free.len() as f64;
+    let mut changed = false;
+    for &axis in free {
+        if rng.random_bool(p) {
+            changed |= step(rng, g, lens, axis);
+        }
+    }
+    if !changed {
+        let axis = free[rng.random_range(0..free.len())];
+        step(rng, g, lens, axis);
+    }
+}
+
+/// Moves one gene: half the time to a neighbouring value, else to any other value.
+fn step(rng: &mut ChaCha8Rng, g: &mut Genome, lens: &[u64; AXES], axis: usize) -> bool {
+    let len = lens[axis] as u32;
+    let old = g[axis];
+    g[axis] = if rng.random_bool(0.5) {
+        match (old, rng.random_bool(0.5)) {
+            (0, _) => 1,
+            (o, _) if o + 1 == len => o - 1,
+            (o, true) => o + 1,
+            (o, false) => o - 1,
+        }
+    } else {
+        let v = rng.random_range(0..len - 1);
+        if v >= old { v + 1 } else { v }
+    };
+    g[axis] != old
+}
+
+/// Rank (front number) and crowding distance of each member.
+fn rank_and_crowd(pop: &[Candidate]) -> (Vec<usize>, Vec<f64>) {
+    let fronts = non_dominated_sort(pop.len(), |a, b| constrained_dominates(&pop[a], &pop[b]));
+    let mut rank = vec![0; pop.len()];
+    let mut crowd = vec![0.0; pop.len()];
+    for (r, front) in fronts.iter().enumerate() {
+        let pts: Vec<&[f64]> = front
+            .iter()
+            .map(|&i| pop[i].objectives.as_slice())
+            .collect();
+        for (k, d) in front.iter().zip(crowding_distance(&pts)) {
+            rank[*k] = r;
+            crowd[*k] = d;
+        }
+    }
+    (rank, crowd)
+}
+
+/// Binary tournament on (rank, crowding).
+fn tournament(rng: &mut ChaCha8Rng, rank: &[usize], crowd: &[f64]) -> usize {
+    let a = rng.random_range(0..rank.len());
+    let b = rng.random_range(0..rank.len());
+    if rank[a] < rank[b] || (rank[a] == rank[b] && crowd[a] >= crowd[b]) {
+        a
+    } else {
+        b
+    }
+}
+
+/// Keeps the best `n` by front, then by crowding distance within the last front.
+fn environmental_selection(pop: Vec<Candidate>, n: usize) -> Vec<Candidate> {
+    let fronts = non_dominated_sort(pop.len(), |a, b| constrained_dominates(&pop[a], &pop[b]));
+    let mut keep: Vec<usize> = Vec::with_capacity(n);
+    for front in fronts {
+        if keep.len() + front.len() <= n {
+            keep.extend(front);
+        } else {
+            let pts: Vec<&[f64]> = front
+                .iter()
+                .map(|&i| pop[i].objectives.as_slice())
+                .collect();
+            let d = crowding_distance(&pts);
+            let mut order: Vec<usize> = (0..front.len()).collect();
+            order.sort_by(|&a, &b| d[b].total_cmp(&d[a]).then(front[a].cmp(&front[b])));
+            keep.extend(order.into_iter().take(n - keep.len()).map(|k| front[k]));
+            break;
+        }
+    }
+    let mut slots: HashMap<usize, Candidate> = pop.into_iter().enumerate().collect();
+    keep.iter().filter_map(|i| slots.remove(i)).collect()
+}

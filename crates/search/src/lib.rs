@@ -1,0 +1,19 @@
+//! Architecture search: a TOML [`SearchSpace`] of decoder specs with constraints and
+//! objectives, explored exhaustively, by seeded random sampling or by NSGA-II, priced by
+//! any [`tailor_cost::CostModel`]; the result is the Pareto front and one pick.
+
+pub mod engine;
+pub mod metrics;
+pub mod output;
+pub mod pareto;
+pub mod space;
+
+pub use engine::{
+    Candidate, NoProgress, Progress, SearchOptions, SearchOutcome, Strategy, constrained_dominates,
+    evaluate, price, search,
+};
+pub use metrics::{Bound, Metric, Metrics, chinchilla_loss};
+pub use space::{SPACE_FORMAT_VERSION, SearchSpace};
+
+#[cfg(test)]
+mod tests;

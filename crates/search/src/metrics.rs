@@ -1,0 +1,222 @@
+//! What is measured of a candidate, the quality proxies, and constraint checks.
+
+use crate::space::{ChinchillaParams, Constraints, SearchSpace};
+use serde::{Deserialize, Serialize};
+use tailor_cost::{CostModel, Estimate};
+use tailor_spec::ModelSpec;
+
+/// A quantity objectives, constraints and the pick refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Params,
+    NonEmbeddingParams,
+    PrefillMs,
+    DecodeMs,
+    PeakMemory,
+    ChinchillaLoss,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Params => "params",
+            Metric::NonEmbeddingParams => "non_embedding_params",
+            Metric::PrefillMs => "prefill_ms",
+            Metric::DecodeMs => "decode_ms",
+            Metric::PeakMemory => "peak_memory",
+            Metric::ChinchillaLoss => "chinchilla_loss",
+        }
+    }
+}
+
+/// An inclusive interval; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bound {
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+impl Bound {
+    pub fn check(&self) -> Result<(), String> {
+        match (self.min, self.max) {
+            (None, None) => Err("gives neither min nor max".into()),
+            (Some(a), Some(b)) if a > b => Err(format!(
+                "is contradictory: min {a} is above max {b}, so no candidate can satisfy it"
+            )),
+            (a, b) if a.is_some_and(|x| !x.is_finite()) || b.is_some_and(|x| !x.is_finite()) => {
+                Err("bounds must be finite numbers".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Relative distance outside the interval (0 inside).
+    pub fn violation(&self, v: f64) -> f64 {
+        if let Some(min) = self.min
+            && v < min
+        {
+            return (min - v) / min.abs().max(1e-12);
+        }
+        if let Some(max) = self.max
+            && v > max
+        {
+            return (v - max) / max.abs().max(1e-12);
+        }
+        0.0
+    }
+}
+
+/// Chinchilla's fitted loss (Hoffmann et al. 2022, approach 3):
+/// L(N, D) = 1.69 + 406.4 / N^0.34 + 410.7 / D^0.28.
+pub fn chinchilla_loss(params: f64, tokens: f64) -> f64 {
+    1.69 + 406.4 / params.powf(0.34) + 410.7 / tokens.powf(0.28)
+}
+
+/// Everything known of one candidate. The priced metrics (latency, memory) are `None`
+/// when a static constraint already excluded the candidate, so it was never priced.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub params: u64,
+    pub non_embedding_params: u64,
+    pub prefill_ms: Option<f64>,
+    pub decode_ms: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+    /// `None` when the space gives no token budget.
+    pub chinchilla_loss: Option<f64>,
+    /// hidden_size / num_layers.
+    pub aspect_ratio: f64,
+}
+
+impl Metrics {
+    /// The metrics that need no cost model: parameters, proxies, shape.
+    pub fn statics(space: &SearchSpace, spec: &ModelSpec) -> Self {
+        let (total, non_embedding) = spec.param_totals();
+        let q = &space.file.quality;
+        let n = match q.chinchilla_params {
+            ChinchillaParams::Total => total,
+            ChinchillaParams::NonEmbedding => non_embedding,
+        };
+        Self {
+            params: total,
+            non_embedding_params: non_embedding,
+            prefill_ms: None,
+            decode_ms: None,
+            peak_memory_bytes: None,
+            chinchilla_loss: q.tokens.map(|d| chinchilla_loss(n as f64, d)),
+            aspect_ratio: spec.hidden_size as f64 / spec.num_layers as f64,
+        }
+    }
+
+    /// Adds a cost model's estimate.
+    pub fn priced(mut self, est: &Estimate) -> Self {
+        self.prefill_ms = Some(est.prefill_ms);
+        self.decode_ms = Some(est.decode_ms_per_token);
+        self.peak_memory_bytes = Some(est.peak_memory_bytes);
+        self
+    }
+
+    /// Static metrics and the estimate of a cost model.
+    pub fn compute(
+        space: &SearchSpace,
+        spec: &ModelSpec,
+        cost: &dyn CostModel,
+    ) -> (Self, Estimate) {
+        let est = cost.estimate(spec, &space.workload);
+        (Self::statics(space, spec).priced(&est), est)
+    }
+
+    pub fn get(&self, m: Metric) -> f64 {
+        match m {
+            Metric::Params => self.params as f64,
+            Metric::NonEmbeddingParams => self.non_embedding_params as f64,
+            Metric::PrefillMs => self.prefill_ms.unwrap_or(f64::NAN),
+            Metric::DecodeMs => self.decode_ms.unwrap_or(f64::NAN),
+            Metric::PeakMemory => self.peak_memory_bytes.map_or(f64::NAN, |b| b as f64),
+            Metric::ChinchillaLoss => self.chinchilla_loss.unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// Names of the constraints, in check order (also the columns of the emptiness report).
+pub const CONSTRAINT_NAMES: [&str; 6] = [
+    "params",
+    "non_embedding_params",
+    "max_memory_gib",
+    "max_prefill_ms",
+    "max_decode_ms",
+    "aspect_ratio",
+];
+
+/// Constraints checked before pricing (they need no cost model).
+pub const STATIC_CONSTRAINTS: [usize; 3] = [0, 1, 5];
+
+/// Violations of each constraint (index into [`CONSTRAINT_NAMES`]) and their relative size;
+/// constraints on unpriced metrics are not checked.
+pub fn violations(c: &Constraints, m: &Metrics) -> Vec<(usize, f64)> {
+    let upper = |max: f64, v: Option<f64>| {
+        v.map(|v| {
+            Bound {
+                min: None,
+                max: Some(max),
+            }
+            .violation(v)
+        })
+    };
+    let checks = [
+        c.params.map(|b| b.violation(m.params as f64)),
+        c.non_embedding_params
+            .map(|b| b.violation(m.non_embedding_params as f64)),
+        c.max_memory_gib.and_then(|g| {
+            upper(
+                g,
+                m.peak_memory_bytes.map(|b| b as f64 / (1u64 << 30) as f64),
+            )
+        }),
+        c.max_prefill_ms.and_then(|x| upper(x, m.prefill_ms)),
+        c.max_decode_ms.and_then(|x| upper(x, m.decode_ms)),
+        c.aspect_ratio.map(|b| b.violation(m.aspect_ratio)),
+    ];
+    checks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.filter(|&v| v > 0.0).map(|v| (i, v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinchilla_matches_published_fit() {
+        // Chinchilla itself: 70B parameters on 1.4T tokens, L ~= 1.94.
+        let l = chinchilla_loss(70e9, 1.4e12);
+        assert!((l - 1.937).abs() < 0.01, "{l}");
+        assert!(chinchilla_loss(1e9, 1e11) < chinchilla_loss(5e8, 1e11));
+    }
+
+    #[test]
+    fn bounds() {
+        let b = Bound {
+            min: Some(10.0),
+            max: Some(20.0),
+        };
+        assert_eq!(b.violation(15.0), 0.0);
+        assert_eq!(b.violation(5.0), 0.5);
+        assert_eq!(b.violation(30.0), 0.5);
+        assert!(
+            Bound {
+                min: Some(3.0),
+                max: Some(2.0)
+            }
+            .check()
+            .unwrap_err()
+            .contains("contradictory")
+        );
+        assert!(Bound::default().check().is_err());
+    }
+}

@@ -1,0 +1,830 @@
+//! The search-space file (`search-spaces/*.toml`) and the mapping from candidate indices
+//! to model specs.
+//!
+//! Every dimension under `[model]` is a single value (fixed), a list, or a range
+//! `{ min, max, step }`. The space is the cartesian product of the dimensions; candidate
+//! `id` is the mixed-radix number of its value indices, so a space is never materialised.
+
+use crate::metrics::{Bound, Metric};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tailor_cost::Workload;
+use tailor_spec::files::{self, FileError};
+use tailor_spec::{Activation, DType, FfnKind, ModelSpec, NormKind, Precision};
+
+/// The `format_version` this build reads.
+pub const SPACE_FORMAT_VERSION: u32 = 1;
+
+/// A numeric dimension: one value, a list, or an inclusive range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a number, a list of numbers, or { min, max, step }"
+)]
+pub enum NumAxis<T> {
+    One(T),
+    List(Vec<T>),
+    Range(RangeSpec<T>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec<T> {
+    pub min: T,
+    pub max: T,
+    pub step: T,
+}
+
+/// A categorical dimension: one value or a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, expecting = "a value or a list of values")]
+pub enum Axis<T> {
+    One(T),
+    List(Vec<T>),
+}
+
+/// `[model]`: the dimensions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelAxes {
+    pub vocab_size: NumAxis<u64>,
+    pub hidden_size: NumAxis<u64>,
+    pub num_layers: NumAxis<u64>,
+    /// Query heads. Give this, `head_dim`, or both (then head_dim is decoupled from
+    /// hidden_size / num_heads).
+    #[serde(default)]
+    pub num_heads: Option<NumAxis<u64>>,
+    /// Per-head width; alone, it sets num_heads = hidden_size / head_dim.
+    #[serde(default)]
+    pub head_dim: Option<NumAxis<u64>>,
+    /// Key/value heads; or give `kv_group` (query heads per KV head). Default: MHA.
+    #[serde(default)]
+    pub num_kv_heads: Option<NumAxis<u64>>,
+    #[serde(default)]
+    pub kv_group: Option<NumAxis<u64>>,
+    /// FFN width; or give `ffn_ratio` (times hidden_size, rounded up to `ffn_multiple`).
+    #[serde(default)]
+    pub intermediate_size: Option<NumAxis<u64>>,
+    #[serde(default)]
+    pub ffn_ratio: Option<NumAxis<f64>>,
+    #[serde(default)]
+    pub ffn_multiple: Option<u64>,
+    #[serde(default = "default_ffn")]
+    pub ffn: Axis<FfnKind>,
+    #[serde(default = "default_activation")]
+    pub activation: Axis<Activation>,
+    #[serde(default = "default_norm")]
+    pub norm: Axis<NormKind>,
+    #[serde(default = "no")]
+    pub norm_bias: Axis<bool>,
+    #[serde(default = "no")]
+    pub qkv_bias: Axis<bool>,
+    #[serde(default = "no")]
+    pub o_bias: Axis<bool>,
+    #[serde(default = "no")]
+    pub mlp_bias: Axis<bool>,
+    pub tie_embeddings: Axis<bool>,
+    #[serde(default)]
+    pub norm_eps: Option<f64>,
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub max_position_embeddings: Option<u64>,
+}
+
+fn default_ffn() -> Axis<FfnKind> {
+    Axis::One(FfnKind::Gated)
+}
+fn default_activation() -> Axis<Activation> {
+    Axis::One(Activation::Silu)
+}
+fn default_norm() -> Axis<NormKind> {
+    Axis::One(NormKind::RmsNorm)
+}
+fn no() -> Axis<bool> {
+    Axis::One(false)
+}
+
+/// `[workload]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub prompt_tokens: u64,
+    pub context: u64,
+    #[serde(default = "one")]
+    pub batch: u64,
+    pub weights: DType,
+    #[serde(default)]
+    pub kv_cache: Option<DType>,
+    #[serde(default)]
+    pub activations: Option<DType>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl WorkloadSpec {
+    pub fn workload(&self) -> Workload {
+        let mut precision = Precision::for_weights(self.weights);
+        if let Some(kv) = self.kv_cache {
+            precision.kv_cache = kv;
+        }
+        if let Some(a) = self.activations {
+            precision.activations = a;
+        }
+        Workload {
+            prompt_tokens: self.prompt_tokens,
+            context: self.context,
+            precision,
+        }
+    }
+}
+
+/// `[constraints]`: every candidate outside them is infeasible.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    /// Total parameters.
+    #[serde(default)]
+    pub params: Option<Bound>,
+    #[serde(default)]
+    pub non_embedding_params: Option<Bound>,
+    #[serde(default)]
+    pub max_memory_gib: Option<f64>,
+    #[serde(default)]
+    pub max_prefill_ms: Option<f64>,
+    #[serde(default)]
+    pub max_decode_ms: Option<f64>,
+    /// hidden_size / num_layers (MobileLLM's released configs sit at 19-30).
+    #[serde(default)]
+    pub aspect_ratio: Option<Bound>,
+}
+
+/// `[objectives]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objectives {
+    #[serde(default)]
+    pub minimize: Vec<Metric>,
+    #[serde(default)]
+    pub maximize: Vec<Metric>,
+}
+
+/// Which parameter count enters Chinchilla's L(N, D).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChinchillaParams {
+    #[default]
+    Total,
+    NonEmbedding,
+}
+
+/// `[quality]`: proxies of quality without training.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quality {
+    /// Pre-training token budget D for Chinchilla's loss.
+    #[serde(default)]
+    pub tokens: Option<f64>,
+    #[serde(default)]
+    pub chinchilla_params: ChinchillaParams,
+}
+
+/// `[pick]`: how one front row is chosen. Exactly one key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pick {
+    #[serde(default)]
+    pub minimize: Option<Metric>,
+    #[serde(default)]
+    pub maximize: Option<Metric>,
+}
+
+/// The file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceFile {
+    pub format_version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Published configs that belong to this space (spec.toml or config.json paths,
+    /// relative to the space file): marked in reports, checked to be in the space.
+    #[serde(default)]
+    pub references: Vec<PathBuf>,
+    pub model: ModelAxes,
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub constraints: Constraints,
+    pub objectives: Objectives,
+    #[serde(default)]
+    pub quality: Quality,
+    #[serde(default)]
+    pub pick: Pick,
+}
+
+/// How heads are given.
+#[derive(Debug, Clone, PartialEq)]
+enum Heads {
+    Count(Vec<u64>),
+    Dim(Vec<u64>),
+    Both(Vec<u64>, Vec<u64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kv {
+    Count(Vec<u64>),
+    Group(Vec<u64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum FfnSize {
+    Size(Vec<u64>),
+    Ratio(Vec<f64>, u64),
+}
+
+/// Number of axes of a genome.
+pub const AXES: usize = 15;
+
+/// Names of the axes, in genome order.
+pub const AXIS_NAMES: [&str; AXES] = [
+    "vocab_size",
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "head_dim",
+    "num_kv_heads",
+    "intermediate_size",
+    "ffn",
+    "activation",
+    "norm",
+    "norm_bias",
+    "qkv_bias",
+    "o_bias",
+    "mlp_bias",
+    "tie_embeddings",
+];
+
+/// A candidate as value indices, one per axis.
+pub type Genome = [u32; AXES];
+
+/// A loaded, checked search space.
+#[derive(Debug, Clone)]
+pub struct SearchSpace {
+    pub path: PathBuf,
+    pub file: SpaceFile,
+    vocab: Vec<u64>,
+    hidden: Vec<u64>,
+    layers: Vec<u64>,
+    heads: Heads,
+    kv: Kv,
+    ffn_size: FfnSize,
+    ffn: Vec<FfnKind>,
+    activation: Vec<Activation>,
+    norm: Vec<NormKind>,
+    norm_bias: Vec<bool>,
+    qkv_bias: Vec<bool>,
+    o_bias: Vec<bool>,
+    mlp_bias: Vec<bool>,
+    tie: Vec<bool>,
+    lens: [u64; AXES],
+    total: u64,
+    pub workload: Workload,
+    /// (metric, minimise?) in declaration order: minimised ones first.
+    pub objectives: Vec<(Metric, bool)>,
+    pub pick: (Metric, bool),
+}
+
+/// Why a point of the space is not a buildable model.
+pub type SkipReason = &'static str;
+
+impl SearchSpace {
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        Self::parse(path, &files::read_to_string(path)?)
+    }
+
+    /// Parses and checks everything that can be checked without evaluating candidates.
+    pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
+        let file: SpaceFile =
+            toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
+        let bad = |key: &str, msg: String| FileError::invalid_toml(path, src, key, msg);
+        if file.format_version != SPACE_FORMAT_VERSION {
+            return Err(bad(
+                "format_version",
+                format!(
+                    "version {} is not supported; this build reads version {SPACE_FORMAT_VERSION}",
+                    file.format_version
+                ),
+            ));
+        }
+        let m = &file.model;
+        let nums = |key: &str, axis: &NumAxis<u64>| {
+            expand_u64(axis).map_err(|e| bad(&format!("model.{key}"), e))
+        };
+        let cats = |key: &str, n: usize, dup: bool| -> Result<(), FileError> {
+            if n == 0 {
+                Err(bad(
+                    &format!("model.{key}"),
+                    "is an empty list; give at least one value".into(),
+                ))
+            } else if dup {
+                Err(bad(&format!("model.{key}"), "lists a value twice".into()))
+            } else {
+                Ok(())
+            }
+        };
+        let vocab = nums("vocab_size", &m.vocab_size)?;
+        let hidden = nums("hidden_size", &m.hidden_size)?;
+        let layers = nums("num_layers", &m.num_layers)?;
+        let heads = match (&m.num_heads, &m.head_dim) {
+            (Some(h), None) => Heads::Count(nums("num_heads", h)?),
+            (None, Some(d)) => Heads::Dim(nums("head_dim", d)?),
+            (Some(h), Some(d)) => Heads::Both(nums("num_heads", h)?, nums("head_dim", d)?),
+            (None, None) => {
+                return Err(bad(
+                    "model",
+                    "gives neither num_heads nor head_dim; give one (or both to decouple head_dim)"
+                        .into(),
+                ));
+            }
+        };
+        let kv = match (&m.num_kv_heads, &m.kv_group) {
+            (Some(k), None) => Kv::Count(nums("num_kv_heads", k)?),
+            (None, Some(g)) => Kv::Group(nums("kv_group", g)?),
+            (None, None) => Kv::Group(vec![1]),
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "model.kv_group",
+                    "give num_kv_heads or kv_group, not both".into(),
+                ));
+            }
+        };
+        let ffn_size = match (&m.intermediate_size, &m.ffn_ratio) {
+            (Some(s), None) => {
+                if m.ffn_multiple.is_some() {
+                    return Err(bad(
+                        "model.ffn_multiple",
+                        "only applies with ffn_ratio; remove it or use ffn_ratio".into(),
+                    ));
+                }
+                FfnSize::Size(nums("intermediate_size", s)?)
+            }
+            (None, Some(r)) => {
+                let ratios = expand_f64(r).map_err(|e| bad("model.ffn_ratio", e))?;
+                let multiple = m.ffn_multiple.unwrap_or(1);
+                if multiple == 0 {
+                    return Err(bad("model.ffn_multiple", "must be at least 1".into()));
+                }
+                FfnSize::Ratio(ratios, multiple)
+            }
+            (None, None) => {
+                return Err(bad(
+                    "model",
+                    "gives neither intermediate_size nor ffn_ratio; give one".into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "model.ffn_ratio",
+                    "give intermediate_size or ffn_ratio, not both".into(),
+                ));
+            }
+        };
+        let ffn = list(&m.ffn);
+        let activation = list(&m.activation);
+        let norm = list(&m.norm);
+        let (norm_bias, qkv_bias, o_bias, mlp_bias, tie) = (
+            list(&m.norm_bias),
+            list(&m.qkv_bias),
+            list(&m.o_bias),
+            list(&m.mlp_bias),
+            list(&m.tie_embeddings),
+        );
+        cats("ffn", ffn.len(), has_dup(&ffn))?;
+        cats("activation", activation.len(), has_dup(&activation))?;
+        cats("norm", norm.len(), has_dup(&norm))?;
+        for (key, v) in [
+            ("norm_bias", &norm_bias),
+            ("qkv_bias", &qkv_bias),
+            ("o_bias", &o_bias),
+            ("mlp_bias", &mlp_bias),
+            ("tie_embeddings", &tie),
+        ] {
+            cats(key, v.len(), has_dup(v))?;
+        }
+        if let Some(e) = m.norm_eps
+            && !(e.is_finite() && e > 0.0 && e < 1.0)
+        {
+            return Err(bad(
+                "model.norm_eps",
+                format!("{e} must be a positive number below 1"),
+            ));
+        }
+        if let Some(t) = m.rope_theta
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(bad("model.rope_theta", format!("{t} must be positive")));
+        }
+
+        let w = &file.workload;
+        if w.batch != 1 {
+            return Err(bad(
+                "workload.batch",
+                format!(
+                    "{} is not supported: tailor models batch 1 (on-device inference)",
+                    w.batch
+                ),
+            ));
+        }
+        if !(1..=1 << 20).contains(&w.prompt_tokens) {
+            return Err(bad(
+                "workload.prompt_tokens",
+                "must be between 1 and 1048576".into(),
+            ));
+        }
+        if w.context > 1 << 20 {
+            return Err(bad("workload.context", "must be at most 1048576".into()));
+        }
+
+        let c = &file.constraints;
+        for (key, b) in [
+            ("constraints.params", &c.params),
+            ("constraints.non_embedding_params", &c.non_embedding_params),
+            ("constraints.aspect_ratio", &c.aspect_ratio),
+        ] {
+            if let Some(b) = b {
+                b.check().map_err(|e| bad(key, e))?;
+            }
+        }
+        for (key, v) in [
+            ("constraints.max_memory_gib", c.max_memory_gib),
+            ("constraints.max_prefill_ms", c.max_prefill_ms),
+            ("constraints.max_decode_ms", c.max_decode_ms),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                return Err(bad(key, format!("{v} must be a positive number")));
+            }
+        }
+
+        let mut objectives: Vec<(Metric, bool)> = file
+            .objectives
+            .minimize
+            .iter()
+            .map(|&m| (m, true))
+            .collect();
+        objectives.extend(file.objectives.maximize.iter().map(|&m| (m, false)));
+        if objectives.is_empty() {
+            return Err(bad(
+                "objectives",
+                "declares no objective; add e.g. minimize = [\"decode_ms\"] and maximize = [\"non_embedding_params\"]".into(),
+            ));
+        }
+        for (i, (m, _)) in objectives.iter().enumerate() {
+            if objectives[..i].iter().any(|(o, _)| o == m) {
+                return Err(bad("objectives", format!("lists `{}` twice", m.name())));
+            }
+        }
+        let pick = match (file.pick.minimize, file.pick.maximize) {
+            (Some(m), None) => (m, true),
+            (None, Some(m)) => (m, false),
+            (None, None) => objectives[0],
+            (Some(_), Some(_)) => {
+                return Err(bad("pick", "give minimize or maximize, not both".into()));
+            }
+        };
+        let uses_chinchilla = objectives.iter().any(|(m, _)| *m == Metric::ChinchillaLoss)
+            || pick.0 == Metric::ChinchillaLoss;
+        match file.quality.tokens {
+            Some(d) if !(d.is_finite() && d >= 1.0) => {
+                return Err(bad(
+                    "quality.tokens",
+                    format!("{d} must be a token count of at least 1"),
+                ));
+            }
+            None if uses_chinchilla => {
+                return Err(bad(
+                    "quality.tokens",
+                    "chinchilla_loss needs the pre-training token budget D; add [quality] tokens = 1e11 (say)".into(),
+                ));
+            }
+            _ => {}
+        }
+
+        let mut space = SearchSpace {
+            path: path.to_path_buf(),
+            workload: file.workload.workload(),
+            file: file.clone(),
+            vocab,
+            hidden,
+            layers,
+            heads,
+            kv,
+            ffn_size,
+            ffn,
+            activation,
+            norm,
+            norm_bias,
+            qkv_bias,
+            o_bias,
+            mlp_bias,
+            tie,
+            lens: [1; AXES],
+            total: 0,
+            objectives,
+            pick,
+        };
+        space.lens = space.axis_lens();
+        space.total = space
+            .lens
+            .iter()
+            .try_fold(1u64, |acc, &n| acc.checked_mul(n).filter(|t| *t <= 1 << 62))
+            .ok_or_else(|| {
+                bad(
+                    "model",
+                    "spans more than 4.6e18 candidates; narrow its dimensions".into(),
+                )
+            })?;
+        Ok(space)
+    }
+
+    fn axis_lens(&self) -> [u64; AXES] {
+        let n = |v: usize| v as u64;
+        let (heads, head_dim) = match &self.heads {
+            Heads::Count(h) => (n(h.len()), 1),
+            Heads::Dim(d) => (1, n(d.len())),
+            Heads::Both(h, d) => (n(h.len()), n(d.len())),
+        };
+        let kv = match &self.kv {
+            Kv::Count(v) | Kv::Group(v) => n(v.len()),
+        };
+        let ffn_size = match &self.ffn_size {
+            FfnSize::Size(v) => n(v.len()),
+            FfnSize::Ratio(v, _) => n(v.len()),
+        };
+        [
+            n(self.vocab.len()),
+            n(self.hidden.len()),
+            n(self.layers.len()),
+            heads,
+            head_dim,
+            kv,
+            ffn_size,
+            n(self.ffn.len()),
+            n(self.activation.len()),
+            n(self.norm.len()),
+            n(self.norm_bias.len()),
+            n(self.qkv_bias.len()),
+            n(self.o_bias.len()),
+            n(self.mlp_bias.len()),
+            n(self.tie.len()),
+        ]
+    }
+
+    /// Points in the space (valid or not).
+    pub fn size(&self) -> u64 {
+        self.total
+    }
+
+    /// Values per axis, in genome order.
+    pub fn axis_lengths(&self) -> &[u64; AXES] {
+        &self.lens
+    }
+
+    pub fn name(&self) -> &str {
+        &self.file.name
+    }
+
+    /// Mixed-radix id of a genome (axis 0 varies slowest).
+    pub fn id_of(&self, g: &Genome) -> u64 {
+        self.lens
+            .iter()
+            .zip(g)
+            .fold(0u64, |acc, (&len, &gi)| acc * len + gi as u64)
+    }
+
+    /// Genome of a mixed-radix id (`id < size()`).
+    pub fn genome(&self, mut id: u64) -> Genome {
+        let mut g = [0u32; AXES];
+        for axis in (0..AXES).rev() {
+            let len = self.lens[axis];
+            g[axis] = (id % len) as u32;
+            id /= len;
+        }
+        g
+    }
+
+    /// The model a genome stands for, or why it is not a buildable model.
+    pub fn decode(&self, g: &Genome) -> Result<ModelSpec, SkipReason> {
+        let hidden = self.hidden[g[1] as usize];
+        let (num_heads, head_dim) = match &self.heads {
+            Heads::Count(h) => (h[g[3] as usize], None),
+            Heads::Dim(d) => {
+                let d = d[g[4] as usize];
+                if !hidden.is_multiple_of(d) {
+                    return Err("head_dim does not divide hidden_size");
+                }
+                (hidden / d, None)
+            }
+            Heads::Both(h, d) => (h[g[3] as usize], Some(d[g[4] as usize])),
+        };
+        let num_kv_heads = match &self.kv {
+            Kv::Count(k) => k[g[5] as usize],
+            Kv::Group(groups) => {
+                let group = groups[g[5] as usize];
+                if !num_heads.is_multiple_of(group) {
+                    return Err("kv_group does not divide num_heads");
+                }
+                num_heads / group
+            }
+        };
+        let intermediate_size = match &self.ffn_size {
+            FfnSize::Size(s) => s[g[6] as usize],
+            FfnSize::Ratio(ratios, multiple) => {
+                let size = ffn_from_ratio(ratios[g[6] as usize], hidden, *multiple);
+                // Two ratios may round to one size: keep the first, so no model appears twice.
+                if ratios[..g[6] as usize]
+                    .iter()
+                    .any(|&r| ffn_from_ratio(r, hidden, *multiple) == size)
+                {
+                    return Err(
+                        "ffn_ratio rounds to the same intermediate_size as a smaller ratio",
+                    );
+                }
+                size
+            }
+        };
+        let m = &self.file.model;
+        let spec = ModelSpec {
+            vocab_size: self.vocab[g[0] as usize],
+            hidden_size: hidden,
+            num_layers: self.layers[g[2] as usize],
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            intermediate_size,
+            ffn: self.ffn[g[7] as usize],
+            activation: self.activation[g[8] as usize],
+            norm: self.norm[g[9] as usize],
+            norm_bias: self.norm_bias[g[10] as usize],
+            norm_eps: m.norm_eps.unwrap_or(1e-5),
+            qkv_bias: self.qkv_bias[g[11] as usize],
+            o_bias: self.o_bias[g[12] as usize],
+            mlp_bias: self.mlp_bias[g[13] as usize],
+            tie_embeddings: self.tie[g[14] as usize],
+            rope_theta: m.rope_theta.unwrap_or(10_000.0),
+            max_position_embeddings: m.max_position_embeddings.unwrap_or(2048),
+        };
+        spec.validate().map_err(|e| match e.key {
+            "num_heads" => "num_heads does not divide hidden_size",
+            "num_kv_heads" => "num_kv_heads does not divide num_heads",
+            "head_dim" => "head_dim is odd or too large",
+            "norm_bias" => "norm_bias needs layernorm",
+            _ => "a size is zero or above the supported maximum",
+        })?;
+        Ok(spec)
+    }
+
+    /// The genome of a spec, if the space contains it (ignoring norm_eps, rope_theta and
+    /// max_position_embeddings, which are not dimensions).
+    pub fn find(&self, spec: &ModelSpec) -> Option<Genome> {
+        let pos = |v: &[u64], x: u64| v.iter().position(|&y| y == x).map(|i| i as u32);
+        let mut g = [0u32; AXES];
+        g[0] = pos(&self.vocab, spec.vocab_size)?;
+        g[1] = pos(&self.hidden, spec.hidden_size)?;
+        g[2] = pos(&self.layers, spec.num_layers)?;
+        match &self.heads {
+            Heads::Count(h) => g[3] = pos(h, spec.num_heads)?,
+            Heads::Dim(d) => g[4] = pos(d, spec.head_dim())?,
+            Heads::Both(h, d) => {
+                g[3] = pos(h, spec.num_heads)?;
+                g[4] = pos(d, spec.head_dim())?;
+            }
+        }
+        g[5] = match &self.kv {
+            Kv::Count(k) => pos(k, spec.num_kv_heads)?,
+            Kv::Group(groups) => pos(groups, spec.num_heads / spec.num_kv_heads)?,
+        };
+        g[6] = match &self.ffn_size {
+            FfnSize::Size(s) => pos(s, spec.intermediate_size)?,
+            FfnSize::Ratio(ratios, multiple) => ratios.iter().position(|&r| {
+                ffn_from_ratio(r, spec.hidden_size, *multiple) == spec.intermediate_size
+            })? as u32,
+        };
+        g[7] = position_of(&self.ffn, spec.ffn)?;
+        g[8] = position_of(&self.activation, spec.activation)?;
+        g[9] = position_of(&self.norm, spec.norm)?;
+        g[10] = position_of(&self.norm_bias, spec.norm_bias)?;
+        g[11] = position_of(&self.qkv_bias, spec.qkv_bias)?;
+        g[12] = position_of(&self.o_bias, spec.o_bias)?;
+        g[13] = position_of(&self.mlp_bias, spec.mlp_bias)?;
+        g[14] = position_of(&self.tie, spec.tie_embeddings)?;
+        let decoded = self.decode(&g).ok()?;
+        (decoded.num_heads == spec.num_heads
+            && decoded.head_dim() == spec.head_dim()
+            && decoded.num_kv_heads == spec.num_kv_heads)
+            .then_some(g)
+    }
+
+    /// The reference specs the space names, loaded (paths relative to the space file).
+    pub fn references(&self) -> Result<Vec<(PathBuf, tailor_spec::LoadedSpec)>, FileError> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        self.file
+            .references
+            .iter()
+            .map(|r| {
+                let p = base.join(r);
+                tailor_spec::load_spec(&p).map(|s| (p, s))
+            })
+            .collect()
+    }
+}
+
+/// `ratio * hidden`, rounded to the nearest integer, then up to a multiple.
+pub fn ffn_from_ratio(ratio: f64, hidden: u64, multiple: u64) -> u64 {
+    let raw = (ratio * hidden as f64).round() as u64;
+    raw.div_ceil(multiple) * multiple
+}
+
+fn list<T: Clone>(a: &Axis<T>) -> Vec<T> {
+    match a {
+        Axis::One(v) => vec![v.clone()],
+        Axis::List(v) => v.clone(),
+    }
+}
+
+fn position_of<T: PartialEq>(v: &[T], x: T) -> Option<u32> {
+    v.iter().position(|y| *y == x).map(|i| i as u32)
+}
+
+fn has_dup<T: PartialEq>(v: &[T]) -> bool {
+    v.iter().enumerate().any(|(i, x)| v[..i].contains(x))
+}
+
+/// Most values one axis may have.
+const MAX_AXIS_VALUES: u64 = 1 << 16;
+
+fn expand_u64(a: &NumAxis<u64>) -> Result<Vec<u64>, String> {
+    let v = match a {
+        NumAxis::One(x) => vec![*x],
+        NumAxis::List(v) => v.clone(),
+        NumAxis::Range(r) => {
+            if r.step == 0 {
+                return Err("range step must be at least 1".into());
+            }
+            if r.min > r.max {
+                return Err(format!("range min {} is above max {}", r.min, r.max));
+            }
+            if (r.max - r.min) / r.step >= MAX_AXIS_VALUES {
+                return Err(format!(
+                    "range has more than {MAX_AXIS_VALUES} values; raise step"
+                ));
+            }
+            (r.min..=r.max).step_by(r.step as usize).collect()
+        }
+    };
+    if v.is_empty() {
+        return Err("is an empty list; give at least one value".into());
+    }
+    if has_dup(&v) {
+        return Err("lists a value twice".into());
+    }
+    if v.contains(&0) {
+        return Err("values must be at least 1".into());
+    }
+    Ok(v)
+}
+
+fn expand_f64(a: &NumAxis<f64>) -> Result<Vec<f64>, String> {
+    let v = match a {
+        NumAxis::One(x) => vec![*x],
+        NumAxis::List(v) => v.clone(),
+        NumAxis::Range(r) => {
+            if r.step.is_nan() || r.step <= 0.0 {
+                return Err("range step must be positive".into());
+            }
+            if r.min > r.max {
+                return Err(format!("range min {} is above max {}", r.min, r.max));
+            }
+            let n = ((r.max - r.min) / r.step + 1e-9).floor() as u64 + 1;
+            if n > MAX_AXIS_VALUES {
+                return Err(format!(
+                    "range has more than {MAX_AXIS_VALUES} values; raise step"
+                ));
+            }
+            (0..n).map(|i| r.min + i as f64 * r.step).collect()
+        }
+    };
+    if v.is_empty() {
+        return Err("is an empty list; give at least one value".into());
+    }
+    if has_dup(&v) {
+        return Err("lists a value twice".into());
+    }
+    if v.iter().any(|&x| !(x.is_finite() && x > 0.0)) {
+        return Err("values must be positive numbers".into());
+    }
+    Ok(v)
+}
