@@ -26,6 +26,8 @@ enum Command {
     Spec(commands::spec::SpecArgs),
     /// Search a space of architectures for the Pareto front of speed and size.
     Search(commands::search::SearchArgs),
+    /// Time the operator shapes a space needs on this machine (burn: flex, ndarray, wgpu).
+    Profile(commands::profile::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Spec(args) => commands::spec::run(&args),
         Command::Search(args) => commands::search::run(&args),
+        Command::Profile(args) => commands::profile::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

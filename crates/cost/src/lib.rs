@@ -5,8 +5,12 @@
 //! `max(FLOPs / peak compute, bytes / bandwidth)` from a [`DeviceSpec`] (datasheet numbers
 //! or measured ones). A profiled model plugs in behind the same [`CostModel`] trait.
 
+pub mod profile;
 pub mod roofline;
 
+pub use profile::{
+    Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance, RooflineProbe,
+};
 pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, Roofline};
 
 use serde::{Deserialize, Serialize};

@@ -218,6 +218,40 @@ fn objectives(space: &SearchSpace, m: &Metrics) -> Vec<f64> {
         .collect()
 }
 
+/// Every buildable spec of the space inside its static constraints (what a search may
+/// price), in id order: the models a profile of the space must cover.
+pub fn static_candidates(space: &SearchSpace) -> impl Iterator<Item = ModelSpec> + '_ {
+    (0..space.size()).filter_map(move |id| match stage(space, id) {
+        Staged::Pending(_, spec, _) => Some(spec),
+        Staged::Done(_) => None,
+    })
+}
+
+/// The distinct operator shapes `specs` run at the given prompt lengths (prefill) and
+/// contexts (one decode step), in a stable order: what a profile must time.
+pub fn profile_shapes(
+    specs: impl Iterator<Item = ModelSpec>,
+    prompts: &[u64],
+    contexts: &[u64],
+) -> Vec<tailor_cost::OpShape> {
+    let mut set = std::collections::BTreeSet::new();
+    for spec in specs {
+        for &p in prompts {
+            set.extend(tailor_cost::OpShape::for_spec(
+                &spec,
+                tailor_spec::Phase::Prefill { tokens: p },
+            ));
+        }
+        for &c in contexts {
+            set.extend(tailor_cost::OpShape::for_spec(
+                &spec,
+                tailor_spec::Phase::Decode { context: c },
+            ));
+        }
+    }
+    set.into_iter().collect()
+}
+
 /// Evaluates one point of the space: skipped, excluded before pricing, or priced.
 pub fn evaluate(
     space: &SearchSpace,

@@ -383,3 +383,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn profile_shapes_of_quickstart_are_complete_and_distinct() {
+    use tailor_cost::OpShape;
+    use tailor_spec::Phase;
+    let s = space("quickstart.toml");
+    let shapes = crate::profile_shapes(crate::static_candidates(&s), &[64], &[256]);
+    let distinct: HashSet<&OpShape> = shapes.iter().collect();
+    assert_eq!(distinct.len(), shapes.len(), "duplicates in the shape set");
+    let specs: Vec<_> = crate::static_candidates(&s).collect();
+    assert_eq!(specs.len(), 120, "the feasible candidates");
+    for spec in &specs {
+        for phase in [
+            Phase::Prefill { tokens: 64 },
+            Phase::Decode { context: 256 },
+        ] {
+            for (shape, _) in OpShape::pass(spec, phase) {
+                assert!(distinct.contains(&shape), "{shape} of {spec:?} is missing");
+            }
+        }
+    }
+    // Every shape serves some candidate.
+    let used: HashSet<OpShape> = specs
+        .iter()
+        .flat_map(|spec| {
+            [
+                Phase::Prefill { tokens: 64 },
+                Phase::Decode { context: 256 },
+            ]
+            .into_iter()
+            .flat_map(move |ph| OpShape::for_spec(spec, ph))
+        })
+        .collect();
+    assert_eq!(used.len(), shapes.len());
+}

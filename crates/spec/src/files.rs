@@ -205,9 +205,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     result.map_err(err)
 }
 
+/// UTC now as `(year, month, day, hour, minute, second)` (no time-zone database needed).
+pub fn utc_now() -> (i64, u32, u32, u32, u32, u32) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    utc_from_unix(secs)
+}
+
+/// Civil UTC date and time of a Unix time (Howard Hinnant's `civil_from_days`).
+pub fn utc_from_unix(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let rem = rem as u32;
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// UTC now as ISO 8601, `2026-11-24T12:00:00Z`.
+pub fn utc_now_iso() -> String {
+    let (y, m, d, h, mi, s) = utc_now();
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(utc_from_unix(0), (1970, 1, 1, 0, 0, 0));
+        // 2024-02-29T12:34:56Z
+        assert_eq!(utc_from_unix(1_709_210_096), (2024, 2, 29, 12, 34, 56));
+    }
 
     #[test]
     fn locates_toml_keys() {

@@ -2,5 +2,6 @@
 //! command (keeps link time down).
 
 mod common;
+mod profile;
 mod search;
 mod spec;

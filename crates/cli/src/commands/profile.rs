@@ -1,0 +1,236 @@
+//! `tailor profile`: time the operator shapes a space (or a few specs) needs on one
+//! backend, into a resumable profile file.
+
+use crate::fmt::{Table, parse_duration};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tailor_cost::{Entry, OpShape, Profile};
+use tailor_profiler::{Backend, ProfilePlan, ProfileProgress, new_profile, run_profile};
+use tailor_search::{SearchSpace, profile_shapes, static_candidates};
+use tailor_spec::files::utc_now_iso;
+use tailor_spec::load_spec;
+use tracing::{info, warn};
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["space", "spec"])))]
+pub struct ProfileArgs {
+    /// Profile every shape the candidates of this space (inside its static constraints)
+    /// run, at the space's prompt length and context.
+    #[arg(long)]
+    pub space: Option<PathBuf>,
+    /// Profile the shapes of these specs (config.json or spec.toml).
+    #[arg(long, num_args = 1..)]
+    pub spec: Vec<PathBuf>,
+    /// burn backend: flex (CPU, default), ndarray (CPU), wgpu (GPU through Vulkan/Metal).
+    #[arg(long, default_value = "flex")]
+    pub backend: Backend,
+    /// Profile file [default: profiles/host-<backend>.toml]. An existing file made on the
+    /// same setup is resumed; one made on another setup is refused (see --force).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Extra prompt lengths to profile (besides the space's); with --spec, default 64.
+    #[arg(long)]
+    pub prompt: Vec<u64>,
+    /// Extra decode contexts to profile (besides the space's); with --spec, default 256.
+    #[arg(long)]
+    pub context: Vec<u64>,
+    /// Time cap per entry: stop repeating after this much timed work even if the spread
+    /// (p90-p10)/median is still above the target (e.g. 500ms, 2s).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub max_time: Duration,
+    /// Warm-up per entry, by time (wgpu autotunes each new shape then).
+    #[arg(long, default_value = "150ms", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Spread (p90-p10)/median at which an entry stops repeating.
+    #[arg(long, default_value_t = 0.05)]
+    pub target_spread: f64,
+    /// Measure at most N new entries in this run; rerun to continue.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Start a fresh profile even if the file exists (it is replaced atomically).
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl ProfileProgress for Bar {
+    fn start(&self, todo: usize, done: usize) {
+        info!(to_measure = todo, already = done, "profiling");
+        self.bar.set_length(todo as u64);
+        self.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    fn measured(&self, e: &Entry) {
+        self.bar.set_message(e.shape.to_string());
+        self.bar.inc(1);
+    }
+}
+
+pub fn run(args: &ProfileArgs) -> Result<()> {
+    if !(args.target_spread > 0.0 && args.target_spread < 10.0) {
+        bail!("--target-spread must be a positive fraction, e.g. 0.05");
+    }
+    let for_space = |p: &[u64], d: u64| if p.is_empty() { vec![d] } else { p.to_vec() };
+    let (name, shapes) = match &args.space {
+        Some(path) => {
+            let space = SearchSpace::load(path)?;
+            let mut prompts = vec![space.workload.prompt_tokens];
+            prompts.extend(&args.prompt);
+            let mut contexts = vec![space.workload.context];
+            contexts.extend(&args.context);
+            (
+                space.name().to_string(),
+                profile_shapes(static_candidates(&space), &prompts, &contexts),
+            )
+        }
+        None => {
+            let specs = args
+                .spec
+                .iter()
+                .map(|p| load_spec(p).map(|l| l.spec))
+                .collect::<Result<Vec<_>, _>>()?;
+            let names: Vec<String> = args.spec.iter().map(|p| p.display().to_string()).collect();
+            (
+                names.join(", "),
+                profile_shapes(
+                    specs.into_iter(),
+                    &for_space(&args.prompt, 64),
+                    &for_space(&args.context, 256),
+                ),
+            )
+        }
+    };
+    if shapes.is_empty() {
+        bail!("no candidate of the space is inside its static constraints: nothing to profile");
+    }
+
+    let device = args.backend.open()?;
+    let fingerprint = args.backend.fingerprint(&device);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("profiles/host-{}.toml", args.backend)));
+    let profile = if out.exists() && !args.force {
+        let existing = Profile::load(&out)?;
+        existing.check_fingerprint(&fingerprint).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}. Profile into another file with --out, or start this one afresh with --force",
+                out.display()
+            )
+        })?;
+        info!(path = %out.display(), entries = existing.entries.len(), "resuming");
+        existing
+    } else {
+        new_profile(
+            &format!("{} on {}", fingerprint.cpu_model, args.backend),
+            fingerprint,
+            &utc_now_iso(),
+        )
+    };
+
+    let mut plan = ProfilePlan::new(name, shapes);
+    plan.timing.max_time = args.max_time;
+    plan.timing.warmup = args.warmup;
+    plan.probe_timing.warmup = args.warmup;
+    plan.timing.target_spread = args.target_spread;
+    plan.probe_timing.max_time = args.max_time;
+    plan.limit = args.limit;
+    let started = Instant::now();
+    let bar = Bar {
+        bar: ProgressBar::hidden(),
+    };
+    bar.bar.set_style(
+        ProgressStyle::with_template("profile {bar:30} {pos}/{len} ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let before = profile.entries.len();
+    let profile = run_profile(&device, profile, &plan, &utc_now_iso, &bar, &mut |p| {
+        p.save(&out)
+    })
+    .with_context(|| format!("profiling into {}", out.display()))?;
+    bar.bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+
+    let needed: BTreeSet<&OpShape> = plan.shapes.iter().collect();
+    let covered: Vec<&Entry> = profile
+        .entries
+        .iter()
+        .filter(|e| needed.contains(&e.shape))
+        .collect();
+    let missing = plan.shapes.len() - covered.len();
+    let mut spreads: Vec<f64> = covered.iter().map(|e| e.spread()).collect();
+    spreads.sort_by(f64::total_cmp);
+    let median_spread = spreads.get(spreads.len() / 2).copied().unwrap_or(f64::NAN);
+    let capped = covered.iter().filter(|e| e.capped).count();
+    if missing > 0 {
+        warn!(
+            missing,
+            "the profile does not cover the space yet; rerun the same command to continue"
+        );
+    }
+    let roofline = profile.roofline.as_ref();
+    if args.json {
+        let v = json!({
+            "profile": out.display().to_string(),
+            "fingerprint": profile.fingerprint,
+            "shapes_needed": plan.shapes.len(),
+            "entries_covering": covered.len(),
+            "measured_now": profile.entries.len() - before,
+            "missing": missing,
+            "wall_s": wall,
+            "median_spread": median_spread,
+            "capped": capped,
+            "roofline": roofline,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let f = &profile.fingerprint;
+    println!(
+        "profile {} ({} on {}, {} threads, {})",
+        out.display(),
+        f.backend,
+        f.device,
+        f.threads,
+        f.cpu_model
+    );
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["shapes needed".into(), plan.shapes.len().to_string()]);
+    t.row(vec![
+        "measured now".into(),
+        (profile.entries.len() - before).to_string(),
+    ]);
+    t.row(vec!["still missing".into(), missing.to_string()]);
+    t.row(vec!["wall time".into(), format!("{wall:.1} s")]);
+    t.row(vec![
+        "median spread (p90-p10)/median".into(),
+        format!("{:.1}%", 100.0 * median_spread),
+    ]);
+    t.row(vec![
+        "entries stopped by the time cap".into(),
+        capped.to_string(),
+    ]);
+    if let Some(r) = roofline {
+        t.row(vec![
+            "peak matmul".into(),
+            format!("{:.1} GFLOP/s", r.matmul_gflops),
+        ]);
+        t.row(vec![
+            "read bandwidth".into(),
+            format!("{:.1} GB/s", r.bandwidth_gbs),
+        ]);
+    }
+    print!("{}", t.render(2));
+    Ok(())
+}

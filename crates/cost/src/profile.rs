@@ -1,0 +1,585 @@
+//! The device profile (`profiles/<name>.toml`): which setup was measured (the fingerprint),
+//! its measured roofline, and one timed entry per distinct operator shape.
+//!
+//! The profile is written by `tailor-profiler` (through burn) and read by cost models; it
+//! lives here so that reading it needs no burn.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use tailor_spec::files::{self, FileError};
+use tailor_spec::{Activation, DType, FfnKind, ModelSpec, NormKind, Phase};
+
+/// The `format_version` this build reads and writes.
+pub const PROFILE_FORMAT_VERSION: u32 = 1;
+
+/// The setup a profile was measured on. Two profiles are comparable only when every
+/// field matches; a cost model refuses a profile made for another setup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fingerprint {
+    /// burn backend: flex, ndarray or wgpu.
+    pub backend: String,
+    /// Adapter name for GPU backends (`llvmpipe (LLVM 15.0.7, 256 bits)`), `cpu` otherwise.
+    pub device: String,
+    /// What the GPU kernels are compiled for (driver/runtime), empty on CPU backends.
+    pub driver: String,
+    pub cpu_model: String,
+    pub cores: u32,
+    /// Threads the backend computes with.
+    pub threads: u32,
+    /// `linux-x86_64`, `android-aarch64`, ...
+    pub os: String,
+    /// Element type of weights and activations.
+    pub dtype: DType,
+    pub burn_version: String,
+}
+
+impl Fingerprint {
+    /// `field: ours vs theirs` for every field that differs.
+    pub fn differences(&self, other: &Fingerprint) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |name: &str, a: &dyn fmt::Display, b: &dyn fmt::Display| {
+            let (a, b) = (a.to_string(), b.to_string());
+            if a != b {
+                out.push(format!("{name} `{a}` vs `{b}`"));
+            }
+        };
+        cmp("backend", &self.backend, &other.backend);
+        cmp("device", &self.device, &other.device);
+        cmp("driver", &self.driver, &other.driver);
+        cmp("cpu_model", &self.cpu_model, &other.cpu_model);
+        cmp("cores", &self.cores, &other.cores);
+        cmp("threads", &self.threads, &other.threads);
+        cmp("os", &self.os, &other.os);
+        cmp("dtype", &self.dtype, &other.dtype);
+        cmp("burn_version", &self.burn_version, &other.burn_version);
+        out
+    }
+}
+
+/// When and by what a profile was made (not part of the match).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub tailor_version: String,
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub created: String,
+    pub updated: String,
+}
+
+/// The measured roofline of the backend: what bounds and extrapolates predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RooflineProbe {
+    /// Peak matmul throughput, GFLOP/s (median of a square matmul).
+    pub matmul_gflops: f64,
+    /// The `[m, k, n]` of that matmul.
+    pub matmul_shape: [u64; 3],
+    /// Sustained read bandwidth, GB/s (median of a sum over a large tensor).
+    pub bandwidth_gbs: f64,
+    /// Bytes that sum reads.
+    pub bandwidth_bytes: u64,
+}
+
+/// One operator at one shape, as the profiler times it (batch 1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OpShape {
+    /// The token-embedding gather of `tokens` rows.
+    Embedding {
+        tokens: u64,
+        vocab: u64,
+        hidden: u64,
+    },
+    /// RMSNorm or LayerNorm over `tokens` rows.
+    Norm {
+        tokens: u64,
+        hidden: u64,
+        kind: NormKind,
+        bias: bool,
+    },
+    /// `y = x W (+ b)` with `x: [tokens, input]` (q, k, v, o projections; the LM head).
+    Linear {
+        tokens: u64,
+        input: u64,
+        output: u64,
+        bias: bool,
+    },
+    /// Scores, softmax and weighted values for `q_len` queries against `kv_len` keys.
+    /// Prefill: `q_len = kv_len = P`, causal. Decode: `q_len = 1` against a cache of
+    /// `kv_len - 1` tokens, the new key/value appended inside the operator.
+    Attention {
+        heads: u64,
+        kv_heads: u64,
+        head_dim: u64,
+        q_len: u64,
+        kv_len: u64,
+        causal: bool,
+    },
+    /// The whole FFN block: projections and activation.
+    Ffn {
+        tokens: u64,
+        hidden: u64,
+        intermediate: u64,
+        kind: FfnKind,
+        activation: Activation,
+        bias: bool,
+    },
+}
+
+impl OpShape {
+    /// Every operator call of one forward pass of `spec` (batch 1), as `(shape, calls)`.
+    /// Element-wise work between operators (RoPE, residual adds) is not included.
+    pub fn pass(spec: &ModelSpec, phase: Phase) -> Vec<(OpShape, u64)> {
+        let t = phase.tokens();
+        let (h, l) = (spec.hidden_size, spec.num_layers);
+        let norm = |tokens| OpShape::Norm {
+            tokens,
+            hidden: h,
+            kind: spec.norm,
+            bias: spec.norm_bias,
+        };
+        let linear = |tokens, input, output, bias| OpShape::Linear {
+            tokens,
+            input,
+            output,
+            bias,
+        };
+        vec![
+            (
+                OpShape::Embedding {
+                    tokens: t,
+                    vocab: spec.vocab_size,
+                    hidden: h,
+                },
+                1,
+            ),
+            (norm(t), 2 * l),
+            (linear(t, h, spec.q_width(), spec.qkv_bias), l),
+            (linear(t, h, spec.kv_width(), spec.qkv_bias), 2 * l),
+            (
+                OpShape::Attention {
+                    heads: spec.num_heads,
+                    kv_heads: spec.num_kv_heads,
+                    head_dim: spec.head_dim(),
+                    q_len: t,
+                    kv_len: phase.keys(),
+                    causal: matches!(phase, Phase::Prefill { .. }),
+                },
+                l,
+            ),
+            (linear(t, spec.q_width(), h, spec.o_bias), l),
+            (
+                OpShape::Ffn {
+                    tokens: t,
+                    hidden: h,
+                    intermediate: spec.intermediate_size,
+                    kind: spec.ffn,
+                    activation: spec.activation,
+                    bias: spec.mlp_bias,
+                },
+                l,
+            ),
+            (norm(1), 1),
+            // Logits for the last position only.
+            (linear(1, h, spec.vocab_size, false), 1),
+        ]
+    }
+
+    /// The distinct shapes of [`OpShape::pass`].
+    pub fn for_spec(spec: &ModelSpec, phase: Phase) -> Vec<OpShape> {
+        let mut seen = BTreeSet::new();
+        Self::pass(spec, phase)
+            .into_iter()
+            .map(|(s, _)| s)
+            .filter(|s| seen.insert(s.clone()))
+            .collect()
+    }
+
+    /// Matmul FLOPs (multiply-add = 2), as `tailor_spec`'s accounting counts them.
+    pub fn flops(&self) -> u128 {
+        let w = |x: u64| x as u128;
+        match *self {
+            OpShape::Embedding { .. } | OpShape::Norm { .. } => 0,
+            OpShape::Linear {
+                tokens,
+                input,
+                output,
+                ..
+            } => 2 * w(tokens) * w(input) * w(output),
+            OpShape::Attention {
+                heads,
+                head_dim,
+                q_len,
+                kv_len,
+                causal,
+                ..
+            } => {
+                let pairs = if causal {
+                    w(q_len) * (w(q_len) + 1) / 2
+                } else {
+                    w(q_len) * w(kv_len)
+                };
+                4 * pairs * w(heads) * w(head_dim)
+            }
+            OpShape::Ffn {
+                tokens,
+                hidden,
+                intermediate,
+                kind,
+                ..
+            } => {
+                let mats = if kind == FfnKind::Gated { 3 } else { 2 };
+                2 * mats * w(tokens) * w(hidden) * w(intermediate)
+            }
+        }
+    }
+
+    /// Minimum bytes moved with elements of `elem` bytes (weights, activations and cache
+    /// in one type, as the profiler runs them).
+    pub fn bytes(&self, elem: u64) -> u128 {
+        let e = elem as u128;
+        let w = |x: u64| x as u128;
+        match *self {
+            OpShape::Embedding { tokens, hidden, .. } => 2 * w(tokens) * w(hidden) * e,
+            OpShape::Norm {
+                tokens,
+                hidden,
+                bias,
+                ..
+            } => (2 * w(tokens) * w(hidden) + w(hidden) * (1 + u128::from(bias))) * e,
+            OpShape::Linear {
+                tokens,
+                input,
+                output,
+                bias,
+            } => {
+                (w(input) * w(output)
+                    + w(tokens) * (w(input) + w(output))
+                    + u128::from(bias) * w(output))
+                    * e
+            }
+            OpShape::Attention {
+                heads,
+                kv_heads,
+                head_dim,
+                q_len,
+                kv_len,
+                ..
+            } => {
+                (2 * w(q_len) * w(heads) * w(head_dim) + 2 * w(kv_len) * w(kv_heads) * w(head_dim))
+                    * e
+            }
+            OpShape::Ffn {
+                tokens,
+                hidden,
+                intermediate,
+                kind,
+                ..
+            } => {
+                let mats = if kind == FfnKind::Gated { 3 } else { 2 };
+                (mats * w(hidden) * w(intermediate)
+                    + w(tokens) * (2 * w(hidden) + mats * w(intermediate)))
+                    * e
+            }
+        }
+    }
+}
+
+impl fmt::Display for OpShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpShape::Embedding {
+                tokens,
+                vocab,
+                hidden,
+            } => write!(f, "embedding t{tokens} {vocab}x{hidden}"),
+            OpShape::Norm {
+                tokens,
+                hidden,
+                kind,
+                bias,
+            } => {
+                write!(
+                    f,
+                    "{kind}{} t{tokens} {hidden}",
+                    if *bias { "+bias" } else { "" }
+                )
+            }
+            OpShape::Linear {
+                tokens,
+                input,
+                output,
+                bias,
+            } => {
+                write!(
+                    f,
+                    "linear t{tokens} {input}->{output}{}",
+                    if *bias { " +bias" } else { "" }
+                )
+            }
+            OpShape::Attention {
+                heads,
+                kv_heads,
+                head_dim,
+                q_len,
+                kv_len,
+                causal,
+            } => write!(
+                f,
+                "attention {heads}/{kv_heads}x{head_dim} q{q_len} kv{kv_len}{}",
+                if *causal { " causal" } else { "" }
+            ),
+            OpShape::Ffn {
+                tokens,
+                hidden,
+                intermediate,
+                kind,
+                activation,
+                bias,
+            } => write!(
+                f,
+                "ffn {kind} {activation} t{tokens} {hidden}->{intermediate}{}",
+                if *bias { " +bias" } else { "" }
+            ),
+        }
+    }
+}
+
+/// One timed shape. Times are per call, microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub shape: OpShape,
+    pub median_us: f64,
+    pub p10_us: f64,
+    pub p90_us: f64,
+    pub samples: u32,
+    /// Stopped by the time cap before the spread target was met.
+    pub capped: bool,
+}
+
+impl Entry {
+    /// `(p90 - p10) / median`.
+    pub fn spread(&self) -> f64 {
+        (self.p90_us - self.p10_us) / self.median_us
+    }
+}
+
+/// A device profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub format_version: u32,
+    pub name: String,
+    pub fingerprint: Fingerprint,
+    pub provenance: Provenance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<RooflineProbe>,
+    #[serde(default)]
+    pub entries: Vec<Entry>,
+}
+
+impl Profile {
+    pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
+        let p: Profile = toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
+        if p.format_version != PROFILE_FORMAT_VERSION {
+            return Err(FileError::invalid_toml(
+                path,
+                src,
+                "format_version",
+                format!(
+                    "version {} is not supported; this build reads version {PROFILE_FORMAT_VERSION}",
+                    p.format_version
+                ),
+            ));
+        }
+        for (i, e) in p.entries.iter().enumerate() {
+            let ok = |v: f64| v.is_finite() && v > 0.0;
+            if !(ok(e.median_us)
+                && ok(e.p10_us)
+                && ok(e.p90_us)
+                && e.p10_us <= e.median_us
+                && e.median_us <= e.p90_us)
+            {
+                return Err(FileError::invalid_toml(
+                    path,
+                    src,
+                    "entries",
+                    format!(
+                        "entry {} ({}) has times that are not 0 < p10 <= median <= p90",
+                        i + 1,
+                        e.shape
+                    ),
+                ));
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        Self::parse(path, &files::read_to_string(path)?)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# serialisation failed: {e}\n"))
+    }
+
+    /// Writes atomically: an interrupted write leaves the previous file whole.
+    pub fn save(&self, path: &Path) -> Result<(), FileError> {
+        files::write_atomic(path, self.to_toml().as_bytes())
+    }
+
+    pub fn entry(&self, shape: &OpShape) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.shape == shape)
+    }
+
+    /// Refuses a profile made on another setup, saying what differs.
+    pub fn check_fingerprint(&self, expected: &Fingerprint) -> Result<(), String> {
+        let diff = self.fingerprint.differences(expected);
+        if diff.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "profile `{}` was measured on another setup ({}); it must not serve this one",
+                self.name,
+                diff.join(", ")
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    pub(crate) fn fingerprint() -> Fingerprint {
+        Fingerprint {
+            backend: "flex".into(),
+            device: "cpu".into(),
+            driver: String::new(),
+            cpu_model: "Test CPU".into(),
+            cores: 2,
+            threads: 2,
+            os: "linux-x86_64".into(),
+            dtype: DType::F32,
+            burn_version: "0.22.1".into(),
+        }
+    }
+
+    fn profile() -> Profile {
+        let spec = ModelSpec::llama(1000, 64, 2, 4, 2, 128);
+        let entries = OpShape::for_spec(&spec, Phase::Prefill { tokens: 8 })
+            .into_iter()
+            .enumerate()
+            .map(|(i, shape)| Entry {
+                shape,
+                median_us: 10.0 + i as f64,
+                p10_us: 9.5 + i as f64,
+                p90_us: 11.0 + i as f64,
+                samples: 20,
+                capped: i == 0,
+            })
+            .collect();
+        Profile {
+            format_version: PROFILE_FORMAT_VERSION,
+            name: "test".into(),
+            fingerprint: fingerprint(),
+            provenance: Provenance {
+                tailor_version: "0.1.0".into(),
+                created: "2026-11-24T12:00:00Z".into(),
+                updated: "2026-11-24T12:00:00Z".into(),
+            },
+            roofline: Some(RooflineProbe {
+                matmul_gflops: 100.0,
+                matmul_shape: [1024, 1024, 1024],
+                bandwidth_gbs: 30.0,
+                bandwidth_bytes: 1 << 27,
+            }),
+            entries,
+        }
+    }
+
+    #[test]
+    fn profile_round_trips() {
+        let p = profile();
+        let text = p.to_toml();
+        let back = Profile::parse(&PathBuf::from("p.toml"), &text).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.to_toml(), text);
+    }
+
+    #[test]
+    fn shapes_of_a_pass_are_distinct_and_cover_it() {
+        let mut spec = ModelSpec::llama(1000, 64, 2, 4, 4, 128);
+        // MHA decode: q, k, v and o are one linear shape; the final norm is the layers' shape.
+        let shapes = OpShape::for_spec(&spec, Phase::Decode { context: 10 });
+        assert_eq!(shapes.len(), 6, "{shapes:?}");
+        // Prefill: per-token norms differ from the last-position one.
+        assert_eq!(
+            OpShape::for_spec(&spec, Phase::Prefill { tokens: 8 }).len(),
+            7
+        );
+        spec.num_kv_heads = 2;
+        let shapes = OpShape::for_spec(&spec, Phase::Decode { context: 10 });
+        assert_eq!(shapes.len(), 7);
+        let flops: u128 = shapes.iter().map(OpShape::flops).sum();
+        assert!(flops > 0);
+        assert!(shapes.contains(&OpShape::Attention {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 16,
+            q_len: 1,
+            kv_len: 11,
+            causal: false
+        }));
+    }
+
+    #[test]
+    fn pass_flops_agree_with_spec_accounting() {
+        for spec in [
+            ModelSpec::llama(1000, 64, 3, 4, 2, 128),
+            ModelSpec {
+                ffn: FfnKind::Plain,
+                ..ModelSpec::llama(32000, 2048, 22, 32, 4, 5632)
+            },
+        ] {
+            for phase in [Phase::Prefill { tokens: 16 }, Phase::Decode { context: 31 }] {
+                let total: u128 = OpShape::pass(&spec, phase)
+                    .iter()
+                    .map(|(s, n)| s.flops() * *n as u128)
+                    .sum();
+                let p = tailor_spec::Precision::default();
+                assert_eq!(total, spec.pass_totals(phase, &p).flops, "{phase:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_fingerprint_is_refused() {
+        let p = profile();
+        assert!(p.check_fingerprint(&fingerprint()).is_ok());
+        let mut other = fingerprint();
+        other.backend = "ndarray".into();
+        other.threads = 16;
+        let e = p.check_fingerprint(&other).unwrap_err();
+        assert!(
+            e.contains("backend `flex` vs `ndarray`") && e.contains("threads `2` vs `16`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        let text = profile()
+            .to_toml()
+            .replacen("median_us = 10.0", "median_us = -1.0", 1);
+        let e = Profile::parse(&PathBuf::from("p.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`entries`: entry 1"), "{e}");
+    }
+}

@@ -1,0 +1,141 @@
+//! burn backends and the fingerprint of the setup they run on.
+
+use crate::ProfileError;
+use burn::tensor::{Device, DeviceKind, Distribution, Tensor};
+use std::fmt;
+use std::str::FromStr;
+use tailor_cost::Fingerprint;
+use tailor_spec::DType;
+
+/// burn 0.22's version, recorded in every profile.
+pub const BURN_VERSION: &str = "0.22.1";
+
+/// A burn backend tailor can profile on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// burn's maintained CPU backend (default).
+    Flex,
+    /// burn's ndarray CPU backend (deprecated upstream, kept for comparison).
+    Ndarray,
+    /// wgpu: Vulkan, Metal, DX12 or WebGPU, whichever the platform has.
+    Wgpu,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Ndarray => "ndarray",
+            Backend::Wgpu => "wgpu",
+        }
+    }
+
+    /// Opens the device and runs one small computation on it, so that a missing driver
+    /// surfaces here as an error rather than later as a panic.
+    pub fn open(self) -> Result<Device, ProfileError> {
+        match self {
+            Backend::Flex => Ok(Device::flex()),
+            // Deprecated upstream in favour of flex; kept so the two CPU backends can be compared.
+            #[allow(deprecated)]
+            Backend::Ndarray => Ok(Device::ndarray()),
+            Backend::Wgpu => open_guarded(|| {
+                let device = Device::wgpu(DeviceKind::DefaultDevice);
+                let x = Tensor::<2>::random([4, 4], Distribution::Default, &device);
+                let _ = x.clone().matmul(x).into_data();
+                device
+            }),
+        }
+    }
+
+    /// The fingerprint of this backend on this machine.
+    pub fn fingerprint(self, device: &Device) -> Fingerprint {
+        let (name, driver) = match self {
+            Backend::Wgpu => device
+                .identity()
+                .map(|id| (id.name, id.fingerprint))
+                .unwrap_or_else(|| ("unknown adapter".into(), String::new())),
+            _ => ("cpu".into(), String::new()),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        Fingerprint {
+            backend: self.name().into(),
+            device: name,
+            driver,
+            cpu_model: cpu_model(),
+            cores,
+            threads: compute_threads(self, cores),
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            dtype: DType::F32,
+            burn_version: BURN_VERSION.into(),
+        }
+    }
+}
+
+/// Runs `open`, turning a panic (wgpu panics when it finds no adapter) into a clear error,
+/// without the panic message reaching stderr.
+pub fn open_guarded(
+    open: impl FnOnce() -> Device + std::panic::UnwindSafe,
+) -> Result<Device, ProfileError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(open);
+    std::panic::set_hook(hook);
+    result.map_err(|e| {
+        let why = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown reason".into());
+        ProfileError::NoDevice(format!(
+            "wgpu found no usable GPU adapter ({}). Install a Vulkan driver (on Debian: \
+             apt-get install mesa-vulkan-drivers libvulkan1 for the software one) or use \
+             --backend flex",
+            why.lines().next().unwrap_or("").trim()
+        ))
+    })
+}
+
+/// Threads the CPU backends compute with: rayon's pool, which `RAYON_NUM_THREADS` sizes.
+fn compute_threads(backend: Backend, cores: u32) -> u32 {
+    let from_env = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|&n| n > 0);
+    match backend {
+        Backend::Wgpu => 1,
+        _ => from_env.unwrap_or(cores),
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| format!("unknown backend `{s}`; expected one of flex, ndarray, wgpu"))
+    }
+}
+
+/// The CPU's model name (`/proc/cpuinfo` on Linux and Android), or `unknown`.
+pub fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    for key in ["model name", "Hardware", "Processor", "cpu model"] {
+        if let Some(line) = info.lines().find(|l| l.starts_with(key))
+            && let Some((_, v)) = line.split_once(':')
+            && !v.trim().is_empty()
+        {
+            return v.trim().to_string();
+        }
+    }
+    "unknown".into()
+}
