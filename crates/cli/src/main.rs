@@ -5,8 +5,19 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+/// burn's CPU backends allocate a fresh buffer for every operator output. glibc's malloc
+/// hands large freed buffers back to the OS and faults them in again on the next call,
+/// which made a decode step up to 2.5x slower than its operators timed alone, and made
+/// every timing depend on the allocator's history. mimalloc keeps freed pages for reuse,
+/// as an on-device runtime keeps its preallocated buffers: profiles and whole-model
+/// timings then measure the operators, not page faults.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod fmt;
+mod plot;
 mod progress;
 
 /// Design small language models for a device before training them.
@@ -28,6 +39,12 @@ enum Command {
     Search(commands::search::SearchArgs),
     /// Time the operator shapes a space needs on this machine (burn: flex, ndarray, wgpu).
     Profile(commands::profile::ProfileArgs),
+    /// Predict one model's prefill, decode and memory on a profiled device.
+    Predict(commands::predict::PredictArgs),
+    /// Build one whole model with random weights and time it on this machine.
+    Measure(commands::measure::MeasureArgs),
+    /// Check a profile's predictions against whole models timed on this machine.
+    Validate(commands::validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +54,9 @@ fn main() -> ExitCode {
         Command::Spec(args) => commands::spec::run(&args),
         Command::Search(args) => commands::search::run(&args),
         Command::Profile(args) => commands::profile::run(&args),
+        Command::Predict(args) => commands::predict::run(&args),
+        Command::Measure(args) => commands::measure::run(&args),
+        Command::Validate(args) => commands::validate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,14 +3,19 @@
 //!
 //! [`Roofline`] prices every operator of the forward pass at
 //! `max(FLOPs / peak compute, bytes / bandwidth)` from a [`DeviceSpec`] (datasheet numbers
-//! or measured ones). A profiled model plugs in behind the same [`CostModel`] trait.
+//! or measured ones). [`Profiled`] sums the operator times a device profile measured,
+//! behind the same [`CostModel`] trait.
 
+pub mod accuracy;
 pub mod profile;
+pub mod profiled;
 pub mod roofline;
 
+pub use accuracy::{Accuracy, accuracy, kendall_tau_b};
 pub use profile::{
     Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance, RooflineProbe,
 };
+pub use profiled::{OpCost, Prediction, Profiled, ProfiledError, Source};
 pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, Roofline};
 
 use serde::{Deserialize, Serialize};

@@ -9,10 +9,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use tailor_spec::files::{self, FileError};
-use tailor_spec::{Activation, DType, FfnKind, ModelSpec, NormKind, Phase};
+use tailor_spec::{Activation, DType, FfnKind, ModelSpec, NormKind, OpGroup, Phase};
 
 /// The `format_version` this build reads and writes.
-pub const PROFILE_FORMAT_VERSION: u32 = 1;
+/// Version 2: the attention entry covers everything between the projections (head
+/// split, RoPE, KV-cache append, attention, head merge), and residual adds and the LM head
+/// have their own entries.
+pub const PROFILE_FORMAT_VERSION: u32 = 2;
 
 /// The setup a profile was measured on. Two profiles are comparable only when every
 /// field matches; a cost model refuses a profile made for another setup.
@@ -100,16 +103,20 @@ pub enum OpShape {
         kind: NormKind,
         bias: bool,
     },
-    /// `y = x W (+ b)` with `x: [tokens, input]` (q, k, v, o projections; the LM head).
+    /// The residual add `x + y` of two `[tokens, hidden]` activations.
+    Residual { tokens: u64, hidden: u64 },
+    /// `y = x W (+ b)` with `x: [tokens, input]`: the q, k, v and o projections.
     Linear {
         tokens: u64,
         input: u64,
         output: u64,
         bias: bool,
     },
-    /// Scores, softmax and weighted values for `q_len` queries against `kv_len` keys.
-    /// Prefill: `q_len = kv_len = P`, causal. Decode: `q_len = 1` against a cache of
-    /// `kv_len - 1` tokens, the new key/value appended inside the operator.
+    /// Everything between the q/k/v projections and the output projection: split into
+    /// heads, RoPE on q and k, scores, softmax and weighted values for `q_len` queries
+    /// against `kv_len` keys, merge of the heads. Prefill: `q_len = kv_len = P`, causal.
+    /// Decode: `q_len = 1` against a cache of `kv_len - 1` tokens, the new key/value
+    /// appended to the cache inside the operator.
     Attention {
         heads: u64,
         kv_heads: u64,
@@ -127,11 +134,14 @@ pub enum OpShape {
         activation: Activation,
         bias: bool,
     },
+    /// Logits of the last position: `[1, hidden] x [hidden, vocab]`; when `tied`, the
+    /// embedding table `[vocab, hidden]` is used transposed.
+    LmHead { hidden: u64, vocab: u64, tied: bool },
 }
 
 impl OpShape {
-    /// Every operator call of one forward pass of `spec` (batch 1), as `(shape, calls)`.
-    /// Element-wise work between operators (RoPE, residual adds) is not included.
+    /// Every operator call of one forward pass of `spec` (batch 1), as `(shape, calls)`:
+    /// together they are the whole pass, as `tailor-profiler`'s model runs it.
     pub fn pass(spec: &ModelSpec, phase: Phase) -> Vec<(OpShape, u64)> {
         let t = phase.tokens();
         let (h, l) = (spec.hidden_size, spec.num_layers);
@@ -172,6 +182,13 @@ impl OpShape {
             ),
             (linear(t, spec.q_width(), h, spec.o_bias), l),
             (
+                OpShape::Residual {
+                    tokens: t,
+                    hidden: h,
+                },
+                2 * l,
+            ),
+            (
                 OpShape::Ffn {
                     tokens: t,
                     hidden: h,
@@ -184,8 +201,27 @@ impl OpShape {
             ),
             (norm(1), 1),
             // Logits for the last position only.
-            (linear(1, h, spec.vocab_size, false), 1),
+            (
+                OpShape::LmHead {
+                    hidden: h,
+                    vocab: spec.vocab_size,
+                    tied: spec.tie_embeddings,
+                },
+                1,
+            ),
         ]
+    }
+
+    /// The group of the time breakdown this operator belongs to.
+    pub fn group(&self) -> OpGroup {
+        match self {
+            OpShape::Linear { .. } | OpShape::Attention { .. } => OpGroup::Attention,
+            OpShape::Ffn { .. } => OpGroup::Ffn,
+            OpShape::LmHead { .. } => OpGroup::LmHead,
+            OpShape::Embedding { .. } | OpShape::Norm { .. } | OpShape::Residual { .. } => {
+                OpGroup::Other
+            }
+        }
     }
 
     /// The distinct shapes of [`OpShape::pass`].
@@ -202,7 +238,8 @@ impl OpShape {
     pub fn flops(&self) -> u128 {
         let w = |x: u64| x as u128;
         match *self {
-            OpShape::Embedding { .. } | OpShape::Norm { .. } => 0,
+            OpShape::Embedding { .. } | OpShape::Norm { .. } | OpShape::Residual { .. } => 0,
+            OpShape::LmHead { hidden, vocab, .. } => 2 * w(hidden) * w(vocab),
             OpShape::Linear {
                 tokens,
                 input,
@@ -250,6 +287,10 @@ impl OpShape {
                 bias,
                 ..
             } => (2 * w(tokens) * w(hidden) + w(hidden) * (1 + u128::from(bias))) * e,
+            OpShape::Residual { tokens, hidden } => 3 * w(tokens) * w(hidden) * e,
+            OpShape::LmHead { hidden, vocab, .. } => {
+                (w(hidden) * w(vocab) + w(hidden) + w(vocab)) * e
+            }
             OpShape::Linear {
                 tokens,
                 input,
@@ -296,6 +337,16 @@ impl fmt::Display for OpShape {
                 vocab,
                 hidden,
             } => write!(f, "embedding t{tokens} {vocab}x{hidden}"),
+            OpShape::Residual { tokens, hidden } => write!(f, "residual t{tokens} {hidden}"),
+            OpShape::LmHead {
+                hidden,
+                vocab,
+                tied,
+            } => write!(
+                f,
+                "lm_head {hidden}->{vocab}{}",
+                if *tied { " tied" } else { "" }
+            ),
             OpShape::Norm {
                 tokens,
                 hidden,
@@ -349,6 +400,11 @@ impl fmt::Display for OpShape {
 }
 
 /// One timed shape. Times are per call, microseconds.
+///
+/// A shape is timed in several sessions (rounds) spread over the profiling run, so that a
+/// burst of load lasting seconds moves one session, not the entry: `median_us` is the
+/// median of the sessions' medians, `p10_us`/`p90_us` the lowest p10 and highest p90 of
+/// the sessions (the spread over time, not only within one burst).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
@@ -356,12 +412,21 @@ pub struct Entry {
     pub median_us: f64,
     pub p10_us: f64,
     pub p90_us: f64,
+    /// Timed calls, over all sessions.
     pub samples: u32,
-    /// Stopped by the time cap before the spread target was met.
+    /// A session stopped at the time cap before its spread target was met.
     pub capped: bool,
+    /// The median of each session, in the order they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<f64>,
 }
 
 impl Entry {
+    /// Sessions this entry was timed in (an entry without `rounds` had one).
+    pub fn sessions(&self) -> usize {
+        self.rounds.len().max(1)
+    }
+
     /// `(p90 - p10) / median`.
     pub fn spread(&self) -> f64 {
         (self.p90_us - self.p10_us) / self.median_us
@@ -482,6 +547,7 @@ mod tests {
                 p90_us: 11.0 + i as f64,
                 samples: 20,
                 capped: i == 0,
+                rounds: vec![10.0 + i as f64],
             })
             .collect();
         Profile {
@@ -517,15 +583,15 @@ mod tests {
         let mut spec = ModelSpec::llama(1000, 64, 2, 4, 4, 128);
         // MHA decode: q, k, v and o are one linear shape; the final norm is the layers' shape.
         let shapes = OpShape::for_spec(&spec, Phase::Decode { context: 10 });
-        assert_eq!(shapes.len(), 6, "{shapes:?}");
+        assert_eq!(shapes.len(), 7, "{shapes:?}");
         // Prefill: per-token norms differ from the last-position one.
         assert_eq!(
             OpShape::for_spec(&spec, Phase::Prefill { tokens: 8 }).len(),
-            7
+            8
         );
         spec.num_kv_heads = 2;
         let shapes = OpShape::for_spec(&spec, Phase::Decode { context: 10 });
-        assert_eq!(shapes.len(), 7);
+        assert_eq!(shapes.len(), 8);
         let flops: u128 = shapes.iter().map(OpShape::flops).sum();
         assert!(flops > 0);
         assert!(shapes.contains(&OpShape::Attention {

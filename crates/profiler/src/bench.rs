@@ -1,5 +1,9 @@
-//! One benchmark per operator shape: inputs are prepared once, in enough copies that
-//! cycling through them defeats the caches, then the operator is timed.
+//! One benchmark per operator shape, with the caches in the state a whole model leaves
+//! them: the weights (and KV caches) an operator reads are cold, because a model streams
+//! through more weights than any cache holds between two uses of one layer; the
+//! activations it reads are hot, because the previous operator just wrote them. So the
+//! weights are prepared in enough copies to span [`TimingOptions::cycle_bytes`] and
+//! cycled, while the activations are one tensor reused.
 
 use crate::ops;
 use crate::timing::{Measurement, TimingOptions, measure};
@@ -8,8 +12,8 @@ use std::any::Any;
 use tailor_cost::OpShape;
 use tailor_spec::FfnKind;
 
-/// Bytes the copies of one benchmark's data should span: above any last-level cache.
-const CYCLE_BYTES: u128 = 64 << 20;
+/// At most this many copies, however small the weights (a norm's weight vector).
+const MAX_COPIES: u128 = 1 << 15;
 
 fn weights<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Uniform(-0.1, 0.1), device)
@@ -19,17 +23,62 @@ fn bias(n: usize, on: bool, device: &Device) -> Option<Tensor<1>> {
     on.then(|| weights([n], device))
 }
 
-/// How many copies of the data to cycle through.
-pub fn copies(shape: &OpShape) -> usize {
-    let bytes = shape.bytes(4).max(1);
-    (CYCLE_BYTES.div_ceil(bytes) as usize).clamp(2, 8)
+/// Bytes of the weights and caches one call of `shape` reads (f32): what is cycled.
+pub fn cold_bytes(shape: &OpShape) -> u128 {
+    let w = |x: u64| u128::from(x);
+    let b = |on: bool, n: u64| if on { w(n) } else { 0 };
+    4 * match *shape {
+        OpShape::Embedding { vocab, hidden, .. } => w(vocab) * w(hidden),
+        OpShape::Norm { hidden, bias, .. } => w(hidden) + b(bias, hidden),
+        OpShape::Residual { .. } => 0,
+        OpShape::Linear {
+            input,
+            output,
+            bias,
+            ..
+        } => w(input) * w(output) + b(bias, output),
+        OpShape::LmHead { hidden, vocab, .. } => w(hidden) * w(vocab),
+        OpShape::Attention {
+            kv_heads,
+            head_dim,
+            kv_len,
+            causal,
+            ..
+        } => {
+            if causal {
+                0
+            } else {
+                2 * w(kv_heads) * w(head_dim) * (w(kv_len) - 1)
+            }
+        }
+        OpShape::Ffn {
+            hidden,
+            intermediate,
+            kind,
+            bias,
+            ..
+        } => {
+            let mats = if kind == FfnKind::Gated { 3 } else { 2 };
+            mats * w(hidden) * w(intermediate)
+                + b(bias, intermediate) * (mats - 1)
+                + b(bias, hidden)
+        }
+    }
+}
+
+/// How many copies of the cold data to cycle through (1 when there is none).
+pub fn copies(shape: &OpShape, cycle_bytes: u64) -> usize {
+    match cold_bytes(shape) {
+        0 => 1,
+        bytes => u128::from(cycle_bytes).div_ceil(bytes).clamp(2, MAX_COPIES) as usize,
+    }
 }
 
 type Call = Box<dyn FnMut(usize) -> Box<dyn Any>>;
 
 /// Builds the timed call of a shape (inputs prepared and kept inside).
-pub fn prepare(shape: &OpShape, device: &Device) -> Call {
-    let n = copies(shape);
+pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
+    let n = copies(shape, cycle_bytes);
     let d = device.clone();
     let u = |x: u64| x as usize;
     match *shape {
@@ -55,14 +104,12 @@ pub fn prepare(shape: &OpShape, device: &Device) -> Call {
             kind,
             bias: b,
         } => {
-            let xs: Vec<_> = (0..n)
-                .map(|_| weights([u(tokens), u(hidden)], &d))
-                .collect();
+            let x = weights([u(tokens), u(hidden)], &d);
             let ws: Vec<_> = (0..n).map(|_| weights([u(hidden)], &d)).collect();
             let bs: Vec<_> = (0..n).map(|_| bias(u(hidden), b, &d)).collect();
             Box::new(move |i| {
                 let k = i % n;
-                Box::new(ops::norm(xs[k].clone(), kind, &ws[k], bs[k].as_ref(), 1e-5))
+                Box::new(ops::norm(x.clone(), kind, &ws[k], bs[k].as_ref(), 1e-5))
             })
         }
         OpShape::Linear {
@@ -71,13 +118,32 @@ pub fn prepare(shape: &OpShape, device: &Device) -> Call {
             output,
             bias: b,
         } => {
-            let xs: Vec<_> = (0..n).map(|_| weights([u(tokens), u(input)], &d)).collect();
+            let x = weights([u(tokens), u(input)], &d);
             let ws: Vec<_> = (0..n).map(|_| weights([u(input), u(output)], &d)).collect();
             let bs: Vec<_> = (0..n).map(|_| bias(u(output), b, &d)).collect();
             Box::new(move |i| {
                 let k = i % n;
-                Box::new(ops::linear(xs[k].clone(), &ws[k], bs[k].as_ref()))
+                Box::new(ops::linear(x.clone(), &ws[k], bs[k].as_ref()))
             })
+        }
+        OpShape::Residual { tokens, hidden } => {
+            let x = weights([u(tokens), u(hidden)], &d);
+            let y = weights([u(tokens), u(hidden)], &d);
+            Box::new(move |_| Box::new(x.clone() + y.clone()))
+        }
+        OpShape::LmHead {
+            hidden,
+            vocab,
+            tied,
+        } => {
+            let x = weights([1, u(hidden)], &d);
+            let shape = if tied {
+                [u(vocab), u(hidden)]
+            } else {
+                [u(hidden), u(vocab)]
+            };
+            let ws: Vec<_> = (0..n).map(|_| weights(shape, &d)).collect();
+            Box::new(move |i| Box::new(ops::lm_head(x.clone(), &ws[i % n], tied)))
         }
         OpShape::Attention {
             heads,
@@ -87,40 +153,45 @@ pub fn prepare(shape: &OpShape, device: &Device) -> Call {
             kv_len,
             causal,
         } => {
-            let (h, kv, dim) = (u(heads), u(kv_heads), u(head_dim));
+            let h = ops::Heads {
+                heads: u(heads),
+                kv_heads: u(kv_heads),
+                head_dim: u(head_dim),
+            };
+            let (qw, kvw) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
+            let rope = ops::Rope::new(u(kv_len), h.head_dim, 10_000.0, &d);
+            let t = u(q_len);
+            let (q, k, v) = (
+                weights([t, qw], &d),
+                weights([t, kvw], &d),
+                weights([t, kvw], &d),
+            );
             if causal {
-                let qs: Vec<_> = (0..n).map(|_| weights([1, h, u(q_len), dim], &d)).collect();
-                let ks: Vec<_> = (0..n)
-                    .map(|_| weights([1, kv, u(kv_len), dim], &d))
-                    .collect();
-                let vs: Vec<_> = (0..n)
-                    .map(|_| weights([1, kv, u(kv_len), dim], &d))
-                    .collect();
-                Box::new(move |i| {
-                    let k = i % n;
+                Box::new(move |_| {
                     Box::new(ops::attention_prefill(
-                        qs[k].clone(),
-                        ks[k].clone(),
-                        vs[k].clone(),
+                        q.clone(),
+                        k.clone(),
+                        v.clone(),
+                        h,
+                        &rope,
                     ))
                 })
             } else {
                 let cached = u(kv_len) - 1;
-                let qs: Vec<_> = (0..n).map(|_| weights([1, h, 1, dim], &d)).collect();
-                let kc: Vec<_> = (0..n).map(|_| weights([1, kv, cached, dim], &d)).collect();
-                let vc: Vec<_> = (0..n).map(|_| weights([1, kv, cached, dim], &d)).collect();
-                let kn: Vec<_> = (0..n).map(|_| weights([1, kv, 1, dim], &d)).collect();
-                let vn: Vec<_> = (0..n).map(|_| weights([1, kv, 1, dim], &d)).collect();
+                let cache = [1, h.kv_heads, cached, h.head_dim];
+                let kc: Vec<_> = (0..n).map(|_| weights(cache, &d)).collect();
+                let vc: Vec<_> = (0..n).map(|_| weights(cache, &d)).collect();
                 Box::new(move |i| {
-                    let k = i % n;
-                    let out = ops::attention_decode(
-                        qs[k].clone(),
-                        kc[k].clone(),
-                        vc[k].clone(),
-                        kn[k].clone(),
-                        vn[k].clone(),
-                    );
-                    Box::new(out)
+                    let c = i % n;
+                    Box::new(ops::attention_decode(
+                        q.clone(),
+                        k.clone(),
+                        v.clone(),
+                        h,
+                        &rope,
+                        kc[c].clone(),
+                        vc[c].clone(),
+                    ))
                 })
             }
         }
@@ -133,7 +204,7 @@ pub fn prepare(shape: &OpShape, device: &Device) -> Call {
             bias: b,
         } => {
             let (t, hd, f) = (u(tokens), u(hidden), u(intermediate));
-            let xs: Vec<_> = (0..n).map(|_| weights([t, hd], &d)).collect();
+            let x = weights([t, hd], &d);
             let ws: Vec<ops::FfnWeights> = (0..n)
                 .map(|_| ops::FfnWeights {
                     gate: (kind == FfnKind::Gated).then(|| (weights([hd, f], &d), bias(f, b, &d))),
@@ -143,7 +214,7 @@ pub fn prepare(shape: &OpShape, device: &Device) -> Call {
                 .collect();
             Box::new(move |i| {
                 let k = i % n;
-                Box::new(ops::ffn(xs[k].clone(), kind, activation, &ws[k]))
+                Box::new(ops::ffn(x.clone(), kind, activation, &ws[k]))
             })
         }
     }
@@ -156,7 +227,7 @@ pub fn time_shape(
     device: &Device,
     opts: &TimingOptions,
 ) -> Result<Measurement, String> {
-    let mut call = prepare(shape, device);
+    let mut call = prepare(shape, device, opts.cycle_bytes);
     drop(call(0));
     let _ = device.sync();
     let mut failed = None;

@@ -6,9 +6,13 @@
 //! - [`ops`]: the decoder operators on burn tensors.
 //! - [`bench`]: one benchmark per [`OpShape`], and the roofline probes.
 //! - [`run_profile`]: measures what a profile lacks, checkpointing after every entry.
+//! - [`model`]: a whole random-weight decoder from a spec, and [`measure_model`], which
+//!   times it and measures its peak memory: the ground truth of a prediction.
 
 pub mod backend;
 pub mod bench;
+pub mod memory;
+pub mod model;
 pub mod ops;
 pub mod timing;
 
@@ -57,7 +61,10 @@ pub struct ProfilePlan {
     pub matmul_probe: [usize; 3],
     /// f32 elements the bandwidth probe sums.
     pub bandwidth_probe: usize,
-    /// Measure at most this many new entries in this run (the rest on the next run).
+    /// Sessions per entry, run in rounds over all shapes (each capped at
+    /// `timing.max_time / rounds`), so slow drifts of the machine's load average out.
+    pub rounds: usize,
+    /// Run at most this many sessions in this run (the rest on the next run).
     pub limit: Option<usize>,
 }
 
@@ -70,6 +77,7 @@ impl ProfilePlan {
             probe_timing: TimingOptions::default(),
             matmul_probe: [1024, 1024, 1024],
             bandwidth_probe: 32 << 20,
+            rounds: 3,
             limit: None,
         }
     }
@@ -116,29 +124,140 @@ pub fn run_profile(
         profile.provenance.updated = now();
         checkpoint(&profile)?;
     }
-    let todo: Vec<&OpShape> = plan
+    let rounds = plan.rounds.max(1);
+    let done = |p: &Profile, s: &OpShape| p.entry(s).map_or(0, Entry::sessions);
+    let todo: usize = plan
         .shapes
         .iter()
-        .filter(|s| profile.entry(s).is_none())
-        .collect();
-    let take = plan.limit.unwrap_or(usize::MAX).min(todo.len());
-    progress.start(take, plan.shapes.len() - todo.len());
-    for shape in todo.into_iter().take(take) {
-        let m = bench::time_shape(shape, device, &plan.timing).map_err(ProfileError::Device)?;
-        let entry = Entry {
-            shape: shape.clone(),
-            median_us: m.median_us,
-            p10_us: m.p10_us,
-            p90_us: m.p90_us,
-            samples: m.samples_us.len() as u32,
-            capped: m.capped,
-        };
-        progress.measured(&entry);
-        profile.entries.push(entry);
-        profile.provenance.updated = now();
-        checkpoint(&profile)?;
+        .map(|s| rounds.saturating_sub(done(&profile, s)))
+        .sum();
+    let complete = plan
+        .shapes
+        .iter()
+        .filter(|s| done(&profile, s) >= rounds)
+        .count();
+    let mut budget = plan.limit.unwrap_or(usize::MAX).min(todo);
+    progress.start(budget, complete);
+    let mut session = plan.timing;
+    session.max_time = plan.timing.max_time / rounds as u32;
+    for round in 1..=rounds {
+        for shape in &plan.shapes {
+            if budget == 0 {
+                return Ok(profile);
+            }
+            if done(&profile, shape) >= round {
+                continue;
+            }
+            let m = bench::time_shape(shape, device, &session).map_err(ProfileError::Device)?;
+            let entry = match profile.entries.iter().position(|e| &e.shape == shape) {
+                Some(i) => {
+                    let e = &mut profile.entries[i];
+                    if e.rounds.is_empty() {
+                        e.rounds.push(e.median_us);
+                    }
+                    e.rounds.push(m.median_us);
+                    e.median_us = timing::summarize(&e.rounds).0;
+                    e.p10_us = e.p10_us.min(m.p10_us).min(e.median_us);
+                    e.p90_us = e.p90_us.max(m.p90_us).max(e.median_us);
+                    e.samples += m.samples_us.len() as u32;
+                    e.capped |= m.capped;
+                    e.clone()
+                }
+                None => {
+                    let e = Entry {
+                        shape: shape.clone(),
+                        median_us: m.median_us,
+                        p10_us: m.p10_us,
+                        p90_us: m.p90_us,
+                        samples: m.samples_us.len() as u32,
+                        capped: m.capped,
+                        rounds: vec![m.median_us],
+                    };
+                    profile.entries.push(e.clone());
+                    e
+                }
+            };
+            budget -= 1;
+            progress.measured(&entry);
+            profile.provenance.updated = now();
+            checkpoint(&profile)?;
+        }
     }
     Ok(profile)
+}
+
+/// What a whole model really costs on a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMeasurement {
+    /// Parameters the built model holds.
+    pub params: u64,
+    /// `None` when timing was not asked for.
+    pub prefill: Option<Measurement>,
+    pub decode: Option<Measurement>,
+    /// Peak memory of the inference above what the process held before the model was
+    /// built: resident-set high-water mark on CPU backends (Linux), bytes the backend's
+    /// memory pool reserved on GPU backends; `None` where not asked for or unreadable.
+    pub peak_memory_bytes: Option<u64>,
+    /// How `peak_memory_bytes` was measured: `rss`, `pool` or `none`.
+    pub memory_source: &'static str,
+    /// Seconds spent building the random weights.
+    pub build_s: f64,
+}
+
+/// Builds `spec` with random weights on `device`; if `memory`, measures the peak memory of
+/// one inference (a prefill of `prompt` tokens, then a decode step after `context`); if
+/// `timing` is given, times the prefill and the decode step. Measure memory in a fresh
+/// process, with an allocator that returns freed pages, for a figure of the live set.
+pub fn measure_model(
+    backend: Backend,
+    device: &Device,
+    spec: &tailor_spec::ModelSpec,
+    prompt: usize,
+    context: usize,
+    memory: bool,
+    timing: Option<&TimingOptions>,
+) -> Result<ModelMeasurement, ProfileError> {
+    let positions = prompt.max(context + 1);
+    let pool = || device.memory_pool_usage().map(|u| u.bytes_reserved);
+    let (rss_base, pool_base) = (memory::rss_bytes(), pool());
+    let started = std::time::Instant::now();
+    let model = model::Model::random(spec, positions, device).map_err(ProfileError::Mismatch)?;
+    // Touch every weight, so lazily generated ones exist before the peak is reset.
+    model::run_inference(&model, 1, 1).map_err(ProfileError::Device)?;
+    let build_s = started.elapsed().as_secs_f64();
+    let (mut peak_memory_bytes, mut memory_source) = (None, "none");
+    if memory {
+        let cpu = backend != Backend::Wgpu;
+        let reset = cpu && memory::reset_peak();
+        model::run_inference(&model, prompt, context).map_err(ProfileError::Device)?;
+        (peak_memory_bytes, memory_source) = match (cpu, reset, rss_base, pool_base) {
+            (true, true, Some(base), _) => (
+                memory::peak_rss_bytes().map(|p| p.saturating_sub(base)),
+                "rss",
+            ),
+            (false, _, _, Some(base)) => (pool().map(|p| p.saturating_sub(base)), "pool"),
+            _ => (None, "none"),
+        };
+        if peak_memory_bytes.is_none() {
+            memory_source = "none";
+        }
+    }
+    let (prefill, decode) = match timing {
+        Some(opts) => {
+            let t =
+                model::time_model(&model, prompt, context, opts).map_err(ProfileError::Device)?;
+            (Some(t.prefill), Some(t.decode))
+        }
+        None => (None, None),
+    };
+    Ok(ModelMeasurement {
+        params: model.num_params(),
+        prefill,
+        decode,
+        peak_memory_bytes,
+        memory_source,
+        build_s,
+    })
 }
 
 #[cfg(test)]

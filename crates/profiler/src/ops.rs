@@ -4,7 +4,7 @@
 use burn::tensor::activation::{gelu, gelu_approximate, relu, silu};
 use burn::tensor::module::attention as sdpa;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use tailor_spec::{Activation, FfnKind, NormKind};
 
 /// `x W + b`.
@@ -96,39 +96,107 @@ pub fn repeat_kv(x: Tensor<4>, group: usize) -> Tensor<4> {
         .reshape([b, kv * group, t, d])
 }
 
-/// Causal self-attention of a prompt: q `[1, H, P, D]`, k and v `[1, KV, P, D]`.
-pub fn attention_prefill(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    let group = q.dims()[1] / k.dims()[1];
+/// Rotary position embedding tables (the `rotate_half` layout of Llama and its kin):
+/// `cos` and `sin` are `[positions, head_dim]`, each half of a row repeating the
+/// frequencies `theta^(-2i/d)`.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    pub cos: Tensor<2>,
+    pub sin: Tensor<2>,
+}
+
+impl Rope {
+    pub fn new(positions: usize, head_dim: usize, theta: f64, device: &Device) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(positions * head_dim);
+        let mut sin = Vec::with_capacity(positions * head_dim);
+        for p in 0..positions {
+            for c in 0..head_dim {
+                let i = (c % half) as f64;
+                let angle = p as f64 * theta.powf(-2.0 * i / head_dim as f64);
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [positions, head_dim]), device);
+        Self {
+            cos: t(cos),
+            sin: t(sin),
+        }
+    }
+
+    /// Rotates `x: [1, heads, tokens, dim]` whose first token sits at position `start`.
+    pub fn apply(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+        let [_, _, tokens, dim] = x.dims();
+        let cos = self.cos.clone().narrow(0, start, tokens).unsqueeze::<4>();
+        let sin = self.sin.clone().narrow(0, start, tokens).unsqueeze::<4>();
+        let half = dim / 2;
+        let x1 = x.clone().narrow(3, 0, half);
+        let x2 = x.clone().narrow(3, half, half);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * cos + rotated * sin
+    }
+}
+
+/// Heads of one attention block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Causal self-attention of a prompt, from the projections to the input of the output
+/// projection: q `[P, H*D]`, k and v `[P, KV*D]` are split into heads, q and k rotated,
+/// attended (KV heads repeated for GQA) and merged back to `[P, H*D]`. Also returns the
+/// rotated keys and the values `[1, KV, P, D]`: the KV cache.
+pub fn attention_prefill(
+    q: Tensor<2>,
+    k: Tensor<2>,
+    v: Tensor<2>,
+    h: Heads,
+    rope: &Rope,
+) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
+    let q = rope.apply(split_heads(q, h.heads, h.head_dim), 0);
+    let k = rope.apply(split_heads(k, h.kv_heads, h.head_dim), 0);
+    let v = split_heads(v, h.kv_heads, h.head_dim);
+    let group = h.heads / h.kv_heads;
     let options = AttentionModuleOptions {
         is_causal: true,
         ..Default::default()
     };
-    sdpa(
+    let out = sdpa(
         q,
-        repeat_kv(k, group),
-        repeat_kv(v, group),
+        repeat_kv(k.clone(), group),
+        repeat_kv(v.clone(), group),
         None,
         None,
         options,
-    )
+    );
+    (merge_heads(out), k, v)
 }
 
-/// One decode step: appends the new key/value (`[1, KV, 1, D]`) to the cache
-/// (`[1, KV, C, D]`) and attends the new query (`[1, H, 1, D]`) to all `C + 1` keys. The
-/// query heads that share a KV head are folded into its query rows, so no KV is copied.
-/// Returns the output `[1, H, 1, D]` and the grown cache.
+/// One decode step at position `C` (the cache holds `C` tokens, `[1, KV, C, D]`): splits
+/// and rotates the new q `[1, H*D]` and k `[1, KV*D]`, appends k and v to the cache,
+/// attends the query to all `C + 1` keys and merges the heads to `[1, H*D]`. The query
+/// heads that share a KV head are folded into its query rows, so no KV is copied for GQA.
+/// Returns the output and the grown cache.
 pub fn attention_decode(
-    q: Tensor<4>,
+    q: Tensor<2>,
+    k: Tensor<2>,
+    v: Tensor<2>,
+    h: Heads,
+    rope: &Rope,
     k_cache: Tensor<4>,
     v_cache: Tensor<4>,
-    k_new: Tensor<4>,
-    v_new: Tensor<4>,
-) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-    let [_, heads, _, dim] = q.dims();
-    let kv = k_cache.dims()[1];
+) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
+    let position = k_cache.dims()[2];
+    let q = rope.apply(split_heads(q, h.heads, h.head_dim), position);
+    let k_new = rope.apply(split_heads(k, h.kv_heads, h.head_dim), position);
+    let v_new = split_heads(v, h.kv_heads, h.head_dim);
     let k = Tensor::cat(vec![k_cache, k_new], 2);
     let v = Tensor::cat(vec![v_cache, v_new], 2);
-    let q = q.reshape([1, kv, heads / kv, dim]);
+    let q = q.reshape([1, h.kv_heads, h.heads / h.kv_heads, h.head_dim]);
     let out = sdpa(
         q,
         k.clone(),
@@ -137,5 +205,15 @@ pub fn attention_decode(
         None,
         AttentionModuleOptions::default(),
     );
-    (out.reshape([1, heads, 1, dim]), k, v)
+    (out.reshape([1, h.heads * h.head_dim]), k, v)
+}
+
+/// Logits `[1, vocab]` of one position `x: [1, hidden]`: against `[hidden, vocab]`
+/// weights, or, tied, against the embedding table `[vocab, hidden]` transposed.
+pub fn lm_head(x: Tensor<2>, w: &Tensor<2>, tied: bool) -> Tensor<2> {
+    if tied {
+        x.matmul(w.clone().transpose())
+    } else {
+        x.matmul(w.clone())
+    }
 }

@@ -8,6 +8,7 @@ use tailor_spec::{Activation, FfnKind, ModelSpec, NormKind, Phase};
 /// Barely any timing: these tests check that operators run and files are right.
 fn quick() -> TimingOptions {
     TimingOptions {
+        cycle_bytes: 1 << 20,
         warmup: Duration::ZERO,
         min_samples: 3,
         target_spread: 10.0,
@@ -15,17 +16,19 @@ fn quick() -> TimingOptions {
     }
 }
 
-/// Every kind of shape: embedding, norms (RMS, Layer with bias), linears with and without
-/// bias, causal prefill attention with GQA, decode attention against a cache, gated and
-/// plain FFNs with each activation.
+/// Every kind of shape: embedding, norms (RMS, Layer with bias), residual adds, linears
+/// with and without bias, causal prefill attention with GQA, decode attention against a
+/// cache, gated and plain FFNs with each activation, tied and untied LM heads.
 fn every_kind() -> Vec<OpShape> {
     let mut spec = ModelSpec::llama(300, 64, 2, 4, 2, 96);
+    spec.tie_embeddings = true;
     let mut shapes: Vec<OpShape> = OpShape::for_spec(&spec, Phase::Prefill { tokens: 5 });
     shapes.extend(OpShape::for_spec(&spec, Phase::Decode { context: 7 }));
     spec.norm = NormKind::LayerNorm;
     spec.norm_bias = true;
     spec.qkv_bias = true;
     spec.ffn = FfnKind::Plain;
+    spec.tie_embeddings = false;
     for act in Activation::ALL {
         spec.activation = *act;
         shapes.extend(OpShape::for_spec(&spec, Phase::Prefill { tokens: 3 }));
@@ -75,19 +78,52 @@ fn operators_compute_the_right_shapes() {
     use burn::tensor::{Distribution, Tensor};
     let d = Backend::Flex.open().unwrap();
     let r = |s: [usize; 4]| Tensor::<4>::random(s, Distribution::Default, &d);
+    let r2 = |s: [usize; 2]| Tensor::<2>::random(s, Distribution::Default, &d);
+    let h = ops::Heads {
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 8,
+    };
+    let rope = ops::Rope::new(16, 8, 10_000.0, &d);
     // GQA prefill: 4 query heads over 2 KV heads.
-    let out = ops::attention_prefill(r([1, 4, 6, 8]), r([1, 2, 6, 8]), r([1, 2, 6, 8]));
-    assert_eq!(out.dims(), [1, 4, 6, 8]);
+    let (out, k, v) = ops::attention_prefill(r2([6, 32]), r2([6, 16]), r2([6, 16]), h, &rope);
+    assert_eq!(out.dims(), [6, 32]);
+    assert_eq!((k.dims(), v.dims()), ([1, 2, 6, 8], [1, 2, 6, 8]));
     let (out, k, v) = ops::attention_decode(
-        r([1, 4, 1, 8]),
+        r2([1, 32]),
+        r2([1, 16]),
+        r2([1, 16]),
+        h,
+        &rope,
         r([1, 2, 9, 8]),
         r([1, 2, 9, 8]),
-        r([1, 2, 1, 8]),
-        r([1, 2, 1, 8]),
     );
-    assert_eq!(out.dims(), [1, 4, 1, 8]);
+    assert_eq!(out.dims(), [1, 32]);
     assert_eq!(k.dims(), [1, 2, 10, 8]);
     assert_eq!(v.dims(), [1, 2, 10, 8]);
+    // RoPE at position 0 is the identity, and it keeps every pair's norm.
+    let x = r([1, 2, 3, 8]);
+    let at0 = rope.apply(x.clone().narrow(2, 0, 1), 0);
+    let same: Vec<f32> = (at0 - x.clone().narrow(2, 0, 1))
+        .abs()
+        .max()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(same[0] < 1e-6);
+    let norms = |t: Tensor<4>| -> Vec<f32> {
+        t.square()
+            .sum_dim(3)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (norms(x.clone()), norms(rope.apply(x, 5)));
+    assert!(
+        a.iter()
+            .zip(&b)
+            .all(|(a, b)| (a - b).abs() < 1e-4 * a.max(1.0))
+    );
     let x = Tensor::<2>::random([6, 32], Distribution::Default, &d);
     assert_eq!(
         ops::merge_heads(ops::split_heads(x.clone(), 4, 8)).into_data(),
@@ -129,7 +165,8 @@ fn interrupted_profile_resumes_to_the_same_entry_set() {
         p.save(&path)
     };
 
-    // First run stops after 4 entries, as a kill would after the 4th checkpoint.
+    // First run stops after 4 sessions (the first round of 4 entries), as a kill would
+    // after the 4th checkpoint.
     let mut first = plan(shapes.clone());
     first.limit = Some(4);
     let p = run_profile(
@@ -160,7 +197,13 @@ fn interrupted_profile_resumes_to_the_same_entry_set() {
     let got: Vec<&OpShape> = resumed.entries.iter().map(|e| &e.shape).collect();
     let want: Vec<&OpShape> = shapes.iter().collect();
     assert_eq!(got, want, "same entries, same order, none twice");
-    assert_eq!(resumed.entries[..4], p.entries[..], "finished work is kept");
+    for (a, b) in resumed.entries.iter().zip(&p.entries) {
+        assert_eq!(a.rounds[0], b.rounds[0], "finished work is kept");
+    }
+    assert!(resumed.entries.iter().all(|e| e.rounds.len() == 3));
+    for e in &resumed.entries {
+        assert!(e.p10_us <= e.median_us && e.median_us <= e.p90_us, "{e:?}");
+    }
     assert_eq!(Profile::load(&path).unwrap(), resumed);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -178,4 +221,102 @@ fn a_missing_adapter_is_an_error_not_a_panic() {
         msg.contains("mesa-vulkan-drivers") && msg.contains("--backend flex"),
         "{msg}"
     );
+}
+
+fn specs_of_every_kind() -> Vec<ModelSpec> {
+    let mut a = ModelSpec::llama(500, 64, 2, 4, 2, 96);
+    a.tie_embeddings = true;
+    let mut b = ModelSpec::llama(300, 48, 3, 3, 3, 80);
+    b.norm = NormKind::LayerNorm;
+    b.norm_bias = true;
+    b.qkv_bias = true;
+    b.o_bias = true;
+    b.mlp_bias = true;
+    b.ffn = FfnKind::Plain;
+    b.activation = Activation::GeluTanh;
+    let mut c = ModelSpec::llama(256, 64, 1, 2, 1, 128);
+    c.head_dim = Some(16); // q width 32, narrower than the hidden size
+    c.activation = Activation::Relu;
+    vec![a, b, c]
+}
+
+#[test]
+fn the_built_model_has_exactly_the_specs_parameters() {
+    use crate::model::Model;
+    let d = Backend::Flex.open().unwrap();
+    for spec in specs_of_every_kind() {
+        let m = Model::random(&spec, 8, &d).unwrap();
+        assert_eq!(m.num_params(), spec.params().total, "{spec:?}");
+    }
+    // A published size: SmolLM2-135M (tied, GQA 9/3, 30 layers), 134,515,008 parameters.
+    let smol = tailor_spec::load_spec(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../spec/tests/fixtures/smollm2-135m.config.json"
+    )))
+    .unwrap()
+    .spec;
+    let m = Model::random(&smol, 4, &d).unwrap();
+    assert_eq!(m.num_params(), 134_515_008);
+}
+
+#[test]
+fn decoding_after_a_prefill_matches_the_longer_prefill() {
+    use crate::model::Model;
+    use burn::tensor::{Int, Tensor, TensorData};
+    let d = Backend::Flex.open().unwrap();
+    for spec in specs_of_every_kind() {
+        let m = Model::random(&spec, 8, &d).unwrap();
+        let ids: Vec<i64> = vec![3, 17, 42, 7, 99, 1];
+        let t = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), &d);
+        let (full, cache) = m.prefill(t(&ids));
+        assert_eq!(full.dims(), [1, spec.vocab_size as usize]);
+        assert_eq!(cache.len(), 6);
+        let (_, cache) = m.prefill(t(&ids[..5]));
+        let (step, grown) = m.decode(t(&ids[5..]), cache);
+        assert_eq!(grown.len(), 6);
+        let diff: Vec<f32> = (full.clone() - step)
+            .abs()
+            .max()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let scale: Vec<f32> = full.abs().max().into_data().try_to_vec::<f32>().unwrap();
+        assert!(scale[0].is_finite() && scale[0] > 0.0);
+        assert!(
+            diff[0] <= 1e-4 * scale[0].max(1.0),
+            "{spec:?}: {diff:?} vs {scale:?}"
+        );
+    }
+}
+
+#[test]
+fn measuring_a_model_times_both_phases_and_sees_its_weights() {
+    let d = Backend::Flex.open().unwrap();
+    let spec = ModelSpec::llama(4096, 256, 4, 4, 2, 768);
+    let m = crate::measure_model(Backend::Flex, &d, &spec, 16, 32, true, Some(&quick())).unwrap();
+    assert_eq!(m.params, spec.params().total);
+    let (prefill, decode) = (m.prefill.unwrap(), m.decode.unwrap());
+    assert!(prefill.samples_us.len() >= 3 && decode.samples_us.len() >= 3);
+    assert!(prefill.median_us > 0.0 && decode.median_us > 0.0);
+    if cfg!(target_os = "linux") {
+        assert_eq!(m.memory_source, "rss");
+        let peak = m.peak_memory_bytes.unwrap();
+        let weights = spec.weight_bytes(tailor_spec::DType::F32);
+        // The resident set must hold at least the weights it computed with.
+        assert!(peak as f64 >= 0.9 * weights as f64, "{peak} < {weights}");
+    }
+}
+
+/// The whole-model builder on lavapipe in CI (functional, no timing asserted).
+#[test]
+fn wgpu_runs_a_whole_model() {
+    if std::env::var_os("TAILOR_SKIP_WGPU").is_some() {
+        eprintln!("TAILOR_SKIP_WGPU set: wgpu not tested");
+        return;
+    }
+    let d = Backend::Wgpu.open().unwrap();
+    let spec = ModelSpec::llama(512, 64, 2, 4, 2, 128);
+    let m = crate::measure_model(Backend::Wgpu, &d, &spec, 8, 16, true, Some(&quick())).unwrap();
+    assert_eq!(m.params, spec.params().total);
+    assert!(m.prefill.unwrap().median_us > 0.0 && m.decode.unwrap().median_us > 0.0);
 }

@@ -252,6 +252,42 @@ pub fn profile_shapes(
     set.into_iter().collect()
 }
 
+/// `n` feasible candidates spread across the space, for validating a cost model: every
+/// point inside all constraints (priced by `cost`), sorted by `by`, cut into `n` strata
+/// of equal size, one drawn at random (seeded) from each; all of them when fewer than `n`
+/// are feasible. Returned in the order of `by`.
+pub fn spread_sample(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    n: usize,
+    seed: u64,
+    by: Metric,
+) -> Vec<Candidate> {
+    let mut feasible: Vec<Candidate> = (0..space.size())
+        .into_par_iter()
+        .filter_map(|id| evaluate(space, cost, id).ok())
+        .filter(|c| c.is_priced() && c.feasible())
+        .collect();
+    feasible.sort_by(|a, b| {
+        a.metrics
+            .get(by)
+            .total_cmp(&b.metrics.get(by))
+            .then(a.id.cmp(&b.id))
+    });
+    if feasible.len() <= n {
+        return feasible;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let len = feasible.len();
+    let picks: Vec<usize> = (0..n)
+        .map(|i| {
+            let (lo, hi) = (i * len / n, (i + 1) * len / n);
+            rng.random_range(lo..hi)
+        })
+        .collect();
+    picks.into_iter().map(|i| feasible[i].clone()).collect()
+}
+
 /// Evaluates one point of the space: skipped, excluded before pricing, or priced.
 pub fn evaluate(
     space: &SearchSpace,

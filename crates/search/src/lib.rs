@@ -10,7 +10,7 @@ pub mod space;
 
 pub use engine::{
     Candidate, NoProgress, Progress, SearchOptions, SearchOutcome, Strategy, constrained_dominates,
-    evaluate, price, profile_shapes, search, static_candidates,
+    evaluate, price, profile_shapes, search, spread_sample, static_candidates,
 };
 pub use metrics::{Bound, Metric, Metrics, chinchilla_loss};
 pub use space::{SPACE_FORMAT_VERSION, SearchSpace};

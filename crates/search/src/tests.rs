@@ -418,3 +418,36 @@ fn profile_shapes_of_quickstart_are_complete_and_distinct() {
         .collect();
     assert_eq!(used.len(), shapes.len());
 }
+
+#[test]
+fn spread_sample_is_feasible_distinct_seeded_and_covers_the_range() {
+    let s = space("quickstart.toml");
+    let model = host(&s);
+    let sample = crate::spread_sample(&s, &model, 30, 7, crate::Metric::DecodeMs);
+    assert_eq!(sample.len(), 30);
+    assert!(sample.iter().all(|c| c.feasible() && c.is_priced()));
+    let ids: HashSet<u64> = sample.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 30, "distinct");
+    let again = crate::spread_sample(&s, &model, 30, 7, crate::Metric::DecodeMs);
+    assert_eq!(sample, again, "seeded");
+    assert_ne!(
+        sample,
+        crate::spread_sample(&s, &model, 30, 8, crate::Metric::DecodeMs)
+    );
+    // One per stratum: the fastest and slowest strata are both represented.
+    let all: Vec<Candidate> = (0..s.size())
+        .filter_map(|id| crate::evaluate(&s, &model, id).ok())
+        .filter(|c| c.is_priced() && c.feasible())
+        .collect();
+    let decode = |c: &Candidate| c.metrics.get(crate::Metric::DecodeMs);
+    let mut d: Vec<f64> = all.iter().map(decode).collect();
+    d.sort_by(f64::total_cmp);
+    let stratum = d.len() / 30 + 1;
+    assert!(decode(&sample[0]) <= d[stratum]);
+    assert!(decode(&sample[29]) >= d[d.len() - 1 - stratum]);
+    // Fewer feasible points than asked: all of them.
+    assert_eq!(
+        crate::spread_sample(&s, &model, 10_000, 0, crate::Metric::DecodeMs).len(),
+        all.len()
+    );
+}

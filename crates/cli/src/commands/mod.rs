@@ -1,3 +1,6 @@
+pub mod measure;
+pub mod predict;
 pub mod profile;
 pub mod search;
 pub mod spec;
+pub mod validate;

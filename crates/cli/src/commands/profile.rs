@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tailor_cost::{Entry, OpShape, Profile};
-use tailor_profiler::{Backend, ProfilePlan, ProfileProgress, new_profile, run_profile};
+use tailor_profiler::{
+    Backend, ProfilePlan, ProfileProgress, TimingOptions, new_profile, run_profile,
+};
 use tailor_search::{SearchSpace, profile_shapes, static_candidates};
 use tailor_spec::files::utc_now_iso;
 use tailor_spec::load_spec;
@@ -39,6 +41,27 @@ pub struct ProfileArgs {
     /// Extra decode contexts to profile (besides the space's); with --spec, default 256.
     #[arg(long)]
     pub context: Vec<u64>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// Sessions per entry: all shapes are timed once per round, each session capped at
+    /// --max-time / rounds, and an entry keeps the median of its sessions (robust to
+    /// load that comes and goes over seconds).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
+    /// Run at most N timing sessions in this run; rerun to continue.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Start a fresh profile even if the file exists (it is replaced atomically).
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How long and how precisely to time each entry (or whole model).
+#[derive(Debug, Clone, Args)]
+pub struct TimingArgs {
     /// Time cap per entry: stop repeating after this much timed work even if the spread
     /// (p90-p10)/median is still above the target (e.g. 500ms, 2s).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -49,15 +72,39 @@ pub struct ProfileArgs {
     /// Spread (p90-p10)/median at which an entry stops repeating.
     #[arg(long, default_value_t = 0.05)]
     pub target_spread: f64,
-    /// Measure at most N new entries in this run; rerun to continue.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Start a fresh profile even if the file exists (it is replaced atomically).
-    #[arg(long)]
-    pub force: bool,
-    /// Print a JSON summary on stdout.
-    #[arg(long)]
-    pub json: bool,
+    /// MiB the cycled copies of an operator's weights span, so they are read from memory
+    /// as in a whole model: set it above the device's last-level cache.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub cycle_mib: u64,
+}
+
+impl TimingArgs {
+    pub fn options(&self) -> Result<TimingOptions> {
+        if !(self.target_spread > 0.0 && self.target_spread < 10.0) {
+            bail!("--target-spread must be a positive fraction, e.g. 0.05");
+        }
+        Ok(TimingOptions {
+            warmup: self.warmup,
+            max_time: self.max_time,
+            target_spread: self.target_spread,
+            cycle_bytes: self.cycle_mib << 20,
+            ..TimingOptions::default()
+        })
+    }
+
+    /// The same options as command-line arguments (for a child `tailor measure`).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            "--max-time".into(),
+            format!("{}s", self.max_time.as_secs_f64()),
+            "--warmup".into(),
+            format!("{}s", self.warmup.as_secs_f64()),
+            "--target-spread".into(),
+            self.target_spread.to_string(),
+            "--cycle-mib".into(),
+            self.cycle_mib.to_string(),
+        ]
+    }
 }
 
 struct Bar {
@@ -78,9 +125,7 @@ impl ProfileProgress for Bar {
 }
 
 pub fn run(args: &ProfileArgs) -> Result<()> {
-    if !(args.target_spread > 0.0 && args.target_spread < 10.0) {
-        bail!("--target-spread must be a positive fraction, e.g. 0.05");
-    }
+    let timing = args.timing.options()?;
     let for_space = |p: &[u64], d: u64| if p.is_empty() { vec![d] } else { p.to_vec() };
     let (name, shapes) = match &args.space {
         Some(path) => {
@@ -140,12 +185,11 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     };
 
     let mut plan = ProfilePlan::new(name, shapes);
-    plan.timing.max_time = args.max_time;
-    plan.timing.warmup = args.warmup;
-    plan.probe_timing.warmup = args.warmup;
-    plan.timing.target_spread = args.target_spread;
-    plan.probe_timing.max_time = args.max_time;
+    plan.timing = timing;
+    plan.probe_timing.warmup = timing.warmup;
+    plan.probe_timing.max_time = timing.max_time;
     plan.limit = args.limit;
+    plan.rounds = args.rounds as usize;
     let started = Instant::now();
     let bar = Bar {
         bar: ProgressBar::hidden(),
@@ -154,7 +198,8 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         ProgressStyle::with_template("profile {bar:30} {pos}/{len} ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let before = profile.entries.len();
+    let sessions = |p: &Profile| -> usize { p.entries.iter().map(Entry::sessions).sum() };
+    let before = sessions(&profile);
     let profile = run_profile(&device, profile, &plan, &utc_now_iso, &bar, &mut |p| {
         p.save(&out)
     })
@@ -166,7 +211,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     let covered: Vec<&Entry> = profile
         .entries
         .iter()
-        .filter(|e| needed.contains(&e.shape))
+        .filter(|e| needed.contains(&e.shape) && e.sessions() >= plan.rounds)
         .collect();
     let missing = plan.shapes.len() - covered.len();
     let mut spreads: Vec<f64> = covered.iter().map(|e| e.spread()).collect();
@@ -186,7 +231,8 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             "fingerprint": profile.fingerprint,
             "shapes_needed": plan.shapes.len(),
             "entries_covering": covered.len(),
-            "measured_now": profile.entries.len() - before,
+            "measured_now": sessions(&profile) - before,
+            "rounds": plan.rounds,
             "missing": missing,
             "wall_s": wall,
             "median_spread": median_spread,
@@ -209,7 +255,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     t.row(vec!["shapes needed".into(), plan.shapes.len().to_string()]);
     t.row(vec![
         "measured now".into(),
-        (profile.entries.len() - before).to_string(),
+        format!("{} sessions", sessions(&profile) - before),
     ]);
     t.row(vec!["still missing".into(), missing.to_string()]);
     t.row(vec!["wall time".into(), format!("{wall:.1} s")]);

@@ -1,12 +1,13 @@
 //! `tailor search`: explore a space, write candidates.csv, front.json, summary.json.
 
+use super::predict::{check_precision, load_profiled};
 use crate::fmt::{Table, bytes, si, timestamp};
 use crate::progress::Bar;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
-use tailor_cost::{DeviceSpec, Roofline};
+use tailor_cost::{CostModel, DeviceSpec, Roofline};
 use tailor_search::output::{CsvSink, summary_json, write_json, write_results};
 use tailor_search::pareto::dominates;
 use tailor_search::{Candidate, Metric, SearchOptions, SearchSpace, Strategy, price, search};
@@ -22,12 +23,17 @@ pub enum StrategyArg {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cost").required(true).args(["device", "profile"])))]
 pub struct SearchArgs {
     /// The search space (TOML), e.g. search-spaces/quickstart.toml.
     pub space: PathBuf,
-    /// Device description (profiles/*.toml) priced by the roofline model.
+    /// Device description (datasheet or measured peaks) priced by the roofline model.
     #[arg(long)]
-    pub device: PathBuf,
+    pub device: Option<PathBuf>,
+    /// Device profile (`tailor profile`) priced by the profiled model: the sum of the
+    /// measured operator times.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "auto")]
     pub strategy: StrategyArg,
     /// Distinct points to examine (random: default all; nsga2: default 2000).
@@ -49,10 +55,27 @@ pub struct SearchArgs {
 
 pub fn run(args: &SearchArgs) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;
-    let device = DeviceSpec::load(&args.device)?;
-    let device_name = device.name.clone();
-    let model = Roofline::new(device, &space.workload.precision)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.device.display()))?;
+    let (model, device_name): (Box<dyn CostModel>, String) = match (&args.device, &args.profile) {
+        (Some(path), _) => {
+            let device = DeviceSpec::load(path)?;
+            let name = device.name.clone();
+            let roofline = Roofline::new(device, &space.workload.precision)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            (Box::new(roofline), name)
+        }
+        (None, Some(path)) => {
+            let profiled = load_profiled(path)?;
+            check_precision(
+                &profiled,
+                &space.workload.precision,
+                &args.space.display().to_string(),
+            )?;
+            let name = format!("{} (profile {})", profiled.profile().name, path.display());
+            (Box::new(profiled), name)
+        }
+        (None, None) => bail!("give --device FILE (roofline) or --profile FILE (profiled)"),
+    };
+    let model = model.as_ref();
     let strategy = match args.strategy {
         StrategyArg::Auto if space.size() <= 200_000 => Strategy::Exhaustive,
         StrategyArg::Auto | StrategyArg::Nsga2 => Strategy::Nsga2,
@@ -87,7 +110,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     let mut csv = CsvSink::create(&out.join("candidates.csv"))?;
     let outcome = {
         let bar = Bar::new("search");
-        search(&space, &model, &options, &bar, &mut |c| csv.write(c))
+        search(&space, model, &options, &bar, &mut |c| csv.write(c))
             .with_context(|| format!("writing {}", out.join("candidates.csv").display()))?
     };
     csv.finish()?;
@@ -98,7 +121,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     for (path, loaded) in space.references()? {
         let genome = space.find(&loaded.spec);
         let id = genome.map(|g| space.id_of(&g));
-        let c = price(&space, &model, id.unwrap_or(u64::MAX), loaded.spec.clone());
+        let c = price(&space, model, id.unwrap_or(u64::MAX), loaded.spec.clone());
         let dominated_by = outcome
             .front
             .iter()

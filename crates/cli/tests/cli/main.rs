@@ -5,3 +5,4 @@ mod common;
 mod profile;
 mod search;
 mod spec;
+mod validate;

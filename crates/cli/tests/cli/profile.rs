@@ -2,7 +2,7 @@
 
 use crate::common::{Scratch, tailor};
 
-const FAST: [&str; 4] = ["--max-time", "2ms", "--warmup", "1ms"];
+const FAST: [&str; 6] = ["--max-time", "2ms", "--warmup", "1ms", "--cycle-mib", "1"];
 
 fn profile(out: &str, extra: &[&str]) -> crate::common::Run {
     let mut args = vec![
@@ -24,20 +24,21 @@ fn profiles_resume_and_refuse_another_setup() {
     let out = s.0.join("p.toml");
     let out = out.to_str().unwrap();
 
-    // Interrupted after 3 entries, then resumed: nothing measured twice.
+    // Interrupted after 3 sessions, then resumed: nothing measured twice.
     let first = profile(out, &["--limit", "3"]).json();
     assert_eq!(first["measured_now"], 3);
     let needed = first["shapes_needed"].as_u64().unwrap();
     assert!(needed > 6);
-    assert_eq!(first["missing"], needed - 3);
+    assert_eq!(first["rounds"], 3);
+    assert_eq!(first["missing"], needed, "no entry has its 3 sessions yet");
     let second = profile(out, &[]).json();
-    assert_eq!(second["measured_now"], needed - 3);
+    assert_eq!(second["measured_now"], 3 * needed - 3);
     assert_eq!(second["missing"], 0);
     let third = profile(out, &[]).json();
     assert_eq!(third["measured_now"], 0);
 
     let text = std::fs::read_to_string(out).unwrap();
-    assert!(text.contains("format_version = 1"));
+    assert!(text.contains("format_version = 2"));
     assert!(text.contains("[fingerprint]") && text.contains("backend = \"flex\""));
     assert!(text.contains("[roofline]"));
     assert_eq!(text.matches("[[entries]]").count() as u64, needed);

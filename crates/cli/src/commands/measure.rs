@@ -1,0 +1,237 @@
+//! `tailor measure`: build one whole model with random weights and time it for real.
+
+use super::profile::TimingArgs;
+use crate::fmt::{Table, bytes, thousands};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use tailor_cost::Fingerprint;
+use tailor_profiler::{Backend, Measurement, measure_model};
+use tailor_spec::load_spec;
+use tracing::info;
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// The model: a Hugging Face `config.json` or a tailor `spec.toml`.
+    pub spec: PathBuf,
+    /// burn backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    pub backend: Backend,
+    /// Prompt tokens of the timed prefill.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 16))]
+    pub prompt: u64,
+    /// Tokens in the KV cache at the timed decode step.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub context: u64,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// Only measure the peak memory (prints `{"peak_memory_bytes", "memory_source"}` with
+    /// --json). The full command runs this in a child process of its own.
+    #[arg(long, conflicts_with = "no_memory")]
+    pub memory_only: bool,
+    /// Only time the model; do not measure its memory.
+    #[arg(long)]
+    pub no_memory: bool,
+    /// Print one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `tailor measure --memory-only --json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryReport {
+    pub peak_memory_bytes: Option<u64>,
+    pub memory_source: String,
+}
+
+/// Environment of the memory child: mimalloc returns freed pages at once and commits
+/// arena memory only as it is used, so the resident set's peak is the live set (the
+/// timing process keeps mimalloc's defaults, which reuse pages without faulting them in).
+const MEMORY_ENV: [(&str, &str); 2] = [
+    ("MIMALLOC_PURGE_DELAY", "0"),
+    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+];
+
+/// Measures the peak memory in a fresh child `tailor measure --memory-only`.
+fn memory_in_child(args: &MeasureArgs) -> Result<MemoryReport> {
+    let exe = std::env::current_exe().context("locating the tailor executable")?;
+    let out = std::process::Command::new(exe)
+        .arg("measure")
+        .arg(&args.spec)
+        .args(["--backend", args.backend.name(), "--memory-only", "--json"])
+        .args(["--prompt", &args.prompt.to_string()])
+        .args(["--context", &args.context.to_string()])
+        .envs(MEMORY_ENV)
+        .output()
+        .context("starting the memory measurement")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "the memory measurement failed: {}",
+            stderr.lines().last().unwrap_or("killed (out of memory?)")
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A timed phase, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timed {
+    pub median_ms: f64,
+    pub p10_ms: f64,
+    pub p90_ms: f64,
+    pub samples: usize,
+    pub capped: bool,
+}
+
+impl From<&Measurement> for Timed {
+    fn from(m: &Measurement) -> Self {
+        Self {
+            median_ms: m.median_us / 1e3,
+            p10_ms: m.p10_us / 1e3,
+            p90_ms: m.p90_us / 1e3,
+            samples: m.samples_us.len(),
+            capped: m.capped,
+        }
+    }
+}
+
+/// What `tailor measure --json` prints (and `tailor validate` reads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureReport {
+    pub spec: String,
+    pub fingerprint: Fingerprint,
+    pub prompt_tokens: u64,
+    pub context: u64,
+    pub params: u64,
+    pub prefill: Timed,
+    pub decode: Timed,
+    /// Peak memory of the inference (see `memory_source`), bytes.
+    pub peak_memory_bytes: Option<u64>,
+    /// `rss` (resident-set high-water mark), `pool` (GPU memory pool) or `none`.
+    pub memory_source: String,
+    pub build_s: f64,
+}
+
+pub fn run(args: &MeasureArgs) -> Result<()> {
+    let loaded = load_spec(&args.spec)?;
+    let opts = args.timing.options()?;
+    let device = args.backend.open()?;
+    let fingerprint = args.backend.fingerprint(&device);
+    info!(
+        spec = %args.spec.display(),
+        params = loaded.spec.params().total,
+        backend = %args.backend,
+        "building and timing the whole model"
+    );
+    let (prompt, context) = (args.prompt as usize, args.context as usize);
+    if args.memory_only {
+        let m = measure_model(
+            args.backend,
+            &device,
+            &loaded.spec,
+            prompt,
+            context,
+            true,
+            None,
+        )?;
+        let r = MemoryReport {
+            peak_memory_bytes: m.peak_memory_bytes,
+            memory_source: m.memory_source.into(),
+        };
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            println!(
+                "peak memory {} ({})",
+                r.peak_memory_bytes
+                    .map_or("not measured".into(), |b| bytes(b as f64)),
+                r.memory_source
+            );
+        }
+        return Ok(());
+    }
+    // On CPU the resident set is measured in a child whose allocator returns freed pages;
+    // on a GPU the pool figure is read in this process.
+    let child = !args.no_memory && args.backend != Backend::Wgpu && cfg!(feature = "mimalloc");
+    let memory = if child {
+        Some(memory_in_child(args)?)
+    } else {
+        None
+    };
+    let in_process = !args.no_memory && !child;
+    let m = measure_model(
+        args.backend,
+        &device,
+        &loaded.spec,
+        prompt,
+        context,
+        in_process,
+        Some(&opts),
+    )?;
+    let (Some(prefill), Some(decode)) = (&m.prefill, &m.decode) else {
+        bail!("the model was not timed");
+    };
+    let (peak_memory_bytes, memory_source) = match memory {
+        Some(r) => (r.peak_memory_bytes, r.memory_source),
+        None => (m.peak_memory_bytes, m.memory_source.to_string()),
+    };
+    let report = MeasureReport {
+        spec: args.spec.display().to_string(),
+        fingerprint,
+        prompt_tokens: args.prompt,
+        context: args.context,
+        params: m.params,
+        prefill: prefill.into(),
+        decode: decode.into(),
+        peak_memory_bytes,
+        memory_source,
+        build_s: m.build_s,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let f = &report.fingerprint;
+    println!(
+        "{} measured with {} on {}, {} threads\n",
+        loaded.name.as_deref().unwrap_or(&report.spec),
+        f.backend,
+        if f.device == "cpu" {
+            &f.cpu_model
+        } else {
+            &f.device
+        },
+        f.threads
+    );
+    let mut t = Table::new(&["", "median", "p10", "p90", "samples"]);
+    let row = |label: String, x: &Timed| {
+        vec![
+            label,
+            format!("{:.3} ms", x.median_ms),
+            format!("{:.3} ms", x.p10_ms),
+            format!("{:.3} ms", x.p90_ms),
+            format!("{}{}", x.samples, if x.capped { " (capped)" } else { "" }),
+        ]
+    };
+    t.row(row(
+        format!("prefill ({} tokens)", args.prompt),
+        &report.prefill,
+    ));
+    t.row(row(
+        format!("decode (context {})", args.context),
+        &report.decode,
+    ));
+    print!("{}", t.render(2));
+    println!(
+        "\n  parameters {}; peak memory {} ({}); weights built in {:.1} s",
+        thousands(u128::from(report.params)),
+        report
+            .peak_memory_bytes
+            .map_or("not measured".into(), |b| bytes(b as f64)),
+        report.memory_source,
+        report.build_s
+    );
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! `tailor predict`: what one spec costs on a profiled device.
+
+use crate::fmt::{Table, bytes};
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tailor_cost::{Breakdown, Prediction, Profile, Profiled, Source, Workload};
+use tailor_spec::{Precision, load_spec};
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model: a Hugging Face `config.json` or a tailor `spec.toml`.
+    pub spec: PathBuf,
+    /// Device profile written by `tailor profile` (profiles/*.toml).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Prompt tokens of the prefill.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub prompt: u64,
+    /// Tokens already in the KV cache at the decode step.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub context: u64,
+    /// Print one JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Loads a profile as a cost model, with the file named in any error.
+pub fn load_profiled(path: &Path) -> Result<Profiled> {
+    let profile = Profile::load(path)?;
+    Profiled::new(profile).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// The profile's element type must be the one the workload runs in (profiles are f32).
+pub fn check_precision(model: &Profiled, precision: &Precision, what: &str) -> Result<()> {
+    let dtype = model.profile().fingerprint.dtype;
+    if precision.weights != dtype {
+        bail!(
+            "{what} asks for {} weights but the profile was measured in {dtype}; set the \
+             workload's `weights = \"{dtype}\"` or profile in {}",
+            precision.weights,
+            precision.weights
+        );
+    }
+    Ok(())
+}
+
+/// `{attention, ffn, lm_head, other}` as shares of the total.
+pub fn shares(b: &Breakdown) -> serde_json::Value {
+    let t = b.total_ms();
+    json!({
+        "attention": b.attention_ms / t,
+        "ffn": b.ffn_ms / t,
+        "lm_head": b.lm_head_ms / t,
+        "other": b.other_ms / t,
+    })
+}
+
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let loaded = load_spec(&args.spec)?;
+    let model = load_profiled(&args.profile)?;
+    let precision = Precision::for_weights(model.profile().fingerprint.dtype);
+    let workload = Workload {
+        prompt_tokens: args.prompt,
+        context: args.context,
+        precision,
+    };
+    let p = model.predict(&loaded.spec, &workload);
+    let e = &p.estimate;
+    let derived: Vec<_> = p.derived().collect();
+    let f = &model.profile().fingerprint;
+    if args.json {
+        let v = json!({
+            "spec": args.spec.display().to_string(),
+            "name": loaded.name,
+            "profile": args.profile.display().to_string(),
+            "fingerprint": f,
+            "workload": workload,
+            "params": loaded.spec.params().total,
+            "prefill_ms": e.prefill_ms,
+            "prefill_tokens_per_s": e.prefill_tokens_per_s(args.prompt),
+            "decode_ms_per_token": e.decode_ms_per_token,
+            "decode_tokens_per_s": e.decode_tokens_per_s(),
+            "peak_memory_bytes": e.peak_memory_bytes,
+            "prefill_breakdown": shares(&e.prefill_breakdown),
+            "decode_breakdown": shares(&e.decode_breakdown),
+            "ops_not_measured": derived.len(),
+            "prefill_ops": p.prefill_ops,
+            "decode_ops": p.decode_ops,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    print!("{}", render(args, loaded.name.as_deref(), &model, &p));
+    Ok(())
+}
+
+fn render(args: &PredictArgs, name: Option<&str>, model: &Profiled, p: &Prediction) -> String {
+    let e = &p.estimate;
+    let f = &model.profile().fingerprint;
+    let mut out = format!(
+        "{} on {} ({} on {}, {} threads)\n\n",
+        name.unwrap_or(&args.spec.display().to_string()),
+        model.profile().name,
+        f.backend,
+        if f.device == "cpu" {
+            &f.cpu_model
+        } else {
+            &f.device
+        },
+        f.threads
+    );
+    let mut t = Table::new(&["", "", ""]);
+    t.row(vec![
+        format!("prefill ({} tokens)", args.prompt),
+        format!("{:.2} ms", e.prefill_ms),
+        format!("{:.0} tokens/s", e.prefill_tokens_per_s(args.prompt)),
+    ]);
+    t.row(vec![
+        format!("decode (context {})", args.context),
+        format!("{:.3} ms/token", e.decode_ms_per_token),
+        format!("{:.1} tokens/s", e.decode_tokens_per_s()),
+    ]);
+    t.row(vec![
+        "peak memory".into(),
+        bytes(e.peak_memory_bytes as f64),
+        format!("{} weights", f.dtype),
+    ]);
+    out += &t.render(2);
+    out += "\n  where the time goes\n";
+    let mut b = Table::new(&["", "attention", "ffn", "lm head", "other"]);
+    for (phase, br) in [
+        ("prefill", &e.prefill_breakdown),
+        ("decode", &e.decode_breakdown),
+    ] {
+        let pct = |v: f64| format!("{:.1}%", 100.0 * v / br.total_ms());
+        b.row(vec![
+            phase.into(),
+            pct(br.attention_ms),
+            pct(br.ffn_ms),
+            pct(br.lm_head_ms),
+            pct(br.other_ms),
+        ]);
+    }
+    out += &b.render(2);
+    let derived: Vec<_> = p.derived().collect();
+    if derived.is_empty() {
+        out += "\n  every operator shape is a measured entry of the profile\n";
+    } else {
+        out += &format!(
+            "\n  {} operator shapes are not in the profile and were estimated from their \
+             neighbours (`tailor profile --spec {}` measures them):\n",
+            derived.len(),
+            args.spec.display()
+        );
+        let mut d = Table::new(&["operator", "calls", "per call", "source"]);
+        for o in derived {
+            d.row(vec![
+                o.shape.to_string(),
+                o.calls.to_string(),
+                format!("{:.1} us", o.us_per_call),
+                match o.source {
+                    Source::Roofline => "roofline only".into(),
+                    s => s.name().into(),
+                },
+            ]);
+        }
+        out += &d.render(4);
+    }
+    out
+}

@@ -1,0 +1,515 @@
+//! `tailor validate`: prove the profiled cost model against whole models timed for real.
+//!
+//! Samples feasible configs spread across a space, builds and times each one in a fresh
+//! `tailor measure` process (so no allocator state, cache or memory peak carries over from
+//! one model to the next, and a model that fails is reported without ending the run),
+//! and compares prediction with measurement: shares within +-10% and +-20%, absolute
+//! percentage errors, Kendall's tau of the orders, a calibration plot.
+
+use super::measure::MeasureReport;
+use super::measure::Timed;
+use super::predict::{check_precision, load_profiled};
+use super::profile::TimingArgs;
+use crate::fmt::{Table, bytes, timestamp};
+use crate::plot::{self, Calibration};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use tailor_cost::{Accuracy, Workload, accuracy};
+use tailor_profiler::Backend;
+use tailor_search::output::write_json;
+use tailor_search::{Metric, SearchSpace, spread_sample};
+use tailor_spec::files::write_atomic;
+use tailor_spec::{ModelSpec, SpecFile};
+use tracing::{info, warn};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Device profile of this machine (`tailor profile`), e.g. profiles/host-flex.toml.
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// The space to sample configs from (inside all its constraints).
+    #[arg(long)]
+    pub space: PathBuf,
+    /// Configs to build and time, spread over the space's range of predicted decode time.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    pub samples: u64,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Timing sessions per model, in rounds over the whole sample (as `tailor profile`
+    /// does), so a burst of load moves one session and not a model; a model's time is the
+    /// median of its sessions. Memory is measured in the first round.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
+    /// Output folder [default: out/validate-<space>-<timestamp>]. Rerunning into the same
+    /// folder reuses the models already measured there.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// Print validate.json on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Predicted and measured values of one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub id: u64,
+    pub spec: ModelSpec,
+    pub params: u64,
+    pub predicted_prefill_ms: f64,
+    pub predicted_decode_ms: f64,
+    pub predicted_memory_bytes: u64,
+    /// Operators of the prediction not measured in the profile (interpolated, ...).
+    pub predicted_ops_not_measured: usize,
+    pub measured: Option<MeasureReport>,
+    pub error: Option<String>,
+}
+
+/// The accuracy of one quantity over the measured models (`null` when not measured).
+fn stats(rows: &[Row], f: impl Fn(&Row, &MeasureReport) -> Option<(f64, f64)>) -> Option<Accuracy> {
+    let pairs: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| r.measured.as_ref().and_then(|m| f(r, m)))
+        .collect();
+    accuracy(&pairs)
+}
+
+pub fn run(args: &ValidateArgs) -> Result<()> {
+    let started = Instant::now();
+    let space = SearchSpace::load(&args.space)?;
+    let model = load_profiled(&args.profile)?;
+    check_precision(
+        &model,
+        &space.workload.precision,
+        &args.space.display().to_string(),
+    )?;
+    // Bad timing flags fail here, not in every child.
+    args.timing.options()?;
+    let fp = &model.profile().fingerprint;
+    let backend: Backend = fp
+        .backend
+        .parse()
+        .map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
+    let device = backend.open()?;
+    model
+        .profile()
+        .check_fingerprint(&backend.fingerprint(&device))
+        .map_err(|e| {
+            anyhow!(
+                "{}: {e}. `tailor validate` times whole models on this machine, so it needs this \
+                 machine's profile: run `tailor profile --space {} --backend {backend}` first",
+                args.profile.display(),
+                args.space.display()
+            )
+        })?;
+    drop(device);
+
+    let sample = spread_sample(
+        &space,
+        &model,
+        args.samples as usize,
+        args.seed,
+        Metric::DecodeMs,
+    );
+    if sample.is_empty() {
+        bail!(
+            "{}: no config of the space is inside all its constraints; nothing to validate",
+            args.space.display()
+        );
+    }
+    if (sample.len() as u64) < args.samples {
+        warn!(
+            feasible = sample.len(),
+            asked = args.samples,
+            "fewer feasible configs than --samples: validating all of them"
+        );
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("out").join(format!("validate-{}-{}", space.name(), timestamp()))
+    });
+    let w = space.workload;
+    info!(
+        configs = sample.len(),
+        backend = %backend,
+        prompt = w.prompt_tokens,
+        context = w.context,
+        out = %out.display(),
+        "building and timing whole models"
+    );
+
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("validate {bar:30} {pos}/{len} ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_length(sample.len() as u64);
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_length(sample.len() as u64 * args.rounds);
+    // sessions[i]: the measurements of model i, one per round; errors[i]: its first failure.
+    let mut sessions: Vec<Vec<MeasureReport>> = vec![Vec::new(); sample.len()];
+    let mut errors: Vec<Option<String>> = vec![None; sample.len()];
+    for round in 0..args.rounds {
+        for (i, c) in sample.iter().enumerate() {
+            let spec = &c.spec;
+            bar.set_message(format!(
+                "round {} h{} l{} heads {}/{} ffn {}",
+                round + 1,
+                spec.hidden_size,
+                spec.num_layers,
+                spec.num_heads,
+                spec.num_kv_heads,
+                spec.intermediate_size
+            ));
+            if errors[i].is_none() {
+                match measure_one(args, backend, &out, c.id, spec, &w, round) {
+                    Ok(m) => sessions[i].push(m),
+                    Err(e) => {
+                        bar.suspend(|| warn!(id = c.id, "{e:#}"));
+                        errors[i] = Some(format!("{e:#}"));
+                    }
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    let mut rows = Vec::with_capacity(sample.len());
+    for ((c, s), error) in sample.iter().zip(&sessions).zip(errors) {
+        let p = model.predict(&c.spec, &w);
+        rows.push(Row {
+            id: c.id,
+            spec: c.spec.clone(),
+            params: c.spec.params().total,
+            predicted_prefill_ms: p.estimate.prefill_ms,
+            predicted_decode_ms: p.estimate.decode_ms_per_token,
+            predicted_memory_bytes: p.estimate.peak_memory_bytes,
+            predicted_ops_not_measured: p.derived().count(),
+            measured: if error.is_none() { combine(s) } else { None },
+            error,
+        });
+    }
+    bar.finish_and_clear();
+
+    let measured = rows.iter().filter(|r| r.measured.is_some()).count();
+    if measured == 0 {
+        bail!(
+            "no model could be measured; the first error: {}",
+            rows.first()
+                .and_then(|r| r.error.clone())
+                .unwrap_or_default()
+        );
+    }
+    let prefill = stats(&rows, |r, m| {
+        Some((r.predicted_prefill_ms, m.prefill.median_ms))
+    });
+    let decode = stats(&rows, |r, m| {
+        Some((r.predicted_decode_ms, m.decode.median_ms))
+    });
+    let memory = stats(&rows, |r, m| {
+        m.peak_memory_bytes
+            .map(|b| (r.predicted_memory_bytes as f64, b as f64))
+    });
+    let wall_s = started.elapsed().as_secs_f64();
+    let summary = json!({
+        "space": args.space.display().to_string(),
+        "profile": args.profile.display().to_string(),
+        "fingerprint": model.profile().fingerprint,
+        "workload": w,
+        "samples": rows.len(),
+        "measured": measured,
+        "failed": rows.len() - measured,
+        "seed": args.seed,
+        "rounds": args.rounds,
+        "wall_s": wall_s,
+        "prefill": prefill,
+        "decode": decode,
+        "memory": memory,
+        "rows": rows,
+    });
+    write_json(&out.join("validate.json"), &summary)?;
+    write_atomic(&out.join("validate.csv"), csv(&rows).as_bytes())?;
+    let ms = |f: fn(&Row, &MeasureReport) -> (f64, f64)| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter_map(|r| r.measured.as_ref().map(|m| f(r, m)))
+            .collect()
+    };
+    let mut panels = vec![
+        Calibration {
+            title: "prefill",
+            unit: "ms",
+            points: ms(|r, m| (r.predicted_prefill_ms, m.prefill.median_ms)),
+        },
+        Calibration {
+            title: "decode step",
+            unit: "ms",
+            points: ms(|r, m| (r.predicted_decode_ms, m.decode.median_ms)),
+        },
+    ];
+    if memory.is_some() {
+        panels.push(Calibration {
+            title: "peak memory",
+            unit: "MiB",
+            points: rows
+                .iter()
+                .filter_map(|r| {
+                    let b = r.measured.as_ref()?.peak_memory_bytes?;
+                    Some((
+                        r.predicted_memory_bytes as f64 / 1048576.0,
+                        b as f64 / 1048576.0,
+                    ))
+                })
+                .collect(),
+        });
+    }
+    let caption = format!(
+        "{} on {} ({}): predicted vs measured, {} models",
+        space.name(),
+        model.profile().name,
+        backend,
+        measured
+    );
+    plot::calibration(&out.join("calibration.svg"), &caption, &panels)?;
+    info!(wall_s = format!("{wall_s:.0}"), out = %out.display(), "done");
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    print!("{}", render(&rows, [prefill, decode, memory], &out, wall_s));
+    Ok(())
+}
+
+/// One model's sessions as one measurement: the median of the session medians, the lowest
+/// p10 and highest p90, all samples; memory from the session that measured it.
+fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
+    let first = sessions.first()?;
+    let phase = |f: fn(&MeasureReport) -> &Timed| {
+        let mut medians: Vec<f64> = sessions.iter().map(|s| f(s).median_ms).collect();
+        medians.sort_by(f64::total_cmp);
+        let n = medians.len();
+        let median = if n % 2 == 1 {
+            medians[n / 2]
+        } else {
+            (medians[n / 2 - 1] + medians[n / 2]) / 2.0
+        };
+        Timed {
+            median_ms: median,
+            p10_ms: sessions.iter().map(|s| f(s).p10_ms).fold(median, f64::min),
+            p90_ms: sessions.iter().map(|s| f(s).p90_ms).fold(median, f64::max),
+            samples: sessions.iter().map(|s| f(s).samples).sum(),
+            capped: sessions.iter().any(|s| f(s).capped),
+        }
+    };
+    Some(MeasureReport {
+        prefill: phase(|s| &s.prefill),
+        decode: phase(|s| &s.decode),
+        ..first.clone()
+    })
+}
+
+/// Measures one model in a child `tailor measure` (with its memory in the first round),
+/// or reuses the measurement already in `out` (same workload and parameters).
+fn measure_one(
+    args: &ValidateArgs,
+    backend: Backend,
+    out: &Path,
+    id: u64,
+    spec: &ModelSpec,
+    w: &Workload,
+    round: u64,
+) -> Result<MeasureReport> {
+    let (prompt, context) = (w.prompt_tokens, w.context);
+    let spec_path = out.join("specs").join(format!("{id}.toml"));
+    let result_path = out.join("measured").join(if round == 0 {
+        format!("{id}.json")
+    } else {
+        format!("{id}.round{}.json", round + 1)
+    });
+    let mut file = SpecFile::new(spec.clone());
+    file.name = Some(format!("candidate {id}"));
+    file.source = Some(args.space.display().to_string());
+    file.save(&spec_path)?;
+    if let Ok(text) = std::fs::read_to_string(&result_path)
+        && let Ok(done) = serde_json::from_str::<MeasureReport>(&text)
+        && done.prompt_tokens == prompt
+        && done.context == context
+        && done.params == spec.params().total
+    {
+        return Ok(done);
+    }
+    let exe = std::env::current_exe().context("locating the tailor executable")?;
+    let output = Command::new(exe)
+        .arg("measure")
+        .arg(&spec_path)
+        .args(["--backend", backend.name(), "--json"])
+        .args([
+            "--prompt",
+            &prompt.to_string(),
+            "--context",
+            &context.to_string(),
+        ])
+        .args(args.timing.to_args())
+        .args(if round == 0 {
+            None
+        } else {
+            Some("--no-memory")
+        })
+        .output()
+        .context("starting `tailor measure`")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let why = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        let status = output
+            .status
+            .code()
+            .map_or("killed by a signal (out of memory?)".into(), |c| {
+                format!("exit {c}")
+            });
+        bail!("measuring config {id} failed ({status}): {why}");
+    }
+    let report: MeasureReport = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading the measurement of config {id}"))?;
+    write_atomic(
+        &result_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(report)
+}
+
+fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "id,hidden_size,num_layers,num_heads,num_kv_heads,head_dim,intermediate_size,activation,params,\
+         predicted_prefill_ms,measured_prefill_ms,predicted_decode_ms,measured_decode_ms,\
+         predicted_memory_bytes,measured_memory_bytes,error\n",
+    );
+    for r in rows {
+        let m = r.measured.as_ref();
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+        s += &format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
+            r.id,
+            r.spec.hidden_size,
+            r.spec.num_layers,
+            r.spec.num_heads,
+            r.spec.num_kv_heads,
+            r.spec.head_dim(),
+            r.spec.intermediate_size,
+            r.spec.activation,
+            r.params,
+            r.predicted_prefill_ms,
+            opt(m.map(|m| m.prefill.median_ms)),
+            r.predicted_decode_ms,
+            opt(m.map(|m| m.decode.median_ms)),
+            r.predicted_memory_bytes,
+            m.and_then(|m| m.peak_memory_bytes)
+                .map_or(String::new(), |b| b.to_string()),
+            r.error.as_deref().unwrap_or("").replace('"', "'"),
+        );
+    }
+    s
+}
+
+fn render(rows: &[Row], acc: [Option<Accuracy>; 3], out: &Path, wall_s: f64) -> String {
+    let mut t = Table::new(&[
+        "id",
+        "hidden",
+        "layers",
+        "heads",
+        "kv",
+        "ffn",
+        "act",
+        "prefill pred",
+        "meas",
+        "err",
+        "decode pred",
+        "meas",
+        "err",
+        "memory pred",
+        "meas",
+        "err",
+    ]);
+    let pct = |p: f64, m: f64| format!("{:+.1}%", 100.0 * (p - m) / m);
+    for r in rows {
+        let s = &r.spec;
+        let mut row = vec![
+            r.id.to_string(),
+            s.hidden_size.to_string(),
+            s.num_layers.to_string(),
+            s.num_heads.to_string(),
+            s.num_kv_heads.to_string(),
+            s.intermediate_size.to_string(),
+            s.activation.to_string(),
+        ];
+        match &r.measured {
+            Some(m) => {
+                row.extend([
+                    format!("{:.2}", r.predicted_prefill_ms),
+                    format!("{:.2}", m.prefill.median_ms),
+                    pct(r.predicted_prefill_ms, m.prefill.median_ms),
+                    format!("{:.3}", r.predicted_decode_ms),
+                    format!("{:.3}", m.decode.median_ms),
+                    pct(r.predicted_decode_ms, m.decode.median_ms),
+                    bytes(r.predicted_memory_bytes as f64),
+                ]);
+                match m.peak_memory_bytes {
+                    Some(b) => row.extend([
+                        bytes(b as f64),
+                        pct(r.predicted_memory_bytes as f64, b as f64),
+                    ]),
+                    None => row.extend(["-".into(), "-".into()]),
+                }
+            }
+            None => row.extend(std::iter::repeat_n("failed".to_string(), 9)),
+        }
+        t.row(row);
+    }
+    let mut s = format!(
+        "predicted vs measured (err = (predicted - measured) / measured)\n{}",
+        t.render(2)
+    );
+    let mut a = Table::new(&[
+        "",
+        "within 10%",
+        "within 20%",
+        "mean |err|",
+        "max |err|",
+        "measured/predicted",
+        "Kendall tau",
+    ]);
+    for (name, x) in ["prefill", "decode", "memory"].iter().zip(acc) {
+        match x {
+            Some(x) => a.row(vec![
+                name.to_string(),
+                format!("{:.0}%", 100.0 * x.within_10pct),
+                format!("{:.0}%", 100.0 * x.within_20pct),
+                format!("{:.1}%", 100.0 * x.mean_ape),
+                format!("{:.1}%", 100.0 * x.max_ape),
+                format!("{:.3}", x.median_ratio),
+                format!("{:.3}", x.kendall_tau),
+            ]),
+            None => a.row(vec![name.to_string(), "not measured".into()]),
+        }
+    }
+    s += &format!(
+        "\naccuracy over {} models\n{}",
+        rows.iter().filter(|r| r.measured.is_some()).count(),
+        a.render(2)
+    );
+    s += &format!(
+        "\n  {:.0} s; validate.json, validate.csv and calibration.svg in {}\n",
+        wall_s,
+        out.display()
+    );
+    s
+}

@@ -1,0 +1,262 @@
+//! `tailor predict`, `tailor measure` and `tailor validate` end to end on flex, with the
+//! shortest timing (the flow and the files are asserted, never a time).
+
+use crate::common::{Scratch, tailor};
+
+const FAST: [&str; 8] = [
+    "--max-time",
+    "5ms",
+    "--warmup",
+    "1ms",
+    "--cycle-mib",
+    "1",
+    "--target-spread",
+    "5",
+];
+
+const TINY_SPACE: &str = r#"
+format_version = 1
+name = "tiny-validate"
+
+[model]
+vocab_size = 512
+hidden_size = [64, 96]
+num_layers = [2, 3]
+head_dim = 32
+kv_group = [1, 3]
+ffn_ratio = [2.0, 3.0]
+ffn_multiple = 32
+ffn = "gated"
+activation = ["relu", "silu"]
+norm = "rmsnorm"
+tie_embeddings = true
+
+[workload]
+prompt_tokens = 8
+context = 16
+weights = "f32"
+
+[objectives]
+minimize = ["decode_ms", "prefill_ms"]
+maximize = ["non_embedding_params"]
+
+[pick]
+minimize = "decode_ms"
+"#;
+
+/// A scratch folder holding the tiny space and a quick profile of it on this machine.
+fn profiled(name: &str) -> (Scratch, String, String) {
+    let s = Scratch::new(name);
+    let space = s.write("space.toml", TINY_SPACE);
+    let profile = s.0.join("profile.toml");
+    let (space, profile) = (
+        space.to_str().expect("utf-8 path").to_string(),
+        profile.to_str().expect("utf-8 path").to_string(),
+    );
+    let mut args = vec!["profile", "--space", &space, "--out", &profile, "--json"];
+    args.extend(&FAST[..6]);
+    let p = tailor(&args).json();
+    assert_eq!(p["missing"], 0);
+    (s, space, profile)
+}
+
+#[test]
+fn validate_measures_sampled_models_and_writes_its_files() {
+    let (s, space, profile) = profiled("validate");
+    let out = s.0.join("v");
+    let mut args = vec![
+        "validate",
+        "--profile",
+        &profile,
+        "--space",
+        &space,
+        "--samples",
+        "4",
+        "--seed",
+        "3",
+        "--rounds",
+        "2",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(FAST);
+    let v = tailor(&args).json();
+    assert_eq!(v["samples"], 4);
+    assert_eq!(v["measured"], 4);
+    for phase in ["prefill", "decode", "memory"] {
+        for key in ["within_10pct", "within_20pct"] {
+            let x = v[phase][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{phase}.{key}: {v}"));
+            assert!((0.0..=1.0).contains(&x), "{phase}.{key} = {x}");
+        }
+        let tau = v[phase]["kendall_tau"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&tau), "{phase} tau {tau}");
+        assert_eq!(v[phase]["n"], 4);
+    }
+    let rows = v["rows"].as_array().unwrap();
+    for r in rows {
+        // Every sampled config is a whole model whose parameters are the spec's.
+        assert_eq!(r["measured"]["params"], r["params"], "{r}");
+        assert!(r["measured"]["prefill"]["median_ms"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            r["predicted_ops_not_measured"], 0,
+            "the profile covers the space"
+        );
+    }
+    let svg = std::fs::read_to_string(out.join("calibration.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("predicted (ms)") && svg.contains("+-10%"));
+    let csv = std::fs::read_to_string(out.join("validate.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    assert!(out.join("validate.json").exists());
+    assert_eq!(v["rounds"], 2);
+    assert_eq!(
+        std::fs::read_dir(out.join("measured")).unwrap().count(),
+        8,
+        "4 models x 2 sessions"
+    );
+
+    // A rerun into the same folder reuses the measurements.
+    let again = tailor(&args).json();
+    assert_eq!(again["rows"], v["rows"]);
+}
+
+#[test]
+fn predict_and_measure_one_spec() {
+    let (s, _space, profile) = profiled("predict");
+    let spec = s.write(
+        "m.toml",
+        "format_version = 1\n[model]\nvocab_size = 512\nhidden_size = 96\nnum_layers = 3\n\
+         num_heads = 3\nnum_kv_heads = 1\nintermediate_size = 192\nffn = \"gated\"\nactivation = \"silu\"\nnorm = \"rmsnorm\"\n\
+         tie_embeddings = true\n",
+    );
+    let spec = spec.to_str().unwrap();
+    let p = tailor(&[
+        "predict",
+        spec,
+        "--profile",
+        &profile,
+        "--prompt",
+        "8",
+        "--context",
+        "16",
+        "--json",
+    ])
+    .json();
+    assert_eq!(p["ops_not_measured"], 0, "{p}");
+    assert!(p["prefill_ms"].as_f64().unwrap() > 0.0);
+    let shares: f64 = ["attention", "ffn", "lm_head", "other"]
+        .iter()
+        .map(|k| p["decode_breakdown"][k].as_f64().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-9);
+    // Another prompt length: estimated from the profiled neighbours, and said so.
+    let longer = tailor(&[
+        "predict",
+        spec,
+        "--profile",
+        &profile,
+        "--prompt",
+        "32",
+        "--context",
+        "16",
+        "--json",
+    ])
+    .json();
+    assert!(longer["ops_not_measured"].as_u64().unwrap() > 0);
+    assert!(longer["prefill_ms"].as_f64().unwrap() > p["prefill_ms"].as_f64().unwrap());
+    let text = tailor(&["predict", spec, "--profile", &profile, "--prompt", "32"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout.contains("where the time goes") && text.stdout.contains("not in the profile"),
+        "{}",
+        text.stdout
+    );
+
+    let mut args = vec![
+        "measure",
+        spec,
+        "--prompt",
+        "8",
+        "--context",
+        "16",
+        "--json",
+    ];
+    args.extend(FAST);
+    let m = tailor(&args).json();
+    assert_eq!(m["params"], p["params"]);
+    assert!(m["decode"]["median_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(m["fingerprint"]["backend"], "flex");
+}
+
+#[test]
+fn search_prices_with_a_profile() {
+    let (s, space, profile) = profiled("search-profile");
+    let out = s.0.join("search");
+    let r = tailor(&[
+        "search",
+        &space,
+        "--profile",
+        &profile,
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ])
+    .json();
+    assert!(r["front_size"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["device"].as_str().unwrap().contains("profile"), "{r}");
+    assert!(
+        r["pick"]["metrics"]["decode_ms"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert!(out.join("front.json").exists());
+    let e = tailor(&["search", &space]);
+    assert_eq!(e.code, 2, "--device or --profile is required");
+    assert!(
+        e.stderr.contains("--device") && e.stderr.contains("--profile"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn a_profile_of_another_machine_is_refused() {
+    let (s, space, profile) = profiled("validate-foreign");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let foreign = s.write(
+        "phone.toml",
+        &text.replacen("cores = ", "cores = 64\n# was ", 1),
+    );
+    let e = tailor(&[
+        "validate",
+        "--profile",
+        foreign.to_str().unwrap(),
+        "--space",
+        &space,
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(
+        e.contains("measured on another setup") && e.contains("cores `64`"),
+        "{e}"
+    );
+    assert!(e.contains("tailor profile --space"), "{e}");
+    // A v1 profile (before attention covered RoPE) is refused with the version.
+    let old = s.write(
+        "old.toml",
+        &text.replacen("format_version = 2", "format_version = 1", 1),
+    );
+    let e = tailor(&[
+        "predict",
+        "specs/tiny.toml",
+        "--profile",
+        old.to_str().unwrap(),
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(
+        e.contains("format_version") && e.contains("version 1 is not supported"),
+        "{e}"
+    );
+}

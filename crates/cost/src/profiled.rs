@@ -1,0 +1,602 @@
+//! The profiled cost model: a pass costs the sum of its operators' measured times.
+//!
+//! Layers repeat, so a model is a handful of distinct operator shapes, each called many
+//! times ([`OpShape::pass`]). A shape the profile holds costs its median. A shape it
+//! lacks is estimated from the profiled shapes of the same *family* (same operator,
+//! same fixed parameters, e.g. a linear at the same token count and bias): along the
+//! family's roofline time (FLOPs at the measured peak, or bytes at the measured
+//! bandwidth, whichever is longer), interpolated piecewise-linearly in log-log space
+//! between the two nearest points, or extrapolated from the end of the family. Derived
+//! estimates are never below the roofline itself. Every estimate says where it came from.
+
+use crate::profile::{Entry, OpShape, Profile, RooflineProbe};
+use crate::{Breakdown, CostModel, Estimate, Workload, peak_memory_bytes};
+use serde::Serialize;
+use std::collections::HashMap;
+use tailor_spec::{Activation, ModelSpec, NormKind, Phase};
+
+/// Where one operator's time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The profile holds this exact shape.
+    Measured,
+    /// Between two profiled shapes of its family.
+    Interpolated,
+    /// Beyond the profiled shapes of its family.
+    Extrapolated,
+    /// No profiled shape of its kind: the roofline bound alone.
+    Roofline,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Measured => "measured",
+            Source::Interpolated => "interpolated",
+            Source::Extrapolated => "extrapolated",
+            Source::Roofline => "roofline",
+        }
+    }
+}
+
+/// One operator of a pass, priced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpCost {
+    pub shape: OpShape,
+    pub calls: u64,
+    /// Time of one call, microseconds.
+    pub us_per_call: f64,
+    pub source: Source,
+}
+
+impl OpCost {
+    pub fn total_ms(&self) -> f64 {
+        self.us_per_call * self.calls as f64 / 1e3
+    }
+}
+
+/// A prediction with its operator list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub estimate: Estimate,
+    pub prefill_ops: Vec<OpCost>,
+    pub decode_ops: Vec<OpCost>,
+}
+
+impl Prediction {
+    /// Operators (of both passes) whose time is not a measured entry.
+    pub fn derived(&self) -> impl Iterator<Item = &OpCost> {
+        self.prefill_ops
+            .iter()
+            .chain(&self.decode_ops)
+            .filter(|o| o.source != Source::Measured)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfiledError {
+    #[error(
+        "profile `{0}` has no roofline probe or no entries yet; finish it with `tailor profile`"
+    )]
+    Incomplete(String),
+}
+
+/// `(roofline time, median)` of profiled shapes, microseconds, sorted by the first.
+type Points = Vec<(f64, f64)>;
+
+/// The profiled cost model.
+#[derive(Debug, Clone)]
+pub struct Profiled {
+    profile: Profile,
+    roofline: RooflineProbe,
+    elem_bytes: u64,
+    exact: HashMap<OpShape, f64>,
+    families: HashMap<OpShape, Points>,
+}
+
+impl Profiled {
+    pub fn new(profile: Profile) -> Result<Self, ProfiledError> {
+        let roofline = match (profile.roofline, profile.entries.is_empty()) {
+            (Some(r), false) => r,
+            _ => return Err(ProfiledError::Incomplete(profile.name.clone())),
+        };
+        let elem_bytes = profile.fingerprint.dtype.bytes_per_element().ceil() as u64;
+        let exact = profile
+            .entries
+            .iter()
+            .map(|e| (e.shape.clone(), e.median_us))
+            .collect();
+        let mut model = Self {
+            roofline,
+            elem_bytes,
+            exact,
+            families: HashMap::new(),
+            profile,
+        };
+        let mut families: HashMap<OpShape, Points> = HashMap::new();
+        for Entry {
+            shape, median_us, ..
+        } in &model.profile.entries
+        {
+            let x = model.roofline_us(shape);
+            for family in families_of(shape) {
+                families.entry(family).or_default().push((x, *median_us));
+            }
+        }
+        for points in families.values_mut() {
+            *points = merge_equal_x(std::mem::take(points));
+        }
+        model.families = families;
+        Ok(model)
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The roofline bound of one call, microseconds: FLOPs at the measured peak or bytes at
+    /// the measured bandwidth, whichever takes longer.
+    pub fn roofline_us(&self, shape: &OpShape) -> f64 {
+        let compute = shape.flops() as f64 / (self.roofline.matmul_gflops * 1e3);
+        let memory = shape.bytes(self.elem_bytes) as f64 / (self.roofline.bandwidth_gbs * 1e3);
+        compute.max(memory)
+    }
+
+    /// Time of one call of `shape`, microseconds, and where it comes from.
+    pub fn op_time(&self, shape: &OpShape) -> (f64, Source) {
+        if let Some(&t) = self.exact.get(shape) {
+            return (t, Source::Measured);
+        }
+        let x = self.roofline_us(shape);
+        for family in families_of(shape) {
+            if let Some(points) = self.families.get(&family)
+                && let Some((t, source)) = along(points, x)
+            {
+                return (t.max(x), source);
+            }
+        }
+        (x, Source::Roofline)
+    }
+
+    /// Every operator of one pass, priced.
+    pub fn pass(&self, spec: &ModelSpec, phase: Phase) -> Vec<OpCost> {
+        OpShape::pass(spec, phase)
+            .into_iter()
+            .map(|(shape, calls)| {
+                let (us_per_call, source) = self.op_time(&shape);
+                OpCost {
+                    shape,
+                    calls,
+                    us_per_call,
+                    source,
+                }
+            })
+            .collect()
+    }
+
+    pub fn predict(&self, spec: &ModelSpec, w: &Workload) -> Prediction {
+        let prefill_ops = self.pass(
+            spec,
+            Phase::Prefill {
+                tokens: w.prompt_tokens.max(1),
+            },
+        );
+        let decode_ops = self.pass(spec, Phase::Decode { context: w.context });
+        let breakdown = |ops: &[OpCost]| {
+            let mut b = Breakdown::default();
+            for o in ops {
+                b.add(o.shape.group(), o.total_ms());
+            }
+            b
+        };
+        let (prefill_breakdown, decode_breakdown) =
+            (breakdown(&prefill_ops), breakdown(&decode_ops));
+        Prediction {
+            estimate: Estimate {
+                prefill_ms: prefill_breakdown.total_ms(),
+                decode_ms_per_token: decode_breakdown.total_ms(),
+                peak_memory_bytes: peak_memory_bytes(spec, w),
+                prefill_breakdown,
+                decode_breakdown,
+            },
+            prefill_ops,
+            decode_ops,
+        }
+    }
+}
+
+impl CostModel for Profiled {
+    fn estimate(&self, spec: &ModelSpec, workload: &Workload) -> Estimate {
+        self.predict(spec, workload).estimate
+    }
+}
+
+/// The families a shape belongs to, most specific first: the shape with its size fields
+/// zeroed, then with more fields zeroed. Only points of one family are interpolated
+/// between.
+pub fn families_of(shape: &OpShape) -> Vec<OpShape> {
+    match *shape {
+        OpShape::Embedding { tokens, .. } => vec![
+            OpShape::Embedding {
+                tokens,
+                vocab: 0,
+                hidden: 0,
+            },
+            OpShape::Embedding {
+                tokens: 0,
+                vocab: 0,
+                hidden: 0,
+            },
+        ],
+        OpShape::Norm {
+            tokens, kind, bias, ..
+        } => vec![
+            OpShape::Norm {
+                tokens,
+                hidden: 0,
+                kind,
+                bias,
+            },
+            OpShape::Norm {
+                tokens: 0,
+                hidden: 0,
+                kind,
+                bias,
+            },
+            OpShape::Norm {
+                tokens: 0,
+                hidden: 0,
+                kind: NormKind::RmsNorm,
+                bias: false,
+            },
+        ],
+        OpShape::Residual { tokens, .. } => vec![
+            OpShape::Residual { tokens, hidden: 0 },
+            OpShape::Residual {
+                tokens: 0,
+                hidden: 0,
+            },
+        ],
+        OpShape::Linear { tokens, bias, .. } => vec![
+            OpShape::Linear {
+                tokens,
+                input: 0,
+                output: 0,
+                bias,
+            },
+            OpShape::Linear {
+                tokens: 0,
+                input: 0,
+                output: 0,
+                bias,
+            },
+        ],
+        OpShape::LmHead { tied, .. } => vec![
+            OpShape::LmHead {
+                hidden: 0,
+                vocab: 0,
+                tied,
+            },
+            OpShape::LmHead {
+                hidden: 0,
+                vocab: 0,
+                tied: !tied,
+            },
+        ],
+        OpShape::Attention {
+            head_dim,
+            q_len,
+            kv_len,
+            causal,
+            ..
+        } => {
+            let a = |head_dim, q_len, kv_len| OpShape::Attention {
+                heads: 0,
+                kv_heads: 0,
+                head_dim,
+                q_len,
+                kv_len,
+                causal,
+            };
+            vec![
+                a(head_dim, q_len, kv_len),
+                a(0, q_len, kv_len),
+                a(head_dim, 0, 0),
+                a(0, 0, 0),
+            ]
+        }
+        OpShape::Ffn {
+            tokens,
+            kind,
+            activation,
+            bias,
+            ..
+        } => {
+            let f = |tokens, activation| OpShape::Ffn {
+                tokens,
+                hidden: 0,
+                intermediate: 0,
+                kind,
+                activation,
+                bias,
+            };
+            let mut v = vec![f(tokens, activation), f(0, activation)];
+            // Another activation costs about the same next to the matmuls.
+            v.extend(
+                Activation::ALL
+                    .iter()
+                    .filter(|a| **a != activation)
+                    .map(|a| f(tokens, *a)),
+            );
+            v
+        }
+    }
+}
+
+/// Points sorted by x, those at (nearly) the same x merged by geometric mean.
+fn merge_equal_x(mut points: Points) -> Points {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, f64, u32)> = Vec::with_capacity(points.len());
+    for (x, t) in points {
+        match out.last_mut() {
+            Some((lx, lt, n)) if (x - *lx).abs() <= 1e-9 * x.abs().max(1e-30) => {
+                *lt += t.ln();
+                *n += 1;
+            }
+            _ => out.push((x, t.ln(), 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(x, lnt, n)| (x, (lnt / n as f64).exp()))
+        .collect()
+}
+
+/// The time at roofline time `x` along a family's points: log-log interpolation between
+/// the neighbours, or extrapolation from the nearest end (at the end's local slope
+/// clamped to [0, 1] below the family; proportional to the work above it).
+pub fn along(points: &[(f64, f64)], x: f64) -> Option<(f64, Source)> {
+    let (first, last) = (points.first()?, points.last()?);
+    if points.len() == 1 || x < first.0 || x > last.0 {
+        let t = if x > last.0 {
+            last.1 * x / last.0
+        } else if x < first.0 {
+            let slope = match points {
+                [a, b, ..] => ((b.1 / a.1).ln() / (b.0 / a.0).ln()).clamp(0.0, 1.0),
+                _ => 1.0,
+            };
+            first.1 * (x / first.0).powf(slope)
+        } else {
+            first.1
+        };
+        let source = if x == first.0 {
+            Source::Interpolated
+        } else {
+            Source::Extrapolated
+        };
+        return Some((t, source));
+    }
+    let i = points
+        .partition_point(|p| p.0 <= x)
+        .clamp(1, points.len() - 1);
+    let (a, b) = (points[i - 1], points[i]);
+    if x == a.0 {
+        return Some((a.1, Source::Interpolated));
+    }
+    let f = (x / a.0).ln() / (b.0 / a.0).ln();
+    Some((
+        (a.1.ln() + f * (b.1 / a.1).ln()).exp(),
+        Source::Interpolated,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Fingerprint, PROFILE_FORMAT_VERSION, Provenance};
+    use proptest::prelude::*;
+    use tailor_spec::{DType, Precision};
+
+    fn profile_of(
+        shapes: impl IntoIterator<Item = OpShape>,
+        time: impl Fn(&OpShape) -> f64,
+    ) -> Profile {
+        let mut entries: Vec<Entry> = shapes
+            .into_iter()
+            .map(|shape| {
+                let t = time(&shape);
+                Entry {
+                    shape,
+                    median_us: t,
+                    p10_us: t * 0.95,
+                    p90_us: t * 1.05,
+                    samples: 10,
+                    capped: false,
+                    rounds: vec![t],
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.shape.cmp(&b.shape));
+        entries.dedup_by(|a, b| a.shape == b.shape);
+        Profile {
+            format_version: PROFILE_FORMAT_VERSION,
+            name: "synthetic".into(),
+            fingerprint: Fingerprint {
+                backend: "flex".into(),
+                device: "cpu".into(),
+                driver: String::new(),
+                cpu_model: "Test".into(),
+                cores: 2,
+                threads: 2,
+                os: "linux-x86_64".into(),
+                dtype: DType::F32,
+                burn_version: "0.22.1".into(),
+            },
+            provenance: Provenance {
+                tailor_version: "0.1.0".into(),
+                created: "2026-11-24T12:00:00Z".into(),
+                updated: "2026-11-24T12:00:00Z".into(),
+            },
+            roofline: Some(RooflineProbe {
+                matmul_gflops: 100.0,
+                matmul_shape: [1024, 1024, 1024],
+                bandwidth_gbs: 20.0,
+                bandwidth_bytes: 1 << 27,
+            }),
+            entries,
+        }
+    }
+
+    /// A made-up device: 5 us per call plus 1.5x the roofline, measured at a grid of specs.
+    fn grid_model() -> Profiled {
+        let probe = profile_of([], |_| 1.0);
+        let roof = Profiled {
+            roofline: probe.roofline.unwrap(),
+            elem_bytes: 4,
+            exact: HashMap::new(),
+            families: HashMap::new(),
+            profile: probe,
+        };
+        let mut shapes = Vec::new();
+        for h in [256u64, 512, 1024] {
+            for l in [4, 8] {
+                let spec = ModelSpec::llama(8192, h, l, h / 64, h / 128, 3 * h);
+                shapes.extend(OpShape::for_spec(&spec, Phase::Prefill { tokens: 64 }));
+                shapes.extend(OpShape::for_spec(&spec, Phase::Decode { context: 256 }));
+            }
+        }
+        Profiled::new(profile_of(shapes, |s| 5.0 + 1.5 * roof.roofline_us(s))).unwrap()
+    }
+
+    fn workload() -> Workload {
+        Workload {
+            prompt_tokens: 64,
+            context: 256,
+            precision: Precision::for_weights(DType::F32),
+        }
+    }
+
+    #[test]
+    fn a_profiled_spec_costs_the_sum_of_its_entries() {
+        let m = grid_model();
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        let p = m.predict(&spec, &workload());
+        assert!(
+            p.derived().next().is_none(),
+            "{:?}",
+            p.derived().collect::<Vec<_>>()
+        );
+        let sum: f64 = OpShape::pass(&spec, Phase::Prefill { tokens: 64 })
+            .iter()
+            .map(|(s, n)| m.profile().entry(s).unwrap().median_us * *n as f64 / 1e3)
+            .sum();
+        assert!((p.estimate.prefill_ms - sum).abs() < 1e-9 * sum);
+        let b = p.estimate.prefill_breakdown;
+        assert!(b.attention_ms > 0.0 && b.ffn_ms > 0.0 && b.lm_head_ms > 0.0 && b.other_ms > 0.0);
+    }
+
+    #[test]
+    fn interpolation_hits_profiled_points_exactly() {
+        let points = merge_equal_x(vec![(1.0, 3.0), (10.0, 12.0), (100.0, 150.0), (4.0, 5.0)]);
+        for &(x, t) in &points {
+            let (got, source) = along(&points, x).unwrap();
+            assert_eq!(got, t, "at {x}");
+            assert_eq!(source, Source::Interpolated);
+        }
+        let (mid, source) = along(&points, 30.0).unwrap();
+        assert_eq!(source, Source::Interpolated);
+        assert!(mid > 12.0 && mid < 150.0, "{mid}");
+        // Log-log: halfway in log x between two points is the geometric mean.
+        let (g, _) = along(&points, 10f64.powf(1.5)).unwrap();
+        assert!((g - (12.0f64 * 150.0).sqrt()).abs() < 1e-9, "{g}");
+        let (above, source) = along(&points, 200.0).unwrap();
+        assert_eq!(source, Source::Extrapolated);
+        assert!(
+            (above - 300.0).abs() < 1e-9,
+            "proportional above the family: {above}"
+        );
+        let (below, source) = along(&points, 0.5).unwrap();
+        assert_eq!(source, Source::Extrapolated);
+        assert!(below < 3.0 && below > 0.0);
+        assert!(along(&[], 1.0).is_none());
+    }
+
+    #[test]
+    fn a_shape_between_profiled_ones_is_interpolated_above_the_roofline() {
+        let m = grid_model();
+        let spec = ModelSpec::llama(8192, 768, 6, 12, 6, 2304);
+        let p = m.predict(&spec, &workload());
+        let ffn = p
+            .prefill_ops
+            .iter()
+            .find(|o| matches!(o.shape, OpShape::Ffn { .. }))
+            .unwrap();
+        assert_eq!(ffn.source, Source::Interpolated);
+        let (lo, hi) = (
+            m.op_time(&OpShape::Ffn {
+                tokens: 64,
+                hidden: 512,
+                intermediate: 1536,
+                kind: tailor_spec::FfnKind::Gated,
+                activation: Activation::Silu,
+                bias: false,
+            }),
+            m.op_time(&OpShape::Ffn {
+                tokens: 64,
+                hidden: 1024,
+                intermediate: 3072,
+                kind: tailor_spec::FfnKind::Gated,
+                activation: Activation::Silu,
+                bias: false,
+            }),
+        );
+        assert_eq!((lo.1, hi.1), (Source::Measured, Source::Measured));
+        assert!(ffn.us_per_call > lo.0 && ffn.us_per_call < hi.0);
+        for o in p.derived() {
+            assert!(o.us_per_call >= m.roofline_us(&o.shape), "{}", o.shape);
+        }
+        // A prompt length never profiled: the linear family across token counts serves.
+        let longer = Workload {
+            prompt_tokens: 512,
+            ..workload()
+        };
+        let p = m.predict(&spec, &longer);
+        assert!(p.prefill_ops.iter().all(|o| o.source != Source::Measured));
+        assert!(p.estimate.prefill_ms > m.predict(&spec, &workload()).estimate.prefill_ms);
+    }
+
+    #[test]
+    fn an_incomplete_profile_is_refused() {
+        let mut p = profile_of([], |_| 1.0);
+        assert!(Profiled::new(p.clone()).is_err());
+        p.roofline = None;
+        let e = Profiled::new(p).unwrap_err().to_string();
+        assert!(e.contains("tailor profile"), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn more_layers_or_longer_inputs_never_cost_less(
+            h in prop::sample::select(vec![256u64, 384, 512, 640, 768, 1024, 1536]),
+            l in 1u64..24,
+            group in prop::sample::select(vec![1u64, 2, 4]),
+            ratio in 1u64..6,
+            prompt in 1u64..300,
+            context in 0u64..1000,
+        ) {
+            let m = grid_model();
+            let heads = h / 64;
+            let kv = (heads / group).max(1);
+            let spec = ModelSpec::llama(8192, h, l, heads, kv, ratio * h);
+            let w = Workload { prompt_tokens: prompt, context, precision: Precision::for_weights(DType::F32) };
+            let base = m.estimate(&spec, &w);
+            let deeper = m.estimate(&ModelSpec { num_layers: l + 1, ..spec.clone() }, &w);
+            prop_assert!(deeper.prefill_ms > base.prefill_ms);
+            prop_assert!(deeper.decode_ms_per_token > base.decode_ms_per_token);
+            prop_assert!(deeper.peak_memory_bytes > base.peak_memory_bytes);
+            let later = m.estimate(&spec, &Workload { context: context + 64, ..w });
+            prop_assert!(later.decode_ms_per_token >= base.decode_ms_per_token);
+            prop_assert!(base.prefill_ms.is_finite() && base.decode_ms_per_token > 0.0);
+        }
+    }
+}

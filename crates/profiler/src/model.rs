@@ -1,0 +1,299 @@
+//! A whole decoder with random weights, built from any [`ModelSpec`] out of the same
+//! operators the profiler times ([`crate::ops`]): what proves a prediction.
+//!
+//! The forward pass is exactly the operator list of [`tailor_cost::OpShape::pass`]:
+//! embedding; per layer a norm, the q/k/v projections, the attention block (heads, RoPE,
+//! KV cache, attention), the output projection, a residual add, a norm, the FFN and a
+//! residual add; the final norm and the LM head on the last position only.
+
+use crate::ops::{self, FfnWeights, Heads, Rope};
+use crate::timing::{Measurement, TimingOptions, measure};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use tailor_spec::{FfnKind, ModelSpec};
+
+type Lin = (Tensor<2>, Option<Tensor<1>>);
+
+#[derive(Debug, Clone)]
+struct Norm {
+    weight: Tensor<1>,
+    bias: Option<Tensor<1>>,
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    attn_norm: Norm,
+    q: Lin,
+    k: Lin,
+    v: Lin,
+    o: Lin,
+    ffn_norm: Norm,
+    ffn: FfnWeights,
+}
+
+/// The keys (after RoPE) and values of every layer, `[1, kv_heads, tokens, head_dim]`.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    pub layers: Vec<(Tensor<4>, Tensor<4>)>,
+}
+
+impl KvCache {
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A random-weight decoder (f32, batch 1).
+#[derive(Debug, Clone)]
+pub struct Model {
+    spec: ModelSpec,
+    heads: Heads,
+    embed: Tensor<2>,
+    layers: Vec<Layer>,
+    final_norm: Norm,
+    /// `[hidden, vocab]`; `None` when tied to the embedding table.
+    lm_head: Option<Tensor<2>>,
+    rope: Rope,
+    device: Device,
+}
+
+/// Initial weights: uniform with a standard deviation of about 0.02 (the usual init), so
+/// activations stay finite and no denormals slow the arithmetic.
+fn weights<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Uniform(-0.035, 0.035), device)
+}
+
+fn linear(input: usize, output: usize, bias: bool, device: &Device) -> Lin {
+    (
+        weights([input, output], device),
+        bias.then(|| weights([output], device)),
+    )
+}
+
+fn norm(hidden: usize, bias: bool, device: &Device) -> Norm {
+    Norm {
+        weight: Tensor::ones([hidden], device),
+        bias: bias.then(|| Tensor::zeros([hidden], device)),
+    }
+}
+
+impl Model {
+    /// Builds a model of `spec` whose RoPE tables reach `positions` tokens. Fails with the
+    /// spec's own validation message.
+    pub fn random(spec: &ModelSpec, positions: usize, device: &Device) -> Result<Self, String> {
+        spec.validate().map_err(|e| e.to_string())?;
+        let u = |x: u64| x as usize;
+        let (h, f) = (u(spec.hidden_size), u(spec.intermediate_size));
+        let heads = Heads {
+            heads: u(spec.num_heads),
+            kv_heads: u(spec.num_kv_heads),
+            head_dim: u(spec.head_dim()),
+        };
+        let (qw, kvw) = (u(spec.q_width()), u(spec.kv_width()));
+        let layers = (0..spec.num_layers)
+            .map(|_| Layer {
+                attn_norm: norm(h, spec.norm_bias, device),
+                q: linear(h, qw, spec.qkv_bias, device),
+                k: linear(h, kvw, spec.qkv_bias, device),
+                v: linear(h, kvw, spec.qkv_bias, device),
+                o: linear(qw, h, spec.o_bias, device),
+                ffn_norm: norm(h, spec.norm_bias, device),
+                ffn: FfnWeights {
+                    gate: (spec.ffn == FfnKind::Gated).then(|| linear(h, f, spec.mlp_bias, device)),
+                    up: linear(h, f, spec.mlp_bias, device),
+                    down: linear(f, h, spec.mlp_bias, device),
+                },
+            })
+            .collect();
+        Ok(Self {
+            spec: spec.clone(),
+            heads,
+            embed: weights([u(spec.vocab_size), h], device),
+            layers,
+            final_norm: norm(h, spec.norm_bias, device),
+            lm_head: (!spec.tie_embeddings).then(|| weights([h, u(spec.vocab_size)], device)),
+            rope: Rope::new(positions.max(1), heads.head_dim, spec.rope_theta, device),
+            device: device.clone(),
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Positions the RoPE tables reach: the longest prompt plus decoded tokens.
+    pub fn positions(&self) -> usize {
+        self.rope.cos.dims()[0]
+    }
+
+    /// Parameters held (the RoPE tables are buffers, not parameters).
+    pub fn num_params(&self) -> u64 {
+        let n2 = |t: &Tensor<2>| t.shape().num_elements() as u64;
+        let n1 = |t: &Option<Tensor<1>>| t.as_ref().map_or(0, |t| t.dims()[0] as u64);
+        let lin = |(w, b): &Lin| n2(w) + n1(b);
+        let nrm = |n: &Norm| n.weight.dims()[0] as u64 + n1(&n.bias);
+        let layers: u64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                nrm(&l.attn_norm)
+                    + lin(&l.q)
+                    + lin(&l.k)
+                    + lin(&l.v)
+                    + lin(&l.o)
+                    + nrm(&l.ffn_norm)
+                    + l.ffn.gate.as_ref().map_or(0, lin)
+                    + lin(&l.ffn.up)
+                    + lin(&l.ffn.down)
+            })
+            .sum();
+        n2(&self.embed) + layers + nrm(&self.final_norm) + self.lm_head.as_ref().map_or(0, n2)
+    }
+
+    fn norm(&self, x: Tensor<2>, n: &Norm) -> Tensor<2> {
+        ops::norm(
+            x,
+            self.spec.norm,
+            &n.weight,
+            n.bias.as_ref(),
+            self.spec.norm_eps,
+        )
+    }
+
+    /// One block: `attend` maps the projected q, k, v to the attention output (before the
+    /// output projection) and the layer's new cache.
+    fn block(
+        &self,
+        layer: &Layer,
+        x: Tensor<2>,
+        attend: impl FnOnce(Tensor<2>, Tensor<2>, Tensor<2>) -> (Tensor<2>, Tensor<4>, Tensor<4>),
+    ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
+        let hn = self.norm(x.clone(), &layer.attn_norm);
+        let q = ops::linear(hn.clone(), &layer.q.0, layer.q.1.as_ref());
+        let k = ops::linear(hn.clone(), &layer.k.0, layer.k.1.as_ref());
+        let v = ops::linear(hn, &layer.v.0, layer.v.1.as_ref());
+        let (a, kc, vc) = attend(q, k, v);
+        let x = x + ops::linear(a, &layer.o.0, layer.o.1.as_ref());
+        let hn = self.norm(x.clone(), &layer.ffn_norm);
+        let x = x + ops::ffn(hn, self.spec.ffn, self.spec.activation, &layer.ffn);
+        (x, kc, vc)
+    }
+
+    /// Logits `[1, vocab]` of the last row of `x`.
+    fn head(&self, x: Tensor<2>) -> Tensor<2> {
+        let last = x.dims()[0] - 1;
+        let x = self.norm(x.narrow(0, last, 1), &self.final_norm);
+        match &self.lm_head {
+            Some(w) => ops::lm_head(x, w, false),
+            None => ops::lm_head(x, &self.embed, true),
+        }
+    }
+
+    /// Processes a prompt: the logits of its last position and the KV cache.
+    pub fn prefill(&self, ids: Tensor<1, Int>) -> (Tensor<2>, KvCache) {
+        let mut x = ops::embedding(&self.embed, ids);
+        let mut cache = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (y, k, v) = self.block(layer, x, |q, k, v| {
+                ops::attention_prefill(q, k, v, self.heads, &self.rope)
+            });
+            x = y;
+            cache.push((k, v));
+        }
+        (self.head(x), KvCache { layers: cache })
+    }
+
+    /// One decode step of token `id` (`[1]`) after the cached tokens: its logits and the
+    /// grown cache. Each layer's old cache is released as soon as it has grown (unless the
+    /// caller still holds it), so a decode loop holds one extra layer's cache at most.
+    pub fn decode(&self, id: Tensor<1, Int>, cache: KvCache) -> (Tensor<2>, KvCache) {
+        let mut x = ops::embedding(&self.embed, id);
+        let mut grown = Vec::with_capacity(self.layers.len());
+        for (layer, (kc, vc)) in self.layers.iter().zip(cache.layers) {
+            let (y, k, v) = self.block(layer, x, |q, k, v| {
+                ops::attention_decode(q, k, v, self.heads, &self.rope, kc, vc)
+            });
+            x = y;
+            grown.push((k, v));
+        }
+        (self.head(x), KvCache { layers: grown })
+    }
+
+    /// A cache of `tokens` random keys and values, as a prompt of that length would leave.
+    pub fn random_cache(&self, tokens: usize) -> KvCache {
+        let shape = [1, self.heads.kv_heads, tokens, self.heads.head_dim];
+        KvCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|_| (weights(shape, &self.device), weights(shape, &self.device)))
+                .collect(),
+        }
+    }
+
+    /// `tokens` token ids spread over the vocabulary.
+    pub fn prompt(&self, tokens: usize) -> Tensor<1, Int> {
+        let vocab = self.spec.vocab_size as usize;
+        let ids: Vec<i64> = (0..tokens)
+            .map(|t| ((t * 7919 + 13) % vocab) as i64)
+            .collect();
+        Tensor::from_data(TensorData::new(ids, [tokens]), &self.device)
+    }
+}
+
+/// Whole-model timings: a prefill of the prompt, a decode step at the context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelTiming {
+    pub prefill: Measurement,
+    pub decode: Measurement,
+}
+
+/// Times a real prefill of `prompt` tokens and a real decode step after `context` cached
+/// tokens with the profiler's method (warm-up, sync after every call, repeats until
+/// stable). One untimed call of each comes first, so lazily created weights are in memory.
+pub fn time_model(
+    model: &Model,
+    prompt: usize,
+    context: usize,
+    opts: &TimingOptions,
+) -> Result<ModelTiming, String> {
+    let device = &model.device;
+    let mut failed: Option<String> = None;
+    let mut sync = || {
+        if let Err(e) = device.sync() {
+            failed.get_or_insert_with(|| format!("{e:?}"));
+        }
+    };
+    let ids = model.prompt(prompt);
+    drop(model.prefill(ids.clone()));
+    sync();
+    let prefill = measure(opts, |_| model.prefill(ids.clone()), &mut sync);
+    let cache = model.random_cache(context);
+    let id = model.prompt(1);
+    drop(model.decode(id.clone(), cache.clone()));
+    sync();
+    let decode = measure(opts, |_| model.decode(id.clone(), cache.clone()), &mut sync);
+    match failed {
+        Some(e) => Err(format!("the device failed while timing the model: {e}")),
+        None => Ok(ModelTiming { prefill, decode }),
+    }
+}
+
+/// Runs the inference whose peak memory is predicted: a prefill of `prompt` tokens, then a
+/// decode step after `context` cached tokens (the cache grows to `context + 1`). Outputs
+/// are dropped before returning.
+pub fn run_inference(model: &Model, prompt: usize, context: usize) -> Result<(), String> {
+    let device = &model.device;
+    let (logits, cache) = model.prefill(model.prompt(prompt));
+    device.sync().map_err(|e| format!("{e:?}"))?;
+    drop((logits, cache));
+    let cache = model.random_cache(context);
+    let (logits, grown) = model.decode(model.prompt(1), cache);
+    device.sync().map_err(|e| format!("{e:?}"))?;
+    drop((logits, grown));
+    Ok(())
+}
