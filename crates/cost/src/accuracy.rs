@@ -31,13 +31,7 @@ pub fn accuracy(pairs: &[(f64, f64)]) -> Option<Accuracy> {
     let n = pairs.len();
     let apes: Vec<f64> = pairs.iter().map(|&(p, m)| (p - m).abs() / m).collect();
     let share = |band: f64| apes.iter().filter(|&&e| e <= band).count() as f64 / n as f64;
-    let mut ratios: Vec<f64> = pairs.iter().map(|&(p, m)| m / p).collect();
-    ratios.sort_by(f64::total_cmp);
-    let median_ratio = if n % 2 == 1 {
-        ratios[n / 2]
-    } else {
-        (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
-    };
+    let median_ratio = median(pairs.iter().map(|&(p, m)| m / p).collect());
     let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
     Some(Accuracy {
         n,
@@ -48,6 +42,17 @@ pub fn accuracy(pairs: &[(f64, f64)]) -> Option<Accuracy> {
         median_ratio,
         kendall_tau: kendall_tau_b(&x, &y),
     })
+}
+
+/// The median (the mean of the middle two for an even count); NaN when empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Kendall's tau-b (ties in either variable handled); 1 for a single pair or none.

@@ -11,7 +11,7 @@ pub mod profile;
 pub mod profiled;
 pub mod roofline;
 
-pub use accuracy::{Accuracy, accuracy, kendall_tau_b};
+pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use profile::{
     Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance, RooflineProbe,
 };

@@ -40,6 +40,15 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// What computes: the CPU model on CPU backends, the adapter name on GPU ones.
+    pub fn machine(&self) -> &str {
+        if self.device == "cpu" {
+            &self.cpu_model
+        } else {
+            &self.device
+        }
+    }
+
     /// `field: ours vs theirs` for every field that differs.
     pub fn differences(&self, other: &Fingerprint) -> Vec<String> {
         let mut out = Vec::new();
@@ -517,7 +526,7 @@ impl Profile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
 
@@ -532,6 +541,27 @@ mod tests {
             os: "linux-x86_64".into(),
             dtype: DType::F32,
             burn_version: "0.22.1".into(),
+        }
+    }
+
+    /// A profile of the test fingerprint holding `entries`, with a measured roofline.
+    pub(crate) fn profile_of(entries: Vec<Entry>, bandwidth_gbs: f64) -> Profile {
+        Profile {
+            format_version: PROFILE_FORMAT_VERSION,
+            name: "test".into(),
+            fingerprint: fingerprint(),
+            provenance: Provenance {
+                tailor_version: "0.1.0".into(),
+                created: "2026-11-24T12:00:00Z".into(),
+                updated: "2026-11-24T12:00:00Z".into(),
+            },
+            roofline: Some(RooflineProbe {
+                matmul_gflops: 100.0,
+                matmul_shape: [1024, 1024, 1024],
+                bandwidth_gbs,
+                bandwidth_bytes: 1 << 27,
+            }),
+            entries,
         }
     }
 
@@ -550,23 +580,7 @@ mod tests {
                 rounds: vec![10.0 + i as f64],
             })
             .collect();
-        Profile {
-            format_version: PROFILE_FORMAT_VERSION,
-            name: "test".into(),
-            fingerprint: fingerprint(),
-            provenance: Provenance {
-                tailor_version: "0.1.0".into(),
-                created: "2026-11-24T12:00:00Z".into(),
-                updated: "2026-11-24T12:00:00Z".into(),
-            },
-            roofline: Some(RooflineProbe {
-                matmul_gflops: 100.0,
-                matmul_shape: [1024, 1024, 1024],
-                bandwidth_gbs: 30.0,
-                bandwidth_bytes: 1 << 27,
-            }),
-            entries,
-        }
+        profile_of(entries, 30.0)
     }
 
     #[test]

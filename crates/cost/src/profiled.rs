@@ -393,7 +393,6 @@ pub fn along(points: &[(f64, f64)], x: f64) -> Option<(f64, Source)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Fingerprint, PROFILE_FORMAT_VERSION, Provenance};
     use proptest::prelude::*;
     use tailor_spec::{DType, Precision};
 
@@ -418,33 +417,7 @@ mod tests {
             .collect();
         entries.sort_by(|a, b| a.shape.cmp(&b.shape));
         entries.dedup_by(|a, b| a.shape == b.shape);
-        Profile {
-            format_version: PROFILE_FORMAT_VERSION,
-            name: "synthetic".into(),
-            fingerprint: Fingerprint {
-                backend: "flex".into(),
-                device: "cpu".into(),
-                driver: String::new(),
-                cpu_model: "Test".into(),
-                cores: 2,
-                threads: 2,
-                os: "linux-x86_64".into(),
-                dtype: DType::F32,
-                burn_version: "0.22.1".into(),
-            },
-            provenance: Provenance {
-                tailor_version: "0.1.0".into(),
-                created: "2026-11-24T12:00:00Z".into(),
-                updated: "2026-11-24T12:00:00Z".into(),
-            },
-            roofline: Some(RooflineProbe {
-                matmul_gflops: 100.0,
-                matmul_shape: [1024, 1024, 1024],
-                bandwidth_gbs: 20.0,
-                bandwidth_bytes: 1 << 27,
-            }),
-            entries,
-        }
+        crate::profile::tests::profile_of(entries, 20.0)
     }
 
     /// A made-up device: 5 us per call plus 1.5x the roofline, measured at a grid of specs.

@@ -7,7 +7,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tailor_cost::Fingerprint;
-use tailor_profiler::{Backend, Measurement, measure_model};
+use tailor_profiler::{Backend, Measurement, TimingOptions, measure_model};
 use tailor_spec::load_spec;
 use tracing::info;
 
@@ -126,16 +126,19 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         "building and timing the whole model"
     );
     let (prompt, context) = (args.prompt as usize, args.context as usize);
-    if args.memory_only {
-        let m = measure_model(
+    let run = |memory: bool, timing: Option<&TimingOptions>| {
+        measure_model(
             args.backend,
             &device,
             &loaded.spec,
             prompt,
             context,
-            true,
-            None,
-        )?;
+            memory,
+            timing,
+        )
+    };
+    if args.memory_only {
+        let m = run(true, None)?;
         let r = MemoryReport {
             peak_memory_bytes: m.peak_memory_bytes,
             memory_source: m.memory_source.into(),
@@ -160,16 +163,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     } else {
         None
     };
-    let in_process = !args.no_memory && !child;
-    let m = measure_model(
-        args.backend,
-        &device,
-        &loaded.spec,
-        prompt,
-        context,
-        in_process,
-        Some(&opts),
-    )?;
+    let m = run(!args.no_memory && !child, Some(&opts))?;
     let (Some(prefill), Some(decode)) = (&m.prefill, &m.decode) else {
         bail!("the model was not timed");
     };
@@ -198,11 +192,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         "{} measured with {} on {}, {} threads\n",
         loaded.name.as_deref().unwrap_or(&report.spec),
         f.backend,
-        if f.device == "cpu" {
-            &f.cpu_model
-        } else {
-            &f.device
-        },
+        f.machine(),
         f.threads
     );
     let mut t = Table::new(&["", "median", "p10", "p90", "samples"]);

@@ -104,11 +104,7 @@ fn render(args: &PredictArgs, name: Option<&str>, model: &Profiled, p: &Predicti
         name.unwrap_or(&args.spec.display().to_string()),
         model.profile().name,
         f.backend,
-        if f.device == "cpu" {
-            &f.cpu_model
-        } else {
-            &f.device
-        },
+        f.machine(),
         f.threads
     );
     let mut t = Table::new(&["", "", ""]);

@@ -20,7 +20,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use tailor_cost::{Accuracy, Workload, accuracy};
+use tailor_cost::{Accuracy, Workload, accuracy, median};
 use tailor_profiler::Backend;
 use tailor_search::output::write_json;
 use tailor_search::{Metric, SearchSpace, spread_sample};
@@ -291,14 +291,7 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
 fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
     let first = sessions.first()?;
     let phase = |f: fn(&MeasureReport) -> &Timed| {
-        let mut medians: Vec<f64> = sessions.iter().map(|s| f(s).median_ms).collect();
-        medians.sort_by(f64::total_cmp);
-        let n = medians.len();
-        let median = if n % 2 == 1 {
-            medians[n / 2]
-        } else {
-            (medians[n / 2 - 1] + medians[n / 2]) / 2.0
-        };
+        let median = median(sessions.iter().map(|s| f(s).median_ms).collect());
         Timed {
             median_ms: median,
             p10_ms: sessions.iter().map(|s| f(s).p10_ms).fold(median, f64::min),
