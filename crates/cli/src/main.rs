@@ -19,6 +19,7 @@ mod commands;
 mod fmt;
 mod plot;
 mod progress;
+mod report;
 
 /// Design small language models for a device before training them.
 #[derive(Debug, Parser)]
@@ -33,6 +34,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole chain on this machine: profile (or reuse a profile), search, check the
+    /// pick against whole models, export it, write a report.
+    Run(commands::run::RunArgs),
     /// Exact parameters, FLOPs, weight bytes and KV cache of one architecture.
     Spec(commands::spec::SpecArgs),
     /// Search a space of architectures for the Pareto front of speed and size.
@@ -45,18 +49,22 @@ enum Command {
     Measure(commands::measure::MeasureArgs),
     /// Check a profile's predictions against whole models timed on this machine.
     Validate(commands::validate::ValidateArgs),
+    /// Write config.json, spec.toml and MODEL_CARD.md of a front row or a spec.
+    Export(commands::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(&args),
         Command::Spec(args) => commands::spec::run(&args),
         Command::Search(args) => commands::search::run(&args),
         Command::Profile(args) => commands::profile::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Measure(args) => commands::measure::run(&args),
         Command::Validate(args) => commands::validate::run(&args),
+        Command::Export(args) => commands::export::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

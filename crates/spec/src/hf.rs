@@ -182,6 +182,65 @@ impl HfConfig {
         })
     }
 
+    /// The `config.json` tailor exports for pre-training: [`Self::from_spec`] with every
+    /// architecture field written out rather than left to a default.
+    ///
+    /// - `llama` (stock transformers `LlamaForCausalLM`): `head_dim`, `attention_bias`,
+    ///   `mlp_bias`, `hidden_act` and `tie_word_embeddings` always present.
+    /// - `phonelm` (mllmTeam's remote code, `PhoneLMForCausalLM`): PhoneLM's published
+    ///   field set with its values for the fields tailor does not search (token ids,
+    ///   initializer range, `torch_dtype` bfloat16, ...). PhoneLM's code has no
+    ///   `head_dim`: a head width other than `hidden_size / num_attention_heads` is refused.
+    ///
+    /// `transformers_version` is not written: it records which transformers saved a
+    /// file, and tailor is not transformers (it adds its own when it saves).
+    pub fn export(spec: &ModelSpec, model_type: ModelType) -> Result<Self, Unsupported> {
+        let mut spec = spec.clone();
+        let natural = spec.hidden_size / spec.num_heads.max(1);
+        let mut extra = Map::new();
+        match model_type {
+            ModelType::Llama => {
+                spec.head_dim = Some(spec.head_dim());
+                // Written only when true by `to_json` (published configs omit it).
+                extra.insert("mlp_bias".into(), Value::Bool(spec.mlp_bias));
+            }
+            ModelType::Phonelm => {
+                if !spec.hidden_size.is_multiple_of(spec.num_heads.max(1))
+                    || spec.head_dim() != natural
+                {
+                    return Err(Unsupported {
+                        model_type,
+                        key: "head_dim",
+                        message: format!(
+                            "PhoneLM's code sets head_dim = hidden_size / num_attention_heads \
+                             ({} / {}), but the spec has head_dim {}; use the llama flavor",
+                            spec.hidden_size,
+                            spec.num_heads,
+                            spec.head_dim()
+                        ),
+                    });
+                }
+                spec.head_dim = None;
+                for (k, v) in [
+                    ("attention_dropout", Value::from(0.0)),
+                    ("bos_token_id", Value::from(1)),
+                    ("eos_token_id", Value::from(2)),
+                    ("initializer_range", Value::from(0.02)),
+                    ("pretraining_tp", Value::from(1)),
+                    ("rope_scaling", Value::Null),
+                    ("torch_dtype", Value::from("bfloat16")),
+                    ("use_cache", Value::from(true)),
+                ] {
+                    extra.insert(k.into(), v);
+                }
+            }
+            ModelType::Mistral | ModelType::Qwen2 => {}
+        }
+        let mut cfg = Self::from_spec(&spec, model_type)?;
+        cfg.extra.extend(extra);
+        Ok(cfg)
+    }
+
     /// Parses and validates; `path` only names the file in errors.
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
         let value: Value = serde_json::from_str(src).map_err(|e| FileError::from_json(path, &e))?;
@@ -499,6 +558,72 @@ mod tests {
             "{e}"
         );
         assert!(err("[1, 2]").contains("must be a JSON object"));
+    }
+
+    #[test]
+    fn phonelm_flavor_reproduces_the_published_configs() {
+        for src in [
+            PHONELM_15B,
+            include_str!("../tests/fixtures/phonelm-0.5b.config.json"),
+        ] {
+            let published: Value = serde_json::from_str(src).unwrap();
+            let spec = HfConfig::parse(&p(), src).unwrap().spec;
+            let exported = HfConfig::export(&spec, ModelType::Phonelm)
+                .unwrap()
+                .to_json();
+            let mut expected = published.as_object().unwrap().clone();
+            // The saver's version stamp, not a field of the architecture (see `export`).
+            expected.remove("transformers_version");
+            assert!(
+                same(&Value::Object(expected), &exported),
+                "{published}\n!=\n{exported}"
+            );
+        }
+    }
+
+    #[test]
+    fn llama_flavor_writes_every_architecture_field() {
+        let mut spec = ModelSpec::llama(32000, 576, 30, 9, 3, 1536);
+        spec.tie_embeddings = true;
+        let json = HfConfig::export(&spec, ModelType::Llama).unwrap().to_json();
+        for key in [
+            "head_dim",
+            "attention_bias",
+            "mlp_bias",
+            "hidden_act",
+            "tie_word_embeddings",
+            "num_key_value_heads",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(json["head_dim"], 64);
+        assert_eq!(json["architectures"][0], "LlamaForCausalLM");
+        let back = HfConfig::parse(&p(), &json.to_string()).unwrap();
+        assert_eq!(back.spec.params(), spec.params());
+        assert_eq!(back.spec.head_dim, Some(64));
+        assert_eq!(
+            ModelSpec {
+                head_dim: None,
+                ..back.spec
+            },
+            spec
+        );
+    }
+
+    #[test]
+    fn phonelm_flavor_refuses_a_free_head_dim() {
+        let mut spec = ModelSpec::llama(100, 256, 2, 4, 4, 512);
+        spec.head_dim = Some(32);
+        let e = HfConfig::export(&spec, ModelType::Phonelm).unwrap_err();
+        assert_eq!(e.key, "head_dim");
+        assert!(e.to_string().contains("use the llama flavor"), "{e}");
+        spec.mlp_bias = true;
+        spec.head_dim = None;
+        assert_eq!(
+            HfConfig::export(&spec, ModelType::Phonelm).unwrap_err().key,
+            "mlp_bias"
+        );
+        assert!(HfConfig::export(&spec, ModelType::Llama).is_ok());
     }
 
     #[test]

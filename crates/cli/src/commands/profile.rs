@@ -124,7 +124,82 @@ impl ProfileProgress for Bar {
     }
 }
 
+/// What a profiling run did.
+pub struct ProfileOutcome {
+    pub out: PathBuf,
+    pub profile: Profile,
+    pub shapes_needed: usize,
+    pub covering: usize,
+    pub measured_now: usize,
+    pub rounds: usize,
+    pub missing: usize,
+    pub wall_s: f64,
+    pub median_spread: f64,
+    pub capped: usize,
+}
+
 pub fn run(args: &ProfileArgs) -> Result<()> {
+    let o = execute(args)?;
+    let (profile, out, wall) = (&o.profile, &o.out, o.wall_s);
+    let roofline = profile.roofline.as_ref();
+    if args.json {
+        let v = json!({
+            "profile": out.display().to_string(),
+            "fingerprint": profile.fingerprint,
+            "shapes_needed": o.shapes_needed,
+            "entries_covering": o.covering,
+            "measured_now": o.measured_now,
+            "rounds": o.rounds,
+            "missing": o.missing,
+            "wall_s": wall,
+            "median_spread": o.median_spread,
+            "capped": o.capped,
+            "roofline": roofline,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let f = &profile.fingerprint;
+    println!(
+        "profile {} ({} on {}, {} threads, {})",
+        out.display(),
+        f.backend,
+        f.device,
+        f.threads,
+        f.cpu_model
+    );
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["shapes needed".into(), o.shapes_needed.to_string()]);
+    t.row(vec![
+        "measured now".into(),
+        format!("{} sessions", o.measured_now),
+    ]);
+    t.row(vec!["still missing".into(), o.missing.to_string()]);
+    t.row(vec!["wall time".into(), format!("{wall:.1} s")]);
+    t.row(vec![
+        "median spread (p90-p10)/median".into(),
+        format!("{:.1}%", 100.0 * o.median_spread),
+    ]);
+    t.row(vec![
+        "entries stopped by the time cap".into(),
+        o.capped.to_string(),
+    ]);
+    if let Some(r) = roofline {
+        t.row(vec![
+            "peak matmul".into(),
+            format!("{:.1} GFLOP/s", r.matmul_gflops),
+        ]);
+        t.row(vec![
+            "read bandwidth".into(),
+            format!("{:.1} GB/s", r.bandwidth_gbs),
+        ]);
+    }
+    print!("{}", t.render(2));
+    Ok(())
+}
+
+/// Profiles (or resumes) into the output file; the caller prints.
+pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
     let timing = args.timing.options()?;
     let for_space = |p: &[u64], d: u64| if p.is_empty() { vec![d] } else { p.to_vec() };
     let (name, shapes) = match &args.space {
@@ -224,59 +299,16 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             "the profile does not cover the space yet; rerun the same command to continue"
         );
     }
-    let roofline = profile.roofline.as_ref();
-    if args.json {
-        let v = json!({
-            "profile": out.display().to_string(),
-            "fingerprint": profile.fingerprint,
-            "shapes_needed": plan.shapes.len(),
-            "entries_covering": covered.len(),
-            "measured_now": sessions(&profile) - before,
-            "rounds": plan.rounds,
-            "missing": missing,
-            "wall_s": wall,
-            "median_spread": median_spread,
-            "capped": capped,
-            "roofline": roofline,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    let f = &profile.fingerprint;
-    println!(
-        "profile {} ({} on {}, {} threads, {})",
-        out.display(),
-        f.backend,
-        f.device,
-        f.threads,
-        f.cpu_model
-    );
-    let mut t = Table::new(&["", ""]);
-    t.row(vec!["shapes needed".into(), plan.shapes.len().to_string()]);
-    t.row(vec![
-        "measured now".into(),
-        format!("{} sessions", sessions(&profile) - before),
-    ]);
-    t.row(vec!["still missing".into(), missing.to_string()]);
-    t.row(vec!["wall time".into(), format!("{wall:.1} s")]);
-    t.row(vec![
-        "median spread (p90-p10)/median".into(),
-        format!("{:.1}%", 100.0 * median_spread),
-    ]);
-    t.row(vec![
-        "entries stopped by the time cap".into(),
-        capped.to_string(),
-    ]);
-    if let Some(r) = roofline {
-        t.row(vec![
-            "peak matmul".into(),
-            format!("{:.1} GFLOP/s", r.matmul_gflops),
-        ]);
-        t.row(vec![
-            "read bandwidth".into(),
-            format!("{:.1} GB/s", r.bandwidth_gbs),
-        ]);
-    }
-    print!("{}", t.render(2));
-    Ok(())
+    Ok(ProfileOutcome {
+        out,
+        shapes_needed: plan.shapes.len(),
+        covering: covered.len(),
+        measured_now: sessions(&profile) - before,
+        rounds: plan.rounds,
+        missing,
+        wall_s: wall,
+        median_spread,
+        capped,
+        profile,
+    })
 }

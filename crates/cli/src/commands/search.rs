@@ -3,14 +3,17 @@
 use super::predict::{check_precision, load_profiled};
 use crate::fmt::{Table, bytes, si, timestamp};
 use crate::progress::Bar;
+use crate::report::{self, CostSource, Flavor};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tailor_cost::{CostModel, DeviceSpec, Roofline};
 use tailor_search::output::{CsvSink, summary_json, write_json, write_results};
 use tailor_search::pareto::dominates;
-use tailor_search::{Candidate, Metric, SearchOptions, SearchSpace, Strategy, price, search};
+use tailor_search::{
+    Candidate, Metric, Metrics, SearchOptions, SearchOutcome, SearchSpace, Strategy, price, search,
+};
 use tracing::info;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,34 +51,68 @@ pub struct SearchArgs {
     /// Output folder [default: out/<space>-<timestamp>].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// config.json flavor of the pick's export (see `tailor export`).
+    #[arg(long, value_enum, default_value = "llama")]
+    pub flavor: Flavor,
     /// Print summary.json on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(args: &SearchArgs) -> Result<()> {
-    let space = SearchSpace::load(&args.space)?;
-    let (model, device_name): (Box<dyn CostModel>, String) = match (&args.device, &args.profile) {
+/// A cost model and what it is, for the files that quote it.
+pub struct CostChoice {
+    pub model: Box<dyn CostModel>,
+    pub source: CostSource,
+}
+
+/// The roofline model of a device file, or the profiled model of a profile.
+pub fn cost_model(
+    space: &SearchSpace,
+    space_path: &Path,
+    device: Option<&Path>,
+    profile: Option<&Path>,
+) -> Result<CostChoice> {
+    match (device, profile) {
         (Some(path), _) => {
             let device = DeviceSpec::load(path)?;
             let name = device.name.clone();
             let roofline = Roofline::new(device, &space.workload.precision)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            (Box::new(roofline), name)
+            Ok(CostChoice {
+                model: Box::new(roofline),
+                source: CostSource {
+                    kind: "roofline".into(),
+                    file: path.display().to_string(),
+                    device: name,
+                    fingerprint: None,
+                },
+            })
         }
         (None, Some(path)) => {
             let profiled = load_profiled(path)?;
             check_precision(
                 &profiled,
                 &space.workload.precision,
-                &args.space.display().to_string(),
+                &space_path.display().to_string(),
             )?;
-            let name = format!("{} (profile {})", profiled.profile().name, path.display());
-            (Box::new(profiled), name)
+            let p = profiled.profile();
+            let source = CostSource {
+                kind: "profiled".into(),
+                file: path.display().to_string(),
+                device: p.name.clone(),
+                fingerprint: Some(p.fingerprint.clone()),
+            };
+            Ok(CostChoice {
+                model: Box::new(profiled),
+                source,
+            })
         }
         (None, None) => bail!("give --device FILE (roofline) or --profile FILE (profiled)"),
-    };
-    let model = model.as_ref();
+    }
+}
+
+/// The strategy `auto` resolves to, and the options of a search.
+pub fn options(space: &SearchSpace, args: &SearchArgs) -> Result<SearchOptions> {
     let strategy = match args.strategy {
         StrategyArg::Auto if space.size() <= 200_000 => Strategy::Exhaustive,
         StrategyArg::Auto | StrategyArg::Nsga2 => Strategy::Nsga2,
@@ -88,56 +125,103 @@ pub fn run(args: &SearchArgs) -> Result<()> {
             space.size()
         );
     }
-    let options = SearchOptions {
+    Ok(SearchOptions {
         strategy,
         budget: args.budget,
         seed: args.seed,
         population: args.population.map(|p| p as usize),
-    };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-{}", space.name(), timestamp())));
+    })
+}
+
+/// A published model named by the space, priced and placed against the front.
+pub struct Reference {
+    pub path: PathBuf,
+    pub name: String,
+    /// Its id when the space holds it.
+    pub id: Option<u64>,
+    pub candidate: Candidate,
+    /// Front rows that dominate it (0: on the front or beside it).
+    pub dominated_by: usize,
+}
+
+/// Everything a search produced, for the report and the export.
+pub struct SearchRun {
+    pub space: SearchSpace,
+    pub outcome: SearchOutcome,
+    pub references: Vec<Reference>,
+    /// Metrics of every feasible candidate (for the plots).
+    pub cloud: Vec<Metrics>,
+    pub cost: CostSource,
+    pub out: PathBuf,
+    pub summary: serde_json::Value,
+}
+
+/// Runs the search and writes candidates.csv, front.json and summary.json into `out`.
+/// A space with no feasible candidate is an error that says why (after the files are
+/// written, so the user can look).
+pub fn execute(
+    space: SearchSpace,
+    cost: &CostChoice,
+    options: &SearchOptions,
+    out: &Path,
+) -> Result<SearchRun> {
+    let model = cost.model.as_ref();
     info!(
         space = %space.name(),
         points = space.size(),
-        strategy = strategy.name(),
-        device = %device_name,
+        strategy = options.strategy.name(),
+        device = %cost.source.device,
         out = %out.display(),
         "searching"
     );
-
     let mut csv = CsvSink::create(&out.join("candidates.csv"))?;
+    let mut cloud = Vec::new();
     let outcome = {
         let bar = Bar::new("search");
-        search(&space, model, &options, &bar, &mut |c| csv.write(c))
-            .with_context(|| format!("writing {}", out.join("candidates.csv").display()))?
+        search(&space, model, options, &bar, &mut |c| {
+            if c.feasible() && c.is_priced() {
+                cloud.push(c.metrics);
+            }
+            csv.write(c)
+        })
+        .with_context(|| format!("writing {}", out.join("candidates.csv").display()))?
     };
     csv.finish()?;
-    write_results(&out, &space, &outcome, &device_name)?;
+    let device_name = match &cost.source.kind[..] {
+        "profiled" => format!("{} (profile {})", cost.source.device, cost.source.file),
+        _ => cost.source.device.clone(),
+    };
+    write_results(out, &space, &outcome, &device_name)?;
 
     // Where the space's published references land against the front.
     let mut references = Vec::new();
     for (path, loaded) in space.references()? {
         let genome = space.find(&loaded.spec);
         let id = genome.map(|g| space.id_of(&g));
-        let c = price(&space, model, id.unwrap_or(u64::MAX), loaded.spec.clone());
+        let candidate = price(&space, model, id.unwrap_or(u64::MAX), loaded.spec.clone());
         let dominated_by = outcome
             .front
             .iter()
-            .filter(|f| dominates(&f.objectives, &c.objectives))
+            .filter(|f| dominates(&f.objectives, &candidate.objectives))
             .count();
-        references.push((path, loaded.name.unwrap_or_default(), id, c, dominated_by));
+        references.push(Reference {
+            path,
+            name: loaded.name.unwrap_or_default(),
+            id,
+            candidate,
+            dominated_by,
+        });
     }
     let mut summary = summary_json(&space, &outcome, &device_name);
+    summary["cost_model"] = serde_json::to_value(&cost.source)?;
     summary["references"] = references
         .iter()
-        .map(|(path, name, id, c, dom)| {
+        .map(|r| {
             json!({
-                "name": name, "path": path.display().to_string(), "id": id,
-                "in_space": id.is_some(), "feasible": c.feasible(),
-                "on_front": outcome.front.iter().any(|f| Some(f.id) == *id),
-                "front_rows_dominating": dom, "metrics": c.metrics,
+                "name": r.name, "path": r.path.display().to_string(), "id": r.id,
+                "in_space": r.id.is_some(), "feasible": r.candidate.feasible(),
+                "on_front": outcome.front.iter().any(|f| Some(f.id) == r.id),
+                "front_rows_dominating": r.dominated_by, "metrics": r.candidate.metrics,
             })
         })
         .collect();
@@ -146,7 +230,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     if let Some(msg) = outcome.emptiness() {
         bail!(
             "{}: {msg} (all evaluated candidates are in {})",
-            args.space.display(),
+            space.path.display(),
             out.join("candidates.csv").display()
         );
     }
@@ -156,22 +240,47 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         per_s = format!("{:.0}", outcome.evaluated as f64 / outcome.wall_s.max(1e-9)),
         "done"
     );
+    Ok(SearchRun {
+        space,
+        outcome,
+        references,
+        cloud,
+        cost: cost.source.clone(),
+        out: out.to_path_buf(),
+        summary,
+    })
+}
+
+/// `out/<space>-<timestamp>` unless given.
+pub fn out_dir(given: Option<&Path>, space: &SearchSpace) -> PathBuf {
+    given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-{}", space.name(), timestamp())))
+}
+
+pub fn run(args: &SearchArgs) -> Result<()> {
+    let space = SearchSpace::load(&args.space)?;
+    let cost = cost_model(
+        &space,
+        &args.space,
+        args.device.as_deref(),
+        args.profile.as_deref(),
+    )?;
+    let options = options(&space, args)?;
+    let out = out_dir(args.out.as_deref(), &space);
+    let mut run = execute(space, &cost, &options, &out)?;
+    let written = report::write_search(&mut run, args.flavor, None)?;
+    write_json(&out.join("summary.json"), &run.summary)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&run.summary)?);
         return Ok(());
     }
-    print!("{}", render(&space, &outcome, &references, &out));
+    print!("{}", render(&run, &written));
     Ok(())
 }
 
-type Reference = (PathBuf, String, Option<u64>, Candidate, usize);
-
-fn render(
-    space: &SearchSpace,
-    o: &tailor_search::SearchOutcome,
-    refs: &[Reference],
-    out: &std::path::Path,
-) -> String {
+fn render(run: &SearchRun, written: &report::Written) -> String {
+    let (space, o, refs, out) = (&run.space, &run.outcome, &run.references, &run.out);
     let mut s = format!(
         "{}: {} points, {} examined ({}), {} buildable, {} priced, {} feasible, front of {}\n",
         space.name(),
@@ -237,9 +346,10 @@ fn render(
         ]);
     }
     s += &t.render(2);
-    for (path, name, id, c, dom) in refs {
+    for r in refs {
+        let (path, name, c) = (&r.path, &r.name, &r.candidate);
         let m = &c.metrics;
-        let place = match (id, c.feasible(), dom) {
+        let place = match (r.id, c.feasible(), r.dominated_by) {
             (None, _, _) => "not in the space".to_string(),
             (_, false, _) => format!("infeasible ({})", c.why_not()),
             (_, true, 0) => "on the front".to_string(),
@@ -260,10 +370,22 @@ fn render(
                 m.get(Metric::PrefillMs) / p.get(Metric::PrefillMs)
             );
         }
+        if let Some(f) = report::same_size_fastest(&o.front, m.params) {
+            s += &format!(
+                "  fastest front row at least as large ({} x {} layers, {} params): decode \
+                 {:.2}x faster, prefill {:.2}x faster\n",
+                f.spec.hidden_size,
+                f.spec.num_layers,
+                si(f.metrics.params as f64, ""),
+                m.get(Metric::DecodeMs) / f.metrics.get(Metric::DecodeMs),
+                m.get(Metric::PrefillMs) / f.metrics.get(Metric::PrefillMs)
+            );
+        }
     }
     s += &format!(
         "\nwrote {}/{{candidates.csv, front.json, summary.json}}\n",
         out.display()
     );
+    s += &written.render();
     s
 }

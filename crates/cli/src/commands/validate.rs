@@ -20,7 +20,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use tailor_cost::{Accuracy, Workload, accuracy, median};
+use tailor_cost::{Accuracy, Profiled, accuracy, median};
 use tailor_profiler::Backend;
 use tailor_search::output::write_json;
 use tailor_search::{Metric, SearchSpace, spread_sample};
@@ -82,8 +82,54 @@ fn stats(rows: &[Row], f: impl Fn(&Row, &MeasureReport) -> Option<(f64, f64)>) -
     accuracy(&pairs)
 }
 
+/// The result of checking predictions against whole models.
+pub struct Validation {
+    pub rows: Vec<Row>,
+    pub prefill: Option<Accuracy>,
+    pub decode: Option<Accuracy>,
+    pub memory: Option<Accuracy>,
+    pub rounds: u64,
+    pub out: PathBuf,
+    pub calibration: PathBuf,
+    pub wall_s: f64,
+    /// validate.json.
+    pub summary: serde_json::Value,
+}
+
+/// The backend of a profile, after checking that the profile was made on this machine.
+pub fn machine_backend(model: &Profiled, profile: &Path, space: &Path) -> Result<Backend> {
+    let fp = &model.profile().fingerprint;
+    let backend: Backend = fp
+        .backend
+        .parse()
+        .map_err(|e| anyhow!("{}: {e}", profile.display()))?;
+    let device = backend.open()?;
+    model
+        .profile()
+        .check_fingerprint(&backend.fingerprint(&device))
+        .map_err(|e| {
+            anyhow!(
+                "{}: {e}. Whole models are timed on this machine, so it needs this \
+                 machine's profile: run `tailor profile --space {} --backend {backend}` first",
+                profile.display(),
+                space.display()
+            )
+        })?;
+    Ok(backend)
+}
+
+/// What `check` needs besides the models.
+pub struct CheckSetup<'a> {
+    pub profile: &'a Path,
+    pub model: &'a Profiled,
+    pub backend: Backend,
+    pub space: &'a SearchSpace,
+    pub rounds: u64,
+    pub timing: &'a TimingArgs,
+    pub seed: u64,
+}
+
 pub fn run(args: &ValidateArgs) -> Result<()> {
-    let started = Instant::now();
     let space = SearchSpace::load(&args.space)?;
     let model = load_profiled(&args.profile)?;
     check_precision(
@@ -93,25 +139,7 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     )?;
     // Bad timing flags fail here, not in every child.
     args.timing.options()?;
-    let fp = &model.profile().fingerprint;
-    let backend: Backend = fp
-        .backend
-        .parse()
-        .map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
-    let device = backend.open()?;
-    model
-        .profile()
-        .check_fingerprint(&backend.fingerprint(&device))
-        .map_err(|e| {
-            anyhow!(
-                "{}: {e}. `tailor validate` times whole models on this machine, so it needs this \
-                 machine's profile: run `tailor profile --space {} --backend {backend}` first",
-                args.profile.display(),
-                args.space.display()
-            )
-        })?;
-    drop(device);
-
+    let backend = machine_backend(&model, &args.profile, &args.space)?;
     let sample = spread_sample(
         &space,
         &model,
@@ -135,9 +163,37 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("out").join(format!("validate-{}-{}", space.name(), timestamp()))
     });
+    let setup = CheckSetup {
+        profile: &args.profile,
+        model: &model,
+        backend,
+        space: &space,
+        rounds: args.rounds,
+        timing: &args.timing,
+        seed: args.seed,
+    };
+    let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
+    let v = check(&setup, models, &out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v.summary)?);
+        return Ok(());
+    }
+    print!(
+        "{}",
+        render(&v.rows, [v.prefill, v.decode, v.memory], &out, v.wall_s)
+    );
+    Ok(())
+}
+
+/// Builds and times `models` (id, spec) whole, each in a child process, in rounds;
+/// compares with the prediction; writes validate.json, validate.csv and calibration.svg
+/// into `out`. Models measured in `out` before are reused.
+pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> Result<Validation> {
+    let started = Instant::now();
+    let (space, model, backend) = (setup.space, setup.model, setup.backend);
     let w = space.workload;
     info!(
-        configs = sample.len(),
+        configs = models.len(),
         backend = %backend,
         prompt = w.prompt_tokens,
         context = w.context,
@@ -150,15 +206,13 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         ProgressStyle::with_template("validate {bar:30} {pos}/{len} ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_length(sample.len() as u64);
     bar.set_draw_target(ProgressDrawTarget::stderr());
-    bar.set_length(sample.len() as u64 * args.rounds);
+    bar.set_length(models.len() as u64 * setup.rounds);
     // sessions[i]: the measurements of model i, one per round; errors[i]: its first failure.
-    let mut sessions: Vec<Vec<MeasureReport>> = vec![Vec::new(); sample.len()];
-    let mut errors: Vec<Option<String>> = vec![None; sample.len()];
-    for round in 0..args.rounds {
-        for (i, c) in sample.iter().enumerate() {
-            let spec = &c.spec;
+    let mut sessions: Vec<Vec<MeasureReport>> = vec![Vec::new(); models.len()];
+    let mut errors: Vec<Option<String>> = vec![None; models.len()];
+    for round in 0..setup.rounds {
+        for (i, (id, spec)) in models.iter().enumerate() {
             bar.set_message(format!(
                 "round {} h{} l{} heads {}/{} ffn {}",
                 round + 1,
@@ -169,10 +223,10 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
                 spec.intermediate_size
             ));
             if errors[i].is_none() {
-                match measure_one(args, backend, &out, c.id, spec, &w, round) {
+                match measure_one(setup, out, *id, spec, round) {
                     Ok(m) => sessions[i].push(m),
                     Err(e) => {
-                        bar.suspend(|| warn!(id = c.id, "{e:#}"));
+                        bar.suspend(|| warn!(id, "{e:#}"));
                         errors[i] = Some(format!("{e:#}"));
                     }
                 }
@@ -180,13 +234,13 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
             bar.inc(1);
         }
     }
-    let mut rows = Vec::with_capacity(sample.len());
-    for ((c, s), error) in sample.iter().zip(&sessions).zip(errors) {
-        let p = model.predict(&c.spec, &w);
+    let mut rows = Vec::with_capacity(models.len());
+    for (((id, spec), s), error) in models.iter().zip(&sessions).zip(errors) {
+        let p = model.predict(spec, &w);
         rows.push(Row {
-            id: c.id,
-            spec: c.spec.clone(),
-            params: c.spec.params().total,
+            id: *id,
+            spec: spec.clone(),
+            params: spec.params().total,
             predicted_prefill_ms: p.estimate.prefill_ms,
             predicted_decode_ms: p.estimate.decode_ms_per_token,
             predicted_memory_bytes: p.estimate.peak_memory_bytes,
@@ -218,15 +272,15 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     });
     let wall_s = started.elapsed().as_secs_f64();
     let summary = json!({
-        "space": args.space.display().to_string(),
-        "profile": args.profile.display().to_string(),
+        "space": space.path.display().to_string(),
+        "profile": setup.profile.display().to_string(),
         "fingerprint": model.profile().fingerprint,
         "workload": w,
         "samples": rows.len(),
         "measured": measured,
         "failed": rows.len() - measured,
-        "seed": args.seed,
-        "rounds": args.rounds,
+        "seed": setup.seed,
+        "rounds": setup.rounds,
         "wall_s": wall_s,
         "prefill": prefill,
         "decode": decode,
@@ -275,15 +329,20 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         backend,
         measured
     );
-    plot::calibration(&out.join("calibration.svg"), &caption, &panels)?;
-    info!(wall_s = format!("{wall_s:.0}"), out = %out.display(), "done");
-
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-        return Ok(());
-    }
-    print!("{}", render(&rows, [prefill, decode, memory], &out, wall_s));
-    Ok(())
+    let calibration = out.join("calibration.svg");
+    plot::calibration(&calibration, &caption, &panels)?;
+    info!(wall_s = format!("{wall_s:.0}"), out = %out.display(), "checked");
+    Ok(Validation {
+        rows,
+        prefill,
+        decode,
+        memory,
+        rounds: setup.rounds,
+        out: out.to_path_buf(),
+        calibration,
+        wall_s,
+        summary,
+    })
 }
 
 /// One model's sessions as one measurement: the median of the session medians, the lowest
@@ -310,14 +369,13 @@ fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
 /// Measures one model in a child `tailor measure` (with its memory in the first round),
 /// or reuses the measurement already in `out` (same workload and parameters).
 fn measure_one(
-    args: &ValidateArgs,
-    backend: Backend,
+    setup: &CheckSetup,
     out: &Path,
     id: u64,
     spec: &ModelSpec,
-    w: &Workload,
     round: u64,
 ) -> Result<MeasureReport> {
+    let w = &setup.space.workload;
     let (prompt, context) = (w.prompt_tokens, w.context);
     let spec_path = out.join("specs").join(format!("{id}.toml"));
     let result_path = out.join("measured").join(if round == 0 {
@@ -327,7 +385,7 @@ fn measure_one(
     });
     let mut file = SpecFile::new(spec.clone());
     file.name = Some(format!("candidate {id}"));
-    file.source = Some(args.space.display().to_string());
+    file.source = Some(setup.space.path.display().to_string());
     file.save(&spec_path)?;
     if let Ok(text) = std::fs::read_to_string(&result_path)
         && let Ok(done) = serde_json::from_str::<MeasureReport>(&text)
@@ -341,14 +399,14 @@ fn measure_one(
     let output = Command::new(exe)
         .arg("measure")
         .arg(&spec_path)
-        .args(["--backend", backend.name(), "--json"])
+        .args(["--backend", setup.backend.name(), "--json"])
         .args([
             "--prompt",
             &prompt.to_string(),
             "--context",
             &context.to_string(),
         ])
-        .args(args.timing.to_args())
+        .args(setup.timing.to_args())
         .args(if round == 0 {
             None
         } else {

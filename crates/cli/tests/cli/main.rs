@@ -2,6 +2,7 @@
 //! command (keeps link time down).
 
 mod common;
+mod export;
 mod profile;
 mod search;
 mod spec;

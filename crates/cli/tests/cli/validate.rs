@@ -260,3 +260,97 @@ fn a_profile_of_another_machine_is_refused() {
         "{e}"
     );
 }
+
+/// `tailor run` from nothing: no profile of this setup in the folder, so it profiles,
+/// then searches, checks the pick and a front row whole, exports and reports; a second
+/// run finds that profile and measures nothing.
+#[test]
+fn run_profiles_searches_checks_and_exports() {
+    let s = Scratch::new("run");
+    let space = s.write("space.toml", TINY_SPACE);
+    let space = space.to_str().unwrap();
+    let profiles = s.0.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    // A file in the folder that is not a profile is passed over.
+    std::fs::write(profiles.join("notes.toml"), "name = \"not a profile\"\n").unwrap();
+    let run = |out: &str| {
+        let out = s.0.join(out);
+        let mut args = vec![
+            "run",
+            space,
+            "--profiles",
+            profiles.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--check",
+            "2",
+            "--check-rounds",
+            "1",
+            "--profile-rounds",
+            "1",
+            "--json",
+        ];
+        args.extend(FAST);
+        (tailor(&args).json(), out)
+    };
+    let (first, out) = run("first");
+    let made = profiles.join("host-flex.toml");
+    assert_eq!(first["profile"]["path"], made.to_str().unwrap());
+    assert!(first["profile"]["measured_now"].as_u64().unwrap() > 0);
+    assert_eq!(first["check"]["models"], 2);
+    assert!(first["check"]["decode"]["within_10pct"].as_f64().is_some());
+    for f in [
+        "pick/config.json",
+        "pick/spec.toml",
+        "pick/MODEL_CARD.md",
+        "report.md",
+        "front.svg",
+        "breakdown.svg",
+        "check/calibration.svg",
+        "check/validate.json",
+        "candidates.csv",
+        "front.json",
+        "summary.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Checked against whole models"),
+        "{report}"
+    );
+    assert!(report.contains("(pick)"), "{report}");
+    let card = std::fs::read_to_string(out.join("pick/MODEL_CARD.md")).unwrap();
+    assert!(
+        card.contains("measured prefill / decode / memory"),
+        "{card}"
+    );
+
+    let (second, _) = run("second");
+    assert_eq!(second["profile"]["path"], made.to_str().unwrap());
+    assert_eq!(
+        second["profile"]["measured_now"], 0,
+        "the profile was reused"
+    );
+    assert_eq!(second["pick"]["id"], first["pick"]["id"]);
+}
+
+#[test]
+fn run_refuses_an_empty_space() {
+    let s = Scratch::new("run-empty");
+    let space = s.write(
+        "space.toml",
+        &TINY_SPACE.replace(
+            "[objectives]",
+            "[constraints]\nparams = { min = 1e12 }\n\n[objectives]",
+        ),
+    );
+    let e = tailor(&[
+        "run",
+        space.to_str().unwrap(),
+        "--profiles",
+        s.0.to_str().unwrap(),
+    ]);
+    let line = e.assert_clean_error();
+    assert!(line.contains("nothing to profile or search"), "{line}");
+}

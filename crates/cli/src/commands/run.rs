@@ -1,0 +1,388 @@
+//! `tailor run`: the whole chain on this machine. Profile the space's shapes (reusing a
+//! profile of this setup when there is one), search, check the pick and a few front rows
+//! against whole models, export the pick, write the report.
+
+use super::predict::load_profiled;
+use super::profile::{ProfileArgs, TimingArgs};
+use super::search::{CostChoice, SearchArgs, StrategyArg};
+use super::validate::{CheckSetup, Validation, check, machine_backend};
+use crate::fmt::{Table, bytes};
+use crate::report::{self, CostSource, Flavor};
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tailor_cost::{Fingerprint, Profile};
+use tailor_profiler::Backend;
+use tailor_search::output::write_json;
+use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
+use tracing::{debug, info};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The search space (TOML), e.g. search-spaces/quickstart.toml.
+    pub space: PathBuf,
+    /// burn backend to profile and time on: flex (CPU), ndarray (CPU), wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    pub backend: Backend,
+    /// Output folder [default: out/<space>-<timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Profile file to use (created, or extended with the shapes it lacks) instead of
+    /// looking for one in --profiles.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Folder searched for a profile of this setup (same fingerprint); a new one is
+    /// written there when none matches.
+    #[arg(long, default_value = "profiles")]
+    pub profiles: PathBuf,
+    /// Seed of the search (when the space is too large for exhaustive search).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Whole models to build and time against their prediction: the pick and front rows
+    /// spread over the front's decode times (0: skip the check).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub check: u64,
+    /// Timing sessions per checked model.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub check_rounds: u64,
+    /// Sessions per profile entry (see `tailor profile --rounds`).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub profile_rounds: u64,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// config.json flavor of the export.
+    #[arg(long, value_enum, default_value = "llama")]
+    pub flavor: Flavor,
+    /// Print summary.json on stdout instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The profile files in `dir` made on this setup, with how many of `needed` they cover.
+fn matching_profiles(
+    dir: &Path,
+    fingerprint: &Fingerprint,
+    needed: &BTreeSet<tailor_cost::OpShape>,
+) -> Vec<(PathBuf, usize)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(PathBuf, usize)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|p| match Profile::load(&p) {
+            Ok(profile) if profile.fingerprint.differences(fingerprint).is_empty() => {
+                let covered = profile
+                    .entries
+                    .iter()
+                    .filter(|e| needed.contains(&e.shape))
+                    .count();
+                Some((p, covered))
+            }
+            Ok(_) => {
+                debug!(path = %p.display(), "profile of another setup");
+                None
+            }
+            Err(e) => {
+                debug!(path = %p.display(), "not a profile: {e}");
+                None
+            }
+        })
+        .collect();
+    // Most coverage first; ties by path, so the choice does not depend on the folder order.
+    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    found
+}
+
+/// A file name for a new profile of this setup that does not replace another one.
+fn new_profile_path(dir: &Path, backend: Backend, fingerprint: &Fingerprint) -> PathBuf {
+    let plain = dir.join(format!("host-{backend}.toml"));
+    if !plain.exists() {
+        return plain;
+    }
+    let machine: String = fingerprint
+        .machine()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let base = format!("host-{backend}-{machine}-{}t", fingerprint.threads);
+    (0..)
+        .map(|i| match i {
+            0 => dir.join(format!("{base}.toml")),
+            i => dir.join(format!("{base}-{}.toml", i + 1)),
+        })
+        .find(|p| !p.exists())
+        .unwrap_or(plain)
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let started = Instant::now();
+    args.timing.options()?;
+    let space = SearchSpace::load(&args.space)?;
+
+    // 1. A profile of this setup covering the space.
+    let device = args.backend.open()?;
+    let fingerprint = args.backend.fingerprint(&device);
+    drop(device);
+    let needed: BTreeSet<_> = profile_shapes(
+        static_candidates(&space),
+        &[space.workload.prompt_tokens],
+        &[space.workload.context],
+    )
+    .into_iter()
+    .collect();
+    if needed.is_empty() {
+        bail!(
+            "{}: no candidate is inside the space's static constraints (parameters, aspect \
+             ratio): nothing to profile or search; widen [constraints]",
+            args.space.display()
+        );
+    }
+    let profile_path = match &args.profile {
+        Some(p) => p.clone(),
+        None => match matching_profiles(&args.profiles, &fingerprint, &needed).first() {
+            Some((p, covered)) => {
+                info!(
+                    profile = %p.display(),
+                    covered,
+                    needed = needed.len(),
+                    "reusing a profile of this setup"
+                );
+                p.clone()
+            }
+            None => {
+                let p = new_profile_path(&args.profiles, args.backend, &fingerprint);
+                info!(
+                    profile = %p.display(),
+                    "no profile of this setup in {}: profiling this machine",
+                    args.profiles.display()
+                );
+                p
+            }
+        },
+    };
+    let profiled = super::profile::execute(&ProfileArgs {
+        space: Some(args.space.clone()),
+        spec: Vec::new(),
+        backend: args.backend,
+        out: Some(profile_path.clone()),
+        prompt: Vec::new(),
+        context: Vec::new(),
+        timing: args.timing.clone(),
+        rounds: args.profile_rounds,
+        limit: None,
+        force: false,
+        json: false,
+    })?;
+    if profiled.missing > 0 {
+        bail!(
+            "{}: {} shapes of the space are still unmeasured; rerun to continue",
+            profile_path.display(),
+            profiled.missing
+        );
+    }
+
+    // 2. Search on it.
+    let model = load_profiled(&profile_path)?;
+    let search_args = SearchArgs {
+        space: args.space.clone(),
+        device: None,
+        profile: Some(profile_path.clone()),
+        strategy: StrategyArg::Auto,
+        budget: None,
+        seed: args.seed,
+        population: None,
+        out: args.out.clone(),
+        flavor: args.flavor,
+        json: false,
+    };
+    let options = super::search::options(&space, &search_args)?;
+    let out = super::search::out_dir(args.out.as_deref(), &space);
+    let cost = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
+    let mut search = super::search::execute(space, &cost, &options, &out)?;
+
+    // 3. The pick and a few front rows, whole.
+    let validation = if args.check > 0 {
+        let backend = machine_backend(&model, &profile_path, &args.space)?;
+        let models = checked_rows(&search, args.check as usize);
+        let setup = CheckSetup {
+            profile: &profile_path,
+            model: &model,
+            backend,
+            space: &search.space,
+            rounds: args.check_rounds,
+            timing: &args.timing,
+            seed: args.seed,
+        };
+        Some(check(&setup, models, &out.join("check"))?)
+    } else {
+        None
+    };
+
+    // 4. Export and report.
+    let written = report::write_search(&mut search, args.flavor, validation.as_ref())?;
+    let wall_s = started.elapsed().as_secs_f64();
+    search.summary["profile"] = json!({
+        "path": profile_path.display().to_string(),
+        "shapes_needed": profiled.shapes_needed,
+        "measured_now": profiled.measured_now,
+        "profile_wall_s": profiled.wall_s,
+    });
+    search.summary["check"] = match &validation {
+        Some(v) => json!({
+            "models": v.rows.len(),
+            "rounds": v.rounds,
+            "prefill": v.prefill,
+            "decode": v.decode,
+            "memory": v.memory,
+            "dir": v.out.display().to_string(),
+        }),
+        None => serde_json::Value::Null,
+    };
+    search.summary["run_wall_s"] = json!(wall_s);
+    write_json(&out.join("summary.json"), &search.summary)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&search.summary)?);
+        return Ok(());
+    }
+    print!(
+        "{}",
+        render(
+            &search,
+            &cost,
+            &profiled,
+            validation.as_ref(),
+            &written,
+            wall_s
+        )
+    );
+    Ok(())
+}
+
+/// The pick first, then front rows spread evenly over the front's decode times.
+fn checked_rows(run: &super::search::SearchRun, n: usize) -> Vec<(u64, tailor_spec::ModelSpec)> {
+    let o = &run.outcome;
+    let Some(pick) = o.pick.map(|i| &o.front[i]) else {
+        return Vec::new();
+    };
+    let mut others: Vec<_> = o.front.iter().filter(|c| c.id != pick.id).collect();
+    others.sort_by(|a, b| {
+        a.metrics
+            .get(Metric::DecodeMs)
+            .total_cmp(&b.metrics.get(Metric::DecodeMs))
+            .then(a.id.cmp(&b.id))
+    });
+    let k = n.saturating_sub(1).min(others.len());
+    let mut rows = vec![(pick.id, pick.spec.clone())];
+    for i in 0..k {
+        // Evenly spaced, both ends included.
+        let j = if k == 1 {
+            others.len() - 1
+        } else {
+            i * (others.len() - 1) / (k - 1)
+        };
+        rows.push((others[j].id, others[j].spec.clone()));
+    }
+    rows
+}
+
+fn render(
+    run: &super::search::SearchRun,
+    cost: &CostChoice,
+    profiled: &super::profile::ProfileOutcome,
+    validation: Option<&Validation>,
+    written: &report::Written,
+    wall_s: f64,
+) -> String {
+    let CostSource { file, device, .. } = &cost.source;
+    let o = &run.outcome;
+    let mut s = format!(
+        "profile  {file} ({device}): {} shapes, {} sessions measured now ({:.0} s)\n",
+        profiled.shapes_needed, profiled.measured_now, profiled.wall_s
+    );
+    s += &format!(
+        "search   {}: {} points, {} feasible, front of {} ({})\n",
+        run.space.name(),
+        run.space.size(),
+        o.feasible,
+        o.front.len(),
+        o.strategy.name()
+    );
+    if let Some(c) = o.pick.map(|i| &o.front[i]) {
+        let m = &c.metrics;
+        let sp = &c.spec;
+        s += &format!(
+            "pick     {} x {} layers, heads {}/{}, ffn {} {}: {} params; prefill {:.2} ms, \
+             decode {:.3} ms ({:.1} tok/s), memory {}\n",
+            sp.hidden_size,
+            sp.num_layers,
+            sp.num_heads,
+            sp.num_kv_heads,
+            sp.intermediate_size,
+            sp.activation,
+            crate::fmt::si(m.params as f64, ""),
+            m.get(Metric::PrefillMs),
+            m.get(Metric::DecodeMs),
+            1000.0 / m.get(Metric::DecodeMs),
+            bytes(m.get(Metric::PeakMemory))
+        );
+    }
+    if let Some(v) = validation {
+        let mut t = Table::new(&["checked", "within 10%", "mean |err|", "max |err|"]);
+        for (name, a) in [
+            ("prefill", v.prefill),
+            ("decode", v.decode),
+            ("memory", v.memory),
+        ] {
+            if let Some(a) = a {
+                t.row(vec![
+                    name.into(),
+                    format!("{}/{}", (a.within_10pct * a.n as f64).round(), a.n),
+                    format!("{:.1}%", 100.0 * a.mean_ape),
+                    format!("{:.1}%", 100.0 * a.max_ape),
+                ]);
+            }
+        }
+        s += &format!(
+            "check    the pick and {} front rows built and timed whole ({:.0} s):\n{}",
+            v.rows.len().saturating_sub(1),
+            v.wall_s,
+            t.render(2)
+        );
+    }
+    s += &format!("\nwrote {}/ ({wall_s:.0} s in all):\n", run.out.display());
+    if let Some(e) = &written.export {
+        for p in [&e.config_json, &Some(e.spec_toml.clone())]
+            .into_iter()
+            .flatten()
+            .chain([&e.model_card])
+        {
+            s += &format!("  {}\n", p.display());
+        }
+        if let Some(why) = &e.config_error {
+            s += &format!("  (no config.json: {why})\n");
+        }
+    }
+    s += &format!("  {}\n", written.report.display());
+    for p in &written.plots {
+        s += &format!("  {}\n", p.display());
+    }
+    s += &format!(
+        "  {0}/candidates.csv, {0}/front.json, {0}/summary.json\n",
+        run.out.display()
+    );
+    s
+}
