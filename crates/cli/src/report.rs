@@ -870,6 +870,9 @@ fn report_md(
             ],
             &rows,
         );
+        for w in v.drift() {
+            s += &format!("\n**Warning**: {w}.\n");
+        }
         s += &format!(
             "\n![calibration]({})\n\nAll files of the check: `{}/`. `tailor validate` checks \
              a larger sample spread over the space.\n",

@@ -18,7 +18,7 @@ use tailor_cost::{Fingerprint, Profile};
 use tailor_profiler::Backend;
 use tailor_search::output::write_json;
 use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -231,6 +231,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     } else {
         None
     };
+
+    if let Some(v) = &validation {
+        for w in v.drift() {
+            warn!(profile = %profile_path.display(), "{w}");
+        }
+    }
 
     // 4. Export and report.
     let written = report::write_search(&mut search, args.flavor, validation.as_ref())?;

@@ -96,6 +96,30 @@ pub struct Validation {
     pub summary: serde_json::Value,
 }
 
+impl Validation {
+    /// Whole models measured more than 10% (median) away from the prediction: the profile no
+    /// longer describes the machine (load, a thermal or power state, another host behind the
+    /// same CPU name). One line per quantity, saying what to do.
+    pub fn drift(&self) -> Vec<String> {
+        [("prefill", self.prefill), ("decode", self.decode)]
+            .into_iter()
+            .filter_map(|(name, a)| {
+                let r = a?.median_ratio;
+                ((r - 1.0).abs() > 0.10).then(|| {
+                    format!(
+                        "{name} measured {:.0}% {} than predicted (median over {} models): the \
+                         profile may be stale; re-measure it (`tailor profile --space ... --force`) \
+                         or check the machine's load",
+                        100.0 * (r - 1.0).abs(),
+                        if r > 1.0 { "slower" } else { "faster" },
+                        a.map_or(0, |a| a.n)
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 /// The backend of a profile, after checking that the profile was made on this machine.
 pub fn machine_backend(model: &Profiled, profile: &Path, space: &Path) -> Result<Backend> {
     let fp = &model.profile().fingerprint;
