@@ -69,6 +69,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
+/// Like [`parse_duration`], but zero is allowed (`0s`: no pause).
+pub fn parse_pause(text: &str) -> Result<std::time::Duration, String> {
+    match text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .parse::<f64>()
+    {
+        Ok(0.0) => Ok(std::time::Duration::ZERO),
+        _ => parse_duration(text),
+    }
+}
+
 /// A table with a header row; numeric-looking cells are right-aligned.
 #[derive(Debug, Default)]
 pub struct Table {

@@ -19,6 +19,7 @@ mod commands;
 mod fmt;
 mod plot;
 mod progress;
+mod remote;
 mod report;
 
 /// Design small language models for a device before training them.

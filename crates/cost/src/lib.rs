@@ -13,7 +13,8 @@ pub mod roofline;
 
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use profile::{
-    Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance, RooflineProbe,
+    Conditions, Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance,
+    RooflineProbe,
 };
 pub use profiled::{OpCost, Prediction, Profiled, ProfiledError, Source};
 pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, Roofline};

@@ -18,7 +18,8 @@ use tailor_spec::{Activation, DType, FfnKind, ModelSpec, NormKind, OpGroup, Phas
 pub const PROFILE_FORMAT_VERSION: u32 = 2;
 
 /// The setup a profile was measured on. Two profiles are comparable only when every
-/// field matches; a cost model refuses a profile made for another setup.
+/// field matches (but `max_freq_khz`, which only documents the cores); a cost model
+/// refuses a profile made for another setup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fingerprint {
@@ -37,6 +38,16 @@ pub struct Fingerprint {
     /// Element type of weights and activations.
     pub dtype: DType,
     pub burn_version: String,
+    /// The SoC (`/sys/devices/soc0`, Android's `Hardware`), where the OS tells.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub soc: String,
+    /// CPUs the profile ran on when pinned (`--cpus`, e.g. `4-7`); empty: all.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpus: String,
+    /// Highest frequency of each core the run could use, kHz (`cpuinfo_max_freq`), where
+    /// readable: tells big cores from little ones. Not compared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub max_freq_khz: Vec<u64>,
 }
 
 impl Fingerprint {
@@ -67,6 +78,8 @@ impl Fingerprint {
         cmp("os", &self.os, &other.os);
         cmp("dtype", &self.dtype, &other.dtype);
         cmp("burn_version", &self.burn_version, &other.burn_version);
+        cmp("soc", &self.soc, &other.soc);
+        cmp("cpus", &self.cpus, &other.cpus);
         out
     }
 }
@@ -428,12 +441,35 @@ pub struct Entry {
     /// The median of each session, in the order they ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<f64>,
+    /// The device's state around each session, where the OS tells (phones; absent on
+    /// machines without thermal zones or cpufreq).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Conditions>,
+}
+
+/// Temperatures and throttling around one timing session.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    /// Hottest CPU thermal zone before and after the session, degrees C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_before_c: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_after_c: Option<f64>,
+    /// A core in use had its frequency capped below its maximum (thermal or power
+    /// throttling) before or after the session: its times are suspect.
+    pub throttled: bool,
 }
 
 impl Entry {
     /// Sessions this entry was timed in (an entry without `rounds` had one).
     pub fn sessions(&self) -> usize {
         self.rounds.len().max(1)
+    }
+
+    /// Some session ran while the device was throttled.
+    pub fn throttled(&self) -> bool {
+        self.conditions.iter().any(|c| c.throttled)
     }
 
     /// `(p90 - p10) / median`.
@@ -541,6 +577,9 @@ pub(crate) mod tests {
             os: "linux-x86_64".into(),
             dtype: DType::F32,
             burn_version: "0.22.1".into(),
+            soc: String::new(),
+            cpus: String::new(),
+            max_freq_khz: Vec::new(),
         }
     }
 
@@ -578,6 +617,7 @@ pub(crate) mod tests {
                 samples: 20,
                 capped: i == 0,
                 rounds: vec![10.0 + i as f64],
+                conditions: Vec::new(),
             })
             .collect();
         profile_of(entries, 30.0)

@@ -412,6 +412,7 @@ mod tests {
                     samples: 10,
                     capped: false,
                     rounds: vec![t],
+                    conditions: Vec::new(),
                 }
             })
             .collect();

@@ -1,7 +1,9 @@
 //! burn backends and the fingerprint of the setup they run on.
 
-use crate::ProfileError;
-use burn::tensor::{Device, DeviceKind, Distribution, Tensor};
+use crate::{ProfileError, device_state};
+use burn::tensor::Device;
+#[cfg(feature = "wgpu")]
+use burn::tensor::{DeviceKind, Distribution, Tensor};
 use std::fmt;
 use std::str::FromStr;
 use tailor_cost::Fingerprint;
@@ -40,18 +42,28 @@ impl Backend {
             // Deprecated upstream in favour of flex; kept so the two CPU backends can be compared.
             #[allow(deprecated)]
             Backend::Ndarray => Ok(Device::ndarray()),
+            #[cfg(feature = "wgpu")]
             Backend::Wgpu => open_guarded(|| {
                 let device = Device::wgpu(DeviceKind::DefaultDevice);
                 let x = Tensor::<2>::random([4, 4], Distribution::Default, &device);
                 let _ = x.clone().matmul(x).into_data();
                 device
             }),
+            #[cfg(not(feature = "wgpu"))]
+            Backend::Wgpu => Err(ProfileError::NoDevice(
+                "this tailor was built without wgpu (the static arm64 build has the CPU \
+                 backends only): use --backend flex, or a build with the `wgpu` feature"
+                    .into(),
+            )),
         }
     }
 
     /// The fingerprint of this backend on this machine.
     pub fn fingerprint(self, device: &Device) -> Fingerprint {
+        #[cfg(not(feature = "wgpu"))]
+        let _ = device; // CPU backends have nothing to ask the device.
         let (name, driver) = match self {
+            #[cfg(feature = "wgpu")]
             Backend::Wgpu => device
                 .identity()
                 .map(|id| (id.name, id.fingerprint))
@@ -59,6 +71,17 @@ impl Backend {
             _ => ("cpu".into(), String::new()),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let allowed = device_state::allowed_cpus();
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|l| device_state::parse_cpu_list(l.trim()).ok());
+        // Pinned (taskset, `--cpus`) when the process may not use every online CPU.
+        let cpus = match online {
+            Some(online) if !allowed.is_empty() && allowed != online => {
+                device_state::format_cpu_list(&allowed)
+            }
+            _ => String::new(),
+        };
         Fingerprint {
             backend: self.name().into(),
             device: name,
@@ -69,6 +92,9 @@ impl Backend {
             os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
             dtype: DType::F32,
             burn_version: BURN_VERSION.into(),
+            soc: device_state::soc(),
+            cpus,
+            max_freq_khz: device_state::max_freq_khz(&allowed),
         }
     }
 }

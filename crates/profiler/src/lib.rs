@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod device_state;
 pub mod memory;
 pub mod model;
 pub mod ops;
@@ -21,7 +22,8 @@ pub use timing::{Measurement, TimingOptions};
 
 use burn::tensor::Device;
 use tailor_cost::{
-    Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance, RooflineProbe,
+    Conditions, Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance,
+    RooflineProbe,
 };
 use tailor_spec::files::FileError;
 
@@ -66,6 +68,11 @@ pub struct ProfilePlan {
     pub rounds: usize,
     /// Run at most this many sessions in this run (the rest on the next run).
     pub limit: Option<usize>,
+    /// Idle time before every session but the first of a run, so a phone sheds the heat
+    /// of the last one (the SLM survey paused 10-60 s between tests).
+    pub cooldown: std::time::Duration,
+    /// CPUs whose frequency caps and temperature are read around each session.
+    pub watch_cpus: Vec<u32>,
 }
 
 impl ProfilePlan {
@@ -79,6 +86,8 @@ impl ProfilePlan {
             bandwidth_probe: 32 << 20,
             rounds: 3,
             limit: None,
+            cooldown: std::time::Duration::ZERO,
+            watch_cpus: device_state::allowed_cpus(),
         }
     }
 }
@@ -140,6 +149,7 @@ pub fn run_profile(
     progress.start(budget, complete);
     let mut session = plan.timing;
     session.max_time = plan.timing.max_time / rounds as u32;
+    let mut sessions_run = 0usize;
     for round in 1..=rounds {
         for shape in &plan.shapes {
             if budget == 0 {
@@ -148,7 +158,26 @@ pub fn run_profile(
             if done(&profile, shape) >= round {
                 continue;
             }
+            if sessions_run > 0 && !plan.cooldown.is_zero() {
+                std::thread::sleep(plan.cooldown);
+            }
+            sessions_run += 1;
+            let before = device_state::snapshot(&plan.watch_cpus);
             let m = bench::time_shape(shape, device, &session).map_err(ProfileError::Device)?;
+            let after = device_state::snapshot(&plan.watch_cpus);
+            // Recorded only where the OS tells something (phones, most laptops).
+            let conditions = (before.temp_c.is_some()
+                || after.temp_c.is_some()
+                || before.throttled
+                || after.throttled)
+                .then_some(Conditions {
+                    temp_before_c: before.temp_c,
+                    temp_after_c: after.temp_c,
+                    throttled: before.throttled || after.throttled,
+                });
+            if conditions.is_some_and(|c| c.throttled) {
+                tracing::warn!(shape = %shape, "the CPU was throttled around this session; its time is flagged");
+            }
             let entry = match profile.entries.iter().position(|e| &e.shape == shape) {
                 Some(i) => {
                     let e = &mut profile.entries[i];
@@ -161,6 +190,7 @@ pub fn run_profile(
                     e.p90_us = e.p90_us.max(m.p90_us).max(e.median_us);
                     e.samples += m.samples_us.len() as u32;
                     e.capped |= m.capped;
+                    e.conditions.extend(conditions);
                     e.clone()
                 }
                 None => {
@@ -172,6 +202,7 @@ pub fn run_profile(
                         samples: m.samples_us.len() as u32,
                         capped: m.capped,
                         rounds: vec![m.median_us],
+                        conditions: conditions.into_iter().collect(),
                     };
                     profile.entries.push(e.clone());
                     e

@@ -1,15 +1,18 @@
 //! `tailor profile`: time the operator shapes a space (or a few specs) needs on one
 //! backend, into a resumable profile file.
 
-use crate::fmt::{Table, parse_duration};
+use crate::fmt::{Table, parse_duration, parse_pause};
+use crate::remote;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tailor_cost::{Entry, OpShape, Profile};
+use tailor_profiler::device_state::{allowed_cpus, format_cpu_list, parse_cpu_list};
 use tailor_profiler::{
     Backend, ProfilePlan, ProfileProgress, TimingOptions, new_profile, run_profile,
 };
@@ -54,6 +57,23 @@ pub struct ProfileArgs {
     /// Start a fresh profile even if the file exists (it is replaced atomically).
     #[arg(long)]
     pub force: bool,
+    /// Idle time before each timing session (e.g. 20s): lets a phone cool down between
+    /// entries, so thermal throttling does not build up over the run.
+    #[arg(long, default_value = "0s", value_parser = parse_pause)]
+    pub cooldown: Duration,
+    /// Run pinned to these CPUs (e.g. `4-7`, the big cores; through `taskset`). The
+    /// profile records the list and serves only runs pinned the same way.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Profile another device: `adb` or `adb:SERIAL` (a phone; the static arm64 build is
+    /// pushed and run there), or `qemu[:DIR]` (that build under qemu-aarch64-static in a
+    /// local folder: the same flow without a phone). The profile is pulled into --out
+    /// [default: profiles/<device>-<backend>.toml]; rerunning resumes.
+    #[arg(long)]
+    pub remote: Option<String>,
+    /// The binary to push with --remote.
+    #[arg(long, default_value = crate::remote::ARM64_BINARY)]
+    pub remote_binary: PathBuf,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -121,6 +141,11 @@ impl ProfileProgress for Bar {
     fn measured(&self, e: &Entry) {
         self.bar.set_message(e.shape.to_string());
         self.bar.inc(1);
+        // No terminal (a log file, `adb shell`): a line every 10 sessions instead of the bar.
+        let (done, of) = (self.bar.position(), self.bar.length().unwrap_or(0));
+        if !std::io::stderr().is_terminal() && (done % 10 == 0 || done == of) {
+            info!(done, of, last = %e.shape, "profiling");
+        }
     }
 }
 
@@ -139,6 +164,9 @@ pub struct ProfileOutcome {
 }
 
 pub fn run(args: &ProfileArgs) -> Result<()> {
+    if let Some(remote) = &args.remote {
+        return profile_remote(args, remote);
+    }
     let o = execute(args)?;
     let (profile, out, wall) = (&o.profile, &o.out, o.wall_s);
     let roofline = profile.roofline.as_ref();
@@ -201,6 +229,9 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
 /// Profiles (or resumes) into the output file; the caller prints.
 pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
     let timing = args.timing.options()?;
+    if let Some(list) = &args.cpus {
+        pin(list)?;
+    }
     let for_space = |p: &[u64], d: u64| if p.is_empty() { vec![d] } else { p.to_vec() };
     let (name, shapes) = match &args.space {
         Some(path) => {
@@ -265,6 +296,7 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
     plan.probe_timing.max_time = timing.max_time;
     plan.limit = args.limit;
     plan.rounds = args.rounds as usize;
+    plan.cooldown = args.cooldown;
     let started = Instant::now();
     let bar = Bar {
         bar: ProgressBar::hidden(),
@@ -311,4 +343,174 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
         capped,
         profile,
     })
+}
+
+/// Makes this process run on `list` only: re-executes it under `taskset` (children and
+/// every burn worker thread inherit the mask), unless it already does. Exits with the
+/// pinned run's status.
+fn pin(list: &str) -> Result<()> {
+    let want = parse_cpu_list(list).map_err(|e| anyhow::anyhow!("--cpus: {e}"))?;
+    let have = allowed_cpus();
+    if have == want {
+        return Ok(());
+    }
+    if std::env::var_os("TAILOR_PINNED").is_some() {
+        bail!(
+            "--cpus {list}: pinning did not take (the process may run on {}); are those \
+             CPUs online?",
+            format_cpu_list(&have)
+        );
+    }
+    let exe = std::env::current_exe().context("locating the tailor executable")?;
+    let status = std::process::Command::new("taskset")
+        .arg("-c")
+        .arg(format_cpu_list(&want))
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env("TAILOR_PINNED", list)
+        .status()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::anyhow!(
+                    "--cpus needs `taskset` on PATH (util-linux on Linux, toybox on Android)"
+                )
+            } else {
+                anyhow::anyhow!("running taskset: {e}")
+            }
+        })?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// `tailor profile --remote`: push, run there (resuming what the device or the local file
+/// already holds), pull.
+fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
+    let Some(space) = &args.space else {
+        bail!("--remote profiles a --space (push your specs into a space file)");
+    };
+    if args.backend == Backend::Wgpu && args.remote_binary == Path::new(remote::ARM64_BINARY) {
+        bail!(
+            "--remote runs the static arm64 build, which has the CPU backends only (flex, \
+             ndarray); for a GPU, name a build with wgpu (Android NDK) with --remote-binary"
+        );
+    }
+    args.timing.options()?;
+    SearchSpace::load(space)?;
+    let t = remote::parse(target)?;
+    remote::check_binary(&args.remote_binary)?;
+    t.check()?;
+    let device = t.device_name()?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "profiles/{}-{}.toml",
+            remote::slug(&device),
+            args.backend
+        ))
+    });
+    let file = out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "profile.toml".into());
+    info!(device = %device, via = %t.describe(), out = %out.display(), "profiling a remote device");
+    t.push(&args.remote_binary, "tailor")?;
+    t.push(space, "space.toml")?;
+    if !args.force && !t.exists(&file)? && out.exists() {
+        // The device lost its copy (a reset, another folder): resume from ours.
+        info!(path = %out.display(), "resuming from the local profile");
+        t.push(&out, &file)?;
+    }
+    let mut remote_args: Vec<String> = vec![
+        "profile".into(),
+        "--space".into(),
+        "space.toml".into(),
+        "--out".into(),
+        file.clone(),
+        "--backend".into(),
+        args.backend.name().into(),
+        "--rounds".into(),
+        args.rounds.to_string(),
+        "--cooldown".into(),
+        format!("{}s", args.cooldown.as_secs_f64()),
+        "--json".into(),
+    ];
+    remote_args.extend(args.timing.to_args());
+    for p in &args.prompt {
+        remote_args.extend(["--prompt".into(), p.to_string()]);
+    }
+    for c in &args.context {
+        remote_args.extend(["--context".into(), c.to_string()]);
+    }
+    if let Some(n) = args.limit {
+        remote_args.extend(["--limit".into(), n.to_string()]);
+    }
+    if let Some(c) = &args.cpus {
+        remote_args.extend(["--cpus".into(), c.clone()]);
+    }
+    if args.force {
+        remote_args.push("--force".into());
+    }
+    let (ok, stdout) = t.run_tailor(&remote_args)?;
+    if !ok {
+        if !t.connected() {
+            bail!(
+                "the device went away during profiling ({}). Every finished session is \
+                 saved on it in {file}: reconnect and rerun the same command to resume",
+                t.describe()
+            );
+        }
+        bail!("`tailor profile` failed on the device (its error is above)");
+    }
+    // Pull beside the target, check it reads as a profile, then move it in place.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = out.with_extension("toml.pulling");
+    t.pull(&file, &tmp)?;
+    let pulled = Profile::load(&tmp)
+        .with_context(|| format!("the profile pulled from the device ({})", tmp.display()))?;
+    std::fs::rename(&tmp, &out)
+        .with_context(|| format!("moving the profile to {}", out.display()))?;
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    summary["profile"] = json!(out.display().to_string());
+    summary["remote"] = json!(t.describe());
+    summary["device_file"] = json!(file);
+    summary["throttled_entries"] = json!(pulled.entries.iter().filter(|e| e.throttled()).count());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let f = &pulled.fingerprint;
+    println!(
+        "profile {} from {} ({} on {}, {} threads{}{})",
+        out.display(),
+        t.describe(),
+        f.backend,
+        f.cpu_model,
+        f.threads,
+        if f.soc.is_empty() {
+            String::new()
+        } else {
+            format!(", SoC {}", f.soc)
+        },
+        if f.cpus.is_empty() {
+            String::new()
+        } else {
+            format!(", CPUs {}", f.cpus)
+        },
+    );
+    let mut table = Table::new(&["", ""]);
+    for (k, label) in [
+        ("shapes_needed", "shapes needed"),
+        ("measured_now", "sessions measured now"),
+        ("missing", "still missing"),
+        ("throttled_entries", "entries measured while throttled"),
+    ] {
+        table.row(vec![label.into(), summary[k].to_string()]);
+    }
+    table.row(vec![
+        "wall time on the device".into(),
+        format!("{:.1} s", summary["wall_s"].as_f64().unwrap_or(f64::NAN)),
+    ]);
+    print!("{}", table.render(2));
+    Ok(())
 }

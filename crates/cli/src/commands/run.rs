@@ -185,6 +185,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         rounds: args.profile_rounds,
         limit: None,
         force: false,
+        cooldown: std::time::Duration::ZERO,
+        cpus: None,
+        remote: None,
+        remote_binary: PathBuf::from(crate::remote::ARM64_BINARY),
         json: false,
     })?;
     if profiled.missing > 0 {

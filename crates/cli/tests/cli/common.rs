@@ -51,8 +51,14 @@ pub fn tailor(args: &[&str]) -> Run {
 }
 
 pub fn tailor_in(dir: &Path, args: &[&str]) -> Run {
+    tailor_env(dir, args, &[])
+}
+
+/// `tailor_in` with extra environment variables (e.g. a PATH with a fake `adb`).
+pub fn tailor_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_tailor"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")

@@ -4,6 +4,7 @@
 mod common;
 mod export;
 mod profile;
+mod remote;
 mod search;
 mod spec;
 mod validate;

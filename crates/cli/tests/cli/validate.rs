@@ -3,7 +3,7 @@
 
 use crate::common::{Scratch, tailor};
 
-const FAST: [&str; 8] = [
+pub const FAST: [&str; 8] = [
     "--max-time",
     "5ms",
     "--warmup",
@@ -14,7 +14,7 @@ const FAST: [&str; 8] = [
     "5",
 ];
 
-const TINY_SPACE: &str = r#"
+pub const TINY_SPACE: &str = r#"
 format_version = 1
 name = "tiny-validate"
 

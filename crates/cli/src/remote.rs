@@ -1,0 +1,367 @@
+//! Profiling on another device: push the static arm64 `tailor` and the space, run
+//! `tailor profile` there (checkpointed after every session, as on the host), pull the
+//! profile back. The device is reached through a [`Transport`]: `adb` for a phone, or a
+//! local scratch folder run through `qemu-aarch64-static`, so the whole flow is tested
+//! without a phone.
+
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Where the arm64 build lands (scripts/build-arm64.sh).
+pub const ARM64_BINARY: &str = "target/aarch64-unknown-linux-musl/release/tailor";
+
+/// A device that runs programs in a working folder.
+pub trait Transport {
+    /// `adb (serial 1234)`, `qemu-aarch64-static in target/qemu-device`.
+    fn describe(&self) -> String;
+    /// A name for the device's profile file (`pixel-8`, `qemu-aarch64`).
+    fn device_name(&self) -> Result<String>;
+    /// The tool is there, a device is attached, and it runs aarch64 binaries.
+    fn check(&self) -> Result<()>;
+    /// Copies a local file into the working folder as `name`.
+    fn push(&self, local: &Path, name: &str) -> Result<()>;
+    /// Copies `name` from the working folder to a local file.
+    fn pull(&self, name: &str, local: &Path) -> Result<()>;
+    fn exists(&self, name: &str) -> Result<bool>;
+    /// Runs the pushed `tailor` with `args` in the working folder; its stderr (logs and
+    /// progress) streams to ours, its stdout is returned. `Err` only when it could not
+    /// be run or the connection broke (see [`Transport::connected`]).
+    fn run_tailor(&self, args: &[String]) -> Result<(bool, String)>;
+    /// Whether the device still answers (after a failed run: disconnect or failure?).
+    fn connected(&self) -> bool;
+}
+
+/// `adb`, `adb:SERIAL`, `qemu`, `qemu:DIR`.
+pub fn parse(spec: &str) -> Result<Box<dyn Transport>> {
+    let (kind, arg) = match spec.split_once(':') {
+        Some((k, a)) => (k, Some(a)),
+        None => (spec, None),
+    };
+    match kind {
+        "adb" => Ok(Box::new(Adb {
+            serial: arg.filter(|s| !s.is_empty()).map(str::to_string),
+            dir: "/data/local/tmp/tailor".into(),
+        })),
+        "qemu" => Ok(Box::new(Qemu {
+            dir: PathBuf::from(arg.unwrap_or("target/qemu-device")),
+        })),
+        _ => bail!(
+            "--remote `{spec}`: expected `adb`, `adb:SERIAL` (a phone through Android's adb) \
+             or `qemu[:DIR]` (the arm64 build under qemu-aarch64-static in a local folder)"
+        ),
+    }
+}
+
+/// Checks that `path` is an aarch64 ELF executable (what the device runs).
+pub fn check_binary(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow!(
+            "{}: {e}. Build the static arm64 binary first: scripts/build-arm64.sh (or name \
+             one with --remote-binary)",
+            path.display()
+        )
+    })?;
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        bail!("{}: not an ELF executable", path.display());
+    }
+    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
+    let name = match machine {
+        0xB7 => return Ok(()),
+        0x3E => "x86_64",
+        0x28 => "32-bit ARM",
+        0x03 => "x86",
+        0xF3 => "RISC-V",
+        _ => "another architecture",
+    };
+    bail!(
+        "{}: built for {name}, but phones run aarch64: build it with scripts/build-arm64.sh \
+         (target aarch64-unknown-linux-musl)",
+        path.display()
+    )
+}
+
+/// Single-quotes a word for a POSIX shell.
+fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// A phone (or board) through Android's `adb`.
+struct Adb {
+    serial: Option<String>,
+    dir: String,
+}
+
+impl Adb {
+    fn command(&self) -> Command {
+        let mut c = Command::new("adb");
+        if let Some(s) = &self.serial {
+            c.args(["-s", s]);
+        }
+        c
+    }
+
+    fn output(&self, args: &[&str]) -> Result<Output> {
+        self.command().args(args).output().map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                anyhow!(
+                    "no `adb` on PATH: install Android's platform tools (Debian: apt-get \
+                     install adb) and enable USB debugging on the phone"
+                )
+            } else {
+                anyhow!("running adb: {e}")
+            }
+        })
+    }
+
+    /// Runs a shell command on the device; its stdout, or an error with adb's message.
+    fn shell(&self, cmd: &str) -> Result<String> {
+        let out = self.output(&["shell", cmd])?;
+        if !out.status.success() {
+            bail!(
+                "`adb shell {cmd}` failed: {}",
+                last_line(&out.stderr)
+                    .unwrap_or_else(|| last_line(&out.stdout).unwrap_or_default())
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir)
+    }
+}
+
+fn last_line(bytes: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}
+
+impl Transport for Adb {
+    fn describe(&self) -> String {
+        match &self.serial {
+            Some(s) => format!("adb device {s}, folder {}", self.dir),
+            None => format!("adb device, folder {}", self.dir),
+        }
+    }
+
+    fn device_name(&self) -> Result<String> {
+        let model = self.shell("getprop ro.product.model").unwrap_or_default();
+        Ok(if model.is_empty() {
+            "adb-device".into()
+        } else {
+            model
+        })
+    }
+
+    fn check(&self) -> Result<()> {
+        let out = self.output(&["get-state"])?;
+        let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || state != "device" {
+            let why = last_line(&out.stderr).unwrap_or(state);
+            bail!(
+                "no device ready for adb{} ({why}): connect the phone by USB, enable USB \
+                 debugging and accept the prompt (`adb devices` lists it as `device`)",
+                self.serial
+                    .as_ref()
+                    .map(|s| format!(" with serial {s}"))
+                    .unwrap_or_default()
+            );
+        }
+        let arch = self.shell("uname -m")?;
+        if arch != "aarch64" && arch != "arm64" {
+            bail!("the device is {arch}; the static build of tailor is for aarch64 only");
+        }
+        self.shell(&format!("mkdir -p {}", quote(&self.dir)))?;
+        Ok(())
+    }
+
+    fn push(&self, local: &Path, name: &str) -> Result<()> {
+        let local_s = local.display().to_string();
+        let out = self.output(&["push", &local_s, &self.path(name)])?;
+        if !out.status.success() {
+            bail!(
+                "adb push {local_s}: {}",
+                last_line(&out.stderr).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    fn pull(&self, name: &str, local: &Path) -> Result<()> {
+        let local_s = local.display().to_string();
+        let out = self.output(&["pull", &self.path(name), &local_s])?;
+        if !out.status.success() {
+            bail!(
+                "adb pull {}: {}",
+                self.path(name),
+                last_line(&out.stderr).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        let p = quote(&self.path(name));
+        Ok(self.shell(&format!("test -f {p} && echo yes || echo no"))? == "yes")
+    }
+
+    fn run_tailor(&self, args: &[String]) -> Result<(bool, String)> {
+        let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        let cmd = format!(
+            "cd {} && chmod 755 tailor && ./tailor {}",
+            quote(&self.dir),
+            words.join(" ")
+        );
+        let out = self
+            .command()
+            .args(["shell", &cmd])
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running adb shell")?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
+    fn connected(&self) -> bool {
+        self.output(&["get-state"]).is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "device"
+        })
+    }
+}
+
+/// The arm64 build in a local folder under `qemu-aarch64-static`: the flow of a phone,
+/// tested here (its timings mean nothing).
+struct Qemu {
+    dir: PathBuf,
+}
+
+const QEMU: &str = "qemu-aarch64-static";
+
+impl Transport for Qemu {
+    fn describe(&self) -> String {
+        format!("{QEMU} in {}", self.dir.display())
+    }
+
+    fn device_name(&self) -> Result<String> {
+        Ok("qemu-aarch64".into())
+    }
+
+    fn check(&self) -> Result<()> {
+        match Command::new(QEMU).arg("--version").output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => bail!(
+                "{QEMU} --version failed: {}",
+                last_line(&o.stderr).unwrap_or_default()
+            ),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                bail!("no `{QEMU}` on PATH: install it (Debian: apt-get install qemu-user-static)")
+            }
+            Err(e) => bail!("running {QEMU}: {e}"),
+        }
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))
+    }
+
+    fn push(&self, local: &Path, name: &str) -> Result<()> {
+        let to = self.dir.join(name);
+        std::fs::copy(local, &to)
+            .with_context(|| format!("copying {} to {}", local.display(), to.display()))?;
+        Ok(())
+    }
+
+    fn pull(&self, name: &str, local: &Path) -> Result<()> {
+        let from = self.dir.join(name);
+        std::fs::copy(&from, local)
+            .with_context(|| format!("copying {} to {}", from.display(), local.display()))?;
+        Ok(())
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.dir.join(name).is_file())
+    }
+
+    fn run_tailor(&self, args: &[String]) -> Result<(bool, String)> {
+        let out = Command::new(QEMU)
+            .arg("./tailor")
+            .args(args)
+            .current_dir(&self.dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {QEMU}"))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
+    fn connected(&self) -> bool {
+        self.dir.is_dir()
+    }
+}
+
+/// A file-name-safe slug: `Pixel 8 Pro` -> `pixel-8-pro`.
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_odd_words() {
+        assert_eq!(quote("--max-time"), "--max-time");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn remote_specs_parse_or_say_what_is_expected() {
+        assert!(parse("adb").unwrap().describe().starts_with("adb device"));
+        assert!(parse("adb:R58M123").unwrap().describe().contains("R58M123"));
+        assert!(parse("qemu:/tmp/x").unwrap().describe().contains("/tmp/x"));
+        let e = parse("ssh:phone").err().unwrap().to_string();
+        assert!(e.contains("expected `adb`"), "{e}");
+        assert_eq!(slug("Pixel 8 Pro"), "pixel-8-pro");
+    }
+
+    #[test]
+    fn binaries_for_other_architectures_are_refused() {
+        let exe = std::env::current_exe().unwrap();
+        let e = check_binary(&exe).unwrap_err().to_string();
+        if cfg!(target_arch = "x86_64") {
+            assert!(e.contains("built for x86_64"), "{e}");
+        }
+        let e = check_binary(Path::new("no/such/tailor"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scripts/build-arm64.sh"), "{e}");
+    }
+}

@@ -1,0 +1,210 @@
+//! `tailor profile --remote`: the whole phone flow through the qemu transport (the static
+//! arm64 build under qemu-aarch64-static), resume, and the bad cases (no adb, no device,
+//! a device lost mid-run, a binary for another architecture). Timings under emulation
+//! mean nothing and are never asserted.
+
+use crate::common::{Scratch, root, tailor, tailor_env};
+use crate::validate::{FAST, TINY_SPACE};
+use std::path::{Path, PathBuf};
+
+fn arm64_binary() -> PathBuf {
+    root().join("target/aarch64-unknown-linux-musl/release/tailor")
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+/// Runs the arm64 build of tailor under qemu, in a scratch folder standing for the phone.
+/// Needs the build (scripts/build-arm64.sh) and qemu-aarch64-static; without them the
+/// test says so and passes, unless TAILOR_REQUIRE_QEMU=1 (set by .ci/run, which has both).
+#[test]
+fn remote_profile_through_qemu_resumes_and_pulls() {
+    let have_qemu = std::process::Command::new("qemu-aarch64-static")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(have_qemu && arm64_binary().is_file()) {
+        let required = std::env::var("TAILOR_REQUIRE_QEMU").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "TAILOR_REQUIRE_QEMU=1 but qemu-aarch64-static or {} is missing",
+            arm64_binary().display()
+        );
+        eprintln!("skipped: no qemu-aarch64-static or no arm64 build (scripts/build-arm64.sh)");
+        return;
+    }
+    let dir = Scratch::new("remote-qemu");
+    let space = dir.write("space.toml", TINY_SPACE);
+    let device = dir.0.join("phone");
+    let out = dir.0.join("profiles/qemu-flex.toml");
+    let remote = format!("qemu:{}", s(&device));
+    let profile = |extra: &[&str]| {
+        let mut args = vec![
+            "profile",
+            "--space",
+            space.to_str().unwrap(),
+            "--remote",
+            &remote,
+            "--out",
+            out.to_str().unwrap(),
+            "--rounds",
+            "1",
+            "--json",
+        ];
+        args.extend(FAST);
+        args.extend(extra);
+        tailor(&args).json()
+    };
+    // A first run cut short (as a disconnect would), then the rest.
+    let first = profile(&["--limit", "4"]);
+    assert_eq!(first["measured_now"], 4, "{first}");
+    assert!(first["missing"].as_u64().unwrap() > 0);
+    assert!(out.is_file(), "the partial profile is pulled too");
+    let rest = profile(&[]);
+    assert_eq!(rest["missing"], 0, "{rest}");
+    let needed = rest["shapes_needed"].as_u64().unwrap();
+    assert_eq!(
+        rest["measured_now"].as_u64().unwrap(),
+        needed - 4,
+        "resumed, not restarted"
+    );
+    assert_eq!(rest["fingerprint"]["os"], "linux-aarch64");
+    assert_eq!(rest["profile"], s(&out));
+
+    // The pulled file is a whole profile of the device.
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("os = \"linux-aarch64\""));
+    assert_eq!(text.matches("[[entries]]").count() as u64, needed);
+
+    // The device lost its copy: the local one is pushed and nothing is measured again.
+    std::fs::remove_file(device.join("qemu-flex.toml")).unwrap();
+    let again = profile(&[]);
+    assert_eq!(again["measured_now"], 0, "{again}");
+    assert_eq!(again["missing"], 0);
+}
+
+/// An aarch64 ELF header, enough for the architecture check (the fake adb never runs it).
+fn fake_arm64(dir: &Scratch) -> PathBuf {
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[18] = 0xB7;
+    let p = dir.0.join("tailor-arm64");
+    std::fs::write(&p, bytes).expect("write the fake binary");
+    p
+}
+
+/// A folder holding a fake `adb` (a shell script) that behaves as `script` says.
+fn fake_adb(dir: &Scratch, script: &str) -> String {
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin folder");
+    let adb = bin.join("adb");
+    std::fs::write(&adb, format!("#!/bin/sh\n{script}\n")).expect("write the fake adb");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&adb, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    format!("{}:/usr/bin:/bin", s(&bin))
+}
+
+#[test]
+fn remote_bad_cases_fail_clearly() {
+    let dir = Scratch::new("remote-bad");
+    let space = s(&dir.write("space.toml", TINY_SPACE));
+    let arm = s(&fake_arm64(&dir));
+    let out = s(&dir.0.join("p.toml"));
+    let base = |remote: &'static str, binary: &str| -> Vec<String> {
+        [
+            "profile",
+            "--space",
+            &space,
+            "--remote",
+            remote,
+            "--remote-binary",
+            binary,
+            "--out",
+            &out,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let run = |args: &[String], path: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tailor_env(&root(), &args, &[("PATH", path)])
+    };
+
+    // No adb at all.
+    let e = run(&base("adb", &arm), &s(&dir.0.join("empty")));
+    assert!(
+        e.assert_clean_error().contains("no `adb` on PATH"),
+        "{}",
+        e.stderr
+    );
+
+    // adb, but no phone.
+    let path = fake_adb(&dir, "echo 'error: no devices/emulators found' >&2; exit 1");
+    let e = run(&base("adb", &arm), &path);
+    let line = e.assert_clean_error();
+    assert!(
+        line.contains("no device ready for adb") && line.contains("no devices/emulators found"),
+        "{line}"
+    );
+
+    // A phone that goes away once profiling starts: the message says how to resume.
+    let flag = s(&dir.0.join("gone"));
+    let path = fake_adb(
+        &dir,
+        &format!(
+            r#"[ "$1" = "-s" ] && shift 2
+case "$1" in
+  get-state) if [ -f {flag} ]; then echo 'error: device offline' >&2; exit 1; fi; echo device ;;
+  push|pull) exit 0 ;;
+  shell) case "$2" in
+      "uname -m") echo aarch64 ;;
+      getprop*) echo 'Fake Phone' ;;
+      mkdir*) ;;
+      test*) echo no ;;
+      *) touch {flag}; echo 'error: closed' >&2; exit 255 ;;
+    esac ;;
+esac"#
+        ),
+    );
+    let e = run(&base("adb:FAKE123", &arm), &path);
+    // adb's own `error: closed` streams through before ours, so not assert_clean_error.
+    assert_eq!(e.code, 1, "{}", e.stderr);
+    assert!(!e.stderr.contains("panicked"), "{}", e.stderr);
+    let line = e.stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        line.contains("the device went away") && line.contains("rerun the same command to resume"),
+        "{line}"
+    );
+    assert!(
+        line.contains("fake-phone-flex.toml") || line.contains("p.toml"),
+        "{line}"
+    );
+
+    // A binary for this machine, not for a phone.
+    let host = env!("CARGO_BIN_EXE_tailor");
+    let e = run(&base("adb", host), &path);
+    let line = e.assert_clean_error();
+    if cfg!(target_arch = "x86_64") {
+        assert!(line.contains("built for x86_64"), "{line}");
+    }
+    // Other bad arguments.
+    let e = tailor(&["profile", "--space", &space, "--remote", "ssh:phone"]);
+    assert!(e.assert_clean_error().contains("expected `adb`"));
+    let e = tailor(&[
+        "profile",
+        "--space",
+        &space,
+        "--remote",
+        "qemu",
+        "--backend",
+        "wgpu",
+    ]);
+    assert!(e.assert_clean_error().contains("CPU backends only"));
+    let e = tailor(&["profile", "--space", &space, "--cpus", "big", "--out", &out]);
+    assert!(e.assert_clean_error().contains("--cpus: `big`"));
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the static arm64 `tailor` that `tailor profile --remote` pushes to a phone:
+# target aarch64-unknown-linux-musl, linked by rust-lld (no cross C toolchain, no system
+# libraries), CPU backends only (flex, ndarray: no wgpu, no mimalloc).
+# Output: target/aarch64-unknown-linux-musl/release/tailor
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET=aarch64-unknown-linux-musl
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+  rustup target add "$TARGET"
+fi
+# Only this target's flags: host builds keep theirs (and their cache).
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=+crt-static"
+cargo build --release --target "$TARGET" -p tailor --no-default-features "$@"
+BIN="target/$TARGET/release/tailor"
+echo "built $BIN ($(du -h "$BIN" | cut -f1))"
