@@ -1,5 +1,5 @@
-//! `tailor profile --remote`: the whole phone flow through the qemu transport (the static
-//! arm64 build under qemu-aarch64-static), resume, and the bad cases (no adb, no device,
+//! `tailor profile --remote`: the whole phone flow on quickstart.toml through the qemu
+//! transport (the static arm64 build under qemu-aarch64-static), resume, and the bad cases (no adb, no device,
 //! a device lost mid-run, a binary for another architecture). Timings under emulation
 //! mean nothing and are never asserted.
 
@@ -35,7 +35,9 @@ fn remote_profile_through_qemu_resumes_and_pulls() {
         return;
     }
     let dir = Scratch::new("remote-qemu");
-    let space = dir.write("space.toml", TINY_SPACE);
+    // The quickstart space, as a phone would profile it (shortest timing: ~2 minutes of
+    // emulation on 2 cores).
+    let space = root().join("search-spaces/quickstart.toml");
     let device = dir.0.join("phone");
     let out = dir.0.join("profiles/qemu-flex.toml");
     let remote = format!("qemu:{}", s(&device));
@@ -57,8 +59,8 @@ fn remote_profile_through_qemu_resumes_and_pulls() {
         tailor(&args).json()
     };
     // A first run cut short (as a disconnect would), then the rest.
-    let first = profile(&["--limit", "4"]);
-    assert_eq!(first["measured_now"], 4, "{first}");
+    let first = profile(&["--limit", "10"]);
+    assert_eq!(first["measured_now"], 10, "{first}");
     assert!(first["missing"].as_u64().unwrap() > 0);
     assert!(out.is_file(), "the partial profile is pulled too");
     let rest = profile(&[]);
@@ -66,7 +68,7 @@ fn remote_profile_through_qemu_resumes_and_pulls() {
     let needed = rest["shapes_needed"].as_u64().unwrap();
     assert_eq!(
         rest["measured_now"].as_u64().unwrap(),
-        needed - 4,
+        needed - 10,
         "resumed, not restarted"
     );
     assert_eq!(rest["fingerprint"]["os"], "linux-aarch64");
