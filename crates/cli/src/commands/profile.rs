@@ -182,6 +182,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             "wall_s": wall,
             "median_spread": o.median_spread,
             "capped": o.capped,
+            "throttled_entries": profile.entries.iter().filter(|e| e.throttled()).count(),
             "roofline": roofline,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -212,6 +213,13 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         "entries stopped by the time cap".into(),
         o.capped.to_string(),
     ]);
+    let throttled = profile.entries.iter().filter(|e| e.throttled()).count();
+    if throttled > 0 {
+        t.row(vec![
+            "entries measured while throttled".into(),
+            throttled.to_string(),
+        ]);
+    }
     if let Some(r) = roofline {
         t.row(vec![
             "peak matmul".into(),

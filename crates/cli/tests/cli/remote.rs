@@ -210,3 +210,54 @@ esac"#
     let e = tailor(&["profile", "--space", &space, "--cpus", "big", "--out", &out]);
     assert!(e.assert_clean_error().contains("--cpus: `big`"));
 }
+
+/// `--cpus` pins the run (through taskset) and the fingerprint says so.
+#[test]
+fn cpus_pins_the_run_and_the_fingerprint_records_it() {
+    let cpus = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Cpus_allowed_list:")
+                .map(|v| v.trim().to_string())
+        });
+    let has_taskset = std::process::Command::new("taskset")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if cpus.as_deref().is_none_or(|c| c == "0") || !has_taskset {
+        eprintln!("skipped: one CPU or no taskset");
+        return;
+    }
+    let dir = Scratch::new("pinned");
+    let space = s(&dir.write("space.toml", TINY_SPACE));
+    let out = s(&dir.0.join("pinned.toml"));
+    let mut args = vec![
+        "profile",
+        "--space",
+        &space,
+        "--out",
+        &out,
+        "--cpus",
+        "0",
+        "--rounds",
+        "1",
+        "--cooldown",
+        "1ms",
+        "--json",
+    ];
+    args.extend(FAST);
+    let p = tailor(&args).json();
+    assert_eq!(p["fingerprint"]["cpus"], "0", "{p}");
+    assert_eq!(p["fingerprint"]["threads"], 1, "{p}");
+    assert_eq!(p["missing"], 0);
+    // The pinned profile does not serve an unpinned run.
+    let mut args = vec!["profile", "--space", &space, "--out", &out, "--json"];
+    args.extend(FAST);
+    let e = tailor(&args);
+    assert!(
+        e.assert_clean_error().contains("cpus `0` vs ``"),
+        "{}",
+        e.stderr
+    );
+}
