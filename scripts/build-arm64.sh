@@ -12,6 +12,9 @@ fi
 # Only this target's flags: host builds keep theirs (and their cache).
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=+crt-static"
+# No debug line tables and no symbols: the binary crosses a USB cable on every profile.
+export CARGO_PROFILE_RELEASE_DEBUG=false
+export CARGO_PROFILE_RELEASE_STRIP=symbols
 cargo build --release --target "$TARGET" -p tailor --no-default-features "$@"
 BIN="target/$TARGET/release/tailor"
 echo "built $BIN ($(du -h "$BIN" | cut -f1))"
