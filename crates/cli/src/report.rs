@@ -683,12 +683,7 @@ fn report_md(
         for r in &run.references {
             let c = &r.candidate;
             let m = &c.metrics;
-            let place = match (r.id, c.feasible(), r.dominated_by) {
-                (None, _, _) => "not in the space".to_string(),
-                (_, false, _) => format!("infeasible ({})", c.why_not()),
-                (_, true, 0) => "on the front".to_string(),
-                (_, true, n) => format!("dominated by {n} front rows"),
-            };
+            let place = r.place();
             let mut row = vec![r.name.clone()];
             row.extend(spec_cells(c));
             row.extend([

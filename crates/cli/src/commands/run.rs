@@ -103,21 +103,7 @@ fn new_profile_path(dir: &Path, backend: Backend, fingerprint: &Fingerprint) -> 
     if !plain.exists() {
         return plain;
     }
-    let machine: String = fingerprint
-        .machine()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
+    let machine = crate::remote::slug(fingerprint.machine());
     let base = format!("host-{backend}-{machine}-{}t", fingerprint.threads);
     (0..)
         .map(|i| match i {

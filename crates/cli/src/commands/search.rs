@@ -144,6 +144,19 @@ pub struct Reference {
     pub dominated_by: usize,
 }
 
+impl Reference {
+    /// Where it lands: not in the space, infeasible (why), on the front, or dominated.
+    pub fn place(&self) -> String {
+        let c = &self.candidate;
+        match (self.id, c.feasible(), self.dominated_by) {
+            (None, _, _) => "not in the space".to_string(),
+            (_, false, _) => format!("infeasible ({})", c.why_not()),
+            (_, true, 0) => "on the front".to_string(),
+            (_, true, n) => format!("dominated by {n} front rows"),
+        }
+    }
+}
+
 /// Everything a search produced, for the report and the export.
 pub struct SearchRun {
     pub space: SearchSpace,
@@ -295,17 +308,8 @@ fn render(run: &SearchRun, written: &report::Written) -> String {
     for (reason, n) in &o.skipped {
         s += &format!("  skipped {n}: {reason}\n");
     }
-    let mut rows: Vec<&Candidate> = o.front.iter().collect();
-    let (metric, minimise) = space.pick;
-    rows.sort_by(|a, b| {
-        let (x, y) = (a.metrics.get(metric), b.metrics.get(metric));
-        if minimise {
-            x.total_cmp(&y)
-        } else {
-            y.total_cmp(&x)
-        }
-        .then(a.id.cmp(&b.id))
-    });
+    let rows = report::ranked(&o.front, space.pick);
+    let metric = space.pick.0;
     s += &format!(
         "\nfront (by {}), top {}:\n",
         metric.name(),
@@ -349,12 +353,7 @@ fn render(run: &SearchRun, written: &report::Written) -> String {
     for r in refs {
         let (path, name, c) = (&r.path, &r.name, &r.candidate);
         let m = &c.metrics;
-        let place = match (r.id, c.feasible(), r.dominated_by) {
-            (None, _, _) => "not in the space".to_string(),
-            (_, false, _) => format!("infeasible ({})", c.why_not()),
-            (_, true, 0) => "on the front".to_string(),
-            (_, true, n) => format!("dominated by {n} front rows"),
-        };
+        let place = r.place();
         s += &format!(
             "\nreference {name} ({}): {place}; prefill {:.2} ms, decode {:.3} ms ({:.1} tok/s)\n",
             path.display(),
