@@ -57,6 +57,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    pin_threads();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(&args),
         Command::Spec(args) => commands::spec::run(&args),
@@ -73,6 +74,20 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Pins burn's CPU worker threads one per allowed CPU before anything runs on them (see
+/// `pin_worker_threads`: unpinned, the scheduler's placement made a parallel operator's
+/// time bimodal across sessions); `TAILOR_PIN=0` leaves them to the scheduler.
+fn pin_threads() {
+    if std::env::var("TAILOR_PIN").is_ok_and(|v| v == "0") {
+        tracing::debug!("worker threads left unpinned (TAILOR_PIN=0)");
+        return;
+    }
+    match tailor_profiler::device_state::pin_worker_threads() {
+        Ok(cpus) => tracing::debug!(?cpus, "worker threads pinned"),
+        Err(why) => tracing::debug!("worker threads not pinned: {why}"),
     }
 }
 

@@ -18,6 +18,8 @@ pub mod ops;
 pub mod timing;
 
 pub use backend::{BURN_VERSION, Backend};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
 pub use timing::{Measurement, TimingOptions};
 
 use burn::tensor::Device;
@@ -150,8 +152,19 @@ pub fn run_profile(
     let mut session = plan.timing;
     session.max_time = plan.timing.max_time / rounds as u32;
     let mut sessions_run = 0usize;
+    let plan_index: std::collections::HashMap<&OpShape, usize> = plan
+        .shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s, i))
+        .collect();
     for round in 1..=rounds {
-        for shape in &plan.shapes {
+        // Each round visits the shapes in its own order (seeded by the round): the machine
+        // drifts over a round, and in one fixed order every shape of a family (the same
+        // width, the same phase) would share the drift of its stretch of the round.
+        let mut order: Vec<&OpShape> = plan.shapes.iter().collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(round as u64));
+        for shape in order {
             if budget == 0 {
                 return Ok(profile);
             }
@@ -204,7 +217,16 @@ pub fn run_profile(
                         rounds: vec![m.median_us],
                         conditions: conditions.into_iter().collect(),
                     };
-                    profile.entries.push(e.clone());
+                    // Kept in the plan's order whatever the visiting order (entries of
+                    // other plans stay where they are).
+                    let at = plan_index[shape];
+                    let later = |e: &Entry| plan_index.get(&e.shape).is_some_and(|&j| j > at);
+                    let i = profile
+                        .entries
+                        .iter()
+                        .position(later)
+                        .unwrap_or(profile.entries.len());
+                    profile.entries.insert(i, e.clone());
                     e
                 }
             };

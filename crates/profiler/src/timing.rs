@@ -11,6 +11,10 @@ pub struct TimingOptions {
     pub warmup: Duration,
     /// Calls timed at least, whatever the spread.
     pub min_samples: usize,
+    /// Timed work at least, whatever the spread; the statistics are taken over the most
+    /// recent this-much of calls (and at least 50), so a session averages over the
+    /// machine's sub-second swings instead of catching one instant of them.
+    pub min_time: Duration,
     /// Stop once `(p90 - p10) / median` is at or below this.
     pub target_spread: f64,
     /// Stop after this much timed work even if the spread is not met (the entry is then
@@ -26,6 +30,7 @@ impl Default for TimingOptions {
         Self {
             warmup: Duration::from_millis(150),
             min_samples: 10,
+            min_time: Duration::from_millis(200),
             target_spread: 0.05,
             max_time: Duration::from_secs(2),
             cycle_bytes: 96 << 20,
@@ -72,8 +77,9 @@ pub fn summarize(samples: &[f64]) -> (f64, f64, f64) {
 
 /// Times `call(i)` (the i-th call, to cycle inputs) with `sync` waiting for the device.
 /// `call` returns whatever must stay alive until the sync (its outputs), so a lazy
-/// backend cannot skip the work. The spread is checked every few samples on the most
-/// recent window, so a slow start does not hold the run forever.
+/// backend cannot skip the work. The spread is judged, and the result taken, on the most
+/// recent window of samples (the last `min_time` of them, at least 50), so a slow start
+/// does not hold the run forever.
 pub fn measure<T>(
     opts: &TimingOptions,
     mut call: impl FnMut(usize) -> T,
@@ -88,8 +94,12 @@ pub fn measure<T>(
         drop(out);
         i += 1;
     }
+    let min_time = opts.min_time.min(opts.max_time);
     let mut samples: Vec<f64> = Vec::new();
+    // elapsed[k]: timed work before sample k, in microseconds (for the window).
+    let mut elapsed: Vec<f64> = vec![0.0];
     let mut spent = Duration::ZERO;
+    let mut next_check = opts.min_samples.max(5);
     let capped = loop {
         let t = Instant::now();
         let out = call(i);
@@ -98,10 +108,13 @@ pub fn measure<T>(
         drop(out);
         i += 1;
         spent += dt;
-        samples.push(dt.as_secs_f64() * 1e6);
-        if samples.len() >= opts.min_samples && samples.len().is_multiple_of(5) {
-            let window = &samples[samples.len().saturating_sub(50)..];
-            let (m, p10, p90) = summarize(window);
+        let us = dt.as_secs_f64() * 1e6;
+        samples.push(us);
+        elapsed.push(elapsed[elapsed.len() - 1] + us);
+        // Checked every 5 samples, then every 5% more (sorting a window is not free).
+        if samples.len() >= next_check && spent >= min_time {
+            next_check = samples.len() + (samples.len() / 20).max(5);
+            let (m, p10, p90) = summarize(&samples[window_start(&elapsed, min_time)..]);
             if (p90 - p10) / m <= opts.target_spread {
                 break false;
             }
@@ -113,9 +126,7 @@ pub fn measure<T>(
             break false;
         }
     };
-    // Report the window the stopping rule judged (the most recent 50 samples at most).
-    let window = &samples[samples.len().saturating_sub(50)..];
-    let (median_us, p10_us, p90_us) = summarize(window);
+    let (median_us, p10_us, p90_us) = summarize(&samples[window_start(&elapsed, min_time)..]);
     Measurement {
         samples_us: samples,
         median_us,
@@ -123,6 +134,19 @@ pub fn measure<T>(
         p90_us,
         capped,
     }
+}
+
+/// First sample of the window: the most recent samples that add up to `min_time`, and
+/// at least 50 (all of them when there are fewer). `elapsed` is the running sum, from 0.
+fn window_start(elapsed: &[f64], min_time: Duration) -> usize {
+    let n = elapsed.len() - 1;
+    let total = elapsed[n];
+    let want = min_time.as_secs_f64() * 1e6;
+    // The last k with total - elapsed[k] >= want (elapsed is increasing).
+    let by_time = elapsed
+        .partition_point(|&e| total - e >= want)
+        .saturating_sub(1);
+    by_time.min(n.saturating_sub(50))
 }
 
 #[cfg(test)]
@@ -144,6 +168,7 @@ mod tests {
         let opts = TimingOptions {
             warmup: Duration::from_millis(1),
             min_samples: 10,
+            min_time: Duration::ZERO,
             target_spread: 10.0,
             max_time: Duration::from_secs(5),
             ..TimingOptions::default()
@@ -161,6 +186,45 @@ mod tests {
         );
         assert!(!m.capped);
         assert!(m.p10_us <= m.median_us && m.median_us <= m.p90_us);
+    }
+
+    /// A session lasts `min_time` however easy the target.
+    #[test]
+    fn min_time_sets_the_session_length() {
+        let opts = TimingOptions {
+            warmup: Duration::ZERO,
+            min_samples: 10,
+            min_time: Duration::from_millis(30),
+            target_spread: 10.0,
+            max_time: Duration::from_secs(5),
+            ..TimingOptions::default()
+        };
+        let m = measure(
+            &opts,
+            |_| std::thread::sleep(Duration::from_micros(200)),
+            || {},
+        );
+        let total: f64 = m.samples_us.iter().sum();
+        assert!(total >= 30_000.0, "timed {total} us");
+        assert!(!m.capped);
+    }
+
+    #[test]
+    fn window_is_the_last_min_time_and_at_least_50() {
+        // 200 samples of 10 us: elapsed 0, 10, ..., 2000.
+        let elapsed: Vec<f64> = (0..=200).map(|k| 10.0 * k as f64).collect();
+        assert_eq!(window_start(&elapsed, Duration::from_micros(1000)), 100);
+        assert_eq!(
+            window_start(&elapsed, Duration::from_micros(100)),
+            150,
+            "at least 50"
+        );
+        assert_eq!(
+            window_start(&elapsed, Duration::from_secs(1)),
+            0,
+            "all of them"
+        );
+        assert_eq!(window_start(&[0.0, 5.0], Duration::ZERO), 0);
     }
 
     #[test]

@@ -89,6 +89,11 @@ pub struct TimingArgs {
     /// Warm-up per entry, by time (wgpu autotunes each new shape then).
     #[arg(long, default_value = "150ms", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// Timed work per session at least, however small the spread; the median is taken
+    /// over the last this-much of calls, so a session spans the machine's sub-second
+    /// swings (a 3 ms decode step once stopped after 10 calls, 30 ms of one instant).
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub min_time: Duration,
     /// Spread (p90-p10)/median at which an entry stops repeating.
     #[arg(long, default_value_t = 0.05)]
     pub target_spread: f64,
@@ -105,6 +110,7 @@ impl TimingArgs {
         }
         Ok(TimingOptions {
             warmup: self.warmup,
+            min_time: self.min_time,
             max_time: self.max_time,
             target_spread: self.target_spread,
             cycle_bytes: self.cycle_mib << 20,
@@ -119,6 +125,8 @@ impl TimingArgs {
             format!("{}s", self.max_time.as_secs_f64()),
             "--warmup".into(),
             format!("{}s", self.warmup.as_secs_f64()),
+            "--min-time".into(),
+            format!("{}s", self.min_time.as_secs_f64()),
             "--target-spread".into(),
             self.target_spread.to_string(),
             "--cycle-mib".into(),

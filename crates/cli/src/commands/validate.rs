@@ -236,7 +236,8 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
     let mut sessions: Vec<Vec<MeasureReport>> = vec![Vec::new(); models.len()];
     let mut errors: Vec<Option<String>> = vec![None; models.len()];
     for round in 0..setup.rounds {
-        for (i, (id, spec)) in models.iter().enumerate() {
+        for i in visit_order(models.len(), setup.seed, round) {
+            let (id, spec) = &models[i];
             bar.set_message(format!(
                 "round {} h{} l{} heads {}/{} ffn {}",
                 round + 1,
@@ -388,6 +389,20 @@ fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
         decode: phase(|s| &s.decode),
         ..first.clone()
     })
+}
+
+/// The order in which round `round` visits `n` models: a permutation drawn from the seed
+/// and the round. The sample comes sorted by predicted time, and the machine drifts over
+/// a round (tens of seconds); in a fixed order that drift would stretch or squeeze the
+/// measured times along the very ranking being checked.
+pub fn visit_order(n: usize, seed: u64, round: u64) -> Vec<usize> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    order.shuffle(&mut rng);
+    order
 }
 
 /// Measures one model in a child `tailor measure` (with its memory in the first round),
@@ -587,4 +602,24 @@ fn render(rows: &[Row], acc: [Option<Accuracy>; 3], out: &Path, wall_s: f64) -> 
         out.display()
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visit_order;
+
+    #[test]
+    fn each_round_visits_every_model_once_in_its_own_order() {
+        let orders: Vec<Vec<usize>> = (0..3).map(|r| visit_order(30, 0, r)).collect();
+        for o in &orders {
+            let mut sorted = o.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..30).collect::<Vec<_>>());
+        }
+        assert_ne!(orders[0], orders[1]);
+        assert_ne!(orders[1], orders[2]);
+        assert_eq!(orders[1], visit_order(30, 0, 1), "seeded");
+        assert_ne!(orders[1], visit_order(30, 7, 1), "the seed matters");
+        assert!(visit_order(0, 0, 0).is_empty());
+    }
 }
