@@ -125,14 +125,18 @@ pub fn open_guarded(
 
 /// Threads the CPU backends compute with: rayon's pool, which `RAYON_NUM_THREADS` sizes.
 fn compute_threads(backend: Backend, cores: u32) -> u32 {
-    let from_env = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|&n| n > 0);
     match backend {
         Backend::Wgpu => 1,
-        _ => from_env.unwrap_or(cores),
+        _ => rayon_threads_from_env().map_or(cores, |n| n as u32),
     }
+}
+
+/// `RAYON_NUM_THREADS` when set to a positive number (rayon then sizes its pool by it).
+pub(crate) fn rayon_threads_from_env() -> Option<usize> {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
 }
 
 impl fmt::Display for Backend {

@@ -18,8 +18,6 @@ pub mod ops;
 pub mod timing;
 
 pub use backend::{BURN_VERSION, Backend};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 pub use timing::{Measurement, TimingOptions};
 
 use burn::tensor::Device;
@@ -162,9 +160,10 @@ pub fn run_profile(
         // Each round visits the shapes in its own order (seeded by the round): the machine
         // drifts over a round, and in one fixed order every shape of a family (the same
         // width, the same phase) would share the drift of its stretch of the round.
-        let mut order: Vec<&OpShape> = plan.shapes.iter().collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(round as u64));
-        for shape in order {
+        for shape in timing::shuffled(plan.shapes.len(), round as u64)
+            .into_iter()
+            .map(|i| &plan.shapes[i])
+        {
             if budget == 0 {
                 return Ok(profile);
             }

@@ -2,6 +2,8 @@
 //! after every call, cycle inputs, repeat until the spread is small or a time cap is hit,
 //! keep every sample, report the median with p10 and p90.
 
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use std::time::{Duration, Instant};
 
 /// How long and how precisely to time one operator.
@@ -134,6 +136,15 @@ pub fn measure<T>(
         p90_us,
         capped,
     }
+}
+
+/// The indices `0..n` in an order drawn from `seed` (ChaCha8): the order in which a round
+/// of timing visits its shapes or models, so the machine's drift over the round does not
+/// follow any order of theirs (a family of shapes, a ranking under test).
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    order
 }
 
 /// First sample of the window: the most recent samples that add up to `min_time`, and

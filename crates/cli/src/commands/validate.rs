@@ -396,13 +396,7 @@ fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
 /// a round (tens of seconds); in a fixed order that drift would stretch or squeeze the
 /// measured times along the very ranking being checked.
 pub fn visit_order(n: usize, seed: u64, round: u64) -> Vec<usize> {
-    use rand::SeedableRng;
-    use rand::seq::SliceRandom;
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng =
-        rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    order.shuffle(&mut rng);
-    order
+    tailor_profiler::timing::shuffled(n, seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Measures one model in a child `tailor measure` (with its memory in the first round),
