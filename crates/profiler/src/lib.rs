@@ -312,5 +312,43 @@ pub fn measure_model(
     })
 }
 
+/// Builds every spec with random weights on `device` and times them against each other
+/// ([`model::time_models`]: prefills interleaved, then decode steps): what `tailor
+/// validate` compares predictions with, because interleaved models see the same machine.
+/// Memory is not measured (each model needs a fresh process for that).
+pub fn measure_models(
+    device: &Device,
+    specs: &[tailor_spec::ModelSpec],
+    prompt: usize,
+    context: usize,
+    timing: &TimingOptions,
+) -> Result<Vec<ModelMeasurement>, ProfileError> {
+    let positions = prompt.max(context + 1);
+    let mut models = Vec::with_capacity(specs.len());
+    let mut build_s = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let started = std::time::Instant::now();
+        let m = model::Model::random(spec, positions, device).map_err(ProfileError::Mismatch)?;
+        model::run_inference(&m, 1, 1).map_err(ProfileError::Device)?;
+        build_s.push(started.elapsed().as_secs_f64());
+        models.push(m);
+    }
+    let timings =
+        model::time_models(&models, prompt, context, timing).map_err(ProfileError::Device)?;
+    Ok(models
+        .iter()
+        .zip(timings)
+        .zip(build_s)
+        .map(|((m, t), build_s)| ModelMeasurement {
+            params: m.num_params(),
+            prefill: Some(t.prefill),
+            decode: Some(t.decode),
+            peak_memory_bytes: None,
+            memory_source: "none",
+            build_s,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests;

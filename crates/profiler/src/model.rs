@@ -7,7 +7,7 @@
 //! residual add; the final norm and the LM head on the last position only.
 
 use crate::ops::{self, FfnWeights, Heads, Rope};
-use crate::timing::{Measurement, TimingOptions, measure};
+use crate::timing::{Measurement, TimingOptions, measure, measure_interleaved};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use tailor_spec::{FfnKind, ModelSpec};
 
@@ -280,6 +280,50 @@ pub fn time_model(
     match failed {
         Some(e) => Err(format!("the device failed while timing the model: {e}")),
         None => Ok(ModelTiming { prefill, decode }),
+    }
+}
+
+/// Times several models against each other: their prefills interleaved, then their
+/// decode steps interleaved ([`measure_interleaved`]), so that the machine's swings from
+/// one second to the next fall on all of them alike and their ratios are what is left.
+/// The models must live on one device.
+pub fn time_models(
+    models: &[Model],
+    prompt: usize,
+    context: usize,
+    opts: &TimingOptions,
+) -> Result<Vec<ModelTiming>, String> {
+    let Some(device) = models.first().map(|m| m.device.clone()) else {
+        return Ok(Vec::new());
+    };
+    let mut failed: Option<String> = None;
+    let mut sync = || {
+        if let Err(e) = device.sync() {
+            failed.get_or_insert_with(|| format!("{e:?}"));
+        }
+    };
+    let ids: Vec<_> = models.iter().map(|m| m.prompt(prompt)).collect();
+    let prefill = measure_interleaved(
+        opts,
+        models.len(),
+        |k, _| models[k].prefill(ids[k].clone()),
+        &mut sync,
+    );
+    let caches: Vec<_> = models.iter().map(|m| m.random_cache(context)).collect();
+    let next: Vec<_> = models.iter().map(|m| m.prompt(1)).collect();
+    let decode = measure_interleaved(
+        opts,
+        models.len(),
+        |k, _| models[k].decode(next[k].clone(), caches[k].clone()),
+        &mut sync,
+    );
+    match failed {
+        Some(e) => Err(format!("the device failed while timing the models: {e}")),
+        None => Ok(prefill
+            .into_iter()
+            .zip(decode)
+            .map(|(prefill, decode)| ModelTiming { prefill, decode })
+            .collect()),
     }
 }
 

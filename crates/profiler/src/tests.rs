@@ -322,3 +322,27 @@ fn wgpu_runs_a_whole_model() {
     assert_eq!(m.params, spec.params().total);
     assert!(m.prefill.unwrap().median_us > 0.0 && m.decode.unwrap().median_us > 0.0);
 }
+
+/// Several models timed against each other: each gets its own measurement of both phases.
+#[test]
+fn interleaved_models_are_each_timed() {
+    let d = Backend::Flex.open().unwrap();
+    let specs = [
+        ModelSpec::llama(4096, 128, 2, 4, 2, 384),
+        ModelSpec::llama(2048, 256, 3, 4, 4, 512),
+    ];
+    let ms = crate::measure_models(&d, &specs, 8, 16, &quick()).unwrap();
+    assert_eq!(ms.len(), 2);
+    for (m, spec) in ms.iter().zip(&specs) {
+        assert_eq!(m.params, spec.params().total);
+        let (prefill, decode) = (m.prefill.as_ref().unwrap(), m.decode.as_ref().unwrap());
+        assert!(prefill.samples_us.len() >= 3 && decode.samples_us.len() >= 3);
+        assert!(prefill.p10_us <= prefill.median_us && decode.median_us <= decode.p90_us);
+        assert_eq!((m.peak_memory_bytes, m.memory_source), (None, "none"));
+    }
+    assert!(
+        crate::measure_models(&d, &[], 8, 16, &quick())
+            .unwrap()
+            .is_empty()
+    );
+}

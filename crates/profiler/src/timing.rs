@@ -138,6 +138,94 @@ pub fn measure<T>(
     }
 }
 
+/// Times `n` workloads against each other, interleaved: `call(k, i)` is the `i`-th call
+/// of workload `k`. After a warm-up of each, the session runs in cycles; a cycle visits
+/// every workload once, in an order drawn from the cycle, and a visit is one untimed call
+/// (which brings back the workload's own state: its weights partly in the last-level
+/// cache, its buffers in the allocator) then timed calls until the visit holds
+/// `min_time / 10` of timed work (at least one call).
+///
+/// On a shared host the machine's speed changes from one second to the next (memory
+/// bandwidth taken by neighbours): timed one after another, each workload catches its own
+/// stretch of it, 4-6% apart from session to session on the 2-vCPU EPYC, uncorrelated
+/// between neighbouring sessions. Interleaved, all workloads sample the same stretches,
+/// so the order of their times holds from run to run.
+///
+/// The session stops once every workload has `min_samples` samples and `min_time` of
+/// timed work and a spread `(p90 - p10) / median` at or below the target, or, capped, once
+/// the timed work of all together reaches `n * max_time`. The statistics are over all of
+/// a workload's timed calls.
+pub fn measure_interleaved<T>(
+    opts: &TimingOptions,
+    n: usize,
+    mut call: impl FnMut(usize, usize) -> T,
+    mut sync: impl FnMut(),
+) -> Vec<Measurement> {
+    let mut calls = vec![0usize; n];
+    let mut run = |k: usize, calls: &mut [usize]| -> Duration {
+        let t = Instant::now();
+        let out = call(k, calls[k]);
+        sync();
+        let dt = t.elapsed();
+        drop(out);
+        calls[k] += 1;
+        dt
+    };
+    for k in 0..n {
+        let warm = Instant::now();
+        while calls[k] < 2 || warm.elapsed() < opts.warmup {
+            run(k, &mut calls);
+        }
+    }
+    let quantum = opts.min_time / 10;
+    let min_time = opts.min_time.min(opts.max_time);
+    let cap = opts.max_time * n as u32;
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut spent = vec![Duration::ZERO; n];
+    let mut cycle = 0u64;
+    let capped = loop {
+        for k in shuffled(n, cycle) {
+            run(k, &mut calls);
+            let mut visit = Duration::ZERO;
+            while visit.is_zero() || visit < quantum {
+                let dt = run(k, &mut calls);
+                visit += dt;
+                samples[k].push(dt.as_secs_f64() * 1e6);
+            }
+            spent[k] += visit;
+        }
+        cycle += 1;
+        let enough = (0..n).all(|k| samples[k].len() >= opts.min_samples && spent[k] >= min_time);
+        if enough
+            && samples.iter().all(|s| {
+                let (m, p10, p90) = summarize(s);
+                (p90 - p10) / m <= opts.target_spread
+            })
+        {
+            break false;
+        }
+        if spent.iter().sum::<Duration>() >= cap && samples.iter().all(|s| s.len() >= 3) {
+            break true;
+        }
+        if samples.iter().any(|s| s.len() >= 100_000) {
+            break false;
+        }
+    };
+    samples
+        .into_iter()
+        .map(|s| {
+            let (median_us, p10_us, p90_us) = summarize(&s);
+            Measurement {
+                samples_us: s,
+                median_us,
+                p10_us,
+                p90_us,
+                capped,
+            }
+        })
+        .collect()
+}
+
 /// The indices `0..n` in an order drawn from `seed` (ChaCha8): the order in which a round
 /// of timing visits its shapes or models, so the machine's drift over the round does not
 /// follow any order of theirs (a family of shapes, a ranking under test).
@@ -236,6 +324,72 @@ mod tests {
             "all of them"
         );
         assert_eq!(window_start(&[0.0, 5.0], Duration::ZERO), 0);
+    }
+
+    /// Every workload is visited once per cycle, each visit an untimed call and then timed
+    /// ones; the calls of one workload are numbered consecutively; the workloads' times
+    /// come back apart.
+    #[test]
+    fn interleaved_sessions_visit_every_workload_each_cycle() {
+        let opts = TimingOptions {
+            warmup: Duration::ZERO,
+            min_samples: 4,
+            min_time: Duration::from_millis(5),
+            target_spread: 10.0,
+            max_time: Duration::from_secs(5),
+            ..TimingOptions::default()
+        };
+        let mut log: Vec<(usize, usize)> = Vec::new();
+        let m = measure_interleaved(
+            &opts,
+            3,
+            |k, i| {
+                log.push((k, i));
+                std::thread::sleep(Duration::from_micros(100 * (k as u64 + 1)));
+            },
+            || {},
+        );
+        assert_eq!(m.len(), 3);
+        for (k, mk) in m.iter().enumerate() {
+            let of_k: Vec<usize> = log.iter().filter(|c| c.0 == k).map(|c| c.1).collect();
+            assert!(of_k.iter().enumerate().all(|(j, &i)| j == i), "{of_k:?}");
+            assert!(mk.samples_us.len() >= 4 && !mk.capped);
+            assert!(mk.samples_us.iter().sum::<f64>() >= 5_000.0);
+        }
+        assert!(m[0].median_us < m[1].median_us && m[1].median_us < m[2].median_us);
+        // The warm-up runs each workload alone (two calls each here), then the cycles
+        // interleave them: the first three visits are the three workloads, and visits
+        // alternate throughout.
+        assert_eq!(&log[..6], &[(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]);
+        let visits: Vec<usize> = log[6..]
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|v| v[0].0)
+            .collect();
+        let mut first: Vec<usize> = visits[..3].to_vec();
+        first.sort_unstable();
+        assert_eq!(first, [0, 1, 2], "{visits:?}");
+        assert!(visits.len() >= 3 * 4, "{visits:?}");
+    }
+
+    #[test]
+    fn interleaved_sessions_stop_at_the_shared_cap() {
+        let opts = TimingOptions {
+            warmup: Duration::ZERO,
+            min_samples: 5,
+            min_time: Duration::ZERO,
+            target_spread: -1.0,
+            max_time: Duration::from_millis(10),
+            ..TimingOptions::default()
+        };
+        let m = measure_interleaved(
+            &opts,
+            2,
+            |_, _| std::thread::sleep(Duration::from_micros(200)),
+            || {},
+        );
+        assert!(m.iter().all(|x| x.capped && x.samples_us.len() >= 3));
+        let total: f64 = m.iter().flat_map(|x| &x.samples_us).sum();
+        assert!((20_000.0..200_000.0).contains(&total), "{total}");
     }
 
     #[test]

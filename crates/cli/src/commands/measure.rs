@@ -1,4 +1,5 @@
-//! `tailor measure`: build one whole model with random weights and time it for real.
+//! `tailor measure`: build whole models with random weights and time them for real; two
+//! or more are timed against each other, interleaved.
 
 use super::profile::TimingArgs;
 use crate::fmt::{Table, bytes, thousands};
@@ -7,14 +8,20 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tailor_cost::Fingerprint;
-use tailor_profiler::{Backend, Measurement, TimingOptions, measure_model};
+use tailor_profiler::{
+    Backend, Measurement, ModelMeasurement, TimingOptions, measure_model, measure_models,
+};
 use tailor_spec::load_spec;
 use tracing::info;
 
 #[derive(Debug, Args)]
 pub struct MeasureArgs {
-    /// The model: a Hugging Face `config.json` or a tailor `spec.toml`.
-    pub spec: PathBuf,
+    /// The model: a Hugging Face `config.json` or a tailor `spec.toml`. Give several to
+    /// time them against each other: their prefills, then their decode steps, interleaved
+    /// call by call in one session, so the machine's swings fall on all of them alike
+    /// (timing only: memory needs a process per model).
+    #[arg(required = true, num_args = 1..)]
+    pub spec: Vec<PathBuf>,
     /// burn backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
     #[arg(long, default_value = "flex")]
     pub backend: Backend,
@@ -48,17 +55,17 @@ pub struct MemoryReport {
 /// Environment of the memory child: mimalloc returns freed pages at once and commits
 /// arena memory only as it is used, so the resident set's peak is the live set (the
 /// timing process keeps mimalloc's defaults, which reuse pages without faulting them in).
-const MEMORY_ENV: [(&str, &str); 2] = [
+pub const MEMORY_ENV: [(&str, &str); 2] = [
     ("MIMALLOC_PURGE_DELAY", "0"),
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];
 
 /// Measures the peak memory in a fresh child `tailor measure --memory-only`.
-fn memory_in_child(args: &MeasureArgs) -> Result<MemoryReport> {
+fn memory_in_child(args: &MeasureArgs, spec: &std::path::Path) -> Result<MemoryReport> {
     let exe = std::env::current_exe().context("locating the tailor executable")?;
     let out = std::process::Command::new(exe)
         .arg("measure")
-        .arg(&args.spec)
+        .arg(spec)
         .args(["--backend", args.backend.name(), "--memory-only", "--json"])
         .args(["--prompt", &args.prompt.to_string()])
         .args(["--context", &args.context.to_string()])
@@ -115,12 +122,16 @@ pub struct MeasureReport {
 }
 
 pub fn run(args: &MeasureArgs) -> Result<()> {
-    let loaded = load_spec(&args.spec)?;
+    if let [_, _, ..] = args.spec.as_slice() {
+        return run_interleaved(args);
+    }
+    let spec_path = &args.spec[0];
+    let loaded = load_spec(spec_path)?;
     let opts = args.timing.options()?;
     let device = args.backend.open()?;
     let fingerprint = args.backend.fingerprint(&device);
     info!(
-        spec = %args.spec.display(),
+        spec = %spec_path.display(),
         params = loaded.spec.params().total,
         backend = %args.backend,
         "building and timing the whole model"
@@ -159,38 +170,100 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     // on a GPU the pool figure is read in this process.
     let child = !args.no_memory && args.backend != Backend::Wgpu && cfg!(feature = "mimalloc");
     let memory = if child {
-        Some(memory_in_child(args)?)
+        Some(memory_in_child(args, spec_path)?)
     } else {
         None
     };
     let m = run(!args.no_memory && !child, Some(&opts))?;
-    let (Some(prefill), Some(decode)) = (&m.prefill, &m.decode) else {
-        bail!("the model was not timed");
-    };
     let (peak_memory_bytes, memory_source) = match memory {
         Some(r) => (r.peak_memory_bytes, r.memory_source),
         None => (m.peak_memory_bytes, m.memory_source.to_string()),
     };
     let report = MeasureReport {
-        spec: args.spec.display().to_string(),
-        fingerprint,
-        prompt_tokens: args.prompt,
-        context: args.context,
-        params: m.params,
-        prefill: prefill.into(),
-        decode: decode.into(),
         peak_memory_bytes,
         memory_source,
-        build_s: m.build_s,
+        ..report(args, spec_path, &fingerprint, &m)?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
+    print_report(args, loaded.name.as_deref(), &report);
+    Ok(())
+}
+
+/// The report of one measured model (memory as measured with it).
+fn report(
+    args: &MeasureArgs,
+    spec: &std::path::Path,
+    fingerprint: &Fingerprint,
+    m: &ModelMeasurement,
+) -> Result<MeasureReport> {
+    let (Some(prefill), Some(decode)) = (&m.prefill, &m.decode) else {
+        bail!("the model was not timed");
+    };
+    Ok(MeasureReport {
+        spec: spec.display().to_string(),
+        fingerprint: fingerprint.clone(),
+        prompt_tokens: args.prompt,
+        context: args.context,
+        params: m.params,
+        prefill: prefill.into(),
+        decode: decode.into(),
+        peak_memory_bytes: m.peak_memory_bytes,
+        memory_source: m.memory_source.to_string(),
+        build_s: m.build_s,
+    })
+}
+
+/// Several models timed against each other; `--json` prints an array of reports.
+fn run_interleaved(args: &MeasureArgs) -> Result<()> {
+    if args.memory_only {
+        bail!("--memory-only measures one model (a fresh process per model); give one spec");
+    }
+    let loaded = args
+        .spec
+        .iter()
+        .map(|p| load_spec(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = args.timing.options()?;
+    let device = args.backend.open()?;
+    let fingerprint = args.backend.fingerprint(&device);
+    info!(
+        models = loaded.len(),
+        backend = %args.backend,
+        "building the models and timing them interleaved (memory is not measured with several models)"
+    );
+    let specs: Vec<_> = loaded.iter().map(|l| l.spec.clone()).collect();
+    let ms = measure_models(
+        &device,
+        &specs,
+        args.prompt as usize,
+        args.context as usize,
+        &opts,
+    )?;
+    let reports = args
+        .spec
+        .iter()
+        .zip(&ms)
+        .map(|(p, m)| report(args, p, &fingerprint, m))
+        .collect::<Result<Vec<_>>>()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(());
+    }
+    for (l, r) in loaded.iter().zip(&reports) {
+        print_report(args, l.name.as_deref(), r);
+        println!();
+    }
+    Ok(())
+}
+
+fn print_report(args: &MeasureArgs, name: Option<&str>, report: &MeasureReport) {
     let f = &report.fingerprint;
     println!(
         "{} measured with {} on {}, {} threads\n",
-        loaded.name.as_deref().unwrap_or(&report.spec),
+        name.unwrap_or(&report.spec),
         f.backend,
         f.machine(),
         f.threads
@@ -223,5 +296,4 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         report.memory_source,
         report.build_s
     );
-    Ok(())
 }

@@ -1,13 +1,15 @@
 //! `tailor validate`: prove the profiled cost model against whole models timed for real.
 //!
-//! Samples feasible configs spread across a space, builds and times each one in a fresh
-//! `tailor measure` process (so no allocator state, cache or memory peak carries over from
-//! one model to the next, and a model that fails is reported without ending the run),
-//! and compares prediction with measurement: shares within +-10% and +-20%, absolute
-//! percentage errors, Kendall's tau of the orders, a calibration plot.
+//! Samples feasible configs spread across a space, measures each one's peak memory in a
+//! fresh `tailor measure --memory-only` process (so no allocator state or memory peak
+//! carries over from one model to the next), times them against each other in a child
+//! `tailor measure A B C ...` per round (their calls interleaved, so the machine's swings
+//! fall on all of them alike; a group that fails is re-timed model by model, so a model
+//! that fails is reported without ending the run), and compares prediction with
+//! measurement: shares within +-10% and +-20%, absolute percentage errors, Kendall's tau
+//! of the orders, a calibration plot.
 
-use super::measure::MeasureReport;
-use super::measure::Timed;
+use super::measure::{MEMORY_ENV, MeasureReport, MemoryReport, Timed};
 use super::predict::{check_precision, load_profiled};
 use super::profile::TimingArgs;
 use crate::fmt::{Table, bytes, timestamp};
@@ -25,7 +27,7 @@ use tailor_profiler::Backend;
 use tailor_search::output::write_json;
 use tailor_search::{Metric, SearchSpace, spread_sample};
 use tailor_spec::files::write_atomic;
-use tailor_spec::{ModelSpec, SpecFile};
+use tailor_spec::{DType, ModelSpec, SpecFile};
 use tracing::{info, warn};
 
 #[derive(Debug, Args)]
@@ -42,9 +44,9 @@ pub struct ValidateArgs {
     /// Seed of the sample.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Timing sessions per model, in rounds over the whole sample (as `tailor profile`
-    /// does), so a burst of load moves one session and not a model; a model's time is the
-    /// median of its sessions. Memory is measured in the first round.
+    /// Timing sessions per model, in rounds: each round builds the sample afresh in a new
+    /// process and times it interleaved (each model capped at --max-time / rounds); a
+    /// model's time is the median of its rounds. Memory is measured in the first round.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
     pub rounds: u64,
     /// Output folder [default: out/validate-<space>-<timestamp>]. Rerunning into the same
@@ -235,28 +237,88 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
     // sessions[i]: the measurements of model i, one per round; errors[i]: its first failure.
     let mut sessions: Vec<Vec<MeasureReport>> = vec![Vec::new(); models.len()];
     let mut errors: Vec<Option<String>> = vec![None; models.len()];
+    let mut memory: Vec<Option<MemoryReport>> = vec![None; models.len()];
+    let budget = group_budget_bytes();
     for round in 0..setup.rounds {
+        let mut todo = Vec::new();
         for i in visit_order(models.len(), setup.seed, round) {
             let (id, spec) = &models[i];
-            bar.set_message(format!(
-                "round {} h{} l{} heads {}/{} ffn {}",
-                round + 1,
-                spec.hidden_size,
-                spec.num_layers,
-                spec.num_heads,
-                spec.num_kv_heads,
-                spec.intermediate_size
-            ));
-            if errors[i].is_none() {
-                match measure_one(setup, out, *id, spec, round) {
-                    Ok(m) => sessions[i].push(m),
+            if errors[i].is_some() {
+                bar.inc(1);
+            } else if let Some(done) = reuse(setup, out, *id, spec, round)? {
+                sessions[i].push(done);
+                bar.inc(1);
+            } else {
+                todo.push(i);
+            }
+        }
+        if round == 0 {
+            for &i in &todo {
+                let (id, spec) = &models[i];
+                bar.set_message(format!("memory of config {id}"));
+                match memory_of(setup, out, *id, spec) {
+                    Ok(m) => memory[i] = Some(m),
                     Err(e) => {
                         bar.suspend(|| warn!(id, "{e:#}"));
                         errors[i] = Some(format!("{e:#}"));
                     }
                 }
             }
-            bar.inc(1);
+            todo.retain(|&i| errors[i].is_none());
+        }
+        for group in groups(&todo, |i| models[i].1.weight_bytes(DType::F32), budget) {
+            bar.set_message(format!(
+                "round {}: {} models interleaved",
+                round + 1,
+                group.len()
+            ));
+            let timed = match time_group(setup, out, &models, &group) {
+                Ok(reports) => group
+                    .iter()
+                    .copied()
+                    .zip(reports.into_iter().map(Ok))
+                    .collect(),
+                // One model of the group failed: time each alone, to tell which.
+                Err(e) if group.len() > 1 => {
+                    bar.suspend(|| {
+                        warn!(
+                            "timing {} models together failed ({e:#}); timing them one by one",
+                            group.len()
+                        )
+                    });
+                    group
+                        .iter()
+                        .map(|&i| {
+                            (
+                                i,
+                                time_group(setup, out, &models, &[i]).map(|mut r| r.remove(0)),
+                            )
+                        })
+                        .collect()
+                }
+                Err(e) => vec![(group[0], Err(e))],
+            };
+            for (i, result) in timed {
+                let (id, _) = &models[i];
+                match result.and_then(|mut m| {
+                    if let Some(mem) = &memory[i] {
+                        m.peak_memory_bytes = mem.peak_memory_bytes;
+                        m.memory_source = mem.memory_source.clone();
+                    }
+                    write_atomic(
+                        &result_path(out, *id, round),
+                        serde_json::to_string_pretty(&m)?.as_bytes(),
+                    )?;
+                    Ok(m)
+                }) {
+                    Ok(m) => sessions[i].push(m),
+                    Err(e) => {
+                        bar.suspend(|| warn!(id, "{e:#}"));
+                        errors[i] = Some(format!("{e:#}"));
+                    }
+                }
+                bar.inc(1);
+            }
         }
     }
     let mut rows = Vec::with_capacity(models.len());
@@ -399,52 +461,52 @@ pub fn visit_order(n: usize, seed: u64, round: u64) -> Vec<usize> {
     tailor_profiler::timing::shuffled(n, seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// Measures one model in a child `tailor measure` (with its memory in the first round),
-/// or reuses the measurement already in `out` (same workload and parameters).
-fn measure_one(
+/// Where round `round`'s measurement of config `id` is kept.
+fn result_path(out: &Path, id: u64, round: u64) -> PathBuf {
+    out.join("measured").join(if round == 0 {
+        format!("{id}.json")
+    } else {
+        format!("{id}.round{}.json", round + 1)
+    })
+}
+
+/// Writes the spec file of config `id` (what the child processes read); its path.
+fn spec_file(setup: &CheckSetup, out: &Path, id: u64, spec: &ModelSpec) -> Result<PathBuf> {
+    let path = out.join("specs").join(format!("{id}.toml"));
+    let mut file = SpecFile::new(spec.clone());
+    file.name = Some(format!("candidate {id}"));
+    file.source = Some(setup.space.path.display().to_string());
+    file.save(&path)?;
+    Ok(path)
+}
+
+/// The measurement of round `round` already in `out` (same workload and parameters).
+fn reuse(
     setup: &CheckSetup,
     out: &Path,
     id: u64,
     spec: &ModelSpec,
     round: u64,
-) -> Result<MeasureReport> {
+) -> Result<Option<MeasureReport>> {
+    spec_file(setup, out, id, spec)?;
     let w = &setup.space.workload;
-    let (prompt, context) = (w.prompt_tokens, w.context);
-    let spec_path = out.join("specs").join(format!("{id}.toml"));
-    let result_path = out.join("measured").join(if round == 0 {
-        format!("{id}.json")
-    } else {
-        format!("{id}.round{}.json", round + 1)
-    });
-    let mut file = SpecFile::new(spec.clone());
-    file.name = Some(format!("candidate {id}"));
-    file.source = Some(setup.space.path.display().to_string());
-    file.save(&spec_path)?;
-    if let Ok(text) = std::fs::read_to_string(&result_path)
-        && let Ok(done) = serde_json::from_str::<MeasureReport>(&text)
-        && done.prompt_tokens == prompt
-        && done.context == context
-        && done.params == spec.params().total
-    {
-        return Ok(done);
-    }
+    Ok(std::fs::read_to_string(result_path(out, id, round))
+        .ok()
+        .and_then(|text| serde_json::from_str::<MeasureReport>(&text).ok())
+        .filter(|done| {
+            done.prompt_tokens == w.prompt_tokens
+                && done.context == w.context
+                && done.params == spec.params().total
+        }))
+}
+
+/// Runs a child `tailor measure` with `args`; its stdout, or why it failed.
+fn child(what: &str, args: &[std::ffi::OsString], env: &[(&str, &str)]) -> Result<Vec<u8>> {
     let exe = std::env::current_exe().context("locating the tailor executable")?;
     let output = Command::new(exe)
         .arg("measure")
-        .arg(&spec_path)
-        .args(["--backend", setup.backend.name(), "--json"])
-        .args([
-            "--prompt",
-            &prompt.to_string(),
-            "--context",
-            &context.to_string(),
-        ])
-        .args(setup.timing.to_args())
-        .args(if round == 0 {
-            None
-        } else {
-            Some("--no-memory")
-        })
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .context("starting `tailor measure`")?;
     if !output.status.success() {
@@ -460,15 +522,105 @@ fn measure_one(
             .map_or("killed by a signal (out of memory?)".into(), |c| {
                 format!("exit {c}")
             });
-        bail!("measuring config {id} failed ({status}): {why}");
+        bail!("measuring {what} failed ({status}): {why}");
     }
-    let report: MeasureReport = serde_json::from_slice(&output.stdout)
-        .with_context(|| format!("reading the measurement of config {id}"))?;
-    write_atomic(
-        &result_path,
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    Ok(report)
+    Ok(output.stdout)
+}
+
+fn workload_args(setup: &CheckSetup) -> Vec<std::ffi::OsString> {
+    let w = &setup.space.workload;
+    [
+        "--backend",
+        setup.backend.name(),
+        "--json",
+        "--prompt",
+        &w.prompt_tokens.to_string(),
+        "--context",
+        &w.context.to_string(),
+    ]
+    .iter()
+    .map(Into::into)
+    .collect()
+}
+
+/// The peak memory of one model, in a fresh child `tailor measure --memory-only`.
+fn memory_of(setup: &CheckSetup, out: &Path, id: u64, spec: &ModelSpec) -> Result<MemoryReport> {
+    let mut args = vec![spec_file(setup, out, id, spec)?.into_os_string()];
+    args.extend(workload_args(setup));
+    args.push("--memory-only".into());
+    let stdout = child(&format!("the memory of config {id}"), &args, &MEMORY_ENV)?;
+    serde_json::from_slice(&stdout).with_context(|| format!("reading the memory of config {id}"))
+}
+
+/// Times the models `group` (indices into `models`) against each other in one child
+/// `tailor measure A B ...` (one model: alone), each capped at --max-time / rounds.
+fn time_group(
+    setup: &CheckSetup,
+    out: &Path,
+    models: &[(u64, ModelSpec)],
+    group: &[usize],
+) -> Result<Vec<MeasureReport>> {
+    let mut args = Vec::new();
+    for &i in group {
+        let (id, spec) = &models[i];
+        args.push(spec_file(setup, out, *id, spec)?.into_os_string());
+    }
+    args.extend(workload_args(setup));
+    args.push("--no-memory".into());
+    let mut timing = setup.timing.clone();
+    timing.max_time /= setup.rounds.max(1) as u32;
+    args.extend(timing.to_args().into_iter().map(Into::into));
+    let ids: Vec<String> = group.iter().map(|&i| models[i].0.to_string()).collect();
+    let what = format!("config {}", ids.join(", "));
+    let stdout = child(&what, &args, &[])?;
+    let reports: Vec<MeasureReport> = if group.len() == 1 {
+        vec![serde_json::from_slice(&stdout)?]
+    } else {
+        serde_json::from_slice(&stdout)?
+    };
+    if reports.len() != group.len() {
+        bail!(
+            "measuring {what}: {} reports for {} models",
+            reports.len(),
+            group.len()
+        );
+    }
+    Ok(reports)
+}
+
+/// Splits `todo` (in its order) into runs whose weights (`bytes` of each) add up to at most
+/// `budget`: the models of a run are held in memory together while timed. A model alone
+/// over the budget is a run of its own.
+fn groups(todo: &[usize], bytes: impl Fn(usize) -> u64, budget: u64) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut held = 0u64;
+    for &i in todo {
+        let b = bytes(i);
+        match out.last_mut() {
+            Some(g) if held.saturating_add(b) <= budget => {
+                g.push(i);
+                held += b;
+            }
+            _ => {
+                out.push(vec![i]);
+                held = b;
+            }
+        }
+    }
+    out
+}
+
+/// Weights one interleaved group may hold: half the memory available now (Linux
+/// `MemAvailable`), 4 GiB where unreadable.
+fn group_budget_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 2)
+        })
+        .unwrap_or(4 << 30)
 }
 
 fn csv(rows: &[Row]) -> String {
@@ -600,7 +752,7 @@ fn render(rows: &[Row], acc: [Option<Accuracy>; 3], out: &Path, wall_s: f64) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::visit_order;
+    use super::{groups, visit_order};
 
     #[test]
     fn each_round_visits_every_model_once_in_its_own_order() {
@@ -615,5 +767,21 @@ mod tests {
         assert_eq!(orders[1], visit_order(30, 0, 1), "seeded");
         assert_ne!(orders[1], visit_order(30, 7, 1), "the seed matters");
         assert!(visit_order(0, 0, 0).is_empty());
+    }
+
+    #[test]
+    fn groups_keep_the_order_and_fit_the_budget() {
+        let bytes = |i: usize| [30u64, 50, 20, 90, 10, 200, 5][i];
+        let todo = [3, 0, 1, 2, 5, 4, 6];
+        let g = groups(&todo, bytes, 100);
+        assert_eq!(g, vec![vec![3], vec![0, 1, 2], vec![5], vec![4, 6]]);
+        // Every model once, in order; no group over the budget but a lone big model.
+        assert_eq!(g.concat(), todo);
+        for group in &g {
+            let held: u64 = group.iter().map(|&i| bytes(i)).sum();
+            assert!(held <= 100 || group.len() == 1, "{group:?}");
+        }
+        assert_eq!(groups(&todo, bytes, u64::MAX), vec![todo.to_vec()]);
+        assert!(groups(&[], bytes, 100).is_empty());
     }
 }

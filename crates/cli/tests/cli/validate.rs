@@ -188,6 +188,45 @@ fn predict_and_measure_one_spec() {
     assert_eq!(m["params"], p["params"]);
     assert!(m["decode"]["median_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(m["fingerprint"]["backend"], "flex");
+
+    // Two models timed against each other: one report each, in the order given.
+    let wider = s.write(
+        "w.toml",
+        "format_version = 1\n[model]\nvocab_size = 512\nhidden_size = 128\nnum_layers = 2\n\
+         num_heads = 4\nnum_kv_heads = 2\nintermediate_size = 256\nffn = \"plain\"\nactivation = \"gelu\"\nnorm = \"layernorm\"\n\
+         tie_embeddings = false\n",
+    );
+    let wider = wider.to_str().unwrap();
+    let mut both = vec![
+        "measure",
+        spec,
+        wider,
+        "--prompt",
+        "8",
+        "--context",
+        "16",
+        "--no-memory",
+        "--json",
+    ];
+    both.extend(FAST);
+    let ms = tailor(&both).json();
+    let ms = ms.as_array().unwrap();
+    assert_eq!(ms.len(), 2);
+    assert_eq!(ms[0]["params"], p["params"]);
+    assert!(ms[1]["spec"].as_str().unwrap().ends_with("w.toml"));
+    assert_ne!(ms[1]["params"], ms[0]["params"]);
+    for m in ms {
+        assert!(m["prefill"]["median_ms"].as_f64().unwrap() > 0.0);
+        assert!(m["decode"]["samples"].as_u64().unwrap() >= 3);
+        assert_eq!(m["memory_source"], "none");
+    }
+    let refused = tailor(&["measure", spec, wider, "--memory-only"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("give one spec"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]
