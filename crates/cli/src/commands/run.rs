@@ -45,7 +45,7 @@ pub struct RunArgs {
     /// spread over the front's decode times (0: skip the check).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=100))]
     pub check: u64,
-    /// Timing sessions per checked model.
+    /// Timing rounds of the check (see `tailor validate --rounds`).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
     pub check_rounds: u64,
     /// Sessions per profile entry (see `tailor profile --rounds`).
