@@ -269,14 +269,9 @@ pub fn measure_model(
     memory: bool,
     timing: Option<&TimingOptions>,
 ) -> Result<ModelMeasurement, ProfileError> {
-    let positions = prompt.max(context + 1);
     let pool = || device.memory_pool_usage().map(|u| u.bytes_reserved);
     let (rss_base, pool_base) = (memory::rss_bytes(), pool());
-    let started = std::time::Instant::now();
-    let model = model::Model::random(spec, positions, device).map_err(ProfileError::Mismatch)?;
-    // Touch every weight, so lazily generated ones exist before the peak is reset.
-    model::run_inference(&model, 1, 1).map_err(ProfileError::Device)?;
-    let build_s = started.elapsed().as_secs_f64();
+    let (model, build_s) = build(device, spec, prompt, context)?;
     let (mut peak_memory_bytes, mut memory_source) = (None, "none");
     if memory {
         let cpu = backend != Backend::Wgpu;
@@ -312,10 +307,26 @@ pub fn measure_model(
     })
 }
 
-/// Builds every spec with random weights on `device` and times them against each other
-/// ([`model::time_models`]: prefills interleaved, then decode steps): what `tailor
-/// validate` compares predictions with, because interleaved models see the same machine.
-/// Memory is not measured (each model needs a fresh process for that).
+/// Builds `spec` with random weights for a prefill of `prompt` and a decode step after
+/// `context`, and runs it once, so lazily generated weights exist (before a memory peak
+/// is reset, before anything is timed); the model and the seconds that took.
+fn build(
+    device: &Device,
+    spec: &tailor_spec::ModelSpec,
+    prompt: usize,
+    context: usize,
+) -> Result<(model::Model, f64), ProfileError> {
+    let started = std::time::Instant::now();
+    let model = model::Model::random(spec, prompt.max(context + 1), device)
+        .map_err(ProfileError::Mismatch)?;
+    model::run_inference(&model, 1, 1).map_err(ProfileError::Device)?;
+    Ok((model, started.elapsed().as_secs_f64()))
+}
+
+/// Builds every spec with random weights on `device` and times them together
+/// ([`model::time_models`]: prefills one model after another, then decode steps
+/// interleaved): what `tailor validate` compares predictions with. Memory is not measured
+/// (each model needs a fresh process for that).
 pub fn measure_models(
     device: &Device,
     specs: &[tailor_spec::ModelSpec],
@@ -323,16 +334,12 @@ pub fn measure_models(
     context: usize,
     timing: &TimingOptions,
 ) -> Result<Vec<ModelMeasurement>, ProfileError> {
-    let positions = prompt.max(context + 1);
-    let mut models = Vec::with_capacity(specs.len());
-    let mut build_s = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let started = std::time::Instant::now();
-        let m = model::Model::random(spec, positions, device).map_err(ProfileError::Mismatch)?;
-        model::run_inference(&m, 1, 1).map_err(ProfileError::Device)?;
-        build_s.push(started.elapsed().as_secs_f64());
-        models.push(m);
-    }
+    let (models, build_s): (Vec<_>, Vec<_>) = specs
+        .iter()
+        .map(|spec| build(device, spec, prompt, context))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
     let timings =
         model::time_models(&models, prompt, context, timing).map_err(ProfileError::Device)?;
     Ok(models

@@ -3,7 +3,7 @@
 //! Samples feasible configs spread across a space, measures each one's peak memory in a
 //! fresh `tailor measure --memory-only` process (so no allocator state or memory peak
 //! carries over from one model to the next), times them against each other in a child
-//! `tailor measure A B C ...` per round (their calls interleaved, so the machine's swings
+//! `tailor measure A B C ...` per round (their decode steps interleaved, so the machine's swings
 //! fall on all of them alike; a group that fails is re-timed model by model, so a model
 //! that fails is reported without ending the run), and compares prediction with
 //! measurement: shares within +-10% and +-20%, absolute percentage errors, Kendall's tau
@@ -45,7 +45,7 @@ pub struct ValidateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Timing sessions per model, in rounds: each round builds the sample afresh in a new
-    /// process and times it interleaved (each model capped at --max-time / rounds); a
+    /// process and times it, decode steps interleaved (each model capped at --max-time / rounds); a
     /// model's time is the median of its rounds. Memory is measured in the first round.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
     pub rounds: u64,
