@@ -324,8 +324,7 @@ fn build(
 }
 
 /// Builds every spec with random weights on `device` and times them together
-/// ([`model::time_models`]: prefills one model after another, then decode steps
-/// interleaved): what `tailor validate` compares predictions with. Memory is not measured
+/// ([`model::time_models`]: prefills interleaved, then decode steps interleaved): what `tailor validate` compares predictions with. Memory is not measured
 /// (each model needs a fresh process for that).
 pub fn measure_models(
     device: &Device,

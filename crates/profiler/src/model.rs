@@ -283,15 +283,10 @@ pub fn time_model(
     }
 }
 
-/// Times several models on one device: their prefills one model after another (each a
-/// session of [`measure`], in the order given), then their decode steps interleaved
-/// ([`measure_interleaved`]), so that the machine's memory-bandwidth swings from one second
-/// to the next fall on all of them alike and their ratios are what is left.
-///
-/// Prefill is timed one model after another because in one run with interleaved
-/// prefills two models sat 11% above and 8% below the sample's ratio to the prediction;
-/// a later same-time comparison found interleaved prefills the more repeatable (see the
-/// README, `tailor measure`), so this is the open question, not a settled one.
+/// Times several models on one device against each other: their prefills interleaved,
+/// then their decode steps interleaved ([`measure_interleaved`]), so that the machine's
+/// compute and memory-bandwidth swings from one second to the next fall on all of them
+/// alike and their ratios are what is left. The models must live on one device.
 pub fn time_models(
     models: &[Model],
     prompt: usize,
@@ -307,13 +302,13 @@ pub fn time_models(
             failed.get_or_insert_with(|| format!("{e:?}"));
         }
     };
-    let prefill: Vec<Measurement> = models
-        .iter()
-        .map(|m| {
-            let ids = m.prompt(prompt);
-            measure(opts, |_| m.prefill(ids.clone()), &mut sync)
-        })
-        .collect();
+    let ids: Vec<_> = models.iter().map(|m| m.prompt(prompt)).collect();
+    let prefill = measure_interleaved(
+        opts,
+        models.len(),
+        |k, _| models[k].prefill(ids[k].clone()),
+        &mut sync,
+    );
     let caches: Vec<_> = models.iter().map(|m| m.random_cache(context)).collect();
     let next: Vec<_> = models.iter().map(|m| m.prompt(1)).collect();
     let decode = measure_interleaved(

@@ -1,5 +1,5 @@
 //! `tailor measure`: build whole models with random weights and time them for real; two
-//! or more are timed together, their decode steps interleaved.
+//! or more are timed together, interleaved.
 
 use super::profile::TimingArgs;
 use crate::fmt::{Table, bytes, thousands};
@@ -17,9 +17,9 @@ use tracing::info;
 #[derive(Debug, Args)]
 pub struct MeasureArgs {
     /// The model: a Hugging Face `config.json` or a tailor `spec.toml`. Give several to
-    /// time them together: their prefills one model after another, then their decode steps
-    /// interleaved call by call in one session, so the machine's swings fall on all of
-    /// them alike (timing only: memory needs a process per model).
+    /// time them together: their prefills interleaved call by call in one session, then
+    /// their decode steps likewise, so the machine's swings fall on all of them alike
+    /// (timing only: memory needs a process per model).
     #[arg(required = true, num_args = 1..)]
     pub spec: Vec<PathBuf>,
     /// burn backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).

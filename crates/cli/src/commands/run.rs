@@ -241,6 +241,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Some(v) => json!({
             "models": v.rows.len(),
             "rounds": v.rounds,
+            "round_ratios": v.round_ratios,
             "prefill": v.prefill,
             "decode": v.decode,
             "memory": v.memory,

@@ -3,11 +3,12 @@
 //! Samples feasible configs spread across a space, measures each one's peak memory in a
 //! fresh `tailor measure --memory-only` process (so no allocator state or memory peak
 //! carries over from one model to the next), times them against each other in a child
-//! `tailor measure A B C ...` per round (their decode steps interleaved, so the machine's swings
-//! fall on all of them alike; a group that fails is re-timed model by model, so a model
-//! that fails is reported without ending the run), and compares prediction with
-//! measurement: shares within +-10% and +-20%, absolute percentage errors, Kendall's tau
-//! of the orders, a calibration plot.
+//! `tailor measure A B C ...` per round (their prefills interleaved, then their decode
+//! steps, so the machine's swings fall on all of them alike; a group that fails is
+//! re-timed model by model, so a model that fails is reported without ending the run),
+//! keeps each model's fastest round, and compares prediction with measurement: shares
+//! within +-10% and +-20%, absolute percentage errors, Kendall's tau of the orders, the
+//! level of each round, a calibration plot.
 
 use super::measure::{MEMORY_ENV, MeasureReport, MemoryReport, Timed};
 use super::predict::{check_precision, load_profiled};
@@ -22,7 +23,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use tailor_cost::{Accuracy, Profiled, accuracy, median};
+use tailor_cost::{Accuracy, Profiled, accuracy};
 use tailor_profiler::Backend;
 use tailor_search::output::write_json;
 use tailor_search::{Metric, SearchSpace, spread_sample};
@@ -45,8 +46,9 @@ pub struct ValidateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Timing sessions per model, in rounds: each round builds the sample afresh in a new
-    /// process and times it, decode steps interleaved (each model capped at --max-time / rounds); a
-    /// model's time is the median of its rounds. Memory is measured in the first round.
+    /// process and times the models against each other, interleaved (each capped at
+    /// --max-time / rounds); a model's time is the median of its fastest round (a slow
+    /// stretch of the machine slows a whole round). Memory is measured in the first round.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
     pub rounds: u64,
     /// Output folder [default: out/validate-<space>-<timestamp>]. Rerunning into the same
@@ -91,11 +93,69 @@ pub struct Validation {
     pub decode: Option<Accuracy>,
     pub memory: Option<Accuracy>,
     pub rounds: u64,
+    /// Per round, the median over the models of measured / predicted: the machine's speed
+    /// in that round relative to the profile.
+    pub round_ratios: RoundRatios,
     pub out: PathBuf,
     pub calibration: PathBuf,
     pub wall_s: f64,
     /// validate.json.
     pub summary: serde_json::Value,
+}
+
+/// Per round, the median over the models timed in it of measured / predicted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoundRatios {
+    pub prefill: Vec<f64>,
+    pub decode: Vec<f64>,
+}
+
+impl RoundRatios {
+    fn of(rows: &[Row], sessions: &[Vec<MeasureReport>]) -> Self {
+        let per_round = |predicted: fn(&Row) -> f64, f: fn(&MeasureReport) -> &Timed| {
+            let rounds = sessions.iter().map(Vec::len).max().unwrap_or(0);
+            (0..rounds)
+                .map(|k| {
+                    tailor_cost::median(
+                        rows.iter()
+                            .zip(sessions)
+                            .filter(|(r, _)| r.measured.is_some())
+                            .filter_map(|(r, s)| Some(f(s.get(k)?).median_ms / predicted(r)))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        Self {
+            prefill: per_round(|r| r.predicted_prefill_ms, |m| &m.prefill),
+            decode: per_round(|r| r.predicted_decode_ms, |m| &m.decode),
+        }
+    }
+
+    /// The rounds ran at speeds more than 10% apart: one line per quantity.
+    fn uneven(&self) -> Vec<String> {
+        [("prefill", &self.prefill), ("decode", &self.decode)]
+            .into_iter()
+            .filter_map(|(name, r)| {
+                let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = r.iter().copied().fold(0.0, f64::max);
+                (hi > 1.10 * lo).then(|| {
+                    format!(
+                        "the machine's speed changed between rounds: {name} measured/predicted \
+                         by round {}; each model keeps its fastest round",
+                        join_ratios(r)
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn join_ratios(r: &[f64]) -> String {
+    r.iter()
+        .map(|x| format!("{x:.3}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Validation {
@@ -204,10 +264,7 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v.summary)?);
         return Ok(());
     }
-    print!(
-        "{}",
-        render(&v.rows, [v.prefill, v.decode, v.memory], &out, v.wall_s)
-    );
+    print!("{}", render(&v, &out));
     Ok(())
 }
 
@@ -357,6 +414,10 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
         m.peak_memory_bytes
             .map(|b| (r.predicted_memory_bytes as f64, b as f64))
     });
+    let round_ratios = RoundRatios::of(&rows, &sessions);
+    for line in round_ratios.uneven() {
+        warn!("{line}");
+    }
     let wall_s = started.elapsed().as_secs_f64();
     let summary = json!({
         "space": space.path.display().to_string(),
@@ -368,6 +429,7 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
         "failed": rows.len() - measured,
         "seed": setup.seed,
         "rounds": setup.rounds,
+        "round_ratios": round_ratios,
         "wall_s": wall_s,
         "prefill": prefill,
         "decode": decode,
@@ -425,6 +487,7 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
         decode,
         memory,
         rounds: setup.rounds,
+        round_ratios,
         out: out.to_path_buf(),
         calibration,
         wall_s,
@@ -432,12 +495,23 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
     })
 }
 
-/// One model's sessions as one measurement: the median of the session medians, the lowest
+/// One model's sessions as one measurement: the median of its fastest session, the lowest
 /// p10 and highest p90, all samples; memory from the session that measured it.
+///
+/// The fastest session, not the median of the sessions: a round times every model in the
+/// same stretch of time, and a slow stretch of the machine (a neighbour on the host, heat)
+/// slows every model of that round alike, by as much as 20% here for minutes at a time, in
+/// two rounds of three as easily as in one; interference only ever slows a session down,
+/// so the fastest is the closest to the machine the profile measured. (A profile entry's
+/// median over its sessions is robust in another way: its sessions are short and spread
+/// over the whole profiling run.)
 fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
     let first = sessions.first()?;
     let phase = |f: fn(&MeasureReport) -> &Timed| {
-        let median = median(sessions.iter().map(|s| f(s).median_ms).collect());
+        let median = sessions
+            .iter()
+            .map(|s| f(s).median_ms)
+            .fold(f64::INFINITY, f64::min);
         Timed {
             median_ms: median,
             p10_ms: sessions.iter().map(|s| f(s).p10_ms).fold(median, f64::min),
@@ -656,7 +730,8 @@ fn csv(rows: &[Row]) -> String {
     s
 }
 
-fn render(rows: &[Row], acc: [Option<Accuracy>; 3], out: &Path, wall_s: f64) -> String {
+fn render(v: &Validation, out: &Path) -> String {
+    let (rows, acc) = (&v.rows, [v.prefill, v.decode, v.memory]);
     let mut t = Table::new(&[
         "id",
         "hidden",
@@ -743,8 +818,13 @@ fn render(rows: &[Row], acc: [Option<Accuracy>; 3], out: &Path, wall_s: f64) -> 
         a.render(2)
     );
     s += &format!(
+        "  measured/predicted by round (each model keeps its fastest): prefill {}, decode {}\n",
+        join_ratios(&v.round_ratios.prefill),
+        join_ratios(&v.round_ratios.decode)
+    );
+    s += &format!(
         "\n  {:.0} s; validate.json, validate.csv and calibration.svg in {}\n",
-        wall_s,
+        v.wall_s,
         out.display()
     );
     s
@@ -752,7 +832,66 @@ fn render(rows: &[Row], acc: [Option<Accuracy>; 3], out: &Path, wall_s: f64) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::{groups, visit_order};
+    use super::{MeasureReport, RoundRatios, Row, combine, groups, visit_order};
+    use serde_json::json;
+    use tailor_spec::ModelSpec;
+
+    /// A session of a model: prefill and decode medians, ms.
+    fn session(prefill: f64, decode: f64) -> MeasureReport {
+        let timed = |m: f64| json!({"median_ms": m, "p10_ms": 0.9 * m, "p90_ms": 1.2 * m, "samples": 10, "capped": false});
+        serde_json::from_value(json!({
+            "spec": "a.toml",
+            "fingerprint": {"backend": "flex", "device": "cpu", "driver": "", "cpu_model": "x",
+                "cores": 2, "threads": 2, "os": "linux-x86_64", "dtype": "f32", "burn_version": "0.22.1"},
+            "prompt_tokens": 64, "context": 256, "params": 1,
+            "prefill": timed(prefill), "decode": timed(decode),
+            "peak_memory_bytes": 1000, "memory_source": "rss", "build_s": 0.1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_model_keeps_its_fastest_session_and_the_whole_spread() {
+        let m = combine(&[session(12.0, 2.0), session(10.0, 2.4), session(11.0, 2.2)]).unwrap();
+        assert_eq!(m.prefill.median_ms, 10.0);
+        assert_eq!(m.decode.median_ms, 2.0);
+        assert_eq!((m.prefill.p10_ms, m.prefill.p90_ms), (9.0, 12.0 * 1.2));
+        assert_eq!(m.prefill.samples, 30);
+        assert_eq!(m.peak_memory_bytes, Some(1000));
+        assert!(combine(&[]).is_none());
+    }
+
+    #[test]
+    fn round_ratios_show_a_slow_round() {
+        let row = |prefill: f64, decode: f64, measured: bool| Row {
+            id: 0,
+            spec: ModelSpec::llama(8192, 512, 4, 8, 4, 1408),
+            params: 1,
+            predicted_prefill_ms: prefill,
+            predicted_decode_ms: decode,
+            predicted_memory_bytes: 1,
+            predicted_ops_not_measured: 0,
+            measured: measured.then(|| session(prefill, decode)),
+            error: (!measured).then(|| "failed".into()),
+        };
+        let rows = [
+            row(10.0, 2.0, true),
+            row(20.0, 4.0, true),
+            row(30.0, 6.0, false),
+        ];
+        // Round 2 ran 20% slow in prefill for every model; the failed model is left out.
+        let sessions = vec![
+            vec![session(10.0, 2.0), session(12.0, 2.0), session(10.5, 2.1)],
+            vec![session(21.0, 4.0), session(24.0, 4.0), session(20.0, 4.2)],
+            vec![session(99.0, 99.0)],
+        ];
+        let r = RoundRatios::of(&rows, &sessions);
+        assert_eq!(r.prefill, vec![1.025, 1.2, 1.025]);
+        assert_eq!(r.decode, vec![1.0, 1.0, 1.05]);
+        let uneven = r.uneven();
+        assert_eq!(uneven.len(), 1, "{uneven:?}");
+        assert!(uneven[0].contains("prefill") && uneven[0].contains("1.025 1.200 1.025"));
+    }
 
     #[test]
     fn each_round_visits_every_model_once_in_its_own_order() {
