@@ -116,6 +116,22 @@ fn validate_measures_sampled_models_and_writes_its_files() {
         8,
         "4 models x 2 sessions"
     );
+    for phase in ["prefill", "decode"] {
+        let by_round = v["round_ratios"][phase].as_array().unwrap();
+        assert_eq!(by_round.len(), 2, "{phase}: one ratio per round");
+        assert!(by_round.iter().all(|r| r.as_f64().unwrap() > 0.0));
+        // Each model keeps its fastest round.
+        for r in rows {
+            let id = r["id"].as_u64().unwrap();
+            let session = |name: String| -> f64 {
+                let text = std::fs::read_to_string(out.join("measured").join(name)).unwrap();
+                let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+                m[phase]["median_ms"].as_f64().unwrap()
+            };
+            let fastest = session(format!("{id}.json")).min(session(format!("{id}.round2.json")));
+            assert_eq!(r["measured"][phase]["median_ms"].as_f64().unwrap(), fastest);
+        }
+    }
 
     // A rerun into the same folder reuses the measurements.
     let again = tailor(&args).json();
