@@ -324,8 +324,9 @@ fn build(
 }
 
 /// Builds every spec with random weights on `device` and times them together
-/// ([`model::time_models`]: prefills interleaved, then decode steps interleaved): what `tailor validate` compares predictions with. Memory is not measured
-/// (each model needs a fresh process for that).
+/// ([`model::time_models`]: prefills interleaved, then decode steps interleaved): what
+/// `tailor validate` compares predictions with. Memory is not measured (each model needs
+/// a fresh process for that).
 pub fn measure_models(
     device: &Device,
     specs: &[tailor_spec::ModelSpec],

@@ -104,7 +104,7 @@ pub struct Validation {
 }
 
 /// Per round, the median over the models timed in it of measured / predicted.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RoundRatios {
     pub prefill: Vec<f64>,
     pub decode: Vec<f64>,
@@ -508,14 +508,14 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
 fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
     let first = sessions.first()?;
     let phase = |f: fn(&MeasureReport) -> &Timed| {
-        let median = sessions
+        let fastest = sessions
             .iter()
             .map(|s| f(s).median_ms)
             .fold(f64::INFINITY, f64::min);
         Timed {
-            median_ms: median,
-            p10_ms: sessions.iter().map(|s| f(s).p10_ms).fold(median, f64::min),
-            p90_ms: sessions.iter().map(|s| f(s).p90_ms).fold(median, f64::max),
+            median_ms: fastest,
+            p10_ms: sessions.iter().map(|s| f(s).p10_ms).fold(fastest, f64::min),
+            p90_ms: sessions.iter().map(|s| f(s).p90_ms).fold(fastest, f64::max),
             samples: sessions.iter().map(|s| f(s).samples).sum(),
             capped: sessions.iter().any(|s| f(s).capped),
         }
