@@ -13,8 +13,8 @@ pub mod roofline;
 
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use profile::{
-    Conditions, Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance,
-    RooflineProbe,
+    Conditions, Entry, Fingerprint, MemoryProbe, OpShape, PROFILE_FORMAT_VERSION, Profile,
+    Provenance, RooflineProbe,
 };
 pub use profiled::{OpCost, Prediction, Profiled, ProfiledError, Source};
 pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, Roofline};
@@ -63,7 +63,8 @@ pub struct Estimate {
     pub prefill_ms: f64,
     /// Time of one decode step at the workload's context, ms.
     pub decode_ms_per_token: f64,
-    /// Weights + KV cache + the largest live activations, bytes.
+    /// Weights + KV cache + the largest live activations, bytes; from a profile, plus
+    /// the runtime's measured overhead (its memory probe).
     pub peak_memory_bytes: u64,
     pub prefill_breakdown: Breakdown,
     pub decode_breakdown: Breakdown,

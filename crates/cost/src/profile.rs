@@ -108,6 +108,55 @@ pub struct RooflineProbe {
     pub bandwidth_bytes: u64,
 }
 
+/// What the runtime holds in memory beside a model's own bytes (allocator state, the
+/// backend's per-thread scratch buffers, thread stacks, a GPU pool's slack): the peak of
+/// a minimal model's inference ([`MemoryProbe::spec`] at [`MemoryProbe::workload`]), each
+/// measured in a fresh process as `tailor measure` does, less that model's own accounted
+/// bytes. A cost model adds it to every prediction of peak memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryProbe {
+    /// The median of `samples_bytes`.
+    pub runtime_overhead_bytes: u64,
+    /// One per probe process: its peak less the probe model's accounted bytes (0 if less).
+    pub samples_bytes: Vec<u64>,
+    /// How the peaks were read: `rss` (resident-set high-water mark) or `pool` (the GPU
+    /// backend's memory pool).
+    pub source: String,
+}
+
+impl MemoryProbe {
+    /// The probe model: vocabulary 256, width 64, one layer, one head, gated FFN of 128.
+    /// Its own bytes (about 0.2 MiB at f32) are small beside what it measures.
+    pub fn spec() -> ModelSpec {
+        ModelSpec::llama(256, 64, 1, 1, 1, 128)
+    }
+
+    /// A one-token prompt, then a decode step after one cached token.
+    pub fn workload(dtype: DType) -> crate::Workload {
+        crate::Workload {
+            prompt_tokens: 1,
+            context: 1,
+            precision: tailor_spec::Precision::for_weights(dtype),
+        }
+    }
+
+    /// The probe from the peaks (bytes) of its processes; `None` without any.
+    pub fn from_peaks(peaks: &[u64], dtype: DType, source: &str) -> Option<Self> {
+        let own = crate::peak_memory_bytes(&Self::spec(), &Self::workload(dtype));
+        let samples: Vec<u64> = peaks.iter().map(|p| p.saturating_sub(own)).collect();
+        if samples.is_empty() {
+            return None;
+        }
+        let median = crate::median(samples.iter().map(|&b| b as f64).collect());
+        Some(Self {
+            runtime_overhead_bytes: median.round() as u64,
+            samples_bytes: samples,
+            source: source.into(),
+        })
+    }
+}
+
 /// One operator at one shape, as the profiler times it (batch 1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -488,6 +537,10 @@ pub struct Profile {
     pub provenance: Provenance,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roofline: Option<RooflineProbe>,
+    /// The runtime's own memory; absent in profiles made before it was measured (their
+    /// predictions leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryProbe>,
     #[serde(default)]
     pub entries: Vec<Entry>,
 }
@@ -600,6 +653,7 @@ pub(crate) mod tests {
                 bandwidth_gbs,
                 bandwidth_bytes: 1 << 27,
             }),
+            memory: MemoryProbe::from_peaks(&[4 << 20, 5 << 20, 3 << 20], DType::F32, "rss"),
             entries,
         }
     }

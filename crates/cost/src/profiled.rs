@@ -93,6 +93,8 @@ pub struct Profiled {
     elem_bytes: u64,
     exact: HashMap<OpShape, f64>,
     families: HashMap<OpShape, Points>,
+    /// The runtime's own memory (the profile's memory probe), added to every peak.
+    overhead_bytes: u64,
 }
 
 impl Profiled {
@@ -107,11 +109,16 @@ impl Profiled {
             .iter()
             .map(|e| (e.shape.clone(), e.median_us))
             .collect();
+        let overhead_bytes = profile
+            .memory
+            .as_ref()
+            .map_or(0, |m| m.runtime_overhead_bytes);
         let mut model = Self {
             roofline,
             elem_bytes,
             exact,
             families: HashMap::new(),
+            overhead_bytes,
             profile,
         };
         let mut families: HashMap<OpShape, Points> = HashMap::new();
@@ -133,6 +140,12 @@ impl Profiled {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// The runtime's measured memory overhead that every peak includes; `None` when the
+    /// profile has no memory probe (its peaks are the model's own bytes alone).
+    pub fn memory_overhead_bytes(&self) -> Option<u64> {
+        self.profile.memory.as_ref().map(|_| self.overhead_bytes)
     }
 
     /// The roofline bound of one call, microseconds: FLOPs at the measured peak or bytes at
@@ -196,7 +209,7 @@ impl Profiled {
             estimate: Estimate {
                 prefill_ms: prefill_breakdown.total_ms(),
                 decode_ms_per_token: decode_breakdown.total_ms(),
-                peak_memory_bytes: peak_memory_bytes(spec, w),
+                peak_memory_bytes: peak_memory_bytes(spec, w) + self.overhead_bytes,
                 prefill_breakdown,
                 decode_breakdown,
             },
@@ -429,6 +442,7 @@ mod tests {
             elem_bytes: 4,
             exact: HashMap::new(),
             families: HashMap::new(),
+            overhead_bytes: 0,
             profile: probe,
         };
         let mut shapes = Vec::new();
@@ -537,6 +551,35 @@ mod tests {
         let p = m.predict(&spec, &longer);
         assert!(p.prefill_ops.iter().all(|o| o.source != Source::Measured));
         assert!(p.estimate.prefill_ms > m.predict(&spec, &workload()).estimate.prefill_ms);
+    }
+
+    #[test]
+    fn peak_memory_adds_the_profiled_runtime_overhead() {
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        let own = peak_memory_bytes(&spec, &workload());
+        let mut p = grid_model().profile().clone();
+        // The probe's peaks: the probe model's own bytes plus 3, 4 and 9 MiB.
+        let probe_own = peak_memory_bytes(
+            &crate::MemoryProbe::spec(),
+            &crate::MemoryProbe::workload(DType::F32),
+        );
+        let peaks = [3u64, 9, 4].map(|m| probe_own + (m << 20));
+        p.memory = crate::MemoryProbe::from_peaks(&peaks, DType::F32, "rss");
+        assert_eq!(
+            p.memory.as_ref().unwrap().samples_bytes,
+            [3 << 20, 9 << 20, 4 << 20]
+        );
+        let m = Profiled::new(p.clone()).unwrap();
+        assert_eq!(m.memory_overhead_bytes(), Some(4 << 20));
+        assert_eq!(
+            m.estimate(&spec, &workload()).peak_memory_bytes,
+            own + (4 << 20)
+        );
+        // A profile without the probe predicts the model's own bytes.
+        p.memory = None;
+        let m = Profiled::new(p).unwrap();
+        assert_eq!(m.memory_overhead_bytes(), None);
+        assert_eq!(m.estimate(&spec, &workload()).peak_memory_bytes, own);
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub fn new_profile(name: &str, fingerprint: Fingerprint, now: &str) -> Profile {
             updated: now.to_string(),
         },
         roofline: None,
+        memory: None,
         entries: Vec::new(),
     }
 }

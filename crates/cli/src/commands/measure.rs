@@ -6,12 +6,12 @@ use crate::fmt::{Table, bytes, thousands};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
-use tailor_cost::Fingerprint;
+use std::path::{Path, PathBuf};
+use tailor_cost::{Fingerprint, MemoryProbe};
 use tailor_profiler::{
     Backend, Measurement, ModelMeasurement, TimingOptions, measure_model, measure_models,
 };
-use tailor_spec::load_spec;
+use tailor_spec::{DType, SpecFile, load_spec};
 use tracing::info;
 
 #[derive(Debug, Args)]
@@ -60,26 +60,85 @@ pub const MEMORY_ENV: [(&str, &str); 2] = [
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];
 
-/// Measures the peak memory in a fresh child `tailor measure --memory-only`.
-fn memory_in_child(args: &MeasureArgs, spec: &std::path::Path) -> Result<MemoryReport> {
+/// Runs a child `tailor measure` with `args`; its stdout, or why it failed.
+pub fn measure_child(
+    what: &str,
+    args: &[std::ffi::OsString],
+    env: &[(&str, &str)],
+) -> Result<Vec<u8>> {
     let exe = std::env::current_exe().context("locating the tailor executable")?;
-    let out = std::process::Command::new(exe)
+    let output = std::process::Command::new(exe)
         .arg("measure")
-        .arg(spec)
-        .args(["--backend", args.backend.name(), "--memory-only", "--json"])
-        .args(["--prompt", &args.prompt.to_string()])
-        .args(["--context", &args.context.to_string()])
-        .envs(MEMORY_ENV)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
-        .context("starting the memory measurement")?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        bail!(
-            "the memory measurement failed: {}",
-            stderr.lines().last().unwrap_or("killed (out of memory?)")
-        );
+        .context("starting `tailor measure`")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let why = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        let status = output
+            .status
+            .code()
+            .map_or("killed by a signal (out of memory?)".into(), |c| {
+                format!("exit {c}")
+            });
+        bail!("measuring {what} failed ({status}): {why}");
     }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    Ok(output.stdout)
+}
+
+/// Measures the peak memory of one inference of `spec` (a prefill of `prompt` tokens, a
+/// decode step after `context`) in a fresh child `tailor measure --memory-only`.
+pub fn memory_in_child(
+    backend: Backend,
+    spec: &Path,
+    prompt: u64,
+    context: u64,
+) -> Result<MemoryReport> {
+    let args: Vec<std::ffi::OsString> = vec![
+        spec.into(),
+        "--backend".into(),
+        backend.name().into(),
+        "--memory-only".into(),
+        "--json".into(),
+        "--prompt".into(),
+        prompt.to_string().into(),
+        "--context".into(),
+        context.to_string().into(),
+    ];
+    let what = format!("the memory of {}", spec.display());
+    let stdout = measure_child(&what, &args, &MEMORY_ENV)?;
+    serde_json::from_slice(&stdout).with_context(|| format!("reading {what}"))
+}
+
+/// Probe processes per memory probe.
+pub const MEMORY_PROBE_RUNS: usize = 3;
+
+/// Measures the runtime's own memory on `backend` ([`MemoryProbe`]): the probe model's
+/// peak in [`MEMORY_PROBE_RUNS`] fresh children, less its accounted bytes. The probe's
+/// spec file is written into `dir` for the children and removed afterwards.
+pub fn memory_probe(backend: Backend, dtype: DType, dir: &Path) -> Result<MemoryProbe> {
+    let path = dir.join(format!(".tailor-memory-probe-{}.toml", std::process::id()));
+    let mut file = SpecFile::new(MemoryProbe::spec());
+    file.name = Some("memory probe".into());
+    file.save(&path)?;
+    let w = MemoryProbe::workload(dtype);
+    let reports: Result<Vec<MemoryReport>> = (0..MEMORY_PROBE_RUNS)
+        .map(|_| memory_in_child(backend, &path, w.prompt_tokens, w.context))
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    let reports = reports?;
+    let peaks: Vec<u64> = reports.iter().filter_map(|r| r.peak_memory_bytes).collect();
+    let source = reports.first().map_or("none", |r| r.memory_source.as_str());
+    if peaks.len() < reports.len() {
+        bail!("this backend does not report its peak memory here (source `{source}`)");
+    }
+    MemoryProbe::from_peaks(&peaks, dtype, source)
+        .ok_or_else(|| anyhow::anyhow!("no memory probe ran"))
 }
 
 /// A timed phase, milliseconds.
@@ -170,7 +229,12 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     // on a GPU the pool figure is read in this process.
     let child = !args.no_memory && args.backend != Backend::Wgpu && cfg!(feature = "mimalloc");
     let memory = if child {
-        Some(memory_in_child(args, spec_path)?)
+        Some(memory_in_child(
+            args.backend,
+            spec_path,
+            args.prompt,
+            args.context,
+        )?)
     } else {
         None
     };

@@ -83,6 +83,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             "decode_ms_per_token": e.decode_ms_per_token,
             "decode_tokens_per_s": e.decode_tokens_per_s(),
             "peak_memory_bytes": e.peak_memory_bytes,
+            "memory_overhead_bytes": model.memory_overhead_bytes(),
             "prefill_breakdown": shares(&e.prefill_breakdown),
             "decode_breakdown": shares(&e.decode_breakdown),
             "ops_not_measured": derived.len(),
@@ -121,7 +122,18 @@ fn render(args: &PredictArgs, name: Option<&str>, model: &Profiled, p: &Predicti
     t.row(vec![
         "peak memory".into(),
         bytes(e.peak_memory_bytes as f64),
-        format!("{} weights", f.dtype),
+        match model.memory_overhead_bytes() {
+            Some(o) => format!(
+                "{} weights; {} of it the runtime's",
+                f.dtype,
+                bytes(o as f64)
+            ),
+            None => format!(
+                "{} weights; the runtime's own memory is not in the profile (rerun `tailor \
+                 profile` to measure it)",
+                f.dtype
+            ),
+        },
     ]);
     out += &t.render(2);
     out += "\n  where the time goes\n";

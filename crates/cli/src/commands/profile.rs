@@ -1,7 +1,8 @@
 //! `tailor profile`: time the operator shapes a space (or a few specs) needs on one
 //! backend, into a resumable profile file.
 
-use crate::fmt::{Table, parse_duration, parse_pause};
+use super::measure::memory_probe;
+use crate::fmt::{Table, bytes, parse_duration, parse_pause};
 use crate::remote;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -192,6 +193,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             "capped": o.capped,
             "throttled_entries": profile.entries.iter().filter(|e| e.throttled()).count(),
             "roofline": roofline,
+            "memory": profile.memory,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -236,6 +238,12 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         t.row(vec![
             "read bandwidth".into(),
             format!("{:.1} GB/s", r.bandwidth_gbs),
+        ]);
+    }
+    if let Some(m) = &profile.memory {
+        t.row(vec![
+            "runtime memory overhead".into(),
+            format!("{} ({})", bytes(m.runtime_overhead_bytes as f64), m.source),
         ]);
     }
     print!("{}", t.render(2));
@@ -328,6 +336,10 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
     })
     .with_context(|| format!("profiling into {}", out.display()))?;
     bar.bar.finish_and_clear();
+    let mut profile = profile;
+    if profile.memory.is_none() {
+        add_memory_probe(&mut profile, args.backend, &out)?;
+    }
     let wall = started.elapsed().as_secs_f64();
 
     let needed: BTreeSet<&OpShape> = plan.shapes.iter().collect();
@@ -359,6 +371,36 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
         capped,
         profile,
     })
+}
+
+/// Measures the runtime's own memory into `profile` and saves it. A backend or system that
+/// cannot report a peak leaves the profile without one (its memory predictions are then
+/// the models' own bytes), with a warning.
+fn add_memory_probe(profile: &mut Profile, backend: Backend, out: &Path) -> Result<()> {
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match memory_probe(backend, profile.fingerprint.dtype, dir) {
+        Ok(probe) => {
+            info!(
+                overhead_bytes = probe.runtime_overhead_bytes,
+                samples = ?probe.samples_bytes,
+                source = %probe.source,
+                "measured the runtime's memory overhead"
+            );
+            profile.memory = Some(probe);
+            profile.provenance.updated = utc_now_iso();
+            profile
+                .save(out)
+                .with_context(|| format!("saving {}", out.display()))?;
+        }
+        Err(e) => warn!(
+            "the runtime's memory overhead was not measured ({e:#}); memory predictions from \
+             this profile count the models' own bytes only"
+        ),
+    }
+    Ok(())
 }
 
 /// Makes this process run on `list` only: re-executes it under `taskset` (children and

@@ -10,7 +10,7 @@
 //! within +-10% and +-20%, absolute percentage errors, Kendall's tau of the orders, the
 //! level of each round, a calibration plot.
 
-use super::measure::{MEMORY_ENV, MeasureReport, MemoryReport, Timed};
+use super::measure::{MeasureReport, MemoryReport, Timed, measure_child, memory_in_child};
 use super::predict::{check_precision, load_profiled};
 use super::profile::TimingArgs;
 use crate::fmt::{Table, bytes, timestamp};
@@ -21,7 +21,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 use tailor_cost::{Accuracy, Profiled, accuracy};
 use tailor_profiler::Backend;
@@ -574,33 +573,6 @@ fn reuse(
         }))
 }
 
-/// Runs a child `tailor measure` with `args`; its stdout, or why it failed.
-fn child(what: &str, args: &[std::ffi::OsString], env: &[(&str, &str)]) -> Result<Vec<u8>> {
-    let exe = std::env::current_exe().context("locating the tailor executable")?;
-    let output = Command::new(exe)
-        .arg("measure")
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .context("starting `tailor measure`")?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let why = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message");
-        let status = output
-            .status
-            .code()
-            .map_or("killed by a signal (out of memory?)".into(), |c| {
-                format!("exit {c}")
-            });
-        bail!("measuring {what} failed ({status}): {why}");
-    }
-    Ok(output.stdout)
-}
-
 fn workload_args(setup: &CheckSetup) -> Vec<std::ffi::OsString> {
     let w = &setup.space.workload;
     [
@@ -619,11 +591,14 @@ fn workload_args(setup: &CheckSetup) -> Vec<std::ffi::OsString> {
 
 /// The peak memory of one model, in a fresh child `tailor measure --memory-only`.
 fn memory_of(setup: &CheckSetup, out: &Path, id: u64, spec: &ModelSpec) -> Result<MemoryReport> {
-    let mut args = vec![spec_file(setup, out, id, spec)?.into_os_string()];
-    args.extend(workload_args(setup));
-    args.push("--memory-only".into());
-    let stdout = child(&format!("the memory of config {id}"), &args, &MEMORY_ENV)?;
-    serde_json::from_slice(&stdout).with_context(|| format!("reading the memory of config {id}"))
+    let w = &setup.space.workload;
+    memory_in_child(
+        setup.backend,
+        &spec_file(setup, out, id, spec)?,
+        w.prompt_tokens,
+        w.context,
+    )
+    .with_context(|| format!("the memory of config {id}"))
 }
 
 /// Times the models `group` (indices into `models`) against each other in one child
@@ -646,7 +621,7 @@ fn time_group(
     args.extend(timing.to_args().into_iter().map(Into::into));
     let ids: Vec<String> = group.iter().map(|&i| models[i].0.to_string()).collect();
     let what = format!("config {}", ids.join(", "));
-    let stdout = child(&what, &args, &[])?;
+    let stdout = measure_child(&what, &args, &[])?;
     let reports: Vec<MeasureReport> = if group.len() == 1 {
         vec![serde_json::from_slice(&stdout)?]
     } else {

@@ -27,6 +27,12 @@ fn profiles_resume_and_refuse_another_setup() {
     // Interrupted after 3 sessions, then resumed: nothing measured twice.
     let first = profile(out, &["--limit", "3"]).json();
     assert_eq!(first["measured_now"], 3);
+    // The runtime's memory is probed once, in fresh processes, and kept from then on.
+    let memory = first["memory"].clone();
+    assert_eq!(memory["source"], "rss", "{memory}");
+    assert_eq!(memory["samples_bytes"].as_array().map(Vec::len), Some(3));
+    let overhead = memory["runtime_overhead_bytes"].as_u64().unwrap();
+    assert!(overhead > 0, "{memory}");
     let needed = first["shapes_needed"].as_u64().unwrap();
     assert!(needed > 6);
     assert_eq!(first["rounds"], 3);
@@ -36,11 +42,16 @@ fn profiles_resume_and_refuse_another_setup() {
     assert_eq!(second["missing"], 0);
     let third = profile(out, &[]).json();
     assert_eq!(third["measured_now"], 0);
+    assert_eq!(
+        third["memory"], memory,
+        "the probe is not repeated on resume"
+    );
 
     let text = std::fs::read_to_string(out).unwrap();
     assert!(text.contains("format_version = 2"));
     assert!(text.contains("[fingerprint]") && text.contains("backend = \"flex\""));
     assert!(text.contains("[roofline]"));
+    assert!(text.contains(&format!("[memory]\nruntime_overhead_bytes = {overhead}\n")));
     assert_eq!(text.matches("[[entries]]").count() as u64, needed);
 
     // A profile from another setup is never appended to.

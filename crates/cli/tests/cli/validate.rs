@@ -148,44 +148,63 @@ fn predict_and_measure_one_spec() {
          tie_embeddings = true\n",
     );
     let spec = spec.to_str().unwrap();
-    let p = tailor(&[
-        "predict",
-        spec,
-        "--profile",
-        &profile,
-        "--prompt",
-        "8",
-        "--context",
-        "16",
-        "--json",
-    ])
-    .json();
+    let predict = |profile: &str, prompt: &str| {
+        tailor(&[
+            "predict",
+            spec,
+            "--profile",
+            profile,
+            "--prompt",
+            prompt,
+            "--context",
+            "16",
+            "--json",
+        ])
+        .json()
+    };
+    let p = predict(&profile, "8");
     assert_eq!(p["ops_not_measured"], 0, "{p}");
     assert!(p["prefill_ms"].as_f64().unwrap() > 0.0);
+    // Peak memory includes the runtime's own, as the profile measured it.
+    let overhead = p["memory_overhead_bytes"].as_u64().unwrap();
+    assert!(overhead > 0 && p["peak_memory_bytes"].as_u64().unwrap() > overhead);
     let shares: f64 = ["attention", "ffn", "lm_head", "other"]
         .iter()
         .map(|k| p["decode_breakdown"][k].as_f64().unwrap())
         .sum();
     assert!((shares - 1.0).abs() < 1e-9);
     // Another prompt length: estimated from the profiled neighbours, and said so.
-    let longer = tailor(&[
-        "predict",
-        spec,
-        "--profile",
-        &profile,
-        "--prompt",
-        "32",
-        "--context",
-        "16",
-        "--json",
-    ])
-    .json();
+    let longer = predict(&profile, "32");
     assert!(longer["ops_not_measured"].as_u64().unwrap() > 0);
     assert!(longer["prefill_ms"].as_f64().unwrap() > p["prefill_ms"].as_f64().unwrap());
     let text = tailor(&["predict", spec, "--profile", &profile, "--prompt", "32"]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(
         text.stdout.contains("where the time goes") && text.stdout.contains("not in the profile"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("of it the runtime's"),
+        "{}",
+        text.stdout
+    );
+    // A profile made before the memory probe: the models' own bytes, and it says so.
+    let full = std::fs::read_to_string(&profile).unwrap();
+    let start = full.find("[memory]").unwrap();
+    let end = start + full[start..].find("\n\n").unwrap() + 2;
+    let old = s.write("old.toml", &format!("{}{}", &full[..start], &full[end..]));
+    let old = old.to_str().unwrap();
+    let o = predict(old, "8");
+    assert!(o["memory_overhead_bytes"].is_null(), "{o}");
+    assert_eq!(
+        o["peak_memory_bytes"].as_u64().unwrap() + overhead,
+        p["peak_memory_bytes"].as_u64().unwrap()
+    );
+    let text = tailor(&["predict", spec, "--profile", old]);
+    assert!(
+        text.stdout
+            .contains("runtime's own memory is not in the profile"),
         "{}",
         text.stdout
     );
