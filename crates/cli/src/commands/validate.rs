@@ -259,6 +259,9 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     };
     let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
     let v = check(&setup, models, &out)?;
+    for w in v.drift() {
+        warn!(profile = %args.profile.display(), "{w}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v.summary)?);
         return Ok(());
