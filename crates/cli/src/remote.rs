@@ -12,6 +12,26 @@ use std::process::{Command, Output, Stdio};
 /// Where the arm64 build lands (scripts/build-arm64.sh).
 pub const ARM64_BINARY: &str = "target/aarch64-unknown-linux-musl/release/tailor";
 
+/// The program that runs this binary, when it cannot be started by itself: the qemu
+/// transport sets it to the emulator, since under qemu-user an arm64 binary cannot start
+/// another one (no binfmt registration) and tailor starts itself for memory measurements.
+pub const EXEC_PREFIX_ENV: &str = "TAILOR_EXEC_PREFIX";
+
+/// This tailor binary, ready to be given arguments (through [`EXEC_PREFIX_ENV`] if set).
+pub fn self_command() -> Result<Command> {
+    let exe = std::env::current_exe().context("locating the tailor executable")?;
+    Ok(
+        match std::env::var_os(EXEC_PREFIX_ENV).filter(|p| !p.is_empty()) {
+            Some(prefix) => {
+                let mut c = Command::new(prefix);
+                c.arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        },
+    )
+}
+
 /// A device that runs programs in a working folder.
 pub trait Transport {
     /// `adb (serial 1234)`, `qemu-aarch64-static in target/qemu-device`.
@@ -298,6 +318,7 @@ impl Transport for Qemu {
         let out = Command::new(QEMU)
             .arg("./tailor")
             .args(args)
+            .env(EXEC_PREFIX_ENV, QEMU)
             .current_dir(&self.dir)
             .stderr(Stdio::inherit())
             .output()

@@ -66,8 +66,7 @@ pub fn measure_child(
     args: &[std::ffi::OsString],
     env: &[(&str, &str)],
 ) -> Result<Vec<u8>> {
-    let exe = std::env::current_exe().context("locating the tailor executable")?;
-    let output = std::process::Command::new(exe)
+    let output = crate::remote::self_command()?
         .arg("measure")
         .args(args)
         .envs(env.iter().copied())

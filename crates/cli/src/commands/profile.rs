@@ -419,11 +419,12 @@ fn pin(list: &str) -> Result<()> {
             format_cpu_list(&have)
         );
     }
-    let exe = std::env::current_exe().context("locating the tailor executable")?;
+    let me = remote::self_command()?;
     let status = std::process::Command::new("taskset")
         .arg("-c")
         .arg(format_cpu_list(&want))
-        .arg(exe)
+        .arg(me.get_program())
+        .args(me.get_args())
         .args(std::env::args_os().skip(1))
         .env("TAILOR_PINNED", list)
         .status()

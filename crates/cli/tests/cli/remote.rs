@@ -74,9 +74,14 @@ fn remote_profile_through_qemu_resumes_and_pulls() {
     assert_eq!(rest["fingerprint"]["os"], "linux-aarch64");
     assert_eq!(rest["profile"], s(&out));
 
-    // The pulled file is a whole profile of the device.
+    // The pulled file is a whole profile of the device, with the runtime's memory
+    // probed there (the device binary starting itself, here through the emulator).
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("os = \"linux-aarch64\""));
+    assert!(
+        text.contains("[memory]\nruntime_overhead_bytes = "),
+        "{text}"
+    );
     assert_eq!(text.matches("[[entries]]").count() as u64, needed);
 
     // The device lost its copy: the local one is pushed and nothing is measured again.
