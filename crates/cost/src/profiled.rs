@@ -93,8 +93,6 @@ pub struct Profiled {
     elem_bytes: u64,
     exact: HashMap<OpShape, f64>,
     families: HashMap<OpShape, Points>,
-    /// The runtime's own memory (the profile's memory probe), added to every peak.
-    overhead_bytes: u64,
 }
 
 impl Profiled {
@@ -109,16 +107,11 @@ impl Profiled {
             .iter()
             .map(|e| (e.shape.clone(), e.median_us))
             .collect();
-        let overhead_bytes = profile
-            .memory
-            .as_ref()
-            .map_or(0, |m| m.runtime_overhead_bytes);
         let mut model = Self {
             roofline,
             elem_bytes,
             exact,
             families: HashMap::new(),
-            overhead_bytes,
             profile,
         };
         let mut families: HashMap<OpShape, Points> = HashMap::new();
@@ -145,7 +138,10 @@ impl Profiled {
     /// The runtime's measured memory overhead that every peak includes; `None` when the
     /// profile has no memory probe (its peaks are the model's own bytes alone).
     pub fn memory_overhead_bytes(&self) -> Option<u64> {
-        self.profile.memory.as_ref().map(|_| self.overhead_bytes)
+        self.profile
+            .memory
+            .as_ref()
+            .map(|m| m.runtime_overhead_bytes)
     }
 
     /// The roofline bound of one call, microseconds: FLOPs at the measured peak or bytes at
@@ -209,7 +205,8 @@ impl Profiled {
             estimate: Estimate {
                 prefill_ms: prefill_breakdown.total_ms(),
                 decode_ms_per_token: decode_breakdown.total_ms(),
-                peak_memory_bytes: peak_memory_bytes(spec, w) + self.overhead_bytes,
+                peak_memory_bytes: peak_memory_bytes(spec, w)
+                    + self.memory_overhead_bytes().unwrap_or(0),
                 prefill_breakdown,
                 decode_breakdown,
             },
@@ -442,7 +439,6 @@ mod tests {
             elem_bytes: 4,
             exact: HashMap::new(),
             families: HashMap::new(),
-            overhead_bytes: 0,
             profile: probe,
         };
         let mut shapes = Vec::new();

@@ -331,12 +331,11 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
     );
     let sessions = |p: &Profile| -> usize { p.entries.iter().map(Entry::sessions).sum() };
     let before = sessions(&profile);
-    let profile = run_profile(&device, profile, &plan, &utc_now_iso, &bar, &mut |p| {
+    let mut profile = run_profile(&device, profile, &plan, &utc_now_iso, &bar, &mut |p| {
         p.save(&out)
     })
     .with_context(|| format!("profiling into {}", out.display()))?;
     bar.bar.finish_and_clear();
-    let mut profile = profile;
     if profile.memory.is_none() {
         add_memory_probe(&mut profile, args.backend, &out)?;
     }
