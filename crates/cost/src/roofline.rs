@@ -57,6 +57,8 @@ pub struct Compute {
     pub int8: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q4_0: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q8_0: Option<f64>,
 }
 
 impl Compute {
@@ -67,6 +69,7 @@ impl Compute {
             DType::Bf16 => self.bf16,
             DType::Int8 => self.int8,
             DType::Q4_0 => self.q4_0,
+            DType::Q8_0 => self.q8_0,
         }
     }
 }
@@ -171,7 +174,7 @@ impl DeviceSpec {
         if !any {
             return Err(bad(
                 "compute",
-                "gives no peak throughput; add at least one of f32, f16, bf16, int8, q4_0 (GFLOP/s)"
+                "gives no peak throughput; add at least one of f32, f16, bf16, int8, q4_0, q8_0 (GFLOP/s)"
                     .into(),
             ));
         }

@@ -16,6 +16,9 @@ pub enum DType {
     /// scale, so 18 bytes per 32 weights. A row whose length is not a multiple of 32 is
     /// padded to whole blocks.
     Q4_0,
+    /// GGML's Q8_0: blocks of 32 weights along a row, each 32 signed bytes and an f16
+    /// scale, so 34 bytes per 32 weights (padded to whole blocks as Q4_0).
+    Q8_0,
 }
 
 impl DType {
@@ -25,6 +28,7 @@ impl DType {
         DType::Bf16,
         DType::Int8,
         DType::Q4_0,
+        DType::Q8_0,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +38,7 @@ impl DType {
             DType::Bf16 => "bf16",
             DType::Int8 => "int8",
             DType::Q4_0 => "q4_0",
+            DType::Q8_0 => "q8_0",
         }
     }
 
@@ -43,7 +48,7 @@ impl DType {
 
     /// Whether this is a block/integer quantisation (as opposed to a float format).
     pub fn is_quantized(self) -> bool {
-        matches!(self, DType::Int8 | DType::Q4_0)
+        matches!(self, DType::Int8 | DType::Q4_0 | DType::Q8_0)
     }
 
     /// Bytes of a dense vector of `n` elements of a float type; for quantised types, the
@@ -54,6 +59,7 @@ impl DType {
             DType::F16 | DType::Bf16 => 2 * n,
             DType::Int8 => n,
             DType::Q4_0 => n.div_ceil(32) * 18,
+            DType::Q8_0 => n.div_ceil(32) * 34,
         }
     }
 
@@ -76,6 +82,7 @@ impl DType {
             DType::F16 | DType::Bf16 => 2.0,
             DType::Int8 => 1.0,
             DType::Q4_0 => 18.0 / 32.0,
+            DType::Q8_0 => 34.0 / 32.0,
         }
     }
 }
@@ -148,6 +155,8 @@ mod tests {
         assert_eq!(DType::Q4_0.tensor_bytes(&[10, 64]), 360);
         // 33 weights pad to 2 blocks.
         assert_eq!(DType::Q4_0.tensor_bytes(&[1, 33]), 36);
+        assert_eq!(DType::Q8_0.tensor_bytes(&[10, 64]), 680);
+        assert_eq!(DType::Q8_0.tensor_bytes(&[64]), 256);
         // Vectors stay f32 under quantisation.
         assert_eq!(DType::Q4_0.tensor_bytes(&[64]), 256);
         assert_eq!(DType::F16.tensor_bytes(&[64]), 128);

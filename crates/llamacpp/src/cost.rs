@@ -1,0 +1,442 @@
+//! The llama.cpp cost model: a model's prefill (decode step) is the base of its
+//! `(vocab, hidden)` plus its layers, each priced from the profile's differenced
+//! [`LayerTable`]; peak memory is the weights in the file's type, the KV cache in the
+//! profile's cache type as llama.cpp allocates it, and the compute buffers and runtime
+//! measured around the probes.
+
+use crate::model::WeightType;
+use crate::profile::{LayerKey, LayerTable, LlamaProfile, PhaseKey, Probe};
+use std::collections::BTreeMap;
+use tailor_cost::{Breakdown, CostModel, Estimate, Workload};
+use tailor_spec::{DType, ModelSpec};
+
+/// A workload or spec the profile cannot price.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CostError {
+    #[error(
+        "the profile holds no {0} probes (it has: {1}); profile the space's workload with \
+         `tailor profile --engine llama.cpp --space ...`"
+    )]
+    Phase(PhaseKey, String),
+    #[error(
+        "the workload runs {wanted} weights but the profile was measured with {profiled}; \
+         set the space's `weights = \"{profiled}\"` or profile with --weights {wanted}"
+    )]
+    Weights { wanted: DType, profiled: DType },
+    #[error(
+        "the profile has no {what} for {phase}; profile a space or spec that contains it \
+         (`tailor profile --engine llama.cpp`)"
+    )]
+    Missing { what: String, phase: PhaseKey },
+}
+
+/// One prediction, with where its parts came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub estimate: Estimate,
+    /// Parts not covered by the profile and scaled from the nearest measured one (empty
+    /// when the profile covers the spec).
+    pub derived: Vec<String>,
+}
+
+/// Priced from a llama.cpp profile.
+#[derive(Debug, Clone)]
+pub struct LlamaCost {
+    profile: LlamaProfile,
+    tables: BTreeMap<PhaseKey, LayerTable>,
+}
+
+/// Bytes per element of a ggml KV-cache type.
+pub fn cache_type_bytes(t: &str) -> f64 {
+    match t {
+        "f32" => 4.0,
+        "q8_0" => 34.0 / 32.0,
+        "q4_0" | "q4_1" => 18.0 / 32.0,
+        "q5_0" | "q5_1" => 22.0 / 32.0,
+        "iq4_nl" => 18.0 / 32.0,
+        // f16, bf16 and anything else llama.cpp stores at 2 bytes.
+        _ => 2.0,
+    }
+}
+
+/// The context llama.cpp allocates for `tokens`: padded up to a multiple of 256.
+pub fn allocated_context(tokens: u64) -> u64 {
+    tokens.max(1).div_ceil(256) * 256
+}
+
+impl LlamaCost {
+    pub fn new(profile: LlamaProfile) -> Self {
+        let tables = profile
+            .phases()
+            .into_iter()
+            .map(|p| (p, profile.table(p)))
+            .collect();
+        LlamaCost { profile, tables }
+    }
+
+    pub fn profile(&self) -> &LlamaProfile {
+        &self.profile
+    }
+
+    fn phases(&self) -> String {
+        let names: Vec<String> = self.tables.keys().map(|p| p.to_string()).collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// The profile must hold the workload's prefill and decode, in its weight type.
+    pub fn check_workload(&self, w: &Workload) -> Result<(), CostError> {
+        let profiled = self.profile.fingerprint.weights;
+        if w.precision.weights != profiled {
+            return Err(CostError::Weights {
+                wanted: w.precision.weights,
+                profiled,
+            });
+        }
+        for phase in phases_of(w) {
+            if !self.tables.contains_key(&phase) {
+                return Err(CostError::Phase(phase, self.phases()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every part of `spec` is priced from measurements (no scaling).
+    pub fn covers(&self, spec: &ModelSpec, w: &Workload) -> Result<(), CostError> {
+        for phase in phases_of(w) {
+            let table = self
+                .tables
+                .get(&phase)
+                .ok_or_else(|| CostError::Phase(phase, self.phases()))?;
+            if table.layer_ms(&LayerKey::of(spec)).is_none() {
+                return Err(CostError::Missing {
+                    what: format!("layer of {}", Probe::of(spec, 1).layer_label()),
+                    phase,
+                });
+            }
+            if !table
+                .base
+                .contains_key(&(spec.vocab_size, spec.hidden_size))
+            {
+                return Err(CostError::Missing {
+                    what: format!(
+                        "base for vocabulary {} at width {}",
+                        spec.vocab_size, spec.hidden_size
+                    ),
+                    phase,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Time of one phase, ms, and its breakdown; `derived` collects what was scaled.
+    fn phase_ms(
+        &self,
+        spec: &ModelSpec,
+        phase: PhaseKey,
+        derived: &mut Vec<String>,
+    ) -> (f64, Breakdown) {
+        // The phase itself, or the nearest one of its kind (prefill scaled by tokens).
+        let (table, scale) = match self.tables.get(&phase) {
+            Some(t) => (t, 1.0),
+            None => {
+                let near = self
+                    .tables
+                    .iter()
+                    .filter(|(k, _)| std::mem::discriminant(*k) == std::mem::discriminant(&phase))
+                    .min_by_key(|(k, _)| phase_distance(**k, phase));
+                match near {
+                    Some((k, t)) => {
+                        derived.push(format!("{phase} scaled from {k}"));
+                        let s = match (k, phase) {
+                            (PhaseKey::Prefill { tokens: a }, PhaseKey::Prefill { tokens: b }) => {
+                                b as f64 / *a as f64
+                            }
+                            _ => 1.0,
+                        };
+                        (t, s)
+                    }
+                    None => {
+                        derived.push(format!("{phase}: nothing measured"));
+                        return (f64::NAN, Breakdown::default());
+                    }
+                }
+            }
+        };
+        let key = LayerKey::of(spec);
+        let layer = table.layer_ms(&key).unwrap_or_else(|| {
+            // The nearest width's reference layer, scaled by per-layer weights.
+            let per_layer = |k: &LayerKey| Probe::of(spec, 1).with_layer(k).spec().params().non_embedding as f64;
+            let near = table
+                .reference
+                .values()
+                .min_by_key(|k| k.hidden.abs_diff(spec.hidden_size));
+            match near {
+                Some(r) => {
+                    derived.push(format!(
+                        "{phase}: layer {} scaled from {} by parameters",
+                        Probe::of(spec, 1).layer_label(),
+                        Probe::of(spec, 1).with_layer(r).layer_label()
+                    ));
+                    table.layer[r] * per_layer(&key) / per_layer(r)
+                }
+                None => f64::NAN,
+            }
+        });
+        let base = table
+            .base
+            .get(&(spec.vocab_size, spec.hidden_size))
+            .copied()
+            .unwrap_or_else(|| {
+                let near = table.base.iter().min_by_key(|((v, h), _)| {
+                    (v * h).abs_diff(spec.vocab_size * spec.hidden_size)
+                });
+                match near {
+                    Some(((v, h), ms)) => {
+                        derived.push(format!(
+                            "{phase}: base of vocabulary {} x {} scaled from {v} x {h}",
+                            spec.vocab_size, spec.hidden_size
+                        ));
+                        ms * (spec.vocab_size * spec.hidden_size) as f64 / (v * h) as f64
+                    }
+                    None => f64::NAN,
+                }
+            });
+        let layers = spec.num_layers as f64 * layer;
+        // Apportion the layers between attention and FFN by their weights (decode) or
+        // FLOPs (prefill): a breakdown for reading, not a measurement.
+        let attn_w = (2 * spec.hidden_size * spec.q_width() + 2 * spec.hidden_size * spec.kv_width())
+            as f64;
+        let ffn_w = (3 * spec.hidden_size * spec.intermediate_size) as f64;
+        let attn_share = match phase {
+            PhaseKey::Decode { .. } => attn_w / (attn_w + ffn_w),
+            PhaseKey::Prefill { tokens } => {
+                let t = tokens as f64;
+                let scores = 2.0 * t * (t + 1.0) * (spec.q_width() as f64);
+                let a = 2.0 * t * attn_w + scores;
+                a / (a + 2.0 * t * ffn_w)
+            }
+        };
+        let b = Breakdown {
+            attention_ms: scale * layers * attn_share,
+            ffn_ms: scale * layers * (1.0 - attn_share),
+            lm_head_ms: scale * base,
+            other_ms: 0.0,
+        };
+        (scale * (base + layers), b)
+    }
+
+    /// Prefill, decode and memory of `spec` under `w`.
+    pub fn predict(&self, spec: &ModelSpec, w: &Workload) -> Prediction {
+        let mut derived = Vec::new();
+        let [pre, dec] = phases_of(w);
+        let (prefill_ms, prefill_breakdown) = self.phase_ms(spec, pre, &mut derived);
+        let (decode_ms, decode_breakdown) = self.phase_ms(spec, dec, &mut derived);
+        Prediction {
+            estimate: Estimate {
+                prefill_ms,
+                decode_ms_per_token: decode_ms,
+                peak_memory_bytes: self.memory_bytes(spec, w),
+                prefill_breakdown,
+                decode_breakdown,
+            },
+            derived,
+        }
+    }
+
+    /// Bytes of the weights as the GGUF file holds them.
+    pub fn weight_bytes(&self, spec: &ModelSpec) -> u64 {
+        match WeightType::from_dtype(self.profile.fingerprint.weights) {
+            Ok(wt) => crate::model::weight_bytes(spec, wt),
+            Err(_) => spec.weight_bytes(self.profile.fingerprint.weights),
+        }
+    }
+
+    /// KV-cache bytes llama.cpp allocates for `tokens` of context.
+    pub fn kv_bytes(&self, spec: &ModelSpec, tokens: u64) -> u64 {
+        let f = &self.profile.fingerprint;
+        let per = cache_type_bytes(&f.type_k) + cache_type_bytes(&f.type_v);
+        (spec.num_layers as f64 * spec.kv_width() as f64 * allocated_context(tokens) as f64 * per)
+            .round() as u64
+    }
+
+    /// The compute buffers and runtime beside weights and KV cache: the median, over the
+    /// decode probes of the same `(vocab, hidden)` (else all), of their peak less their
+    /// weights and allocated cache.
+    pub fn runtime_bytes(&self, spec: &ModelSpec) -> u64 {
+        let method = self.profile.method;
+        let residual = |e: &crate::profile::ProbeEntry| -> Option<f64> {
+            let PhaseKey::Decode { context } = e.phase else {
+                return None;
+            };
+            let s = e.model.spec();
+            let tokens = decode_depth(context, method.decode_tokens) + method.decode_tokens;
+            let own = self.weight_bytes(&s) + self.kv_bytes(&s, tokens);
+            e.peak_rss_bytes.map(|p| p as f64 - own as f64)
+        };
+        let same: Vec<f64> = self
+            .profile
+            .probes
+            .iter()
+            .filter(|e| e.model.vocab == spec.vocab_size && e.model.hidden == spec.hidden_size)
+            .filter_map(residual)
+            .collect();
+        let all: Vec<f64> = self.profile.probes.iter().filter_map(residual).collect();
+        let pick = if same.is_empty() { all } else { same };
+        if pick.is_empty() {
+            return 0;
+        }
+        tailor_cost::median(pick).max(0.0).round() as u64
+    }
+
+    /// Peak memory of a run of `w`: weights, the KV cache allocated for the longer of the
+    /// prompt and the decode context, and the measured runtime residual.
+    pub fn memory_bytes(&self, spec: &ModelSpec, w: &Workload) -> u64 {
+        let weights = self.weight_bytes(spec);
+        let tokens = w.prompt_tokens.max(w.context + 1);
+        weights + self.kv_bytes(spec, tokens) + self.runtime_bytes(spec)
+    }
+}
+
+/// Where a decode test starts so that its `tokens` steps centre on `context`.
+pub fn decode_depth(context: u64, tokens: u64) -> u64 {
+    context.saturating_sub(tokens / 2)
+}
+
+fn phase_distance(a: PhaseKey, b: PhaseKey) -> u64 {
+    match (a, b) {
+        (PhaseKey::Prefill { tokens: x }, PhaseKey::Prefill { tokens: y })
+        | (PhaseKey::Decode { context: x }, PhaseKey::Decode { context: y }) => x.abs_diff(y),
+        _ => u64::MAX,
+    }
+}
+
+/// The prefill and decode phases of a workload.
+pub fn phases_of(w: &Workload) -> [PhaseKey; 2] {
+    [
+        PhaseKey::Prefill {
+            tokens: w.prompt_tokens,
+        },
+        PhaseKey::Decode { context: w.context },
+    ]
+}
+
+impl CostModel for LlamaCost {
+    fn estimate(&self, spec: &ModelSpec, workload: &Workload) -> Estimate {
+        self.predict(spec, workload).estimate
+    }
+}
+
+impl Probe {
+    /// This probe with `k`'s layer shape.
+    pub fn with_layer(&self, k: &LayerKey) -> Probe {
+        Probe {
+            hidden: k.hidden,
+            heads: k.attention.heads,
+            kv_heads: k.attention.kv_heads,
+            head_dim: k.attention.head_dim,
+            intermediate: k.intermediate,
+            ..*self
+        }
+    }
+
+    /// `hidden heads/kv_heads x head_dim ffn intermediate`.
+    pub fn layer_label(&self) -> String {
+        format!(
+            "{} {}/{}x{} ffn {}",
+            self.hidden, self.heads, self.kv_heads, self.head_dim, self.intermediate
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::tests::profile;
+    use tailor_spec::Precision;
+
+    fn workload() -> Workload {
+        Workload {
+            prompt_tokens: 64,
+            context: 256,
+            precision: Precision::for_weights(DType::Q4_0),
+        }
+    }
+
+    #[test]
+    fn prices_a_covered_spec_exactly_from_its_probes() {
+        let cost = LlamaCost::new(profile());
+        let w = workload();
+        cost.check_workload(&w).unwrap();
+        // In the synthetic engine (profile::tests) a 512-wide, 8-layer model costs:
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        cost.covers(&spec, &w).unwrap();
+        let p = cost.predict(&spec, &w);
+        assert!(p.derived.is_empty(), "{:?}", p.derived);
+        let base = 0.5 + 8192.0 * 512.0 * 1e-7;
+        let layer = 0.01 * 8.0 + 0.03 * 4.0 + 1e-4 * 512.0 + 2e-4 * 1536.0 + 0.02;
+        let want = base + 8.0 * layer;
+        // Each probe's rounds are ms x (1, 1.01, 0.99): median ms.
+        assert!((p.estimate.decode_ms_per_token - want).abs() < 1e-9);
+        assert!((p.estimate.prefill_ms - want).abs() < 1e-9);
+        let b = p.estimate.decode_breakdown;
+        assert!((b.total_ms() - want).abs() < 1e-9);
+    }
+
+    #[test]
+    fn later_layers_and_wider_models_never_cost_less() {
+        let cost = LlamaCost::new(profile());
+        let w = workload();
+        let mut last = 0.0;
+        for l in [4, 8, 12] {
+            let e = cost.estimate(&ModelSpec::llama(8192, 256, l, 4, 2, 768), &w);
+            assert!(e.decode_ms_per_token > last);
+            last = e.decode_ms_per_token;
+        }
+    }
+
+    #[test]
+    fn uncovered_specs_are_scaled_and_say_so() {
+        let cost = LlamaCost::new(profile());
+        let w = workload();
+        let spec = ModelSpec::llama(8192, 384, 4, 4, 2, 1024);
+        assert!(matches!(
+            cost.covers(&spec, &w),
+            Err(CostError::Missing { .. })
+        ));
+        let p = cost.predict(&spec, &w);
+        assert!(p.estimate.decode_ms_per_token.is_finite());
+        assert!(!p.derived.is_empty());
+    }
+
+    #[test]
+    fn another_weight_type_or_phase_is_refused() {
+        let cost = LlamaCost::new(profile());
+        let mut w = workload();
+        w.precision = Precision::for_weights(DType::F32);
+        let e = cost.check_workload(&w).unwrap_err().to_string();
+        assert!(e.contains("f32 weights") && e.contains("q4_0"), "{e}");
+        let mut w = workload();
+        w.context = 128;
+        let e = cost.check_workload(&w).unwrap_err().to_string();
+        assert!(e.contains("decode at 128") && e.contains("decode at 256"), "{e}");
+    }
+
+    #[test]
+    fn memory_is_weights_cache_and_the_measured_residual() {
+        let cost = LlamaCost::new(profile());
+        let spec = ModelSpec::llama(8192, 256, 4, 4, 2, 512);
+        let w = workload();
+        // Synthetic probes peak at weights + 8 MiB; the residual is that less their cache.
+        let kv = cost.kv_bytes(&spec, 257);
+        // 4 layers x 128 kv width x 512 allocated tokens x (2 + 2) bytes.
+        assert_eq!(kv, 4 * 128 * 512 * 4);
+        let m = cost.memory_bytes(&spec, &w);
+        assert!(m > spec.weight_bytes(DType::Q4_0) + kv);
+        assert!(m < spec.weight_bytes(DType::Q4_0) + kv + (8 << 20));
+    }
+}

@@ -1,0 +1,705 @@
+//! The llama.cpp profile (`profiles/<name>.toml` with `engine = "llama.cpp"`): the setup
+//! (llama-bench's build, backends, CPU, threads, KV-cache type, flash attention, weight
+//! type), and one entry per *probe*: a small random-weight model timed whole by
+//! llama-bench, in a prefill of P tokens or in decode steps at context C.
+//!
+//! llama-bench times whole models only, so the profile keeps the promise of timing each
+//! shape once by differencing (see [`LayerTable`]): for each width, one reference layer at
+//! two depths gives that layer's cost (the slope) and the rest of the model's (embedding,
+//! final norm, LM head and the engine's per-pass work: the intercept); every other layer
+//! shape is one model at one depth less that intercept. Attention and FFN add within a
+//! layer, so a space's layers need one probe per attention configuration and one per FFN
+//! width at each model width, not one per combination.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+use tailor_cost::Provenance;
+use tailor_spec::files::{self, FileError};
+use tailor_spec::{DType, ModelSpec};
+
+pub const FORMAT_VERSION: u32 = 1;
+/// The value of a llama.cpp profile's top-level `engine` key.
+pub const ENGINE: &str = "llama.cpp";
+
+/// What a llama.cpp profile was measured with. Profiles are comparable only when all but
+/// `cores` match; a cost model refuses one made with another setup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaFingerprint {
+    /// llama.cpp's build commit and number, as llama-bench reports them.
+    pub build_commit: String,
+    pub build_number: i64,
+    /// ggml backends compiled in (`CPU`, `CPU,Vulkan`, ...).
+    pub backends: String,
+    pub cpu_info: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gpu_info: String,
+    pub threads: u32,
+    /// KV cache element types (`-ctk`, `-ctv`).
+    pub type_k: String,
+    pub type_v: String,
+    /// `on`, `off` or `auto`.
+    pub flash_attn: String,
+    pub n_batch: u64,
+    pub n_ubatch: u64,
+    /// Weight type of every matrix of the timed models.
+    pub weights: DType,
+    /// `linux-x86_64`, `android-aarch64`, ...
+    pub os: String,
+    /// Logical CPUs of the machine (documents; not compared).
+    pub cores: u32,
+}
+
+impl LlamaFingerprint {
+    /// `field: ours vs theirs` for every compared field that differs.
+    pub fn differences(&self, other: &LlamaFingerprint) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |name: &str, a: &dyn fmt::Display, b: &dyn fmt::Display| {
+            let (a, b) = (a.to_string(), b.to_string());
+            if a != b {
+                out.push(format!("{name} `{a}` vs `{b}`"));
+            }
+        };
+        cmp("build_commit", &self.build_commit, &other.build_commit);
+        cmp("build_number", &self.build_number, &other.build_number);
+        cmp("backends", &self.backends, &other.backends);
+        cmp("cpu_info", &self.cpu_info, &other.cpu_info);
+        cmp("gpu_info", &self.gpu_info, &other.gpu_info);
+        cmp("threads", &self.threads, &other.threads);
+        cmp("type_k", &self.type_k, &other.type_k);
+        cmp("type_v", &self.type_v, &other.type_v);
+        cmp("flash_attn", &self.flash_attn, &other.flash_attn);
+        cmp("n_batch", &self.n_batch, &other.n_batch);
+        cmp("n_ubatch", &self.n_ubatch, &other.n_ubatch);
+        cmp("weights", &self.weights, &other.weights);
+        cmp("os", &self.os, &other.os);
+        out
+    }
+}
+
+/// How the probes were timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Method {
+    /// Decode steps per llama-bench decode test (`-n`); the test starts `decode_tokens / 2`
+    /// before the profiled context so its steps centre on it.
+    pub decode_tokens: u64,
+    /// llama-bench repetitions per run (`-r`); a round's time is their median.
+    pub repetitions: u32,
+    /// Runs per probe and phase, in rounds over all probes in a seeded order; an entry's
+    /// time is the median of its rounds.
+    pub rounds: u32,
+}
+
+impl Default for Method {
+    fn default() -> Self {
+        Method {
+            decode_tokens: 16,
+            repetitions: 5,
+            rounds: 3,
+        }
+    }
+}
+
+/// A probe model: llama architecture, tied embeddings, SiLU, RMSNorm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub vocab: u64,
+    pub hidden: u64,
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    pub intermediate: u64,
+    pub layers: u64,
+}
+
+impl Probe {
+    pub fn of(spec: &ModelSpec, layers: u64) -> Self {
+        Probe {
+            vocab: spec.vocab_size,
+            hidden: spec.hidden_size,
+            heads: spec.num_heads,
+            kv_heads: spec.num_kv_heads,
+            head_dim: spec.head_dim(),
+            intermediate: spec.intermediate_size,
+            layers,
+        }
+    }
+
+    pub fn layer(&self) -> LayerKey {
+        LayerKey {
+            hidden: self.hidden,
+            attention: Attn {
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                head_dim: self.head_dim,
+            },
+            intermediate: self.intermediate,
+        }
+    }
+
+    pub fn spec(&self) -> ModelSpec {
+        let mut s = ModelSpec::llama(
+            self.vocab,
+            self.hidden,
+            self.layers,
+            self.heads,
+            self.kv_heads,
+            self.intermediate,
+        );
+        if self.heads * self.head_dim != self.hidden {
+            s.head_dim = Some(self.head_dim);
+        }
+        s.tie_embeddings = true;
+        s
+    }
+
+    /// A short file-name-safe label.
+    pub fn label(&self) -> String {
+        format!(
+            "v{}-h{}-a{}x{}x{}-f{}-l{}",
+            self.vocab,
+            self.hidden,
+            self.heads,
+            self.kv_heads,
+            self.head_dim,
+            self.intermediate,
+            self.layers
+        )
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}x{} {}/{}x{} ffn {} vocab {}",
+            self.hidden,
+            self.layers,
+            self.heads,
+            self.kv_heads,
+            self.head_dim,
+            self.intermediate,
+            self.vocab
+        )
+    }
+}
+
+/// The attention configuration of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Attn {
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+}
+
+/// One layer's shape, as far as llama.cpp's time depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LayerKey {
+    pub hidden: u64,
+    pub attention: Attn,
+    pub intermediate: u64,
+}
+
+impl LayerKey {
+    pub fn of(spec: &ModelSpec) -> Self {
+        Probe::of(spec, spec.num_layers).layer()
+    }
+}
+
+/// What a probe is timed in: a prefill of `tokens`, or decoding at `context`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PhaseKey {
+    Prefill { tokens: u64 },
+    Decode { context: u64 },
+}
+
+impl fmt::Display for PhaseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhaseKey::Prefill { tokens } => write!(f, "prefill {tokens}"),
+            PhaseKey::Decode { context } => write!(f, "decode at {context}"),
+        }
+    }
+}
+
+/// One probe timed in one phase. Times are of the whole pass: a prefill's ms, or ms per
+/// decoded token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeEntry {
+    pub model: Probe,
+    pub phase: PhaseKey,
+    /// The median repetition of each round, ms, in the order the rounds ran.
+    pub rounds_ms: Vec<f64>,
+    /// The lowest and highest repetition over all rounds, ms.
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// Parameters llama-bench counted in the file.
+    pub params: u64,
+    /// Peak resident memory of the llama-bench run, bytes (largest over rounds), where the
+    /// OS told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl ProbeEntry {
+    pub fn median_ms(&self) -> f64 {
+        tailor_cost::median(self.rounds_ms.clone())
+    }
+}
+
+/// A llama.cpp profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaProfile {
+    pub format_version: u32,
+    /// Always `llama.cpp`: tells this file from a burn profile.
+    pub engine: String,
+    pub name: String,
+    pub fingerprint: LlamaFingerprint,
+    pub provenance: Provenance,
+    pub method: Method,
+    #[serde(default)]
+    pub probes: Vec<ProbeEntry>,
+}
+
+/// Whether a profile file is a llama.cpp one (its top-level `engine` key), without
+/// parsing the rest.
+pub fn is_llama_profile(src: &str) -> bool {
+    src.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with("engine") && l.contains(&format!("\"{ENGINE}\""))
+    })
+}
+
+impl LlamaProfile {
+    pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
+        let p: LlamaProfile =
+            toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
+        let bad = |key: &str, message: String| FileError::invalid_toml(path, src, key, message);
+        if p.format_version != FORMAT_VERSION {
+            return Err(bad(
+                "format_version",
+                format!(
+                    "version {} is not supported; this build reads llama.cpp profiles of version {FORMAT_VERSION}",
+                    p.format_version
+                ),
+            ));
+        }
+        if p.engine != ENGINE {
+            return Err(bad(
+                "engine",
+                format!("`{}` is not `{ENGINE}`", p.engine),
+            ));
+        }
+        if p.method.decode_tokens == 0 || p.method.repetitions == 0 || p.method.rounds == 0 {
+            return Err(bad(
+                "method",
+                "decode_tokens, repetitions and rounds must be at least 1".into(),
+            ));
+        }
+        for (i, e) in p.probes.iter().enumerate() {
+            let ok = |v: f64| v.is_finite() && v > 0.0;
+            if e.rounds_ms.is_empty()
+                || !e.rounds_ms.iter().all(|&v| ok(v))
+                || !(ok(e.min_ms) && ok(e.max_ms) && e.min_ms <= e.max_ms)
+            {
+                return Err(bad(
+                    "probes",
+                    format!(
+                        "probe {} ({}, {}) has times that are not positive finite numbers with min <= max",
+                        i + 1,
+                        e.model,
+                        e.phase
+                    ),
+                ));
+            }
+            if e.model.layers == 0 || e.model.heads * e.model.head_dim == 0 {
+                return Err(bad(
+                    "probes",
+                    format!("probe {} has no layers or no heads", i + 1),
+                ));
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        Self::parse(path, &files::read_to_string(path)?)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# serialisation failed: {e}\n"))
+    }
+
+    /// Writes atomically: an interrupted write leaves the previous file whole.
+    pub fn save(&self, path: &Path) -> Result<(), FileError> {
+        files::write_atomic(path, self.to_toml().as_bytes())
+    }
+
+    pub fn entry(&self, model: &Probe, phase: PhaseKey) -> Option<&ProbeEntry> {
+        self.probes
+            .iter()
+            .find(|e| &e.model == model && e.phase == phase)
+    }
+
+    /// Refuses a profile made with another setup, saying what differs.
+    pub fn check_fingerprint(&self, expected: &LlamaFingerprint) -> Result<(), String> {
+        let diff = self.fingerprint.differences(expected);
+        if diff.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "profile `{}` was measured with another llama.cpp setup ({}); it must not serve this one",
+                self.name,
+                diff.join(", ")
+            ))
+        }
+    }
+
+    /// The phases the profile holds probes of.
+    pub fn phases(&self) -> BTreeSet<PhaseKey> {
+        self.probes.iter().map(|e| e.phase).collect()
+    }
+
+    /// The differenced layer table of one phase.
+    pub fn table(&self, phase: PhaseKey) -> LayerTable {
+        let timed: Vec<(Probe, f64)> = self
+            .probes
+            .iter()
+            .filter(|e| e.phase == phase)
+            .map(|e| (e.model, e.median_ms()))
+            .collect();
+        LayerTable::derive(&timed)
+    }
+}
+
+/// Per-layer and per-model costs of one phase, recovered from whole-probe times.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerTable {
+    /// Everything but the layers, ms, per `(vocab, hidden)`: the intercept.
+    pub base: BTreeMap<(u64, u64), f64>,
+    /// One layer, ms.
+    pub layer: BTreeMap<LayerKey, f64>,
+    /// The reference layer of each width (the one timed at two or more depths).
+    pub reference: BTreeMap<u64, LayerKey>,
+}
+
+/// Least-squares line through `(x, y)`: `(intercept, slope)`.
+fn fit(points: &[(f64, f64)]) -> (f64, f64) {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    (my - slope * mx, slope)
+}
+
+impl LayerTable {
+    /// From whole-probe times (ms) of one phase: for each width, the layer shape timed at
+    /// the most depths (two at least) is the reference: a line through its times gives
+    /// the width's base (intercept) and its layer (slope). Every other layer shape of that
+    /// width and vocabulary is `(time - base) / layers`; the reference shape at another
+    /// vocabulary gives that vocabulary's base as `time - layers x layer`.
+    pub fn derive(timed: &[(Probe, f64)]) -> Self {
+        let mut t = LayerTable::default();
+        let mut groups: BTreeMap<(u64, LayerKey), Vec<(f64, f64)>> = BTreeMap::new();
+        for (p, ms) in timed {
+            groups
+                .entry((p.vocab, p.layer()))
+                .or_default()
+                .push((p.layers as f64, *ms));
+        }
+        let hiddens: BTreeSet<u64> = timed.iter().map(|(p, _)| p.hidden).collect();
+        for h in hiddens {
+            // The reference: most distinct depths, then the first in order.
+            let reference = groups
+                .iter()
+                .filter(|((_, k), _)| k.hidden == h)
+                .map(|((v, k), pts)| {
+                    let depths: BTreeSet<u64> = pts.iter().map(|p| p.0 as u64).collect();
+                    (depths.len(), *v, *k)
+                })
+                .filter(|(d, _, _)| *d >= 2)
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+            let Some((_, v0, k0)) = reference else {
+                continue;
+            };
+            let (base, slope) = fit(&groups[&(v0, k0)]);
+            t.base.insert((v0, h), base);
+            t.layer.insert(k0, slope);
+            t.reference.insert(h, k0);
+            for ((v, k), pts) in groups.iter().filter(|((_, k), _)| k.hidden == h) {
+                if (*v, *k) == (v0, k0) {
+                    continue;
+                }
+                if *v == v0 {
+                    let per: Vec<f64> = pts.iter().map(|(l, ms)| (ms - base) / l).collect();
+                    t.layer
+                        .insert(*k, per.iter().sum::<f64>() / per.len() as f64);
+                } else if *k == k0 {
+                    let b: Vec<f64> = pts.iter().map(|(l, ms)| ms - l * slope).collect();
+                    t.base
+                        .insert((*v, h), b.iter().sum::<f64>() / b.len() as f64);
+                }
+            }
+        }
+        t
+    }
+
+    /// One layer of `key`, ms: measured, or by additivity from the width's reference
+    /// `r`: `layer(attn, ffn_r) + layer(attn_r, ffn) - layer(r)`.
+    pub fn layer_ms(&self, key: &LayerKey) -> Option<f64> {
+        if let Some(&ms) = self.layer.get(key) {
+            return Some(ms);
+        }
+        let r = self.reference.get(&key.hidden)?;
+        let attn = self.layer.get(&LayerKey {
+            intermediate: r.intermediate,
+            ..*key
+        })?;
+        let ffn = self.layer.get(&LayerKey {
+            attention: r.attention,
+            ..*key
+        })?;
+        Some(attn + ffn - self.layer[r])
+    }
+}
+
+/// The probes that let [`LayerTable`] price every layer of `specs` in a phase: per width,
+/// a reference layer at `depths.0` and `depths.1` layers, each other attention
+/// configuration and each other FFN width at `depths.1` with the reference's other part,
+/// and the reference at `depths.0` for every other vocabulary of that width.
+pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: (u64, u64)) -> Vec<Probe> {
+    // Per width: counts of attention configurations, FFN widths and vocabularies.
+    #[derive(Default)]
+    struct Width {
+        attn: BTreeMap<Attn, u64>,
+        ffn: BTreeMap<u64, u64>,
+        vocab: BTreeMap<u64, u64>,
+    }
+    let mut widths: BTreeMap<u64, Width> = BTreeMap::new();
+    for s in specs {
+        let k = LayerKey::of(s);
+        let w = widths.entry(s.hidden_size).or_default();
+        *w.attn.entry(k.attention).or_default() += 1;
+        *w.ffn.entry(k.intermediate).or_default() += 1;
+        *w.vocab.entry(s.vocab_size).or_default() += 1;
+    }
+    fn commonest<K: Ord + Copy>(m: &BTreeMap<K, u64>) -> Option<K> {
+        m.iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(k, _)| *k)
+    }
+    let mut out = Vec::new();
+    for (h, w) in &widths {
+        let (Some(a0), Some(f0), Some(v0)) = (
+            commonest(&w.attn),
+            commonest(&w.ffn),
+            commonest(&w.vocab),
+        ) else {
+            continue;
+        };
+        let probe = |vocab, a: Attn, intermediate, layers| Probe {
+            vocab,
+            hidden: *h,
+            heads: a.heads,
+            kv_heads: a.kv_heads,
+            head_dim: a.head_dim,
+            intermediate,
+            layers,
+        };
+        out.push(probe(v0, a0, f0, depths.0));
+        out.push(probe(v0, a0, f0, depths.1));
+        out.extend(
+            w.attn
+                .keys()
+                .filter(|a| **a != a0)
+                .map(|a| probe(v0, *a, f0, depths.1)),
+        );
+        out.extend(
+            w.ffn
+                .keys()
+                .filter(|f| **f != f0)
+                .map(|f| probe(v0, a0, *f, depths.1)),
+        );
+        out.extend(
+            w.vocab
+                .keys()
+                .filter(|v| **v != v0)
+                .map(|v| probe(*v, a0, f0, depths.0)),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A made-up engine where everything adds: base per (vocab, hidden), attention and FFN
+    /// parts per layer.
+    fn synthetic(p: &Probe) -> f64 {
+        let base = 0.5 + p.vocab as f64 * p.hidden as f64 * 1e-7;
+        let attn = 0.01 * p.heads as f64 + 0.03 * p.kv_heads as f64 + 1e-4 * p.hidden as f64;
+        let ffn = 2e-4 * p.intermediate as f64;
+        base + p.layers as f64 * (attn + ffn + 0.02)
+    }
+
+    fn space() -> Vec<ModelSpec> {
+        let mut specs = Vec::new();
+        for h in [256, 512] {
+            for heads in [4, 8] {
+                for kv in [1, 2, 4] {
+                    for f in [2 * h, 3 * h] {
+                        for l in [4, 8, 12] {
+                            specs.push(ModelSpec::llama(8192, h, l, heads, kv, f));
+                        }
+                    }
+                }
+            }
+        }
+        specs.push(ModelSpec::llama(32000, 256, 4, 4, 1, 512));
+        specs
+    }
+
+    #[test]
+    fn differencing_recovers_known_layer_costs() {
+        let specs = space();
+        let probes = plan(&specs, (1, 4));
+        // Per width: 2 reference depths + 5 other attentions + 1 other FFN; width 256 also
+        // one other vocabulary.
+        assert_eq!(probes.len(), 2 * (2 + 5 + 1) + 1);
+        let timed: Vec<(Probe, f64)> = probes.iter().map(|p| (*p, synthetic(p))).collect();
+        let table = LayerTable::derive(&timed);
+        for s in &specs {
+            let key = LayerKey::of(s);
+            let want = synthetic(&Probe::of(s, 1)) - synthetic(&Probe::of(s, 0));
+            let got = table.layer_ms(&key).unwrap();
+            assert!((got - want).abs() < 1e-9, "{key:?}: {got} vs {want}");
+            let base = table.base[&(s.vocab_size, s.hidden_size)];
+            let whole = base + s.num_layers as f64 * got;
+            let truth = synthetic(&Probe::of(s, s.num_layers));
+            assert!((whole - truth).abs() < 1e-9, "{whole} vs {truth}");
+        }
+    }
+
+    #[test]
+    fn without_two_depths_nothing_is_derived() {
+        let p = Probe::of(&ModelSpec::llama(1000, 64, 2, 4, 2, 128), 2);
+        let t = LayerTable::derive(&[(p, 3.0)]);
+        assert!(t.layer.is_empty() && t.base.is_empty());
+        assert_eq!(t.layer_ms(&p.layer()), None);
+    }
+
+    pub(crate) fn fingerprint() -> LlamaFingerprint {
+        LlamaFingerprint {
+            build_commit: "0c1e57098".into(),
+            build_number: 0,
+            backends: "CPU".into(),
+            cpu_info: "Test CPU".into(),
+            gpu_info: String::new(),
+            threads: 2,
+            type_k: "f16".into(),
+            type_v: "f16".into(),
+            flash_attn: "auto".into(),
+            n_batch: 2048,
+            n_ubatch: 512,
+            weights: DType::Q4_0,
+            os: "linux-x86_64".into(),
+            cores: 2,
+        }
+    }
+
+    pub(crate) fn profile() -> LlamaProfile {
+        let specs = space();
+        let probes = plan(&specs, (1, 4));
+        let mut entries = Vec::new();
+        for phase in [
+            PhaseKey::Prefill { tokens: 64 },
+            PhaseKey::Decode { context: 256 },
+        ] {
+            for p in &probes {
+                let ms = synthetic(p);
+                entries.push(ProbeEntry {
+                    model: *p,
+                    phase,
+                    rounds_ms: vec![ms, ms * 1.01, ms * 0.99],
+                    min_ms: ms * 0.98,
+                    max_ms: ms * 1.02,
+                    params: p.spec().total_params(),
+                    peak_rss_bytes: Some(p.spec().weight_bytes(DType::Q4_0) + (8 << 20)),
+                });
+            }
+        }
+        LlamaProfile {
+            format_version: FORMAT_VERSION,
+            engine: ENGINE.into(),
+            name: "test".into(),
+            fingerprint: fingerprint(),
+            provenance: Provenance {
+                tailor_version: "0.1.0".into(),
+                created: "2026-12-02T06:00:00Z".into(),
+                updated: "2026-12-02T06:00:00Z".into(),
+            },
+            method: Method::default(),
+            probes: entries,
+        }
+    }
+
+    #[test]
+    fn profile_round_trips_and_is_told_from_a_burn_profile() {
+        let p = profile();
+        let text = p.to_toml();
+        assert!(is_llama_profile(&text));
+        let back = LlamaProfile::parse(Path::new("p.toml"), &text).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.to_toml(), text);
+        assert_eq!(back.phases().len(), 2);
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        let text = profile().to_toml();
+        let e = LlamaProfile::parse(
+            Path::new("p.toml"),
+            &text.replacen("format_version = 1", "format_version = 9", 1),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("p.toml:1: `format_version`"), "{e}");
+        let e = LlamaProfile::parse(
+            Path::new("p.toml"),
+            &text.replacen("min_ms = ", "min_ms = -", 1),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`probes`: probe 1"), "{e}");
+        let e = LlamaProfile::parse(Path::new("p.toml"), &text.replacen("threads", "thread", 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:"), "{e}");
+    }
+
+    #[test]
+    fn another_setup_is_refused_with_the_differences() {
+        let p = profile();
+        let mut other = fingerprint();
+        other.weights = DType::F32;
+        other.build_commit = "abc".into();
+        let e = p.check_fingerprint(&other).unwrap_err();
+        assert!(
+            e.contains("build_commit `0c1e57098` vs `abc`") && e.contains("weights `q4_0` vs `f32`"),
+            "{e}"
+        );
+        other = fingerprint();
+        other.cores = 64;
+        assert!(p.check_fingerprint(&other).is_ok());
+    }
+}

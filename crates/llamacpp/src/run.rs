@@ -1,0 +1,401 @@
+//! Running llama-bench for tailor: profiling probes (resumable, saved after every run) and
+//! timing whole models against each other (validation), both in rounds that visit every
+//! model in a seeded order, so the machine's slow swings fall on all models alike.
+
+use crate::bench::{BenchError, LlamaBench, Record, Settings, Test};
+use crate::cost::decode_depth;
+use crate::model::{WeightType, WriteError, write_model};
+use crate::profile::{
+    FORMAT_VERSION, LlamaFingerprint, LlamaProfile, Method, PhaseKey, Probe, ProbeEntry, ENGINE,
+};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use tailor_cost::Provenance;
+use tailor_spec::ModelSpec;
+use tailor_spec::files::FileError;
+
+/// Anything that stops a llama.cpp run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// `linux-x86_64`, `android-aarch64`, ... of this build.
+pub fn host_os() -> String {
+    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+/// The fingerprint a llama-bench record describes, for models of `weights`.
+pub fn fingerprint_of(r: &Record, weights: WeightType, os: &str) -> LlamaFingerprint {
+    LlamaFingerprint {
+        build_commit: r.build_commit.clone(),
+        build_number: r.build_number,
+        backends: r.backends.clone(),
+        cpu_info: r.cpu_info.clone(),
+        gpu_info: r.gpu_info.clone(),
+        threads: r.n_threads as u32,
+        type_k: r.type_k.clone(),
+        type_v: r.type_v.clone(),
+        flash_attn: r.flash_attn(),
+        n_batch: r.n_batch,
+        n_ubatch: r.n_ubatch,
+        weights: weights.dtype(),
+        os: os.into(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    }
+}
+
+/// The test llama-bench runs for a phase.
+pub fn test_of(phase: PhaseKey, method: &Method) -> Test {
+    match phase {
+        PhaseKey::Prefill { tokens } => Test::Prefill { tokens },
+        PhaseKey::Decode { context } => Test::Decode {
+            depth: decode_depth(context, method.decode_tokens),
+            tokens: method.decode_tokens,
+        },
+    }
+}
+
+/// ms of the pass a phase prices, from one record: the prefill's time, or the time of one
+/// decode step. Returns (median, min, max) over the repetitions.
+pub fn pass_ms(r: &Record, phase: PhaseKey) -> (f64, f64, f64) {
+    let per = match phase {
+        PhaseKey::Prefill { .. } => 1.0,
+        PhaseKey::Decode { .. } => r.n_gen.max(1) as f64,
+    };
+    let ms: Vec<f64> = r.samples_ms().iter().map(|m| m / per).collect();
+    let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = ms.iter().copied().fold(0.0, f64::max);
+    (tailor_cost::median(ms), min, max)
+}
+
+/// The order a round visits `n` items in: a seeded shuffle, different each round.
+pub fn visit_order(n: usize, seed: u64, round: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// What a profiling run does.
+#[derive(Debug, Clone)]
+pub struct ProfileJob {
+    pub name: String,
+    pub probes: Vec<Probe>,
+    pub phases: Vec<PhaseKey>,
+    pub weights: WeightType,
+    pub settings: Settings,
+    pub method: Method,
+    /// Where probe GGUFs are written (each removed after its runs).
+    pub work_dir: PathBuf,
+    pub seed: u64,
+    /// Stop after this many probe visits (the rest on the next run).
+    pub limit: Option<usize>,
+}
+
+/// Progress of a run, for a bar.
+pub trait Progress {
+    fn start(&self, _total: usize) {}
+    fn visited(&self, _what: &str) {}
+}
+
+/// A progress that shows nothing.
+#[derive(Debug)]
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Times a first probe to learn the setup's fingerprint (llama-bench reports its build,
+/// backends and CPU with every result).
+pub fn probe_fingerprint(
+    bench: &LlamaBench,
+    job: &ProfileJob,
+    os: &str,
+) -> Result<LlamaFingerprint, RunError> {
+    let probe = Probe {
+        vocab: 256,
+        hidden: 64,
+        heads: 2,
+        kv_heads: 1,
+        head_dim: 32,
+        intermediate: 128,
+        layers: 1,
+    };
+    let path = job.work_dir.join("fingerprint.gguf");
+    write_model(&probe.spec(), job.weights, "fingerprint", &path, job.seed)?;
+    let s = Settings {
+        repetitions: 1,
+        ..job.settings.clone()
+    };
+    let run = bench.run(&[&path], Test::Prefill { tokens: 1 }, &s, false);
+    let _ = std::fs::remove_file(&path);
+    let run = run?;
+    Ok(fingerprint_of(&run.records[0], job.weights, os))
+}
+
+/// A new, empty profile.
+pub fn new_profile(name: &str, fingerprint: LlamaFingerprint, method: Method, now: &str) -> LlamaProfile {
+    LlamaProfile {
+        format_version: FORMAT_VERSION,
+        engine: ENGINE.into(),
+        name: name.into(),
+        fingerprint,
+        provenance: Provenance {
+            tailor_version: env!("CARGO_PKG_VERSION").into(),
+            created: now.into(),
+            updated: now.into(),
+        },
+        method,
+        probes: Vec::new(),
+    }
+}
+
+/// Visits still to run: `(round, probe index)` in the order they run.
+pub fn pending(profile: &LlamaProfile, job: &ProfileJob) -> Vec<(u64, usize)> {
+    let rounds = profile.method.rounds as u64;
+    let mut out = Vec::new();
+    for round in 0..rounds {
+        for i in visit_order(job.probes.len(), job.seed, round) {
+            let p = &job.probes[i];
+            let done = job.phases.iter().all(|ph| {
+                profile
+                    .entry(p, *ph)
+                    .is_some_and(|e| e.rounds_ms.len() as u64 > round)
+            });
+            if !done {
+                out.push((round, i));
+            }
+        }
+    }
+    out
+}
+
+/// Runs the job's pending visits, saving the profile through `save` after each: a kill
+/// loses at most the visit in flight, and a rerun resumes. Each visit writes the probe's
+/// GGUF, runs llama-bench once per phase, appends one round to each entry and removes the
+/// file.
+pub fn run_profile(
+    bench: &LlamaBench,
+    mut profile: LlamaProfile,
+    job: &ProfileJob,
+    now: &dyn Fn() -> String,
+    progress: &dyn Progress,
+    save: &mut dyn FnMut(&LlamaProfile) -> Result<(), FileError>,
+) -> Result<LlamaProfile, RunError> {
+    let mut todo = pending(&profile, job);
+    if let Some(limit) = job.limit {
+        todo.truncate(limit);
+    }
+    progress.start(todo.len());
+    std::fs::create_dir_all(&job.work_dir).map_err(|cause| {
+        RunError::Setup(format!("{}: cannot create: {cause}", job.work_dir.display()))
+    })?;
+    for (round, i) in todo {
+        let probe = job.probes[i];
+        let path = job.work_dir.join(format!("{}.gguf", probe.label()));
+        write_model(&probe.spec(), job.weights, &probe.label(), &path, job.seed)?;
+        let result = (|| -> Result<(), RunError> {
+            for &phase in &job.phases {
+                let have = profile
+                    .entry(&probe, phase)
+                    .map_or(0, |e| e.rounds_ms.len() as u64);
+                if have > round {
+                    continue;
+                }
+                let run = bench.run(&[&path], test_of(phase, &profile.method), &job.settings, true)?;
+                let r = &run.records[0];
+                let (median, min, max) = pass_ms(r, phase);
+                match profile
+                    .probes
+                    .iter_mut()
+                    .find(|e| e.model == probe && e.phase == phase)
+                {
+                    Some(e) => {
+                        e.rounds_ms.push(median);
+                        e.min_ms = e.min_ms.min(min);
+                        e.max_ms = e.max_ms.max(max);
+                        e.peak_rss_bytes = match (e.peak_rss_bytes, run.peak_rss_bytes) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    None => profile.probes.push(ProbeEntry {
+                        model: probe,
+                        phase,
+                        rounds_ms: vec![median],
+                        min_ms: min,
+                        max_ms: max,
+                        params: r.model_n_params,
+                        peak_rss_bytes: run.peak_rss_bytes,
+                    }),
+                }
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_file(&path);
+        result?;
+        profile.provenance.updated = now();
+        save(&profile)?;
+        progress.visited(&format!("{probe} round {}", round + 1));
+    }
+    Ok(profile)
+}
+
+/// One whole model timed by llama-bench in each round.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelTiming {
+    /// Each round's median prefill, ms.
+    pub prefill_rounds_ms: Vec<f64>,
+    /// Each round's median decode step, ms.
+    pub decode_rounds_ms: Vec<f64>,
+    /// Largest peak resident memory of its decode runs, bytes, where the OS told.
+    pub peak_rss_bytes: Option<u64>,
+    /// Parameters llama-bench counted.
+    pub params: u64,
+    pub file_bytes: u64,
+}
+
+impl ModelTiming {
+    pub fn prefill_ms(&self) -> f64 {
+        tailor_cost::median(self.prefill_rounds_ms.clone())
+    }
+    pub fn decode_ms(&self) -> f64 {
+        tailor_cost::median(self.decode_rounds_ms.clone())
+    }
+}
+
+/// Writes each spec's GGUF into `dir`, then times them all in `rounds` rounds, each
+/// visiting the models in a seeded order (prefill, then decode, per visit). Returns one
+/// timing per spec, or the error that stopped that model.
+#[allow(clippy::too_many_arguments)]
+pub fn measure_models(
+    bench: &LlamaBench,
+    specs: &[ModelSpec],
+    weights: WeightType,
+    phases: [PhaseKey; 2],
+    settings: &Settings,
+    method: &Method,
+    rounds: u64,
+    dir: &Path,
+    seed: u64,
+    progress: &dyn Progress,
+) -> Result<Vec<Result<ModelTiming, String>>, RunError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|cause| RunError::Setup(format!("{}: cannot create: {cause}", dir.display())))?;
+    let mut files = Vec::new();
+    let mut out: Vec<Result<ModelTiming, String>> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let path = dir.join(format!("model-{i}.gguf"));
+        match write_model(spec, weights, &format!("model-{i}"), &path, seed) {
+            Ok(w) => {
+                out.push(Ok(ModelTiming {
+                    prefill_rounds_ms: Vec::new(),
+                    decode_rounds_ms: Vec::new(),
+                    peak_rss_bytes: None,
+                    params: 0,
+                    file_bytes: w.file_bytes,
+                }));
+                files.push(Some(path));
+            }
+            Err(e) => {
+                out.push(Err(e.to_string()));
+                files.push(None);
+            }
+        }
+    }
+    progress.start(specs.len() * rounds as usize);
+    for round in 0..rounds {
+        for i in visit_order(specs.len(), seed, round) {
+            let Some(path) = &files[i] else { continue };
+            if out[i].is_err() {
+                continue;
+            }
+            for phase in phases {
+                let res = bench.run(&[path], test_of(phase, method), settings, true);
+                let entry = &mut out[i];
+                match (res, entry.as_mut()) {
+                    (Ok(run), Ok(t)) => {
+                        let r = &run.records[0];
+                        t.params = r.model_n_params;
+                        let (median, _, _) = pass_ms(r, phase);
+                        match phase {
+                            PhaseKey::Prefill { .. } => t.prefill_rounds_ms.push(median),
+                            PhaseKey::Decode { .. } => {
+                                t.decode_rounds_ms.push(median);
+                                t.peak_rss_bytes = match (t.peak_rss_bytes, run.peak_rss_bytes) {
+                                    (Some(a), Some(b)) => Some(a.max(b)),
+                                    (a, b) => a.or(b),
+                                };
+                            }
+                        }
+                    }
+                    (Err(e), _) => *entry = Err(e.to_string()),
+                    (Ok(_), Err(_)) => {}
+                }
+            }
+            progress.visited(&format!("model {} round {}", i + 1, round + 1));
+        }
+    }
+    for f in files.into_iter().flatten() {
+        let _ = std::fs::remove_file(f);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::tests::profile;
+
+    #[test]
+    fn visit_orders_are_seeded_permutations() {
+        let a = visit_order(10, 3, 0);
+        assert_eq!(a, visit_order(10, 3, 0));
+        assert_ne!(a, visit_order(10, 3, 1));
+        let mut s = a.clone();
+        s.sort();
+        assert_eq!(s, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pending_skips_finished_rounds_and_resumes_the_rest() {
+        let mut p = profile();
+        let probes: Vec<Probe> = {
+            let mut v: Vec<Probe> = p.probes.iter().map(|e| e.model).collect();
+            v.dedup();
+            v.truncate(3);
+            v
+        };
+        let job = ProfileJob {
+            name: "t".into(),
+            probes: probes.clone(),
+            phases: vec![PhaseKey::Prefill { tokens: 64 }, PhaseKey::Decode { context: 256 }],
+            weights: WeightType::Q4_0,
+            settings: Settings::default(),
+            method: p.method,
+            work_dir: PathBuf::from("/tmp"),
+            seed: 0,
+            limit: None,
+        };
+        // Every entry has 3 rounds: nothing to do.
+        assert!(pending(&p, &job).is_empty());
+        // Cut one entry back to one round: its probe's rounds 2 and 3 are pending.
+        let e = p
+            .probes
+            .iter_mut()
+            .find(|e| e.model == probes[1] && e.phase == PhaseKey::Decode { context: 256 })
+            .unwrap();
+        e.rounds_ms.truncate(1);
+        assert_eq!(pending(&p, &job), vec![(1, 1), (2, 1)]);
+        p.method.rounds = 4;
+        assert_eq!(pending(&p, &job).len(), 2 + 3);
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's `llama-bench` from source, pinned, with nothing but the package
+# registries: the llama.cpp tree comes from the llama-cpp-python source distribution on
+# PyPI (which vendors one llama.cpp commit), cmake and ninja from PyPI wheels. The build is
+# cached under target/llama.cpp/ and reused while the pin is unchanged.
+#
+#   scripts/build-llama-bench.sh            # host build (native CPU features)
+#   scripts/build-llama-bench.sh --print    # print the binary's path only (build if needed)
+#
+# Output: target/llama.cpp/<commit>/build/bin/llama-bench. tailor finds llama-bench on PATH
+# or through --llama-bench PATH (or TAILOR_LLAMA_BENCH); this script prints the path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The pin: llama-cpp-python 0.3.36 vendors ggml-org/llama.cpp at commit 0c1e57098
+# (its CHANGELOG). The sdist's SHA-256 is checked so the pin cannot drift silently.
+LCP_VERSION=0.3.36
+LLAMA_COMMIT=0c1e57098
+SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+
+PRINT_ONLY=0
+if [ "${1:-}" = "--print" ]; then PRINT_ONLY=1; fi
+log() { if [ "$PRINT_ONLY" = 0 ]; then echo "$@" >&2; fi; }
+
+ROOT="$PWD/target/llama.cpp"
+WORK="$ROOT/$LLAMA_COMMIT"
+BIN="$WORK/build/bin/llama-bench"
+if [ -x "$BIN" ] && [ -f "$WORK/build/.tailor-complete" ]; then
+  log "llama-bench $LLAMA_COMMIT already built"
+  echo "$BIN"
+  exit 0
+fi
+mkdir -p "$ROOT"
+
+# Build tools into a private venv (no system cmake needed; Debian's is too old anyway).
+VENV="$ROOT/venv"
+if ! "$VENV/bin/cmake" --version >/dev/null 2>&1 || ! "$VENV/bin/ninja" --version >/dev/null 2>&1; then
+  log "== build tools (cmake, ninja) into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check cmake ninja scikit-build-core
+fi
+
+SDIST="$ROOT/llama_cpp_python-$LCP_VERSION.tar.gz"
+if [ ! -f "$SDIST" ] || ! echo "$SDIST_SHA256  $SDIST" | sha256sum -c --quiet - 2>/dev/null; then
+  log "== llama-cpp-python $LCP_VERSION source distribution (vendors llama.cpp $LLAMA_COMMIT)"
+  rm -f "$SDIST"
+  # --no-build-isolation: pip reads the sdist's metadata with the scikit-build-core above
+  # instead of fetching a build environment of its own.
+  "$VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+    --no-build-isolation --no-binary=:all: "llama-cpp-python==$LCP_VERSION" -d "$ROOT"
+  echo "$SDIST_SHA256  $SDIST" | sha256sum -c --quiet - || {
+    echo "error: $SDIST does not have the pinned SHA-256 $SDIST_SHA256" >&2
+    exit 1
+  }
+fi
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+log "== unpacking vendor/llama.cpp"
+tar -xzf "$SDIST" -C "$WORK" --strip-components=3 "llama_cpp_python-$LCP_VERSION/vendor/llama.cpp"
+# The tree has no .git; without this, llama.cpp's build-info would report the commit of
+# whatever git repository encloses it (this one). Record the pinned commit instead.
+sed -i "s/^set(BUILD_COMMIT \"unknown\")/set(BUILD_COMMIT \"$LLAMA_COMMIT\")/; s/^find_package(Git)/set(Git_FOUND FALSE)/; s/^    find_program(GIT_EXECUTABLE NAMES git git.exe)/    set(GIT_EXECUTABLE \"\")/" \
+  "$WORK/cmake/build-info.cmake"
+
+log "== configuring and building llama-bench (CPU backend, native ISA)"
+"$VENV/bin/cmake" -S "$WORK" -B "$WORK/build" -G Ninja \
+  -DCMAKE_MAKE_PROGRAM="$VENV/bin/ninja" \
+  -DCMAKE_BUILD_TYPE=Release \
+  -DBUILD_SHARED_LIBS=OFF \
+  -DGGML_NATIVE=ON \
+  -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+  ${LLAMA_CMAKE_ARGS:-} >"$WORK/configure.log" 2>&1 || {
+  cat "$WORK/configure.log" >&2
+  exit 1
+}
+"$VENV/bin/cmake" --build "$WORK/build" --target llama-bench -j "$(nproc)" >"$WORK/build.log" 2>&1 || {
+  tail -50 "$WORK/build.log" >&2
+  exit 1
+}
+touch "$WORK/build/.tailor-complete"
+log "built $BIN"
+echo "$BIN"
