@@ -43,13 +43,17 @@ impl Flavor {
 /// The cost model behind a prediction, as quoted in files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CostSource {
-    /// `profiled` (a `tailor profile` file) or `roofline` (a device file).
+    /// `profiled` (a burn profile), `llama.cpp` (a llama.cpp profile) or `roofline` (a
+    /// device file).
     pub kind: String,
     pub file: String,
     /// The device's name in that file.
     pub device: String,
-    /// The measured setup (profiles only).
+    /// The measured setup (burn profiles only).
     pub fingerprint: Option<Fingerprint>,
+    /// The measured setup of a llama.cpp profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama_fingerprint: Option<tailor_llamacpp::LlamaFingerprint>,
 }
 
 /// How a search chose a spec.

@@ -1,10 +1,10 @@
 //! How well predictions match measurements: shares within a band, absolute percentage
 //! errors, and Kendall's rank correlation (what a search relies on: the order).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Agreement of predicted with measured values over a set of models.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Accuracy {
     pub n: usize,
     /// Share of models whose prediction is within +-10% of the measurement, in [0, 1].

@@ -230,6 +230,7 @@ fn from_spec(path: &Path, args: &ExportArgs) -> Result<Source> {
                     file: p.display().to_string(),
                     device: prof.name.clone(),
                     fingerprint: Some(prof.fingerprint.clone()),
+                    llama_fingerprint: None,
                 }),
             )
         }

@@ -1,4 +1,5 @@
 pub mod export;
+pub mod llama;
 pub mod measure;
 pub mod predict;
 pub mod profile;

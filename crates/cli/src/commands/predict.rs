@@ -12,7 +12,7 @@ use tailor_spec::{Precision, load_spec};
 pub struct PredictArgs {
     /// The model: a Hugging Face `config.json` or a tailor `spec.toml`.
     pub spec: PathBuf,
-    /// Device profile written by `tailor profile` (profiles/*.toml).
+    /// Device profile written by `tailor profile` (profiles/*.toml): burn or llama.cpp.
     #[arg(long)]
     pub profile: PathBuf,
     /// Prompt tokens of the prefill.
@@ -58,6 +58,9 @@ pub fn shares(b: &Breakdown) -> serde_json::Value {
 }
 
 pub fn run(args: &PredictArgs) -> Result<()> {
+    if super::llama::is_llama(&args.profile) {
+        return super::llama::predict(&args.spec, &args.profile, args.prompt, args.context, args.json);
+    }
     let loaded = load_spec(&args.spec)?;
     let model = load_profiled(&args.profile)?;
     let precision = Precision::for_weights(model.profile().fingerprint.dtype);

@@ -1,6 +1,7 @@
 //! `tailor profile`: time the operator shapes a space (or a few specs) needs on one
 //! backend, into a resumable profile file.
 
+use super::llama::{Engine, LlamaArgs};
 use super::measure::memory_probe;
 use crate::fmt::{Table, bytes, parse_duration, parse_pause};
 use crate::remote;
@@ -78,6 +79,100 @@ pub struct ProfileArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// What to profile: burn's operators in process (--backend), or llama.cpp through the
+    /// user's llama-bench (whole GGUF models; per-layer costs by differencing).
+    #[arg(long, value_enum, default_value = "burn")]
+    pub engine: Engine,
+    #[command(flatten)]
+    pub llama: LlamaArgs,
+    /// llama.cpp: layers of the probe models, `LO,HI`: each width's reference layer is
+    /// timed at both depths (its slope is the layer, its intercept the rest of the model);
+    /// every other layer shape at HI.
+    #[arg(long, default_value = "1,6", value_parser = parse_depths)]
+    pub probe_layers: (u64, u64),
+}
+
+fn parse_depths(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: give two depths, e.g. 1,6"))?;
+    let p = |x: &str| {
+        x.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{x}` is not a number of layers"))
+    };
+    let (a, b) = (p(a)?, p(b)?);
+    if a == 0 || b <= a || b > 256 {
+        return Err(format!("`{s}`: need 1 <= LO < HI <= 256"));
+    }
+    Ok((a, b))
+}
+
+/// `tailor profile --engine llama.cpp`.
+fn profile_llama(args: &ProfileArgs) -> Result<()> {
+    if args.remote.is_some() {
+        bail!(
+            "--remote with --engine llama.cpp is not built yet: run llama-bench on the device              by hand (docs/phone.md) or profile the host"
+        );
+    }
+    let (name, specs, prompts, contexts, space_weights) = match &args.space {
+        Some(path) => {
+            let space = SearchSpace::load(path)?;
+            let mut prompts = vec![space.workload.prompt_tokens];
+            prompts.extend(&args.prompt);
+            let mut contexts = vec![space.workload.context];
+            contexts.extend(&args.context);
+            let specs: Vec<_> = static_candidates(&space).collect();
+            (
+                space.name().to_string(),
+                specs,
+                prompts,
+                contexts,
+                Some(space.workload.precision.weights),
+            )
+        }
+        None => {
+            let specs = args
+                .spec
+                .iter()
+                .map(|p| load_spec(p).map(|l| l.spec))
+                .collect::<Result<Vec<_>, _>>()?;
+            let or = |p: &[u64], d: u64| if p.is_empty() { vec![d] } else { p.to_vec() };
+            (
+                "specs".into(),
+                specs,
+                or(&args.prompt, 64),
+                or(&args.context, 256),
+                None,
+            )
+        }
+    };
+    if specs.is_empty() {
+        bail!("no candidate of the space is inside its static constraints: nothing to profile");
+    }
+    let weights = args
+        .llama
+        .weights
+        .or(space_weights)
+        .unwrap_or(tailor_spec::DType::Q4_0);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("profiles/host-llamacpp-{weights}.toml")));
+    let o = super::llama::profile(&super::llama::ProfileRequest {
+        name,
+        specs,
+        prompts,
+        contexts,
+        weights,
+        llama: &args.llama,
+        rounds: args.rounds as u32,
+        depths: args.probe_layers,
+        out,
+        force: args.force,
+        limit: args.limit,
+    })?;
+    super::llama::print_profile(&o, args.json)
 }
 
 /// How long and how precisely to time each entry (or whole model).
@@ -173,6 +268,9 @@ pub struct ProfileOutcome {
 }
 
 pub fn run(args: &ProfileArgs) -> Result<()> {
+    if args.engine == Engine::LlamaCpp {
+        return profile_llama(args);
+    }
     if let Some(remote) = &args.remote {
         return profile_remote(args, remote);
     }

@@ -2,6 +2,7 @@
 //! profile of this setup when there is one), search, check the pick and a few front rows
 //! against whole models, export the pick, write the report.
 
+use super::llama::{Engine, LlamaArgs};
 use super::predict::load_profiled;
 use super::profile::{ProfileArgs, TimingArgs};
 use super::search::{CostChoice, SearchArgs, StrategyArg};
@@ -59,6 +60,12 @@ pub struct RunArgs {
     /// Print summary.json on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    /// The engine to design for: burn (in process, --backend) or llama.cpp (the user's
+    /// llama-bench; GGUF weights of --weights or the space's).
+    #[arg(long, value_enum, default_value = "burn")]
+    pub engine: Engine,
+    #[command(flatten)]
+    pub llama: LlamaArgs,
 }
 
 /// The profile files in `dir` made on this setup, with how many of `needed` they cover.
@@ -115,6 +122,9 @@ fn new_profile_path(dir: &Path, backend: Backend, fingerprint: &Fingerprint) -> 
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
+    if args.engine == Engine::LlamaCpp {
+        return run_llama(args);
+    }
     let started = Instant::now();
     args.timing.options()?;
     let space = SearchSpace::load(&args.space)?;
@@ -176,6 +186,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         remote: None,
         remote_binary: PathBuf::from(crate::remote::ARM64_BINARY),
         json: false,
+        engine: Engine::Burn,
+        llama: args.llama.clone(),
+        probe_layers: (1, 6),
     })?;
     if profiled.missing > 0 {
         bail!(
@@ -198,6 +211,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         out: args.out.clone(),
         flavor: args.flavor,
         json: false,
+        weights: None,
     };
     let options = super::search::options(&space, &search_args)?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
@@ -382,4 +396,160 @@ fn render(
         run.out.display()
     );
     s
+}
+
+/// `tailor run --engine llama.cpp`: profile the space's probes with llama-bench (resuming
+/// the profile file of this setup and weight type), search on that profile, time the pick
+/// and front rows whole in llama-bench, export and report.
+fn run_llama(args: &RunArgs) -> Result<()> {
+    let started = Instant::now();
+    let space = super::llama::with_weights(SearchSpace::load(&args.space)?, args.llama.weights);
+    let weights = space.workload.precision.weights;
+    let specs: Vec<_> = static_candidates(&space).collect();
+    if specs.is_empty() {
+        bail!(
+            "{}: no candidate is inside the space's static constraints: nothing to profile or \
+             search; widen [constraints]",
+            args.space.display()
+        );
+    }
+    let profile_path = args.profile.clone().unwrap_or_else(|| {
+        args.profiles
+            .join(format!("host-llamacpp-{weights}.toml"))
+    });
+    let profiled = super::llama::profile(&super::llama::ProfileRequest {
+        name: space.name().to_string(),
+        specs,
+        prompts: vec![space.workload.prompt_tokens],
+        contexts: vec![space.workload.context],
+        weights,
+        llama: &args.llama,
+        rounds: args.profile_rounds as u32,
+        depths: (1, 6),
+        out: profile_path.clone(),
+        force: false,
+        limit: None,
+    })?;
+    if profiled.missing > 0 {
+        bail!(
+            "{}: {} probe runs are still to do; rerun to continue",
+            profile_path.display(),
+            profiled.missing
+        );
+    }
+    let search_args = SearchArgs {
+        space: args.space.clone(),
+        device: None,
+        profile: Some(profile_path.clone()),
+        strategy: StrategyArg::Auto,
+        budget: None,
+        seed: args.seed,
+        population: None,
+        out: args.out.clone(),
+        flavor: args.flavor,
+        json: false,
+        weights: args.llama.weights,
+    };
+    let options = super::search::options(&space, &search_args)?;
+    let out = super::search::out_dir(args.out.as_deref(), &space);
+    let cost_choice = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
+    let mut search = super::search::execute(space, &cost_choice, &options, &out)?;
+    let check = if args.check > 0 {
+        let cost = super::llama::load_cost(&profile_path, Some(&search.space.workload))?;
+        let models = checked_rows(&search, args.check as usize);
+        let check_out = out.join("check");
+        let v = super::llama::validate(&super::llama::ValidateRequest {
+            profile: &profile_path,
+            space_path: &args.space,
+            space: &search.space,
+            cost: &cost,
+            models,
+            llama: &args.llama,
+            rounds: args.check_rounds,
+            seed: args.seed,
+            out: &check_out,
+        })?;
+        if let Some(d) = v.decode.filter(|a| (a.median_ratio - 1.0).abs() > 0.1) {
+            warn!(
+                profile = %profile_path.display(),
+                "whole models decode {:.0}% off the profile: re-profile with --force",
+                100.0 * (d.median_ratio - 1.0)
+            );
+        }
+        Some((v, check_out))
+    } else {
+        None
+    };
+    let written = report::write_search(&mut search, args.flavor, None)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    search.summary["profile"] = json!({
+        "path": profile_path.display().to_string(),
+        "engine": "llama.cpp",
+        "probes": profiled.probes,
+        "probe_visits_now": profiled.runs_now,
+        "profile_wall_s": profiled.wall_s,
+    });
+    search.summary["check"] = match &check {
+        Some((v, dir)) => json!({
+            "models": v.rows.len(),
+            "rounds": v.rounds,
+            "prefill": v.prefill,
+            "decode": v.decode,
+            "memory": v.memory,
+            "engine_self": v.engine_self,
+            "dir": dir.display().to_string(),
+        }),
+        None => serde_json::Value::Null,
+    };
+    search.summary["run_wall_s"] = json!(wall_s);
+    write_json(&out.join("summary.json"), &search.summary)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&search.summary)?);
+        return Ok(());
+    }
+    let o = &search.outcome;
+    let mut s = format!(
+        "profile  {} (llama.cpp, {weights}): {} probe models, {} visits now ({:.0} s)\n",
+        profile_path.display(),
+        profiled.probes,
+        profiled.runs_now,
+        profiled.wall_s
+    );
+    s += &format!(
+        "search   {}: {} points, {} feasible, front of {} ({})\n",
+        search.space.name(),
+        search.space.size(),
+        o.feasible,
+        o.front.len(),
+        o.strategy.name()
+    );
+    if let Some(c) = o.pick.map(|i| &o.front[i]) {
+        let (m, sp) = (&c.metrics, &c.spec);
+        s += &format!(
+            "pick     {} x {} layers, heads {}/{}, ffn {} {}: {} params; prefill {:.2} ms, \
+             decode {:.3} ms ({:.1} tok/s), memory {}\n",
+            sp.hidden_size,
+            sp.num_layers,
+            sp.num_heads,
+            sp.num_kv_heads,
+            sp.intermediate_size,
+            sp.activation,
+            crate::fmt::si(m.params as f64, ""),
+            m.get(Metric::PrefillMs),
+            m.get(Metric::DecodeMs),
+            1000.0 / m.get(Metric::DecodeMs),
+            bytes(m.get(Metric::PeakMemory))
+        );
+    }
+    if let Some((v, dir)) = &check {
+        s += &format!("check    the pick and front rows timed whole in llama-bench:\n");
+        s += &super::llama::render_validation(v, dir);
+    }
+    s += &format!("\nwrote {}/ ({wall_s:.0} s in all):\n  {}\n", out.display(), written.report.display());
+    s += &format!(
+        "  {0}/candidates.csv, {0}/front.json, {0}/summary.json\n",
+        out.display()
+    );
+    print!("{s}");
+    Ok(())
 }

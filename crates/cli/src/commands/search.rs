@@ -57,6 +57,16 @@ pub struct SearchArgs {
     /// Print summary.json on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Price the space's workload with these weights instead of its own (f32, f16, q8_0,
+    /// q4_0): e.g. a space written for burn at f32, searched with a llama.cpp Q4_0 profile.
+    #[arg(long, value_parser = parse_weights)]
+    pub weights: Option<tailor_spec::DType>,
+}
+
+pub fn parse_weights(s: &str) -> Result<tailor_spec::DType, String> {
+    tailor_spec::DType::from_name(s).ok_or_else(|| {
+        format!("unknown weight type `{s}`; use f32, f16, bf16, int8, q4_0 or q8_0")
+    })
 }
 
 /// A cost model and what it is, for the files that quote it.
@@ -85,7 +95,23 @@ pub fn cost_model(
                     file: path.display().to_string(),
                     device: name,
                     fingerprint: None,
+                    llama_fingerprint: None,
                 },
+            })
+        }
+        (None, Some(path)) if super::llama::is_llama(path) => {
+            let cost = super::llama::load_cost(path, Some(&space.workload))
+                .map_err(|e| e.context(format!("pricing {}", space_path.display())))?;
+            let f = cost.profile().fingerprint.clone();
+            Ok(CostChoice {
+                source: CostSource {
+                    kind: "llama.cpp".into(),
+                    file: path.display().to_string(),
+                    device: cost.profile().name.clone(),
+                    fingerprint: None,
+                    llama_fingerprint: Some(f),
+                },
+                model: Box::new(cost),
             })
         }
         (None, Some(path)) => {
@@ -101,6 +127,7 @@ pub fn cost_model(
                 file: path.display().to_string(),
                 device: p.name.clone(),
                 fingerprint: Some(p.fingerprint.clone()),
+                llama_fingerprint: None,
             };
             Ok(CostChoice {
                 model: Box::new(profiled),
@@ -201,7 +228,7 @@ pub fn execute(
     };
     csv.finish()?;
     let device_name = match &cost.source.kind[..] {
-        "profiled" => format!("{} (profile {})", cost.source.device, cost.source.file),
+        "profiled" | "llama.cpp" => format!("{} (profile {})", cost.source.device, cost.source.file),
         _ => cost.source.device.clone(),
     };
     write_results(out, &space, &outcome, &device_name)?;
@@ -272,7 +299,7 @@ pub fn out_dir(given: Option<&Path>, space: &SearchSpace) -> PathBuf {
 }
 
 pub fn run(args: &SearchArgs) -> Result<()> {
-    let space = SearchSpace::load(&args.space)?;
+    let space = super::llama::with_weights(SearchSpace::load(&args.space)?, args.weights);
     let cost = cost_model(
         &space,
         &args.space,

@@ -59,6 +59,10 @@ pub struct ValidateArgs {
     /// Print validate.json on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// With a llama.cpp profile: how llama-bench runs (its threads, cache type and flash
+    /// attention come from the profile) and --weights to validate instead of the space's.
+    #[command(flatten)]
+    pub llama: super::llama::LlamaArgs,
 }
 
 /// Predicted and measured values of one model.
@@ -216,6 +220,19 @@ pub struct CheckSetup<'a> {
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;
+    if super::llama::is_llama(&args.profile) {
+        return super::llama::validate_space(
+            &args.profile,
+            &args.space,
+            space,
+            args.samples as usize,
+            args.rounds,
+            args.seed,
+            args.out.as_deref(),
+            &args.llama,
+            args.json,
+        );
+    }
     let model = load_profiled(&args.profile)?;
     check_precision(
         &model,

@@ -1,0 +1,514 @@
+//! The llama.cpp engine in the commands: `profile --engine llama.cpp`, and `predict`,
+//! `search`, `validate` and `run` on a llama.cpp profile. The work is `tailor-llamacpp`'s;
+//! this module turns arguments into its calls and prints.
+
+use crate::fmt::{Table, bytes, timestamp};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tailor_cost::Workload;
+use tailor_llamacpp::profile::PhaseKey;
+use tailor_llamacpp::run::{self as llrun, Progress};
+use tailor_llamacpp::validate::{self as llval, Validation};
+use tailor_llamacpp::{
+    LlamaBench, LlamaCost, LlamaProfile, Method, ProfileJob, Settings, WeightType,
+    is_llama_profile, plan,
+};
+use tailor_search::output::write_json;
+use tailor_search::{Metric, SearchSpace, spread_sample};
+use tailor_spec::files::{utc_now_iso, write_atomic};
+use tailor_spec::{DType, ModelSpec, Precision};
+use tracing::{info, warn};
+
+/// Which engine a profile measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Engine {
+    /// burn, in process (flex, ndarray, wgpu; f32), operator by operator.
+    #[default]
+    Burn,
+    /// llama.cpp through the user's llama-bench (GGUF: f32, f16, q8_0, q4_0), whole models.
+    #[value(name = "llama.cpp")]
+    LlamaCpp,
+}
+
+/// How llama-bench is run (the llama.cpp engine only).
+#[derive(Debug, Clone, Args)]
+pub struct LlamaArgs {
+    /// llama-bench binary [default: $TAILOR_LLAMA_BENCH, else llama-bench on PATH]
+    /// (scripts/build-llama-bench.sh builds the pinned one).
+    #[arg(long, value_name = "PATH")]
+    pub llama_bench: Option<PathBuf>,
+    /// Weight type of the GGUF models (f32, f16, q8_0, q4_0) [default: the space's].
+    #[arg(long, value_parser = parse_weights)]
+    pub weights: Option<DType>,
+    /// Threads llama-bench computes with [default: all CPUs].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// llama-bench repetitions per run (-r); a run's time is their median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repetitions: u32,
+    /// Flash attention (-fa): on, off or auto.
+    #[arg(long, default_value = "auto", value_parser = ["on", "off", "auto"])]
+    pub flash_attn: String,
+    /// KV cache type (-ctk and -ctv): f16, q8_0, ...
+    #[arg(long, default_value = "f16")]
+    pub cache_type: String,
+    /// Decode steps per llama-bench decode test (-n), centred on the workload's context.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(2..=4096))]
+    pub decode_tokens: u64,
+}
+
+fn parse_weights(s: &str) -> Result<DType, String> {
+    let d = DType::from_name(s).ok_or_else(|| format!("unknown weight type `{s}`"))?;
+    WeightType::from_dtype(d).map_err(|e| e.to_string())?;
+    Ok(d)
+}
+
+impl LlamaArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            threads: self.threads.unwrap_or_else(|| Settings::default().threads),
+            flash_attn: self.flash_attn.clone(),
+            cache_type: self.cache_type.clone(),
+            repetitions: self.repetitions,
+        }
+    }
+
+    pub fn bench(&self) -> Result<LlamaBench> {
+        Ok(LlamaBench::locate(self.llama_bench.as_deref())?)
+    }
+}
+
+/// Whether the file at `path` is a llama.cpp profile.
+pub fn is_llama(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|s| is_llama_profile(&s))
+}
+
+/// The llama.cpp cost model of a profile, checked against the workload it will price.
+pub fn load_cost(path: &Path, workload: Option<&Workload>) -> Result<LlamaCost> {
+    let cost = LlamaCost::new(LlamaProfile::load(path)?);
+    if let Some(w) = workload {
+        cost.check_workload(w)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(cost)
+}
+
+/// The space with its workload's weights replaced by `weights` (when given).
+pub fn with_weights(mut space: SearchSpace, weights: Option<DType>) -> SearchSpace {
+    if let Some(d) = weights {
+        space.workload.precision = Precision::for_weights(d);
+    }
+    space
+}
+
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(what: &str) -> Self {
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} ETA {{eta}} {{msg}}"))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_draw_target(ProgressDrawTarget::stderr());
+    }
+    fn visited(&self, what: &str) {
+        self.0.set_message(what.to_string());
+        self.0.inc(1);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// What `tailor profile --engine llama.cpp` is asked.
+#[derive(Debug)]
+pub struct ProfileRequest<'a> {
+    pub name: String,
+    pub specs: Vec<ModelSpec>,
+    pub prompts: Vec<u64>,
+    pub contexts: Vec<u64>,
+    pub weights: DType,
+    pub llama: &'a LlamaArgs,
+    pub rounds: u32,
+    pub depths: (u64, u64),
+    pub out: PathBuf,
+    pub force: bool,
+    pub limit: Option<usize>,
+}
+
+/// The outcome of a llama.cpp profiling run.
+#[derive(Debug)]
+pub struct ProfileOutcome {
+    pub profile: LlamaProfile,
+    pub out: PathBuf,
+    pub probes: usize,
+    pub runs_now: usize,
+    pub missing: usize,
+    pub wall_s: f64,
+}
+
+/// Profiles (or resumes) the probes the specs need, into `req.out`.
+pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
+    let started = Instant::now();
+    let weights = WeightType::from_dtype(req.weights)?;
+    let bench = req.llama.bench()?;
+    let probes = plan(req.specs.iter(), req.depths);
+    if probes.is_empty() {
+        bail!("no candidate to profile");
+    }
+    for s in &req.specs {
+        tailor_llamacpp::model::substitutions(s, weights)?;
+    }
+    let mut phases: Vec<PhaseKey> = req
+        .prompts
+        .iter()
+        .map(|&tokens| PhaseKey::Prefill { tokens })
+        .chain(req.contexts.iter().map(|&context| PhaseKey::Decode { context }))
+        .collect();
+    phases.sort();
+    phases.dedup();
+    let method = Method {
+        decode_tokens: req.llama.decode_tokens,
+        repetitions: req.llama.repetitions,
+        rounds: req.rounds,
+    };
+    let work_dir = std::env::temp_dir().join(format!("tailor-llama-{}", std::process::id()));
+    let job = ProfileJob {
+        name: req.name.clone(),
+        probes,
+        phases,
+        weights,
+        settings: req.llama.settings(),
+        method,
+        work_dir: work_dir.clone(),
+        seed: 0,
+        limit: req.limit,
+    };
+    std::fs::create_dir_all(&work_dir)?;
+    let fingerprint = llrun::probe_fingerprint(&bench, &job, &llrun::host_os())
+        .context("running llama-bench on a first probe")?;
+    let profile = if req.out.exists() && !req.force {
+        let existing = LlamaProfile::load(&req.out)?;
+        existing.check_fingerprint(&fingerprint).map_err(|e| {
+            anyhow!(
+                "{}: {e}. Profile into another file with --out, or start this one afresh with --force",
+                req.out.display()
+            )
+        })?;
+        if existing.method.decode_tokens != method.decode_tokens
+            || existing.method.repetitions != method.repetitions
+        {
+            bail!(
+                "{}: was profiled with {} decode tokens and {} repetitions; resume with the same \
+                 --decode-tokens and --repetitions, or start afresh with --force",
+                req.out.display(),
+                existing.method.decode_tokens,
+                existing.method.repetitions
+            );
+        }
+        info!(path = %req.out.display(), probes = existing.probes.len(), "resuming");
+        let mut p = existing;
+        p.method.rounds = p.method.rounds.max(method.rounds);
+        p
+    } else {
+        llrun::new_profile(
+            &format!("{} on llama.cpp {} ({})", fingerprint.cpu_info, fingerprint.build_commit, weights),
+            fingerprint,
+            method,
+            &utc_now_iso(),
+        )
+    };
+    let todo = llrun::pending(&profile, &job).len();
+    info!(
+        probes = job.probes.len(),
+        phases = job.phases.len(),
+        visits = todo.min(req.limit.unwrap_or(usize::MAX)),
+        "profiling llama.cpp"
+    );
+    let bar = Bar::new("profile");
+    let out = req.out.clone();
+    let result = llrun::run_profile(&bench, profile, &job, &utc_now_iso, &bar, &mut |p| p.save(&out));
+    drop(bar);
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let profile = result.with_context(|| format!("profiling into {}", req.out.display()))?;
+    // A resumed file may hold probes of other spaces: save it even if nothing ran.
+    profile.save(&req.out)?;
+    let missing = llrun::pending(&profile, &job).len();
+    Ok(ProfileOutcome {
+        probes: job.probes.len(),
+        runs_now: todo.min(req.limit.unwrap_or(usize::MAX)),
+        missing,
+        out: req.out.clone(),
+        profile,
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Prints a profiling outcome.
+pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
+    let f = &o.profile.fingerprint;
+    if json_out {
+        let v = json!({
+            "profile": o.out.display().to_string(),
+            "engine": "llama.cpp",
+            "fingerprint": f,
+            "probes": o.probes,
+            "probe_visits_now": o.runs_now,
+            "missing": o.missing,
+            "wall_s": o.wall_s,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut t = Table::new(&["", ""]);
+    for (k, v) in [
+        ("profile", o.out.display().to_string()),
+        ("engine", format!("llama.cpp {} ({})", f.build_commit, f.backends)),
+        ("cpu", f.cpu_info.clone()),
+        ("threads", f.threads.to_string()),
+        ("weights", f.weights.to_string()),
+        ("kv cache", format!("{}/{}", f.type_k, f.type_v)),
+        ("flash attention", f.flash_attn.clone()),
+        ("probe models", o.probes.to_string()),
+        ("probe visits now", o.runs_now.to_string()),
+        ("still to run", o.missing.to_string()),
+        ("wall time", format!("{:.0} s", o.wall_s)),
+    ] {
+        t.row(vec![k.into(), v]);
+    }
+    print!("{}", t.render(2));
+    if o.missing > 0 {
+        println!("rerun the same command to continue ({} visits left)", o.missing);
+    }
+    Ok(())
+}
+
+/// `tailor predict` on a llama.cpp profile.
+pub fn predict(spec_path: &Path, profile: &Path, prompt: u64, context: u64, json_out: bool) -> Result<()> {
+    let loaded = tailor_spec::load_spec(spec_path)?;
+    let cost = load_cost(profile, None)?;
+    let w = Workload {
+        prompt_tokens: prompt,
+        context,
+        precision: Precision::for_weights(cost.profile().fingerprint.weights),
+    };
+    cost.check_workload(&w)
+        .map_err(|e| anyhow!("{}: {e}", profile.display()))?;
+    let p = cost.predict(&loaded.spec, &w);
+    let e = &p.estimate;
+    let subs = WeightType::from_dtype(w.precision.weights)
+        .ok()
+        .and_then(|wt| tailor_llamacpp::model::substitutions(&loaded.spec, wt).ok())
+        .unwrap_or_default();
+    if json_out {
+        let v = json!({
+            "spec": spec_path.display().to_string(),
+            "name": loaded.name,
+            "profile": profile.display().to_string(),
+            "engine": "llama.cpp",
+            "fingerprint": cost.profile().fingerprint,
+            "workload": w,
+            "params": loaded.spec.params().total,
+            "prefill_ms": e.prefill_ms,
+            "prefill_tokens_per_s": e.prefill_tokens_per_s(prompt),
+            "decode_ms_per_token": e.decode_ms_per_token,
+            "decode_tokens_per_s": e.decode_tokens_per_s(),
+            "peak_memory_bytes": e.peak_memory_bytes,
+            "prefill_breakdown": super::predict::shares(&e.prefill_breakdown),
+            "decode_breakdown": super::predict::shares(&e.decode_breakdown),
+            "derived": p.derived,
+            "substitutions": subs,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["engine".into(), format!("llama.cpp {} ({})", cost.profile().fingerprint.build_commit, w.precision.weights)]);
+    t.row(vec!["parameters".into(), loaded.spec.params().total.to_string()]);
+    t.row(vec![format!("prefill {prompt} tokens"), format!("{:.2} ms ({:.0} tok/s)", e.prefill_ms, e.prefill_tokens_per_s(prompt))]);
+    t.row(vec![format!("decode at {context}"), format!("{:.3} ms/token ({:.1} tok/s)", e.decode_ms_per_token, e.decode_tokens_per_s())]);
+    t.row(vec!["peak memory".into(), bytes(e.peak_memory_bytes as f64)]);
+    print!("{}", t.render(2));
+    for d in &p.derived {
+        println!("not measured: {d}");
+    }
+    for s in &subs {
+        println!("timed as: {s}");
+    }
+    Ok(())
+}
+
+/// What a llama.cpp validation is asked.
+#[derive(Debug)]
+pub struct ValidateRequest<'a> {
+    pub profile: &'a Path,
+    pub space_path: &'a Path,
+    pub space: &'a SearchSpace,
+    pub cost: &'a LlamaCost,
+    pub models: Vec<(u64, ModelSpec)>,
+    pub llama: &'a LlamaArgs,
+    pub rounds: u64,
+    pub seed: u64,
+    pub out: &'a Path,
+}
+
+/// Times `models` whole with llama-bench, compares with the profile's predictions and
+/// writes validate.json and validate.csv into `out`.
+pub fn validate(req: &ValidateRequest) -> Result<Validation> {
+    let started = Instant::now();
+    let bench = req.llama.bench()?;
+    let f = &req.cost.profile().fingerprint;
+    let mut settings = req.llama.settings();
+    // Time the models as the profile was timed.
+    settings.flash_attn = f.flash_attn.clone();
+    settings.cache_type = f.type_k.clone();
+    settings.threads = f.threads;
+    settings.repetitions = req.cost.profile().method.repetitions;
+    let w = req.space.workload;
+    let weights = WeightType::from_dtype(w.precision.weights)?;
+    let mut rows = llval::predict_rows(req.cost, &req.models, &w);
+    let specs: Vec<ModelSpec> = req.models.iter().map(|(_, s)| s.clone()).collect();
+    info!(
+        models = specs.len(),
+        rounds = req.rounds,
+        weights = %weights,
+        "timing whole models with llama-bench"
+    );
+    let bar = Bar::new("validate");
+    let timings = tailor_llamacpp::measure_models(
+        &bench,
+        &specs,
+        weights,
+        tailor_llamacpp::cost::phases_of(&w),
+        &settings,
+        &req.cost.profile().method,
+        req.rounds,
+        &req.out.join("models"),
+        req.seed,
+        &bar,
+    )?;
+    drop(bar);
+    let _ = std::fs::remove_dir(req.out.join("models"));
+    for (row, t) in rows.iter_mut().zip(timings) {
+        match t {
+            Ok(t) => row.measured = Some(t),
+            Err(e) => row.error = Some(e),
+        }
+    }
+    let (prefill, decode, memory) = llval::score(&rows);
+    let v = Validation {
+        format_version: 1,
+        engine: "llama.cpp".into(),
+        profile: req.profile.display().to_string(),
+        space: req.space_path.display().to_string(),
+        workload: w,
+        rounds: req.rounds,
+        prefill,
+        decode,
+        memory,
+        engine_self: llval::self_agreement(&rows),
+        wall_s: started.elapsed().as_secs_f64(),
+        rows,
+    };
+    write_json(&req.out.join("validate.json"), &serde_json::to_value(&v)?)?;
+    write_atomic(&req.out.join("validate.csv"), llval::csv(&v.rows).as_bytes())?;
+    for r in &v.rows {
+        if let Some(e) = &r.error {
+            warn!(id = r.id, "not measured: {e}");
+        }
+    }
+    Ok(v)
+}
+
+/// The table of a validation.
+pub fn render_validation(v: &Validation, out: &Path) -> String {
+    let mut t = Table::new(&["", "within 10%", "within 20%", "mean |err|", "max |err|", "measured/predicted", "Kendall tau", "llama-bench vs itself"]);
+    let selfs = v.engine_self;
+    for (name, a, own) in [
+        ("prefill", v.prefill, selfs.map(|s| (s.prefill_tau, s.prefill_spread))),
+        ("decode", v.decode, selfs.map(|s| (s.decode_tau, s.decode_spread))),
+        ("memory", v.memory, None),
+    ] {
+        if let Some(a) = a {
+            t.row(vec![
+                name.into(),
+                format!("{:.0}%", 100.0 * a.within_10pct),
+                format!("{:.0}%", 100.0 * a.within_20pct),
+                format!("{:.1}%", 100.0 * a.mean_ape),
+                format!("{:.1}%", 100.0 * a.max_ape),
+                format!("{:.3}", a.median_ratio),
+                format!("{:.3}", a.kendall_tau),
+                own.map_or("-".into(), |(tau, spread)| format!("tau {tau:.3}, spread {:.1}%", 100.0 * spread)),
+            ]);
+        }
+    }
+    let measured = v.rows.iter().filter(|r| r.measured.is_some()).count();
+    format!(
+        "validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}wrote {}/validate.json, validate.csv\n",
+        v.rows.len(),
+        v.workload.precision.weights,
+        v.rounds,
+        v.wall_s,
+        t.render(2),
+        out.display()
+    )
+}
+
+/// `tailor validate` on a llama.cpp profile: a spread sample of the space.
+pub fn validate_space(
+    profile: &Path,
+    space_path: &Path,
+    space: SearchSpace,
+    samples: usize,
+    rounds: u64,
+    seed: u64,
+    out: Option<&Path>,
+    llama: &LlamaArgs,
+    json_out: bool,
+) -> Result<()> {
+    let space = with_weights(space, llama.weights);
+    let cost = load_cost(profile, Some(&space.workload))?;
+    let sample = spread_sample(&space, &cost, samples, seed, Metric::DecodeMs);
+    if sample.is_empty() {
+        bail!(
+            "{}: no config of the space is inside all its constraints; nothing to validate",
+            space_path.display()
+        );
+    }
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from("out").join(format!("validate-{}-llama-{}", space.name(), timestamp()))
+    });
+    let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
+    let v = validate(&ValidateRequest {
+        profile,
+        space_path,
+        space: &space,
+        cost: &cost,
+        models,
+        llama,
+        rounds: rounds.max(1),
+        seed,
+        out: &out,
+    })?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render_validation(&v, &out));
+    }
+    Ok(())
+}

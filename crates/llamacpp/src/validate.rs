@@ -1,0 +1,221 @@
+//! Proving a llama.cpp profile: predictions against whole models timed by llama-bench in
+//! the same run, beside llama-bench's agreement with itself (the first half of the rounds
+//! against the second half, on the same files).
+
+use crate::cost::LlamaCost;
+use crate::run::ModelTiming;
+use serde::{Deserialize, Serialize};
+use tailor_cost::{Accuracy, Workload, accuracy, kendall_tau_b, median};
+use tailor_spec::ModelSpec;
+
+/// One validated model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub id: u64,
+    pub spec: ModelSpec,
+    /// tailor's exact count.
+    pub params: u64,
+    pub predicted_prefill_ms: f64,
+    pub predicted_decode_ms: f64,
+    pub predicted_memory_bytes: u64,
+    /// Parts of the prediction scaled rather than measured.
+    pub derived: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<ModelTiming>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How well llama-bench agrees with itself over the same files in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SelfAgreement {
+    /// Kendall's tau between the medians of the first and second half of the rounds.
+    pub prefill_tau: f64,
+    pub decode_tau: f64,
+    /// Median over models of |half1 - half2| / mean: the engine's run-to-run spread.
+    pub prefill_spread: f64,
+    pub decode_spread: f64,
+}
+
+/// The result of a validation, as `validate.json` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    pub format_version: u32,
+    pub engine: String,
+    pub profile: String,
+    pub space: String,
+    pub workload: Workload,
+    pub rounds: u64,
+    pub prefill: Option<Accuracy>,
+    pub decode: Option<Accuracy>,
+    pub memory: Option<Accuracy>,
+    /// `None` with fewer than two rounds.
+    pub engine_self: Option<SelfAgreement>,
+    pub wall_s: f64,
+    pub rows: Vec<Row>,
+}
+
+/// Predictions for `models` (id, spec).
+pub fn predict_rows(cost: &LlamaCost, models: &[(u64, ModelSpec)], w: &Workload) -> Vec<Row> {
+    models
+        .iter()
+        .map(|(id, spec)| {
+            let p = cost.predict(spec, w);
+            Row {
+                id: *id,
+                spec: spec.clone(),
+                params: spec.total_params(),
+                predicted_prefill_ms: p.estimate.prefill_ms,
+                predicted_decode_ms: p.estimate.decode_ms_per_token,
+                predicted_memory_bytes: p.estimate.peak_memory_bytes,
+                derived: p.derived,
+                measured: None,
+                error: None,
+            }
+        })
+        .collect()
+}
+
+fn halves(rounds: &[f64]) -> Option<(f64, f64)> {
+    if rounds.len() < 2 {
+        return None;
+    }
+    let mid = rounds.len() / 2;
+    Some((median(rounds[..mid].to_vec()), median(rounds[mid..].to_vec())))
+}
+
+/// llama-bench against itself: first half of the rounds vs second half.
+pub fn self_agreement(rows: &[Row]) -> Option<SelfAgreement> {
+    let pairs = |f: &dyn Fn(&ModelTiming) -> &Vec<f64>| -> Option<(f64, f64)> {
+        let hs: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|r| r.measured.as_ref())
+            .filter_map(|m| halves(f(m)))
+            .collect();
+        if hs.len() < 2 {
+            return None;
+        }
+        let (a, b): (Vec<f64>, Vec<f64>) = hs.iter().copied().unzip();
+        let spread = median(
+            hs.iter()
+                .map(|(x, y)| (x - y).abs() / ((x + y) / 2.0))
+                .collect(),
+        );
+        Some((kendall_tau_b(&a, &b), spread))
+    };
+    let (prefill_tau, prefill_spread) = pairs(&|m| &m.prefill_rounds_ms)?;
+    let (decode_tau, decode_spread) = pairs(&|m| &m.decode_rounds_ms)?;
+    Some(SelfAgreement {
+        prefill_tau,
+        decode_tau,
+        prefill_spread,
+        decode_spread,
+    })
+}
+
+/// Scores the measured rows: accuracy of prefill, decode and memory.
+pub fn score(rows: &[Row]) -> (Option<Accuracy>, Option<Accuracy>, Option<Accuracy>) {
+    let pairs = |f: &dyn Fn(&Row, &ModelTiming) -> Option<(f64, f64)>| -> Option<Accuracy> {
+        let p: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|r| r.measured.as_ref().and_then(|m| f(r, m)))
+            .collect();
+        accuracy(&p)
+    };
+    (
+        pairs(&|r, m| Some((r.predicted_prefill_ms, m.prefill_ms()))),
+        pairs(&|r, m| Some((r.predicted_decode_ms, m.decode_ms()))),
+        pairs(&|r, m| {
+            m.peak_rss_bytes
+                .map(|b| (r.predicted_memory_bytes as f64, b as f64))
+        }),
+    )
+}
+
+/// validate.csv: one line per model.
+pub fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "id,hidden,layers,heads,kv_heads,intermediate,activation,params,params_llama_bench,\
+         predicted_prefill_ms,measured_prefill_ms,predicted_decode_ms,measured_decode_ms,\
+         predicted_memory_bytes,measured_memory_bytes,error\n",
+    );
+    for r in rows {
+        let m = r.measured.as_ref();
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
+        s += &format!(
+            "{},{},{},{},{},{},{},{},{},{:.4},{},{:.4},{},{},{},{}\n",
+            r.id,
+            r.spec.hidden_size,
+            r.spec.num_layers,
+            r.spec.num_heads,
+            r.spec.num_kv_heads,
+            r.spec.intermediate_size,
+            r.spec.activation,
+            r.params,
+            m.map_or(String::new(), |m| m.params.to_string()),
+            r.predicted_prefill_ms,
+            opt(m.map(ModelTiming::prefill_ms)),
+            r.predicted_decode_ms,
+            opt(m.map(ModelTiming::decode_ms)),
+            r.predicted_memory_bytes,
+            m.and_then(|m| m.peak_rss_bytes)
+                .map_or(String::new(), |b| b.to_string()),
+            r.error.as_deref().unwrap_or("").replace([',', '\n'], ";"),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, pre: f64, dec: f64, rounds: [f64; 4]) -> Row {
+        Row {
+            id,
+            spec: ModelSpec::llama(256, 64, 2, 2, 1, 128),
+            params: 1,
+            predicted_prefill_ms: pre,
+            predicted_decode_ms: dec,
+            predicted_memory_bytes: 100,
+            derived: Vec::new(),
+            measured: Some(ModelTiming {
+                prefill_rounds_ms: rounds.to_vec(),
+                decode_rounds_ms: rounds.iter().map(|r| r / 10.0).collect(),
+                peak_rss_bytes: Some(110),
+                params: 1,
+                file_bytes: 1,
+            }),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn scores_and_self_agreement() {
+        let rows = vec![
+            row(0, 10.0, 1.0, [10.0, 10.2, 9.8, 10.0]),
+            row(1, 20.0, 2.0, [21.0, 21.0, 22.0, 22.0]),
+            row(2, 30.0, 3.0, [30.0, 31.0, 30.0, 31.0]),
+        ];
+        let (pre, dec, mem) = score(&rows);
+        let pre = pre.unwrap();
+        assert_eq!(pre.n, 3);
+        assert_eq!(pre.within_10pct, 1.0);
+        assert!((pre.kendall_tau - 1.0).abs() < 1e-12);
+        assert!(dec.unwrap().within_10pct == 1.0);
+        assert!((mem.unwrap().median_ratio - 1.1).abs() < 1e-12);
+        let s = self_agreement(&rows).unwrap();
+        assert!((s.prefill_tau - 1.0).abs() < 1e-12);
+        let text = csv(&rows);
+        assert_eq!(text.lines().count(), 4);
+    }
+
+    #[test]
+    fn one_round_has_no_self_agreement() {
+        let mut r = row(0, 1.0, 1.0, [1.0; 4]);
+        if let Some(m) = r.measured.as_mut() {
+            m.prefill_rounds_ms.truncate(1);
+        }
+        assert!(self_agreement(&[r.clone(), r]).is_none());
+    }
+}

@@ -1,0 +1,160 @@
+//! The GGUF files tailor writes, loaded and run by a real llama-bench: it must count
+//! exactly tailor's parameters, for every weight type and the spec features the `llama`
+//! architecture expresses. Needs llama-bench ($TAILOR_LLAMA_BENCH, the pinned build of
+//! scripts/build-llama-bench.sh under target/llama.cpp/, or PATH); without it the tests say
+//! so and pass, unless TAILOR_REQUIRE_LLAMA=1 (set by .ci/run, which builds it).
+
+use std::path::{Path, PathBuf};
+use tailor_llamacpp::profile::PhaseKey;
+use tailor_llamacpp::run::{Quiet, measure_models};
+use tailor_llamacpp::{LlamaBench, Method, Settings, Test, WeightType, write_model};
+use tailor_spec::ModelSpec;
+
+/// The llama-bench to test with, or `None` (after saying why) when there is none.
+fn llama_bench() -> Option<LlamaBench> {
+    if let Ok(b) = LlamaBench::locate(None) {
+        return Some(b);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/llama.cpp");
+    let built = std::fs::read_dir(&root).ok().and_then(|dirs| {
+        dirs.filter_map(|d| d.ok().map(|d| d.path().join("build/bin/llama-bench")))
+            .find(|p| p.is_file())
+    });
+    match built {
+        Some(p) => Some(LlamaBench {
+            program: p,
+            prefix: Vec::new(),
+        }),
+        None => {
+            let required = std::env::var("TAILOR_REQUIRE_LLAMA").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "TAILOR_REQUIRE_LLAMA=1 but no llama-bench: run scripts/build-llama-bench.sh"
+            );
+            eprintln!("skipped: no llama-bench (scripts/build-llama-bench.sh builds one)");
+            None
+        }
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn quick() -> Settings {
+    Settings {
+        threads: 2,
+        repetitions: 1,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn llama_bench_loads_every_weight_type_and_counts_tailors_parameters() {
+    let Some(bench) = llama_bench() else { return };
+    let dir = scratch("llama-params");
+    let mut specs = vec![
+        // GQA, tied embeddings.
+        ModelSpec::llama(512, 128, 2, 4, 2, 384),
+        // MHA, untied head, biases on q/k/v (Qwen2-style) and an explicit head_dim.
+        {
+            let mut s = ModelSpec::llama(1024, 256, 3, 4, 4, 640);
+            s.tie_embeddings = false;
+            s.qkv_bias = true;
+            s.head_dim = Some(32);
+            s
+        },
+    ];
+    // MQA with a ReLU FFN: timed as SiLU, same parameters.
+    specs.push({
+        let mut s = ModelSpec::llama(256, 192, 1, 6, 1, 512);
+        s.activation = tailor_spec::Activation::Relu;
+        s
+    });
+    for (i, spec) in specs.iter().enumerate() {
+        for wt in WeightType::ALL {
+            let path = dir.join(format!("m{i}-{wt}.gguf"));
+            let w = write_model(spec, wt, "test", &path, 3).unwrap();
+            assert_eq!(w.params, spec.total_params(), "spec {i} {wt}");
+            let run = bench
+                .run(&[&path], Test::Prefill { tokens: 8 }, &quick(), false)
+                .unwrap_or_else(|e| panic!("spec {i} {wt}: {e}"));
+            let r = &run.records[0];
+            assert_eq!(r.model_n_params, spec.total_params(), "spec {i} {wt}");
+            assert!(r.model_type.to_lowercase().contains(&wt.to_string()), "{}", r.model_type);
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn whole_models_are_timed_in_rounds_with_their_memory() {
+    let Some(bench) = llama_bench() else { return };
+    let dir = scratch("llama-measure");
+    let specs = [
+        ModelSpec::llama(512, 128, 2, 4, 2, 384),
+        ModelSpec::llama(512, 128, 4, 4, 2, 384),
+    ];
+    let method = Method {
+        decode_tokens: 4,
+        repetitions: 1,
+        rounds: 2,
+    };
+    let out = measure_models(
+        &bench,
+        &specs,
+        WeightType::Q8_0,
+        [
+            PhaseKey::Prefill { tokens: 8 },
+            PhaseKey::Decode { context: 16 },
+        ],
+        &quick(),
+        &method,
+        2,
+        &dir,
+        0,
+        &Quiet,
+    )
+    .unwrap();
+    for (t, s) in out.iter().zip(&specs) {
+        let t = t.as_ref().unwrap();
+        assert_eq!(t.prefill_rounds_ms.len(), 2);
+        assert_eq!(t.decode_rounds_ms.len(), 2);
+        assert_eq!(t.params, s.total_params());
+        // The process held at least the weights.
+        assert!(t.peak_rss_bytes.unwrap() > t.file_bytes / 2);
+    }
+    // The model files are removed after timing.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn a_failing_llama_bench_is_one_clear_error() {
+    let dir = scratch("llama-failing");
+    let fake = dir.join("llama-bench");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'error: failed to load model' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bench = LlamaBench::locate(Some(&fake)).unwrap();
+    let e = bench
+        .run(&[Path::new("x.gguf")], Test::Prefill { tokens: 8 }, &quick(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("failed") && e.contains("error: failed to load model") && e.contains("-m x.gguf"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
