@@ -30,7 +30,7 @@ impl Default for Settings {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             flash_attn: "auto".into(),
             cache_type: "f16".into(),
-            repetitions: 5,
+            repetitions: 10,
         }
     }
 }

@@ -86,7 +86,8 @@ pub struct Method {
     /// Decode steps per llama-bench decode test (`-n`); the test starts `decode_tokens / 2`
     /// before the profiled context so its steps centre on it.
     pub decode_tokens: u64,
-    /// llama-bench repetitions per run (`-r`); a round's time is their median.
+    /// llama-bench repetitions per run (`-r`); a round's time is the median of the last
+    /// half of them (the first are warm-up).
     pub repetitions: u32,
     /// Runs per probe and phase, in rounds over all probes in a seeded order; an entry's
     /// time is the median of its rounds.
@@ -97,7 +98,7 @@ impl Default for Method {
     fn default() -> Self {
         Method {
             decode_tokens: 16,
-            repetitions: 5,
+            repetitions: 10,
             rounds: 3,
         }
     }
@@ -472,17 +473,58 @@ impl LayerTable {
     }
 }
 
+/// The depths of a width's probe models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depths {
+    /// The same `(LO, HI)` at every width.
+    Fixed(u64, u64),
+    /// The width's own range of depths in the space, `(fewest, most)` layers, so the line
+    /// through the reference's two times interpolates rather than extrapolates (small
+    /// models run partly from the CPU's caches, and their time is not linear in depth far
+    /// outside the probed range); HI capped so a probe's weights stay under
+    /// `max_probe_bytes` in `weights` (beyond the last-level cache, time is linear in
+    /// depth and a larger probe only costs time), LO at most HI/2.
+    Space {
+        weights: crate::model::WeightType,
+        max_probe_bytes: u64,
+    },
+}
+
+impl Depths {
+    fn of(self, reference: &Probe, fewest: u64, most: u64) -> (u64, u64) {
+        match self {
+            Depths::Fixed(lo, hi) => (lo, hi),
+            Depths::Space {
+                weights,
+                max_probe_bytes,
+            } => {
+                let bytes = |layers| {
+                    crate::model::weight_bytes(&Probe { layers, ..*reference }.spec(), weights)
+                };
+                let mut hi = most.max(2);
+                while hi > 2 && bytes(hi) > max_probe_bytes {
+                    hi -= 1;
+                }
+                let lo = fewest.min(hi / 2).max(1);
+                (lo, hi)
+            }
+        }
+    }
+}
+
 /// The probes that let [`LayerTable`] price every layer of `specs` in a phase: per width,
-/// a reference layer at `depths.0` and `depths.1` layers, each other attention
-/// configuration and each other FFN width at `depths.1` with the reference's other part,
-/// and the reference at `depths.0` for every other vocabulary of that width.
-pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: (u64, u64)) -> Vec<Probe> {
+/// a reference layer at LO and HI layers (see [`Depths`]), each other attention
+/// configuration and each other FFN width at HI with the reference's other part, and the
+/// reference at LO for every other vocabulary of that width.
+pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) -> Vec<Probe> {
     // Per width: counts of attention configurations, FFN widths and vocabularies.
     #[derive(Default)]
     struct Width {
         attn: BTreeMap<Attn, u64>,
         ffn: BTreeMap<u64, u64>,
         vocab: BTreeMap<u64, u64>,
+        fewest: u64,
+        most: u64,
     }
     let mut widths: BTreeMap<u64, Width> = BTreeMap::new();
     for s in specs {
@@ -491,6 +533,8 @@ pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: (u64, u6
         *w.attn.entry(k.attention).or_default() += 1;
         *w.ffn.entry(k.intermediate).or_default() += 1;
         *w.vocab.entry(s.vocab_size).or_default() += 1;
+        w.fewest = if w.most == 0 { s.num_layers } else { w.fewest.min(s.num_layers) };
+        w.most = w.most.max(s.num_layers);
     }
     fn commonest<K: Ord + Copy>(m: &BTreeMap<K, u64>) -> Option<K> {
         m.iter()
@@ -515,6 +559,7 @@ pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: (u64, u6
             intermediate,
             layers,
         };
+        let depths = depths.of(&probe(v0, a0, f0, 1), w.fewest, w.most);
         out.push(probe(v0, a0, f0, depths.0));
         out.push(probe(v0, a0, f0, depths.1));
         out.extend(
@@ -572,7 +617,7 @@ pub(crate) mod tests {
     #[test]
     fn differencing_recovers_known_layer_costs() {
         let specs = space();
-        let probes = plan(&specs, (1, 4));
+        let probes = plan(&specs, Depths::Fixed(1, 4));
         // Per width: 2 reference depths + 5 other attentions + 1 other FFN; width 256 also
         // one other vocabulary.
         assert_eq!(probes.len(), 2 * (2 + 5 + 1) + 1);
@@ -588,6 +633,23 @@ pub(crate) mod tests {
             let truth = synthetic(&Probe::of(s, s.num_layers));
             assert!((whole - truth).abs() < 1e-9, "{whole} vs {truth}");
         }
+    }
+
+    #[test]
+    fn space_depths_span_the_widths_range_within_the_byte_cap() {
+        let specs = space();
+        let wt = crate::model::WeightType::Q4_0;
+        let probes = plan(&specs, Depths::Space { weights: wt, max_probe_bytes: u64::MAX });
+        // The space's depths are 4, 8 and 12 at every width.
+        assert_eq!((probes[0].layers, probes[1].layers), (4, 12));
+        assert!(probes.iter().all(|p| p.layers == 4 || p.layers == 12));
+        // A cap of 3 layers' bytes at width 512 keeps HI at 3 there and LO at 1.
+        let r = probes.iter().find(|p| p.hidden == 512).unwrap();
+        let cap = crate::model::weight_bytes(&Probe { layers: 3, ..*r }.spec(), wt);
+        let capped = plan(&specs, Depths::Space { weights: wt, max_probe_bytes: cap });
+        let at512: Vec<u64> = capped.iter().filter(|p| p.hidden == 512).map(|p| p.layers).collect();
+        assert_eq!(&at512[..2], &[1, 3]);
+        assert!(at512[2..].iter().all(|&l| l == 3));
     }
 
     #[test]
@@ -619,7 +681,7 @@ pub(crate) mod tests {
 
     pub(crate) fn profile() -> LlamaProfile {
         let specs = space();
-        let probes = plan(&specs, (1, 4));
+        let probes = plan(&specs, Depths::Fixed(1, 4));
         let mut entries = Vec::new();
         for phase in [
             PhaseKey::Prefill { tokens: 64 },

@@ -66,13 +66,17 @@ pub fn test_of(phase: PhaseKey, method: &Method) -> Test {
 }
 
 /// ms of the pass a phase prices, from one record: the prefill's time, or the time of one
-/// decode step. Returns (median, min, max) over the repetitions.
+/// decode step. Returns (median, min, max) over the last half of the repetitions: the
+/// first ones warm the machine up (on this 2-vCPU VM the first 4-5 prefills of a run took
+/// 1.5-2x as long as the rest, with llama-bench's own warm-up run already done).
 pub fn pass_ms(r: &Record, phase: PhaseKey) -> (f64, f64, f64) {
     let per = match phase {
         PhaseKey::Prefill { .. } => 1.0,
         PhaseKey::Decode { .. } => r.n_gen.max(1) as f64,
     };
-    let ms: Vec<f64> = r.samples_ms().iter().map(|m| m / per).collect();
+    let all = r.samples_ms();
+    let kept = &all[all.len() / 2..];
+    let ms: Vec<f64> = kept.iter().map(|m| m / per).collect();
     let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
     let max = ms.iter().copied().fold(0.0, f64::max);
     (tailor_cost::median(ms), min, max)
@@ -354,6 +358,19 @@ pub fn measure_models(
 mod tests {
     use super::*;
     use crate::profile::tests::profile;
+
+    #[test]
+    fn a_runs_time_is_the_median_of_its_last_half() {
+        let json = r#"[{"build_commit": "x", "build_number": 0, "cpu_info": "c", "gpu_info": "",
+            "backends": "CPU", "model_filename": "m", "model_type": "t", "model_size": 1,
+            "model_n_params": 1, "n_batch": 1, "n_ubatch": 1, "n_threads": 2, "type_k": "f16",
+            "type_v": "f16", "flash_attn": -1, "n_prompt": 0, "n_gen": 4, "n_depth": 8,
+            "samples_ns": [50000000, 40000000, 10000000, 11000000, 12000000, 13000000]}]"#;
+        let r = &crate::bench::parse_output(json).unwrap()[0];
+        // Decode: per token (4 tokens), over the last 3 repetitions.
+        let (median, min, max) = pass_ms(r, PhaseKey::Decode { context: 10 });
+        assert_eq!((median, min, max), (3.0, 2.75, 3.25));
+    }
 
     #[test]
     fn visit_orders_are_seeded_permutations() {

@@ -14,7 +14,7 @@ use tailor_llamacpp::profile::PhaseKey;
 use tailor_llamacpp::run::{self as llrun, Progress};
 use tailor_llamacpp::validate::{self as llval, Validation};
 use tailor_llamacpp::{
-    LlamaBench, LlamaCost, LlamaProfile, Method, ProfileJob, Settings, WeightType,
+    Depths, LlamaBench, LlamaCost, LlamaProfile, Method, ProfileJob, Settings, WeightType,
     is_llama_profile, plan,
 };
 use tailor_search::output::write_json;
@@ -47,8 +47,9 @@ pub struct LlamaArgs {
     /// Threads llama-bench computes with [default: all CPUs].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// llama-bench repetitions per run (-r); a run's time is their median.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// llama-bench repetitions per run (-r); a run's time is the median of the last half
+    /// (the first ones are warm-up).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repetitions: u32,
     /// Flash attention (-fa): on, off or auto.
     #[arg(long, default_value = "auto", value_parser = ["on", "off", "auto"])]
@@ -80,6 +81,17 @@ impl LlamaArgs {
     pub fn bench(&self) -> Result<LlamaBench> {
         Ok(LlamaBench::locate(self.llama_bench.as_deref())?)
     }
+}
+
+/// The probe depths of `--probe-layers` (`None`: auto) and `--probe-mib`.
+pub fn depths(fixed: Option<(u64, u64)>, weights: DType, mib: u64) -> Result<Depths> {
+    Ok(match fixed {
+        Some((lo, hi)) => Depths::Fixed(lo, hi),
+        None => Depths::Space {
+            weights: WeightType::from_dtype(weights)?,
+            max_probe_bytes: mib << 20,
+        },
+    })
 }
 
 /// Whether the file at `path` is a llama.cpp profile.
@@ -145,7 +157,7 @@ pub struct ProfileRequest<'a> {
     pub weights: DType,
     pub llama: &'a LlamaArgs,
     pub rounds: u32,
-    pub depths: (u64, u64),
+    pub depths: Depths,
     pub out: PathBuf,
     pub force: bool,
     pub limit: Option<usize>,

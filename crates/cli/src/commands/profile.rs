@@ -85,14 +85,25 @@ pub struct ProfileArgs {
     pub engine: Engine,
     #[command(flatten)]
     pub llama: LlamaArgs,
-    /// llama.cpp: layers of the probe models, `LO,HI`: each width's reference layer is
-    /// timed at both depths (its slope is the layer, its intercept the rest of the model);
-    /// every other layer shape at HI.
-    #[arg(long, default_value = "1,6", value_parser = parse_depths)]
-    pub probe_layers: (u64, u64),
+    /// llama.cpp: layers of the probe models, `LO,HI` or `auto`: each width's reference
+    /// layer is timed at both depths (its slope is the layer, its intercept the rest of the
+    /// model); every other layer shape at HI. `auto`: the width's fewest and most layers in
+    /// the space, HI capped by --probe-mib.
+    #[arg(long, default_value = "auto", value_parser = parse_depths)]
+    pub probe_layers: ProbeLayers,
+    /// llama.cpp with `--probe-layers auto`: the most weight MiB of one probe model.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub probe_mib: u64,
 }
 
-fn parse_depths(s: &str) -> Result<(u64, u64), String> {
+/// `--probe-layers`: `auto` or `LO,HI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeLayers(pub Option<(u64, u64)>);
+
+fn parse_depths(s: &str) -> Result<ProbeLayers, String> {
+    if s == "auto" {
+        return Ok(ProbeLayers(None));
+    }
     let (a, b) = s
         .split_once(',')
         .ok_or_else(|| format!("`{s}`: give two depths, e.g. 1,6"))?;
@@ -105,7 +116,7 @@ fn parse_depths(s: &str) -> Result<(u64, u64), String> {
     if a == 0 || b <= a || b > 256 {
         return Err(format!("`{s}`: need 1 <= LO < HI <= 256"));
     }
-    Ok((a, b))
+    Ok(ProbeLayers(Some((a, b))))
 }
 
 /// `tailor profile --engine llama.cpp`.
@@ -167,7 +178,7 @@ fn profile_llama(args: &ProfileArgs) -> Result<()> {
         weights,
         llama: &args.llama,
         rounds: args.rounds as u32,
-        depths: args.probe_layers,
+        depths: super::llama::depths(args.probe_layers.0, weights, args.probe_mib)?,
         out,
         force: args.force,
         limit: args.limit,

@@ -188,7 +188,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         json: false,
         engine: Engine::Burn,
         llama: args.llama.clone(),
-        probe_layers: (1, 6),
+        probe_layers: super::profile::ProbeLayers(None),
+        probe_mib: 128,
     })?;
     if profiled.missing > 0 {
         bail!(
@@ -425,7 +426,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
         weights,
         llama: &args.llama,
         rounds: args.profile_rounds as u32,
-        depths: (1, 6),
+        depths: super::llama::depths(None, weights, 128)?,
         out: profile_path.clone(),
         force: false,
         limit: None,

@@ -3,6 +3,7 @@
 
 mod common;
 mod export;
+mod llama;
 mod profile;
 mod remote;
 mod search;

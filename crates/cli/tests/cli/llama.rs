@@ -1,0 +1,285 @@
+//! The llama.cpp engine end to end: profile (cut short, killed with SIGKILL, resumed),
+//! predict, search, validate and run on a small space with a real llama-bench; and the
+//! errors a user meets without one. Needs llama-bench ($TAILOR_LLAMA_BENCH, the pinned
+//! build under target/llama.cpp/ from scripts/build-llama-bench.sh, or PATH); without it
+//! the tests that run it say so and pass, unless TAILOR_REQUIRE_LLAMA=1 (set by .ci/run).
+
+use crate::common::{Scratch, root, tailor_env, tailor_in};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn llama_bench() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TAILOR_LLAMA_BENCH").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let built = std::fs::read_dir(root().join("target/llama.cpp"))
+        .ok()
+        .and_then(|dirs| {
+            dirs.filter_map(|d| d.ok().map(|d| d.path().join("build/bin/llama-bench")))
+                .find(|p| p.is_file())
+        });
+    if built.is_none() {
+        assert!(
+            !std::env::var("TAILOR_REQUIRE_LLAMA").is_ok_and(|v| v == "1"),
+            "TAILOR_REQUIRE_LLAMA=1 but no llama-bench: run scripts/build-llama-bench.sh"
+        );
+        eprintln!("skipped: no llama-bench (scripts/build-llama-bench.sh builds one)");
+    }
+    built
+}
+
+/// 32 small Q4_0 configs: 2 widths x 2 depths x 2 head sizes x 2 KV groups x 2 FFN widths.
+const SPACE: &str = r#"
+format_version = 1
+name = "llama-e2e"
+[model]
+vocab_size = 512
+hidden_size = [128, 256]
+num_layers = [2, 4]
+head_dim = [32, 64]
+kv_group = [1, 2]
+ffn_ratio = [2.0, 3.0]
+ffn_multiple = 64
+ffn = "gated"
+activation = "silu"
+norm = "rmsnorm"
+tie_embeddings = true
+[workload]
+prompt_tokens = 16
+context = 32
+weights = "q4_0"
+[objectives]
+minimize = ["decode_ms", "prefill_ms"]
+[pick]
+minimize = "decode_ms"
+"#;
+
+const SPEC: &str = r#"
+format_version = 1
+name = "member"
+[model]
+vocab_size = 512
+hidden_size = 256
+num_layers = 4
+num_heads = 4
+num_kv_heads = 2
+intermediate_size = 768
+ffn = "gated"
+activation = "silu"
+norm = "rmsnorm"
+tie_embeddings = true
+"#;
+
+/// Fast settings: one repetition, 4 decode steps.
+const QUICK: [&str; 4] = ["--repetitions", "1", "--decode-tokens", "4"];
+
+fn probes_in(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.matches("[[probes]]").count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn profile_predict_search_validate_with_llama_bench() {
+    let Some(lb) = llama_bench() else { return };
+    let lb = lb.display().to_string();
+    let env = [("TAILOR_LLAMA_BENCH", lb.as_str())];
+    let dir = Scratch::new("llama-e2e");
+    dir.write("space.toml", SPACE);
+    dir.write("member.toml", SPEC);
+    let base = ["profile", "--engine", "llama.cpp", "--space", "space.toml", "--rounds", "1"];
+    let args = |out: &str, extra: &[&str]| -> Vec<String> {
+        base.iter()
+            .chain(&["--out", out])
+            .chain(QUICK.iter())
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |a: &[String]| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        tailor_env(&dir.0, &a, &env)
+    };
+
+    // An uninterrupted profile: the reference.
+    let full = run(&args("full.toml", &["--json"])).json();
+    assert_eq!(full["missing"], 0, "{full}");
+    let probes = full["probes"].as_u64().unwrap() as usize;
+    // Per width: reference at two depths + 3 other attentions + 1 other FFN.
+    assert_eq!(probes, 2 * (2 + 3 + 1));
+    assert_eq!(probes_in(&dir.0.join("full.toml")), probes * 2);
+
+    // Cut short by --limit, then killed with SIGKILL mid-run, then resumed.
+    let cut = run(&args("p.toml", &["--limit", "3", "--json"])).json();
+    assert_eq!(cut["probe_visits_now"], 3);
+    assert_eq!(cut["missing"].as_u64(), Some(probes as u64 - 3));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .args(args("p.toml", &[]))
+        .current_dir(&dir.0)
+        .env("TAILOR_LLAMA_BENCH", &lb)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = dir.0.join("p.toml");
+    let before = probes_in(&p);
+    let t = Instant::now();
+    while probes_in(&p) < before + 2 && t.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let resumed = run(&args("p.toml", &["--json"])).json();
+    assert_eq!(resumed["missing"], 0, "{resumed}");
+    // Exactly the entries of the uninterrupted run, each timed once.
+    let entries = |path: &str| {
+        let text = std::fs::read_to_string(dir.0.join(path)).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let mut keys: Vec<String> = v["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                assert_eq!(e["rounds_ms"].as_array().unwrap().len(), 1, "{e}");
+                format!("{} {}", e["model"], e["phase"])
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(entries("p.toml"), entries("full.toml"));
+    // No probe model is left behind.
+    assert!(
+        std::fs::read_dir(&dir.0)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".gguf"))
+    );
+
+    // predict, search and validate on it.
+    let pred = tailor_env(
+        &dir.0,
+        &[
+            "predict", "member.toml", "--profile", "p.toml", "--prompt", "16", "--context",
+            "32", "--json",
+        ],
+        &env,
+    )
+    .json();
+    assert_eq!(pred["engine"], "llama.cpp");
+    assert_eq!(pred["derived"].as_array().unwrap().len(), 0, "{pred}");
+    assert!(pred["decode_ms_per_token"].as_f64().unwrap() > 0.0);
+    let search = tailor_env(
+        &dir.0,
+        &["search", "space.toml", "--profile", "p.toml", "--out", "s", "--json"],
+        &env,
+    )
+    .json();
+    assert_eq!(search["cost_model"]["kind"], "llama.cpp", "{search}");
+    assert!(dir.0.join("s/front.json").is_file());
+    let v = tailor_env(
+        &dir.0,
+        &[
+            "validate", "--profile", "p.toml", "--space", "space.toml", "--samples", "4",
+            "--rounds", "2", "--out", "v", "--json",
+        ],
+        &env,
+    )
+    .json();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        assert_eq!(r["measured"]["params"], r["params"], "{r}");
+        assert_eq!(r["measured"]["decode_rounds_ms"].as_array().unwrap().len(), 2);
+    }
+    assert!(v["engine_self"]["decode_tau"].is_number(), "{v}");
+    assert!(dir.0.join("v/validate.csv").is_file());
+
+    // A profile of another setup is refused, with what differs.
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replacen("threads = ", "threads = 1", 1)).unwrap();
+    let e = run(&args("p.toml", &[]));
+    let line = e.assert_clean_error();
+    assert!(
+        line.contains("another llama.cpp setup") && line.contains("threads") && line.contains("--force"),
+        "{line}"
+    );
+}
+
+#[test]
+fn run_chains_profile_search_and_check_in_llama_cpp() {
+    let Some(lb) = llama_bench() else { return };
+    let lb = lb.display().to_string();
+    let dir = Scratch::new("llama-run");
+    dir.write("space.toml", SPACE);
+    let mut a = vec![
+        "run", "space.toml", "--engine", "llama.cpp", "--profiles", "profiles", "--out", "o",
+        "--check", "2", "--check-rounds", "2", "--profile-rounds", "1", "--json",
+    ];
+    a.extend(QUICK);
+    let s = tailor_env(&dir.0, &a, &[("TAILOR_LLAMA_BENCH", lb.as_str())]).json();
+    assert_eq!(s["profile"]["engine"], "llama.cpp");
+    assert_eq!(s["check"]["models"], 2, "{s}");
+    assert!(dir.0.join("profiles/host-llamacpp-q4_0.toml").is_file());
+    assert!(dir.0.join("o/report.md").is_file());
+}
+
+#[test]
+fn without_llama_bench_or_with_a_bad_weight_type_the_error_says_what_to_do() {
+    let dir = Scratch::new("llama-errors");
+    let space = root().join("search-spaces/quickstart.toml");
+    let space = space.to_str().unwrap();
+    let r = tailor_in(
+        &dir.0,
+        &[
+            "profile", "--engine", "llama.cpp", "--space", space, "--weights", "q4_0",
+            "--llama-bench", "/nonexistent/llama-bench",
+        ],
+    );
+    let line = r.assert_clean_error();
+    assert!(
+        line.contains("llama-bench not found") && line.contains("scripts/build-llama-bench.sh"),
+        "{line}"
+    );
+    let r = tailor_in(
+        &dir.0,
+        &["profile", "--engine", "llama.cpp", "--space", space, "--weights", "bf16"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("use one of f32, f16, q8_0, q4_0"), "{}", r.stderr);
+    // A burn profile's workload in f32 cannot be priced by a q4_0 llama.cpp profile.
+    dir.write("p.toml", &LLAMA_PROFILE_Q4);
+    let r = tailor_in(&dir.0, &["search", space, "--profile", "p.toml"]);
+    let line = r.assert_clean_error();
+    assert!(line.contains("f32 weights") && line.contains("q4_0"), "{line}");
+}
+
+/// A llama.cpp profile with no probes, of q4_0 weights.
+const LLAMA_PROFILE_Q4: &str = r#"format_version = 1
+engine = "llama.cpp"
+name = "empty"
+
+[fingerprint]
+build_commit = "0c1e57098"
+build_number = 0
+backends = "CPU"
+cpu_info = "Test"
+threads = 2
+type_k = "f16"
+type_v = "f16"
+flash_attn = "auto"
+n_batch = 2048
+n_ubatch = 512
+weights = "q4_0"
+os = "linux-x86_64"
+cores = 2
+
+[provenance]
+tailor_version = "0.1.0"
+created = "2026-12-02T06:00:00Z"
+updated = "2026-12-02T06:00:00Z"
+
+[method]
+decode_tokens = 16
+repetitions = 3
+rounds = 2
+"#;
