@@ -245,11 +245,7 @@ impl LlamaBench {
         if records.len() != models.len() {
             return Err(BenchError::Output {
                 program: self.program.clone(),
-                message: format!(
-                    "{} records for {} models",
-                    records.len(),
-                    models.len()
-                ),
+                message: format!("{} records for {} models", records.len(), models.len()),
             });
         }
         Ok(Run {

@@ -44,6 +44,7 @@ pub struct Prediction {
 pub struct LlamaCost {
     profile: LlamaProfile,
     tables: BTreeMap<PhaseKey, LayerTable>,
+    memory_fit: Option<(f64, f64)>,
 }
 
 /// Bytes per element of a ggml KV-cache type.
@@ -71,7 +72,13 @@ impl LlamaCost {
             .into_iter()
             .map(|p| (p, profile.table(p)))
             .collect();
-        LlamaCost { profile, tables }
+        let mut cost = LlamaCost {
+            profile,
+            tables,
+            memory_fit: None,
+        };
+        cost.memory_fit = cost.memory_fit();
+        cost
     }
 
     pub fn profile(&self) -> &LlamaProfile {
@@ -170,7 +177,13 @@ impl LlamaCost {
         let key = LayerKey::of(spec);
         let layer = table.layer_ms(&key).unwrap_or_else(|| {
             // The nearest width's reference layer, scaled by per-layer weights.
-            let per_layer = |k: &LayerKey| Probe::of(spec, 1).with_layer(k).spec().params().non_embedding as f64;
+            let per_layer = |k: &LayerKey| {
+                Probe::of(spec, 1)
+                    .with_layer(k)
+                    .spec()
+                    .params()
+                    .non_embedding as f64
+            };
             let near = table
                 .reference
                 .values()
@@ -192,9 +205,10 @@ impl LlamaCost {
             .get(&(spec.vocab_size, spec.hidden_size))
             .copied()
             .unwrap_or_else(|| {
-                let near = table.base.iter().min_by_key(|((v, h), _)| {
-                    (v * h).abs_diff(spec.vocab_size * spec.hidden_size)
-                });
+                let near = table
+                    .base
+                    .iter()
+                    .min_by_key(|((v, h), _)| (v * h).abs_diff(spec.vocab_size * spec.hidden_size));
                 match near {
                     Some(((v, h), ms)) => {
                         derived.push(format!(
@@ -209,8 +223,8 @@ impl LlamaCost {
         let layers = spec.num_layers as f64 * layer;
         // Apportion the layers between attention and FFN by their weights (decode) or
         // FLOPs (prefill): a breakdown for reading, not a measurement.
-        let attn_w = (2 * spec.hidden_size * spec.q_width() + 2 * spec.hidden_size * spec.kv_width())
-            as f64;
+        let attn_w =
+            (2 * spec.hidden_size * spec.q_width() + 2 * spec.hidden_size * spec.kv_width()) as f64;
         let ffn_w = (3 * spec.hidden_size * spec.intermediate_size) as f64;
         let attn_share = match phase {
             PhaseKey::Decode { .. } => attn_w / (attn_w + ffn_w),
@@ -264,41 +278,57 @@ impl LlamaCost {
             .round() as u64
     }
 
-    /// The compute buffers and runtime beside weights and KV cache: the median, over the
-    /// decode probes of the same `(vocab, hidden)` (else all), of their peak less their
-    /// weights and allocated cache.
-    pub fn runtime_bytes(&self, spec: &ModelSpec) -> u64 {
+    /// Peak resident memory less the KV cache, as a line in the weights' bytes fitted over
+    /// the decode probes: `(intercept, slope)`. The slope is what one byte of weights
+    /// costs the engine in memory (about 2 where llama.cpp repacks Q4_0 weights for its CPU
+    /// kernels and the file's mapped pages stay resident too); the intercept its compute
+    /// buffers and runtime. `None` without probes of two sizes with a measured peak.
+    pub fn memory_fit(&self) -> Option<(f64, f64)> {
         let method = self.profile.method;
-        let residual = |e: &crate::profile::ProbeEntry| -> Option<f64> {
-            let PhaseKey::Decode { context } = e.phase else {
-                return None;
-            };
-            let s = e.model.spec();
-            let tokens = decode_depth(context, method.decode_tokens) + method.decode_tokens;
-            let own = self.weight_bytes(&s) + self.kv_bytes(&s, tokens);
-            e.peak_rss_bytes.map(|p| p as f64 - own as f64)
-        };
-        let same: Vec<f64> = self
+        let points: Vec<(f64, f64)> = self
             .profile
             .probes
             .iter()
-            .filter(|e| e.model.vocab == spec.vocab_size && e.model.hidden == spec.hidden_size)
-            .filter_map(residual)
+            .filter_map(|e| {
+                let PhaseKey::Decode { context } = e.phase else {
+                    return None;
+                };
+                let s = e.model.spec();
+                let tokens = decode_depth(context, method.decode_tokens) + method.decode_tokens;
+                let peak = e.peak_rss_bytes? as f64;
+                Some((
+                    self.weight_bytes(&s) as f64,
+                    peak - self.kv_bytes(&s, tokens) as f64,
+                ))
+            })
             .collect();
-        let all: Vec<f64> = self.profile.probes.iter().filter_map(residual).collect();
-        let pick = if same.is_empty() { all } else { same };
-        if pick.is_empty() {
-            return 0;
+        let distinct = points
+            .iter()
+            .map(|p| p.0 as u64)
+            .collect::<std::collections::BTreeSet<_>>();
+        if distinct.len() < 2 {
+            return None;
         }
-        tailor_cost::median(pick).max(0.0).round() as u64
+        let n = points.len() as f64;
+        let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let slope = sxy / sxx;
+        Some((my - slope * mx, slope))
     }
 
-    /// Peak memory of a run of `w`: weights, the KV cache allocated for the longer of the
-    /// prompt and the decode context, and the measured runtime residual.
+    /// Peak memory of a run of `w`: the KV cache allocated for the longer of the prompt and
+    /// the decode context, plus the weights as the probes' fit says the engine holds them
+    /// ([`LlamaCost::memory_fit`]; the file's bytes when the profile has no such fit).
     pub fn memory_bytes(&self, spec: &ModelSpec, w: &Workload) -> u64 {
-        let weights = self.weight_bytes(spec);
+        let weights = self.weight_bytes(spec) as f64;
         let tokens = w.prompt_tokens.max(w.context + 1);
-        weights + self.kv_bytes(spec, tokens) + self.runtime_bytes(spec)
+        let held = match self.memory_fit {
+            Some((intercept, slope)) => (intercept + slope * weights).max(weights),
+            None => weights,
+        };
+        held.round() as u64 + self.kv_bytes(spec, tokens)
     }
 }
 
@@ -423,20 +453,37 @@ mod tests {
         let mut w = workload();
         w.context = 128;
         let e = cost.check_workload(&w).unwrap_err().to_string();
-        assert!(e.contains("decode at 128") && e.contains("decode at 256"), "{e}");
+        assert!(
+            e.contains("decode at 128") && e.contains("decode at 256"),
+            "{e}"
+        );
     }
 
     #[test]
     fn memory_is_weights_cache_and_the_measured_residual() {
-        let cost = LlamaCost::new(profile());
+        // Probes whose peak is exactly twice their weights, their cache and 8 MiB.
+        let mut p = profile();
+        let probe_cost = LlamaCost::new(p.clone());
+        for e in &mut p.probes {
+            if let PhaseKey::Decode { context } = e.phase {
+                let s = e.model.spec();
+                let tokens = decode_depth(context, 16) + 16;
+                e.peak_rss_bytes = Some(
+                    2 * probe_cost.weight_bytes(&s) + probe_cost.kv_bytes(&s, tokens) + (8 << 20),
+                );
+            }
+        }
+        let cost = LlamaCost::new(p);
         let spec = ModelSpec::llama(8192, 256, 4, 4, 2, 512);
         let w = workload();
-        // Synthetic probes peak at weights + 8 MiB; the residual is that less their cache.
+        let (intercept, slope) = cost.memory_fit().unwrap();
+        assert!((slope - 2.0).abs() < 1e-6, "{slope}");
+        assert!((intercept - (8 << 20) as f64).abs() < 1.0, "{intercept}");
         let kv = cost.kv_bytes(&spec, 257);
         // 4 layers x 128 kv width x 512 allocated tokens x (2 + 2) bytes.
         assert_eq!(kv, 4 * 128 * 512 * 4);
         let m = cost.memory_bytes(&spec, &w);
-        assert!(m > spec.weight_bytes(DType::Q4_0) + kv);
-        assert!(m < spec.weight_bytes(DType::Q4_0) + kv + (8 << 20));
+        let want = 2 * cost.weight_bytes(&spec) + kv + (8 << 20);
+        assert!(m.abs_diff(want) <= 1, "{m} vs {want}");
     }
 }

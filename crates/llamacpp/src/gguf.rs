@@ -35,14 +35,9 @@ impl GgmlType {
     }
 
     pub fn from_id(id: u32) -> Option<Self> {
-        [
-            GgmlType::F32,
-            GgmlType::F16,
-            GgmlType::Q4_0,
-            GgmlType::Q8_0,
-        ]
-        .into_iter()
-        .find(|t| t.id() == id)
+        [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0]
+            .into_iter()
+            .find(|t| t.id() == id)
     }
 
     /// Elements per block and bytes per block.
@@ -150,12 +145,7 @@ impl Header {
         let mut head = Vec::new();
         // Writing into a Vec cannot fail.
         let _ = self.write_head(&mut head);
-        align(head.len() as u64)
-            + self
-                .tensors
-                .iter()
-                .map(|t| align(t.bytes()))
-                .sum::<u64>()
+        align(head.len() as u64) + self.tensors.iter().map(|t| align(t.bytes())).sum::<u64>()
     }
 
     fn write_head(&self, w: &mut impl Write) -> io::Result<()> {
@@ -282,9 +272,8 @@ impl Header {
                 .map(|_| get_u64(r))
                 .collect::<Result<Vec<_>, _>>()?;
             let id = get_u32(r)?;
-            let ty = GgmlType::from_id(id).ok_or_else(|| {
-                GgufError::Format(format!("tensor `{name}` has ggml type {id}"))
-            })?;
+            let ty = GgmlType::from_id(id)
+                .ok_or_else(|| GgufError::Format(format!("tensor `{name}` has ggml type {id}")))?;
             offsets.push(get_u64(r)?);
             tensors.push(TensorDesc { name, dims, ty });
         }
@@ -431,8 +420,10 @@ mod tests {
 
     fn write(h: &Header) -> Vec<u8> {
         let mut out = Vec::new();
-        h.write(&mut out, |i, t, w| w.write_all(&vec![i as u8; t.bytes() as usize]))
-            .unwrap();
+        h.write(&mut out, |i, t, w| {
+            w.write_all(&vec![i as u8; t.bytes() as usize])
+        })
+        .unwrap();
         out
     }
 

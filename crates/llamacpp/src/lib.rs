@@ -19,7 +19,7 @@ pub use bench::{BenchError, LlamaBench, Settings, Test};
 pub use cost::{CostError, LlamaCost, Prediction};
 pub use model::{Unsupported, WeightType, Written, write_model};
 pub use profile::{
-    Depths, LayerKey, LayerTable, LlamaFingerprint, LlamaProfile, Method, PhaseKey, Probe, ProbeEntry,
-    is_llama_profile, plan,
+    Depths, LayerKey, LayerTable, LlamaFingerprint, LlamaProfile, Method, PhaseKey, Probe,
+    ProbeEntry, is_llama_profile, plan,
 };
 pub use run::{ModelTiming, ProfileJob, RunError, measure_models, run_profile};

@@ -146,8 +146,10 @@ pub fn weight_bytes(spec: &ModelSpec, weights: WeightType) -> u64 {
     spec.tensors()
         .iter()
         .filter(|t| {
-            !(matches!(t.component, Component::AttnNorm | Component::FfnNorm | Component::FinalNorm)
-                && t.name.ends_with(".bias"))
+            !(matches!(
+                t.component,
+                Component::AttnNorm | Component::FfnNorm | Component::FinalNorm
+            ) && t.name.ends_with(".bias"))
         })
         .map(|t| {
             let per = if t.shape.len() >= 2 {
@@ -196,16 +198,25 @@ pub fn header(
         ("general.architecture".into(), Value::String("llama".into())),
         ("general.name".into(), Value::String(name.into())),
         ("general.file_type".into(), Value::U32(weights.file_type())),
-        kv("vocab_size", Value::U32(u32_of("vocab_size", spec.vocab_size)?)),
+        kv(
+            "vocab_size",
+            Value::U32(u32_of("vocab_size", spec.vocab_size)?),
+        ),
         kv(
             "context_length",
-            Value::U32(u32_of("max_position_embeddings", spec.max_position_embeddings)?),
+            Value::U32(u32_of(
+                "max_position_embeddings",
+                spec.max_position_embeddings,
+            )?),
         ),
         kv(
             "embedding_length",
             Value::U32(u32_of("hidden_size", spec.hidden_size)?),
         ),
-        kv("block_count", Value::U32(u32_of("num_layers", spec.num_layers)?)),
+        kv(
+            "block_count",
+            Value::U32(u32_of("num_layers", spec.num_layers)?),
+        ),
         kv(
             "feed_forward_length",
             Value::U32(u32_of("intermediate_size", spec.intermediate_size)?),
@@ -243,8 +254,10 @@ pub fn header(
     let mut push = |info: &tailor_spec::TensorInfo, layer: u64| {
         let suffix = info.name.rsplit('.').next().unwrap_or("weight");
         // Norm biases exist only for LayerNorm, which is timed as RMSNorm.
-        if matches!(info.component, Component::AttnNorm | Component::FfnNorm | Component::FinalNorm)
-            && suffix == "bias"
+        if matches!(
+            info.component,
+            Component::AttnNorm | Component::FfnNorm | Component::FinalNorm
+        ) && suffix == "bias"
         {
             return;
         }
@@ -262,7 +275,10 @@ pub fn header(
     };
     let infos = spec.tensors();
     // Global tensors first, then the layers in order (as llama.cpp's converter writes them).
-    for info in infos.iter().filter(|t| t.repeats == 1 && !t.name.contains("{i}")) {
+    for info in infos
+        .iter()
+        .filter(|t| t.repeats == 1 && !t.name.contains("{i}"))
+    {
         push(info, 0);
     }
     for layer in 0..spec.num_layers {
@@ -429,7 +445,11 @@ mod tests {
             assert_eq!(bytes, weight_bytes(&spec, wt), "{wt}");
             // tailor's accounting stores vectors in a float weight type; llama.cpp keeps
             // them f32: 7 norms of 256 at 2 more bytes each under f16.
-            let vectors = if wt == WeightType::F16 { 7 * 256 * 2 } else { 0 };
+            let vectors = if wt == WeightType::F16 {
+                7 * 256 * 2
+            } else {
+                0
+            };
             assert_eq!(bytes, spec.weight_bytes(wt.dtype()) + vectors, "{wt}");
         }
     }
@@ -445,7 +465,10 @@ mod tests {
         assert!(e.0.contains("ffn = \"gated\""), "{e}");
         let spec = ModelSpec::llama(1024, 240, 2, 8, 2, 704);
         let e = substitutions(&spec, WeightType::Q4_0).unwrap_err();
-        assert!(e.0.contains("hidden_size = 240 is not a multiple of 32"), "{e}");
+        assert!(
+            e.0.contains("hidden_size = 240 is not a multiple of 32"),
+            "{e}"
+        );
         assert!(substitutions(&spec, WeightType::F16).is_ok());
         assert!(WeightType::from_dtype(DType::Bf16).is_err());
     }

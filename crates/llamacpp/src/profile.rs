@@ -293,10 +293,7 @@ impl LlamaProfile {
             ));
         }
         if p.engine != ENGINE {
-            return Err(bad(
-                "engine",
-                format!("`{}` is not `{ENGINE}`", p.engine),
-            ));
+            return Err(bad("engine", format!("`{}` is not `{ENGINE}`", p.engine)));
         }
         if p.method.decode_tokens == 0 || p.method.repetitions == 0 || p.method.rounds == 0 {
             return Err(bad(
@@ -499,7 +496,14 @@ impl Depths {
                 max_probe_bytes,
             } => {
                 let bytes = |layers| {
-                    crate::model::weight_bytes(&Probe { layers, ..*reference }.spec(), weights)
+                    crate::model::weight_bytes(
+                        &Probe {
+                            layers,
+                            ..*reference
+                        }
+                        .spec(),
+                        weights,
+                    )
                 };
                 let mut hi = most.max(2);
                 while hi > 2 && bytes(hi) > max_probe_bytes {
@@ -533,7 +537,11 @@ pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) 
         *w.attn.entry(k.attention).or_default() += 1;
         *w.ffn.entry(k.intermediate).or_default() += 1;
         *w.vocab.entry(s.vocab_size).or_default() += 1;
-        w.fewest = if w.most == 0 { s.num_layers } else { w.fewest.min(s.num_layers) };
+        w.fewest = if w.most == 0 {
+            s.num_layers
+        } else {
+            w.fewest.min(s.num_layers)
+        };
         w.most = w.most.max(s.num_layers);
     }
     fn commonest<K: Ord + Copy>(m: &BTreeMap<K, u64>) -> Option<K> {
@@ -543,11 +551,9 @@ pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) 
     }
     let mut out = Vec::new();
     for (h, w) in &widths {
-        let (Some(a0), Some(f0), Some(v0)) = (
-            commonest(&w.attn),
-            commonest(&w.ffn),
-            commonest(&w.vocab),
-        ) else {
+        let (Some(a0), Some(f0), Some(v0)) =
+            (commonest(&w.attn), commonest(&w.ffn), commonest(&w.vocab))
+        else {
             continue;
         };
         let probe = |vocab, a: Attn, intermediate, layers| Probe {
@@ -639,15 +645,31 @@ pub(crate) mod tests {
     fn space_depths_span_the_widths_range_within_the_byte_cap() {
         let specs = space();
         let wt = crate::model::WeightType::Q4_0;
-        let probes = plan(&specs, Depths::Space { weights: wt, max_probe_bytes: u64::MAX });
+        let probes = plan(
+            &specs,
+            Depths::Space {
+                weights: wt,
+                max_probe_bytes: u64::MAX,
+            },
+        );
         // The space's depths are 4, 8 and 12 at every width.
         assert_eq!((probes[0].layers, probes[1].layers), (4, 12));
         assert!(probes.iter().all(|p| p.layers == 4 || p.layers == 12));
         // A cap of 3 layers' bytes at width 512 keeps HI at 3 there and LO at 1.
         let r = probes.iter().find(|p| p.hidden == 512).unwrap();
         let cap = crate::model::weight_bytes(&Probe { layers: 3, ..*r }.spec(), wt);
-        let capped = plan(&specs, Depths::Space { weights: wt, max_probe_bytes: cap });
-        let at512: Vec<u64> = capped.iter().filter(|p| p.hidden == 512).map(|p| p.layers).collect();
+        let capped = plan(
+            &specs,
+            Depths::Space {
+                weights: wt,
+                max_probe_bytes: cap,
+            },
+        );
+        let at512: Vec<u64> = capped
+            .iter()
+            .filter(|p| p.hidden == 512)
+            .map(|p| p.layers)
+            .collect();
         assert_eq!(&at512[..2], &[1, 3]);
         assert!(at512[2..].iter().all(|&l| l == 3));
     }
@@ -757,7 +779,8 @@ pub(crate) mod tests {
         other.build_commit = "abc".into();
         let e = p.check_fingerprint(&other).unwrap_err();
         assert!(
-            e.contains("build_commit `0c1e57098` vs `abc`") && e.contains("weights `q4_0` vs `f32`"),
+            e.contains("build_commit `0c1e57098` vs `abc`")
+                && e.contains("weights `q4_0` vs `f32`"),
             "{e}"
         );
         other = fingerprint();

@@ -6,7 +6,7 @@ use crate::bench::{BenchError, LlamaBench, Record, Settings, Test};
 use crate::cost::decode_depth;
 use crate::model::{WeightType, WriteError, write_model};
 use crate::profile::{
-    FORMAT_VERSION, LlamaFingerprint, LlamaProfile, Method, PhaseKey, Probe, ProbeEntry, ENGINE,
+    ENGINE, FORMAT_VERSION, LlamaFingerprint, LlamaProfile, Method, PhaseKey, Probe, ProbeEntry,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -146,7 +146,12 @@ pub fn probe_fingerprint(
 }
 
 /// A new, empty profile.
-pub fn new_profile(name: &str, fingerprint: LlamaFingerprint, method: Method, now: &str) -> LlamaProfile {
+pub fn new_profile(
+    name: &str,
+    fingerprint: LlamaFingerprint,
+    method: Method,
+    now: &str,
+) -> LlamaProfile {
     LlamaProfile {
         format_version: FORMAT_VERSION,
         engine: ENGINE.into(),
@@ -200,7 +205,10 @@ pub fn run_profile(
     }
     progress.start(todo.len());
     std::fs::create_dir_all(&job.work_dir).map_err(|cause| {
-        RunError::Setup(format!("{}: cannot create: {cause}", job.work_dir.display()))
+        RunError::Setup(format!(
+            "{}: cannot create: {cause}",
+            job.work_dir.display()
+        ))
     })?;
     for (round, i) in todo {
         let probe = job.probes[i];
@@ -214,7 +222,12 @@ pub fn run_profile(
                 if have > round {
                     continue;
                 }
-                let run = bench.run(&[&path], test_of(phase, &profile.method), &job.settings, true)?;
+                let run = bench.run(
+                    &[&path],
+                    test_of(phase, &profile.method),
+                    &job.settings,
+                    true,
+                )?;
                 let r = &run.records[0];
                 let (median, min, max) = pass_ms(r, phase);
                 match profile
@@ -394,7 +407,10 @@ mod tests {
         let job = ProfileJob {
             name: "t".into(),
             probes: probes.clone(),
-            phases: vec![PhaseKey::Prefill { tokens: 64 }, PhaseKey::Decode { context: 256 }],
+            phases: vec![
+                PhaseKey::Prefill { tokens: 64 },
+                PhaseKey::Decode { context: 256 },
+            ],
             weights: WeightType::Q4_0,
             settings: Settings::default(),
             method: p.method,

@@ -51,8 +51,53 @@ pub struct Validation {
     pub memory: Option<Accuracy>,
     /// `None` with fewer than two rounds.
     pub engine_self: Option<SelfAgreement>,
+    /// Each round's level: the median over models of that round's time over the model's
+    /// median. Rounds far apart mean the machine's speed changed during the run.
+    pub round_ratios: RoundRatios,
     pub wall_s: f64,
     pub rows: Vec<Row>,
+}
+
+/// The level of each round, prefill and decode.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RoundRatios {
+    pub prefill: Vec<f64>,
+    pub decode: Vec<f64>,
+}
+
+impl RoundRatios {
+    /// Largest over smallest round level of prefill and of decode.
+    pub fn range(&self) -> (f64, f64) {
+        let r = |v: &[f64]| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(0.0, f64::max);
+            if lo > 0.0 && lo.is_finite() {
+                hi / lo
+            } else {
+                1.0
+            }
+        };
+        (r(&self.prefill), r(&self.decode))
+    }
+}
+
+/// Each round's level over the measured models.
+pub fn round_ratios(rows: &[Row]) -> RoundRatios {
+    let level = |f: &dyn Fn(&ModelTiming) -> &Vec<f64>| -> Vec<f64> {
+        let series: Vec<&Vec<f64>> = rows
+            .iter()
+            .filter_map(|r| r.measured.as_ref())
+            .map(|m| f(m))
+            .collect();
+        let n = series.iter().map(|s| s.len()).min().unwrap_or(0);
+        (0..n)
+            .map(|i| median(series.iter().map(|s| s[i] / median(s.to_vec())).collect()))
+            .collect()
+    };
+    RoundRatios {
+        prefill: level(&|m| &m.prefill_rounds_ms),
+        decode: level(&|m| &m.decode_rounds_ms),
+    }
 }
 
 /// Predictions for `models` (id, spec).
@@ -81,7 +126,10 @@ fn halves(rounds: &[f64]) -> Option<(f64, f64)> {
         return None;
     }
     let mid = rounds.len() / 2;
-    Some((median(rounds[..mid].to_vec()), median(rounds[mid..].to_vec())))
+    Some((
+        median(rounds[..mid].to_vec()),
+        median(rounds[mid..].to_vec()),
+    ))
 }
 
 /// llama-bench against itself: first half of the rounds vs second half.
@@ -205,6 +253,9 @@ mod tests {
         assert!(dec.unwrap().within_10pct == 1.0);
         assert!((mem.unwrap().median_ratio - 1.1).abs() < 1e-12);
         let s = self_agreement(&rows).unwrap();
+        let levels = round_ratios(&rows);
+        assert_eq!(levels.prefill.len(), 4);
+        assert!(levels.range().0 >= 1.0);
         assert!((s.prefill_tau - 1.0).abs() < 1e-12);
         let text = csv(&rows);
         assert_eq!(text.lines().count(), 4);

@@ -84,7 +84,11 @@ fn llama_bench_loads_every_weight_type_and_counts_tailors_parameters() {
                 .unwrap_or_else(|e| panic!("spec {i} {wt}: {e}"));
             let r = &run.records[0];
             assert_eq!(r.model_n_params, spec.total_params(), "spec {i} {wt}");
-            assert!(r.model_type.to_lowercase().contains(&wt.to_string()), "{}", r.model_type);
+            assert!(
+                r.model_type.to_lowercase().contains(&wt.to_string()),
+                "{}",
+                r.model_type
+            );
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -149,11 +153,18 @@ fn a_failing_llama_bench_is_one_clear_error() {
     assert!(status.success());
     let bench = LlamaBench::locate(Some(&fake)).unwrap();
     let e = bench
-        .run(&[Path::new("x.gguf")], Test::Prefill { tokens: 8 }, &quick(), false)
+        .run(
+            &[Path::new("x.gguf")],
+            Test::Prefill { tokens: 8 },
+            &quick(),
+            false,
+        )
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("failed") && e.contains("error: failed to load model") && e.contains("-m x.gguf"),
+        e.contains("failed")
+            && e.contains("error: failed to load model")
+            && e.contains("-m x.gguf"),
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

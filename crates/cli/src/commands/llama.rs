@@ -123,8 +123,10 @@ impl Bar {
     fn new(what: &str) -> Self {
         let bar = ProgressBar::hidden();
         bar.set_style(
-            ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} ETA {{eta}} {{msg}}"))
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(&format!(
+                "{what} {{bar:30}} {{pos}}/{{len}} ETA {{eta}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         Bar(bar)
     }
@@ -169,6 +171,8 @@ pub struct ProfileOutcome {
     pub profile: LlamaProfile,
     pub out: PathBuf,
     pub probes: usize,
+    /// Phases each probe is timed in (one llama-bench run each per visit).
+    pub phases: usize,
     pub runs_now: usize,
     pub missing: usize,
     pub wall_s: f64,
@@ -190,7 +194,11 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
         .prompts
         .iter()
         .map(|&tokens| PhaseKey::Prefill { tokens })
-        .chain(req.contexts.iter().map(|&context| PhaseKey::Decode { context }))
+        .chain(
+            req.contexts
+                .iter()
+                .map(|&context| PhaseKey::Decode { context }),
+        )
         .collect();
     phases.sort();
     phases.dedup();
@@ -199,7 +207,20 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
         repetitions: req.llama.repetitions,
         rounds: req.rounds,
     };
-    let work_dir = std::env::temp_dir().join(format!("tailor-llama-{}", std::process::id()));
+    // Probe models are written beside the profile and removed after each visit; a killed
+    // run leaves at most one there, which the next run removes.
+    let work_dir = req
+        .out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(format!(
+            ".{}.probes",
+            req.out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
     let job = ProfileJob {
         name: req.name.clone(),
         probes,
@@ -239,7 +260,10 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
         p
     } else {
         llrun::new_profile(
-            &format!("{} on llama.cpp {} ({})", fingerprint.cpu_info, fingerprint.build_commit, weights),
+            &format!(
+                "{} on llama.cpp {} ({})",
+                fingerprint.cpu_info, fingerprint.build_commit, weights
+            ),
             fingerprint,
             method,
             &utc_now_iso(),
@@ -254,7 +278,9 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
     );
     let bar = Bar::new("profile");
     let out = req.out.clone();
-    let result = llrun::run_profile(&bench, profile, &job, &utc_now_iso, &bar, &mut |p| p.save(&out));
+    let result = llrun::run_profile(&bench, profile, &job, &utc_now_iso, &bar, &mut |p| {
+        p.save(&out)
+    });
     drop(bar);
     let _ = std::fs::remove_dir_all(&work_dir);
     let profile = result.with_context(|| format!("profiling into {}", req.out.display()))?;
@@ -263,6 +289,7 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
     let missing = llrun::pending(&profile, &job).len();
     Ok(ProfileOutcome {
         probes: job.probes.len(),
+        phases: job.phases.len(),
         runs_now: todo.min(req.limit.unwrap_or(usize::MAX)),
         missing,
         out: req.out.clone(),
@@ -281,6 +308,7 @@ pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
             "fingerprint": f,
             "probes": o.probes,
             "probe_visits_now": o.runs_now,
+            "llama_bench_runs_now": o.runs_now * o.phases,
             "missing": o.missing,
             "wall_s": o.wall_s,
         });
@@ -290,14 +318,24 @@ pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
     let mut t = Table::new(&["", ""]);
     for (k, v) in [
         ("profile", o.out.display().to_string()),
-        ("engine", format!("llama.cpp {} ({})", f.build_commit, f.backends)),
+        (
+            "engine",
+            format!("llama.cpp {} ({})", f.build_commit, f.backends),
+        ),
         ("cpu", f.cpu_info.clone()),
         ("threads", f.threads.to_string()),
         ("weights", f.weights.to_string()),
         ("kv cache", format!("{}/{}", f.type_k, f.type_v)),
         ("flash attention", f.flash_attn.clone()),
         ("probe models", o.probes.to_string()),
-        ("probe visits now", o.runs_now.to_string()),
+        (
+            "probe visits now",
+            format!(
+                "{} ({} llama-bench runs)",
+                o.runs_now,
+                o.runs_now * o.phases
+            ),
+        ),
         ("still to run", o.missing.to_string()),
         ("wall time", format!("{:.0} s", o.wall_s)),
     ] {
@@ -305,13 +343,22 @@ pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
     }
     print!("{}", t.render(2));
     if o.missing > 0 {
-        println!("rerun the same command to continue ({} visits left)", o.missing);
+        println!(
+            "rerun the same command to continue ({} visits left)",
+            o.missing
+        );
     }
     Ok(())
 }
 
 /// `tailor predict` on a llama.cpp profile.
-pub fn predict(spec_path: &Path, profile: &Path, prompt: u64, context: u64, json_out: bool) -> Result<()> {
+pub fn predict(
+    spec_path: &Path,
+    profile: &Path,
+    prompt: u64,
+    context: u64,
+    json_out: bool,
+) -> Result<()> {
     let loaded = tailor_spec::load_spec(spec_path)?;
     let cost = load_cost(profile, None)?;
     let w = Workload {
@@ -350,11 +397,38 @@ pub fn predict(spec_path: &Path, profile: &Path, prompt: u64, context: u64, json
         return Ok(());
     }
     let mut t = Table::new(&["", ""]);
-    t.row(vec!["engine".into(), format!("llama.cpp {} ({})", cost.profile().fingerprint.build_commit, w.precision.weights)]);
-    t.row(vec!["parameters".into(), loaded.spec.params().total.to_string()]);
-    t.row(vec![format!("prefill {prompt} tokens"), format!("{:.2} ms ({:.0} tok/s)", e.prefill_ms, e.prefill_tokens_per_s(prompt))]);
-    t.row(vec![format!("decode at {context}"), format!("{:.3} ms/token ({:.1} tok/s)", e.decode_ms_per_token, e.decode_tokens_per_s())]);
-    t.row(vec!["peak memory".into(), bytes(e.peak_memory_bytes as f64)]);
+    t.row(vec![
+        "engine".into(),
+        format!(
+            "llama.cpp {} ({})",
+            cost.profile().fingerprint.build_commit,
+            w.precision.weights
+        ),
+    ]);
+    t.row(vec![
+        "parameters".into(),
+        loaded.spec.params().total.to_string(),
+    ]);
+    t.row(vec![
+        format!("prefill {prompt} tokens"),
+        format!(
+            "{:.2} ms ({:.0} tok/s)",
+            e.prefill_ms,
+            e.prefill_tokens_per_s(prompt)
+        ),
+    ]);
+    t.row(vec![
+        format!("decode at {context}"),
+        format!(
+            "{:.3} ms/token ({:.1} tok/s)",
+            e.decode_ms_per_token,
+            e.decode_tokens_per_s()
+        ),
+    ]);
+    t.row(vec![
+        "peak memory".into(),
+        bytes(e.peak_memory_bytes as f64),
+    ]);
     print!("{}", t.render(2));
     for d in &p.derived {
         println!("not measured: {d}");
@@ -434,11 +508,24 @@ pub fn validate(req: &ValidateRequest) -> Result<Validation> {
         decode,
         memory,
         engine_self: llval::self_agreement(&rows),
+        round_ratios: llval::round_ratios(&rows),
         wall_s: started.elapsed().as_secs_f64(),
         rows,
     };
     write_json(&req.out.join("validate.json"), &serde_json::to_value(&v)?)?;
-    write_atomic(&req.out.join("validate.csv"), llval::csv(&v.rows).as_bytes())?;
+    write_atomic(
+        &req.out.join("validate.csv"),
+        llval::csv(&v.rows).as_bytes(),
+    )?;
+    let (pre, dec) = v.round_ratios.range();
+    if pre > 1.1 || dec > 1.1 {
+        warn!(
+            prefill = ?v.round_ratios.prefill,
+            decode = ?v.round_ratios.decode,
+            "the rounds ran more than 10% apart: the machine's speed changed during the run; \
+             its agreement with the profile and with itself is limited by that"
+        );
+    }
     for r in &v.rows {
         if let Some(e) = &r.error {
             warn!(id = r.id, "not measured: {e}");
@@ -449,11 +536,28 @@ pub fn validate(req: &ValidateRequest) -> Result<Validation> {
 
 /// The table of a validation.
 pub fn render_validation(v: &Validation, out: &Path) -> String {
-    let mut t = Table::new(&["", "within 10%", "within 20%", "mean |err|", "max |err|", "measured/predicted", "Kendall tau", "llama-bench vs itself"]);
+    let mut t = Table::new(&[
+        "",
+        "within 10%",
+        "within 20%",
+        "mean |err|",
+        "max |err|",
+        "measured/predicted",
+        "Kendall tau",
+        "llama-bench vs itself",
+    ]);
     let selfs = v.engine_self;
     for (name, a, own) in [
-        ("prefill", v.prefill, selfs.map(|s| (s.prefill_tau, s.prefill_spread))),
-        ("decode", v.decode, selfs.map(|s| (s.decode_tau, s.decode_spread))),
+        (
+            "prefill",
+            v.prefill,
+            selfs.map(|s| (s.prefill_tau, s.prefill_spread)),
+        ),
+        (
+            "decode",
+            v.decode,
+            selfs.map(|s| (s.decode_tau, s.decode_spread)),
+        ),
         ("memory", v.memory, None),
     ] {
         if let Some(a) = a {
@@ -465,18 +569,30 @@ pub fn render_validation(v: &Validation, out: &Path) -> String {
                 format!("{:.1}%", 100.0 * a.max_ape),
                 format!("{:.3}", a.median_ratio),
                 format!("{:.3}", a.kendall_tau),
-                own.map_or("-".into(), |(tau, spread)| format!("tau {tau:.3}, spread {:.1}%", 100.0 * spread)),
+                own.map_or("-".into(), |(tau, spread)| {
+                    format!("tau {tau:.3}, spread {:.1}%", 100.0 * spread)
+                }),
             ]);
         }
     }
     let measured = v.rows.iter().filter(|r| r.measured.is_some()).count();
+    let levels = |l: &[f64]| {
+        l.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     format!(
-        "validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}wrote {}/validate.json, validate.csv\n",
+        "validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}\
+         round levels (each round / model median): prefill {}, decode {}\n\
+         wrote {}/validate.json, validate.csv\n",
         v.rows.len(),
         v.workload.precision.weights,
         v.rounds,
         v.wall_s,
         t.render(2),
+        levels(&v.round_ratios.prefill),
+        levels(&v.round_ratios.decode),
         out.display()
     )
 }

@@ -59,7 +59,13 @@ pub fn shares(b: &Breakdown) -> serde_json::Value {
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     if super::llama::is_llama(&args.profile) {
-        return super::llama::predict(&args.spec, &args.profile, args.prompt, args.context, args.json);
+        return super::llama::predict(
+            &args.spec,
+            &args.profile,
+            args.prompt,
+            args.context,
+            args.json,
+        );
     }
     let loaded = load_spec(&args.spec)?;
     let model = load_profiled(&args.profile)?;

@@ -414,10 +414,10 @@ fn run_llama(args: &RunArgs) -> Result<()> {
             args.space.display()
         );
     }
-    let profile_path = args.profile.clone().unwrap_or_else(|| {
-        args.profiles
-            .join(format!("host-llamacpp-{weights}.toml"))
-    });
+    let profile_path = args
+        .profile
+        .clone()
+        .unwrap_or_else(|| args.profiles.join(format!("host-llamacpp-{weights}.toml")));
     let profiled = super::llama::profile(&super::llama::ProfileRequest {
         name: space.name().to_string(),
         specs,
@@ -546,7 +546,11 @@ fn run_llama(args: &RunArgs) -> Result<()> {
         s += &format!("check    the pick and front rows timed whole in llama-bench:\n");
         s += &super::llama::render_validation(v, dir);
     }
-    s += &format!("\nwrote {}/ ({wall_s:.0} s in all):\n  {}\n", out.display(), written.report.display());
+    s += &format!(
+        "\nwrote {}/ ({wall_s:.0} s in all):\n  {}\n",
+        out.display(),
+        written.report.display()
+    );
     s += &format!(
         "  {0}/candidates.csv, {0}/front.json, {0}/summary.json\n",
         out.display()

@@ -64,9 +64,8 @@ pub struct SearchArgs {
 }
 
 pub fn parse_weights(s: &str) -> Result<tailor_spec::DType, String> {
-    tailor_spec::DType::from_name(s).ok_or_else(|| {
-        format!("unknown weight type `{s}`; use f32, f16, bf16, int8, q4_0 or q8_0")
-    })
+    tailor_spec::DType::from_name(s)
+        .ok_or_else(|| format!("unknown weight type `{s}`; use f32, f16, bf16, int8, q4_0 or q8_0"))
 }
 
 /// A cost model and what it is, for the files that quote it.
@@ -228,7 +227,9 @@ pub fn execute(
     };
     csv.finish()?;
     let device_name = match &cost.source.kind[..] {
-        "profiled" | "llama.cpp" => format!("{} (profile {})", cost.source.device, cost.source.file),
+        "profiled" | "llama.cpp" => {
+            format!("{} (profile {})", cost.source.device, cost.source.file)
+        }
         _ => cost.source.device.clone(),
     };
     write_results(out, &space, &outcome, &device_name)?;

@@ -87,7 +87,15 @@ fn profile_predict_search_validate_with_llama_bench() {
     let dir = Scratch::new("llama-e2e");
     dir.write("space.toml", SPACE);
     dir.write("member.toml", SPEC);
-    let base = ["profile", "--engine", "llama.cpp", "--space", "space.toml", "--rounds", "1"];
+    let base = [
+        "profile",
+        "--engine",
+        "llama.cpp",
+        "--space",
+        "space.toml",
+        "--rounds",
+        "1",
+    ];
     let args = |out: &str, extra: &[&str]| -> Vec<String> {
         base.iter()
             .chain(&["--out", out])
@@ -148,19 +156,29 @@ fn profile_predict_search_validate_with_llama_bench() {
         keys
     };
     assert_eq!(entries("p.toml"), entries("full.toml"));
-    // No probe model is left behind.
+    // No probe model is left behind, not even the killed run's.
+    assert!(!dir.0.join(".p.toml.probes").exists());
     assert!(
-        std::fs::read_dir(&dir.0)
+        std::fs::read_dir(&dir.0).unwrap().all(|e| !e
             .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".gguf"))
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".gguf"))
     );
 
     // predict, search and validate on it.
     let pred = tailor_env(
         &dir.0,
         &[
-            "predict", "member.toml", "--profile", "p.toml", "--prompt", "16", "--context",
-            "32", "--json",
+            "predict",
+            "member.toml",
+            "--profile",
+            "p.toml",
+            "--prompt",
+            "16",
+            "--context",
+            "32",
+            "--json",
         ],
         &env,
     )
@@ -170,7 +188,15 @@ fn profile_predict_search_validate_with_llama_bench() {
     assert!(pred["decode_ms_per_token"].as_f64().unwrap() > 0.0);
     let search = tailor_env(
         &dir.0,
-        &["search", "space.toml", "--profile", "p.toml", "--out", "s", "--json"],
+        &[
+            "search",
+            "space.toml",
+            "--profile",
+            "p.toml",
+            "--out",
+            "s",
+            "--json",
+        ],
         &env,
     )
     .json();
@@ -179,8 +205,18 @@ fn profile_predict_search_validate_with_llama_bench() {
     let v = tailor_env(
         &dir.0,
         &[
-            "validate", "--profile", "p.toml", "--space", "space.toml", "--samples", "4",
-            "--rounds", "2", "--out", "v", "--json",
+            "validate",
+            "--profile",
+            "p.toml",
+            "--space",
+            "space.toml",
+            "--samples",
+            "4",
+            "--rounds",
+            "2",
+            "--out",
+            "v",
+            "--json",
         ],
         &env,
     )
@@ -189,7 +225,10 @@ fn profile_predict_search_validate_with_llama_bench() {
     assert_eq!(rows.len(), 4);
     for r in rows {
         assert_eq!(r["measured"]["params"], r["params"], "{r}");
-        assert_eq!(r["measured"]["decode_rounds_ms"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            r["measured"]["decode_rounds_ms"].as_array().unwrap().len(),
+            2
+        );
     }
     assert!(v["engine_self"]["decode_tau"].is_number(), "{v}");
     assert!(dir.0.join("v/validate.csv").is_file());
@@ -200,7 +239,9 @@ fn profile_predict_search_validate_with_llama_bench() {
     let e = run(&args("p.toml", &[]));
     let line = e.assert_clean_error();
     assert!(
-        line.contains("another llama.cpp setup") && line.contains("threads") && line.contains("--force"),
+        line.contains("another llama.cpp setup")
+            && line.contains("threads")
+            && line.contains("--force"),
         "{line}"
     );
 }
@@ -212,8 +253,21 @@ fn run_chains_profile_search_and_check_in_llama_cpp() {
     let dir = Scratch::new("llama-run");
     dir.write("space.toml", SPACE);
     let mut a = vec![
-        "run", "space.toml", "--engine", "llama.cpp", "--profiles", "profiles", "--out", "o",
-        "--check", "2", "--check-rounds", "2", "--profile-rounds", "1", "--json",
+        "run",
+        "space.toml",
+        "--engine",
+        "llama.cpp",
+        "--profiles",
+        "profiles",
+        "--out",
+        "o",
+        "--check",
+        "2",
+        "--check-rounds",
+        "2",
+        "--profile-rounds",
+        "1",
+        "--json",
     ];
     a.extend(QUICK);
     let s = tailor_env(&dir.0, &a, &[("TAILOR_LLAMA_BENCH", lb.as_str())]).json();
@@ -231,8 +285,15 @@ fn without_llama_bench_or_with_a_bad_weight_type_the_error_says_what_to_do() {
     let r = tailor_in(
         &dir.0,
         &[
-            "profile", "--engine", "llama.cpp", "--space", space, "--weights", "q4_0",
-            "--llama-bench", "/nonexistent/llama-bench",
+            "profile",
+            "--engine",
+            "llama.cpp",
+            "--space",
+            space,
+            "--weights",
+            "q4_0",
+            "--llama-bench",
+            "/nonexistent/llama-bench",
         ],
     );
     let line = r.assert_clean_error();
@@ -242,15 +303,30 @@ fn without_llama_bench_or_with_a_bad_weight_type_the_error_says_what_to_do() {
     );
     let r = tailor_in(
         &dir.0,
-        &["profile", "--engine", "llama.cpp", "--space", space, "--weights", "bf16"],
+        &[
+            "profile",
+            "--engine",
+            "llama.cpp",
+            "--space",
+            space,
+            "--weights",
+            "bf16",
+        ],
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("use one of f32, f16, q8_0, q4_0"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("use one of f32, f16, q8_0, q4_0"),
+        "{}",
+        r.stderr
+    );
     // A burn profile's workload in f32 cannot be priced by a q4_0 llama.cpp profile.
     dir.write("p.toml", &LLAMA_PROFILE_Q4);
     let r = tailor_in(&dir.0, &["search", space, "--profile", "p.toml"]);
     let line = r.assert_clean_error();
-    assert!(line.contains("f32 weights") && line.contains("q4_0"), "{line}");
+    assert!(
+        line.contains("f32 weights") && line.contains("q4_0"),
+        "{line}"
+    );
 }
 
 /// A llama.cpp profile with no probes, of q4_0 weights.
