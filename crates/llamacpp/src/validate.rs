@@ -87,7 +87,7 @@ pub fn round_ratios(rows: &[Row]) -> RoundRatios {
         let series: Vec<&Vec<f64>> = rows
             .iter()
             .filter_map(|r| r.measured.as_ref())
-            .map(|m| f(m))
+            .map(f)
             .collect();
         let n = series.iter().map(|s| s.len()).min().unwrap_or(0);
         (0..n)
@@ -161,9 +161,12 @@ pub fn self_agreement(rows: &[Row]) -> Option<SelfAgreement> {
     })
 }
 
+/// A predicted and a measured value of one row, where both exist.
+type Pair<'a> = &'a dyn Fn(&Row, &ModelTiming) -> Option<(f64, f64)>;
+
 /// Scores the measured rows: accuracy of prefill, decode and memory.
 pub fn score(rows: &[Row]) -> (Option<Accuracy>, Option<Accuracy>, Option<Accuracy>) {
-    let pairs = |f: &dyn Fn(&Row, &ModelTiming) -> Option<(f64, f64)>| -> Option<Accuracy> {
+    let pairs = |f: Pair| -> Option<Accuracy> {
         let p: Vec<(f64, f64)> = rows
             .iter()
             .filter_map(|r| r.measured.as_ref().and_then(|m| f(r, m)))

@@ -598,17 +598,11 @@ pub fn render_validation(v: &Validation, out: &Path) -> String {
 }
 
 /// `tailor validate` on a llama.cpp profile: a spread sample of the space.
-pub fn validate_space(
-    profile: &Path,
-    space_path: &Path,
-    space: SearchSpace,
-    samples: usize,
-    rounds: u64,
-    seed: u64,
-    out: Option<&Path>,
-    llama: &LlamaArgs,
-    json_out: bool,
-) -> Result<()> {
+pub fn validate_space(args: &super::validate::ValidateArgs, space: SearchSpace) -> Result<()> {
+    let (profile, space_path, llama) = (&args.profile, &args.space, &args.llama);
+    let (samples, rounds, seed, json_out) =
+        (args.samples as usize, args.rounds, args.seed, args.json);
+    let out = args.out.as_deref();
     let space = with_weights(space, llama.weights);
     let cost = load_cost(profile, Some(&space.workload))?;
     let sample = spread_sample(&space, &cost, samples, seed, Metric::DecodeMs);

@@ -543,7 +543,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
         );
     }
     if let Some((v, dir)) = &check {
-        s += &format!("check    the pick and front rows timed whole in llama-bench:\n");
+        s += "check    the pick and front rows timed whole in llama-bench:\n";
         s += &super::llama::render_validation(v, dir);
     }
     s += &format!(

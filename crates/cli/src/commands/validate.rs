@@ -221,17 +221,7 @@ pub struct CheckSetup<'a> {
 pub fn run(args: &ValidateArgs) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;
     if super::llama::is_llama(&args.profile) {
-        return super::llama::validate_space(
-            &args.profile,
-            &args.space,
-            space,
-            args.samples as usize,
-            args.rounds,
-            args.seed,
-            args.out.as_deref(),
-            &args.llama,
-            args.json,
-        );
+        return super::llama::validate_space(args, space);
     }
     let model = load_profiled(&args.profile)?;
     check_precision(

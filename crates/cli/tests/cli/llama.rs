@@ -320,7 +320,7 @@ fn without_llama_bench_or_with_a_bad_weight_type_the_error_says_what_to_do() {
         r.stderr
     );
     // A burn profile's workload in f32 cannot be priced by a q4_0 llama.cpp profile.
-    dir.write("p.toml", &LLAMA_PROFILE_Q4);
+    dir.write("p.toml", LLAMA_PROFILE_Q4);
     let r = tailor_in(&dir.0, &["search", space, "--profile", "p.toml"]);
     let line = r.assert_clean_error();
     assert!(
