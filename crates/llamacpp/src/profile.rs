@@ -429,7 +429,17 @@ impl LayerTable {
             let Some((_, v0, k0)) = reference else {
                 continue;
             };
-            let (base, slope) = fit(&groups[&(v0, k0)]);
+            let (mut base, mut slope) = fit(&groups[&(v0, k0)]);
+            if !(slope > 0.0 && base >= 0.0) {
+                // Noise larger than the layers' cost (tiny models, few repetitions): a
+                // negative layer or base means nothing; fall back to a line through the
+                // origin, all of the time in the layers.
+                let pts = &groups[&(v0, k0)];
+                let sxy: f64 = pts.iter().map(|(l, ms)| l * ms).sum();
+                let sxx: f64 = pts.iter().map(|(l, _)| l * l).sum();
+                base = 0.0;
+                slope = sxy / sxx;
+            }
             t.base.insert((v0, h), base);
             t.layer.insert(k0, slope);
             t.reference.insert(h, k0);
@@ -438,11 +448,18 @@ impl LayerTable {
                     continue;
                 }
                 if *v == v0 {
-                    let per: Vec<f64> = pts.iter().map(|(l, ms)| (ms - base) / l).collect();
+                    // Never below zero: a shape cannot cost less than nothing.
+                    let per: Vec<f64> = pts
+                        .iter()
+                        .map(|(l, ms)| ((ms - base) / l).max(0.0))
+                        .collect();
                     t.layer
                         .insert(*k, per.iter().sum::<f64>() / per.len() as f64);
                 } else if *k == k0 {
-                    let b: Vec<f64> = pts.iter().map(|(l, ms)| ms - l * slope).collect();
+                    let b: Vec<f64> = pts
+                        .iter()
+                        .map(|(l, ms)| (ms - l * slope).max(0.0))
+                        .collect();
                     t.base
                         .insert((*v, h), b.iter().sum::<f64>() / b.len() as f64);
                 }
@@ -466,7 +483,15 @@ impl LayerTable {
             attention: r.attention,
             ..*key
         })?;
-        Some(attn + ffn - self.layer[r])
+        let reference = self.layer[r];
+        let added = attn + ffn - reference;
+        // Additivity on parts noisier than their differences can undershoot; a layer never
+        // costs nothing, so fall back to scaling by the parts' ratios.
+        if added > 0.0 || reference <= 0.0 {
+            Some(added.max(0.0))
+        } else {
+            Some(attn * ffn / reference)
+        }
     }
 }
 
@@ -672,6 +697,42 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(&at512[..2], &[1, 3]);
         assert!(at512[2..].iter().all(|&l| l == 3));
+    }
+
+    #[test]
+    fn noise_larger_than_the_layers_never_gives_negative_costs() {
+        let r = Probe::of(&ModelSpec::llama(512, 128, 2, 4, 2, 256), 2);
+        let deeper = Probe { layers: 4, ..r };
+        let other = Probe {
+            intermediate: 384,
+            layers: 4,
+            ..r
+        };
+        // The deeper model measured faster than the shallow one.
+        let t = LayerTable::derive(&[(r, 1.0), (deeper, 0.9), (other, 0.2)]);
+        assert_eq!(t.base[&(512, 128)], 0.0);
+        assert!(t.layer[&r.layer()] > 0.0);
+        assert!(t.layer[&other.layer()] > 0.0);
+        let combo = LayerKey {
+            attention: Attn {
+                heads: 2,
+                kv_heads: 1,
+                head_dim: 64,
+            },
+            ..other.layer()
+        };
+        assert_eq!(t.layer_ms(&combo), None);
+        // A combination whose parts are noise beside the reference still costs something.
+        let attn_probe = Probe {
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 64,
+            layers: 4,
+            ..r
+        };
+        let t = LayerTable::derive(&[(r, 0.1), (deeper, 10.0), (other, 0.2), (attn_probe, 0.3)]);
+        let combo_ms = t.layer_ms(&combo).unwrap();
+        assert!(combo_ms > 0.0, "{combo_ms}");
     }
 
     #[test]

@@ -70,8 +70,8 @@ norm = "rmsnorm"
 tie_embeddings = true
 "#;
 
-/// Fast settings: one repetition, 4 decode steps.
-const QUICK: [&str; 4] = ["--repetitions", "1", "--decode-tokens", "4"];
+/// Fast settings: two repetitions (the time is the last), 4 decode steps.
+const QUICK: [&str; 4] = ["--repetitions", "2", "--decode-tokens", "4"];
 
 fn probes_in(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)
@@ -272,7 +272,15 @@ fn run_chains_profile_search_and_check_in_llama_cpp() {
     a.extend(QUICK);
     let s = tailor_env(&dir.0, &a, &[("TAILOR_LLAMA_BENCH", lb.as_str())]).json();
     assert_eq!(s["profile"]["engine"], "llama.cpp");
-    assert_eq!(s["check"]["models"], 2, "{s}");
+    // The pick, and a second front row when the front has one.
+    let checked = s["check"]["models"].as_u64().unwrap();
+    let front = s["front_size"].as_u64().unwrap();
+    assert_eq!(checked, front.min(2), "{s}");
+    assert!(s["check"]["decode"]["n"].as_u64() == Some(checked), "{s}");
+    assert!(
+        s["pick"]["metrics"]["decode_ms"].as_f64().unwrap() > 0.0,
+        "{s}"
+    );
     assert!(dir.0.join("profiles/host-llamacpp-q4_0.toml").is_file());
     assert!(dir.0.join("o/report.md").is_file());
 }
