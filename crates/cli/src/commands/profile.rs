@@ -119,20 +119,27 @@ fn parse_depths(s: &str) -> Result<ProbeLayers, String> {
     Ok(ProbeLayers(Some((a, b))))
 }
 
+/// The space's prompt and context, then the extra ones of `--prompt` and `--context`.
+fn space_phases(space: &SearchSpace, args: &ProfileArgs) -> (Vec<u64>, Vec<u64>) {
+    let mut prompts = vec![space.workload.prompt_tokens];
+    prompts.extend(&args.prompt);
+    let mut contexts = vec![space.workload.context];
+    contexts.extend(&args.context);
+    (prompts, contexts)
+}
+
 /// `tailor profile --engine llama.cpp`.
 fn profile_llama(args: &ProfileArgs) -> Result<()> {
     if args.remote.is_some() {
         bail!(
-            "--remote with --engine llama.cpp is not built yet: run llama-bench on the device              by hand (docs/phone.md) or profile the host"
+            "--remote with --engine llama.cpp is not built yet: profile the host, or see \
+             docs/llama-cpp.md for running llama-bench on a phone"
         );
     }
     let (name, specs, prompts, contexts, space_weights) = match &args.space {
         Some(path) => {
             let space = SearchSpace::load(path)?;
-            let mut prompts = vec![space.workload.prompt_tokens];
-            prompts.extend(&args.prompt);
-            let mut contexts = vec![space.workload.context];
-            contexts.extend(&args.context);
+            let (prompts, contexts) = space_phases(&space, args);
             let specs: Vec<_> = static_candidates(&space).collect();
             (
                 space.name().to_string(),
@@ -369,10 +376,7 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
     let (name, shapes) = match &args.space {
         Some(path) => {
             let space = SearchSpace::load(path)?;
-            let mut prompts = vec![space.workload.prompt_tokens];
-            prompts.extend(&args.prompt);
-            let mut contexts = vec![space.workload.context];
-            contexts.extend(&args.context);
+            let (prompts, contexts) = space_phases(&space, args);
             (
                 space.name().to_string(),
                 profile_shapes(static_candidates(&space), &prompts, &contexts),

@@ -334,23 +334,7 @@ fn render(
         o.strategy.name()
     );
     if let Some(c) = o.pick.map(|i| &o.front[i]) {
-        let m = &c.metrics;
-        let sp = &c.spec;
-        s += &format!(
-            "pick     {} x {} layers, heads {}/{}, ffn {} {}: {} params; prefill {:.2} ms, \
-             decode {:.3} ms ({:.1} tok/s), memory {}\n",
-            sp.hidden_size,
-            sp.num_layers,
-            sp.num_heads,
-            sp.num_kv_heads,
-            sp.intermediate_size,
-            sp.activation,
-            crate::fmt::si(m.params as f64, ""),
-            m.get(Metric::PrefillMs),
-            m.get(Metric::DecodeMs),
-            1000.0 / m.get(Metric::DecodeMs),
-            bytes(m.get(Metric::PeakMemory))
-        );
+        s += &pick_line(c);
     }
     if let Some(v) = validation {
         let mut t = Table::new(&["checked", "within 10%", "mean |err|", "max |err|"]);
@@ -525,22 +509,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
         o.strategy.name()
     );
     if let Some(c) = o.pick.map(|i| &o.front[i]) {
-        let (m, sp) = (&c.metrics, &c.spec);
-        s += &format!(
-            "pick     {} x {} layers, heads {}/{}, ffn {} {}: {} params; prefill {:.2} ms, \
-             decode {:.3} ms ({:.1} tok/s), memory {}\n",
-            sp.hidden_size,
-            sp.num_layers,
-            sp.num_heads,
-            sp.num_kv_heads,
-            sp.intermediate_size,
-            sp.activation,
-            crate::fmt::si(m.params as f64, ""),
-            m.get(Metric::PrefillMs),
-            m.get(Metric::DecodeMs),
-            1000.0 / m.get(Metric::DecodeMs),
-            bytes(m.get(Metric::PeakMemory))
-        );
+        s += &pick_line(c);
     }
     if let Some((v, dir)) = &check {
         s += "check    the pick and front rows timed whole in llama-bench:\n";
@@ -557,4 +526,24 @@ fn run_llama(args: &RunArgs) -> Result<()> {
     );
     print!("{s}");
     Ok(())
+}
+
+/// The pick's line of `tailor run`'s summary.
+fn pick_line(c: &tailor_search::Candidate) -> String {
+    let (m, sp) = (&c.metrics, &c.spec);
+    format!(
+        "pick     {} x {} layers, heads {}/{}, ffn {} {}: {} params; prefill {:.2} ms, \
+         decode {:.3} ms ({:.1} tok/s), memory {}\n",
+        sp.hidden_size,
+        sp.num_layers,
+        sp.num_heads,
+        sp.num_kv_heads,
+        sp.intermediate_size,
+        sp.activation,
+        crate::fmt::si(m.params as f64, ""),
+        m.get(Metric::PrefillMs),
+        m.get(Metric::DecodeMs),
+        1000.0 / m.get(Metric::DecodeMs),
+        bytes(m.get(Metric::PeakMemory))
+    )
 }
