@@ -291,8 +291,26 @@ fn decoding_after_a_prefill_matches_the_longer_prefill() {
     }
 }
 
+/// Peak memory is the process's resident high-water mark, which every other test of this
+/// process moves (allocating, freeing, resetting the mark). The measuring test therefore
+/// runs alone, in a child process of this test binary.
+const ALONE: &str = "TAILOR_PROFILER_TEST_ALONE";
+
 #[test]
 fn measuring_a_model_times_both_phases_and_sees_its_weights() {
+    let name = "tests::measuring_a_model_times_both_phases_and_sees_its_weights";
+    if std::env::var_os(ALONE).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "the child failed:\n{text}");
+        assert!(text.contains("1 passed"), "the child ran no test:\n{text}");
+        return;
+    }
     let d = Backend::Flex.open().unwrap();
     let spec = ModelSpec::llama(4096, 256, 4, 4, 2, 768);
     let m = crate::measure_model(Backend::Flex, &d, &spec, 16, 32, true, Some(&quick())).unwrap();
