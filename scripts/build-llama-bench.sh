@@ -4,11 +4,19 @@
 # PyPI (which vendors one llama.cpp commit), cmake and ninja from PyPI wheels. The build is
 # cached under target/llama.cpp/ and reused while the pin is unchanged.
 #
-#   scripts/build-llama-bench.sh            # host build (native CPU features)
-#   scripts/build-llama-bench.sh --print    # print the binary's path only (build if needed)
+#   scripts/build-llama-bench.sh                  # host build (native CPU features)
+#   scripts/build-llama-bench.sh --arm64          # static aarch64 Linux build (cross g++)
+#   scripts/build-llama-bench.sh [--arm64] --print  # the binary's path only (build if needed)
 #
-# Output: target/llama.cpp/<commit>/build/bin/llama-bench. tailor finds llama-bench on PATH
-# or through --llama-bench PATH (or TAILOR_LLAMA_BENCH); this script prints the path.
+# Output: target/llama.cpp/<commit>/build/bin/llama-bench (host) or
+# target/llama.cpp/<commit>/build-aarch64/bin/llama-bench (--arm64). tailor finds
+# llama-bench on PATH or through --llama-bench PATH (or TAILOR_LLAMA_BENCH); this script
+# prints the path.
+#
+# --arm64 needs Debian's g++-aarch64-linux-gnu. Its binary is static (glibc), generic
+# armv8-a, no OpenMP: it is what `tailor profile --engine llama.cpp --remote qemu` runs to
+# test the phone flow here. For a real phone build your own with the Android NDK, with the
+# CPU features of its cores (docs/llama-cpp.md, "On a phone").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,14 +27,30 @@ LLAMA_COMMIT=0c1e57098
 SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 
 PRINT_ONLY=0
-if [ "${1:-}" = "--print" ]; then PRINT_ONLY=1; fi
+ARM64=0
+for arg in "$@"; do
+  case "$arg" in
+    --print) PRINT_ONLY=1 ;;
+    --arm64) ARM64=1 ;;
+    *) echo "usage: $0 [--arm64] [--print]" >&2; exit 2 ;;
+  esac
+done
 log() { if [ "$PRINT_ONLY" = 0 ]; then echo "$@" >&2; fi; }
 
 ROOT="$PWD/target/llama.cpp"
 WORK="$ROOT/$LLAMA_COMMIT"
-BIN="$WORK/build/bin/llama-bench"
-if [ -x "$BIN" ] && [ -f "$WORK/build/.tailor-complete" ]; then
-  log "llama-bench $LLAMA_COMMIT already built"
+if [ "$ARM64" = 1 ]; then
+  BUILD="$WORK/build-aarch64"
+  if ! command -v aarch64-linux-gnu-g++ >/dev/null; then
+    echo "error: --arm64 needs the aarch64 cross compiler: apt-get install g++-aarch64-linux-gnu" >&2
+    exit 1
+  fi
+else
+  BUILD="$WORK/build"
+fi
+BIN="$BUILD/bin/llama-bench"
+if [ -x "$BIN" ] && [ -f "$BUILD/.tailor-complete" ]; then
+  log "llama-bench $LLAMA_COMMIT ($(basename "$BUILD")) already built"
   echo "$BIN"
   exit 0
 fi
@@ -54,31 +78,47 @@ if [ ! -f "$SDIST" ] || ! echo "$SDIST_SHA256  $SDIST" | sha256sum -c --quiet - 
   }
 fi
 
-rm -rf "$WORK"
-mkdir -p "$WORK"
-log "== unpacking vendor/llama.cpp"
-tar -xzf "$SDIST" -C "$WORK" --strip-components=3 "llama_cpp_python-$LCP_VERSION/vendor/llama.cpp"
-# The tree has no .git; without this, llama.cpp's build-info would report the commit of
-# whatever git repository encloses it (this one). Record the pinned commit instead.
-sed -i "s/^set(BUILD_COMMIT \"unknown\")/set(BUILD_COMMIT \"$LLAMA_COMMIT\")/; s/^find_package(Git)/set(Git_FOUND FALSE)/; s/^    find_program(GIT_EXECUTABLE NAMES git git.exe)/    set(GIT_EXECUTABLE \"\")/" \
-  "$WORK/cmake/build-info.cmake"
+# (A host build from before this marker existed also means the tree is there.)
+if [ ! -f "$WORK/.tailor-unpacked" ] && [ ! -f "$WORK/build/.tailor-complete" ]; then
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  log "== unpacking vendor/llama.cpp"
+  tar -xzf "$SDIST" -C "$WORK" --strip-components=3 "llama_cpp_python-$LCP_VERSION/vendor/llama.cpp"
+  # The tree has no .git; without this, llama.cpp's build-info would report the commit of
+  # whatever git repository encloses it (this one). Record the pinned commit instead.
+  sed -i "s/^set(BUILD_COMMIT \"unknown\")/set(BUILD_COMMIT \"$LLAMA_COMMIT\")/; s/^find_package(Git)/set(Git_FOUND FALSE)/; s/^    find_program(GIT_EXECUTABLE NAMES git git.exe)/    set(GIT_EXECUTABLE \"\")/" \
+    "$WORK/cmake/build-info.cmake"
+  touch "$WORK/.tailor-unpacked"
+fi
 
-log "== configuring and building llama-bench (CPU backend, native ISA)"
-"$VENV/bin/cmake" -S "$WORK" -B "$WORK/build" -G Ninja \
+if [ "$ARM64" = 1 ]; then
+  log "== configuring and building llama-bench for aarch64 (static, generic armv8-a)"
+  TARGET_ARGS=(
+    -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64
+    -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++
+    -DGGML_NATIVE=OFF -DGGML_OPENMP=OFF
+    -DCMAKE_EXE_LINKER_FLAGS=-static
+  )
+else
+  log "== configuring and building llama-bench (CPU backend, native ISA)"
+  TARGET_ARGS=(-DGGML_NATIVE=ON)
+fi
+rm -rf "$BUILD"
+# shellcheck disable=SC2086 # LLAMA_CMAKE_ARGS is a list of words by design
+"$VENV/bin/cmake" -S "$WORK" -B "$BUILD" -G Ninja \
   -DCMAKE_MAKE_PROGRAM="$VENV/bin/ninja" \
   -DCMAKE_BUILD_TYPE=Release \
   -DBUILD_SHARED_LIBS=OFF \
-  -DGGML_NATIVE=ON \
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-  ${LLAMA_CMAKE_ARGS:-} >"$WORK/configure.log" 2>&1 || {
-  cat "$WORK/configure.log" >&2
+  "${TARGET_ARGS[@]}" ${LLAMA_CMAKE_ARGS:-} >"$BUILD.configure.log" 2>&1 || {
+  cat "$BUILD.configure.log" >&2
   exit 1
 }
-"$VENV/bin/cmake" --build "$WORK/build" --target llama-bench -j "$(nproc)" >"$WORK/build.log" 2>&1 || {
-  tail -50 "$WORK/build.log" >&2
+"$VENV/bin/cmake" --build "$BUILD" --target llama-bench -j "$(nproc)" >"$BUILD.build.log" 2>&1 || {
+  tail -50 "$BUILD.build.log" >&2
   exit 1
 }
-touch "$WORK/build/.tailor-complete"
+touch "$BUILD/.tailor-complete"
 log "built $BIN"
 echo "$BIN"

@@ -17,19 +17,22 @@ pub const ARM64_BINARY: &str = "target/aarch64-unknown-linux-musl/release/tailor
 /// another one (no binfmt registration) and tailor starts itself for memory measurements.
 pub const EXEC_PREFIX_ENV: &str = "TAILOR_EXEC_PREFIX";
 
+/// The program that must start this device's binaries ([`EXEC_PREFIX_ENV`]), if any.
+pub fn exec_prefix() -> Option<std::ffi::OsString> {
+    std::env::var_os(EXEC_PREFIX_ENV).filter(|p| !p.is_empty())
+}
+
 /// This tailor binary, ready to be given arguments (through [`EXEC_PREFIX_ENV`] if set).
 pub fn self_command() -> Result<Command> {
     let exe = std::env::current_exe().context("locating the tailor executable")?;
-    Ok(
-        match std::env::var_os(EXEC_PREFIX_ENV).filter(|p| !p.is_empty()) {
-            Some(prefix) => {
-                let mut c = Command::new(prefix);
-                c.arg(exe);
-                c
-            }
-            None => Command::new(exe),
-        },
-    )
+    Ok(match exec_prefix() {
+        Some(prefix) => {
+            let mut c = Command::new(prefix);
+            c.arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    })
 }
 
 /// A device that runs programs in a working folder.
@@ -74,15 +77,33 @@ pub fn parse(spec: &str) -> Result<Box<dyn Transport>> {
     }
 }
 
+/// How to get each binary the device runs, for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceBinary {
+    Tailor,
+    LlamaBench,
+}
+
+impl DeviceBinary {
+    fn how_to_get(self) -> &'static str {
+        match self {
+            DeviceBinary::Tailor => {
+                "build the static arm64 tailor with scripts/build-arm64.sh (target \
+                 aarch64-unknown-linux-musl), or name one with --remote-binary"
+            }
+            DeviceBinary::LlamaBench => {
+                "name the device's llama-bench with --llama-bench: an Android NDK build of \
+                 llama.cpp (docs/llama-cpp.md, \"On a phone\"), or for the qemu flow the \
+                 static one from scripts/build-llama-bench.sh --arm64"
+            }
+        }
+    }
+}
+
 /// Checks that `path` is an aarch64 ELF executable (what the device runs).
-pub fn check_binary(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        anyhow!(
-            "{}: {e}. Build the static arm64 binary first: scripts/build-arm64.sh (or name \
-             one with --remote-binary)",
-            path.display()
-        )
-    })?;
+pub fn check_binary(path: &Path, what: DeviceBinary) -> Result<()> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow!("{}: {e}. {}", path.display(), what.how_to_get()))?;
     if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
         bail!("{}: not an ELF executable", path.display());
     }
@@ -96,9 +117,9 @@ pub fn check_binary(path: &Path) -> Result<()> {
         _ => "another architecture",
     };
     bail!(
-        "{}: built for {name}, but phones run aarch64: build it with scripts/build-arm64.sh \
-         (target aarch64-unknown-linux-musl)",
-        path.display()
+        "{}: built for {name}, but phones run aarch64: {}",
+        path.display(),
+        what.how_to_get()
     )
 }
 
@@ -239,8 +260,10 @@ impl Transport for Adb {
 
     fn run_tailor(&self, args: &[String]) -> Result<(bool, String)> {
         let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        // llama-bench is pushed beside tailor for the llama.cpp engine.
         let cmd = format!(
-            "cd {} && chmod 755 tailor && ./tailor {}",
+            "cd {} && chmod 755 tailor && {{ [ ! -f llama-bench ] || chmod 755 llama-bench; }} \
+             && ./tailor {}",
             quote(&self.dir),
             words.join(" ")
         );
@@ -376,13 +399,19 @@ mod tests {
     #[test]
     fn binaries_for_other_architectures_are_refused() {
         let exe = std::env::current_exe().unwrap();
-        let e = check_binary(&exe).unwrap_err().to_string();
+        let e = check_binary(&exe, DeviceBinary::Tailor)
+            .unwrap_err()
+            .to_string();
         if cfg!(target_arch = "x86_64") {
             assert!(e.contains("built for x86_64"), "{e}");
         }
-        let e = check_binary(Path::new("no/such/tailor"))
+        let e = check_binary(Path::new("no/such/tailor"), DeviceBinary::Tailor)
             .unwrap_err()
             .to_string();
         assert!(e.contains("scripts/build-arm64.sh"), "{e}");
+        let e = check_binary(&exe, DeviceBinary::LlamaBench)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--llama-bench") && e.contains("NDK"), "{e}");
     }
 }

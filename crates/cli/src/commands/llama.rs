@@ -78,8 +78,35 @@ impl LlamaArgs {
         }
     }
 
+    /// The llama-bench to run; on a device whose binaries start through an emulator
+    /// (the qemu transport), through that emulator too.
     pub fn bench(&self) -> Result<LlamaBench> {
-        Ok(LlamaBench::locate(self.llama_bench.as_deref())?)
+        let mut bench = LlamaBench::locate(self.llama_bench.as_deref())?;
+        bench.prefix.extend(crate::remote::exec_prefix());
+        Ok(bench)
+    }
+
+    /// The same settings as command-line arguments, for a `tailor profile` on a device
+    /// whose llama-bench is `./llama-bench` (its working folder).
+    pub fn to_device_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["--llama-bench".into(), "./llama-bench".into()];
+        if let Some(w) = self.weights {
+            args.extend(["--weights".into(), w.to_string()]);
+        }
+        if let Some(t) = self.threads {
+            args.extend(["--threads".into(), t.to_string()]);
+        }
+        args.extend([
+            "--repetitions".into(),
+            self.repetitions.to_string(),
+            "--flash-attn".into(),
+            self.flash_attn.clone(),
+            "--cache-type".into(),
+            self.cache_type.clone(),
+            "--decode-tokens".into(),
+            self.decode_tokens.to_string(),
+        ]);
+        args
     }
 }
 
@@ -176,6 +203,8 @@ pub struct ProfileOutcome {
     pub runs_now: usize,
     pub missing: usize,
     pub wall_s: f64,
+    /// The device it ran on, when through `--remote`.
+    pub remote: Option<String>,
 }
 
 /// Profiles (or resumes) the probes the specs need, into `req.out`.
@@ -295,6 +324,7 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
         out: req.out.clone(),
         profile,
         wall_s: started.elapsed().as_secs_f64(),
+        remote: None,
     })
 }
 
@@ -311,6 +341,7 @@ pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
             "llama_bench_runs_now": o.runs_now * o.phases,
             "missing": o.missing,
             "wall_s": o.wall_s,
+            "remote": o.remote,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -340,6 +371,9 @@ pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
         ("wall time", format!("{:.0} s", o.wall_s)),
     ] {
         t.row(vec![k.into(), v]);
+    }
+    if let Some(r) = &o.remote {
+        t.row(vec!["device".into(), r.clone()]);
     }
     print!("{}", t.render(2));
     if o.missing > 0 {

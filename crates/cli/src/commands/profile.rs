@@ -130,12 +130,7 @@ fn space_phases(space: &SearchSpace, args: &ProfileArgs) -> (Vec<u64>, Vec<u64>)
 
 /// `tailor profile --engine llama.cpp`.
 fn profile_llama(args: &ProfileArgs) -> Result<()> {
-    if args.remote.is_some() {
-        bail!(
-            "--remote with --engine llama.cpp is not built yet: profile the host, or see \
-             docs/llama-cpp.md for running llama-bench on a phone"
-        );
-    }
+    refuse_cpus_for_llama(args)?;
     let (name, specs, prompts, contexts, space_weights) = match &args.space {
         Some(path) => {
             let space = SearchSpace::load(path)?;
@@ -190,6 +185,66 @@ fn profile_llama(args: &ProfileArgs) -> Result<()> {
         force: args.force,
         limit: args.limit,
     })?;
+    super::llama::print_profile(&o, args.json)
+}
+
+/// `--cpus` pins burn's threads; llama.cpp's placement is llama-bench's own.
+fn refuse_cpus_for_llama(args: &ProfileArgs) -> Result<()> {
+    if args.cpus.is_some() {
+        bail!(
+            "--cpus is for the burn engine; with --engine llama.cpp choose the thread count \
+             with --threads (llama-bench places its threads itself, and a profile records \
+             the count)"
+        );
+    }
+    Ok(())
+}
+
+/// The llama.cpp end of `profile --remote`: pull the device's profile (checked as one),
+/// print what the device reported.
+fn pull_llama(
+    args: &ProfileArgs,
+    t: &dyn remote::Transport,
+    file: &str,
+    out: &Path,
+    stdout: &str,
+) -> Result<()> {
+    let reported: serde_json::Value = serde_json::from_str(stdout).with_context(|| {
+        format!("reading what `tailor profile` printed on the device: {stdout}")
+    })?;
+    let count = |k: &str| {
+        reported[k]
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| anyhow::anyhow!("the device's report lacks `{k}`: {reported}"))
+    };
+    let (probes, runs_now, missing) = (
+        count("probes")?,
+        count("probe_visits_now")?,
+        count("missing")?,
+    );
+    let phases = count("llama_bench_runs_now")?
+        .checked_div(runs_now)
+        .unwrap_or(0);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = out.with_extension("toml.pulling");
+    t.pull(file, &tmp)?;
+    let profile = tailor_llamacpp::LlamaProfile::load(&tmp)
+        .with_context(|| format!("the profile pulled from the device ({})", tmp.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("moving the profile to {}", out.display()))?;
+    let o = super::llama::ProfileOutcome {
+        profile,
+        out: out.to_path_buf(),
+        probes,
+        phases,
+        runs_now,
+        missing,
+        wall_s: reported["wall_s"].as_f64().unwrap_or(f64::NAN),
+        remote: Some(t.describe()),
+    };
     super::llama::print_profile(&o, args.json)
 }
 
@@ -286,11 +341,11 @@ pub struct ProfileOutcome {
 }
 
 pub fn run(args: &ProfileArgs) -> Result<()> {
-    if args.engine == Engine::LlamaCpp {
-        return profile_llama(args);
-    }
     if let Some(remote) = &args.remote {
         return profile_remote(args, remote);
+    }
+    if args.engine == Engine::LlamaCpp {
+        return profile_llama(args);
     }
     let o = execute(args)?;
     let (profile, out, wall) = (&o.profile, &o.out, o.wall_s);
@@ -552,30 +607,54 @@ fn pin(list: &str) -> Result<()> {
     std::process::exit(status.code().unwrap_or(1));
 }
 
-/// `tailor profile --remote`: push, run there (resuming what the device or the local file
-/// already holds), pull.
+/// `tailor profile --remote`: push (tailor, the space, and for llama.cpp the device's
+/// llama-bench), run `tailor profile` there (resuming what the device or the local file
+/// already holds; for llama.cpp the probe GGUFs are written on the device, nothing big
+/// crosses the cable), pull the profile.
 fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
-    let Some(space) = &args.space else {
+    let Some(space_path) = &args.space else {
         bail!("--remote profiles a --space (push your specs into a space file)");
     };
-    if args.backend == Backend::Wgpu && args.remote_binary == Path::new(remote::ARM64_BINARY) {
+    let llama = args.engine == Engine::LlamaCpp;
+    if !llama
+        && args.backend == Backend::Wgpu
+        && args.remote_binary == Path::new(remote::ARM64_BINARY)
+    {
         bail!(
             "--remote runs the static arm64 build, which has the CPU backends only (flex, \
              ndarray); for a GPU, name a build with wgpu (Android NDK) with --remote-binary"
         );
     }
     args.timing.options()?;
-    SearchSpace::load(space)?;
+    let space = SearchSpace::load(space_path)?;
     let t = remote::parse(target)?;
-    remote::check_binary(&args.remote_binary)?;
+    remote::check_binary(&args.remote_binary, remote::DeviceBinary::Tailor)?;
+    let llama_bench = if llama {
+        refuse_cpus_for_llama(args)?;
+        let Some(lb) = &args.llama.llama_bench else {
+            bail!(
+                "--remote with --engine llama.cpp pushes the device's llama-bench: name it \
+                 with --llama-bench PATH (an aarch64 build; docs/llama-cpp.md, \"On a phone\")"
+            );
+        };
+        remote::check_binary(lb, remote::DeviceBinary::LlamaBench)?;
+        Some(lb)
+    } else {
+        None
+    };
     t.check()?;
     let device = t.device_name()?;
+    let kind = if llama {
+        let weights = args
+            .llama
+            .weights
+            .unwrap_or(space.workload.precision.weights);
+        format!("llamacpp-{weights}")
+    } else {
+        args.backend.to_string()
+    };
     let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "profiles/{}-{}.toml",
-            remote::slug(&device),
-            args.backend
-        ))
+        PathBuf::from(format!("profiles/{}-{kind}.toml", remote::slug(&device)))
     });
     let file = out
         .file_name()
@@ -583,7 +662,10 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
         .unwrap_or_else(|| "profile.toml".into());
     info!(device = %device, via = %t.describe(), out = %out.display(), "profiling a remote device");
     t.push(&args.remote_binary, "tailor")?;
-    t.push(space, "space.toml")?;
+    if let Some(lb) = llama_bench {
+        t.push(lb, "llama-bench")?;
+    }
+    t.push(space_path, "space.toml")?;
     if !args.force && !t.exists(&file)? && out.exists() {
         // The device lost its copy (a reset, another folder): resume from ours.
         info!(path = %out.display(), "resuming from the local profile");
@@ -595,15 +677,34 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
         "space.toml".into(),
         "--out".into(),
         file.clone(),
-        "--backend".into(),
-        args.backend.name().into(),
         "--rounds".into(),
         args.rounds.to_string(),
-        "--cooldown".into(),
-        format!("{}s", args.cooldown.as_secs_f64()),
         "--json".into(),
     ];
-    remote_args.extend(args.timing.to_args());
+    if llama {
+        remote_args.extend(["--engine".into(), "llama.cpp".into()]);
+        remote_args.extend(args.llama.to_device_args());
+        remote_args.extend([
+            "--probe-layers".into(),
+            match args.probe_layers.0 {
+                Some((lo, hi)) => format!("{lo},{hi}"),
+                None => "auto".into(),
+            },
+            "--probe-mib".into(),
+            args.probe_mib.to_string(),
+        ]);
+    } else {
+        remote_args.extend([
+            "--backend".into(),
+            args.backend.name().into(),
+            "--cooldown".into(),
+            format!("{}s", args.cooldown.as_secs_f64()),
+        ]);
+        remote_args.extend(args.timing.to_args());
+        if let Some(c) = &args.cpus {
+            remote_args.extend(["--cpus".into(), c.clone()]);
+        }
+    }
     for p in &args.prompt {
         remote_args.extend(["--prompt".into(), p.to_string()]);
     }
@@ -613,9 +714,6 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
     if let Some(n) = args.limit {
         remote_args.extend(["--limit".into(), n.to_string()]);
     }
-    if let Some(c) = &args.cpus {
-        remote_args.extend(["--cpus".into(), c.clone()]);
-    }
     if args.force {
         remote_args.push("--force".into());
     }
@@ -623,12 +721,16 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
     if !ok {
         if !t.connected() {
             bail!(
-                "the device went away during profiling ({}). Every finished session is \
+                "the device went away during profiling ({}). Every finished {} is \
                  saved on it in {file}: reconnect and rerun the same command to resume",
-                t.describe()
+                t.describe(),
+                if llama { "probe visit" } else { "session" }
             );
         }
         bail!("`tailor profile` failed on the device (its error is above)");
+    }
+    if llama {
+        return pull_llama(args, t.as_ref(), &file, &out, &stdout);
     }
     // Pull beside the target, check it reads as a profile, then move it in place.
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -266,3 +266,214 @@ fn cpus_pins_the_run_and_the_fingerprint_records_it() {
         e.stderr
     );
 }
+
+/// The arm64 llama-bench (`scripts/build-llama-bench.sh --arm64`), or
+/// `$TAILOR_LLAMA_BENCH_ARM64`.
+fn arm64_llama_bench() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TAILOR_LLAMA_BENCH_ARM64").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::fs::read_dir(root().join("target/llama.cpp"))
+        .ok()?
+        .filter_map(|d| {
+            d.ok()
+                .map(|d| d.path().join("build-aarch64/bin/llama-bench"))
+        })
+        .find(|p| p.is_file())
+}
+
+/// Two probe depths of one small layer, Q8_0: a handful of llama-bench runs.
+const LLAMA_TINY_SPACE: &str = r#"
+format_version = 1
+name = "llama-remote"
+[model]
+vocab_size = 256
+hidden_size = [64]
+num_layers = [1, 2]
+head_dim = [32]
+kv_group = [1, 2]
+ffn_ratio = [2.0]
+ffn_multiple = 32
+ffn = "gated"
+activation = "silu"
+norm = "rmsnorm"
+tie_embeddings = true
+[workload]
+prompt_tokens = 8
+context = 16
+weights = "q8_0"
+[objectives]
+minimize = ["decode_ms"]
+[pick]
+minimize = "decode_ms"
+"#;
+
+/// The llama.cpp engine on a "phone": the arm64 tailor and the arm64 llama-bench pushed
+/// to a folder and run under qemu, the probe GGUFs written there, the profile pulled,
+/// cut short and resumed; then the pulled profile prices a model on the host. Needs
+/// qemu-aarch64-static, scripts/build-arm64.sh and scripts/build-llama-bench.sh --arm64;
+/// required when TAILOR_REQUIRE_QEMU=1 and TAILOR_REQUIRE_LLAMA=1 (set by .ci/run).
+#[test]
+fn remote_llama_profile_through_qemu_resumes_and_pulls() {
+    let have_qemu = std::process::Command::new("qemu-aarch64-static")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let llama_bench = arm64_llama_bench();
+    let (Some(llama_bench), true, true) = (llama_bench, have_qemu, arm64_binary().is_file()) else {
+        let required = ["TAILOR_REQUIRE_QEMU", "TAILOR_REQUIRE_LLAMA"]
+            .iter()
+            .all(|v| std::env::var(v).is_ok_and(|v| v == "1"));
+        assert!(
+            !required,
+            "TAILOR_REQUIRE_QEMU=1 and TAILOR_REQUIRE_LLAMA=1 but qemu-aarch64-static, {} or \
+             the arm64 llama-bench (scripts/build-llama-bench.sh --arm64) is missing",
+            arm64_binary().display()
+        );
+        eprintln!(
+            "skipped: no qemu-aarch64-static, arm64 tailor (scripts/build-arm64.sh) or arm64 \
+             llama-bench (scripts/build-llama-bench.sh --arm64)"
+        );
+        return;
+    };
+    let dir = Scratch::new("remote-llama-qemu");
+    let space = s(&dir.write("space.toml", LLAMA_TINY_SPACE));
+    let device = dir.0.join("phone");
+    let out = dir.0.join("profiles/qemu-llamacpp-q8_0.toml");
+    let remote = format!("qemu:{}", s(&device));
+    let lb = s(&llama_bench);
+    let profile = |extra: &[&str]| {
+        let mut args = vec![
+            "profile",
+            "--engine",
+            "llama.cpp",
+            "--space",
+            &space,
+            "--remote",
+            &remote,
+            "--llama-bench",
+            &lb,
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "2",
+            "--repetitions",
+            "2",
+            "--decode-tokens",
+            "4",
+            "--rounds",
+            "1",
+            "--json",
+        ];
+        args.extend(extra);
+        tailor(&args).json()
+    };
+    let first = profile(&["--limit", "1"]);
+    assert_eq!(first["probe_visits_now"], 1, "{first}");
+    assert!(first["missing"].as_u64().unwrap() > 0, "{first}");
+    assert!(out.is_file(), "the partial profile is pulled too");
+    let rest = profile(&[]);
+    assert_eq!(rest["missing"], 0, "{rest}");
+    assert_eq!(
+        rest["probe_visits_now"].as_u64().unwrap(),
+        rest["probes"].as_u64().unwrap() - 1,
+        "resumed, not restarted: {rest}"
+    );
+    assert_eq!(rest["fingerprint"]["os"], "linux-aarch64", "{rest}");
+    assert_eq!(rest["fingerprint"]["weights"], "q8_0", "{rest}");
+    assert_eq!(rest["profile"], s(&out));
+    assert_eq!(
+        rest["remote"],
+        format!("qemu-aarch64-static in {}", s(&device))
+    );
+    // The probe models were written and removed on the device; only the profile is left.
+    let mut left: Vec<String> = std::fs::read_dir(&device)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "llama-bench",
+            "qemu-llamacpp-q8_0.toml",
+            "space.toml",
+            "tailor"
+        ],
+        "{left:?}"
+    );
+
+    // The pulled profile prices a member of the space on the host.
+    let spec = dir.write(
+        "member.toml",
+        r#"
+format_version = 1
+name = "member"
+[model]
+vocab_size = 256
+hidden_size = 64
+num_layers = 2
+num_heads = 2
+num_kv_heads = 1
+head_dim = 32
+intermediate_size = 128
+ffn = "gated"
+activation = "silu"
+norm = "rmsnorm"
+tie_embeddings = true
+"#,
+    );
+    let p = tailor(&[
+        "predict",
+        spec.to_str().unwrap(),
+        "--profile",
+        out.to_str().unwrap(),
+        "--prompt",
+        "8",
+        "--context",
+        "16",
+        "--json",
+    ])
+    .json();
+    assert!(p["decode_ms_per_token"].as_f64().unwrap() > 0.0, "{p}");
+    assert_eq!(p["derived"].as_array().unwrap().len(), 0, "covered: {p}");
+}
+
+/// The llama.cpp remote flow's own bad inputs, before anything is pushed.
+#[test]
+fn remote_llama_bad_cases_fail_clearly() {
+    let dir = Scratch::new("remote-llama-bad");
+    let space = s(&dir.write("space.toml", LLAMA_TINY_SPACE));
+    let arm = s(&fake_arm64(&dir));
+    let base = [
+        "profile",
+        "--engine",
+        "llama.cpp",
+        "--space",
+        &space,
+        "--remote",
+        "qemu",
+        "--remote-binary",
+        &arm,
+    ];
+    // No llama-bench named: which one to push cannot be guessed (the host's won't run).
+    let e = tailor(&base);
+    let line = e.assert_clean_error();
+    assert!(line.contains("--llama-bench PATH"), "{line}");
+    // A llama-bench for this machine, not for a phone.
+    let host = env!("CARGO_BIN_EXE_tailor");
+    let mut args = base.to_vec();
+    args.extend(["--llama-bench", host]);
+    let line = tailor(&args).assert_clean_error().to_string();
+    if cfg!(target_arch = "x86_64") {
+        assert!(
+            line.contains("built for x86_64") && line.contains("NDK"),
+            "{line}"
+        );
+    }
+    // --cpus is burn's.
+    let mut args = base.to_vec();
+    args.extend(["--llama-bench", &arm, "--cpus", "0"]);
+    let line = tailor(&args).assert_clean_error().to_string();
+    assert!(line.contains("--threads"), "{line}");
+}
