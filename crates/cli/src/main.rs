@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands;
 mod fmt;
+mod lock;
 mod plot;
 mod progress;
 mod remote;
@@ -29,6 +30,10 @@ struct Cli {
     /// More logging on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// When another tailor is writing the same profile or output folder, fail at once
+    /// instead of waiting for it.
+    #[arg(long, global = true)]
+    no_wait: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +62,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    lock::set_no_wait(cli.no_wait);
     pin_threads();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(&args),

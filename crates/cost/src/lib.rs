@@ -14,10 +14,10 @@ pub mod roofline;
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use profile::{
     Conditions, Entry, Fingerprint, MemoryProbe, OpShape, PROFILE_FORMAT_VERSION, Profile,
-    Provenance, RooflineProbe,
+    Provenance, RooflineProbe, SetupMismatch,
 };
 pub use profiled::{OpCost, Prediction, Profiled, ProfiledError, Source};
-pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, Roofline};
+pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, MissingPeak, Roofline};
 
 use serde::{Deserialize, Serialize};
 use tailor_spec::{ModelSpec, NormKind, OpGroup, Precision};

@@ -600,16 +600,40 @@ impl Profile {
     }
 
     /// Refuses a profile made on another setup, saying what differs.
-    pub fn check_fingerprint(&self, expected: &Fingerprint) -> Result<(), String> {
-        let diff = self.fingerprint.differences(expected);
-        if diff.is_empty() {
+    pub fn check_fingerprint(&self, expected: &Fingerprint) -> Result<(), SetupMismatch> {
+        SetupMismatch::check(&self.name, "setup", self.fingerprint.differences(expected))
+    }
+}
+
+/// A profile measured on another setup than the one it is asked to serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "profile `{profile}` was measured on another {setup} ({}); it must not serve this one",
+    differences.join(", ")
+)]
+pub struct SetupMismatch {
+    pub profile: String,
+    /// What kind of setup: `setup`, `llama.cpp setup`.
+    pub setup: &'static str,
+    /// `field `ours` vs `theirs``, one per differing field.
+    pub differences: Vec<String>,
+}
+
+impl SetupMismatch {
+    /// `Ok` when nothing differs.
+    pub fn check(
+        profile: &str,
+        setup: &'static str,
+        differences: Vec<String>,
+    ) -> Result<(), SetupMismatch> {
+        if differences.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "profile `{}` was measured on another setup ({}); it must not serve this one",
-                self.name,
-                diff.join(", ")
-            ))
+            Err(SetupMismatch {
+                profile: profile.to_string(),
+                setup,
+                differences,
+            })
         }
     }
 }
@@ -739,7 +763,7 @@ pub(crate) mod tests {
         let mut other = fingerprint();
         other.backend = "ndarray".into();
         other.threads = 16;
-        let e = p.check_fingerprint(&other).unwrap_err();
+        let e = p.check_fingerprint(&other).unwrap_err().to_string();
         assert!(
             e.contains("backend `flex` vs `ndarray`") && e.contains("threads `2` vs `16`"),
             "{e}"

@@ -213,24 +213,39 @@ impl DeviceSpec {
 
     /// Whether this device has the numbers a precision needs: peak compute for the
     /// weight type (projections) and the activation type (attention).
-    pub fn check_precision(&self, p: &Precision) -> Result<(), String> {
+    pub fn check_precision(&self, p: &Precision) -> Result<(), MissingPeak> {
         for (what, d) in [("weights", p.weights), ("activations", p.activations)] {
             if self.compute.gflops(d).is_none() {
-                let have: Vec<&str> = DType::ALL
-                    .iter()
-                    .filter(|t| self.compute.gflops(**t).is_some())
-                    .map(|t| t.name())
-                    .collect();
-                return Err(format!(
-                    "device `{}` gives no peak compute for {what} type {d} (it has: {}); \
-                     add compute.{d} to the device file or choose another dtype",
-                    self.name,
-                    have.join(", ")
-                ));
+                return Err(MissingPeak {
+                    device: self.name.clone(),
+                    what,
+                    dtype: d,
+                    have: DType::ALL
+                        .iter()
+                        .copied()
+                        .filter(|t| self.compute.gflops(*t).is_some())
+                        .collect(),
+                });
             }
         }
         Ok(())
     }
+}
+
+/// A device file without the peak compute a workload's types need.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "device `{device}` gives no peak compute for {what} type {dtype} (it has: {}); add \
+     compute.{dtype} to the device file or choose another dtype",
+    have.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+)]
+pub struct MissingPeak {
+    pub device: String,
+    /// `weights` or `activations`.
+    pub what: &'static str,
+    pub dtype: DType,
+    /// The types the device has a peak for.
+    pub have: Vec<DType>,
 }
 
 /// Roofline cost model: every operator costs
@@ -244,7 +259,7 @@ pub struct Roofline {
 
 impl Roofline {
     /// Fails when the device lacks the peak compute the precision needs.
-    pub fn new(device: DeviceSpec, precision: &Precision) -> Result<Self, String> {
+    pub fn new(device: DeviceSpec, precision: &Precision) -> Result<Self, MissingPeak> {
         device.check_precision(precision)?;
         Ok(Self { device })
     }
@@ -345,7 +360,9 @@ mod tests {
     #[test]
     fn missing_dtype_is_refused_with_the_fix() {
         let dev = DeviceSpec::parse(&p(), DEV).unwrap();
-        let e = Roofline::new(dev, &Precision::for_weights(DType::Q4_0)).unwrap_err();
+        let e = Roofline::new(dev, &Precision::for_weights(DType::Q4_0))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("no peak compute for weights type q4_0 (it has: f32)"),
             "{e}"

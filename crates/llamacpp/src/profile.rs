@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
-use tailor_cost::Provenance;
+use tailor_cost::{Provenance, SetupMismatch};
 use tailor_spec::files::{self, FileError};
 use tailor_spec::{DType, ModelSpec};
 
@@ -347,17 +347,12 @@ impl LlamaProfile {
     }
 
     /// Refuses a profile made with another setup, saying what differs.
-    pub fn check_fingerprint(&self, expected: &LlamaFingerprint) -> Result<(), String> {
-        let diff = self.fingerprint.differences(expected);
-        if diff.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "profile `{}` was measured with another llama.cpp setup ({}); it must not serve this one",
-                self.name,
-                diff.join(", ")
-            ))
-        }
+    pub fn check_fingerprint(&self, expected: &LlamaFingerprint) -> Result<(), SetupMismatch> {
+        SetupMismatch::check(
+            &self.name,
+            "llama.cpp setup",
+            self.fingerprint.differences(expected),
+        )
     }
 
     /// The phases the profile holds probes of.
@@ -838,7 +833,7 @@ pub(crate) mod tests {
         let mut other = fingerprint();
         other.weights = DType::F32;
         other.build_commit = "abc".into();
-        let e = p.check_fingerprint(&other).unwrap_err();
+        let e = p.check_fingerprint(&other).unwrap_err().to_string();
         assert!(
             e.contains("build_commit `0c1e57098` vs `abc`")
                 && e.contains("weights `q4_0` vs `f32`"),

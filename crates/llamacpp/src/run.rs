@@ -25,8 +25,11 @@ pub enum RunError {
     Write(#[from] WriteError),
     #[error(transparent)]
     File(#[from] FileError),
-    #[error("{0}")]
-    Setup(String),
+    #[error("{}: cannot create the folder: {source}", path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `linux-x86_64`, `android-aarch64`, ... of this build.
@@ -204,11 +207,9 @@ pub fn run_profile(
         todo.truncate(limit);
     }
     progress.start(todo.len());
-    std::fs::create_dir_all(&job.work_dir).map_err(|cause| {
-        RunError::Setup(format!(
-            "{}: cannot create: {cause}",
-            job.work_dir.display()
-        ))
+    std::fs::create_dir_all(&job.work_dir).map_err(|source| RunError::CreateDir {
+        path: job.work_dir.clone(),
+        source,
     })?;
     for (round, i) in todo {
         let probe = job.probes[i];
@@ -304,11 +305,13 @@ pub fn measure_models(
     dir: &Path,
     seed: u64,
     progress: &dyn Progress,
-) -> Result<Vec<Result<ModelTiming, String>>, RunError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|cause| RunError::Setup(format!("{}: cannot create: {cause}", dir.display())))?;
+) -> Result<Vec<Result<ModelTiming, RunError>>, RunError> {
+    std::fs::create_dir_all(dir).map_err(|source| RunError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut files = Vec::new();
-    let mut out: Vec<Result<ModelTiming, String>> = Vec::new();
+    let mut out: Vec<Result<ModelTiming, RunError>> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let path = dir.join(format!("model-{i}.gguf"));
         match write_model(spec, weights, &format!("model-{i}"), &path, seed) {
@@ -323,7 +326,7 @@ pub fn measure_models(
                 files.push(Some(path));
             }
             Err(e) => {
-                out.push(Err(e.to_string()));
+                out.push(Err(e.into()));
                 files.push(None);
             }
         }
@@ -354,7 +357,7 @@ pub fn measure_models(
                             }
                         }
                     }
-                    (Err(e), _) => *entry = Err(e.to_string()),
+                    (Err(e), _) => *entry = Err(e.into()),
                     (Ok(_), Err(_)) => {}
                 }
             }

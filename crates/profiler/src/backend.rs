@@ -50,11 +50,7 @@ impl Backend {
                 device
             }),
             #[cfg(not(feature = "wgpu"))]
-            Backend::Wgpu => Err(ProfileError::NoDevice(
-                "this tailor was built without wgpu (the static arm64 build has the CPU \
-                 backends only): use --backend flex, or a build with the `wgpu` feature"
-                    .into(),
-            )),
+            Backend::Wgpu => Err(ProfileError::WgpuNotBuilt),
         }
     }
 
@@ -114,12 +110,9 @@ pub fn open_guarded(
             .cloned()
             .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown reason".into());
-        ProfileError::NoDevice(format!(
-            "wgpu found no usable GPU adapter ({}). Install a Vulkan driver (on Debian: \
-             apt-get install mesa-vulkan-drivers libvulkan1 for the software one) or use \
-             --backend flex",
-            why.lines().next().unwrap_or("").trim()
-        ))
+        ProfileError::NoAdapter {
+            reason: why.lines().next().unwrap_or("").trim().to_string(),
+        }
     })
 }
 
@@ -145,14 +138,19 @@ impl fmt::Display for Backend {
     }
 }
 
+/// A backend name tailor does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend `{0}`; expected one of flex, ndarray, wgpu")]
+pub struct UnknownBackend(pub String);
+
 impl FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Self, UnknownBackend> {
         Self::ALL
             .iter()
             .copied()
             .find(|b| b.name() == s)
-            .ok_or_else(|| format!("unknown backend `{s}`; expected one of flex, ndarray, wgpu"))
+            .ok_or_else(|| UnknownBackend(s.to_string()))
     }
 }
 

@@ -5,6 +5,7 @@
 //! weights are prepared in enough copies to span [`TimingOptions::cycle_bytes`] and
 //! cycled, while the activations are one tensor reused.
 
+use crate::DeviceFailed;
 use crate::ops;
 use crate::timing::{Measurement, TimingOptions, measure};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -226,7 +227,7 @@ pub fn time_shape(
     shape: &OpShape,
     device: &Device,
     opts: &TimingOptions,
-) -> Result<Measurement, String> {
+) -> Result<Measurement, DeviceFailed> {
     let mut call = prepare(shape, device, opts.cycle_bytes);
     drop(call(0));
     let _ = device.sync();
@@ -237,7 +238,10 @@ pub fn time_shape(
         }
     });
     match failed {
-        Some(e) => Err(format!("{shape}: device failed: {e}")),
+        Some(message) => Err(DeviceFailed {
+            during: format!("timing {shape}"),
+            message,
+        }),
         None => Ok(m),
     }
 }

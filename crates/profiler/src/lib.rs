@@ -17,7 +17,7 @@ pub mod model;
 pub mod ops;
 pub mod timing;
 
-pub use backend::{BURN_VERSION, Backend};
+pub use backend::{BURN_VERSION, Backend, UnknownBackend};
 pub use timing::{Measurement, TimingOptions};
 
 use burn::tensor::Device;
@@ -29,14 +29,35 @@ use tailor_spec::files::FileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("{0}")]
-    NoDevice(String),
-    #[error("{0}")]
-    Mismatch(String),
-    #[error("{0}")]
-    Device(String),
+    #[error(
+        "this tailor was built without wgpu (the static arm64 build has the CPU backends \
+         only): use --backend flex, or a build with the `wgpu` feature"
+    )]
+    WgpuNotBuilt,
+    #[error(
+        "wgpu found no usable GPU adapter ({reason}). Install a Vulkan driver (on Debian: \
+         apt-get install mesa-vulkan-drivers libvulkan1 for the software one) or use \
+         --backend flex"
+    )]
+    NoAdapter { reason: String },
+    #[error(transparent)]
+    Mismatch(#[from] tailor_cost::SetupMismatch),
+    #[error(transparent)]
+    InvalidSpec(#[from] tailor_spec::Invalid),
+    #[error(transparent)]
+    Device(#[from] DeviceFailed),
     #[error(transparent)]
     File(#[from] FileError),
+}
+
+/// The device reported an error (burn's sync failed) while running something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the device failed while {during}: {message}")]
+pub struct DeviceFailed {
+    /// `timing ffn(...)`, `timing the model`, `running the inference`.
+    pub during: String,
+    /// The backend's own description of the failure.
+    pub message: String,
 }
 
 /// Told about each measurement.
@@ -176,7 +197,7 @@ pub fn run_profile(
             }
             sessions_run += 1;
             let before = device_state::snapshot(&plan.watch_cpus);
-            let m = bench::time_shape(shape, device, &session).map_err(ProfileError::Device)?;
+            let m = bench::time_shape(shape, device, &session)?;
             let after = device_state::snapshot(&plan.watch_cpus);
             // Recorded only where the OS tells something (phones, most laptops).
             let conditions = (before.temp_c.is_some()
@@ -277,7 +298,7 @@ pub fn measure_model(
     if memory {
         let cpu = backend != Backend::Wgpu;
         let reset = cpu && memory::reset_peak();
-        model::run_inference(&model, prompt, context).map_err(ProfileError::Device)?;
+        model::run_inference(&model, prompt, context)?;
         (peak_memory_bytes, memory_source) = match (cpu, reset, rss_base, pool_base) {
             (true, true, Some(base), _) => (
                 memory::peak_rss_bytes().map(|p| p.saturating_sub(base)),
@@ -292,8 +313,7 @@ pub fn measure_model(
     }
     let (prefill, decode) = match timing {
         Some(opts) => {
-            let t =
-                model::time_model(&model, prompt, context, opts).map_err(ProfileError::Device)?;
+            let t = model::time_model(&model, prompt, context, opts)?;
             (Some(t.prefill), Some(t.decode))
         }
         None => (None, None),
@@ -318,9 +338,8 @@ fn build(
     context: usize,
 ) -> Result<(model::Model, f64), ProfileError> {
     let started = std::time::Instant::now();
-    let model = model::Model::random(spec, prompt.max(context + 1), device)
-        .map_err(ProfileError::Mismatch)?;
-    model::run_inference(&model, 1, 1).map_err(ProfileError::Device)?;
+    let model = model::Model::random(spec, prompt.max(context + 1), device)?;
+    model::run_inference(&model, 1, 1)?;
     Ok((model, started.elapsed().as_secs_f64()))
 }
 
@@ -341,8 +360,7 @@ pub fn measure_models(
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .unzip();
-    let timings =
-        model::time_models(&models, prompt, context, timing).map_err(ProfileError::Device)?;
+    let timings = model::time_models(&models, prompt, context, timing)?;
     Ok(models
         .iter()
         .zip(timings)

@@ -6,10 +6,11 @@
 //! KV cache, attention), the output projection, a residual add, a norm, the FFN and a
 //! residual add; the final norm and the LM head on the last position only.
 
+use crate::DeviceFailed;
 use crate::ops::{self, FfnWeights, Heads, Rope};
 use crate::timing::{Measurement, TimingOptions, measure, measure_interleaved};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use tailor_spec::{FfnKind, ModelSpec};
+use tailor_spec::{FfnKind, Invalid, ModelSpec};
 
 type Lin = (Tensor<2>, Option<Tensor<1>>);
 
@@ -84,8 +85,8 @@ fn norm(hidden: usize, bias: bool, device: &Device) -> Norm {
 impl Model {
     /// Builds a model of `spec` whose RoPE tables reach `positions` tokens. Fails with the
     /// spec's own validation message.
-    pub fn random(spec: &ModelSpec, positions: usize, device: &Device) -> Result<Self, String> {
-        spec.validate().map_err(|e| e.to_string())?;
+    pub fn random(spec: &ModelSpec, positions: usize, device: &Device) -> Result<Self, Invalid> {
+        spec.validate()?;
         let u = |x: u64| x as usize;
         let (h, f) = (u(spec.hidden_size), u(spec.intermediate_size));
         let heads = Heads {
@@ -260,7 +261,7 @@ pub fn time_model(
     prompt: usize,
     context: usize,
     opts: &TimingOptions,
-) -> Result<ModelTiming, String> {
+) -> Result<ModelTiming, DeviceFailed> {
     let device = &model.device;
     let mut failed: Option<String> = None;
     let mut sync = || {
@@ -278,7 +279,10 @@ pub fn time_model(
     sync();
     let decode = measure(opts, |_| model.decode(id.clone(), cache.clone()), &mut sync);
     match failed {
-        Some(e) => Err(format!("the device failed while timing the model: {e}")),
+        Some(message) => Err(DeviceFailed {
+            during: "timing the model".into(),
+            message,
+        }),
         None => Ok(ModelTiming { prefill, decode }),
     }
 }
@@ -292,7 +296,7 @@ pub fn time_models(
     prompt: usize,
     context: usize,
     opts: &TimingOptions,
-) -> Result<Vec<ModelTiming>, String> {
+) -> Result<Vec<ModelTiming>, DeviceFailed> {
     let Some(device) = models.first().map(|m| m.device.clone()) else {
         return Ok(Vec::new());
     };
@@ -318,7 +322,10 @@ pub fn time_models(
         &mut sync,
     );
     match failed {
-        Some(e) => Err(format!("the device failed while timing the models: {e}")),
+        Some(message) => Err(DeviceFailed {
+            during: "timing the models".into(),
+            message,
+        }),
         None => Ok(prefill
             .into_iter()
             .zip(decode)
@@ -330,14 +337,18 @@ pub fn time_models(
 /// Runs the inference whose peak memory is predicted: a prefill of `prompt` tokens, then a
 /// decode step after `context` cached tokens (the cache grows to `context + 1`). Outputs
 /// are dropped before returning.
-pub fn run_inference(model: &Model, prompt: usize, context: usize) -> Result<(), String> {
+pub fn run_inference(model: &Model, prompt: usize, context: usize) -> Result<(), DeviceFailed> {
     let device = &model.device;
+    let failed = |e| DeviceFailed {
+        during: "running the inference".into(),
+        message: format!("{e:?}"),
+    };
     let (logits, cache) = model.prefill(model.prompt(prompt));
-    device.sync().map_err(|e| format!("{e:?}"))?;
+    device.sync().map_err(failed)?;
     drop((logits, cache));
     let cache = model.random_cache(context);
     let (logits, grown) = model.decode(model.prompt(1), cache);
-    device.sync().map_err(|e| format!("{e:?}"))?;
+    device.sync().map_err(failed)?;
     drop((logits, grown));
     Ok(())
 }

@@ -12,7 +12,7 @@ pub use engine::{
     Candidate, NoProgress, Progress, SearchOptions, SearchOutcome, Strategy, constrained_dominates,
     evaluate, price, profile_shapes, search, spread_sample, static_candidates,
 };
-pub use metrics::{Bound, Metric, Metrics, chinchilla_loss};
+pub use metrics::{BadBound, Bound, Metric, Metrics, chinchilla_loss};
 pub use space::{SPACE_FORMAT_VERSION, SearchSpace};
 
 #[cfg(test)]

@@ -40,15 +40,24 @@ pub struct Bound {
     pub max: Option<f64>,
 }
 
+/// What is wrong with a constraint's `{ min, max }`.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum BadBound {
+    #[error("gives neither min nor max")]
+    Empty,
+    #[error("is contradictory: min {min} is above max {max}, so no candidate can satisfy it")]
+    Contradictory { min: f64, max: f64 },
+    #[error("bounds must be finite numbers")]
+    NotFinite,
+}
+
 impl Bound {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), BadBound> {
         match (self.min, self.max) {
-            (None, None) => Err("gives neither min nor max".into()),
-            (Some(a), Some(b)) if a > b => Err(format!(
-                "is contradictory: min {a} is above max {b}, so no candidate can satisfy it"
-            )),
+            (None, None) => Err(BadBound::Empty),
+            (Some(min), Some(max)) if min > max => Err(BadBound::Contradictory { min, max }),
             (a, b) if a.is_some_and(|x| !x.is_finite()) || b.is_some_and(|x| !x.is_finite()) => {
-                Err("bounds must be finite numbers".into())
+                Err(BadBound::NotFinite)
             }
             _ => Ok(()),
         }
@@ -208,15 +217,23 @@ mod tests {
         assert_eq!(b.violation(15.0), 0.0);
         assert_eq!(b.violation(5.0), 0.5);
         assert_eq!(b.violation(30.0), 0.5);
+        let e = Bound {
+            min: Some(3.0),
+            max: Some(2.0),
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(e, BadBound::Contradictory { min: 3.0, max: 2.0 });
         assert!(
-            Bound {
-                min: Some(3.0),
-                max: Some(2.0)
-            }
-            .check()
-            .unwrap_err()
-            .contains("contradictory")
+            e.to_string()
+                .contains("contradictory: min 3 is above max 2"),
+            "{e}"
         );
-        assert!(Bound::default().check().is_err());
+        assert_eq!(Bound::default().check(), Err(BadBound::Empty));
+        let inf = Bound {
+            min: Some(f64::INFINITY),
+            max: None,
+        };
+        assert_eq!(inf.check(), Err(BadBound::NotFinite));
     }
 }

@@ -454,7 +454,7 @@ impl SearchSpace {
             ("constraints.aspect_ratio", &c.aspect_ratio),
         ] {
             if let Some(b) = b {
-                b.check().map_err(|e| bad(key, e))?;
+                b.check().map_err(|e| bad(key, e.to_string()))?;
             }
         }
         for (key, v) in [

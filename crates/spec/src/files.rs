@@ -205,6 +205,127 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     result.map_err(err)
 }
 
+/// One writer per file or folder: an advisory lock (`flock` on Unix, `LockFileEx` on
+/// Windows) on a hidden file beside the target, held until dropped and released by the
+/// system when the process dies (a `kill -9` leaves no stale lock). The lock file says who
+/// holds it (pid, command, since when), for the message a second writer gets.
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+/// A lock that could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "{}: another tailor is writing it ({holder}); wait for it to finish, or leave out \
+         --no-wait to wait for it",
+        target.display()
+    )]
+    Busy { target: PathBuf, holder: String },
+    #[error("{}: cannot take the lock: {cause}", path.display())]
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+}
+
+impl Lock {
+    /// The lock of a file: `.NAME.lock` in the file's folder.
+    pub fn lock_path_of_file(target: &Path) -> PathBuf {
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        dir.join(format!(".{name}.lock"))
+    }
+
+    /// Locks the file `target` (which need not exist). When another process holds it:
+    /// with `wait`, calls `on_wait` with who holds it and blocks until it is released;
+    /// without, fails with [`LockError::Busy`].
+    pub fn file(
+        target: &Path,
+        wait: bool,
+        on_wait: &mut dyn FnMut(&str),
+    ) -> Result<Lock, LockError> {
+        Self::take(Self::lock_path_of_file(target), target, wait, on_wait)
+    }
+
+    /// Locks the folder `dir` (created if missing): `.tailor.lock` inside it.
+    pub fn folder(
+        dir: &Path,
+        wait: bool,
+        on_wait: &mut dyn FnMut(&str),
+    ) -> Result<Lock, LockError> {
+        std::fs::create_dir_all(dir).map_err(|cause| LockError::Io {
+            path: dir.to_path_buf(),
+            cause,
+        })?;
+        Self::take(dir.join(".tailor.lock"), dir, wait, on_wait)
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn take(
+        path: PathBuf,
+        target: &Path,
+        wait: bool,
+        on_wait: &mut dyn FnMut(&str),
+    ) -> Result<Lock, LockError> {
+        let io = |cause| LockError::Io {
+            path: path.clone(),
+            cause,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "another process".into());
+                if !wait {
+                    return Err(LockError::Busy {
+                        target: target.to_path_buf(),
+                        holder,
+                    });
+                }
+                on_wait(&holder);
+                file.lock().map_err(io)?;
+            }
+            Err(std::fs::TryLockError::Error(cause)) => return Err(io(cause)),
+        }
+        let command: Vec<String> = std::env::args().collect();
+        let who = format!(
+            "pid {}, `{}`, since {}\n",
+            std::process::id(),
+            command.join(" "),
+            utc_now_iso()
+        );
+        file.set_len(0).map_err(io)?;
+        file.write_all(who.as_bytes()).map_err(io)?;
+        Ok(Lock { _file: file, path })
+    }
+}
+
 /// UTC now as `(year, month, day, hour, minute, second)` (no time-zone database needed).
 pub fn utc_now() -> (i64, u32, u32, u32, u32, u32) {
     let secs = std::time::SystemTime::now()
@@ -239,6 +360,38 @@ pub fn utc_now_iso() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_writer_per_file_and_folder() {
+        let dir = std::env::temp_dir().join(format!("tailor-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let target = dir.join("p.toml");
+        let mut never = |_: &str| panic!("must not wait");
+        let held = Lock::file(&target, false, &mut never).unwrap();
+        assert_eq!(held.path(), dir.join(".p.toml.lock"));
+        // flock locks are per open file: a second one conflicts even in this process.
+        let e = Lock::file(&target, false, &mut never).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, LockError::Busy { holder, .. }
+                if holder.starts_with(&format!("pid {}", std::process::id()))),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("another tailor is writing it") && msg.contains("p.toml"),
+            "{msg}"
+        );
+        drop(held);
+        let again = Lock::file(&target, false, &mut never).unwrap();
+        drop(again);
+        // A folder's lock lives inside it and creates it.
+        let out = dir.join("out");
+        let f = Lock::folder(&out, false, &mut never).unwrap();
+        assert!(out.join(".tailor.lock").is_file());
+        assert!(Lock::folder(&out, false, &mut never).is_err());
+        drop(f);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn civil_dates() {

@@ -216,6 +216,7 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
     if probes.is_empty() {
         bail!("no candidate to profile");
     }
+    warn_shallow_probes(&req.specs, &probes, req.depths);
     for s in &req.specs {
         tailor_llamacpp::model::substitutions(s, weights)?;
     }
@@ -261,6 +262,9 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
         seed: 0,
         limit: req.limit,
     };
+    // One writer per profile (and its probe folder); a second run waits here, then
+    // resumes what the first saved.
+    let _lock = crate::lock::file(&req.out)?;
     std::fs::create_dir_all(&work_dir)?;
     let fingerprint = llrun::probe_fingerprint(&bench, &job, &llrun::host_os())
         .context("running llama-bench on a first probe")?;
@@ -326,6 +330,45 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
         wall_s: started.elapsed().as_secs_f64(),
         remote: None,
     })
+}
+
+/// Says when `--probe-mib` holds a width's probes far below the depth of the space's
+/// models: a layer's cost is then the difference of two shallow probes, multiplied by the
+/// depth, and the noise with it (phonelm-0.5b at f32 under the 128 MiB default: probes of
+/// 1 and 2 layers for models of 14-32; decode predictions 12% high at the median).
+fn warn_shallow_probes(specs: &[ModelSpec], probes: &[tailor_llamacpp::Probe], depths: Depths) {
+    let Depths::Space {
+        max_probe_bytes, ..
+    } = depths
+    else {
+        return;
+    };
+    let mut fewest: std::collections::BTreeMap<u64, u64> = Default::default();
+    for s in specs {
+        let f = fewest.entry(s.hidden_size).or_insert(s.num_layers);
+        *f = (*f).min(s.num_layers);
+    }
+    let shallow: Vec<String> = fewest
+        .iter()
+        .filter_map(|(h, f)| {
+            let deepest = probes
+                .iter()
+                .filter(|p| p.hidden == *h)
+                .map(|p| p.layers)
+                .max()?;
+            (deepest * 4 < *f).then(|| format!("width {h}: {deepest} for models of {f}+"))
+        })
+        .collect();
+    if !shallow.is_empty() {
+        warn!(
+            "--probe-mib {} holds probes far below the space's depth ({}): each layer's cost \
+             is the difference of shallow probes, multiplied by the depth. Raise --probe-mib \
+             (e.g. 1024 for 0.5B models at f32) for closer predictions, at the cost of \
+             profiling time",
+            max_probe_bytes >> 20,
+            shallow.join("; ")
+        );
+    }
 }
 
 /// Prints a profiling outcome.
@@ -527,7 +570,7 @@ pub fn validate(req: &ValidateRequest) -> Result<Validation> {
     for (row, t) in rows.iter_mut().zip(timings) {
         match t {
             Ok(t) => row.measured = Some(t),
-            Err(e) => row.error = Some(e),
+            Err(e) => row.error = Some(e.to_string()),
         }
     }
     let (prefill, decode, memory) = llval::score(&rows);
@@ -649,6 +692,7 @@ pub fn validate_space(args: &super::validate::ValidateArgs, space: SearchSpace) 
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
         PathBuf::from("out").join(format!("validate-{}-llama-{}", space.name(), timestamp()))
     });
+    let _lock = crate::lock::folder(&out)?;
     let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
     let v = validate(&ValidateRequest {
         profile,

@@ -464,6 +464,8 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("profiles/host-{}.toml", args.backend)));
+    // One writer per profile; a second run waits here, then resumes what the first saved.
+    let _lock = crate::lock::file(&out)?;
     let profile = if out.exists() && !args.force {
         let existing = Profile::load(&out)?;
         existing.check_fingerprint(&fingerprint).map_err(|e| {
@@ -660,6 +662,7 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| "profile.toml".into());
+    let _lock = crate::lock::file(&out)?;
     info!(device = %device, via = %t.describe(), out = %out.display(), "profiling a remote device");
     t.push(&args.remote_binary, "tailor")?;
     if let Some(lb) = llama_bench {

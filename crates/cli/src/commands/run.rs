@@ -216,6 +216,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let options = super::search::options(&space, &search_args)?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
+    let _lock = crate::lock::folder(&out)?;
     let cost = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
     let mut search = super::search::execute(space, &cost, &options, &out)?;
 
@@ -437,6 +438,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
     };
     let options = super::search::options(&space, &search_args)?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
+    let _lock = crate::lock::folder(&out)?;
     let cost_choice = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
     let mut search = super::search::execute(space, &cost_choice, &options, &out)?;
     let check = if args.check > 0 {

@@ -309,6 +309,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     )?;
     let options = options(&space, args)?;
     let out = out_dir(args.out.as_deref(), &space);
+    let _lock = crate::lock::folder(&out)?;
     let mut run = execute(space, &cost, &options, &out)?;
     let written = report::write_search(&mut run, args.flavor, None)?;
     write_json(&out.join("summary.json"), &run.summary)?;

@@ -255,6 +255,8 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("out").join(format!("validate-{}-{}", space.name(), timestamp()))
     });
+    // One writer per folder: a rerun into it reuses what is measured there.
+    let _lock = crate::lock::folder(&out)?;
     let setup = CheckSetup {
         profile: &args.profile,
         model: &model,

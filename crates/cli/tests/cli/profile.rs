@@ -98,3 +98,87 @@ fn bad_profile_input_fails_clearly() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not a duration"), "{}", r.stderr);
 }
+
+/// One writer per profile. While another process holds the file's lock, `--no-wait`
+/// fails at once naming the holder; two runs that wait take turns, the second resuming
+/// the first's file: no entry lost, nothing measured twice. (The test process holds the
+/// lock first, so nothing depends on how long a profile takes.)
+#[test]
+fn two_writers_of_one_profile_take_turns() {
+    use std::process::{Command, Stdio};
+    let dir = crate::common::Scratch::new("profile-lock");
+    let out = dir.0.join("p.toml");
+    let out_s = out.to_str().expect("utf-8 path").to_string();
+    let held = tailor_spec::files::Lock::file(&out, false, &mut |_| {}).expect("lock");
+
+    let e = tailor(&[
+        "--no-wait",
+        "profile",
+        "--spec",
+        "specs/tiny.toml",
+        "--out",
+        &out_s,
+    ]);
+    let line = e.assert_clean_error();
+    assert!(
+        line.contains("another tailor is writing it")
+            && line.contains(&format!("pid {}", std::process::id())),
+        "{line}"
+    );
+    assert!(!out.exists());
+
+    let spawn = || {
+        let mut args = vec![
+            "profile",
+            "--spec",
+            "specs/tiny.toml",
+            "--out",
+            &out_s,
+            "--json",
+        ];
+        args.extend(FAST);
+        Command::new(env!("CARGO_BIN_EXE_tailor"))
+            .args(args)
+            .current_dir(crate::common::root())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tailor")
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        a.try_wait().expect("poll").is_none() && b.try_wait().expect("poll").is_none(),
+        "both wait for the lock"
+    );
+    assert!(!out.exists(), "nothing written while the lock is held");
+    drop(held);
+    let (a, b) = (
+        a.wait_with_output().expect("wait"),
+        b.wait_with_output().expect("wait"),
+    );
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    assert!(
+        text(&a).contains("waiting for it to finish") && text(&b).contains("waiting"),
+        "{}\n{}",
+        text(&a),
+        text(&b)
+    );
+    let json = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).expect("json on stdout")
+    };
+    let (ja, jb) = (json(&a), json(&b));
+    let needed = ja["shapes_needed"].as_u64().expect("shapes_needed");
+    let mut measured = [
+        ja["measured_now"].as_u64().expect("measured_now"),
+        jb["measured_now"].as_u64().expect("measured_now"),
+    ];
+    measured.sort();
+    assert_eq!(measured, [0, 3 * needed], "{ja}\n{jb}");
+    let p = tailor_cost::Profile::load(&out).expect("the profile");
+    assert_eq!(p.entries.len() as u64, needed);
+}

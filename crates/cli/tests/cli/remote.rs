@@ -386,7 +386,8 @@ fn remote_llama_profile_through_qemu_resumes_and_pulls() {
         rest["remote"],
         format!("qemu-aarch64-static in {}", s(&device))
     );
-    // The probe models were written and removed on the device; only the profile is left.
+    // The probe models were written and removed on the device; only the profile (and its
+    // lock) is left.
     let mut left: Vec<String> = std::fs::read_dir(&device)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -395,6 +396,7 @@ fn remote_llama_profile_through_qemu_resumes_and_pulls() {
     assert_eq!(
         left,
         [
+            ".qemu-llamacpp-q8_0.toml.lock",
             "llama-bench",
             "qemu-llamacpp-q8_0.toml",
             "space.toml",
