@@ -20,18 +20,15 @@ fn s(p: &Path) -> String {
 /// test says so and passes, unless TAILOR_REQUIRE_QEMU=1 (set by .ci/run, which has both).
 #[test]
 fn remote_profile_through_qemu_resumes_and_pulls() {
-    let have_qemu = std::process::Command::new("qemu-aarch64-static")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !(have_qemu && arm64_binary().is_file()) {
-        let required = std::env::var("TAILOR_REQUIRE_QEMU").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "TAILOR_REQUIRE_QEMU=1 but qemu-aarch64-static or {} is missing",
-            arm64_binary().display()
-        );
-        eprintln!("skipped: no qemu-aarch64-static or no arm64 build (scripts/build-arm64.sh)");
+    let what = format!(
+        "qemu-aarch64-static and the arm64 build {} (scripts/build-arm64.sh)",
+        arm64_binary().display()
+    );
+    if skipped(
+        have_qemu() && arm64_binary().is_file(),
+        &["TAILOR_REQUIRE_QEMU"],
+        &what,
+    ) {
         return;
     }
     let dir = Scratch::new("remote-qemu");
@@ -89,6 +86,31 @@ fn remote_profile_through_qemu_resumes_and_pulls() {
     let again = profile(&[]);
     assert_eq!(again["measured_now"], 0, "{again}");
     assert_eq!(again["missing"], 0);
+}
+
+fn have_qemu() -> bool {
+    std::process::Command::new("qemu-aarch64-static")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether a test that needs `what` must skip: it says so when `available` is false,
+/// and fails instead when every variable of `required_by` is `1` (as `.ci/run` sets them).
+fn skipped(available: bool, required_by: &[&str], what: &str) -> bool {
+    if available {
+        return false;
+    }
+    let required = required_by
+        .iter()
+        .all(|v| std::env::var(v).is_ok_and(|v| v == "1"));
+    assert!(
+        !required,
+        "{} set but {what} missing",
+        required_by.join("=1 and ")
+    );
+    eprintln!("skipped: needs {what}");
+    true
 }
 
 /// An aarch64 ELF header, enough for the architecture check (the fake adb never runs it).
@@ -315,25 +337,21 @@ minimize = "decode_ms"
 /// required when TAILOR_REQUIRE_QEMU=1 and TAILOR_REQUIRE_LLAMA=1 (set by .ci/run).
 #[test]
 fn remote_llama_profile_through_qemu_resumes_and_pulls() {
-    let have_qemu = std::process::Command::new("qemu-aarch64-static")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let what = format!(
+        "qemu-aarch64-static, the arm64 build {} (scripts/build-arm64.sh) and the arm64 \
+         llama-bench (scripts/build-llama-bench.sh --arm64)",
+        arm64_binary().display()
+    );
     let llama_bench = arm64_llama_bench();
-    let (Some(llama_bench), true, true) = (llama_bench, have_qemu, arm64_binary().is_file()) else {
-        let required = ["TAILOR_REQUIRE_QEMU", "TAILOR_REQUIRE_LLAMA"]
-            .iter()
-            .all(|v| std::env::var(v).is_ok_and(|v| v == "1"));
-        assert!(
-            !required,
-            "TAILOR_REQUIRE_QEMU=1 and TAILOR_REQUIRE_LLAMA=1 but qemu-aarch64-static, {} or \
-             the arm64 llama-bench (scripts/build-llama-bench.sh --arm64) is missing",
-            arm64_binary().display()
-        );
-        eprintln!(
-            "skipped: no qemu-aarch64-static, arm64 tailor (scripts/build-arm64.sh) or arm64 \
-             llama-bench (scripts/build-llama-bench.sh --arm64)"
-        );
+    let available = have_qemu() && arm64_binary().is_file() && llama_bench.is_some();
+    if skipped(
+        available,
+        &["TAILOR_REQUIRE_QEMU", "TAILOR_REQUIRE_LLAMA"],
+        &what,
+    ) {
+        return;
+    }
+    let Some(llama_bench) = llama_bench else {
         return;
     };
     let dir = Scratch::new("remote-llama-qemu");
