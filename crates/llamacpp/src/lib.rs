@@ -20,6 +20,6 @@ pub use cost::{CostError, LlamaCost, Prediction};
 pub use model::{Unsupported, WeightType, Written, write_model};
 pub use profile::{
     Depths, LayerKey, LayerTable, LlamaFingerprint, LlamaProfile, Method, PhaseKey, Probe,
-    ProbeEntry, is_llama_profile, plan,
+    ProbeEntry, ShallowWidth, is_llama_profile, plan, shallow_widths,
 };
 pub use run::{ModelTiming, ProfileJob, RunError, measure_models, run_profile};

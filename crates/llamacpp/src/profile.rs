@@ -536,6 +536,45 @@ impl Depths {
     }
 }
 
+/// A width whose deepest probe has under a quarter of the layers of the space's shallowest
+/// model of that width: its layer cost is a difference of shallow probes, multiplied by
+/// the depth, and the noise with it (phonelm-0.5b at f32 under a 128 MiB cap: probes of 1
+/// and 2 layers for models of 14-32; decode predicted 12% high at the median).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShallowWidth {
+    pub hidden: u64,
+    pub deepest_probe: u64,
+    pub fewest_layers: u64,
+}
+
+/// The widths of `specs` whose `probes` are far shallower than the models (see
+/// [`ShallowWidth`]).
+pub fn shallow_widths<'a>(
+    specs: impl IntoIterator<Item = &'a ModelSpec>,
+    probes: &[Probe],
+) -> Vec<ShallowWidth> {
+    let mut fewest: BTreeMap<u64, u64> = BTreeMap::new();
+    for s in specs {
+        let f = fewest.entry(s.hidden_size).or_insert(s.num_layers);
+        *f = (*f).min(s.num_layers);
+    }
+    fewest
+        .into_iter()
+        .filter_map(|(hidden, fewest_layers)| {
+            let deepest_probe = probes
+                .iter()
+                .filter(|p| p.hidden == hidden)
+                .map(|p| p.layers)
+                .max()?;
+            (deepest_probe * 4 < fewest_layers).then_some(ShallowWidth {
+                hidden,
+                deepest_probe,
+                fewest_layers,
+            })
+        })
+        .collect()
+}
+
 /// The probes that let [`LayerTable`] price every layer of `specs` in a phase: per width,
 /// a reference layer at LO and HI layers (see [`Depths`]), each other attention
 /// configuration and each other FFN width at HI with the reference's other part, and the
@@ -825,6 +864,28 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("p.toml:"), "{e}");
+    }
+
+    #[test]
+    fn probes_far_shallower_than_the_models_are_named() {
+        let spec = |hidden, layers| {
+            let mut s =
+                ModelSpec::llama(1024, hidden, layers, hidden / 32, hidden / 32, 2 * hidden);
+            s.tie_embeddings = true;
+            s
+        };
+        let specs = [spec(64, 16), spec(64, 24), spec(128, 4)];
+        let probes = plan(specs.iter(), Depths::Fixed(1, 2));
+        assert_eq!(
+            shallow_widths(specs.iter(), &probes),
+            [ShallowWidth {
+                hidden: 64,
+                deepest_probe: 2,
+                fewest_layers: 16
+            }]
+        );
+        let deep = plan(specs.iter(), Depths::Fixed(2, 4));
+        assert!(shallow_widths(specs.iter(), &deep).is_empty());
     }
 
     #[test]

@@ -333,9 +333,7 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
 }
 
 /// Says when `--probe-mib` holds a width's probes far below the depth of the space's
-/// models: a layer's cost is then the difference of two shallow probes, multiplied by the
-/// depth, and the noise with it (phonelm-0.5b at f32 under the 128 MiB default: probes of
-/// 1 and 2 layers for models of 14-32; decode predictions 12% high at the median).
+/// models ([`tailor_llamacpp::ShallowWidth`]).
 fn warn_shallow_probes(specs: &[ModelSpec], probes: &[tailor_llamacpp::Probe], depths: Depths) {
     let Depths::Space {
         max_probe_bytes, ..
@@ -343,20 +341,13 @@ fn warn_shallow_probes(specs: &[ModelSpec], probes: &[tailor_llamacpp::Probe], d
     else {
         return;
     };
-    let mut fewest: std::collections::BTreeMap<u64, u64> = Default::default();
-    for s in specs {
-        let f = fewest.entry(s.hidden_size).or_insert(s.num_layers);
-        *f = (*f).min(s.num_layers);
-    }
-    let shallow: Vec<String> = fewest
+    let shallow: Vec<String> = tailor_llamacpp::shallow_widths(specs, probes)
         .iter()
-        .filter_map(|(h, f)| {
-            let deepest = probes
-                .iter()
-                .filter(|p| p.hidden == *h)
-                .map(|p| p.layers)
-                .max()?;
-            (deepest * 4 < *f).then(|| format!("width {h}: {deepest} for models of {f}+"))
+        .map(|w| {
+            format!(
+                "width {}: {} for models of {}+",
+                w.hidden, w.deepest_probe, w.fewest_layers
+            )
         })
         .collect();
     if !shallow.is_empty() {
