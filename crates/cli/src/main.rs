@@ -15,13 +15,12 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod args;
 mod commands;
-mod fmt;
+use tailor_report::fmt;
 mod lock;
-mod plot;
 mod progress;
 mod remote;
-mod report;
 
 /// Design small language models for a device before training them.
 #[derive(Debug, Parser)]

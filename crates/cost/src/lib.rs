@@ -13,8 +13,8 @@ pub mod roofline;
 
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use profile::{
-    Conditions, Entry, Fingerprint, MemoryProbe, OpShape, PROFILE_FORMAT_VERSION, Profile,
-    Provenance, RooflineProbe, SetupMismatch,
+    Conditions, Entry, Fingerprint, MemoryProbe, MemorySource, OpShape, PROFILE_FORMAT_VERSION,
+    Profile, Provenance, RooflineProbe, SetupMismatch,
 };
 pub use profiled::{OpCost, Prediction, Profiled, ProfiledError, Source};
 pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, MissingPeak, Roofline};
@@ -54,6 +54,26 @@ impl Breakdown {
     pub fn total_ms(&self) -> f64 {
         self.attention_ms + self.ffn_ms + self.lm_head_ms + self.other_ms
     }
+
+    /// Each group's share of the total.
+    pub fn shares(&self) -> Shares {
+        let t = self.total_ms();
+        Shares {
+            attention: self.attention_ms / t,
+            ffn: self.ffn_ms / t,
+            lm_head: self.lm_head_ms / t,
+            other: self.other_ms / t,
+        }
+    }
+}
+
+/// The fraction of a pass's time in each group of operators (they add up to 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shares {
+    pub attention: f64,
+    pub ffn: f64,
+    pub lm_head: f64,
+    pub other: f64,
 }
 
 /// What a spec costs on a device under a workload.

@@ -122,7 +122,35 @@ pub struct MemoryProbe {
     pub samples_bytes: Vec<u64>,
     /// How the peaks were read: `rss` (resident-set high-water mark) or `pool` (the GPU
     /// backend's memory pool).
-    pub source: String,
+    pub source: MemorySource,
+}
+
+/// How a peak memory figure was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemorySource {
+    /// The process's resident-set high-water mark (CPU backends, Linux).
+    Rss,
+    /// Bytes the GPU backend's memory pool reserved.
+    Pool,
+    /// Not measured, or unreadable here.
+    None,
+}
+
+impl MemorySource {
+    pub fn name(self) -> &'static str {
+        match self {
+            MemorySource::Rss => "rss",
+            MemorySource::Pool => "pool",
+            MemorySource::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for MemorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl MemoryProbe {
@@ -142,7 +170,7 @@ impl MemoryProbe {
     }
 
     /// The probe from the peaks (bytes) of its processes; `None` without any.
-    pub fn from_peaks(peaks: &[u64], dtype: DType, source: &str) -> Option<Self> {
+    pub fn from_peaks(peaks: &[u64], dtype: DType, source: MemorySource) -> Option<Self> {
         let own = crate::peak_memory_bytes(&Self::spec(), &Self::workload(dtype));
         let samples: Vec<u64> = peaks.iter().map(|p| p.saturating_sub(own)).collect();
         if samples.is_empty() {
@@ -152,7 +180,7 @@ impl MemoryProbe {
         Some(Self {
             runtime_overhead_bytes: median.round() as u64,
             samples_bytes: samples,
-            source: source.into(),
+            source,
         })
     }
 }
@@ -677,7 +705,11 @@ pub(crate) mod tests {
                 bandwidth_gbs,
                 bandwidth_bytes: 1 << 27,
             }),
-            memory: MemoryProbe::from_peaks(&[4 << 20, 5 << 20, 3 << 20], DType::F32, "rss"),
+            memory: MemoryProbe::from_peaks(
+                &[4 << 20, 5 << 20, 3 << 20],
+                DType::F32,
+                MemorySource::Rss,
+            ),
             entries,
         }
     }

@@ -560,7 +560,7 @@ mod tests {
             &crate::MemoryProbe::workload(DType::F32),
         );
         let peaks = [3u64, 9, 4].map(|m| probe_own + (m << 20));
-        p.memory = crate::MemoryProbe::from_peaks(&peaks, DType::F32, "rss");
+        p.memory = crate::MemoryProbe::from_peaks(&peaks, DType::F32, crate::MemorySource::Rss);
         assert_eq!(
             p.memory.as_ref().unwrap().samples_bytes,
             [3 << 20, 9 << 20, 4 << 20]

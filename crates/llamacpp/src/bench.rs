@@ -238,9 +238,9 @@ impl LlamaBench {
     ) -> Result<Run, BenchError> {
         let args = Self::args(models, test, s, warmup);
         let (stdout, peak) = self.exec(&args)?;
-        let records = parse_output(&stdout).map_err(|message| BenchError::Output {
+        let records = parse_output(&stdout).map_err(|e| BenchError::Output {
             program: self.program.clone(),
-            message,
+            message: e.0,
         })?;
         if records.len() != models.len() {
             return Err(BenchError::Output {
@@ -337,19 +337,24 @@ fn read_hwm(status: &Path) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Output of llama-bench that is not what tailor asked for; the message says what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadOutput(pub String);
+
 /// The records of `llama-bench -o json` output: a JSON array of objects.
-pub fn parse_output(stdout: &str) -> Result<Vec<Record>, String> {
+pub fn parse_output(stdout: &str) -> Result<Vec<Record>, BadOutput> {
     let start = stdout
         .find('[')
-        .ok_or_else(|| "no JSON array on stdout".to_string())?;
+        .ok_or_else(|| BadOutput("no JSON array on stdout".to_string()))?;
     let records: Vec<Record> =
-        serde_json::from_str(stdout[start..].trim_end()).map_err(|e| format!("{e}"))?;
+        serde_json::from_str(stdout[start..].trim_end()).map_err(|e| BadOutput(e.to_string()))?;
     for r in &records {
         if r.samples_ns.is_empty() || r.samples_ns.contains(&0) {
-            return Err(format!(
+            return Err(BadOutput(format!(
                 "{}: samples_ns {:?} has no timing",
                 r.model_filename, r.samples_ns
-            ));
+            )));
         }
     }
     Ok(records)
@@ -405,10 +410,15 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_llama_bench_output() {
-        assert!(parse_output("usage: ...").unwrap_err().contains("no JSON"));
+        assert!(
+            parse_output("usage: ...")
+                .unwrap_err()
+                .0
+                .contains("no JSON")
+        );
         assert!(parse_output("[{\"a\": 1}]").is_err());
         let zero = SAMPLE.replace("[ 2000000, 2100000, 1900000 ]", "[ ]");
-        assert!(parse_output(&zero).unwrap_err().contains("no timing"));
+        assert!(parse_output(&zero).unwrap_err().0.contains("no timing"));
     }
 
     #[test]

@@ -272,4 +272,34 @@ mod tests {
         }
         assert!(self_agreement(&[r.clone(), r]).is_none());
     }
+
+    #[test]
+    fn validate_json_round_trips_through_its_type() {
+        let rows = vec![
+            row(0, 10.0, 1.0, [10.0, 10.2, 9.8, 10.0]),
+            row(1, 20.0, 2.0, [21.0, 21.0, 22.0, 22.0]),
+        ];
+        let (prefill, decode, memory) = score(&rows);
+        let v = Validation {
+            format_version: 1,
+            engine: "llama.cpp".into(),
+            profile: "profiles/host-llamacpp-q4_0.toml".into(),
+            space: "search-spaces/quickstart.toml".into(),
+            workload: Workload {
+                prompt_tokens: 64,
+                context: 256,
+                precision: tailor_spec::Precision::for_weights(tailor_spec::DType::Q4_0),
+            },
+            rounds: 4,
+            prefill,
+            decode,
+            memory,
+            engine_self: self_agreement(&rows),
+            round_ratios: round_ratios(&rows),
+            wall_s: 1.0 / 3.0,
+            rows,
+        };
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        assert_eq!(serde_json::from_str::<Validation>(&text).unwrap(), v);
+    }
 }

@@ -20,20 +20,34 @@ pub fn allowed_cpus() -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// A CPU list that does not parse; the message says what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadCpuList(String);
+
+/// Why the worker threads were not pinned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotPinned(String);
+
 /// `0-3,6` -> [0, 1, 2, 3, 6]. The error says what is wrong with the list.
-pub fn parse_cpu_list(list: &str) -> Result<Vec<u32>, String> {
+pub fn parse_cpu_list(list: &str) -> Result<Vec<u32>, BadCpuList> {
     let mut cpus = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let num = |s: &str| {
-            s.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("`{s}` in the CPU list `{list}` is not a CPU number"))
+            s.trim().parse::<u32>().map_err(|_| {
+                BadCpuList(format!(
+                    "`{s}` in the CPU list `{list}` is not a CPU number"
+                ))
+            })
         };
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (num(a)?, num(b)?);
                 if a > b || b - a > 4096 {
-                    return Err(format!("`{part}` in the CPU list `{list}` is not a range"));
+                    return Err(BadCpuList(format!(
+                        "`{part}` in the CPU list `{list}` is not a range"
+                    )));
                 }
                 cpus.extend(a..=b);
             }
@@ -41,9 +55,9 @@ pub fn parse_cpu_list(list: &str) -> Result<Vec<u32>, String> {
         }
     }
     if cpus.is_empty() {
-        return Err(format!(
+        return Err(BadCpuList(format!(
             "the CPU list `{list}` names no CPU; write e.g. `4-7` or `0,2`"
-        ));
+        )));
     }
     cpus.sort_unstable();
     cpus.dedup();
@@ -177,12 +191,12 @@ fn hottest_cpu_zone(dir: &Path) -> Option<f64> {
 /// Measured on this 2-vCPU host: a 64-token attention block took 370 us in most sessions
 /// and 530-650 us in 11 of 36 (one thread: always 620 us); pinned, 2 of 36 were slow.
 /// On-device runtimes (llama.cpp, MNN) pin their threads on phones for the same reason.
-pub fn pin_worker_threads() -> Result<Vec<u32>, String> {
+pub fn pin_worker_threads() -> Result<Vec<u32>, NotPinned> {
     let threads = crate::backend::rayon_threads_from_env();
     let (builder, cpus) = pinned_pool(&allowed_cpus(), threads)?;
     builder
         .build_global()
-        .map_err(|e| format!("the thread pool was already built: {e}"))?;
+        .map_err(|e| NotPinned(format!("the thread pool was already built: {e}")))?;
     Ok(cpus)
 }
 
@@ -191,13 +205,13 @@ pub fn pin_worker_threads() -> Result<Vec<u32>, String> {
 pub fn pinned_pool(
     allowed: &[u32],
     threads: Option<usize>,
-) -> Result<(rayon::ThreadPoolBuilder, Vec<u32>), String> {
+) -> Result<(rayon::ThreadPoolBuilder, Vec<u32>), NotPinned> {
     let n = threads.unwrap_or(allowed.len());
     if allowed.len() < 2 || n < 2 {
-        return Err(format!(
+        return Err(NotPinned(format!(
             "{} allowed CPU(s), {n} thread(s): nothing to pin",
             allowed.len()
-        ));
+        )));
     }
     let cpus: Vec<u32> = allowed.iter().copied().cycle().take(n).collect();
     let on = cpus.clone();
@@ -223,9 +237,24 @@ mod tests {
         assert_eq!(parse_cpu_list("7,4-6").unwrap(), vec![4, 5, 6, 7]);
         assert_eq!(format_cpu_list(&[0, 1, 2, 3, 6]), "0-3,6");
         assert_eq!(format_cpu_list(&[4, 5, 6, 7]), "4-7");
-        assert!(parse_cpu_list("big").unwrap_err().contains("`big`"));
-        assert!(parse_cpu_list("5-2").unwrap_err().contains("not a range"));
-        assert!(parse_cpu_list(",").unwrap_err().contains("names no CPU"));
+        assert!(
+            parse_cpu_list("big")
+                .unwrap_err()
+                .to_string()
+                .contains("`big`")
+        );
+        assert!(
+            parse_cpu_list("5-2")
+                .unwrap_err()
+                .to_string()
+                .contains("not a range")
+        );
+        assert!(
+            parse_cpu_list(",")
+                .unwrap_err()
+                .to_string()
+                .contains("names no CPU")
+        );
     }
 
     #[test]
@@ -248,6 +277,7 @@ mod tests {
         assert!(
             pinned_pool(&[3], None)
                 .unwrap_err()
+                .to_string()
                 .contains("nothing to pin")
         );
         assert!(pinned_pool(&[0, 1], Some(1)).is_err());

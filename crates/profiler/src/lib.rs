@@ -22,8 +22,8 @@ pub use timing::{Measurement, TimingOptions};
 
 use burn::tensor::Device;
 use tailor_cost::{
-    Conditions, Entry, Fingerprint, OpShape, PROFILE_FORMAT_VERSION, Profile, Provenance,
-    RooflineProbe,
+    Conditions, Entry, Fingerprint, MemorySource, OpShape, PROFILE_FORMAT_VERSION, Profile,
+    Provenance, RooflineProbe,
 };
 use tailor_spec::files::FileError;
 
@@ -273,7 +273,7 @@ pub struct ModelMeasurement {
     /// memory pool reserved on GPU backends; `None` where not asked for or unreadable.
     pub peak_memory_bytes: Option<u64>,
     /// How `peak_memory_bytes` was measured: `rss`, `pool` or `none`.
-    pub memory_source: &'static str,
+    pub memory_source: MemorySource,
     /// Seconds spent building the random weights.
     pub build_s: f64,
 }
@@ -294,7 +294,7 @@ pub fn measure_model(
     let pool = || device.memory_pool_usage().map(|u| u.bytes_reserved);
     let (rss_base, pool_base) = (memory::rss_bytes(), pool());
     let (model, build_s) = build(device, spec, prompt, context)?;
-    let (mut peak_memory_bytes, mut memory_source) = (None, "none");
+    let (mut peak_memory_bytes, mut memory_source) = (None, MemorySource::None);
     if memory {
         let cpu = backend != Backend::Wgpu;
         let reset = cpu && memory::reset_peak();
@@ -302,13 +302,15 @@ pub fn measure_model(
         (peak_memory_bytes, memory_source) = match (cpu, reset, rss_base, pool_base) {
             (true, true, Some(base), _) => (
                 memory::peak_rss_bytes().map(|p| p.saturating_sub(base)),
-                "rss",
+                MemorySource::Rss,
             ),
-            (false, _, _, Some(base)) => (pool().map(|p| p.saturating_sub(base)), "pool"),
-            _ => (None, "none"),
+            (false, _, _, Some(base)) => {
+                (pool().map(|p| p.saturating_sub(base)), MemorySource::Pool)
+            }
+            _ => (None, MemorySource::None),
         };
         if peak_memory_bytes.is_none() {
-            memory_source = "none";
+            memory_source = MemorySource::None;
         }
     }
     let (prefill, decode) = match timing {
@@ -370,7 +372,7 @@ pub fn measure_models(
             prefill: Some(t.prefill),
             decode: Some(t.decode),
             peak_memory_bytes: None,
-            memory_source: "none",
+            memory_source: MemorySource::None,
             build_s,
         })
         .collect())

@@ -2,7 +2,7 @@
 
 use crate::{Backend, ProfilePlan, Quiet, TimingOptions, bench, new_profile, run_profile};
 use std::time::Duration;
-use tailor_cost::{OpShape, Profile};
+use tailor_cost::{MemorySource, OpShape, Profile};
 use tailor_spec::{Activation, FfnKind, ModelSpec, NormKind, Phase};
 
 /// Barely any timing: these tests check that operators run and files are right.
@@ -319,7 +319,7 @@ fn measuring_a_model_times_both_phases_and_sees_its_weights() {
     assert!(prefill.samples_us.len() >= 3 && decode.samples_us.len() >= 3);
     assert!(prefill.median_us > 0.0 && decode.median_us > 0.0);
     if cfg!(target_os = "linux") {
-        assert_eq!(m.memory_source, "rss");
+        assert_eq!(m.memory_source, MemorySource::Rss);
         let peak = m.peak_memory_bytes.unwrap();
         let weights = spec.weight_bytes(tailor_spec::DType::F32);
         // The resident set must hold at least the weights it computed with.
@@ -356,7 +356,10 @@ fn interleaved_models_are_each_timed() {
         let (prefill, decode) = (m.prefill.as_ref().unwrap(), m.decode.as_ref().unwrap());
         assert!(prefill.samples_us.len() >= 3 && decode.samples_us.len() >= 3);
         assert!(prefill.p10_us <= prefill.median_us && decode.median_us <= decode.p90_us);
-        assert_eq!((m.peak_memory_bytes, m.memory_source), (None, "none"));
+        assert_eq!(
+            (m.peak_memory_bytes, m.memory_source),
+            (None, MemorySource::None)
+        );
     }
     assert!(
         crate::measure_models(&d, &[], 8, 16, &quick())

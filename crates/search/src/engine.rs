@@ -48,6 +48,21 @@ pub struct SearchOptions {
     pub population: Option<usize>,
 }
 
+/// About how many bytes one row of candidates.csv takes (127-140 on the shipped spaces).
+pub const CSV_ROW_BYTES: u64 = 140;
+
+impl SearchOptions {
+    /// The most rows candidates.csv can get where no budget bounds them: every point of
+    /// the space for an exhaustive search and for a random one without a budget; `None`
+    /// where the budget bounds the search.
+    pub fn unbounded_rows(&self, space: &SearchSpace) -> Option<u64> {
+        match (self.strategy, self.budget) {
+            (Strategy::Exhaustive, _) | (Strategy::Random, None) => Some(space.size()),
+            _ => None,
+        }
+    }
+}
+
 /// Told how far a search has got.
 pub trait Progress: Sync {
     fn start(&self, _total: u64) {}
@@ -462,19 +477,30 @@ impl Tally {
     }
 }
 
+/// The order of the pick rule `(metric, minimise)` over front rows given as (id,
+/// metrics): better first, ties to the lower id. The pick is the first; the report and
+/// the model card rank the front by it.
+pub fn pick_order(
+    (metric, minimise): (Metric, bool),
+    (a_id, a): (u64, &Metrics),
+    (b_id, b): (u64, &Metrics),
+) -> std::cmp::Ordering {
+    let (x, y) = (a.get(metric), b.get(metric));
+    let o = if minimise {
+        x.total_cmp(&y)
+    } else {
+        y.total_cmp(&x)
+    };
+    o.then(a_id.cmp(&b_id))
+}
+
 /// The front row best in `metric`; ties go to the lowest id.
 pub fn pick_index(front: &[Candidate], metric: Metric, minimise: bool) -> Option<usize> {
     front
         .iter()
         .enumerate()
         .min_by(|(_, a), (_, b)| {
-            let (x, y) = (a.metrics.get(metric), b.metrics.get(metric));
-            let o = if minimise {
-                x.total_cmp(&y)
-            } else {
-                y.total_cmp(&x)
-            };
-            o.then(a.id.cmp(&b.id))
+            pick_order((metric, minimise), (a.id, &a.metrics), (b.id, &b.metrics))
         })
         .map(|(i, _)| i)
 }

@@ -1,13 +1,15 @@
 //! Files of a search run: `candidates.csv`, `front.json`, `summary.json`.
 
-use crate::engine::{Candidate, SearchOutcome};
-use crate::metrics::CONSTRAINT_NAMES;
+use crate::engine::{Candidate, SearchOutcome, Strategy};
+use crate::metrics::{CONSTRAINT_NAMES, Metric, Metrics};
 use crate::space::SearchSpace;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use tailor_cost::{Estimate, Workload};
+use tailor_spec::ModelSpec;
 use tailor_spec::files::{self, FileError};
 
 /// The `format_version` of front.json and summary.json.
@@ -130,109 +132,279 @@ impl CsvSink {
     }
 }
 
-#[derive(Serialize)]
-struct FrontRow<'a> {
-    id: u64,
-    picked: bool,
-    spec: &'a tailor_spec::ModelSpec,
-    metrics: &'a crate::metrics::Metrics,
-    estimate: &'a Option<tailor_cost::Estimate>,
-    objectives: Value,
+/// Whether an objective or the pick rule wants a metric small or large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sense {
+    Minimize,
+    Maximize,
 }
 
-fn objectives_of(space: &SearchSpace, c: &Candidate) -> Value {
-    let mut map = serde_json::Map::new();
-    for &(m, _) in &space.objectives {
-        map.insert(m.name().to_string(), json!(c.metrics.get(m)));
+impl Sense {
+    /// From the `minimise` flag the space carries.
+    pub fn of(minimise: bool) -> Self {
+        if minimise {
+            Sense::Minimize
+        } else {
+            Sense::Maximize
+        }
     }
-    Value::Object(map)
+
+    pub fn minimizes(self) -> bool {
+        self == Sense::Minimize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sense::Minimize => "minimize",
+            Sense::Maximize => "maximize",
+        }
+    }
+}
+
+/// A metric and which way is better: one objective, or the pick rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub metric: Metric,
+    pub sense: Sense,
+}
+
+impl Rule {
+    pub fn of((metric, minimise): (Metric, bool)) -> Self {
+        Self {
+            metric,
+            sense: Sense::of(minimise),
+        }
+    }
+
+    /// `(metric, minimise)`, as the space carries it.
+    pub fn pair(self) -> (Metric, bool) {
+        (self.metric, self.sense.minimizes())
+    }
+}
+
+impl std::fmt::Display for Rule {
+    /// `minimize decode_ms`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.sense.name(), self.metric.name())
+    }
+}
+
+/// A JSON object whose keys keep their order (a list of pairs in Rust).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ordered<K, V>(pub Vec<(K, V)>);
+
+impl<K: Serialize, V: Serialize> Serialize for Ordered<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered<K, V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<K, V>(std::marker::PhantomData<(K, V)>);
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<K, V> {
+            type Value = Ordered<K, V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = a.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(Ordered(pairs))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A candidate's value of each of the space's objectives, in the space's order.
+pub type Objectives = Ordered<Metric, f64>;
+
+fn objectives_of(space: &SearchSpace, c: &Candidate) -> Objectives {
+    Ordered(
+        space
+            .objectives
+            .iter()
+            .map(|&(m, _)| (m, c.metrics.get(m)))
+            .collect(),
+    )
+}
+
+/// One row of front.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontRow {
+    pub id: u64,
+    /// The pick rule chose it.
+    pub picked: bool,
+    pub spec: ModelSpec,
+    pub metrics: Metrics,
+    pub estimate: Option<Estimate>,
+    pub objectives: Objectives,
 }
 
 /// front.json: the Pareto front, each row's full spec, metrics and objectives.
-pub fn front_json(space: &SearchSpace, out: &SearchOutcome) -> Value {
-    let rows: Vec<FrontRow> = out
-        .front
-        .iter()
-        .enumerate()
-        .map(|(i, c)| FrontRow {
-            id: c.id,
-            picked: out.pick == Some(i),
-            spec: &c.spec,
-            metrics: &c.metrics,
-            estimate: &c.estimate,
-            objectives: objectives_of(space, c),
-        })
-        .collect();
-    json!({
-        "format_version": RESULTS_FORMAT_VERSION,
-        "space": space.name(),
-        "objectives": space.objectives.iter().map(|(m, min)| json!({
-            "metric": m.name(), "sense": if *min { "minimize" } else { "maximize" }
-        })).collect::<Vec<_>>(),
-        "rows": rows,
-    })
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontFile {
+    pub format_version: u32,
+    /// The space's name.
+    pub space: String,
+    pub objectives: Vec<Rule>,
+    pub rows: Vec<FrontRow>,
 }
 
-/// summary.json: counts, skip reasons, constraint exclusions, the pick; `device` names the
-/// cost model's device. Everything but `timing` is a function of the space, the device,
-/// the strategy and the seed.
-pub fn summary_json(space: &SearchSpace, out: &SearchOutcome, device: &str) -> Value {
-    let constraints: serde_json::Map<String, Value> = CONSTRAINT_NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            (
-                n.to_string(),
-                json!({ "excluded": out.violated[i], "excluded_alone": out.violated_alone[i] }),
-            )
-        })
-        .collect();
-    let pick = out.pick.map(|i| {
-        let c = &out.front[i];
-        json!({ "id": c.id, "spec": c.spec, "metrics": c.metrics, "objectives": objectives_of(space, c) })
-    });
-    json!({
-        "format_version": RESULTS_FORMAT_VERSION,
-        "space": space.name(),
-        "space_path": space.path.display().to_string(),
-        "device": device,
-        "workload": space.workload,
-        "strategy": out.strategy.name(),
-        "seed": out.seed,
-        "budget": out.budget,
-        "space_size": space.size(),
-        "seen": out.seen,
-        "evaluated": out.evaluated,
-        "priced": out.priced,
-        "feasible": out.feasible,
-        "skipped": out.skipped,
-        "constraints": constraints,
-        "front_size": out.front.len(),
-        "pick_rule": json!({ "metric": space.pick.0.name(), "sense": if space.pick.1 { "minimize" } else { "maximize" } }),
-        "pick": pick,
-        "timing": {
-            "wall_s": out.wall_s,
-            "evaluations_per_s": out.evaluated as f64 / out.wall_s.max(1e-9),
-        },
-    })
+impl FrontFile {
+    pub fn new(space: &SearchSpace, out: &SearchOutcome) -> Self {
+        Self {
+            format_version: RESULTS_FORMAT_VERSION,
+            space: space.name().to_string(),
+            objectives: space.objectives.iter().copied().map(Rule::of).collect(),
+            rows: out
+                .front
+                .iter()
+                .enumerate()
+                .map(|(i, c)| FrontRow {
+                    id: c.id,
+                    picked: out.pick == Some(i),
+                    spec: c.spec.clone(),
+                    metrics: c.metrics,
+                    estimate: c.estimate,
+                    objectives: objectives_of(space, c),
+                })
+                .collect(),
+        }
+    }
 }
 
-/// Writes a JSON value atomically, pretty, with a trailing newline.
-pub fn write_json(path: &Path, value: &Value) -> Result<(), FileError> {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+/// How many evaluated candidates one constraint excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Excluded {
+    pub excluded: u64,
+    /// Excluded by this constraint and no other.
+    pub excluded_alone: u64,
+}
+
+/// The pick, as summary.json gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PickRow {
+    pub id: u64,
+    pub spec: ModelSpec,
+    pub metrics: Metrics,
+    pub objectives: Objectives,
+}
+
+/// How long the search took (the only part of summary.json a seed does not fix).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SearchTiming {
+    pub wall_s: f64,
+    pub evaluations_per_s: f64,
+}
+
+/// What a search says about itself in summary.json: counts, skip reasons, constraint
+/// exclusions, the pick. Everything but `timing` is a function of the space, the cost
+/// model, the strategy and the seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchSummary {
+    pub format_version: u32,
+    pub space: String,
+    pub space_path: String,
+    /// The cost model's device.
+    pub device: String,
+    pub workload: Workload,
+    pub strategy: Strategy,
+    pub seed: u64,
+    pub budget: Option<u64>,
+    pub space_size: u64,
+    pub seen: u64,
+    pub evaluated: u64,
+    pub priced: u64,
+    pub feasible: u64,
+    pub skipped: BTreeMap<String, u64>,
+    /// Per constraint, in [`CONSTRAINT_NAMES`] order.
+    pub constraints: Ordered<String, Excluded>,
+    pub front_size: usize,
+    pub pick_rule: Rule,
+    pub pick: Option<PickRow>,
+    pub timing: SearchTiming,
+}
+
+impl SearchSummary {
+    pub fn new(space: &SearchSpace, out: &SearchOutcome, device: &str) -> Self {
+        Self {
+            format_version: RESULTS_FORMAT_VERSION,
+            space: space.name().to_string(),
+            space_path: space.path.display().to_string(),
+            device: device.to_string(),
+            workload: space.workload,
+            strategy: out.strategy,
+            seed: out.seed,
+            budget: out.budget,
+            space_size: space.size(),
+            seen: out.seen,
+            evaluated: out.evaluated,
+            priced: out.priced,
+            feasible: out.feasible,
+            skipped: out
+                .skipped
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            constraints: Ordered(
+                CONSTRAINT_NAMES
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        (
+                            n.to_string(),
+                            Excluded {
+                                excluded: out.violated[i],
+                                excluded_alone: out.violated_alone[i],
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            front_size: out.front.len(),
+            pick_rule: Rule::of(space.pick),
+            pick: out.pick.map(|i| {
+                let c = &out.front[i];
+                PickRow {
+                    id: c.id,
+                    spec: c.spec.clone(),
+                    metrics: c.metrics,
+                    objectives: objectives_of(space, c),
+                }
+            }),
+            timing: SearchTiming {
+                wall_s: out.wall_s,
+                evaluations_per_s: out.evaluated as f64 / out.wall_s.max(1e-9),
+            },
+        }
+    }
+}
+
+/// Writes `value` as pretty JSON with a trailing newline, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| FileError::Write {
+        path: path.to_path_buf(),
+        cause: e.into(),
+    })?;
     text.push('\n');
     files::write_atomic(path, text.as_bytes())
 }
 
-/// Writes front.json and summary.json into `dir`.
-pub fn write_results(
-    dir: &Path,
-    space: &SearchSpace,
-    out: &SearchOutcome,
-    device: &str,
-) -> Result<(), FileError> {
-    write_json(&dir.join("front.json"), &front_json(space, out))?;
-    write_json(&dir.join("summary.json"), &summary_json(space, out, device))?;
-    let _ = std::io::stderr().flush();
-    Ok(())
+/// Reads a JSON file by the type that wrote it; errors name the file, line and column.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FileError> {
+    let text = files::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| FileError::from_json(path, &e))
 }

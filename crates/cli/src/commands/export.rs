@@ -3,14 +3,15 @@
 
 use super::predict::load_profiled;
 use crate::fmt::timestamp;
-use crate::report::{self, Card, Chosen, CostSource, Flavor};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tailor_cost::{CostModel, Estimate, Workload};
-use tailor_search::{Metric, Metrics};
+use tailor_report::search::Summary;
+use tailor_report::{Card, Chosen, CostKind, CostSource, Flavor};
+use tailor_search::output::{FrontFile, Rule, Sense};
+use tailor_search::{Metric, Metrics, pick_order};
 use tailor_spec::{HfConfig, ModelSpec, Precision, files, load_spec};
 use tracing::info;
 
@@ -32,56 +33,11 @@ pub struct ExportArgs {
     /// prediction).
     #[arg(long)]
     pub profile: Option<PathBuf>,
-    /// Prompt tokens of the priced prefill (with --profile).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
-    pub prompt: u64,
-    /// Context of the priced decode step (with --profile).
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
-    pub context: u64,
+    #[command(flatten)]
+    pub workload: crate::args::WorkloadArgs,
     /// Print the written paths as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// One row of front.json, as written by `tailor search`.
-#[derive(Debug, Deserialize)]
-struct FrontRow {
-    id: u64,
-    picked: bool,
-    spec: ModelSpec,
-    metrics: Metrics,
-    estimate: Option<Estimate>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FrontFile {
-    space: String,
-    rows: Vec<FrontRow>,
-}
-
-/// What summary.json (beside front.json) says about the run, where present.
-#[derive(Debug, Default, Deserialize)]
-struct SummaryFile {
-    #[serde(default)]
-    space_path: Option<String>,
-    #[serde(default)]
-    strategy: Option<String>,
-    #[serde(default)]
-    seed: Option<u64>,
-    #[serde(default)]
-    budget: Option<u64>,
-    #[serde(default)]
-    workload: Option<Workload>,
-    #[serde(default)]
-    pick_rule: Option<PickRule>,
-    #[serde(default)]
-    cost_model: Option<CostSource>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PickRule {
-    metric: String,
-    sense: String,
 }
 
 /// `front.json#12` -> (`front.json`, Some(12)).
@@ -184,7 +140,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(format!("export-{slug}-{}", timestamp())));
-    let exported = report::export(&out, &card)?;
+    let exported = tailor_report::export(&out, &card)?;
     info!(out = %out.display(), flavor = args.flavor.name(), "exported");
     if args.json {
         println!("{}", serde_json::to_string_pretty(&exported)?);
@@ -219,14 +175,14 @@ fn from_spec(path: &Path, args: &ExportArgs) -> Result<Source> {
             let model = load_profiled(p)?;
             let prof = model.profile();
             let w = Workload {
-                prompt_tokens: args.prompt,
-                context: args.context,
+                prompt_tokens: args.workload.prompt,
+                context: args.workload.context,
                 precision: Precision::for_weights(prof.fingerprint.dtype),
             };
             (
                 Some((w, model.estimate(&loaded.spec, &w))),
                 Some(CostSource {
-                    kind: "profiled".into(),
+                    kind: CostKind::Profiled,
                     file: p.display().to_string(),
                     device: prof.name.clone(),
                     fingerprint: Some(prof.fingerprint.clone()),
@@ -249,11 +205,12 @@ fn from_spec(path: &Path, args: &ExportArgs) -> Result<Source> {
 /// The row (default: the pick) of a front.json, with what summary.json beside it says.
 fn from_front(path: &Path, front: FrontFile, row: Option<u64>) -> Result<Source> {
     let summary_path = path.with_file_name("summary.json");
-    let summary: SummaryFile = match std::fs::read_to_string(&summary_path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| files::FileError::from_json(&summary_path, &e))?,
-        Err(_) => SummaryFile::default(),
+    let summary = if summary_path.exists() {
+        Some(Summary::load(&summary_path)?)
+    } else {
+        None
     };
+    let search = summary.as_ref().map(|s| &s.search);
     let index = match row {
         Some(id) => front.rows.iter().position(|r| r.id == id).ok_or_else(|| {
             let ids: Vec<String> = front
@@ -277,50 +234,40 @@ fn from_front(path: &Path, front: FrontFile, row: Option<u64>) -> Result<Source>
             )
         })?,
     };
-    // Rank by the pick rule (as the report does).
-    let rule = summary.pick_rule.as_ref();
-    let metric = rule
-        .and_then(|r| {
-            [
-                Metric::Params,
-                Metric::NonEmbeddingParams,
-                Metric::PrefillMs,
-                Metric::DecodeMs,
-                Metric::PeakMemory,
-                Metric::ChinchillaLoss,
-            ]
-            .into_iter()
-            .find(|m| m.name() == r.metric)
-        })
-        .unwrap_or(Metric::DecodeMs);
-    let minimise = rule.is_none_or(|r| r.sense == "minimize");
+    // Rank by the pick rule (as the search and the report do).
+    let rule = search.map_or(
+        Rule {
+            metric: Metric::DecodeMs,
+            sense: Sense::Minimize,
+        },
+        |s| s.pick_rule,
+    );
     let target = &front.rows[index];
-    let better = |r: &FrontRow| {
-        let (x, y) = (r.metrics.get(metric), target.metrics.get(metric));
-        let o = if minimise {
-            x.total_cmp(&y)
-        } else {
-            y.total_cmp(&x)
-        };
-        o.then(r.id.cmp(&target.id)).is_lt()
-    };
-    let rank = 1 + front.rows.iter().filter(|r| better(r)).count();
+    let rank = 1 + front
+        .rows
+        .iter()
+        .filter(|r| {
+            pick_order(
+                rule.pair(),
+                (r.id, &r.metrics),
+                (target.id, &target.metrics),
+            )
+            .is_lt()
+        })
+        .count();
     let chosen = Chosen {
         space: front.space.clone(),
-        space_path: summary
-            .space_path
-            .clone()
-            .unwrap_or_else(|| front.space.clone()),
-        strategy: summary.strategy.clone().unwrap_or_else(|| "unknown".into()),
-        seed: summary.seed.unwrap_or(0),
-        budget: summary.budget,
+        space_path: search.map_or_else(|| front.space.clone(), |s| s.space_path.clone()),
+        strategy: search.map_or_else(|| "unknown".into(), |s| s.strategy.name().into()),
+        seed: search.map_or(0, |s| s.seed),
+        budget: search.and_then(|s| s.budget),
         id: target.id,
         rank,
         front_size: front.rows.len(),
-        pick_rule: report::pick_rule((metric, minimise)),
+        pick_rule: rule.to_string(),
         picked: target.picked,
     };
-    let predicted = match (summary.workload, target.estimate) {
+    let predicted = match (search.map(|s| s.workload), target.estimate) {
         (Some(w), Some(e)) => Some((w, e)),
         _ => None,
     };
@@ -330,7 +277,7 @@ fn from_front(path: &Path, front: FrontFile, row: Option<u64>) -> Result<Source>
         spec: row.spec.clone(),
         metrics: Some(row.metrics),
         predicted,
-        cost: summary.cost_model,
+        cost: summary.map(|s| s.cost_model),
         chosen: Some(chosen),
     })
 }

@@ -2,7 +2,7 @@
 //! `search`, `validate` and `run` on a llama.cpp profile. The work is `tailor-llamacpp`'s;
 //! this module turns arguments into its calls and prints.
 
-use crate::fmt::{Table, bytes, timestamp};
+use crate::fmt::{Table, bytes};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,8 +17,8 @@ use tailor_llamacpp::{
     Depths, LlamaBench, LlamaCost, LlamaProfile, Method, ProfileJob, Settings, WeightType,
     is_llama_profile, plan,
 };
+use tailor_search::SearchSpace;
 use tailor_search::output::write_json;
-use tailor_search::{Metric, SearchSpace, spread_sample};
 use tailor_spec::files::{utc_now_iso, write_atomic};
 use tailor_spec::{DType, ModelSpec, Precision};
 use tracing::{info, warn};
@@ -366,17 +366,17 @@ fn warn_shallow_probes(specs: &[ModelSpec], probes: &[tailor_llamacpp::Probe], d
 pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
     let f = &o.profile.fingerprint;
     if json_out {
-        let v = json!({
-            "profile": o.out.display().to_string(),
-            "engine": "llama.cpp",
-            "fingerprint": f,
-            "probes": o.probes,
-            "probe_visits_now": o.runs_now,
-            "llama_bench_runs_now": o.runs_now * o.phases,
-            "missing": o.missing,
-            "wall_s": o.wall_s,
-            "remote": o.remote,
-        });
+        let v = tailor_report::profile::LlamaProfileReport {
+            profile: o.out.display().to_string(),
+            engine: "llama.cpp".into(),
+            fingerprint: f.clone(),
+            probes: o.probes,
+            probe_visits_now: o.runs_now,
+            llama_bench_runs_now: o.runs_now * o.phases,
+            missing: o.missing,
+            wall_s: o.wall_s,
+            remote: o.remote.clone(),
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -456,8 +456,8 @@ pub fn predict(
             "decode_ms_per_token": e.decode_ms_per_token,
             "decode_tokens_per_s": e.decode_tokens_per_s(),
             "peak_memory_bytes": e.peak_memory_bytes,
-            "prefill_breakdown": super::predict::shares(&e.prefill_breakdown),
-            "decode_breakdown": super::predict::shares(&e.decode_breakdown),
+            "prefill_breakdown": e.prefill_breakdown.shares(),
+            "decode_breakdown": e.decode_breakdown.shares(),
             "derived": p.derived,
             "substitutions": subs,
         });
@@ -580,7 +580,7 @@ pub fn validate(req: &ValidateRequest) -> Result<Validation> {
         wall_s: started.elapsed().as_secs_f64(),
         rows,
     };
-    write_json(&req.out.join("validate.json"), &serde_json::to_value(&v)?)?;
+    write_json(&req.out.join("validate.json"), &v)?;
     write_atomic(
         &req.out.join("validate.csv"),
         llval::csv(&v.rows).as_bytes(),
@@ -663,43 +663,4 @@ pub fn render_validation(v: &Validation, out: &Path) -> String {
         levels(&v.round_ratios.decode),
         out.display()
     )
-}
-
-/// `tailor validate` on a llama.cpp profile: a spread sample of the space.
-pub fn validate_space(args: &super::validate::ValidateArgs, space: SearchSpace) -> Result<()> {
-    let (profile, space_path, llama) = (&args.profile, &args.space, &args.llama);
-    let (samples, rounds, seed, json_out) =
-        (args.samples as usize, args.rounds, args.seed, args.json);
-    let out = args.out.as_deref();
-    let space = with_weights(space, llama.weights);
-    let cost = load_cost(profile, Some(&space.workload))?;
-    let sample = spread_sample(&space, &cost, samples, seed, Metric::DecodeMs);
-    if sample.is_empty() {
-        bail!(
-            "{}: no config of the space is inside all its constraints; nothing to validate",
-            space_path.display()
-        );
-    }
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
-        PathBuf::from("out").join(format!("validate-{}-llama-{}", space.name(), timestamp()))
-    });
-    let _lock = crate::lock::folder(&out)?;
-    let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
-    let v = validate(&ValidateRequest {
-        profile,
-        space_path,
-        space: &space,
-        cost: &cost,
-        models,
-        llama,
-        rounds: rounds.max(1),
-        seed,
-        out: &out,
-    })?;
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{}", render_validation(&v, &out));
-    }
-    Ok(())
 }

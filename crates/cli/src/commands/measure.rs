@@ -1,16 +1,16 @@
 //! `tailor measure`: build whole models with random weights and time them for real; two
 //! or more are timed together, interleaved.
 
-use super::profile::TimingArgs;
+use crate::args::{MeasureCall, MeasureMode, TimingArgs};
 use crate::fmt::{Table, bytes, thousands};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tailor_cost::{Fingerprint, MemoryProbe};
+use tailor_cost::{MemoryProbe, MemorySource};
 use tailor_profiler::{
     Backend, Measurement, ModelMeasurement, TimingOptions, measure_model, measure_models,
 };
+use tailor_report::{MeasureReport, MemoryReport, Timed};
 use tailor_spec::{DType, SpecFile, load_spec};
 use tracing::info;
 
@@ -25,12 +25,8 @@ pub struct MeasureArgs {
     /// burn backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
     #[arg(long, default_value = "flex")]
     pub backend: Backend,
-    /// Prompt tokens of the timed prefill.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 16))]
-    pub prompt: u64,
-    /// Tokens in the KV cache at the timed decode step.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
-    pub context: u64,
+    #[command(flatten)]
+    pub workload: crate::args::WorkloadArgs,
     #[command(flatten)]
     pub timing: TimingArgs,
     /// Only measure the peak memory (prints `{"peak_memory_bytes", "memory_source"}` with
@@ -45,13 +41,6 @@ pub struct MeasureArgs {
     pub json: bool,
 }
 
-/// What `tailor measure --memory-only --json` prints.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemoryReport {
-    pub peak_memory_bytes: Option<u64>,
-    pub memory_source: String,
-}
-
 /// Environment of the memory child: mimalloc returns freed pages at once and commits
 /// arena memory only as it is used, so the resident set's peak is the live set (the
 /// timing process keeps mimalloc's defaults, which reuse pages without faulting them in).
@@ -60,14 +49,13 @@ pub const MEMORY_ENV: [(&str, &str); 2] = [
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];
 
-/// Runs a child `tailor measure` with `args`; its stdout, or why it failed.
+/// Runs a child `tailor` with `args` ([`MeasureCall::argv`]); its stdout, or why it failed.
 pub fn measure_child(
     what: &str,
     args: &[std::ffi::OsString],
     env: &[(&str, &str)],
 ) -> Result<Vec<u8>> {
     let output = crate::remote::self_command()?
-        .arg("measure")
         .args(args)
         .envs(env.iter().copied())
         .output()
@@ -98,17 +86,15 @@ pub fn memory_in_child(
     prompt: u64,
     context: u64,
 ) -> Result<MemoryReport> {
-    let args: Vec<std::ffi::OsString> = vec![
-        spec.into(),
-        "--backend".into(),
-        backend.name().into(),
-        "--memory-only".into(),
-        "--json".into(),
-        "--prompt".into(),
-        prompt.to_string().into(),
-        "--context".into(),
-        context.to_string().into(),
-    ];
+    let args = MeasureCall {
+        specs: vec![spec.to_path_buf()],
+        backend,
+        prompt,
+        context,
+        mode: MeasureMode::MemoryOnly,
+        timing: None,
+    }
+    .argv();
     let what = format!("the memory of {}", spec.display());
     let stdout = measure_child(&what, &args, &MEMORY_ENV)?;
     serde_json::from_slice(&stdout).with_context(|| format!("reading {what}"))
@@ -132,7 +118,9 @@ pub fn memory_probe(backend: Backend, dtype: DType, dir: &Path) -> Result<Memory
     let _ = std::fs::remove_file(&path);
     let reports = reports?;
     let peaks: Vec<u64> = reports.iter().filter_map(|r| r.peak_memory_bytes).collect();
-    let source = reports.first().map_or("none", |r| r.memory_source.as_str());
+    let source = reports
+        .first()
+        .map_or(MemorySource::None, |r| r.memory_source);
     if peaks.len() < reports.len() {
         bail!("this backend does not report its peak memory here (source `{source}`)");
     }
@@ -140,43 +128,15 @@ pub fn memory_probe(backend: Backend, dtype: DType, dir: &Path) -> Result<Memory
         .ok_or_else(|| anyhow::anyhow!("no memory probe ran"))
 }
 
-/// A timed phase, milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Timed {
-    pub median_ms: f64,
-    pub p10_ms: f64,
-    pub p90_ms: f64,
-    pub samples: usize,
-    pub capped: bool,
-}
-
-impl From<&Measurement> for Timed {
-    fn from(m: &Measurement) -> Self {
-        Self {
-            median_ms: m.median_us / 1e3,
-            p10_ms: m.p10_us / 1e3,
-            p90_ms: m.p90_us / 1e3,
-            samples: m.samples_us.len(),
-            capped: m.capped,
-        }
+/// A phase as the profiler timed it, in the report's units.
+pub fn timed(m: &Measurement) -> Timed {
+    Timed {
+        median_ms: m.median_us / 1e3,
+        p10_ms: m.p10_us / 1e3,
+        p90_ms: m.p90_us / 1e3,
+        samples: m.samples_us.len(),
+        capped: m.capped,
     }
-}
-
-/// What `tailor measure --json` prints (and `tailor validate` reads).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MeasureReport {
-    pub spec: String,
-    pub fingerprint: Fingerprint,
-    pub prompt_tokens: u64,
-    pub context: u64,
-    pub params: u64,
-    pub prefill: Timed,
-    pub decode: Timed,
-    /// Peak memory of the inference (see `memory_source`), bytes.
-    pub peak_memory_bytes: Option<u64>,
-    /// `rss` (resident-set high-water mark), `pool` (GPU memory pool) or `none`.
-    pub memory_source: String,
-    pub build_s: f64,
 }
 
 pub fn run(args: &MeasureArgs) -> Result<()> {
@@ -194,7 +154,10 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         backend = %args.backend,
         "building and timing the whole model"
     );
-    let (prompt, context) = (args.prompt as usize, args.context as usize);
+    let (prompt, context) = (
+        args.workload.prompt as usize,
+        args.workload.context as usize,
+    );
     let run = |memory: bool, timing: Option<&TimingOptions>| {
         measure_model(
             args.backend,
@@ -210,7 +173,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         let m = run(true, None)?;
         let r = MemoryReport {
             peak_memory_bytes: m.peak_memory_bytes,
-            memory_source: m.memory_source.into(),
+            memory_source: m.memory_source,
         };
         if args.json {
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -231,8 +194,8 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         Some(memory_in_child(
             args.backend,
             spec_path,
-            args.prompt,
-            args.context,
+            args.workload.prompt,
+            args.workload.context,
         )?)
     } else {
         None
@@ -240,7 +203,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     let m = run(!args.no_memory && !child, Some(&opts))?;
     let (peak_memory_bytes, memory_source) = match memory {
         Some(r) => (r.peak_memory_bytes, r.memory_source),
-        None => (m.peak_memory_bytes, m.memory_source.to_string()),
+        None => (m.peak_memory_bytes, m.memory_source),
     };
     let report = MeasureReport {
         peak_memory_bytes,
@@ -259,7 +222,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
 fn report(
     args: &MeasureArgs,
     spec: &std::path::Path,
-    fingerprint: &Fingerprint,
+    fingerprint: &tailor_cost::Fingerprint,
     m: &ModelMeasurement,
 ) -> Result<MeasureReport> {
     let (Some(prefill), Some(decode)) = (&m.prefill, &m.decode) else {
@@ -268,13 +231,13 @@ fn report(
     Ok(MeasureReport {
         spec: spec.display().to_string(),
         fingerprint: fingerprint.clone(),
-        prompt_tokens: args.prompt,
-        context: args.context,
+        prompt_tokens: args.workload.prompt,
+        context: args.workload.context,
         params: m.params,
-        prefill: prefill.into(),
-        decode: decode.into(),
+        prefill: timed(prefill),
+        decode: timed(decode),
         peak_memory_bytes: m.peak_memory_bytes,
-        memory_source: m.memory_source.to_string(),
+        memory_source: m.memory_source,
         build_s: m.build_s,
     })
 }
@@ -301,8 +264,8 @@ fn run_interleaved(args: &MeasureArgs) -> Result<()> {
     let ms = measure_models(
         &device,
         &specs,
-        args.prompt as usize,
-        args.context as usize,
+        args.workload.prompt as usize,
+        args.workload.context as usize,
         &opts,
     )?;
     let reports = args
@@ -342,11 +305,11 @@ fn print_report(args: &MeasureArgs, name: Option<&str>, report: &MeasureReport) 
         ]
     };
     t.row(row(
-        format!("prefill ({} tokens)", args.prompt),
+        format!("prefill ({} tokens)", args.workload.prompt),
         &report.prefill,
     ));
     t.row(row(
-        format!("decode (context {})", args.context),
+        format!("decode (context {})", args.workload.context),
         &report.decode,
     ));
     print!("{}", t.render(2));

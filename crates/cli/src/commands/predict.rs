@@ -5,7 +5,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tailor_cost::{Breakdown, Prediction, Profile, Profiled, Source, Workload};
+use tailor_cost::{Prediction, Profile, Profiled, Source, Workload};
 use tailor_spec::{Precision, load_spec};
 
 #[derive(Debug, Args)]
@@ -15,12 +15,8 @@ pub struct PredictArgs {
     /// Device profile written by `tailor profile` (profiles/*.toml): burn or llama.cpp.
     #[arg(long)]
     pub profile: PathBuf,
-    /// Prompt tokens of the prefill.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
-    pub prompt: u64,
-    /// Tokens already in the KV cache at the decode step.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
-    pub context: u64,
+    #[command(flatten)]
+    pub workload: crate::args::WorkloadArgs,
     /// Print one JSON object on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -47,23 +43,13 @@ pub fn check_precision(model: &Profiled, precision: &Precision, what: &str) -> R
 }
 
 /// `{attention, ffn, lm_head, other}` as shares of the total.
-pub fn shares(b: &Breakdown) -> serde_json::Value {
-    let t = b.total_ms();
-    json!({
-        "attention": b.attention_ms / t,
-        "ffn": b.ffn_ms / t,
-        "lm_head": b.lm_head_ms / t,
-        "other": b.other_ms / t,
-    })
-}
-
 pub fn run(args: &PredictArgs) -> Result<()> {
     if super::llama::is_llama(&args.profile) {
         return super::llama::predict(
             &args.spec,
             &args.profile,
-            args.prompt,
-            args.context,
+            args.workload.prompt,
+            args.workload.context,
             args.json,
         );
     }
@@ -71,8 +57,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let model = load_profiled(&args.profile)?;
     let precision = Precision::for_weights(model.profile().fingerprint.dtype);
     let workload = Workload {
-        prompt_tokens: args.prompt,
-        context: args.context,
+        prompt_tokens: args.workload.prompt,
+        context: args.workload.context,
         precision,
     };
     let p = model.predict(&loaded.spec, &workload);
@@ -88,13 +74,13 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             "workload": workload,
             "params": loaded.spec.params().total,
             "prefill_ms": e.prefill_ms,
-            "prefill_tokens_per_s": e.prefill_tokens_per_s(args.prompt),
+            "prefill_tokens_per_s": e.prefill_tokens_per_s(args.workload.prompt),
             "decode_ms_per_token": e.decode_ms_per_token,
             "decode_tokens_per_s": e.decode_tokens_per_s(),
             "peak_memory_bytes": e.peak_memory_bytes,
             "memory_overhead_bytes": model.memory_overhead_bytes(),
-            "prefill_breakdown": shares(&e.prefill_breakdown),
-            "decode_breakdown": shares(&e.decode_breakdown),
+            "prefill_breakdown": e.prefill_breakdown.shares(),
+            "decode_breakdown": e.decode_breakdown.shares(),
             "ops_not_measured": derived.len(),
             "prefill_ops": p.prefill_ops,
             "decode_ops": p.decode_ops,
@@ -119,12 +105,15 @@ fn render(args: &PredictArgs, name: Option<&str>, model: &Profiled, p: &Predicti
     );
     let mut t = Table::new(&["", "", ""]);
     t.row(vec![
-        format!("prefill ({} tokens)", args.prompt),
+        format!("prefill ({} tokens)", args.workload.prompt),
         format!("{:.2} ms", e.prefill_ms),
-        format!("{:.0} tokens/s", e.prefill_tokens_per_s(args.prompt)),
+        format!(
+            "{:.0} tokens/s",
+            e.prefill_tokens_per_s(args.workload.prompt)
+        ),
     ]);
     t.row(vec![
-        format!("decode (context {})", args.context),
+        format!("decode (context {})", args.workload.context),
         format!("{:.3} ms/token", e.decode_ms_per_token),
         format!("{:.1} tokens/s", e.decode_tokens_per_s()),
     ]);

@@ -3,21 +3,21 @@
 
 use super::llama::{Engine, LlamaArgs};
 use super::measure::memory_probe;
-use crate::fmt::{Table, bytes, parse_duration, parse_pause};
+use crate::args::TimingArgs;
+use crate::args::parse_pause;
+use crate::fmt::{Table, bytes};
 use crate::remote;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tailor_cost::{Entry, OpShape, Profile};
 use tailor_profiler::device_state::{allowed_cpus, format_cpu_list, parse_cpu_list};
-use tailor_profiler::{
-    Backend, ProfilePlan, ProfileProgress, TimingOptions, new_profile, run_profile,
-};
+use tailor_profiler::{Backend, ProfilePlan, ProfileProgress, new_profile, run_profile};
+use tailor_report::profile::{BurnProfileReport, LlamaProfileReport};
 use tailor_search::{SearchSpace, profile_shapes, static_candidates};
 use tailor_spec::files::utc_now_iso;
 use tailor_spec::load_spec;
@@ -209,21 +209,13 @@ fn pull_llama(
     out: &Path,
     stdout: &str,
 ) -> Result<()> {
-    let reported: serde_json::Value = serde_json::from_str(stdout).with_context(|| {
+    let reported: LlamaProfileReport = serde_json::from_str(stdout).with_context(|| {
         format!("reading what `tailor profile` printed on the device: {stdout}")
     })?;
-    let count = |k: &str| {
-        reported[k]
-            .as_u64()
-            .map(|n| n as usize)
-            .ok_or_else(|| anyhow::anyhow!("the device's report lacks `{k}`: {reported}"))
-    };
-    let (probes, runs_now, missing) = (
-        count("probes")?,
-        count("probe_visits_now")?,
-        count("missing")?,
-    );
-    let phases = count("llama_bench_runs_now")?
+    let (probes, runs_now, missing) =
+        (reported.probes, reported.probe_visits_now, reported.missing);
+    let phases = reported
+        .llama_bench_runs_now
         .checked_div(runs_now)
         .unwrap_or(0);
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -242,66 +234,10 @@ fn pull_llama(
         phases,
         runs_now,
         missing,
-        wall_s: reported["wall_s"].as_f64().unwrap_or(f64::NAN),
+        wall_s: reported.wall_s,
         remote: Some(t.describe()),
     };
     super::llama::print_profile(&o, args.json)
-}
-
-/// How long and how precisely to time each entry (or whole model).
-#[derive(Debug, Clone, Args)]
-pub struct TimingArgs {
-    /// Time cap per entry: stop repeating after this much timed work even if the spread
-    /// (p90-p10)/median is still above the target (e.g. 500ms, 2s).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub max_time: Duration,
-    /// Warm-up per entry, by time (wgpu autotunes each new shape then).
-    #[arg(long, default_value = "150ms", value_parser = parse_duration)]
-    pub warmup: Duration,
-    /// Timed work per session at least, however small the spread; the median is taken
-    /// over the last this-much of calls, so a session spans the machine's sub-second
-    /// swings (a 3 ms decode step once stopped after 10 calls, 30 ms of one instant).
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
-    pub min_time: Duration,
-    /// Spread (p90-p10)/median at which an entry stops repeating.
-    #[arg(long, default_value_t = 0.05)]
-    pub target_spread: f64,
-    /// MiB the cycled copies of an operator's weights span, so they are read from memory
-    /// as in a whole model: set it above the device's last-level cache.
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub cycle_mib: u64,
-}
-
-impl TimingArgs {
-    pub fn options(&self) -> Result<TimingOptions> {
-        if !(self.target_spread > 0.0 && self.target_spread < 10.0) {
-            bail!("--target-spread must be a positive fraction, e.g. 0.05");
-        }
-        Ok(TimingOptions {
-            warmup: self.warmup,
-            min_time: self.min_time,
-            max_time: self.max_time,
-            target_spread: self.target_spread,
-            cycle_bytes: self.cycle_mib << 20,
-            ..TimingOptions::default()
-        })
-    }
-
-    /// The same options as command-line arguments (for a child `tailor measure`).
-    pub fn to_args(&self) -> Vec<String> {
-        vec![
-            "--max-time".into(),
-            format!("{}s", self.max_time.as_secs_f64()),
-            "--warmup".into(),
-            format!("{}s", self.warmup.as_secs_f64()),
-            "--min-time".into(),
-            format!("{}s", self.min_time.as_secs_f64()),
-            "--target-spread".into(),
-            self.target_spread.to_string(),
-            "--cycle-mib".into(),
-            self.cycle_mib.to_string(),
-        ]
-    }
 }
 
 struct Bar {
@@ -351,21 +287,23 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     let (profile, out, wall) = (&o.profile, &o.out, o.wall_s);
     let roofline = profile.roofline.as_ref();
     if args.json {
-        let v = json!({
-            "profile": out.display().to_string(),
-            "fingerprint": profile.fingerprint,
-            "shapes_needed": o.shapes_needed,
-            "entries_covering": o.covering,
-            "measured_now": o.measured_now,
-            "rounds": o.rounds,
-            "missing": o.missing,
-            "wall_s": wall,
-            "median_spread": o.median_spread,
-            "capped": o.capped,
-            "throttled_entries": profile.entries.iter().filter(|e| e.throttled()).count(),
-            "roofline": roofline,
-            "memory": profile.memory,
-        });
+        let v = BurnProfileReport {
+            profile: out.display().to_string(),
+            fingerprint: profile.fingerprint.clone(),
+            shapes_needed: o.shapes_needed,
+            entries_covering: o.covering,
+            measured_now: o.measured_now,
+            rounds: o.rounds,
+            missing: o.missing,
+            wall_s: wall,
+            median_spread: o.median_spread,
+            capped: o.capped,
+            throttled_entries: profile.entries.iter().filter(|e| e.throttled()).count(),
+            roofline: roofline.cloned(),
+            memory: profile.memory.clone(),
+            remote: None,
+            device_file: None,
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -745,12 +683,13 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
         .with_context(|| format!("the profile pulled from the device ({})", tmp.display()))?;
     std::fs::rename(&tmp, &out)
         .with_context(|| format!("moving the profile to {}", out.display()))?;
-    let mut summary: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    summary["profile"] = json!(out.display().to_string());
-    summary["remote"] = json!(t.describe());
-    summary["device_file"] = json!(file);
-    summary["throttled_entries"] = json!(pulled.entries.iter().filter(|e| e.throttled()).count());
+    let mut summary: BurnProfileReport = serde_json::from_str(&stdout).with_context(|| {
+        format!("reading what `tailor profile` printed on the device: {stdout}")
+    })?;
+    summary.profile = out.display().to_string();
+    summary.remote = Some(t.describe());
+    summary.device_file = Some(file.clone());
+    summary.throttled_entries = pulled.entries.iter().filter(|e| e.throttled()).count();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
@@ -775,17 +714,20 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
         },
     );
     let mut table = Table::new(&["", ""]);
-    for (k, label) in [
-        ("shapes_needed", "shapes needed"),
-        ("measured_now", "sessions measured now"),
-        ("missing", "still missing"),
-        ("throttled_entries", "entries measured while throttled"),
+    for (n, label) in [
+        (summary.shapes_needed, "shapes needed"),
+        (summary.measured_now, "sessions measured now"),
+        (summary.missing, "still missing"),
+        (
+            summary.throttled_entries,
+            "entries measured while throttled",
+        ),
     ] {
-        table.row(vec![label.into(), summary[k].to_string()]);
+        table.row(vec![label.into(), n.to_string()]);
     }
     table.row(vec![
         "wall time on the device".into(),
-        format!("{:.1} s", summary["wall_s"].as_f64().unwrap_or(f64::NAN)),
+        format!("{:.1} s", summary.wall_s),
     ]);
     print!("{}", table.render(2));
     Ok(())

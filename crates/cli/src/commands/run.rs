@@ -4,20 +4,25 @@
 
 use super::llama::{Engine, LlamaArgs};
 use super::predict::load_profiled;
-use super::profile::{ProfileArgs, TimingArgs};
+use super::profile::ProfileArgs;
 use super::search::{CostChoice, SearchArgs, StrategyArg};
-use super::validate::{CheckSetup, Validation, check, machine_backend};
+use super::validate::{CheckSetup, check, machine_backend};
+use crate::args::TimingArgs;
 use crate::fmt::{Table, bytes};
-use crate::report::{self, CostSource, Flavor};
 use anyhow::{Result, bail};
 use clap::Args;
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tailor_cost::{Fingerprint, Profile};
 use tailor_profiler::Backend;
-use tailor_search::output::write_json;
+use tailor_report::search::SearchRun;
+use tailor_report::search::{
+    self as report, BurnCheck, BurnProfile, LlamaCheck, LlamaProfile, RunCheck, RunProfile,
+    RunSection, Summary,
+};
+use tailor_report::validation::Validation;
+use tailor_report::{CostSource, Flavor};
 use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
 use tracing::{debug, info, warn};
 
@@ -206,6 +211,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         device: None,
         profile: Some(profile_path.clone()),
         strategy: StrategyArg::Auto,
+        max_candidates_csv: 64,
         budget: None,
         seed: args.seed,
         population: None,
@@ -218,7 +224,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let out = super::search::out_dir(args.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
     let cost = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
-    let mut search = super::search::execute(space, &cost, &options, &out)?;
+    let search = super::search::execute(space, &cost, &options, &out)?;
 
     // 3. The pick and a few front rows, whole.
     let validation = if args.check > 0 {
@@ -245,30 +251,32 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
 
     // 4. Export and report.
-    let written = report::write_search(&mut search, args.flavor, validation.as_ref())?;
+    let written = report::write_search(&search, args.flavor, validation.as_ref())?;
     let wall_s = started.elapsed().as_secs_f64();
-    search.summary["profile"] = json!({
-        "path": profile_path.display().to_string(),
-        "shapes_needed": profiled.shapes_needed,
-        "measured_now": profiled.measured_now,
-        "profile_wall_s": profiled.wall_s,
-    });
-    search.summary["check"] = match &validation {
-        Some(v) => json!({
-            "models": v.rows.len(),
-            "rounds": v.rounds,
-            "round_ratios": v.round_ratios,
-            "prefill": v.prefill,
-            "decode": v.decode,
-            "memory": v.memory,
-            "dir": v.out.display().to_string(),
+    let section = RunSection {
+        profile: RunProfile::Burn(BurnProfile {
+            path: profile_path.display().to_string(),
+            shapes_needed: profiled.shapes_needed,
+            measured_now: profiled.measured_now,
+            profile_wall_s: profiled.wall_s,
         }),
-        None => serde_json::Value::Null,
+        check: validation.as_ref().map(|v| {
+            RunCheck::Burn(BurnCheck {
+                models: v.file.rows.len(),
+                rounds: v.file.rounds,
+                round_ratios: v.file.round_ratios.clone(),
+                prefill: v.file.prefill,
+                decode: v.file.decode,
+                memory: v.file.memory,
+                dir: v.out.display().to_string(),
+            })
+        }),
+        run_wall_s: wall_s,
     };
-    search.summary["run_wall_s"] = json!(wall_s);
-    write_json(&out.join("summary.json"), &search.summary)?;
+    let summary = Summary::of(&search, Some(&written), Some(section));
+    summary.write(&out)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&search.summary)?);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
     print!(
@@ -286,7 +294,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 }
 
 /// The pick first, then front rows spread evenly over the front's decode times.
-fn checked_rows(run: &super::search::SearchRun, n: usize) -> Vec<(u64, tailor_spec::ModelSpec)> {
+fn checked_rows(run: &SearchRun, n: usize) -> Vec<(u64, tailor_spec::ModelSpec)> {
     let o = &run.outcome;
     let Some(pick) = o.pick.map(|i| &o.front[i]) else {
         return Vec::new();
@@ -313,7 +321,7 @@ fn checked_rows(run: &super::search::SearchRun, n: usize) -> Vec<(u64, tailor_sp
 }
 
 fn render(
-    run: &super::search::SearchRun,
+    run: &SearchRun,
     cost: &CostChoice,
     profiled: &super::profile::ProfileOutcome,
     validation: Option<&Validation>,
@@ -340,9 +348,9 @@ fn render(
     if let Some(v) = validation {
         let mut t = Table::new(&["checked", "within 10%", "mean |err|", "max |err|"]);
         for (name, a) in [
-            ("prefill", v.prefill),
-            ("decode", v.decode),
-            ("memory", v.memory),
+            ("prefill", v.file.prefill),
+            ("decode", v.file.decode),
+            ("memory", v.file.memory),
         ] {
             if let Some(a) = a {
                 t.row(vec![
@@ -355,8 +363,8 @@ fn render(
         }
         s += &format!(
             "check    the pick and {} front rows built and timed whole ({:.0} s):\n{}",
-            v.rows.len().saturating_sub(1),
-            v.wall_s,
+            v.file.rows.len().saturating_sub(1),
+            v.file.wall_s,
             t.render(2)
         );
     }
@@ -428,6 +436,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
         device: None,
         profile: Some(profile_path.clone()),
         strategy: StrategyArg::Auto,
+        max_candidates_csv: 64,
         budget: None,
         seed: args.seed,
         population: None,
@@ -440,7 +449,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
     let out = super::search::out_dir(args.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
     let cost_choice = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
-    let mut search = super::search::execute(space, &cost_choice, &options, &out)?;
+    let search = super::search::execute(space, &cost_choice, &options, &out)?;
     let check = if args.check > 0 {
         let cost = super::llama::load_cost(&profile_path, Some(&search.space.workload))?;
         let models = checked_rows(&search, args.check as usize);
@@ -467,31 +476,33 @@ fn run_llama(args: &RunArgs) -> Result<()> {
     } else {
         None
     };
-    let written = report::write_search(&mut search, args.flavor, None)?;
+    let written = report::write_search(&search, args.flavor, None)?;
     let wall_s = started.elapsed().as_secs_f64();
-    search.summary["profile"] = json!({
-        "path": profile_path.display().to_string(),
-        "engine": "llama.cpp",
-        "probes": profiled.probes,
-        "probe_visits_now": profiled.runs_now,
-        "profile_wall_s": profiled.wall_s,
-    });
-    search.summary["check"] = match &check {
-        Some((v, dir)) => json!({
-            "models": v.rows.len(),
-            "rounds": v.rounds,
-            "prefill": v.prefill,
-            "decode": v.decode,
-            "memory": v.memory,
-            "engine_self": v.engine_self,
-            "dir": dir.display().to_string(),
+    let section = RunSection {
+        profile: RunProfile::LlamaCpp(LlamaProfile {
+            path: profile_path.display().to_string(),
+            engine: "llama.cpp".into(),
+            probes: profiled.probes,
+            probe_visits_now: profiled.runs_now,
+            profile_wall_s: profiled.wall_s,
         }),
-        None => serde_json::Value::Null,
+        check: check.as_ref().map(|(v, dir)| {
+            RunCheck::LlamaCpp(LlamaCheck {
+                models: v.rows.len(),
+                rounds: v.rounds,
+                prefill: v.prefill,
+                decode: v.decode,
+                memory: v.memory,
+                engine_self: v.engine_self,
+                dir: dir.display().to_string(),
+            })
+        }),
+        run_wall_s: wall_s,
     };
-    search.summary["run_wall_s"] = json!(wall_s);
-    write_json(&out.join("summary.json"), &search.summary)?;
+    let summary = Summary::of(&search, Some(&written), Some(section));
+    summary.write(&out)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&search.summary)?);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
     let o = &search.outcome;

@@ -1,19 +1,17 @@
 //! `tailor search`: explore a space, write candidates.csv, front.json, summary.json.
 
 use super::predict::{check_precision, load_profiled};
-use crate::fmt::{Table, bytes, si, timestamp};
+use crate::fmt::{bytes as bytes_fmt, thousands, timestamp};
 use crate::progress::Bar;
-use crate::report::{self, CostSource, Flavor};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use tailor_cost::{CostModel, DeviceSpec, Roofline};
-use tailor_search::output::{CsvSink, summary_json, write_json, write_results};
+use tailor_report::search::{self as report, Reference, SearchRun, Summary};
+use tailor_report::{CostKind, CostSource, Flavor};
+use tailor_search::output::{CsvSink, FrontFile, SearchSummary, write_json};
 use tailor_search::pareto::dominates;
-use tailor_search::{
-    Candidate, Metric, Metrics, SearchOptions, SearchOutcome, SearchSpace, Strategy, price, search,
-};
+use tailor_search::{CSV_ROW_BYTES, SearchOptions, SearchSpace, Strategy, price, search};
 use tracing::info;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -61,6 +59,11 @@ pub struct SearchArgs {
     /// q4_0): e.g. a space written for burn at f32, searched with a llama.cpp Q4_0 profile.
     #[arg(long, value_parser = parse_weights)]
     pub weights: Option<tailor_spec::DType>,
+    /// MiB of candidates.csv a search may write at most: an exhaustive (or unbudgeted
+    /// random) search of a space whose every point would exceed it is refused before it
+    /// starts.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_candidates_csv: u64,
 }
 
 pub fn parse_weights(s: &str) -> Result<tailor_spec::DType, String> {
@@ -90,7 +93,7 @@ pub fn cost_model(
             Ok(CostChoice {
                 model: Box::new(roofline),
                 source: CostSource {
-                    kind: "roofline".into(),
+                    kind: CostKind::Roofline,
                     file: path.display().to_string(),
                     device: name,
                     fingerprint: None,
@@ -104,7 +107,7 @@ pub fn cost_model(
             let f = cost.profile().fingerprint.clone();
             Ok(CostChoice {
                 source: CostSource {
-                    kind: "llama.cpp".into(),
+                    kind: CostKind::LlamaCpp,
                     file: path.display().to_string(),
                     device: cost.profile().name.clone(),
                     fingerprint: None,
@@ -122,7 +125,7 @@ pub fn cost_model(
             )?;
             let p = profiled.profile();
             let source = CostSource {
-                kind: "profiled".into(),
+                kind: CostKind::Profiled,
                 file: path.display().to_string(),
                 device: p.name.clone(),
                 fingerprint: Some(p.fingerprint.clone()),
@@ -151,48 +154,29 @@ pub fn options(space: &SearchSpace, args: &SearchArgs) -> Result<SearchOptions> 
             space.size()
         );
     }
-    Ok(SearchOptions {
+    let options = SearchOptions {
         strategy,
         budget: args.budget,
         seed: args.seed,
         population: args.population.map(|p| p as usize),
-    })
-}
-
-/// A published model named by the space, priced and placed against the front.
-pub struct Reference {
-    pub path: PathBuf,
-    pub name: String,
-    /// Its id when the space holds it.
-    pub id: Option<u64>,
-    pub candidate: Candidate,
-    /// Front rows that dominate it (0: on the front or beside it).
-    pub dominated_by: usize,
-}
-
-impl Reference {
-    /// Where it lands: not in the space, infeasible (why), on the front, or dominated.
-    pub fn place(&self) -> String {
-        let c = &self.candidate;
-        match (self.id, c.feasible(), self.dominated_by) {
-            (None, _, _) => "not in the space".to_string(),
-            (_, false, _) => format!("infeasible ({})", c.why_not()),
-            (_, true, 0) => "on the front".to_string(),
-            (_, true, n) => format!("dominated by {n} front rows"),
+    };
+    if let Some(rows) = options.unbounded_rows(space) {
+        let bytes = rows.saturating_mul(CSV_ROW_BYTES);
+        if bytes > args.max_candidates_csv << 20 {
+            bail!(
+                "{}: a {} search of all {} points would write up to about {} of \
+                 candidates.csv, over --max-candidates-csv {} MiB. Sample the space instead \
+                 (--strategy nsga2 --budget 2000, or --strategy random --budget N), narrow \
+                 its axes, or raise --max-candidates-csv",
+                space.path.display(),
+                strategy.name(),
+                thousands(u128::from(rows)),
+                bytes_fmt(bytes as f64),
+                args.max_candidates_csv
+            );
         }
     }
-}
-
-/// Everything a search produced, for the report and the export.
-pub struct SearchRun {
-    pub space: SearchSpace,
-    pub outcome: SearchOutcome,
-    pub references: Vec<Reference>,
-    /// Metrics of every feasible candidate (for the plots).
-    pub cloud: Vec<Metrics>,
-    pub cost: CostSource,
-    pub out: PathBuf,
-    pub summary: serde_json::Value,
+    Ok(options)
 }
 
 /// Runs the search and writes candidates.csv, front.json and summary.json into `out`.
@@ -226,13 +210,12 @@ pub fn execute(
         .with_context(|| format!("writing {}", out.join("candidates.csv").display()))?
     };
     csv.finish()?;
-    let device_name = match &cost.source.kind[..] {
-        "profiled" | "llama.cpp" => {
-            format!("{} (profile {})", cost.source.device, cost.source.file)
-        }
-        _ => cost.source.device.clone(),
+    let device_name = if cost.source.kind.is_profile() {
+        format!("{} (profile {})", cost.source.device, cost.source.file)
+    } else {
+        cost.source.device.clone()
     };
-    write_results(out, &space, &outcome, &device_name)?;
+    write_json(&out.join("front.json"), &FrontFile::new(&space, &outcome))?;
 
     // Where the space's published references land against the front.
     let mut references = Vec::new();
@@ -253,35 +236,8 @@ pub fn execute(
             dominated_by,
         });
     }
-    let mut summary = summary_json(&space, &outcome, &device_name);
-    summary["cost_model"] = serde_json::to_value(&cost.source)?;
-    summary["references"] = references
-        .iter()
-        .map(|r| {
-            json!({
-                "name": r.name, "path": r.path.display().to_string(), "id": r.id,
-                "in_space": r.id.is_some(), "feasible": r.candidate.feasible(),
-                "on_front": outcome.front.iter().any(|f| Some(f.id) == r.id),
-                "front_rows_dominating": r.dominated_by, "metrics": r.candidate.metrics,
-            })
-        })
-        .collect();
-    write_json(&out.join("summary.json"), &summary)?;
-
-    if let Some(msg) = outcome.emptiness() {
-        bail!(
-            "{}: {msg} (all evaluated candidates are in {})",
-            space.path.display(),
-            out.join("candidates.csv").display()
-        );
-    }
-    info!(
-        evaluated = outcome.evaluated,
-        wall_s = format!("{:.2}", outcome.wall_s),
-        per_s = format!("{:.0}", outcome.evaluated as f64 / outcome.wall_s.max(1e-9)),
-        "done"
-    );
-    Ok(SearchRun {
+    let summary = SearchSummary::new(&space, &outcome, &device_name);
+    let run = SearchRun {
         space,
         outcome,
         references,
@@ -289,7 +245,24 @@ pub fn execute(
         cost: cost.source.clone(),
         out: out.to_path_buf(),
         summary,
-    })
+    };
+    if let Some(msg) = run.outcome.emptiness() {
+        // summary.json says what excluded every candidate.
+        Summary::of(&run, None, None).write(out)?;
+        bail!(
+            "{}: {msg} (all evaluated candidates are in {})",
+            run.space.path.display(),
+            out.join("candidates.csv").display()
+        );
+    }
+    let o = &run.outcome;
+    info!(
+        evaluated = o.evaluated,
+        wall_s = format!("{:.2}", o.wall_s),
+        per_s = format!("{:.0}", o.evaluated as f64 / o.wall_s.max(1e-9)),
+        "done"
+    );
+    Ok(run)
 }
 
 /// `out/<space>-<timestamp>` unless given.
@@ -310,110 +283,14 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     let options = options(&space, args)?;
     let out = out_dir(args.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    let mut run = execute(space, &cost, &options, &out)?;
-    let written = report::write_search(&mut run, args.flavor, None)?;
-    write_json(&out.join("summary.json"), &run.summary)?;
+    let run = execute(space, &cost, &options, &out)?;
+    let written = report::write_search(&run, args.flavor, None)?;
+    let summary = Summary::of(&run, Some(&written), None);
+    summary.write(&out)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&run.summary)?);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
-    print!("{}", render(&run, &written));
+    print!("{}", run.render(&written));
     Ok(())
-}
-
-fn render(run: &SearchRun, written: &report::Written) -> String {
-    let (space, o, refs, out) = (&run.space, &run.outcome, &run.references, &run.out);
-    let mut s = format!(
-        "{}: {} points, {} examined ({}), {} buildable, {} priced, {} feasible, front of {}\n",
-        space.name(),
-        space.size(),
-        o.seen,
-        o.strategy.name(),
-        o.evaluated,
-        o.priced,
-        o.feasible,
-        o.front.len()
-    );
-    for (reason, n) in &o.skipped {
-        s += &format!("  skipped {n}: {reason}\n");
-    }
-    let rows = report::ranked(&o.front, space.pick);
-    let metric = space.pick.0;
-    s += &format!(
-        "\nfront (by {}), top {}:\n",
-        metric.name(),
-        rows.len().min(15)
-    );
-    let mut t = Table::new(&[
-        "",
-        "hidden",
-        "layers",
-        "heads",
-        "kv",
-        "ffn",
-        "act",
-        "params",
-        "non-emb",
-        "prefill ms",
-        "decode ms",
-        "tok/s",
-        "memory",
-    ]);
-    for c in rows.iter().take(15) {
-        let m = &c.metrics;
-        let picked = o.pick.is_some_and(|i| o.front[i].id == c.id);
-        t.row(vec![
-            if picked { "pick".into() } else { String::new() },
-            c.spec.hidden_size.to_string(),
-            c.spec.num_layers.to_string(),
-            c.spec.num_heads.to_string(),
-            c.spec.num_kv_heads.to_string(),
-            c.spec.intermediate_size.to_string(),
-            c.spec.activation.to_string(),
-            si(m.params as f64, ""),
-            si(m.non_embedding_params as f64, ""),
-            format!("{:.2}", m.get(Metric::PrefillMs)),
-            format!("{:.3}", m.get(Metric::DecodeMs)),
-            format!("{:.1}", 1000.0 / m.get(Metric::DecodeMs)),
-            bytes(m.get(Metric::PeakMemory)),
-        ]);
-    }
-    s += &t.render(2);
-    for r in refs {
-        let (path, name, c) = (&r.path, &r.name, &r.candidate);
-        let m = &c.metrics;
-        let place = r.place();
-        s += &format!(
-            "\nreference {name} ({}): {place}; prefill {:.2} ms, decode {:.3} ms ({:.1} tok/s)\n",
-            path.display(),
-            m.get(Metric::PrefillMs),
-            m.get(Metric::DecodeMs),
-            1000.0 / m.get(Metric::DecodeMs)
-        );
-        if let Some(i) = o.pick {
-            let p = &o.front[i].metrics;
-            s += &format!(
-                "  pick vs reference: decode {:.2}x faster, prefill {:.2}x faster\n",
-                m.get(Metric::DecodeMs) / p.get(Metric::DecodeMs),
-                m.get(Metric::PrefillMs) / p.get(Metric::PrefillMs)
-            );
-        }
-        if let Some(f) = report::same_size_fastest(&o.front, m.params) {
-            s += &format!(
-                "  fastest front row at least as large ({} x {} layers, {} params): decode \
-                 {:.2}x faster, prefill {:.2}x faster\n",
-                f.spec.hidden_size,
-                f.spec.num_layers,
-                si(f.metrics.params as f64, ""),
-                m.get(Metric::DecodeMs) / f.metrics.get(Metric::DecodeMs),
-                m.get(Metric::PrefillMs) / f.metrics.get(Metric::PrefillMs)
-            );
-        }
-    }
-    s += &format!(
-        "\nwrote {}/{{candidates.csv, front.json, summary.json}}\n",
-        out.display()
-    );
-    s += &written.render();
-    s
 }

@@ -10,12 +10,8 @@ use tailor_spec::{DType, NormKind, Precision, SpecSummary, load_spec};
 pub struct SpecArgs {
     /// A Hugging Face `config.json` (llama, mistral, qwen2, phonelm) or a tailor `spec.toml`.
     pub path: PathBuf,
-    /// Prompt tokens of the prefill.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
-    pub prompt: u64,
-    /// Tokens already in the KV cache at the decode step.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
-    pub context: u64,
+    #[command(flatten)]
+    pub workload: crate::args::WorkloadArgs,
     /// Weight storage type: f32, f16, bf16, int8, q4_0.
     #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     pub dtype: DType,
@@ -40,7 +36,12 @@ pub fn run(args: &SpecArgs) -> Result<()> {
     if let Some(kv) = args.kv_dtype {
         precision.kv_cache = kv;
     }
-    let summary = SpecSummary::new(&loaded.spec, args.prompt, args.context, precision);
+    let summary = SpecSummary::new(
+        &loaded.spec,
+        args.workload.prompt,
+        args.workload.context,
+        precision,
+    );
     if args.json {
         let mut value = serde_json::to_value(&summary)?;
         if let Some(obj) = value.as_object_mut() {

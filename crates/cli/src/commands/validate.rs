@@ -10,22 +10,22 @@
 //! within +-10% and +-20%, absolute percentage errors, Kendall's tau of the orders, the
 //! level of each round, a calibration plot.
 
-use super::measure::{MeasureReport, MemoryReport, Timed, measure_child, memory_in_child};
+use super::llama;
+use super::measure::{measure_child, memory_in_child};
 use super::predict::{check_precision, load_profiled};
-use super::profile::TimingArgs;
-use crate::fmt::{Table, bytes, timestamp};
-use crate::plot::{self, Calibration};
+use crate::args::{MeasureCall, MeasureMode, TimingArgs};
+use crate::fmt::{bytes, timestamp};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tailor_cost::{Accuracy, Profiled, accuracy};
+use tailor_cost::Profiled;
 use tailor_profiler::Backend;
-use tailor_search::output::write_json;
-use tailor_search::{Metric, SearchSpace, spread_sample};
+use tailor_report::measured::combine;
+use tailor_report::validation::{self, RoundRatios, Row, ValidateFile, Validation};
+use tailor_report::{MeasureReport, MemoryReport};
+use tailor_search::{Candidate, Metric, SearchSpace, spread_sample};
 use tailor_spec::files::write_atomic;
 use tailor_spec::{DType, ModelSpec, SpecFile};
 use tracing::{info, warn};
@@ -65,126 +65,6 @@ pub struct ValidateArgs {
     pub llama: super::llama::LlamaArgs,
 }
 
-/// Predicted and measured values of one model.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub id: u64,
-    pub spec: ModelSpec,
-    pub params: u64,
-    pub predicted_prefill_ms: f64,
-    pub predicted_decode_ms: f64,
-    pub predicted_memory_bytes: u64,
-    /// Operators of the prediction not measured in the profile (interpolated, ...).
-    pub predicted_ops_not_measured: usize,
-    pub measured: Option<MeasureReport>,
-    pub error: Option<String>,
-}
-
-/// The accuracy of one quantity over the measured models (`null` when not measured).
-fn stats(rows: &[Row], f: impl Fn(&Row, &MeasureReport) -> Option<(f64, f64)>) -> Option<Accuracy> {
-    let pairs: Vec<(f64, f64)> = rows
-        .iter()
-        .filter_map(|r| r.measured.as_ref().and_then(|m| f(r, m)))
-        .collect();
-    accuracy(&pairs)
-}
-
-/// The result of checking predictions against whole models.
-pub struct Validation {
-    pub rows: Vec<Row>,
-    pub prefill: Option<Accuracy>,
-    pub decode: Option<Accuracy>,
-    pub memory: Option<Accuracy>,
-    pub rounds: u64,
-    /// Per round, the median over the models of measured / predicted: the machine's speed
-    /// in that round relative to the profile.
-    pub round_ratios: RoundRatios,
-    pub out: PathBuf,
-    pub calibration: PathBuf,
-    pub wall_s: f64,
-    /// validate.json.
-    pub summary: serde_json::Value,
-}
-
-/// Per round, the median over the models timed in it of measured / predicted.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoundRatios {
-    pub prefill: Vec<f64>,
-    pub decode: Vec<f64>,
-}
-
-impl RoundRatios {
-    fn of(rows: &[Row], sessions: &[Vec<MeasureReport>]) -> Self {
-        let per_round = |predicted: fn(&Row) -> f64, f: fn(&MeasureReport) -> &Timed| {
-            let rounds = sessions.iter().map(Vec::len).max().unwrap_or(0);
-            (0..rounds)
-                .map(|k| {
-                    tailor_cost::median(
-                        rows.iter()
-                            .zip(sessions)
-                            .filter(|(r, _)| r.measured.is_some())
-                            .filter_map(|(r, s)| Some(f(s.get(k)?).median_ms / predicted(r)))
-                            .collect(),
-                    )
-                })
-                .collect()
-        };
-        Self {
-            prefill: per_round(|r| r.predicted_prefill_ms, |m| &m.prefill),
-            decode: per_round(|r| r.predicted_decode_ms, |m| &m.decode),
-        }
-    }
-
-    /// The rounds ran at speeds more than 10% apart: one line per quantity.
-    fn uneven(&self) -> Vec<String> {
-        [("prefill", &self.prefill), ("decode", &self.decode)]
-            .into_iter()
-            .filter_map(|(name, r)| {
-                let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = r.iter().copied().fold(0.0, f64::max);
-                (hi > 1.10 * lo).then(|| {
-                    format!(
-                        "the machine's speed changed between rounds: {name} measured/predicted \
-                         by round {}; each model keeps its fastest round",
-                        join_ratios(r)
-                    )
-                })
-            })
-            .collect()
-    }
-}
-
-fn join_ratios(r: &[f64]) -> String {
-    r.iter()
-        .map(|x| format!("{x:.3}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-impl Validation {
-    /// Whole models measured more than 10% (median) away from the prediction: the profile no
-    /// longer describes the machine (load, a thermal or power state, another host behind the
-    /// same CPU name). One line per quantity, saying what to do.
-    pub fn drift(&self) -> Vec<String> {
-        [("prefill", self.prefill), ("decode", self.decode)]
-            .into_iter()
-            .filter_map(|(name, a)| {
-                let r = a?.median_ratio;
-                ((r - 1.0).abs() > 0.10).then(|| {
-                    format!(
-                        "{name} measured {:.0}% {} than predicted (median over {} models): the \
-                         profile may be stale; re-measure it (`tailor profile --space ... --force`) \
-                         or check the machine's load",
-                        100.0 * (r - 1.0).abs(),
-                        if r > 1.0 { "slower" } else { "faster" },
-                        a.map_or(0, |a| a.n)
-                    )
-                })
-            })
-            .collect()
-    }
-}
-
 /// The backend of a profile, after checking that the profile was made on this machine.
 pub fn machine_backend(model: &Profiled, profile: &Path, space: &Path) -> Result<Backend> {
     let fp = &model.profile().fingerprint;
@@ -221,7 +101,7 @@ pub struct CheckSetup<'a> {
 pub fn run(args: &ValidateArgs) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;
     if super::llama::is_llama(&args.profile) {
-        return super::llama::validate_space(args, space);
+        return run_llama(args, space);
     }
     let model = load_profiled(&args.profile)?;
     check_precision(
@@ -231,7 +111,6 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     )?;
     // Bad timing flags fail here, not in every child.
     args.timing.options()?;
-    let backend = machine_backend(&model, &args.profile, &args.space)?;
     let sample = spread_sample(
         &space,
         &model,
@@ -245,6 +124,8 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
             args.space.display()
         );
     }
+    refuse_oversized(&sample, &args.space)?;
+    let backend = machine_backend(&model, &args.profile, &args.space)?;
     if (sample.len() as u64) < args.samples {
         warn!(
             feasible = sample.len(),
@@ -272,10 +153,50 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         warn!(profile = %args.profile.display(), "{w}");
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&v.summary)?);
+        println!("{}", serde_json::to_string_pretty(&v.file)?);
         return Ok(());
     }
-    print!("{}", render(&v, &out));
+    print!("{}", v.render());
+    Ok(())
+}
+
+/// `tailor validate` on a llama.cpp profile: a spread sample of the space.
+fn run_llama(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
+    let (profile, space_path, llama) = (&args.profile, &args.space, &args.llama);
+    let (samples, rounds, seed, json_out) =
+        (args.samples as usize, args.rounds, args.seed, args.json);
+    let out = args.out.as_deref();
+    let space = llama::with_weights(space, llama.weights);
+    let cost = llama::load_cost(profile, Some(&space.workload))?;
+    let sample = spread_sample(&space, &cost, samples, seed, Metric::DecodeMs);
+    if sample.is_empty() {
+        bail!(
+            "{}: no config of the space is inside all its constraints; nothing to validate",
+            space_path.display()
+        );
+    }
+    refuse_oversized(&sample, space_path)?;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from("out").join(format!("validate-{}-llama-{}", space.name(), timestamp()))
+    });
+    let _lock = crate::lock::folder(&out)?;
+    let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
+    let v = llama::validate(&llama::ValidateRequest {
+        profile,
+        space_path,
+        space: &space,
+        cost: &cost,
+        models,
+        llama,
+        rounds: rounds.max(1),
+        seed,
+        out: &out,
+    })?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", llama::render_validation(&v, &out));
+    }
     Ok(())
 }
 
@@ -371,7 +292,7 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
                 match result.and_then(|mut m| {
                     if let Some(mem) = &memory[i] {
                         m.peak_memory_bytes = mem.peak_memory_bytes;
-                        m.memory_source = mem.memory_source.clone();
+                        m.memory_source = mem.memory_source;
                     }
                     write_atomic(
                         &result_path(out, *id, round),
@@ -406,8 +327,7 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
     }
     bar.finish_and_clear();
 
-    let measured = rows.iter().filter(|r| r.measured.is_some()).count();
-    if measured == 0 {
+    if rows.iter().all(|r| r.measured.is_none()) {
         bail!(
             "no model could be measured; the first error: {}",
             rows.first()
@@ -415,127 +335,34 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
                 .unwrap_or_default()
         );
     }
-    let prefill = stats(&rows, |r, m| {
-        Some((r.predicted_prefill_ms, m.prefill.median_ms))
-    });
-    let decode = stats(&rows, |r, m| {
-        Some((r.predicted_decode_ms, m.decode.median_ms))
-    });
-    let memory = stats(&rows, |r, m| {
-        m.peak_memory_bytes
-            .map(|b| (r.predicted_memory_bytes as f64, b as f64))
-    });
     let round_ratios = RoundRatios::of(&rows, &sessions);
     for line in round_ratios.uneven() {
         warn!("{line}");
     }
     let wall_s = started.elapsed().as_secs_f64();
-    let summary = json!({
-        "space": space.path.display().to_string(),
-        "profile": setup.profile.display().to_string(),
-        "fingerprint": model.profile().fingerprint,
-        "workload": w,
-        "samples": rows.len(),
-        "measured": measured,
-        "failed": rows.len() - measured,
-        "seed": setup.seed,
-        "rounds": setup.rounds,
-        "round_ratios": round_ratios,
-        "wall_s": wall_s,
-        "prefill": prefill,
-        "decode": decode,
-        "memory": memory,
-        "rows": rows,
-    });
-    write_json(&out.join("validate.json"), &summary)?;
-    write_atomic(&out.join("validate.csv"), csv(&rows).as_bytes())?;
-    let ms = |f: fn(&Row, &MeasureReport) -> (f64, f64)| -> Vec<(f64, f64)> {
-        rows.iter()
-            .filter_map(|r| r.measured.as_ref().map(|m| f(r, m)))
-            .collect()
-    };
-    let mut panels = vec![
-        Calibration {
-            title: "prefill",
-            unit: "ms",
-            points: ms(|r, m| (r.predicted_prefill_ms, m.prefill.median_ms)),
+    let file = ValidateFile::new(
+        validation::Setup {
+            space: space.path.display().to_string(),
+            profile: setup.profile.display().to_string(),
+            fingerprint: model.profile().fingerprint.clone(),
+            workload: w,
+            seed: setup.seed,
+            rounds: setup.rounds,
         },
-        Calibration {
-            title: "decode step",
-            unit: "ms",
-            points: ms(|r, m| (r.predicted_decode_ms, m.decode.median_ms)),
-        },
-    ];
-    if memory.is_some() {
-        panels.push(Calibration {
-            title: "peak memory",
-            unit: "MiB",
-            points: rows
-                .iter()
-                .filter_map(|r| {
-                    let b = r.measured.as_ref()?.peak_memory_bytes?;
-                    Some((
-                        r.predicted_memory_bytes as f64 / 1048576.0,
-                        b as f64 / 1048576.0,
-                    ))
-                })
-                .collect(),
-        });
-    }
+        rows,
+        round_ratios,
+        wall_s,
+    );
     let caption = format!(
         "{} on {} ({}): predicted vs measured, {} models",
         space.name(),
         model.profile().name,
         backend,
-        measured
+        file.measured
     );
-    let calibration = out.join("calibration.svg");
-    plot::calibration(&calibration, &caption, &panels)?;
+    let v = validation::write(out, file, &caption)?;
     info!(wall_s = format!("{wall_s:.0}"), out = %out.display(), "checked");
-    Ok(Validation {
-        rows,
-        prefill,
-        decode,
-        memory,
-        rounds: setup.rounds,
-        round_ratios,
-        out: out.to_path_buf(),
-        calibration,
-        wall_s,
-        summary,
-    })
-}
-
-/// One model's sessions as one measurement: the median of its fastest session, the lowest
-/// p10 and highest p90, all samples; memory from the session that measured it.
-///
-/// The fastest session, not the median of the sessions: a round times every model in the
-/// same stretch of time, and a slow stretch of the machine (a neighbour on the host, heat)
-/// slows every model of that round alike, by as much as 20% here for minutes at a time, in
-/// two rounds of three as easily as in one; interference only ever slows a session down,
-/// so the fastest is the closest to the machine the profile measured. (A profile entry's
-/// median over its sessions is robust in another way: its sessions are short and spread
-/// over the whole profiling run.)
-fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
-    let first = sessions.first()?;
-    let phase = |f: fn(&MeasureReport) -> &Timed| {
-        let fastest = sessions
-            .iter()
-            .map(|s| f(s).median_ms)
-            .fold(f64::INFINITY, f64::min);
-        Timed {
-            median_ms: fastest,
-            p10_ms: sessions.iter().map(|s| f(s).p10_ms).fold(fastest, f64::min),
-            p90_ms: sessions.iter().map(|s| f(s).p90_ms).fold(fastest, f64::max),
-            samples: sessions.iter().map(|s| f(s).samples).sum(),
-            capped: sessions.iter().any(|s| f(s).capped),
-        }
-    };
-    Some(MeasureReport {
-        prefill: phase(|s| &s.prefill),
-        decode: phase(|s| &s.decode),
-        ..first.clone()
-    })
+    Ok(v)
 }
 
 /// The order in which round `round` visits `n` models: a permutation drawn from the seed
@@ -585,22 +412,6 @@ fn reuse(
         }))
 }
 
-fn workload_args(setup: &CheckSetup) -> Vec<std::ffi::OsString> {
-    let w = &setup.space.workload;
-    [
-        "--backend",
-        setup.backend.name(),
-        "--json",
-        "--prompt",
-        &w.prompt_tokens.to_string(),
-        "--context",
-        &w.context.to_string(),
-    ]
-    .iter()
-    .map(Into::into)
-    .collect()
-}
-
 /// The peak memory of one model, in a fresh child `tailor measure --memory-only`.
 fn memory_of(setup: &CheckSetup, out: &Path, id: u64, spec: &ModelSpec) -> Result<MemoryReport> {
     let w = &setup.space.workload;
@@ -621,16 +432,23 @@ fn time_group(
     models: &[(u64, ModelSpec)],
     group: &[usize],
 ) -> Result<Vec<MeasureReport>> {
-    let mut args = Vec::new();
+    let mut specs = Vec::new();
     for &i in group {
         let (id, spec) = &models[i];
-        args.push(spec_file(setup, out, *id, spec)?.into_os_string());
+        specs.push(spec_file(setup, out, *id, spec)?);
     }
-    args.extend(workload_args(setup));
-    args.push("--no-memory".into());
     let mut timing = setup.timing.clone();
     timing.max_time /= setup.rounds.max(1) as u32;
-    args.extend(timing.to_args().into_iter().map(Into::into));
+    let w = &setup.space.workload;
+    let args = MeasureCall {
+        specs,
+        backend: setup.backend,
+        prompt: w.prompt_tokens,
+        context: w.context,
+        mode: MeasureMode::TimingOnly,
+        timing: Some(&timing),
+    }
+    .argv();
     let ids: Vec<String> = group.iter().map(|&i| models[i].0.to_string()).collect();
     let what = format!("config {}", ids.join(", "));
     let stdout = measure_child(&what, &args, &[])?;
@@ -671,214 +489,49 @@ fn groups(todo: &[usize], bytes: impl Fn(usize) -> u64, budget: u64) -> Vec<Vec<
     out
 }
 
-/// Weights one interleaved group may hold: half the memory available now (Linux
-/// `MemAvailable`), 4 GiB where unreadable.
+/// Weights one interleaved group may hold: half the memory available now, 4 GiB where
+/// unreadable.
 fn group_budget_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024 / 2)
-        })
-        .unwrap_or(4 << 30)
+    mem_available_bytes().map_or(4 << 30, |b| b / 2)
 }
 
-fn csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "id,hidden_size,num_layers,num_heads,num_kv_heads,head_dim,intermediate_size,activation,params,\
-         predicted_prefill_ms,measured_prefill_ms,predicted_decode_ms,measured_decode_ms,\
-         predicted_memory_bytes,measured_memory_bytes,error\n",
-    );
-    for r in rows {
-        let m = r.measured.as_ref();
-        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
-        s += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
-            r.id,
-            r.spec.hidden_size,
-            r.spec.num_layers,
-            r.spec.num_heads,
-            r.spec.num_kv_heads,
-            r.spec.head_dim(),
-            r.spec.intermediate_size,
-            r.spec.activation,
-            r.params,
-            r.predicted_prefill_ms,
-            opt(m.map(|m| m.prefill.median_ms)),
-            r.predicted_decode_ms,
-            opt(m.map(|m| m.decode.median_ms)),
-            r.predicted_memory_bytes,
-            m.and_then(|m| m.peak_memory_bytes)
-                .map_or(String::new(), |b| b.to_string()),
-            r.error.as_deref().unwrap_or("").replace('"', "'"),
-        );
-    }
-    s
+/// Memory available to a new process now (Linux `MemAvailable`).
+fn mem_available_bytes() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
-fn render(v: &Validation, out: &Path) -> String {
-    let (rows, acc) = (&v.rows, [v.prefill, v.decode, v.memory]);
-    let mut t = Table::new(&[
-        "id",
-        "hidden",
-        "layers",
-        "heads",
-        "kv",
-        "ffn",
-        "act",
-        "prefill pred",
-        "meas",
-        "err",
-        "decode pred",
-        "meas",
-        "err",
-        "memory pred",
-        "meas",
-        "err",
-    ]);
-    let pct = |p: f64, m: f64| format!("{:+.1}%", 100.0 * (p - m) / m);
-    for r in rows {
-        let s = &r.spec;
-        let mut row = vec![
-            r.id.to_string(),
-            s.hidden_size.to_string(),
-            s.num_layers.to_string(),
-            s.num_heads.to_string(),
-            s.num_kv_heads.to_string(),
-            s.intermediate_size.to_string(),
-            s.activation.to_string(),
-        ];
-        match &r.measured {
-            Some(m) => {
-                row.extend([
-                    format!("{:.2}", r.predicted_prefill_ms),
-                    format!("{:.2}", m.prefill.median_ms),
-                    pct(r.predicted_prefill_ms, m.prefill.median_ms),
-                    format!("{:.3}", r.predicted_decode_ms),
-                    format!("{:.3}", m.decode.median_ms),
-                    pct(r.predicted_decode_ms, m.decode.median_ms),
-                    bytes(r.predicted_memory_bytes as f64),
-                ]);
-                match m.peak_memory_bytes {
-                    Some(b) => row.extend([
-                        bytes(b as f64),
-                        pct(r.predicted_memory_bytes as f64, b as f64),
-                    ]),
-                    None => row.extend(["-".into(), "-".into()]),
-                }
-            }
-            None => row.extend(std::iter::repeat_n("failed".to_string(), 9)),
-        }
-        t.row(row);
-    }
-    let mut s = format!(
-        "predicted vs measured (err = (predicted - measured) / measured)\n{}",
-        t.render(2)
-    );
-    let mut a = Table::new(&[
-        "",
-        "within 10%",
-        "within 20%",
-        "mean |err|",
-        "max |err|",
-        "measured/predicted",
-        "Kendall tau",
-    ]);
-    for (name, x) in ["prefill", "decode", "memory"].iter().zip(acc) {
-        match x {
-            Some(x) => a.row(vec![
-                name.to_string(),
-                format!("{:.0}%", 100.0 * x.within_10pct),
-                format!("{:.0}%", 100.0 * x.within_20pct),
-                format!("{:.1}%", 100.0 * x.mean_ape),
-                format!("{:.1}%", 100.0 * x.max_ape),
-                format!("{:.3}", x.median_ratio),
-                format!("{:.3}", x.kendall_tau),
-            ]),
-            None => a.row(vec![name.to_string(), "not measured".into()]),
-        }
-    }
-    s += &format!(
-        "\naccuracy over {} models\n{}",
-        rows.iter().filter(|r| r.measured.is_some()).count(),
-        a.render(2)
-    );
-    s += &format!(
-        "  measured/predicted by round (each model keeps its fastest): prefill {}, decode {}\n",
-        join_ratios(&v.round_ratios.prefill),
-        join_ratios(&v.round_ratios.decode)
-    );
-    s += &format!(
-        "\n  {:.0} s; validate.json, validate.csv and calibration.svg in {}\n",
-        v.wall_s,
-        out.display()
-    );
-    s
+/// Refuses, before anything runs, a sample with a model predicted to need more memory than
+/// this machine has available: it would be killed (or swap) after the others' minutes.
+fn refuse_oversized(sample: &[Candidate], space: &Path) -> Result<()> {
+    let Some(available) = mem_available_bytes() else {
+        return Ok(());
+    };
+    let need = |c: &Candidate| c.metrics.peak_memory_bytes.unwrap_or(0);
+    let over: Vec<&Candidate> = sample.iter().filter(|c| need(c) > available).collect();
+    let Some(largest) = over.iter().max_by_key(|c| need(c)) else {
+        return Ok(());
+    };
+    bail!(
+        "{}: {} of the {} sampled configs are predicted to need more memory than this machine \
+         has available now ({}); config {} needs about {}. Keep the sample inside it with a \
+         constraint in the space (`max_memory_gib = {:.1}` under [constraints]), or validate on \
+         a machine with more memory",
+        space.display(),
+        over.len(),
+        sample.len(),
+        bytes(available as f64),
+        largest.id,
+        bytes(need(largest) as f64),
+        available as f64 / f64::from(1u32 << 30) * 0.8
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{MeasureReport, RoundRatios, Row, combine, groups, visit_order};
-    use serde_json::json;
-    use tailor_spec::ModelSpec;
-
-    /// A session of a model: prefill and decode medians, ms.
-    fn session(prefill: f64, decode: f64) -> MeasureReport {
-        let timed = |m: f64| json!({"median_ms": m, "p10_ms": 0.9 * m, "p90_ms": 1.2 * m, "samples": 10, "capped": false});
-        serde_json::from_value(json!({
-            "spec": "a.toml",
-            "fingerprint": {"backend": "flex", "device": "cpu", "driver": "", "cpu_model": "x",
-                "cores": 2, "threads": 2, "os": "linux-x86_64", "dtype": "f32", "burn_version": "0.22.1"},
-            "prompt_tokens": 64, "context": 256, "params": 1,
-            "prefill": timed(prefill), "decode": timed(decode),
-            "peak_memory_bytes": 1000, "memory_source": "rss", "build_s": 0.1,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_model_keeps_its_fastest_session_and_the_whole_spread() {
-        let m = combine(&[session(12.0, 2.0), session(10.0, 2.4), session(11.0, 2.2)]).unwrap();
-        assert_eq!(m.prefill.median_ms, 10.0);
-        assert_eq!(m.decode.median_ms, 2.0);
-        assert_eq!((m.prefill.p10_ms, m.prefill.p90_ms), (9.0, 12.0 * 1.2));
-        assert_eq!(m.prefill.samples, 30);
-        assert_eq!(m.peak_memory_bytes, Some(1000));
-        assert!(combine(&[]).is_none());
-    }
-
-    #[test]
-    fn round_ratios_show_a_slow_round() {
-        let row = |prefill: f64, decode: f64, measured: bool| Row {
-            id: 0,
-            spec: ModelSpec::llama(8192, 512, 4, 8, 4, 1408),
-            params: 1,
-            predicted_prefill_ms: prefill,
-            predicted_decode_ms: decode,
-            predicted_memory_bytes: 1,
-            predicted_ops_not_measured: 0,
-            measured: measured.then(|| session(prefill, decode)),
-            error: (!measured).then(|| "failed".into()),
-        };
-        let rows = [
-            row(10.0, 2.0, true),
-            row(20.0, 4.0, true),
-            row(30.0, 6.0, false),
-        ];
-        // Round 2 ran 20% slow in prefill for every model; the failed model is left out.
-        let sessions = vec![
-            vec![session(10.0, 2.0), session(12.0, 2.0), session(10.5, 2.1)],
-            vec![session(21.0, 4.0), session(24.0, 4.0), session(20.0, 4.2)],
-            vec![session(99.0, 99.0)],
-        ];
-        let r = RoundRatios::of(&rows, &sessions);
-        assert_eq!(r.prefill, vec![1.025, 1.2, 1.025]);
-        assert_eq!(r.decode, vec![1.0, 1.0, 1.05]);
-        let uneven = r.uneven();
-        assert_eq!(uneven.len(), 1, "{uneven:?}");
-        assert!(uneven[0].contains("prefill") && uneven[0].contains("1.025 1.200 1.025"));
-    }
+    use super::{groups, visit_order};
 
     #[test]
     fn each_round_visits_every_model_once_in_its_own_order() {

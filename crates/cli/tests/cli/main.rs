@@ -3,6 +3,7 @@
 
 mod common;
 mod export;
+mod fuzz;
 mod llama;
 mod profile;
 mod remote;

@@ -182,3 +182,68 @@ fn two_writers_of_one_profile_take_turns() {
     let p = tailor_cost::Profile::load(&out).expect("the profile");
     assert_eq!(p.entries.len() as u64, needed);
 }
+
+/// A seeded fraction in [0, 1): where in a run to kill it.
+pub fn kill_point(seed: u64) -> f64 {
+    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Starts `tailor ARGS` in the repository root, kills it with SIGKILL after `after`, and
+/// waits for it to go. Whether it had finished by then does not matter to the callers.
+pub fn kill_after(args: &[&str], after: std::time::Duration) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .args(args)
+        .current_dir(crate::common::root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tailor");
+    std::thread::sleep(after);
+    child.kill().expect("SIGKILL"); // a process that has exited is not an error
+    child.wait().expect("wait");
+}
+
+/// kill -9 at seeded points of a real profiling run: the file left behind always loads,
+/// and a rerun completes with exactly the entries of an uninterrupted run, each with all its
+/// sessions (a killed session leaves nothing half-written).
+#[test]
+fn a_profile_killed_anywhere_resumes_to_the_entries_of_an_uninterrupted_run() {
+    let s = Scratch::new("profile-kill");
+    let path = |name: &str| s.0.join(name).to_str().expect("utf-8 path").to_string();
+    let entries = |p: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(p).expect("profile");
+        let v: toml::Value = toml::from_str(&text).expect("a whole TOML file");
+        let mut keys: Vec<String> = v["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                let rounds = e["rounds"].as_array().expect("rounds").len();
+                format!("{} x{rounds}", e["shape"])
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    let reference = path("full.toml");
+    let full = profile(&reference, &[]).json();
+    assert_eq!(full["missing"], 0);
+    let wall = full["wall_s"].as_f64().expect("wall_s");
+    let want = entries(&reference);
+    assert!(want.iter().all(|k| k.ends_with(" x3")), "{want:?}");
+    for seed in 1..=4u64 {
+        let out = path(&format!("killed-{seed}.toml"));
+        let mut args = vec!["profile", "--spec", "specs/tiny.toml", "--out", &out];
+        args.extend(FAST);
+        kill_after(
+            &args,
+            std::time::Duration::from_secs_f64(0.2 + kill_point(seed) * wall),
+        );
+        if std::path::Path::new(&out).exists() {
+            entries(&out); // loads: never a torn file
+        }
+        let resumed = profile(&out, &[]).json();
+        assert_eq!(resumed["missing"], 0, "seed {seed}: {resumed}");
+        assert_eq!(entries(&out), want, "seed {seed}");
+    }
+}

@@ -184,3 +184,46 @@ fn bad_searches_fail_clearly() {
         r.stderr
     );
 }
+
+#[test]
+fn a_search_that_would_write_too_large_a_candidates_csv_is_refused_before_it_starts() {
+    let out = std::env::temp_dir().join(format!("tailor-csv-limit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let space = "search-spaces/phonelm-0.5b.toml";
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "search",
+            space,
+            "--device",
+            HOST,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| tailor(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    for strategy in [
+        &["--strategy", "exhaustive"][..],
+        &["--strategy", "random"][..],
+    ] {
+        let mut a = args(strategy);
+        a.extend(["--max-candidates-csv".to_string(), "1".to_string()]);
+        let e = run(a).assert_clean_error().to_string();
+        assert!(
+            e.contains("phonelm-0.5b.toml: a ")
+                && e.contains("over --max-candidates-csv 1 MiB")
+                && e.contains("--strategy nsga2 --budget"),
+            "{e}"
+        );
+        assert!(!out.exists(), "nothing is written before the refusal");
+    }
+    // A budget bounds the file: the same limit lets a sampled search run.
+    let mut a = args(&["--strategy", "random", "--budget", "50"]);
+    a.extend(["--max-candidates-csv".to_string(), "1".to_string()]);
+    let r = run(a);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let csv = std::fs::metadata(out.join("candidates.csv")).unwrap().len();
+    assert!(csv < 1 << 20, "{csv}");
+    std::fs::remove_dir_all(&out).unwrap();
+}

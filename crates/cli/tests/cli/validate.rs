@@ -428,3 +428,147 @@ fn run_refuses_an_empty_space() {
     let line = e.assert_clean_error();
     assert!(line.contains("nothing to profile or search"), "{line}");
 }
+
+#[test]
+fn a_sample_larger_than_the_memory_available_is_refused_before_anything_runs() {
+    let s = Scratch::new("validate-oversized");
+    // About 390B parameters: more than any test machine holds, at f32 or at q4_0.
+    let big = |weights: &str| {
+        TINY_SPACE
+            .replace("name = \"tiny-validate\"", "name = \"huge\"")
+            .replace("vocab_size = 512", "vocab_size = 32000")
+            .replace("hidden_size = [64, 96]", "hidden_size = 16384")
+            .replace("num_layers = [2, 3]", "num_layers = [100, 120]")
+            .replace("head_dim = 32", "head_dim = 128")
+            .replace("kv_group = [1, 3]", "kv_group = 8")
+            .replace("ffn_multiple = 32", "ffn_multiple = 256")
+            .replace("weights = \"f32\"", &format!("weights = \"{weights}\""))
+            // The workload the committed profiles measured.
+            .replace("prompt_tokens = 8", "prompt_tokens = 64")
+            .replace("context = 16", "context = 256")
+    };
+    for (profile, weights) in [
+        ("profiles/host-flex.toml", "f32"),
+        ("profiles/host-llamacpp-q4_0.toml", "q4_0"),
+    ] {
+        let space = s.write(&format!("huge-{weights}.toml"), &big(weights));
+        let out = s.0.join(format!("out-{weights}"));
+        let e = tailor(&[
+            "validate",
+            "--profile",
+            profile,
+            "--space",
+            space.to_str().unwrap(),
+            "--samples",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert_clean_error()
+        .to_string();
+        assert!(
+            e.contains(&format!("huge-{weights}.toml: "))
+                && e.contains("predicted to need more memory than this machine has available")
+                && e.contains("max_memory_gib = "),
+            "{e}"
+        );
+        assert!(!out.exists(), "nothing measured or written: {e}");
+    }
+}
+
+/// kill -9 at seeded points of a real `tailor validate`: a rerun into the same folder
+/// completes with every sampled model measured in every round, each session file whole,
+/// and measures again only what the killed run had not saved.
+#[test]
+fn a_validation_killed_anywhere_resumes_to_the_same_models() {
+    use crate::profile::{kill_after, kill_point};
+    let (s, space, profile) = profiled("validate-kill");
+    let args = |out: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "validate",
+            "--profile",
+            &profile,
+            "--space",
+            &space,
+            "--samples",
+            "3",
+            "--seed",
+            "5",
+            "--rounds",
+            "2",
+            "--json",
+            "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(FAST.map(String::from));
+        a
+    };
+    let run = |a: &[String]| tailor(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let reference = s.0.join("full");
+    let t = std::time::Instant::now();
+    let full = run(&args(reference.to_str().unwrap())).json();
+    let wall = t.elapsed().as_secs_f64();
+    let ids = |v: &serde_json::Value| -> Vec<u64> {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(full["measured"], 3);
+    for seed in 1..=2u64 {
+        let out = s.0.join(format!("killed-{seed}"));
+        let a = args(out.to_str().unwrap());
+        kill_after(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            std::time::Duration::from_secs_f64(0.2 + kill_point(seed) * wall),
+        );
+        // Whatever the killed run saved is whole.
+        let measured = out.join("measured");
+        // (A write cut between its temporary file and the rename leaves a hidden
+        // `.NAME.tmp-PID` beside them, never a torn NAME.)
+        let files = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|d| d.map(|e| e.unwrap().path()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p: &std::path::PathBuf| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    assert!(!name.starts_with('.') || name.contains(".tmp-"), "{name}");
+                    !name.starts_with('.')
+                })
+                .collect()
+        };
+        let saved: Vec<(std::path::PathBuf, String)> = files(&measured)
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .collect();
+        for (f, text) in &saved {
+            serde_json::from_str::<serde_json::Value>(text)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        }
+        let v = run(&a).json();
+        assert_eq!(v["measured"], 3, "seed {seed}: {v}");
+        assert_eq!(ids(&v), ids(&full), "seed {seed}: the same sample");
+        assert_eq!(
+            files(&measured).len(),
+            6,
+            "seed {seed}: 3 models x 2 rounds"
+        );
+        // What the killed run saved was reused, not measured again.
+        for (f, text) in &saved {
+            assert_eq!(
+                &std::fs::read_to_string(f).unwrap(),
+                text,
+                "{}",
+                f.display()
+            );
+        }
+    }
+}

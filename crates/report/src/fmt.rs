@@ -46,41 +46,6 @@ pub fn timestamp() -> String {
     format!("{y:04}{m:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
-/// `500ms`, `2s`, `1.5s`, `3m` -> a duration.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let (num, unit) = t
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map(|i| t.split_at(i))
-        .unwrap_or((t, "s"));
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. 500ms, 2s or 1m"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        _ => return Err(format!("`{text}`: unknown unit `{unit}`; use ms, s or m")),
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0) {
-        return Err(format!("`{text}` must be a positive duration under a day"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
-/// Like [`parse_duration`], but zero is allowed (`0s`: no pause).
-pub fn parse_pause(text: &str) -> Result<std::time::Duration, String> {
-    match text
-        .trim()
-        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
-        .parse::<f64>()
-    {
-        Ok(0.0) => Ok(std::time::Duration::ZERO),
-        _ => parse_duration(text),
-    }
-}
-
 /// A table with a header row; numeric-looking cells are right-aligned.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -163,16 +128,5 @@ mod tests {
         let mut t = Table::new(&["name", "x"]);
         t.row(vec!["ab".into(), "y".into()]);
         assert_eq!(t.render(2), "  name  x\n  ab    y\n");
-        assert_eq!(
-            parse_duration("500ms"),
-            Ok(std::time::Duration::from_millis(500))
-        );
-        assert_eq!(parse_duration("2"), Ok(std::time::Duration::from_secs(2)));
-        assert_eq!(
-            parse_duration("1.5s"),
-            Ok(std::time::Duration::from_millis(1500))
-        );
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3h").unwrap_err().contains("unknown unit"));
     }
 }

@@ -1,11 +1,12 @@
 //! SVG plots (plotters' SVG backend: text is SVG text, no system fonts needed).
 
-use anyhow::{Result, anyhow};
+use crate::ReportError;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// One panel of a calibration plot: predicted (x) vs measured (y), log axes.
+#[derive(Debug)]
 pub struct Calibration<'a> {
     pub title: &'a str,
     pub unit: &'a str,
@@ -16,28 +17,55 @@ const BLUE: RGBColor = RGBColor(31, 119, 180);
 const GREY: RGBColor = RGBColor(150, 150, 150);
 
 /// Panels side by side, each with the y = x line and the +-10% band.
-pub fn calibration(path: &Path, caption: &str, panels: &[Calibration]) -> Result<()> {
+pub fn calibration(
+    path: &Path,
+    caption: &str,
+    panels: &[Calibration],
+) -> std::result::Result<(), ReportError> {
     let width = 420 * panels.len().max(1) as u32;
-    let svg = path.display().to_string();
-    let root = SVGBackend::new(&svg, (width, 450)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(caption, ("sans-serif", 18)).map_err(err)?;
-    let areas = root.split_evenly((1, panels.len().max(1)));
-    for (panel, area) in panels.iter().zip(areas) {
-        draw_panel(&area, panel)?;
+    svg_file(path, (width, 450), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.titled(caption, ("sans-serif", 18)).map_err(err)?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (panel, area) in panels.iter().zip(areas) {
+            draw_panel(&area, panel)?;
+        }
+        Ok(())
+    })
+}
+
+/// Why plotters could not draw (the public functions add the file).
+#[derive(Debug)]
+struct DrawError(String);
+
+type Result<T> = std::result::Result<T, DrawError>;
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+fn err(e: impl std::fmt::Display) -> DrawError {
+    DrawError(e.to_string())
+}
+
+/// Draws an SVG of `size` into memory and writes it to `path` atomically.
+fn svg_file(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&Area) -> Result<()>,
+) -> std::result::Result<(), ReportError> {
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        draw(&root)
+            .and_then(|()| root.present().map_err(err))
+            .map_err(|e| ReportError::Plot {
+                path: path.to_path_buf(),
+                message: e.0,
+            })?;
     }
-    root.present().map_err(err)?;
+    tailor_spec::files::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("drawing the plot: {e}")
-}
-
-fn draw_panel(
-    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
-    p: &Calibration,
-) -> Result<()> {
+fn draw_panel(area: &Area, p: &Calibration) -> Result<()> {
     let values = p
         .points
         .iter()
@@ -131,6 +159,7 @@ const LIGHT: RGBColor = RGBColor(200, 200, 200);
 /// A scatter of the searched space: every feasible candidate, the Pareto front, the pick
 /// and the space's reference models. Points carry no text, so nothing overlaps: the
 /// legend names each kind of mark.
+#[derive(Debug)]
 pub struct Scatter<'a> {
     pub title: &'a str,
     pub x_desc: &'a str,
@@ -142,18 +171,21 @@ pub struct Scatter<'a> {
 }
 
 /// Panels of [`Scatter`] side by side.
-pub fn scatter(path: &Path, caption: &str, panels: &[Scatter]) -> Result<()> {
+pub fn scatter(
+    path: &Path,
+    caption: &str,
+    panels: &[Scatter],
+) -> std::result::Result<(), ReportError> {
     let width = 520 * panels.len().max(1) as u32;
-    let svg = path.display().to_string();
-    let root = SVGBackend::new(&svg, (width, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(caption, ("sans-serif", 18)).map_err(err)?;
-    let areas = root.split_evenly((1, panels.len().max(1)));
-    for (panel, area) in panels.iter().zip(areas) {
-        draw_scatter(&area, panel)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
+    svg_file(path, (width, 460), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.titled(caption, ("sans-serif", 18)).map_err(err)?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (panel, area) in panels.iter().zip(areas) {
+            draw_scatter(&area, panel)?;
+        }
+        Ok(())
+    })
 }
 
 /// `lo..hi` of finite values, padded by 6% on each side (a unit range when empty).
@@ -168,7 +200,7 @@ fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-fn draw_scatter(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, p: &Scatter) -> Result<()> {
+fn draw_scatter(area: &Area, p: &Scatter) -> Result<()> {
     let all = || {
         p.others
             .iter()
@@ -252,87 +284,86 @@ pub fn breakdown(
     path: &Path,
     caption: &str,
     bars: &[(String, tailor_cost::Breakdown)],
-) -> Result<()> {
-    let svg = path.display().to_string();
+) -> std::result::Result<(), ReportError> {
     let height = 130 + 70 * bars.len().max(1) as u32;
-    let root = SVGBackend::new(&svg, (720, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(caption, ("sans-serif", 17)).map_err(err)?;
-    let n = bars.len().max(1) as f64;
-    let names: Vec<String> = bars.iter().map(|(n, _)| n.clone()).collect();
-    let groups = [
-        ("attention", BLUE),
-        ("FFN", ORANGE),
-        ("LM head", GREEN),
-        ("other", PURPLE),
-    ];
-    // The legend gets its own strip above the bars, so it never covers one.
-    let (legend, root) = root.split_vertically(34);
-    for (g, (label, color)) in groups.iter().enumerate() {
-        let x = 170 + 130 * g as i32;
-        legend
-            .draw(&Rectangle::new([(x, 10), (x + 14, 24)], color.filled()))
-            .map_err(err)?;
-        legend
-            .draw(&Text::new(*label, (x + 20, 10), ("sans-serif", 14)))
-            .map_err(err)?;
-    }
-    let mut chart = ChartBuilder::on(&root)
-        .margin(12)
-        .margin_right(28)
-        .x_label_area_size(40)
-        .y_label_area_size(150)
-        .build_cartesian_2d(0.0..100.0, -0.5..n - 0.5)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("share of the pass time (%)")
-        .x_labels(11)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_labels(bars.len().max(1) * 2 + 1)
-        .y_label_formatter(&|v| {
-            let i = v.round();
-            if (v - i).abs() < 1e-6 && i >= 0.0 && i < n {
-                names
-                    .get((n - 1.0 - i) as usize)
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .disable_y_mesh()
-        .light_line_style(WHITE)
-        .draw()
-        .map_err(err)?;
-    for (g, (_, color)) in groups.iter().enumerate() {
-        let mut rects = Vec::new();
-        let mut texts = Vec::new();
-        for (i, (_, b)) in bars.iter().enumerate() {
-            let parts = [b.attention_ms, b.ffn_ms, b.lm_head_ms, b.other_ms];
-            let total = b.total_ms().max(f64::MIN_POSITIVE);
-            let start: f64 = parts[..g].iter().sum::<f64>() / total * 100.0;
-            let share = parts[g] / total * 100.0;
-            // The first bar on top.
-            let y = n - 1.0 - i as f64;
-            rects.push(Rectangle::new(
-                [(start, y - 0.32), (start + share, y + 0.32)],
-                color.filled(),
-            ));
-            if share >= 7.0 {
-                texts.push(Text::new(
-                    format!("{share:.0}%"),
-                    (start + share / 2.0, y),
-                    ("sans-serif", 13)
-                        .into_font()
-                        .color(&WHITE)
-                        .pos(Pos::new(HPos::Center, VPos::Center)),
-                ));
-            }
+    svg_file(path, (720, height), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.titled(caption, ("sans-serif", 17)).map_err(err)?;
+        let n = bars.len().max(1) as f64;
+        let names: Vec<String> = bars.iter().map(|(n, _)| n.clone()).collect();
+        let groups = [
+            ("attention", BLUE),
+            ("FFN", ORANGE),
+            ("LM head", GREEN),
+            ("other", PURPLE),
+        ];
+        // The legend gets its own strip above the bars, so it never covers one.
+        let (legend, root) = root.split_vertically(34);
+        for (g, (label, color)) in groups.iter().enumerate() {
+            let x = 170 + 130 * g as i32;
+            legend
+                .draw(&Rectangle::new([(x, 10), (x + 14, 24)], color.filled()))
+                .map_err(err)?;
+            legend
+                .draw(&Text::new(*label, (x + 20, 10), ("sans-serif", 14)))
+                .map_err(err)?;
         }
-        chart.draw_series(rects).map_err(err)?;
-        chart.draw_series(texts).map_err(err)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(40)
+            .y_label_area_size(150)
+            .build_cartesian_2d(0.0..100.0, -0.5..n - 0.5)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("share of the pass time (%)")
+            .x_labels(11)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_labels(bars.len().max(1) * 2 + 1)
+            .y_label_formatter(&|v| {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 && i < n {
+                    names
+                        .get((n - 1.0 - i) as usize)
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .disable_y_mesh()
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(err)?;
+        for (g, (_, color)) in groups.iter().enumerate() {
+            let mut rects = Vec::new();
+            let mut texts = Vec::new();
+            for (i, (_, b)) in bars.iter().enumerate() {
+                let parts = [b.attention_ms, b.ffn_ms, b.lm_head_ms, b.other_ms];
+                let total = b.total_ms().max(f64::MIN_POSITIVE);
+                let start: f64 = parts[..g].iter().sum::<f64>() / total * 100.0;
+                let share = parts[g] / total * 100.0;
+                // The first bar on top.
+                let y = n - 1.0 - i as f64;
+                rects.push(Rectangle::new(
+                    [(start, y - 0.32), (start + share, y + 0.32)],
+                    color.filled(),
+                ));
+                if share >= 7.0 {
+                    texts.push(Text::new(
+                        format!("{share:.0}%"),
+                        (start + share / 2.0, y),
+                        ("sans-serif", 13)
+                            .into_font()
+                            .color(&WHITE)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
+                    ));
+                }
+            }
+            chart.draw_series(rects).map_err(err)?;
+            chart.draw_series(texts).map_err(err)?;
+        }
+        Ok(())
+    })
 }

@@ -1,392 +1,319 @@
-//! What tailor leaves for people: the export of a spec for pre-training (config.json,
-//! spec.toml, MODEL_CARD.md) and the report of a search run (report.md beside SVG plots).
+//! The report of a search run: `report.md` beside SVG plots, and the pick's export.
 
-use crate::commands::search::SearchRun;
-use crate::commands::validate::Validation;
-use crate::fmt::{bytes, si, thousands};
+use crate::ReportError;
+use crate::export::{Card, Chosen, CostSource, Exported, Flavor, export, md_table};
+use crate::fmt::{Table, bytes, si, thousands};
 use crate::plot::{self, Scatter};
-use anyhow::Result;
-use clap::ValueEnum;
+use crate::validation::{RoundRatios, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::path::{Path, PathBuf};
-use tailor_cost::{Breakdown, Estimate, Fingerprint, Workload};
-use tailor_search::{Candidate, Metric, Metrics};
+use tailor_cost::{Accuracy, Breakdown};
+use tailor_search::output::{Rule, SearchSummary};
+use tailor_search::{Candidate, Metric, Metrics, SearchOutcome, SearchSpace, pick_order};
 use tailor_spec::files::write_atomic;
-use tailor_spec::{HfConfig, ModelSpec, ModelType, SpecFile};
-use tracing::warn;
 
-/// Which `config.json` an export writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Flavor {
-    /// Stock transformers `LlamaForCausalLM` (`model_type: llama`): loads anywhere.
-    Llama,
-    /// PhoneLM's field set (`model_type: phonelm`, `PhoneLMForCausalLM`, mllmTeam's
-    /// remote code).
-    Phonelm,
-}
-
-impl Flavor {
-    pub fn model_type(self) -> ModelType {
-        match self {
-            Flavor::Llama => ModelType::Llama,
-            Flavor::Phonelm => ModelType::Phonelm,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        self.model_type().name()
-    }
-}
-
-/// The cost model behind a prediction, as quoted in files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CostSource {
-    /// `profiled` (a burn profile), `llama.cpp` (a llama.cpp profile) or `roofline` (a
-    /// device file).
-    pub kind: String,
-    pub file: String,
-    /// The device's name in that file.
-    pub device: String,
-    /// The measured setup (burn profiles only).
-    pub fingerprint: Option<Fingerprint>,
-    /// The measured setup of a llama.cpp profile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llama_fingerprint: Option<tailor_llamacpp::LlamaFingerprint>,
-}
-
-/// How a search chose a spec.
+/// A published model named by the space, priced and placed against the front.
 #[derive(Debug, Clone)]
-pub struct Chosen {
-    pub space: String,
-    pub space_path: String,
-    pub strategy: String,
-    pub seed: u64,
-    pub budget: Option<u64>,
-    pub id: u64,
-    /// 1-based place on the front by the pick rule (1 = the pick).
-    pub rank: usize,
-    pub front_size: usize,
-    /// `minimize decode_ms`.
-    pub pick_rule: String,
-    pub picked: bool,
-}
-
-/// What the model card of one exported spec says.
-pub struct Card<'a> {
+pub struct Reference {
+    pub path: PathBuf,
     pub name: String,
-    pub spec: &'a ModelSpec,
-    pub flavor: Flavor,
-    /// The prediction and its workload, when a cost model priced the spec.
-    pub predicted: Option<(Workload, Estimate)>,
-    pub cost: Option<CostSource>,
-    pub chosen: Option<Chosen>,
-    /// Proxies as the search computed them (Chinchilla loss needs the space's tokens).
-    pub metrics: Option<Metrics>,
-    /// Whole-model measurement on the profiled machine: (prefill ms, decode ms, memory).
-    pub measured: Option<(f64, f64, Option<u64>)>,
+    /// Its id when the space holds it.
+    pub id: Option<u64>,
+    pub candidate: Candidate,
+    /// Front rows that dominate it (0: on the front or beside it).
+    pub dominated_by: usize,
 }
 
-/// The files of one export.
-#[derive(Debug, Clone, Serialize)]
-pub struct Exported {
-    pub dir: PathBuf,
-    pub spec_toml: PathBuf,
-    /// `None` when the flavor cannot express the spec (see `config_error`).
-    pub config_json: Option<PathBuf>,
-    pub config_error: Option<String>,
-    pub model_card: PathBuf,
-}
-
-/// Writes spec.toml, config.json (when the flavor can express the spec) and MODEL_CARD.md
-/// into `dir`, each atomically.
-pub fn export(dir: &Path, card: &Card) -> Result<Exported> {
-    let spec_toml = dir.join("spec.toml");
-    let mut file = SpecFile::new(card.spec.clone());
-    file.name = Some(card.name.clone());
-    file.source = Some(match &card.chosen {
-        Some(c) => format!(
-            "tailor search of {} ({}, seed {}), candidate {}",
-            c.space_path, c.strategy, c.seed, c.id
-        ),
-        None => "tailor export".into(),
-    });
-    file.save(&spec_toml)?;
-    let (config_json, config_error) = match HfConfig::export(card.spec, card.flavor.model_type()) {
-        Ok(cfg) => {
-            let path = dir.join("config.json");
-            cfg.save(&path)?;
-            (Some(path), None)
+impl Reference {
+    /// Where it lands: not in the space, infeasible (why), on the front, or dominated.
+    pub fn place(&self) -> String {
+        let c = &self.candidate;
+        match (self.id, c.feasible(), self.dominated_by) {
+            (None, _, _) => "not in the space".to_string(),
+            (_, false, _) => format!("infeasible ({})", c.why_not()),
+            (_, true, 0) => "on the front".to_string(),
+            (_, true, n) => format!("dominated by {n} front rows"),
         }
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let model_card = dir.join("MODEL_CARD.md");
-    write_atomic(
-        &model_card,
-        model_card_md(card, config_error.as_deref()).as_bytes(),
-    )?;
-    Ok(Exported {
-        dir: dir.to_path_buf(),
-        spec_toml,
-        config_json,
-        config_error,
-        model_card,
-    })
-}
-
-/// A Markdown table.
-fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = format!("| {} |\n|", header.join(" | "));
-    for _ in header {
-        s += " --- |";
     }
-    s.push('\n');
-    for r in rows {
-        s += &format!("| {} |\n", r.join(" | "));
-    }
-    s
 }
 
-fn yes(b: bool) -> String {
-    if b { "yes".into() } else { "no".into() }
+/// Everything a search produced, for the report and the export.
+#[derive(Debug)]
+pub struct SearchRun {
+    pub space: SearchSpace,
+    pub outcome: SearchOutcome,
+    pub references: Vec<Reference>,
+    /// Metrics of every feasible candidate (for the plots).
+    pub cloud: Vec<Metrics>,
+    pub cost: CostSource,
+    pub out: PathBuf,
+    /// What the search says about itself.
+    pub summary: SearchSummary,
 }
 
-/// The share of each operator group, as `41% / 52% / 5% / 2%`.
-fn shares(b: &Breakdown) -> String {
-    let t = b.total_ms().max(f64::MIN_POSITIVE);
-    format!(
-        "{:.0}% / {:.0}% / {:.0}% / {:.0}%",
-        100.0 * b.attention_ms / t,
-        100.0 * b.ffn_ms / t,
-        100.0 * b.lm_head_ms / t,
-        100.0 * b.other_ms / t
-    )
-}
-
-fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
-    let s = c.spec;
-    let mut out = format!("# {}\n\n", c.name);
-    out += &format!(
-        "A decoder-only transformer (Llama/PhoneLM style) specified by tailor for \
-         pre-training: {} parameters ({} non-embedding). Weights are not trained; this card \
-         describes the architecture, what it is predicted to cost on the profiled device, and \
-         how it was chosen.\n\n",
-        thousands(s.params().total as u128),
-        thousands(s.params().non_embedding as u128)
-    );
-    out += "## Files\n\n";
-    out += &match config_error {
-        None => format!(
-            "- `config.json`: Hugging Face config, flavor `{}` ({}). \
-             `AutoConfig.from_pretrained(dir)` then `AutoModelForCausalLM.from_config(config)` \
-             instantiates this exact architecture with fresh weights.\n",
-            c.flavor.name(),
-            match c.flavor {
-                Flavor::Llama => "stock `LlamaForCausalLM`, no remote code",
-                Flavor::Phonelm =>
-                    "`PhoneLMForCausalLM`: needs mllmTeam's PhoneLM modeling code, \
-                     `trust_remote_code=True`",
-            }
-        ),
-        Some(e) => format!(
-            "- no `config.json`: the `{}` flavor cannot express this spec ({e}).\n",
-            c.flavor.name()
-        ),
-    };
-    out += "- `spec.toml`: tailor's spec (`tailor spec spec.toml` prints its full accounting).\n\n";
-
-    out += "## Architecture\n\n";
-    let rows = vec![
-        vec!["vocabulary".into(), s.vocab_size.to_string()],
-        vec!["hidden size".into(), s.hidden_size.to_string()],
-        vec!["layers".into(), s.num_layers.to_string()],
-        vec![
-            "attention heads (query / key-value)".into(),
-            format!(
-                "{} / {} ({})",
-                s.num_heads,
-                s.num_kv_heads,
-                match (s.num_kv_heads, s.gqa_group()) {
-                    (1, _) if s.num_heads > 1 => "MQA".to_string(),
-                    (_, 1) => "MHA".to_string(),
-                    (_, g) => format!("GQA, {g} query heads per KV head"),
-                }
-            ),
-        ],
-        vec!["head dim".into(), s.head_dim().to_string()],
-        vec![
-            "FFN".into(),
-            format!(
-                "{} {}, intermediate size {} ({:.2} x hidden)",
-                s.ffn,
-                s.activation,
-                s.intermediate_size,
-                s.intermediate_size as f64 / s.hidden_size as f64
-            ),
-        ],
-        vec!["norm".into(), format!("{} (eps {})", s.norm, s.norm_eps)],
-        vec![
-            "biases (qkv / o / mlp)".into(),
-            format!(
-                "{} / {} / {}",
-                yes(s.qkv_bias),
-                yes(s.o_bias),
-                yes(s.mlp_bias)
-            ),
-        ],
-        vec!["tied embeddings".into(), yes(s.tie_embeddings)],
-        vec![
-            "RoPE theta / max positions".into(),
-            format!("{} / {}", s.rope_theta, s.max_position_embeddings),
-        ],
-    ];
-    out += &md_table(&["", ""], &rows);
-
-    let p = s.params();
-    out += "\n## Parameters (exact)\n\n";
-    let mut rows = vec![
-        vec!["total".into(), thousands(p.total as u128)],
-        vec!["non-embedding".into(), thousands(p.non_embedding as u128)],
-        vec![
-            "LM head".into(),
-            if s.tie_embeddings {
-                "tied (0)".into()
-            } else {
-                thousands(p.lm_head as u128)
-            },
-        ],
-    ];
-    for (component, n) in &p.by_component {
-        rows.push(vec![
-            format!("`{}` (all layers)", component.name()),
-            thousands(*n as u128),
-        ]);
-    }
-    out += &md_table(&["", "parameters"], &rows);
-
-    if let (Some((w, e)), Some(cost)) = (&c.predicted, &c.cost) {
-        out += &format!(
-            "\n## Predicted cost on {}\n\nPredicted by tailor's {} cost model from `{}`, \
-             {} weights, batch 1.\n\n",
-            cost.device, cost.kind, cost.file, w.precision.weights
+impl SearchRun {
+    /// The tables `tailor search` prints.
+    pub fn render(&self, written: &Written) -> String {
+        let run = self;
+        let (space, o, refs, out) = (&run.space, &run.outcome, &run.references, &run.out);
+        let mut s = format!(
+            "{}: {} points, {} examined ({}), {} buildable, {} priced, {} feasible, front of {}\n",
+            space.name(),
+            space.size(),
+            o.seen,
+            o.strategy.name(),
+            o.evaluated,
+            o.priced,
+            o.feasible,
+            o.front.len()
         );
-        let mut rows = vec![
-            vec![
-                format!("prefill ({} tokens)", w.prompt_tokens),
-                format!("{:.2} ms", e.prefill_ms),
-                format!("{:.0} tokens/s", e.prefill_tokens_per_s(w.prompt_tokens)),
-            ],
-            vec![
-                format!("decode step (context {})", w.context),
-                format!("{:.3} ms", e.decode_ms_per_token),
-                format!("{:.1} tokens/s", e.decode_tokens_per_s()),
-            ],
-            vec![
-                "peak memory".into(),
-                bytes(e.peak_memory_bytes as f64),
-                "weights + KV cache + live activations".into(),
-            ],
-        ];
-        if let Some((prefill, decode, memory)) = c.measured {
-            rows.push(vec![
-                "measured prefill / decode / memory".into(),
-                format!("{prefill:.2} ms / {decode:.3} ms"),
-                memory.map_or("memory not measured".into(), |b| bytes(b as f64)),
+        for (reason, n) in &o.skipped {
+            s += &format!("  skipped {n}: {reason}\n");
+        }
+        let rows = ranked(&o.front, space.pick);
+        let metric = space.pick.0;
+        s += &format!(
+            "\nfront (by {}), top {}:\n",
+            metric.name(),
+            rows.len().min(15)
+        );
+        let mut t = Table::new(&[
+            "",
+            "hidden",
+            "layers",
+            "heads",
+            "kv",
+            "ffn",
+            "act",
+            "params",
+            "non-emb",
+            "prefill ms",
+            "decode ms",
+            "tok/s",
+            "memory",
+        ]);
+        for c in rows.iter().take(15) {
+            let m = &c.metrics;
+            let picked = o.pick.is_some_and(|i| o.front[i].id == c.id);
+            t.row(vec![
+                if picked { "pick".into() } else { String::new() },
+                c.spec.hidden_size.to_string(),
+                c.spec.num_layers.to_string(),
+                c.spec.num_heads.to_string(),
+                c.spec.num_kv_heads.to_string(),
+                c.spec.intermediate_size.to_string(),
+                c.spec.activation.to_string(),
+                si(m.params as f64, ""),
+                si(m.non_embedding_params as f64, ""),
+                format!("{:.2}", m.get(Metric::PrefillMs)),
+                format!("{:.3}", m.get(Metric::DecodeMs)),
+                format!("{:.1}", 1000.0 / m.get(Metric::DecodeMs)),
+                bytes(m.get(Metric::PeakMemory)),
             ]);
         }
-        out += &md_table(&["", "", ""], &rows);
-        out += &format!(
-            "\nTime shares (attention / FFN / LM head / other): prefill {}, decode {}.\n",
-            shares(&e.prefill_breakdown),
-            shares(&e.decode_breakdown)
-        );
-        if let Some(f) = &cost.fingerprint {
-            out += &format!(
-                "\nProfile fingerprint: backend `{}`, device `{}`, CPU `{}`, {} cores, {} \
-                 threads, `{}`, {}, burn {}.\n",
-                f.backend, f.device, f.cpu_model, f.cores, f.threads, f.os, f.dtype, f.burn_version
+        s += &t.render(2);
+        for r in refs {
+            let (path, name, c) = (&r.path, &r.name, &r.candidate);
+            let m = &c.metrics;
+            let place = r.place();
+            s += &format!(
+                "\nreference {name} ({}): {place}; prefill {:.2} ms, decode {:.3} ms ({:.1} tok/s)\n",
+                path.display(),
+                m.get(Metric::PrefillMs),
+                m.get(Metric::DecodeMs),
+                1000.0 / m.get(Metric::DecodeMs)
             );
+            if let Some(i) = o.pick {
+                let p = &o.front[i].metrics;
+                s += &format!(
+                    "  pick vs reference: decode {:.2}x faster, prefill {:.2}x faster\n",
+                    m.get(Metric::DecodeMs) / p.get(Metric::DecodeMs),
+                    m.get(Metric::PrefillMs) / p.get(Metric::PrefillMs)
+                );
+            }
+            if let Some(f) = same_size_fastest(&o.front, m.params) {
+                s += &format!(
+                    "  fastest front row at least as large ({} x {} layers, {} params): decode \
+                     {:.2}x faster, prefill {:.2}x faster\n",
+                    f.spec.hidden_size,
+                    f.spec.num_layers,
+                    si(f.metrics.params as f64, ""),
+                    m.get(Metric::DecodeMs) / f.metrics.get(Metric::DecodeMs),
+                    m.get(Metric::PrefillMs) / f.metrics.get(Metric::PrefillMs)
+                );
+            }
+        }
+        s += &format!(
+            "\nwrote {}/{{candidates.csv, front.json, summary.json}}\n",
+            out.display()
+        );
+        s += &written.render();
+        s
+    }
+}
+
+/// A published reference as summary.json places it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceRow {
+    pub name: String,
+    pub path: String,
+    pub id: Option<u64>,
+    pub in_space: bool,
+    pub feasible: bool,
+    pub on_front: bool,
+    pub front_rows_dominating: usize,
+    pub metrics: Metrics,
+}
+
+/// The files a search run left besides its data (absent when the search found nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportFiles {
+    /// The pick's export (`None`: no pick).
+    pub export: Option<Exported>,
+    pub report: PathBuf,
+}
+
+/// How `tailor run` got its profile: [`BurnProfile`] or [`LlamaProfile`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunProfile {
+    Burn(BurnProfile),
+    LlamaCpp(LlamaProfile),
+}
+
+/// A burn profile that `tailor run` measured or completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurnProfile {
+    pub path: String,
+    pub shapes_needed: usize,
+    pub measured_now: usize,
+    pub profile_wall_s: f64,
+}
+
+/// A llama.cpp profile that `tailor run` measured or completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaProfile {
+    pub path: String,
+    /// `llama.cpp`.
+    pub engine: String,
+    pub probes: usize,
+    pub probe_visits_now: usize,
+    pub profile_wall_s: f64,
+}
+
+/// What `tailor run`'s check of front rows against whole models found: [`BurnCheck`]
+/// or [`LlamaCheck`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunCheck {
+    Burn(BurnCheck),
+    LlamaCpp(LlamaCheck),
+}
+
+/// Front rows timed whole in burn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurnCheck {
+    pub models: usize,
+    pub rounds: u64,
+    pub round_ratios: RoundRatios,
+    pub prefill: Option<Accuracy>,
+    pub decode: Option<Accuracy>,
+    pub memory: Option<Accuracy>,
+    pub dir: String,
+}
+
+/// Front rows timed whole with llama-bench.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaCheck {
+    pub models: usize,
+    pub rounds: u64,
+    pub prefill: Option<Accuracy>,
+    pub decode: Option<Accuracy>,
+    pub memory: Option<Accuracy>,
+    /// llama-bench's agreement with itself over the same files in the run.
+    pub engine_self: Option<tailor_llamacpp::validate::SelfAgreement>,
+    pub dir: String,
+}
+
+/// What `tailor run` adds to summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSection {
+    pub profile: RunProfile,
+    pub check: Option<RunCheck>,
+    pub run_wall_s: f64,
+}
+
+/// summary.json: the search's own summary, the cost model, the references, the files
+/// written, and (from `tailor run`) the profile and the check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub search: SearchSummary,
+    pub cost_model: CostSource,
+    pub references: Vec<ReferenceRow>,
+    #[serde(flatten)]
+    pub files: Option<ReportFiles>,
+    #[serde(flatten)]
+    pub run: Option<RunSection>,
+}
+
+impl Summary {
+    /// The summary of `run`, with the report's files and `tailor run`'s section if any.
+    pub fn of(run: &SearchRun, written: Option<&Written>, section: Option<RunSection>) -> Self {
+        let front = &run.outcome.front;
+        Self {
+            search: run.summary.clone(),
+            cost_model: run.cost.clone(),
+            references: run
+                .references
+                .iter()
+                .map(|r| ReferenceRow {
+                    name: r.name.clone(),
+                    path: r.path.display().to_string(),
+                    id: r.id,
+                    in_space: r.id.is_some(),
+                    feasible: r.candidate.feasible(),
+                    on_front: front.iter().any(|f| Some(f.id) == r.id),
+                    front_rows_dominating: r.dominated_by,
+                    metrics: r.candidate.metrics,
+                })
+                .collect(),
+            files: written.map(|w| ReportFiles {
+                export: w.export.clone(),
+                report: w.report.clone(),
+            }),
+            run: section,
         }
     }
 
-    out += "\n## Quality proxies\n\n";
-    let mut rows = vec![vec![
-        "non-embedding parameters (LTS: rank-correlates with perplexity)".into(),
-        si(p.non_embedding as f64, ""),
-    ]];
-    if let Some(loss) = c.metrics.and_then(|m| m.chinchilla_loss) {
-        rows.push(vec![
-            "Chinchilla loss L(N, D) at the space's token budget".into(),
-            format!("{loss:.4}"),
-        ]);
+    /// Writes it to `<out>/summary.json`.
+    pub fn write(&self, out: &Path) -> Result<(), ReportError> {
+        crate::write_json(&out.join("summary.json"), self)
     }
-    rows.push(vec![
-        "aspect ratio hidden / layers (MobileLLM's released configs: 19-30)".into(),
-        format!("{:.1}", s.hidden_size as f64 / s.num_layers as f64),
-    ]);
-    out += &md_table(&["proxy", "value"], &rows);
 
-    out += "\n## How it was chosen\n\n";
-    out += &match &c.chosen {
-        Some(ch) => format!(
-            "`tailor search` of the space `{}` (`{}`), strategy {}, seed {}{}: candidate {}, \
-             {} of the {} rows of the Pareto front by the pick rule ({}){}.\n",
-            ch.space,
-            ch.space_path,
-            ch.strategy,
-            ch.seed,
-            ch.budget
-                .map(|b| format!(", budget {b}"))
-                .unwrap_or_default(),
-            ch.id,
-            ordinal(ch.rank),
-            ch.front_size,
-            ch.pick_rule,
-            if ch.picked { ": the pick" } else { "" }
-        ),
-        None => "Exported directly from a spec file, not from a search.\n".into(),
-    };
-    out
-}
-
-fn ordinal(n: usize) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (1, 11) | (2, 12) | (3, 13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
+    pub fn load(path: &Path) -> Result<Self, ReportError> {
+        crate::read_json(path)
+    }
 }
 
 /// Front rows ordered by the pick rule (the pick first), ties by id.
 pub fn ranked(front: &[Candidate], pick: (Metric, bool)) -> Vec<&Candidate> {
-    let (metric, minimise) = pick;
     let mut rows: Vec<&Candidate> = front.iter().collect();
-    rows.sort_by(|a, b| {
-        let (x, y) = (a.metrics.get(metric), b.metrics.get(metric));
-        if minimise {
-            x.total_cmp(&y)
-        } else {
-            y.total_cmp(&x)
-        }
-        .then(a.id.cmp(&b.id))
-    });
+    rows.sort_by(|a, b| pick_order(pick, (a.id, &a.metrics), (b.id, &b.metrics)));
     rows
 }
 
+/// `minimize decode_ms`.
 pub fn pick_rule(pick: (Metric, bool)) -> String {
-    format!(
-        "{} {}",
-        if pick.1 { "minimize" } else { "maximize" },
-        pick.0.name()
-    )
+    Rule::of(pick).to_string()
 }
 
 /// What a search run left besides its data files.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Written {
     pub export: Option<Exported>,
     pub report: PathBuf,
@@ -423,20 +350,19 @@ fn thin<T: Copy>(v: &[T], n: usize) -> Vec<T> {
     (0..n).map(|i| v[i * v.len() / n]).collect()
 }
 
-/// Exports the pick into `<out>/pick/`, draws the plots and writes report.md; records
-/// where in `run.summary` (`export`, `report`).
+/// Exports the pick into `<out>/pick/`, draws the plots and writes report.md.
 pub fn write_search(
-    run: &mut SearchRun,
+    run: &SearchRun,
     flavor: Flavor,
     validation: Option<&Validation>,
-) -> Result<Written> {
+) -> Result<Written, ReportError> {
     let out = run.out.clone();
     let o = &run.outcome;
     let space = &run.space;
     let ranked = ranked(&o.front, space.pick);
     let measured_of = |id: u64| {
         validation.and_then(|v| {
-            v.rows.iter().find(|r| r.id == id).and_then(|r| {
+            v.file.rows.iter().find(|r| r.id == id).and_then(|r| {
                 r.measured
                     .as_ref()
                     .map(|m| (m.prefill.median_ms, m.decode.median_ms, m.peak_memory_bytes))
@@ -469,7 +395,7 @@ pub fn write_search(
             };
             let e = export(&out.join("pick"), &card)?;
             if let Some(why) = &e.config_error {
-                warn!("the pick has no config.json: {why}");
+                tracing::warn!("the pick has no config.json: {why}");
             }
             Some(e)
         }
@@ -551,8 +477,6 @@ pub fn write_search(
     let report = out.join("report.md");
     let md = report_md(run, &ranked, export.as_ref(), validation, &out);
     write_atomic(&report, md.as_bytes())?;
-    run.summary["export"] = serde_json::to_value(&export)?;
-    run.summary["report"] = json!(report.display().to_string());
     Ok(Written {
         export,
         report,
@@ -817,11 +741,12 @@ fn report_md(
             "\n## Checked against whole models\n\nThe pick and {} other front rows were \
              built with random weights and timed whole on this machine ({} timing sessions \
              each, fresh process per model); err = (predicted - measured) / measured.\n\n",
-            v.rows.len().saturating_sub(1),
-            v.rounds
+            v.file.rows.len().saturating_sub(1),
+            v.file.rounds
         );
         let pct = |p: f64, m: f64| format!("{:+.1}%", 100.0 * (p - m) / m);
         let rows: Vec<Vec<String>> = v
+            .file
             .rows
             .iter()
             .map(|r| {
@@ -884,4 +809,163 @@ fn report_md(
           (`tailor export front.json#ID` exports any row)\n- `summary.json`: counts, the pick, \
           the references, the cost model\n";
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        BurnCheck, BurnProfile, LlamaCheck, LlamaProfile, Reference, RunCheck, RunProfile,
+        RunSection, SearchRun, Summary, ranked, write_search,
+    };
+    use crate::export::{CostKind, CostSource, Flavor};
+    use crate::validation::RoundRatios;
+    use std::path::{Path, PathBuf};
+    use tailor_cost::{DeviceSpec, Roofline};
+    use tailor_search::output::SearchSummary;
+    use tailor_search::{
+        NoProgress, SearchOptions, SearchSpace, Strategy, pick_order, price, search,
+    };
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// The quickstart space searched exhaustively on the committed roofline device.
+    fn quickstart(out: &Path) -> SearchRun {
+        let space = SearchSpace::load(&root().join("search-spaces/quickstart.toml")).unwrap();
+        let device = DeviceSpec::load(&root().join("profiles/host-roofline.toml")).unwrap();
+        let cost = Roofline::new(device, &space.workload.precision).unwrap();
+        let options = SearchOptions {
+            strategy: Strategy::Exhaustive,
+            budget: None,
+            seed: 0,
+            population: None,
+        };
+        let outcome = search(&space, &cost, &options, &NoProgress, &mut |_| Ok(())).unwrap();
+        // A reference: the front's first row, as if a published model were that config.
+        let first = &outcome.front[0];
+        let references = vec![Reference {
+            path: "reference.toml".into(),
+            name: "reference".into(),
+            id: Some(first.id),
+            candidate: price(&space, &cost, first.id, first.spec.clone()),
+            dominated_by: 0,
+        }];
+        let summary = SearchSummary::new(&space, &outcome, "host");
+        SearchRun {
+            space,
+            outcome,
+            references,
+            cloud: Vec::new(),
+            cost: CostSource {
+                kind: CostKind::Roofline,
+                file: "profiles/host-roofline.toml".into(),
+                device: "host".into(),
+                fingerprint: None,
+                llama_fingerprint: None,
+            },
+            out: out.to_path_buf(),
+            summary,
+        }
+    }
+
+    #[test]
+    fn summary_json_round_trips_in_each_shape_and_the_report_is_written() {
+        let out = crate::validation::tests::scratch("summary");
+        let run = quickstart(&out);
+        assert!(run.outcome.pick.is_some());
+        let written = write_search(&run, Flavor::Llama, None).unwrap();
+        for file in [
+            "report.md",
+            "front.svg",
+            "breakdown.svg",
+            "pick/spec.toml",
+            "pick/MODEL_CARD.md",
+        ] {
+            assert!(out.join(file).is_file(), "{file} missing");
+        }
+        let report = std::fs::read_to_string(&written.report).unwrap();
+        assert!(report.contains("quickstart"), "{report}");
+
+        let burn = RunSection {
+            profile: RunProfile::Burn(BurnProfile {
+                path: "profiles/host-flex.toml".into(),
+                shapes_needed: 40,
+                measured_now: 3,
+                profile_wall_s: 1.5,
+            }),
+            check: Some(RunCheck::Burn(BurnCheck {
+                models: 4,
+                rounds: 2,
+                round_ratios: RoundRatios {
+                    prefill: vec![1.0, 1.25],
+                    decode: vec![0.5, 1.0],
+                },
+                prefill: tailor_cost::accuracy(&[(1.0, 1.1), (2.0, 1.9)]),
+                decode: None,
+                memory: None,
+                dir: "out/x/check".into(),
+            })),
+            run_wall_s: 9.0,
+        };
+        let llama = RunSection {
+            profile: RunProfile::LlamaCpp(LlamaProfile {
+                path: "profiles/host-llamacpp-q4_0.toml".into(),
+                engine: "llama.cpp".into(),
+                probes: 12,
+                probe_visits_now: 0,
+                profile_wall_s: 0.25,
+            }),
+            check: Some(RunCheck::LlamaCpp(LlamaCheck {
+                models: 3,
+                rounds: 1,
+                prefill: None,
+                decode: tailor_cost::accuracy(&[(1.0, 1.1), (2.0, 1.9), (3.0, 3.5)]),
+                memory: None,
+                engine_self: None,
+                dir: "out/y/check".into(),
+            })),
+            run_wall_s: 3.0,
+        };
+        for (files, section) in [
+            (None, None),
+            (Some(&written), None),
+            (Some(&written), Some(burn)),
+            (Some(&written), Some(llama)),
+        ] {
+            let summary = Summary::of(&run, files, section);
+            summary.write(&out).unwrap();
+            let back = Summary::load(&out.join("summary.json")).unwrap();
+            assert_eq!(back, summary);
+            let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+            assert!(
+                text.contains(
+                    "\"pick_rule\": {\n    \"metric\": \"decode_ms\",\n    \"sense\": \"minimize\""
+                ),
+                "{text}"
+            );
+            assert_eq!(text.contains("\"report\""), files.is_some());
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn the_report_ranks_the_front_as_the_search_picks() {
+        let out = std::env::temp_dir();
+        let run = quickstart(&out);
+        let o = &run.outcome;
+        let rows = ranked(&o.front, run.space.pick);
+        assert_eq!(rows.len(), o.front.len());
+        assert_eq!(Some(rows[0].id), o.pick.map(|i| o.front[i].id));
+        for w in rows.windows(2) {
+            assert!(
+                pick_order(
+                    run.space.pick,
+                    (w[0].id, &w[0].metrics),
+                    (w[1].id, &w[1].metrics)
+                )
+                .is_lt()
+            );
+        }
+    }
 }

@@ -1,0 +1,244 @@
+//! Command-line types shared by several commands, and the typed invocations of tailor's
+//! own child processes (their argv is tested against the clap definitions).
+
+use anyhow::{Result, bail};
+use clap::Args;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+use tailor_profiler::{Backend, TimingOptions};
+
+/// `500ms`, `2s`, `1.5s`, `3m` -> a duration.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| t.split_at(i))
+        .unwrap_or((t, "s"));
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write e.g. 500ms, 2s or 1m"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}`; use ms, s or m")),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0) {
+        return Err(format!("`{text}` must be a positive duration under a day"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Like [`parse_duration`], but zero is allowed (`0s`: no pause).
+pub fn parse_pause(text: &str) -> Result<std::time::Duration, String> {
+    match text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .parse::<f64>()
+    {
+        Ok(0.0) => Ok(std::time::Duration::ZERO),
+        _ => parse_duration(text),
+    }
+}
+
+/// How long and how precisely to time each entry (or whole model).
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct TimingArgs {
+    /// Time cap per entry: stop repeating after this much timed work even if the spread
+    /// (p90-p10)/median is still above the target (e.g. 500ms, 2s).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub max_time: Duration,
+    /// Warm-up per entry, by time (wgpu autotunes each new shape then).
+    #[arg(long, default_value = "150ms", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Timed work per session at least, however small the spread; the median is taken
+    /// over the last this-much of calls, so a session spans the machine's sub-second
+    /// swings (a 3 ms decode step once stopped after 10 calls, 30 ms of one instant).
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub min_time: Duration,
+    /// Spread (p90-p10)/median at which an entry stops repeating.
+    #[arg(long, default_value_t = 0.05)]
+    pub target_spread: f64,
+    /// MiB the cycled copies of an operator's weights span, so they are read from memory
+    /// as in a whole model: set it above the device's last-level cache.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub cycle_mib: u64,
+}
+
+impl TimingArgs {
+    pub fn options(&self) -> Result<TimingOptions> {
+        if !(self.target_spread > 0.0 && self.target_spread < 10.0) {
+            bail!("--target-spread must be a positive fraction, e.g. 0.05");
+        }
+        Ok(TimingOptions {
+            warmup: self.warmup,
+            min_time: self.min_time,
+            max_time: self.max_time,
+            target_spread: self.target_spread,
+            cycle_bytes: self.cycle_mib << 20,
+            ..TimingOptions::default()
+        })
+    }
+
+    /// The same options as command-line arguments (for a child `tailor measure`).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            "--max-time".into(),
+            format!("{}s", self.max_time.as_secs_f64()),
+            "--warmup".into(),
+            format!("{}s", self.warmup.as_secs_f64()),
+            "--min-time".into(),
+            format!("{}s", self.min_time.as_secs_f64()),
+            "--target-spread".into(),
+            self.target_spread.to_string(),
+            "--cycle-mib".into(),
+            self.cycle_mib.to_string(),
+        ]
+    }
+}
+
+/// The workload of one inference, batch 1: the one definition of `--prompt` and
+/// `--context` for every command that prices or times a single model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct WorkloadArgs {
+    /// Prompt tokens of the prefill.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub prompt: u64,
+    /// Tokens already in the KV cache at the decode step.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub context: u64,
+}
+
+/// What a child `tailor measure` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeasureMode {
+    /// Only the peak memory of one inference (`--memory-only`), in a process of its own.
+    MemoryOnly,
+    /// Only the timing, the models interleaved (`--no-memory`).
+    TimingOnly,
+}
+
+/// One child `tailor measure --json` run.
+#[derive(Debug, Clone)]
+pub struct MeasureCall<'a> {
+    pub specs: Vec<PathBuf>,
+    pub backend: Backend,
+    pub prompt: u64,
+    pub context: u64,
+    pub mode: MeasureMode,
+    /// Timing flags (TimingOnly); the child's defaults when `None`.
+    pub timing: Option<&'a TimingArgs>,
+}
+
+impl MeasureCall<'_> {
+    /// Its arguments after the program name, from `measure` on.
+    pub fn argv(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["measure".into()];
+        a.extend(self.specs.iter().map(|p| p.clone().into_os_string()));
+        for (flag, value) in [
+            ("--backend", self.backend.name().to_string()),
+            ("--prompt", self.prompt.to_string()),
+            ("--context", self.context.to_string()),
+        ] {
+            a.push(flag.into());
+            a.push(value.into());
+        }
+        a.push("--json".into());
+        a.push(
+            match self.mode {
+                MeasureMode::MemoryOnly => "--memory-only",
+                MeasureMode::TimingOnly => "--no-memory",
+            }
+            .into(),
+        );
+        if let Some(t) = self.timing {
+            a.extend(t.to_args().into_iter().map(OsString::from));
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MeasureCall, MeasureMode, TimingArgs};
+    use crate::{Cli, Command};
+    use clap::Parser;
+    use std::path::PathBuf;
+    use std::time::Duration;
+    use tailor_profiler::Backend;
+
+    fn parse(call: &MeasureCall) -> crate::commands::measure::MeasureArgs {
+        let mut argv = vec![std::ffi::OsString::from("tailor")];
+        argv.extend(call.argv());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Measure(m) => m,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_their_units() {
+        use super::{parse_duration, parse_pause};
+        assert_eq!(
+            parse_duration("500ms"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(parse_duration("2"), Ok(std::time::Duration::from_secs(2)));
+        assert_eq!(
+            parse_duration("1.5s"),
+            Ok(std::time::Duration::from_millis(1500))
+        );
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3h").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_pause("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn the_child_measure_invocation_parses_back_to_what_was_asked() {
+        let timing = TimingArgs {
+            max_time: Duration::from_millis(666),
+            warmup: Duration::from_millis(150),
+            min_time: Duration::from_millis(70),
+            target_spread: 0.07,
+            cycle_mib: 33,
+        };
+        let specs = vec![
+            PathBuf::from("out/specs/1.toml"),
+            PathBuf::from("with space/2.toml"),
+        ];
+        let call = MeasureCall {
+            specs: specs.clone(),
+            backend: Backend::Ndarray,
+            prompt: 48,
+            context: 300,
+            mode: MeasureMode::TimingOnly,
+            timing: Some(&timing),
+        };
+        let m = parse(&call);
+        assert_eq!(m.spec, specs);
+        assert_eq!(
+            (m.backend, m.workload.prompt, m.workload.context),
+            (Backend::Ndarray, 48, 300)
+        );
+        assert!(m.json && m.no_memory && !m.memory_only);
+        assert_eq!(m.timing, timing);
+
+        let memory = MeasureCall {
+            specs: vec![PathBuf::from("a.toml")],
+            backend: Backend::Flex,
+            prompt: 1,
+            context: 1,
+            mode: MeasureMode::MemoryOnly,
+            timing: None,
+        };
+        let m = parse(&memory);
+        assert!(m.json && m.memory_only && !m.no_memory);
+        assert_eq!(
+            (m.backend, m.workload.prompt, m.workload.context),
+            (Backend::Flex, 1, 1)
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! What tailor leaves for people: the export of a spec for pre-training (config.json,
+//! spec.toml, MODEL_CARD.md) and the report of a search run (report.md beside SVG plots).
+
+use crate::ReportError;
+use crate::fmt::{bytes, si, thousands};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tailor_cost::{Breakdown, Estimate, Fingerprint, Workload};
+use tailor_search::Metrics;
+use tailor_spec::files::write_atomic;
+use tailor_spec::{HfConfig, ModelSpec, ModelType, SpecFile};
+
+/// Which `config.json` an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Flavor {
+    /// Stock transformers `LlamaForCausalLM` (`model_type: llama`): loads anywhere.
+    Llama,
+    /// PhoneLM's field set (`model_type: phonelm`, `PhoneLMForCausalLM`, mllmTeam's
+    /// remote code).
+    Phonelm,
+}
+
+impl Flavor {
+    pub fn model_type(self) -> ModelType {
+        match self {
+            Flavor::Llama => ModelType::Llama,
+            Flavor::Phonelm => ModelType::Phonelm,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.model_type().name()
+    }
+}
+
+/// Which kind of cost model priced a prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CostKind {
+    /// The sum of measured operator times of a burn profile (`tailor profile`).
+    #[serde(rename = "profiled")]
+    Profiled,
+    /// A llama.cpp profile (`tailor profile --engine llama.cpp`).
+    #[serde(rename = "llama.cpp")]
+    LlamaCpp,
+    /// The roofline model of a device file.
+    #[serde(rename = "roofline")]
+    Roofline,
+}
+
+impl CostKind {
+    /// As written in files: `profiled`, `llama.cpp` or `roofline`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CostKind::Profiled => "profiled",
+            CostKind::LlamaCpp => "llama.cpp",
+            CostKind::Roofline => "roofline",
+        }
+    }
+
+    /// Whether it was measured on the device (a profile), not derived from peaks.
+    pub fn is_profile(self) -> bool {
+        matches!(self, CostKind::Profiled | CostKind::LlamaCpp)
+    }
+}
+
+impl std::fmt::Display for CostKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The cost model behind a prediction, as quoted in files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostSource {
+    pub kind: CostKind,
+    pub file: String,
+    /// The device's name in that file.
+    pub device: String,
+    /// The measured setup (burn profiles only).
+    pub fingerprint: Option<Fingerprint>,
+    /// The measured setup of a llama.cpp profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama_fingerprint: Option<tailor_llamacpp::LlamaFingerprint>,
+}
+
+/// How a search chose a spec.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub space: String,
+    pub space_path: String,
+    pub strategy: String,
+    pub seed: u64,
+    pub budget: Option<u64>,
+    pub id: u64,
+    /// 1-based place on the front by the pick rule (1 = the pick).
+    pub rank: usize,
+    pub front_size: usize,
+    /// `minimize decode_ms`.
+    pub pick_rule: String,
+    pub picked: bool,
+}
+
+/// What the model card of one exported spec says.
+#[derive(Debug)]
+pub struct Card<'a> {
+    pub name: String,
+    pub spec: &'a ModelSpec,
+    pub flavor: Flavor,
+    /// The prediction and its workload, when a cost model priced the spec.
+    pub predicted: Option<(Workload, Estimate)>,
+    pub cost: Option<CostSource>,
+    pub chosen: Option<Chosen>,
+    /// Proxies as the search computed them (Chinchilla loss needs the space's tokens).
+    pub metrics: Option<Metrics>,
+    /// Whole-model measurement on the profiled machine: (prefill ms, decode ms, memory).
+    pub measured: Option<(f64, f64, Option<u64>)>,
+}
+
+/// The files of one export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exported {
+    pub dir: PathBuf,
+    pub spec_toml: PathBuf,
+    /// `None` when the flavor cannot express the spec (see `config_error`).
+    pub config_json: Option<PathBuf>,
+    pub config_error: Option<String>,
+    pub model_card: PathBuf,
+}
+
+/// Writes spec.toml, config.json (when the flavor can express the spec) and MODEL_CARD.md
+/// into `dir`, each atomically.
+pub fn export(dir: &Path, card: &Card) -> Result<Exported, ReportError> {
+    let spec_toml = dir.join("spec.toml");
+    let mut file = SpecFile::new(card.spec.clone());
+    file.name = Some(card.name.clone());
+    file.source = Some(match &card.chosen {
+        Some(c) => format!(
+            "tailor search of {} ({}, seed {}), candidate {}",
+            c.space_path, c.strategy, c.seed, c.id
+        ),
+        None => "tailor export".into(),
+    });
+    file.save(&spec_toml)?;
+    let (config_json, config_error) = match HfConfig::export(card.spec, card.flavor.model_type()) {
+        Ok(cfg) => {
+            let path = dir.join("config.json");
+            cfg.save(&path)?;
+            (Some(path), None)
+        }
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let model_card = dir.join("MODEL_CARD.md");
+    write_atomic(
+        &model_card,
+        model_card_md(card, config_error.as_deref()).as_bytes(),
+    )?;
+    Ok(Exported {
+        dir: dir.to_path_buf(),
+        spec_toml,
+        config_json,
+        config_error,
+        model_card,
+    })
+}
+
+/// A Markdown table.
+pub(crate) fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("| {} |\n|", header.join(" | "));
+    for _ in header {
+        s += " --- |";
+    }
+    s.push('\n');
+    for r in rows {
+        s += &format!("| {} |\n", r.join(" | "));
+    }
+    s
+}
+
+pub(crate) fn yes(b: bool) -> String {
+    if b { "yes".into() } else { "no".into() }
+}
+
+/// The share of each operator group, as `41% / 52% / 5% / 2%`.
+fn shares(b: &Breakdown) -> String {
+    let t = b.total_ms().max(f64::MIN_POSITIVE);
+    format!(
+        "{:.0}% / {:.0}% / {:.0}% / {:.0}%",
+        100.0 * b.attention_ms / t,
+        100.0 * b.ffn_ms / t,
+        100.0 * b.lm_head_ms / t,
+        100.0 * b.other_ms / t
+    )
+}
+
+fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
+    let s = c.spec;
+    let mut out = format!("# {}\n\n", c.name);
+    out += &format!(
+        "A decoder-only transformer (Llama/PhoneLM style) specified by tailor for \
+         pre-training: {} parameters ({} non-embedding). Weights are not trained; this card \
+         describes the architecture, what it is predicted to cost on the profiled device, and \
+         how it was chosen.\n\n",
+        thousands(s.params().total as u128),
+        thousands(s.params().non_embedding as u128)
+    );
+    out += "## Files\n\n";
+    out += &match config_error {
+        None => format!(
+            "- `config.json`: Hugging Face config, flavor `{}` ({}). \
+             `AutoConfig.from_pretrained(dir)` then `AutoModelForCausalLM.from_config(config)` \
+             instantiates this exact architecture with fresh weights.\n",
+            c.flavor.name(),
+            match c.flavor {
+                Flavor::Llama => "stock `LlamaForCausalLM`, no remote code",
+                Flavor::Phonelm =>
+                    "`PhoneLMForCausalLM`: needs mllmTeam's PhoneLM modeling code, \
+                     `trust_remote_code=True`",
+            }
+        ),
+        Some(e) => format!(
+            "- no `config.json`: the `{}` flavor cannot express this spec ({e}).\n",
+            c.flavor.name()
+        ),
+    };
+    out += "- `spec.toml`: tailor's spec (`tailor spec spec.toml` prints its full accounting).\n\n";
+
+    out += "## Architecture\n\n";
+    let rows = vec![
+        vec!["vocabulary".into(), s.vocab_size.to_string()],
+        vec!["hidden size".into(), s.hidden_size.to_string()],
+        vec!["layers".into(), s.num_layers.to_string()],
+        vec![
+            "attention heads (query / key-value)".into(),
+            format!(
+                "{} / {} ({})",
+                s.num_heads,
+                s.num_kv_heads,
+                match (s.num_kv_heads, s.gqa_group()) {
+                    (1, _) if s.num_heads > 1 => "MQA".to_string(),
+                    (_, 1) => "MHA".to_string(),
+                    (_, g) => format!("GQA, {g} query heads per KV head"),
+                }
+            ),
+        ],
+        vec!["head dim".into(), s.head_dim().to_string()],
+        vec![
+            "FFN".into(),
+            format!(
+                "{} {}, intermediate size {} ({:.2} x hidden)",
+                s.ffn,
+                s.activation,
+                s.intermediate_size,
+                s.intermediate_size as f64 / s.hidden_size as f64
+            ),
+        ],
+        vec!["norm".into(), format!("{} (eps {})", s.norm, s.norm_eps)],
+        vec![
+            "biases (qkv / o / mlp)".into(),
+            format!(
+                "{} / {} / {}",
+                yes(s.qkv_bias),
+                yes(s.o_bias),
+                yes(s.mlp_bias)
+            ),
+        ],
+        vec!["tied embeddings".into(), yes(s.tie_embeddings)],
+        vec![
+            "RoPE theta / max positions".into(),
+            format!("{} / {}", s.rope_theta, s.max_position_embeddings),
+        ],
+    ];
+    out += &md_table(&["", ""], &rows);
+
+    let p = s.params();
+    out += "\n## Parameters (exact)\n\n";
+    let mut rows = vec![
+        vec!["total".into(), thousands(p.total as u128)],
+        vec!["non-embedding".into(), thousands(p.non_embedding as u128)],
+        vec![
+            "LM head".into(),
+            if s.tie_embeddings {
+                "tied (0)".into()
+            } else {
+                thousands(p.lm_head as u128)
+            },
+        ],
+    ];
+    for (component, n) in &p.by_component {
+        rows.push(vec![
+            format!("`{}` (all layers)", component.name()),
+            thousands(*n as u128),
+        ]);
+    }
+    out += &md_table(&["", "parameters"], &rows);
+
+    if let (Some((w, e)), Some(cost)) = (&c.predicted, &c.cost) {
+        out += &format!(
+            "\n## Predicted cost on {}\n\nPredicted by tailor's {} cost model from `{}`, \
+             {} weights, batch 1.\n\n",
+            cost.device, cost.kind, cost.file, w.precision.weights
+        );
+        let mut rows = vec![
+            vec![
+                format!("prefill ({} tokens)", w.prompt_tokens),
+                format!("{:.2} ms", e.prefill_ms),
+                format!("{:.0} tokens/s", e.prefill_tokens_per_s(w.prompt_tokens)),
+            ],
+            vec![
+                format!("decode step (context {})", w.context),
+                format!("{:.3} ms", e.decode_ms_per_token),
+                format!("{:.1} tokens/s", e.decode_tokens_per_s()),
+            ],
+            vec![
+                "peak memory".into(),
+                bytes(e.peak_memory_bytes as f64),
+                "weights + KV cache + live activations".into(),
+            ],
+        ];
+        if let Some((prefill, decode, memory)) = c.measured {
+            rows.push(vec![
+                "measured prefill / decode / memory".into(),
+                format!("{prefill:.2} ms / {decode:.3} ms"),
+                memory.map_or("memory not measured".into(), |b| bytes(b as f64)),
+            ]);
+        }
+        out += &md_table(&["", "", ""], &rows);
+        out += &format!(
+            "\nTime shares (attention / FFN / LM head / other): prefill {}, decode {}.\n",
+            shares(&e.prefill_breakdown),
+            shares(&e.decode_breakdown)
+        );
+        if let Some(f) = &cost.fingerprint {
+            out += &format!(
+                "\nProfile fingerprint: backend `{}`, device `{}`, CPU `{}`, {} cores, {} \
+                 threads, `{}`, {}, burn {}.\n",
+                f.backend, f.device, f.cpu_model, f.cores, f.threads, f.os, f.dtype, f.burn_version
+            );
+        }
+    }
+
+    out += "\n## Quality proxies\n\n";
+    let mut rows = vec![vec![
+        "non-embedding parameters (LTS: rank-correlates with perplexity)".into(),
+        si(p.non_embedding as f64, ""),
+    ]];
+    if let Some(loss) = c.metrics.and_then(|m| m.chinchilla_loss) {
+        rows.push(vec![
+            "Chinchilla loss L(N, D) at the space's token budget".into(),
+            format!("{loss:.4}"),
+        ]);
+    }
+    rows.push(vec![
+        "aspect ratio hidden / layers (MobileLLM's released configs: 19-30)".into(),
+        format!("{:.1}", s.hidden_size as f64 / s.num_layers as f64),
+    ]);
+    out += &md_table(&["proxy", "value"], &rows);
+
+    out += "\n## How it was chosen\n\n";
+    out += &match &c.chosen {
+        Some(ch) => format!(
+            "`tailor search` of the space `{}` (`{}`), strategy {}, seed {}{}: candidate {}, \
+             {} of the {} rows of the Pareto front by the pick rule ({}){}.\n",
+            ch.space,
+            ch.space_path,
+            ch.strategy,
+            ch.seed,
+            ch.budget
+                .map(|b| format!(", budget {b}"))
+                .unwrap_or_default(),
+            ch.id,
+            ordinal(ch.rank),
+            ch.front_size,
+            ch.pick_rule,
+            if ch.picked { ": the pick" } else { "" }
+        ),
+        None => "Exported directly from a spec file, not from a search.\n".into(),
+    };
+    out
+}
+
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}

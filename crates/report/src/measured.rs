@@ -1,0 +1,110 @@
+//! What a whole-model measurement prints (`tailor measure --json`) and `tailor validate`
+//! reads back and keeps (`measured/<id>.json`).
+
+use serde::{Deserialize, Serialize};
+use tailor_cost::Fingerprint;
+pub use tailor_cost::MemorySource;
+
+/// One timed phase of a whole model, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timed {
+    pub median_ms: f64,
+    pub p10_ms: f64,
+    pub p90_ms: f64,
+    pub samples: usize,
+    /// The session hit its time cap before its sample count.
+    pub capped: bool,
+}
+
+/// What `tailor measure --json` prints (and `tailor validate` reads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureReport {
+    pub spec: String,
+    pub fingerprint: Fingerprint,
+    pub prompt_tokens: u64,
+    pub context: u64,
+    pub params: u64,
+    pub prefill: Timed,
+    pub decode: Timed,
+    /// Peak memory of the inference (see `memory_source`), bytes.
+    pub peak_memory_bytes: Option<u64>,
+    pub memory_source: MemorySource,
+    pub build_s: f64,
+}
+
+/// What `tailor measure --memory-only --json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryReport {
+    pub peak_memory_bytes: Option<u64>,
+    pub memory_source: MemorySource,
+}
+
+/// One model's sessions as one measurement: the median of its fastest session, the lowest
+/// p10 and highest p90, all samples; memory from the first session.
+///
+/// The fastest session, not the median of the sessions: a round times every model in the
+/// same stretch of time, and a slow stretch of the machine (a neighbour on the host, heat)
+/// slows every model of that round alike, by as much as 20% here for minutes at a time, in
+/// two rounds of three as easily as in one; interference only ever slows a session down,
+/// so the fastest is the closest to the machine the profile measured. (A profile entry's
+/// median over its sessions is robust in another way: its sessions are short and spread
+/// over the whole profiling run.)
+pub fn combine(sessions: &[MeasureReport]) -> Option<MeasureReport> {
+    let first = sessions.first()?;
+    let phase = |f: fn(&MeasureReport) -> &Timed| {
+        let fastest = sessions
+            .iter()
+            .map(|s| f(s).median_ms)
+            .fold(f64::INFINITY, f64::min);
+        Timed {
+            median_ms: fastest,
+            p10_ms: sessions.iter().map(|s| f(s).p10_ms).fold(fastest, f64::min),
+            p90_ms: sessions.iter().map(|s| f(s).p90_ms).fold(fastest, f64::max),
+            samples: sessions.iter().map(|s| f(s).samples).sum(),
+            capped: sessions.iter().any(|s| f(s).capped),
+        }
+    };
+    Some(MeasureReport {
+        prefill: phase(|s| &s.prefill),
+        decode: phase(|s| &s.decode),
+        ..first.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MeasureReport, MemoryReport, MemorySource};
+    use serde_json::json;
+
+    #[test]
+    fn what_measure_prints_reads_back_by_its_type() {
+        let timed = json!({"median_ms": 0.1 + 0.2, "p10_ms": 0.25, "p90_ms": 1.0 / 3.0,
+            "samples": 10, "capped": true});
+        let text = json!({
+            "spec": "a.toml",
+            "fingerprint": {"backend": "flex", "device": "cpu", "driver": "", "cpu_model": "x",
+                "cores": 2, "threads": 2, "os": "linux-x86_64", "dtype": "f32",
+                "burn_version": "0.22.1"},
+            "prompt_tokens": 64, "context": 256, "params": 1,
+            "prefill": timed, "decode": timed,
+            "peak_memory_bytes": null, "memory_source": "pool", "build_s": 0.1,
+        })
+        .to_string();
+        let m: MeasureReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(m.memory_source, MemorySource::Pool);
+        assert_eq!(m.prefill.median_ms, 0.1 + 0.2);
+        let again = serde_json::to_string_pretty(&m).unwrap();
+        assert_eq!(serde_json::from_str::<MeasureReport>(&again).unwrap(), m);
+        let mem: MemoryReport =
+            serde_json::from_str(r#"{"peak_memory_bytes": 5, "memory_source": "rss"}"#).unwrap();
+        assert_eq!(mem.memory_source, MemorySource::Rss);
+        let bad = serde_json::from_str::<MemoryReport>(
+            r#"{"peak_memory_bytes": 5, "memory_source": "vram"}"#,
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("unknown variant `vram`")
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! Predictions checked against whole models (`tailor validate`, `tailor run`'s check):
+//! `validate.json` ([`ValidateFile`]), `validate.csv` and `calibration.svg`, and the table
+//! printed for people.
+
+use crate::ReportError;
+use crate::fmt::{Table, bytes};
+use crate::measured::{MeasureReport, Timed};
+use crate::plot::{self, Calibration};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tailor_cost::{Accuracy, Fingerprint, Workload, accuracy};
+use tailor_spec::ModelSpec;
+use tailor_spec::files::write_atomic;
+
+/// Predicted and measured values of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub id: u64,
+    pub spec: ModelSpec,
+    pub params: u64,
+    pub predicted_prefill_ms: f64,
+    pub predicted_decode_ms: f64,
+    pub predicted_memory_bytes: u64,
+    /// Operators of the prediction not measured in the profile (interpolated, ...).
+    pub predicted_ops_not_measured: usize,
+    pub measured: Option<MeasureReport>,
+    pub error: Option<String>,
+}
+
+/// Per round, the median over the models timed in it of measured / predicted: the
+/// machine's speed in that round relative to the profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRatios {
+    pub prefill: Vec<f64>,
+    pub decode: Vec<f64>,
+}
+
+impl RoundRatios {
+    /// From the rows and, per row, its sessions (one per round it was timed in).
+    pub fn of(rows: &[Row], sessions: &[Vec<MeasureReport>]) -> Self {
+        let per_round = |predicted: fn(&Row) -> f64, f: fn(&MeasureReport) -> &Timed| {
+            let rounds = sessions.iter().map(Vec::len).max().unwrap_or(0);
+            (0..rounds)
+                .map(|k| {
+                    tailor_cost::median(
+                        rows.iter()
+                            .zip(sessions)
+                            .filter(|(r, _)| r.measured.is_some())
+                            .filter_map(|(r, s)| Some(f(s.get(k)?).median_ms / predicted(r)))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        Self {
+            prefill: per_round(|r| r.predicted_prefill_ms, |m| &m.prefill),
+            decode: per_round(|r| r.predicted_decode_ms, |m| &m.decode),
+        }
+    }
+
+    /// The rounds ran at speeds more than 10% apart: one line per quantity.
+    pub fn uneven(&self) -> Vec<String> {
+        [("prefill", &self.prefill), ("decode", &self.decode)]
+            .into_iter()
+            .filter_map(|(name, r)| {
+                let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = r.iter().copied().fold(0.0, f64::max);
+                (hi > 1.10 * lo).then(|| {
+                    format!(
+                        "the machine's speed changed between rounds: {name} measured/predicted \
+                         by round {}; each model keeps its fastest round",
+                        join_ratios(r)
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn join_ratios(r: &[f64]) -> String {
+    r.iter()
+        .map(|x| format!("{x:.3}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What was checked, besides the rows.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The space the models came from.
+    pub space: String,
+    /// The profile behind the predictions, and the setup it measured.
+    pub profile: String,
+    pub fingerprint: Fingerprint,
+    pub workload: Workload,
+    pub seed: u64,
+    pub rounds: u64,
+}
+
+/// `validate.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateFile {
+    pub space: String,
+    pub profile: String,
+    pub fingerprint: Fingerprint,
+    pub workload: Workload,
+    pub samples: usize,
+    pub measured: usize,
+    pub failed: usize,
+    pub seed: u64,
+    pub rounds: u64,
+    pub round_ratios: RoundRatios,
+    pub wall_s: f64,
+    pub prefill: Option<Accuracy>,
+    pub decode: Option<Accuracy>,
+    pub memory: Option<Accuracy>,
+    pub rows: Vec<Row>,
+}
+
+/// The accuracy of one quantity over the measured models (`None` when not measured).
+fn stats(rows: &[Row], f: impl Fn(&Row, &MeasureReport) -> Option<(f64, f64)>) -> Option<Accuracy> {
+    let pairs: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| r.measured.as_ref().and_then(|m| f(r, m)))
+        .collect();
+    accuracy(&pairs)
+}
+
+impl ValidateFile {
+    /// Compares each row's prediction with its measurement.
+    pub fn new(setup: Setup, rows: Vec<Row>, round_ratios: RoundRatios, wall_s: f64) -> Self {
+        let measured = rows.iter().filter(|r| r.measured.is_some()).count();
+        Self {
+            space: setup.space,
+            profile: setup.profile,
+            fingerprint: setup.fingerprint,
+            workload: setup.workload,
+            samples: rows.len(),
+            measured,
+            failed: rows.len() - measured,
+            seed: setup.seed,
+            rounds: setup.rounds,
+            round_ratios,
+            wall_s,
+            prefill: stats(&rows, |r, m| {
+                Some((r.predicted_prefill_ms, m.prefill.median_ms))
+            }),
+            decode: stats(&rows, |r, m| {
+                Some((r.predicted_decode_ms, m.decode.median_ms))
+            }),
+            memory: stats(&rows, |r, m| {
+                m.peak_memory_bytes
+                    .map(|b| (r.predicted_memory_bytes as f64, b as f64))
+            }),
+            rows,
+        }
+    }
+
+    /// Reads a `validate.json`.
+    pub fn load(path: &Path) -> Result<Self, ReportError> {
+        crate::read_json(path)
+    }
+}
+
+/// The result of checking predictions against whole models, and where its files are.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub file: ValidateFile,
+    pub out: PathBuf,
+    pub calibration: PathBuf,
+}
+
+/// Writes validate.json, validate.csv and calibration.svg (captioned `caption`) into `out`.
+pub fn write(out: &Path, file: ValidateFile, caption: &str) -> Result<Validation, ReportError> {
+    crate::write_json(&out.join("validate.json"), &file)?;
+    write_atomic(&out.join("validate.csv"), csv(&file.rows).as_bytes())?;
+    let rows = &file.rows;
+    let ms = |f: fn(&Row, &MeasureReport) -> (f64, f64)| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter_map(|r| r.measured.as_ref().map(|m| f(r, m)))
+            .collect()
+    };
+    let mut panels = vec![
+        Calibration {
+            title: "prefill",
+            unit: "ms",
+            points: ms(|r, m| (r.predicted_prefill_ms, m.prefill.median_ms)),
+        },
+        Calibration {
+            title: "decode step",
+            unit: "ms",
+            points: ms(|r, m| (r.predicted_decode_ms, m.decode.median_ms)),
+        },
+    ];
+    if file.memory.is_some() {
+        panels.push(Calibration {
+            title: "peak memory",
+            unit: "MiB",
+            points: rows
+                .iter()
+                .filter_map(|r| {
+                    let b = r.measured.as_ref()?.peak_memory_bytes?;
+                    Some((
+                        r.predicted_memory_bytes as f64 / 1048576.0,
+                        b as f64 / 1048576.0,
+                    ))
+                })
+                .collect(),
+        });
+    }
+    let calibration = out.join("calibration.svg");
+    plot::calibration(&calibration, caption, &panels)?;
+    Ok(Validation {
+        file,
+        out: out.to_path_buf(),
+        calibration,
+    })
+}
+
+impl Validation {
+    /// Whole models measured more than 10% (median) away from the prediction: the profile no
+    /// longer describes the machine (load, a thermal or power state, another host behind the
+    /// same CPU name). One line per quantity, saying what to do.
+    pub fn drift(&self) -> Vec<String> {
+        [("prefill", self.file.prefill), ("decode", self.file.decode)]
+            .into_iter()
+            .filter_map(|(name, a)| {
+                let r = a?.median_ratio;
+                ((r - 1.0).abs() > 0.10).then(|| {
+                    format!(
+                        "{name} measured {:.0}% {} than predicted (median over {} models): the \
+                         profile may be stale; re-measure it (`tailor profile --space ... --force`) \
+                         or check the machine's load",
+                        100.0 * (r - 1.0).abs(),
+                        if r > 1.0 { "slower" } else { "faster" },
+                        a.map_or(0, |a| a.n)
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The tables `tailor validate` prints.
+    pub fn render(&self) -> String {
+        let v = &self.file;
+        let (rows, acc) = (&v.rows, [v.prefill, v.decode, v.memory]);
+        let mut t = Table::new(&[
+            "id",
+            "hidden",
+            "layers",
+            "heads",
+            "kv",
+            "ffn",
+            "act",
+            "prefill pred",
+            "meas",
+            "err",
+            "decode pred",
+            "meas",
+            "err",
+            "memory pred",
+            "meas",
+            "err",
+        ]);
+        let pct = |p: f64, m: f64| format!("{:+.1}%", 100.0 * (p - m) / m);
+        for r in rows {
+            let s = &r.spec;
+            let mut row = vec![
+                r.id.to_string(),
+                s.hidden_size.to_string(),
+                s.num_layers.to_string(),
+                s.num_heads.to_string(),
+                s.num_kv_heads.to_string(),
+                s.intermediate_size.to_string(),
+                s.activation.to_string(),
+            ];
+            match &r.measured {
+                Some(m) => {
+                    row.extend([
+                        format!("{:.2}", r.predicted_prefill_ms),
+                        format!("{:.2}", m.prefill.median_ms),
+                        pct(r.predicted_prefill_ms, m.prefill.median_ms),
+                        format!("{:.3}", r.predicted_decode_ms),
+                        format!("{:.3}", m.decode.median_ms),
+                        pct(r.predicted_decode_ms, m.decode.median_ms),
+                        bytes(r.predicted_memory_bytes as f64),
+                    ]);
+                    match m.peak_memory_bytes {
+                        Some(b) => row.extend([
+                            bytes(b as f64),
+                            pct(r.predicted_memory_bytes as f64, b as f64),
+                        ]),
+                        None => row.extend(["-".into(), "-".into()]),
+                    }
+                }
+                None => row.extend(std::iter::repeat_n("failed".to_string(), 9)),
+            }
+            t.row(row);
+        }
+        let mut s = format!(
+            "predicted vs measured (err = (predicted - measured) / measured)\n{}",
+            t.render(2)
+        );
+        let mut a = Table::new(&[
+            "",
+            "within 10%",
+            "within 20%",
+            "mean |err|",
+            "max |err|",
+            "measured/predicted",
+            "Kendall tau",
+        ]);
+        for (name, x) in ["prefill", "decode", "memory"].iter().zip(acc) {
+            match x {
+                Some(x) => a.row(vec![
+                    name.to_string(),
+                    format!("{:.0}%", 100.0 * x.within_10pct),
+                    format!("{:.0}%", 100.0 * x.within_20pct),
+                    format!("{:.1}%", 100.0 * x.mean_ape),
+                    format!("{:.1}%", 100.0 * x.max_ape),
+                    format!("{:.3}", x.median_ratio),
+                    format!("{:.3}", x.kendall_tau),
+                ]),
+                None => a.row(vec![name.to_string(), "not measured".into()]),
+            }
+        }
+        s += &format!("\naccuracy over {} models\n{}", v.measured, a.render(2));
+        s += &format!(
+            "  measured/predicted by round (each model keeps its fastest): prefill {}, decode {}\n",
+            join_ratios(&v.round_ratios.prefill),
+            join_ratios(&v.round_ratios.decode)
+        );
+        s += &format!(
+            "\n  {:.0} s; validate.json, validate.csv and calibration.svg in {}\n",
+            v.wall_s,
+            self.out.display()
+        );
+        s
+    }
+}
+
+fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "id,hidden_size,num_layers,num_heads,num_kv_heads,head_dim,intermediate_size,activation,params,\
+         predicted_prefill_ms,measured_prefill_ms,predicted_decode_ms,measured_decode_ms,\
+         predicted_memory_bytes,measured_memory_bytes,error\n",
+    );
+    for r in rows {
+        let m = r.measured.as_ref();
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+        s += &format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
+            r.id,
+            r.spec.hidden_size,
+            r.spec.num_layers,
+            r.spec.num_heads,
+            r.spec.num_kv_heads,
+            r.spec.head_dim(),
+            r.spec.intermediate_size,
+            r.spec.activation,
+            r.params,
+            r.predicted_prefill_ms,
+            opt(m.map(|m| m.prefill.median_ms)),
+            r.predicted_decode_ms,
+            opt(m.map(|m| m.decode.median_ms)),
+            r.predicted_memory_bytes,
+            m.and_then(|m| m.peak_memory_bytes)
+                .map_or(String::new(), |b| b.to_string()),
+            r.error.as_deref().unwrap_or("").replace('"', "'"),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{RoundRatios, Row, Setup, ValidateFile, Validation, write};
+    use crate::measured::{MeasureReport, combine};
+    use serde_json::json;
+    use tailor_spec::ModelSpec;
+
+    /// A session of a model: prefill and decode medians, ms.
+    fn session(prefill: f64, decode: f64) -> MeasureReport {
+        let timed = |m: f64| json!({"median_ms": m, "p10_ms": 0.9 * m, "p90_ms": 1.2 * m, "samples": 10, "capped": false});
+        serde_json::from_value(json!({
+            "spec": "a.toml",
+            "fingerprint": {"backend": "flex", "device": "cpu", "driver": "", "cpu_model": "x",
+                "cores": 2, "threads": 2, "os": "linux-x86_64", "dtype": "f32", "burn_version": "0.22.1"},
+            "prompt_tokens": 64, "context": 256, "params": 1,
+            "prefill": timed(prefill), "decode": timed(decode),
+            "peak_memory_bytes": 1000, "memory_source": "rss", "build_s": 0.1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_model_keeps_its_fastest_session_and_the_whole_spread() {
+        let m = combine(&[session(12.0, 2.0), session(10.0, 2.4), session(11.0, 2.2)]).unwrap();
+        assert_eq!(m.prefill.median_ms, 10.0);
+        assert_eq!(m.decode.median_ms, 2.0);
+        assert_eq!((m.prefill.p10_ms, m.prefill.p90_ms), (9.0, 12.0 * 1.2));
+        assert_eq!(m.prefill.samples, 30);
+        assert_eq!(m.peak_memory_bytes, Some(1000));
+        assert!(combine(&[]).is_none());
+    }
+
+    #[test]
+    fn round_ratios_show_a_slow_round() {
+        let row = |prefill: f64, decode: f64, measured: bool| Row {
+            id: 0,
+            spec: ModelSpec::llama(8192, 512, 4, 8, 4, 1408),
+            params: 1,
+            predicted_prefill_ms: prefill,
+            predicted_decode_ms: decode,
+            predicted_memory_bytes: 1,
+            predicted_ops_not_measured: 0,
+            measured: measured.then(|| session(prefill, decode)),
+            error: (!measured).then(|| "failed".into()),
+        };
+        let rows = [
+            row(10.0, 2.0, true),
+            row(20.0, 4.0, true),
+            row(30.0, 6.0, false),
+        ];
+        // Round 2 ran 20% slow in prefill for every model; the failed model is left out.
+        let sessions = vec![
+            vec![session(10.0, 2.0), session(12.0, 2.0), session(10.5, 2.1)],
+            vec![session(21.0, 4.0), session(24.0, 4.0), session(20.0, 4.2)],
+            vec![session(99.0, 99.0)],
+        ];
+        let r = RoundRatios::of(&rows, &sessions);
+        assert_eq!(r.prefill, vec![1.025, 1.2, 1.025]);
+        assert_eq!(r.decode, vec![1.0, 1.0, 1.05]);
+        let uneven = r.uneven();
+        assert_eq!(uneven.len(), 1, "{uneven:?}");
+        assert!(uneven[0].contains("prefill") && uneven[0].contains("1.025 1.200 1.025"));
+    }
+
+    /// A fresh empty folder under the system's temporary folder.
+    pub(crate) fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tailor-report-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn validate_json_round_trips_and_the_csv_and_plot_are_written() {
+        let row = |id: u64, prefill: f64, decode: f64, measured: bool| Row {
+            id,
+            spec: ModelSpec::llama(8192, 512, 4, 8, 4, 1408),
+            params: 11,
+            predicted_prefill_ms: prefill,
+            predicted_decode_ms: decode,
+            predicted_memory_bytes: 900,
+            predicted_ops_not_measured: 0,
+            measured: measured.then(|| session(1.2 * prefill, 0.95 * decode)),
+            error: (!measured).then(|| "exit 1: \"boom\"".into()),
+        };
+        let rows = vec![
+            row(3, 10.0, 2.0, true),
+            row(5, 20.0, 4.0, true),
+            row(8, 30.0, 6.0, false),
+        ];
+        let sessions: Vec<Vec<MeasureReport>> = rows
+            .iter()
+            .filter_map(|r| r.measured.clone())
+            .map(|m| vec![m])
+            .collect();
+        let ratios = RoundRatios::of(&rows[..2], &sessions);
+        let setup = Setup {
+            space: "search-spaces/quickstart.toml".into(),
+            profile: "profiles/host-flex.toml".into(),
+            fingerprint: session(1.0, 1.0).fingerprint,
+            workload: tailor_cost::Workload {
+                prompt_tokens: 64,
+                context: 256,
+                precision: tailor_spec::Precision::for_weights(tailor_spec::DType::F32),
+            },
+            seed: 7,
+            rounds: 1,
+        };
+        let file = ValidateFile::new(setup, rows, ratios, 12.5);
+        assert_eq!((file.samples, file.measured, file.failed), (3, 2, 1));
+        let prefill = file.prefill.unwrap();
+        assert!((prefill.median_ratio - 1.2).abs() < 1e-9, "{prefill:?}");
+        let memory = file.memory.unwrap();
+        assert!((memory.median_ratio - 1000.0 / 900.0).abs() < 1e-9);
+
+        let dir = scratch("validate");
+        let v: Validation = write(&dir, file.clone(), "caption").unwrap();
+        assert_eq!(
+            ValidateFile::load(&dir.join("validate.json")).unwrap(),
+            file
+        );
+        let csv = std::fs::read_to_string(dir.join("validate.csv")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with("id,hidden_size,"));
+        assert!(
+            lines[3].starts_with("8,512,4,8,4,64,1408,")
+                && lines[3].ends_with(",\"exit 1: 'boom'\""),
+            "{}",
+            lines[3]
+        );
+        let svg = std::fs::read_to_string(&v.calibration).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("caption") && svg.contains("peak memory"));
+        assert!(
+            v.drift().len() == 1 && v.drift()[0].starts_with("prefill measured 20% slower"),
+            "{:?}",
+            v.drift()
+        );
+        assert!(v.render().contains("accuracy over 2 models"));
+        // A file of another shape is an error that names it.
+        std::fs::write(dir.join("bad.json"), "{\"space\": 3}").unwrap();
+        let e = ValidateFile::load(&dir.join("bad.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.json:1:11: invalid type"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
