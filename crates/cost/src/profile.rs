@@ -714,6 +714,32 @@ pub(crate) mod tests {
         }
     }
 
+    /// Both passes of a small model, entries timed 10-60 us.
+    pub(crate) fn sample_profile() -> Profile {
+        let spec = ModelSpec::llama(1000, 64, 2, 4, 2, 128);
+        let mut shapes = OpShape::for_spec(&spec, Phase::Prefill { tokens: 8 });
+        for s in OpShape::for_spec(&spec, Phase::Decode { context: 10 }) {
+            if !shapes.contains(&s) {
+                shapes.push(s);
+            }
+        }
+        let entries = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(i, shape)| Entry {
+                shape,
+                median_us: 10.0 + 3.0 * i as f64,
+                p10_us: 9.0 + 3.0 * i as f64,
+                p90_us: 11.0 + 3.0 * i as f64,
+                samples: 20,
+                capped: false,
+                rounds: vec![10.0 + 3.0 * i as f64],
+                conditions: Vec::new(),
+            })
+            .collect();
+        profile_of(entries, 30.0)
+    }
+
     fn profile() -> Profile {
         let spec = ModelSpec::llama(1000, 64, 2, 4, 2, 128);
         let entries = OpShape::for_spec(&spec, Phase::Prefill { tokens: 8 })

@@ -130,6 +130,37 @@ pub fn new_profile(name: &str, fingerprint: Fingerprint, now: &str) -> Profile {
     }
 }
 
+/// Re-times the fixed subset of `profile`'s entries ([`tailor_cost::drift::subset`]) and
+/// its roofline probes on `device` with `opts`: how far this machine is from the profile
+/// now, in seconds. `path` names the profile in the result.
+pub fn check_drift(
+    path: &str,
+    profile: &Profile,
+    device: &Device,
+    opts: &TimingOptions,
+) -> Result<tailor_cost::Drift, ProfileError> {
+    let started = std::time::Instant::now();
+    let mut now = Vec::new();
+    for e in tailor_cost::drift::subset(profile) {
+        let m = bench::time_shape(&e.shape, device, opts)?;
+        now.push((e.shape.clone(), m.median_us));
+    }
+    let roofline = profile.roofline.as_ref().map(|r| {
+        let [m, k, n] = r.matmul_shape.map(|x| x as usize);
+        (
+            bench::probe_matmul(device, [m, k, n], opts),
+            bench::probe_bandwidth(device, (r.bandwidth_bytes / 4) as usize, opts),
+        )
+    });
+    Ok(tailor_cost::Drift::new(
+        path,
+        profile,
+        &now,
+        roofline,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
 /// Measures everything `profile` lacks for `plan` (the roofline first, then each shape not
 /// yet timed, in order) and calls `checkpoint` after each, so an interrupted run loses at
 /// most the entry in flight. The profile's fingerprint must be the device's.

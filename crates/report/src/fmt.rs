@@ -46,6 +46,30 @@ pub fn timestamp() -> String {
     format!("{y:04}{m:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
+/// The header of an accuracy table: a first column naming the quantity, then
+/// [`accuracy_cells`].
+pub const ACCURACY_HEADER: [&str; 7] = [
+    "",
+    "within 10%",
+    "within 20%",
+    "mean |err|",
+    "max |err|",
+    "measured/predicted",
+    "Kendall tau",
+];
+
+/// One quantity's row of an accuracy table after its name.
+pub fn accuracy_cells(a: &tailor_cost::Accuracy) -> Vec<String> {
+    vec![
+        format!("{:.0}%", 100.0 * a.within_10pct),
+        format!("{:.0}%", 100.0 * a.within_20pct),
+        format!("{:.1}%", 100.0 * a.mean_ape),
+        format!("{:.1}%", 100.0 * a.max_ape),
+        format!("{:.3}", a.median_ratio),
+        format!("{:.3}", a.kendall_tau),
+    ]
+}
+
 /// A table with a header row; numeric-looking cells are right-aligned.
 #[derive(Debug, Default)]
 pub struct Table {

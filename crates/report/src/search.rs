@@ -189,6 +189,12 @@ pub struct BurnProfile {
     pub shapes_needed: usize,
     pub measured_now: usize,
     pub profile_wall_s: f64,
+    /// A profile reused as it was: its subset re-timed on this machine first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_check: Option<tailor_cost::Drift>,
+    /// The run priced with the profile re-levelled by that check (it drifted).
+    #[serde(default)]
+    pub releveled: bool,
 }
 
 /// A llama.cpp profile that `tailor run` measured or completed.
@@ -893,6 +899,8 @@ mod tests {
                 shapes_needed: 40,
                 measured_now: 3,
                 profile_wall_s: 1.5,
+                profile_check: None,
+                releveled: false,
             }),
             check: Some(RunCheck::Burn(BurnCheck {
                 models: 4,

@@ -3,12 +3,12 @@
 //! printed for people.
 
 use crate::ReportError;
-use crate::fmt::{Table, bytes};
+use crate::fmt::{ACCURACY_HEADER, Table, accuracy_cells, bytes};
 use crate::measured::{MeasureReport, Timed};
 use crate::plot::{self, Calibration};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tailor_cost::{Accuracy, Fingerprint, Workload, accuracy};
+use tailor_cost::{Accuracy, Drift, Fingerprint, Workload, accuracy};
 use tailor_spec::ModelSpec;
 use tailor_spec::files::write_atomic;
 
@@ -95,6 +95,10 @@ pub struct Setup {
     pub workload: Workload,
     pub seed: u64,
     pub rounds: u64,
+    /// The profile's subset re-timed here before the check, and whether the predictions
+    /// are of the profile re-levelled by it.
+    pub profile_check: Option<Drift>,
+    pub releveled: bool,
 }
 
 /// `validate.json`.
@@ -115,6 +119,12 @@ pub struct ValidateFile {
     pub decode: Option<Accuracy>,
     pub memory: Option<Accuracy>,
     pub rows: Vec<Row>,
+    /// The drift check before the validation (`tailor validate --no-recheck`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_check: Option<Drift>,
+    /// The predictions are of the profile re-levelled by that check (`--relevel`).
+    #[serde(default)]
+    pub releveled: bool,
 }
 
 /// The accuracy of one quantity over the measured models (`None` when not measured).
@@ -153,6 +163,8 @@ impl ValidateFile {
                     .map(|b| (r.predicted_memory_bytes as f64, b as f64))
             }),
             rows,
+            profile_check: setup.profile_check,
+            releveled: setup.releveled,
         }
     }
 
@@ -301,28 +313,14 @@ impl Validation {
             "predicted vs measured (err = (predicted - measured) / measured)\n{}",
             t.render(2)
         );
-        let mut a = Table::new(&[
-            "",
-            "within 10%",
-            "within 20%",
-            "mean |err|",
-            "max |err|",
-            "measured/predicted",
-            "Kendall tau",
-        ]);
+        let mut a = Table::new(&ACCURACY_HEADER);
         for (name, x) in ["prefill", "decode", "memory"].iter().zip(acc) {
+            let mut row = vec![name.to_string()];
             match x {
-                Some(x) => a.row(vec![
-                    name.to_string(),
-                    format!("{:.0}%", 100.0 * x.within_10pct),
-                    format!("{:.0}%", 100.0 * x.within_20pct),
-                    format!("{:.1}%", 100.0 * x.mean_ape),
-                    format!("{:.1}%", 100.0 * x.max_ape),
-                    format!("{:.3}", x.median_ratio),
-                    format!("{:.3}", x.kendall_tau),
-                ]),
-                None => a.row(vec![name.to_string(), "not measured".into()]),
+                Some(x) => row.extend(accuracy_cells(&x)),
+                None => row.push("not measured".into()),
             }
+            a.row(row);
         }
         s += &format!("\naccuracy over {} models\n{}", v.measured, a.render(2));
         s += &format!(
@@ -337,6 +335,56 @@ impl Validation {
         );
         s
     }
+}
+
+/// The tables `tailor validate` prints for a llama.cpp validation (its files are in `out`).
+pub fn render_llama(v: &tailor_llamacpp::validate::Validation, out: &Path) -> String {
+    let mut header = ACCURACY_HEADER.to_vec();
+    header.push("llama-bench vs itself");
+    let mut t = Table::new(&header);
+    let selfs = v.engine_self;
+    for (name, a, own) in [
+        (
+            "prefill",
+            v.prefill,
+            selfs.map(|s| (s.prefill_tau, s.prefill_spread)),
+        ),
+        (
+            "decode",
+            v.decode,
+            selfs.map(|s| (s.decode_tau, s.decode_spread)),
+        ),
+        ("memory", v.memory, None),
+    ] {
+        if let Some(a) = a {
+            let mut row = vec![name.to_string()];
+            row.extend(accuracy_cells(&a));
+            row.push(own.map_or("-".into(), |(tau, spread)| {
+                format!("tau {tau:.3}, spread {:.1}%", 100.0 * spread)
+            }));
+            t.row(row);
+        }
+    }
+    let measured = v.rows.iter().filter(|r| r.measured.is_some()).count();
+    let levels = |l: &[f64]| {
+        l.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}\
+         round levels (each round / model median): prefill {}, decode {}\n\
+         wrote {}/validate.json, validate.csv\n",
+        v.rows.len(),
+        v.workload.precision.weights,
+        v.rounds,
+        v.wall_s,
+        t.render(2),
+        levels(&v.round_ratios.prefill),
+        levels(&v.round_ratios.decode),
+        out.display()
+    )
 }
 
 fn csv(rows: &[Row]) -> String {
@@ -479,6 +527,8 @@ pub(crate) mod tests {
             },
             seed: 7,
             rounds: 1,
+            profile_check: None,
+            releveled: false,
         };
         let file = ValidateFile::new(setup, rows, ratios, 12.5);
         assert_eq!((file.samples, file.measured, file.failed), (3, 2, 1));

@@ -6,7 +6,7 @@ use super::llama::{Engine, LlamaArgs};
 use super::predict::load_profiled;
 use super::profile::ProfileArgs;
 use super::search::{CostChoice, SearchArgs, StrategyArg};
-use super::validate::{CheckSetup, check, machine_backend};
+use super::validate::{CheckSetup, DRIFT_TOLERANCE, check, machine_backend, recheck};
 use crate::args::TimingArgs;
 use crate::fmt::{Table, bytes};
 use anyhow::{Result, bail};
@@ -14,7 +14,7 @@ use clap::Args;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tailor_cost::{Fingerprint, Profile};
+use tailor_cost::{Fingerprint, Profile, Profiled};
 use tailor_profiler::Backend;
 use tailor_report::search::SearchRun;
 use tailor_report::search::{
@@ -204,8 +204,27 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
 
+    // A profile reused as it was is re-checked on this machine first (seconds); one that
+    // drifted is re-levelled by the check's ratios for this run (the file is left as it is).
+    let mut model = load_profiled(&profile_path)?;
+    let (profile_check, releveled) = if profiled.measured_now == 0 {
+        let backend = machine_backend(&model, &profile_path, &args.space)?;
+        let d = recheck(&profile_path, &model, backend, &args.timing)?;
+        let drifted = !d.drifted(DRIFT_TOLERANCE).is_empty();
+        if drifted {
+            warn!(
+                "this run uses the profile re-levelled by the check (each entry scaled by its \
+                 class's ratio; {} is unchanged)",
+                profile_path.display()
+            );
+            model = Profiled::new(d.relevel(model.profile()))?;
+        }
+        (Some(d), drifted)
+    } else {
+        (None, false)
+    };
+
     // 2. Search on it.
-    let model = load_profiled(&profile_path)?;
     let search_args = SearchArgs {
         space: args.space.clone(),
         device: None,
@@ -223,7 +242,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let options = super::search::options(&space, &search_args)?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    let cost = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
+    let mut cost = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
+    if releveled {
+        cost.model = Box::new(Profiled::new(model.profile().clone())?);
+    }
     let search = super::search::execute(space, &cost, &options, &out)?;
 
     // 3. The pick and a few front rows, whole.
@@ -233,6 +255,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let setup = CheckSetup {
             profile: &profile_path,
             model: &model,
+            profile_check: profile_check.as_ref(),
+            releveled,
             backend,
             space: &search.space,
             rounds: args.check_rounds,
@@ -259,6 +283,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             shapes_needed: profiled.shapes_needed,
             measured_now: profiled.measured_now,
             profile_wall_s: profiled.wall_s,
+            profile_check: profile_check.clone(),
+            releveled,
         }),
         check: validation.as_ref().map(|v| {
             RunCheck::Burn(BurnCheck {
@@ -526,7 +552,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
     }
     if let Some((v, dir)) = &check {
         s += "check    the pick and front rows timed whole in llama-bench:\n";
-        s += &super::llama::render_validation(v, dir);
+        s += &tailor_report::validation::render_llama(v, dir);
     }
     s += &format!(
         "\nwrote {}/ ({wall_s:.0} s in all):\n  {}\n",

@@ -20,7 +20,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tailor_cost::Profiled;
+use tailor_cost::{Drift, Profiled};
 use tailor_profiler::Backend;
 use tailor_report::measured::combine;
 use tailor_report::validation::{self, RoundRatios, Row, ValidateFile, Validation};
@@ -59,6 +59,14 @@ pub struct ValidateArgs {
     /// Print validate.json on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Before validating, the profile's fixed subset of entries is re-timed here and its
+    /// drift per class of operators reported (a few seconds); skip that.
+    #[arg(long, conflicts_with = "relevel")]
+    pub no_recheck: bool,
+    /// Validate the profile re-levelled by that check (each entry scaled by its class's
+    /// measured ratio) instead of the profile as it is.
+    #[arg(long)]
+    pub relevel: bool,
     /// With a llama.cpp profile: how llama-bench runs (its threads, cache type and flash
     /// attention come from the profile) and --weights to validate instead of the space's.
     #[command(flatten)]
@@ -87,10 +95,53 @@ pub fn machine_backend(model: &Profiled, profile: &Path, space: &Path) -> Result
     Ok(backend)
 }
 
+/// Drift tolerance: a class of operators re-timed more than this far from its profile
+/// entries means the profile no longer describes the machine.
+pub const DRIFT_TOLERANCE: f64 = 0.10;
+
+/// Re-times the profile's fixed subset of entries and its roofline probes here (seconds,
+/// each entry capped at 300 ms) and says how far the machine is from it, per class.
+pub fn recheck(
+    path: &Path,
+    model: &Profiled,
+    backend: Backend,
+    timing: &TimingArgs,
+) -> Result<Drift> {
+    let mut opts = timing.options()?;
+    opts.max_time = opts.max_time.min(std::time::Duration::from_millis(300));
+    let device = backend.open()?;
+    let p = model.profile();
+    let d = tailor_profiler::check_drift(&path.display().to_string(), p, &device, &opts)?;
+    info!(
+        "profile {} (entries last measured {}) re-checked on this machine in {:.1} s, time now \
+         / profiled: {}",
+        path.display(),
+        p.provenance.updated,
+        d.wall_s,
+        d.summary()
+    );
+    let off = d.drifted(DRIFT_TOLERANCE);
+    if !off.is_empty() {
+        warn!(
+            "{} of {} operator classes are more than {:.0}% away from the profile: it no longer \
+             describes this machine as it is now (load, power or thermal state, another host). \
+             `tailor run` re-levels it; `tailor validate --relevel` checks the re-levelled \
+             profile; `tailor profile --force` re-measures it",
+            off.len(),
+            d.classes.len(),
+            100.0 * DRIFT_TOLERANCE
+        );
+    }
+    Ok(d)
+}
+
 /// What `check` needs besides the models.
 pub struct CheckSetup<'a> {
     pub profile: &'a Path,
     pub model: &'a Profiled,
+    /// The drift check run before, and whether `model` is the profile re-levelled by it.
+    pub profile_check: Option<&'a Drift>,
+    pub releveled: bool,
     pub backend: Backend,
     pub space: &'a SearchSpace,
     pub rounds: u64,
@@ -126,6 +177,22 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     }
     refuse_oversized(&sample, &args.space)?;
     let backend = machine_backend(&model, &args.profile, &args.space)?;
+    let drift = if args.no_recheck {
+        None
+    } else {
+        Some(recheck(&args.profile, &model, backend, &args.timing)?)
+    };
+    let model = match &drift {
+        Some(d) if args.relevel => {
+            info!(
+                "validating the profile re-levelled by the check (each entry scaled by its \
+                 class's ratio)"
+            );
+            Profiled::new(d.relevel(model.profile()))
+                .map_err(|e| anyhow!("{}: {e}", args.profile.display()))?
+        }
+        _ => model,
+    };
     if (sample.len() as u64) < args.samples {
         warn!(
             feasible = sample.len(),
@@ -141,6 +208,8 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     let setup = CheckSetup {
         profile: &args.profile,
         model: &model,
+        profile_check: drift.as_ref(),
+        releveled: args.relevel && drift.is_some(),
         backend,
         space: &space,
         rounds: args.rounds,
@@ -195,7 +264,7 @@ fn run_llama(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", llama::render_validation(&v, &out));
+        print!("{}", tailor_report::validation::render_llama(&v, &out));
     }
     Ok(())
 }
@@ -348,6 +417,8 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
             workload: w,
             seed: setup.seed,
             rounds: setup.rounds,
+            profile_check: setup.profile_check.cloned(),
+            releveled: setup.releveled,
         },
         rows,
         round_ratios,

@@ -572,3 +572,85 @@ fn a_validation_killed_anywhere_resumes_to_the_same_models() {
         }
     }
 }
+
+/// A profile whose entries were scaled on purpose (x8: as if measured on a machine eight
+/// times slower): `validate` re-times its subset first and reports the drift in every class,
+/// `--relevel` validates the re-levelled profile, and `run` re-levels it by itself.
+#[test]
+fn a_profile_scaled_on_purpose_is_found_drifted_and_relevelled() {
+    let (s, space, profile) = profiled("validate-drift");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let mut v: toml::Value = toml::from_str(&text).unwrap();
+    for e in v["entries"].as_array_mut().unwrap() {
+        let e = e.as_table_mut().unwrap();
+        for k in ["median_us", "p10_us", "p90_us"] {
+            let x = e[k].as_float().unwrap();
+            e.insert(k.into(), toml::Value::Float(8.0 * x));
+        }
+        if let Some(r) = e.get_mut("rounds").and_then(toml::Value::as_array_mut) {
+            for x in r.iter_mut() {
+                *x = toml::Value::Float(8.0 * x.as_float().unwrap());
+            }
+        }
+    }
+    let scaled = s.write("scaled.toml", &toml::to_string(&v).unwrap());
+    let scaled = scaled.to_str().unwrap();
+    let validate = |out: &str, extra: &[&str]| {
+        let mut a = vec![
+            "validate",
+            "--profile",
+            scaled,
+            "--space",
+            &space,
+            "--samples",
+            "2",
+            "--rounds",
+            "1",
+            "--json",
+            "--out",
+            out,
+        ];
+        a.extend(FAST);
+        a.extend(extra);
+        tailor(&a).json()
+    };
+    let out = s.0.join("as-is");
+    let v = validate(out.to_str().unwrap(), &[]);
+    let classes = v["profile_check"]["classes"].as_array().unwrap();
+    assert!(!classes.is_empty(), "{v}");
+    for c in classes {
+        let r = c["ratio"].as_f64().unwrap();
+        assert!(
+            r < 0.5,
+            "every class runs far faster than the scaled profile says: {c}"
+        );
+    }
+    assert_eq!(v["releveled"], false);
+    let out = s.0.join("relevelled");
+    let v = validate(out.to_str().unwrap(), &["--relevel"]);
+    assert_eq!(v["releveled"], true);
+    assert!(v["profile_check"]["classes"].as_array().is_some());
+
+    // `run` re-checks the profile it reuses and prices with the re-levelled one.
+    let out = s.0.join("run");
+    let mut a = vec![
+        "run",
+        &space,
+        "--profile",
+        scaled,
+        "--check",
+        "0",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    a.extend(FAST);
+    let summary = tailor(&a).json();
+    assert_eq!(summary["profile"]["measured_now"], 0, "{summary}");
+    assert_eq!(summary["profile"]["releveled"], true, "{summary}");
+    assert!(
+        summary["profile"]["profile_check"]["classes"]
+            .as_array()
+            .is_some()
+    );
+}

@@ -1,0 +1,274 @@
+//! Is a profile still this machine? A small, fixed subset of its entries re-timed now,
+//! compared per class of operator (its group of the time breakdown, in prefill or in
+//! decode: the two move apart, compute against memory), and a profile re-levelled by the
+//! ratios where they moved.
+//!
+//! The subset and the arithmetic live here (no burn); `tailor-profiler` times the subset.
+
+use crate::profile::{Entry, OpShape, Profile};
+use serde::{Deserialize, Serialize};
+use tailor_spec::OpGroup;
+
+/// Where an operator runs: in the prefill (many rows) or in a decode step (one row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    Prefill,
+    Decode,
+}
+
+impl OpShape {
+    /// Rows the operator processes: tokens, or queries for attention (the LM head: one).
+    pub fn rows(&self) -> u64 {
+        match self {
+            OpShape::Embedding { tokens, .. }
+            | OpShape::Norm { tokens, .. }
+            | OpShape::Residual { tokens, .. }
+            | OpShape::Linear { tokens, .. }
+            | OpShape::Ffn { tokens, .. } => *tokens,
+            OpShape::Attention { q_len, .. } => *q_len,
+            OpShape::LmHead { .. } => 1,
+        }
+    }
+
+    /// The class a drift check compares it in.
+    pub fn class(&self) -> (OpGroup, Pass) {
+        let pass = if self.rows() > 1 {
+            Pass::Prefill
+        } else {
+            Pass::Decode
+        };
+        (self.group(), pass)
+    }
+}
+
+/// Entries re-timed per class.
+pub const PER_CLASS: usize = 3;
+/// Entries faster than this are left out of the subset where a class has slower ones:
+/// their times are mostly the timer's and the call's overhead.
+const MIN_US: f64 = 20.0;
+
+/// The entries a drift check re-times: per class, [`PER_CLASS`] at fixed quantiles of the
+/// class's times (from its entries of at least 20 us where there are enough). The same
+/// profile always gives the same subset.
+pub fn subset(profile: &Profile) -> Vec<&Entry> {
+    let mut classes: std::collections::BTreeMap<(OpGroup, Pass), Vec<&Entry>> = Default::default();
+    for e in &profile.entries {
+        classes.entry(e.shape.class()).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (_, mut entries) in classes {
+        entries.sort_by(|a, b| a.median_us.total_cmp(&b.median_us));
+        let slow: Vec<&Entry> = entries
+            .iter()
+            .copied()
+            .filter(|e| e.median_us >= MIN_US)
+            .collect();
+        let pool = if slow.len() >= PER_CLASS {
+            slow
+        } else {
+            entries
+        };
+        let n = pool.len();
+        let mut picked: Vec<usize> = (0..PER_CLASS.min(n))
+            .map(|i| (2 * i + 1) * n / (2 * PER_CLASS.min(n)))
+            .collect();
+        picked.dedup();
+        out.extend(picked.into_iter().map(|i| pool[i]));
+    }
+    out
+}
+
+/// One class's drift: the median over its re-timed entries of (time now / profiled time).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassDrift {
+    pub group: OpGroup,
+    pub pass: Pass,
+    pub entries: usize,
+    pub ratio: f64,
+}
+
+/// A profile's subset re-timed on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The profile, and when its entries were last measured (its `updated`).
+    pub profile: String,
+    pub measured: String,
+    pub classes: Vec<ClassDrift>,
+    /// Peak matmul and read bandwidth now over the profile's roofline probes (`None`
+    /// where the profile has none).
+    pub matmul_ratio: Option<f64>,
+    pub bandwidth_ratio: Option<f64>,
+    pub wall_s: f64,
+}
+
+impl Drift {
+    /// From the re-timed subset: each entry's shape and its median now, microseconds.
+    pub fn new(
+        profile_path: &str,
+        profile: &Profile,
+        now_us: &[(OpShape, f64)],
+        roofline_now: Option<(f64, f64)>,
+        wall_s: f64,
+    ) -> Self {
+        let mut classes: std::collections::BTreeMap<(OpGroup, Pass), Vec<f64>> = Default::default();
+        for (shape, us) in now_us {
+            if let Some(e) = profile.entry(shape).filter(|e| e.median_us > 0.0) {
+                classes
+                    .entry(shape.class())
+                    .or_default()
+                    .push(us / e.median_us);
+            }
+        }
+        let (matmul_ratio, bandwidth_ratio) = match (roofline_now, &profile.roofline) {
+            (Some((gflops, gbs)), Some(r)) => (
+                // Time ratios: a slower machine has a ratio above 1, as for the entries.
+                (gflops > 0.0).then(|| r.matmul_gflops / gflops),
+                (gbs > 0.0).then(|| r.bandwidth_gbs / gbs),
+            ),
+            _ => (None, None),
+        };
+        Self {
+            profile: profile_path.to_string(),
+            measured: profile.provenance.updated.clone(),
+            classes: classes
+                .into_iter()
+                .map(|((group, pass), ratios)| ClassDrift {
+                    group,
+                    pass,
+                    entries: ratios.len(),
+                    ratio: crate::median(ratios),
+                })
+                .collect(),
+            matmul_ratio,
+            bandwidth_ratio,
+            wall_s,
+        }
+    }
+
+    /// The classes more than `tolerance` (0.10: 10%) away from the profile.
+    pub fn drifted(&self, tolerance: f64) -> Vec<ClassDrift> {
+        self.classes
+            .iter()
+            .copied()
+            .filter(|c| (c.ratio - 1.0).abs() > tolerance)
+            .collect()
+    }
+
+    /// The profile with every entry scaled by its class's ratio (a class not re-timed: by
+    /// the median of the classes of its pass, else of all): the machine as it is now, on the
+    /// profile's measured shape of costs. Entries' session times are scaled alike.
+    pub fn relevel(&self, profile: &Profile) -> Profile {
+        let all = crate::median(self.classes.iter().map(|c| c.ratio).collect());
+        let of_pass = |pass: Pass| {
+            let r: Vec<f64> = self
+                .classes
+                .iter()
+                .filter(|c| c.pass == pass)
+                .map(|c| c.ratio)
+                .collect();
+            if r.is_empty() { all } else { crate::median(r) }
+        };
+        let mut p = profile.clone();
+        for e in &mut p.entries {
+            let (group, pass) = e.shape.class();
+            let r = self
+                .classes
+                .iter()
+                .find(|c| c.group == group && c.pass == pass)
+                .map_or_else(|| of_pass(pass), |c| c.ratio);
+            if r.is_finite() && r > 0.0 {
+                e.median_us *= r;
+                e.p10_us *= r;
+                e.p90_us *= r;
+                e.rounds.iter_mut().for_each(|x| *x *= r);
+            }
+        }
+        p
+    }
+
+    /// One line: `prefill attention 1.02x (3), ...`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .classes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {:.2}x",
+                    match c.pass {
+                        Pass::Prefill => "prefill",
+                        Pass::Decode => "decode",
+                    },
+                    match c.group {
+                        OpGroup::Attention => "attention",
+                        OpGroup::Ffn => "ffn",
+                        OpGroup::LmHead => "lm_head",
+                        OpGroup::Other => "other",
+                    },
+                    c.ratio
+                )
+            })
+            .collect();
+        if let Some(m) = self.matmul_ratio {
+            parts.push(format!("peak matmul {m:.2}x"));
+        }
+        if let Some(b) = self.bandwidth_ratio {
+            parts.push(format!("bandwidth {b:.2}x"));
+        }
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Drift, Pass, subset};
+    use crate::profile::tests::sample_profile;
+
+    #[test]
+    fn the_subset_is_fixed_and_spans_every_class() {
+        let p = sample_profile();
+        let a: Vec<_> = subset(&p).into_iter().map(|e| e.shape.clone()).collect();
+        let b: Vec<_> = subset(&p).into_iter().map(|e| e.shape.clone()).collect();
+        assert_eq!(a, b);
+        let classes: std::collections::BTreeSet<_> =
+            p.entries.iter().map(|e| e.shape.class()).collect();
+        let covered: std::collections::BTreeSet<_> = a.iter().map(|s| s.class()).collect();
+        assert_eq!(covered, classes);
+        assert!(a.len() <= 3 * classes.len());
+    }
+
+    #[test]
+    fn a_profile_scaled_on_purpose_is_seen_and_relevelled_back() {
+        let p = sample_profile();
+        // The machine now runs every prefill operator at twice the profile's time and
+        // every decode operator as profiled.
+        let now: Vec<_> = subset(&p)
+            .into_iter()
+            .map(|e| {
+                let k = if e.shape.class().1 == Pass::Prefill {
+                    2.0
+                } else {
+                    1.0
+                };
+                (e.shape.clone(), k * e.median_us)
+            })
+            .collect();
+        let d = Drift::new("p.toml", &p, &now, None, 1.0);
+        let drifted = d.drifted(0.10);
+        assert!(!drifted.is_empty() && drifted.iter().all(|c| c.pass == Pass::Prefill));
+        assert!(drifted.iter().all(|c| (c.ratio - 2.0).abs() < 1e-9));
+        let r = d.relevel(&p);
+        for (old, new) in p.entries.iter().zip(&r.entries) {
+            let k = if old.shape.class().1 == Pass::Prefill {
+                2.0
+            } else {
+                1.0
+            };
+            assert!((new.median_us - k * old.median_us).abs() < 1e-9 * old.median_us.max(1.0));
+        }
+        assert!(d.summary().contains("prefill"));
+        // Re-checked against the re-levelled profile, nothing drifts.
+        let again = Drift::new("p.toml", &r, &now, None, 1.0);
+        assert!(again.drifted(0.10).is_empty(), "{}", again.summary());
+    }
+}
