@@ -128,7 +128,14 @@ pub fn is_llama(path: &Path) -> bool {
 
 /// The llama.cpp cost model of a profile, checked against the workload it will price.
 pub fn load_cost(path: &Path, workload: Option<&Workload>) -> Result<LlamaCost> {
-    let cost = LlamaCost::new(LlamaProfile::load(path)?);
+    let profile = LlamaProfile::load(path)?;
+    tracing::info!(
+        "using the llama.cpp profile {} ({}; probes last measured {})",
+        path.display(),
+        profile.name,
+        profile.provenance.updated
+    );
+    let cost = LlamaCost::new(profile);
     if let Some(w) = workload {
         cost.check_workload(w)
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;

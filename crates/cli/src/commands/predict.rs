@@ -25,6 +25,12 @@ pub struct PredictArgs {
 /// Loads a profile as a cost model, with the file named in any error.
 pub fn load_profiled(path: &Path) -> Result<Profiled> {
     let profile = Profile::load(path)?;
+    tracing::info!(
+        "using the profile {} ({}; entries last measured {})",
+        path.display(),
+        profile.name,
+        profile.provenance.updated
+    );
     Profiled::new(profile).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
