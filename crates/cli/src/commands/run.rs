@@ -242,10 +242,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let options = super::search::options(&space, &search_args)?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    let mut cost = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
-    if releveled {
-        cost.model = Box::new(Profiled::new(model.profile().clone())?);
-    }
+    // The profile loaded above (re-levelled where it drifted), not read again.
+    let cost = super::search::profiled_cost(
+        Profiled::new(model.profile().clone())?,
+        &profile_path,
+        &space,
+        &args.space,
+    )?;
     let search = super::search::execute(space, &cost, &options, &out)?;
 
     // 3. The pick and a few front rows, whole.

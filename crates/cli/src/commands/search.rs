@@ -6,7 +6,7 @@ use crate::progress::Bar;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
-use tailor_cost::{CostModel, DeviceSpec, Roofline};
+use tailor_cost::{CostModel, DeviceSpec, Profiled, Roofline};
 use tailor_report::search::{self as report, Reference, SearchRun, Summary};
 use tailor_report::{CostKind, CostSource, Flavor};
 use tailor_search::output::{CsvSink, FrontFile, SearchSummary, write_json};
@@ -116,28 +116,36 @@ pub fn cost_model(
                 model: Box::new(cost),
             })
         }
-        (None, Some(path)) => {
-            let profiled = load_profiled(path)?;
-            check_precision(
-                &profiled,
-                &space.workload.precision,
-                &space_path.display().to_string(),
-            )?;
-            let p = profiled.profile();
-            let source = CostSource {
-                kind: CostKind::Profiled,
-                file: path.display().to_string(),
-                device: p.name.clone(),
-                fingerprint: Some(p.fingerprint.clone()),
-                llama_fingerprint: None,
-            };
-            Ok(CostChoice {
-                model: Box::new(profiled),
-                source,
-            })
-        }
+        (None, Some(path)) => profiled_cost(load_profiled(path)?, path, space, space_path),
         (None, None) => bail!("give --device FILE (roofline) or --profile FILE (profiled)"),
     }
+}
+
+/// The profiled model of a loaded burn profile (`path`), checked against the space's
+/// precision.
+pub fn profiled_cost(
+    profiled: Profiled,
+    path: &Path,
+    space: &SearchSpace,
+    space_path: &Path,
+) -> Result<CostChoice> {
+    check_precision(
+        &profiled,
+        &space.workload.precision,
+        &space_path.display().to_string(),
+    )?;
+    let p = profiled.profile();
+    let source = CostSource {
+        kind: CostKind::Profiled,
+        file: path.display().to_string(),
+        device: p.name.clone(),
+        fingerprint: Some(p.fingerprint.clone()),
+        llama_fingerprint: None,
+    };
+    Ok(CostChoice {
+        model: Box::new(profiled),
+        source,
+    })
 }
 
 /// The strategy `auto` resolves to, and the options of a search.
