@@ -49,7 +49,21 @@ else
   BUILD="$WORK/build"
 fi
 BIN="$BUILD/bin/llama-bench"
-if [ -x "$BIN" ] && [ -f "$BUILD/.tailor-complete" ]; then
+# What the build was configured with beyond the pin; a build made otherwise is redone.
+# x86-64 hosts with AMX (Sapphire Rapids and later): the pinned commit's AMX kernels
+# crash on the prefill of small q4_0 models (SIGSEGV in ggml_backend_amx_mul_mat, measured
+# here on 2026-12-02; upstream ggml-org/llama.cpp#20824, and #16315 reports wrong Q4_0
+# results from them), so the host build leaves AMX out and keeps the rest of the native ISA.
+# GCC keeps an explicit -mno-* over -march=native whatever their order.
+CONFIG="native"
+HOST_FLAGS=""
+if [ "$ARM64" = 1 ]; then
+  CONFIG="aarch64-static"
+elif [ "$(uname -m)" = "x86_64" ]; then
+  HOST_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  CONFIG="native $HOST_FLAGS"
+fi
+if [ -x "$BIN" ] && [ -f "$BUILD/.tailor-complete" ] && [ "$(cat "$BUILD/.tailor-complete")" = "$CONFIG" ]; then
   log "llama-bench $LLAMA_COMMIT ($(basename "$BUILD")) already built"
   echo "$BIN"
   exit 0
@@ -100,8 +114,11 @@ if [ "$ARM64" = 1 ]; then
     -DCMAKE_EXE_LINKER_FLAGS=-static
   )
 else
-  log "== configuring and building llama-bench (CPU backend, native ISA)"
+  log "== configuring and building llama-bench (CPU backend, native ISA${HOST_FLAGS:+ without AMX})"
   TARGET_ARGS=(-DGGML_NATIVE=ON)
+  if [ -n "$HOST_FLAGS" ]; then
+    TARGET_ARGS+=("-DCMAKE_C_FLAGS=$HOST_FLAGS" "-DCMAKE_CXX_FLAGS=$HOST_FLAGS")
+  fi
 fi
 rm -rf "$BUILD"
 # shellcheck disable=SC2086 # LLAMA_CMAKE_ARGS is a list of words by design
@@ -119,6 +136,6 @@ rm -rf "$BUILD"
   tail -50 "$BUILD.build.log" >&2
   exit 1
 }
-touch "$BUILD/.tailor-complete"
+echo "$CONFIG" >"$BUILD/.tailor-complete"
 log "built $BIN"
 echo "$BIN"

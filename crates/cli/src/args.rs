@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tailor_profiler::{Backend, TimingOptions};
 
+/// Sessions per profile entry unless `--rounds` says otherwise (`tailor profile`, `tailor
+/// run --profile-rounds`, and the re-measure of a drifted profile in `tailor validate`).
+pub const PROFILE_ROUNDS: usize = 3;
+
 /// `500ms`, `2s`, `1.5s`, `3m` -> a duration.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
@@ -65,6 +69,18 @@ pub struct TimingArgs {
     /// as in a whole model: set it above the device's last-level cache.
     #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub cycle_mib: u64,
+}
+
+impl Default for TimingArgs {
+    /// The command line's defaults (one definition: clap's).
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            timing: TimingArgs,
+        }
+        <Only as clap::Parser>::parse_from(["tailor"]).timing
+    }
 }
 
 impl TimingArgs {

@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
 mod commands;
+mod freshness;
 use tailor_report::fmt;
 mod lock;
 mod progress;

@@ -1,6 +1,9 @@
 //! Progress bars on stderr (hidden when stderr is not a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use tailor_cost::Entry;
+use tracing::info;
 
 #[derive(Debug)]
 pub struct Bar(ProgressBar);
@@ -31,5 +34,44 @@ impl tailor_search::Progress for Bar {
 impl Drop for Bar {
     fn drop(&mut self) {
         self.0.finish_and_clear();
+    }
+}
+
+/// The bar of a profiling run: one step per timing session. Without a terminal (a log
+/// file, `adb shell`) a log line every 10 sessions instead.
+#[derive(Debug)]
+pub struct ProfileBar(ProgressBar);
+
+impl ProfileBar {
+    pub fn new(what: &str) -> Self {
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{what} {{bar:30}} {{pos}}/{{len}} ETA {{eta}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl tailor_profiler::ProfileProgress for ProfileBar {
+    fn start(&self, todo: usize, done: usize) {
+        info!(to_measure = todo, already = done, "profiling");
+        self.0.set_length(todo as u64);
+        self.0
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    fn measured(&self, e: &Entry) {
+        self.0.set_message(e.shape.to_string());
+        self.0.inc(1);
+        let (done, of) = (self.0.position(), self.0.length().unwrap_or(0));
+        if !std::io::stderr().is_terminal() && (done % 10 == 0 || done == of) {
+            info!(done, of, last = %e.shape, "profiling");
+        }
     }
 }

@@ -42,6 +42,10 @@ impl OpShape {
     }
 }
 
+/// How far (0.10: 10%) a class of operators may be re-timed from its profile entries
+/// before the profile no longer describes the machine.
+pub const TOLERANCE: f64 = 0.10;
+
 /// Entries re-timed per class.
 pub const PER_CLASS: usize = 3;
 /// Entries faster than this are left out of the subset where a class has slower ones:
@@ -155,6 +159,47 @@ impl Drift {
             .collect()
     }
 
+    /// The entries to re-measure after this check: every entry of a class more than
+    /// `tolerance` away, and of a class the check could not re-time (too few entries) when
+    /// the median of its pass drifted that far. In the profile's order.
+    pub fn stale_shapes(&self, profile: &Profile, tolerance: f64) -> Vec<OpShape> {
+        let off = |r: f64| !r.is_finite() || (r - 1.0).abs() > tolerance;
+        let pass_off = |pass: Pass| {
+            let r: Vec<f64> = self
+                .classes
+                .iter()
+                .filter(|c| c.pass == pass)
+                .map(|c| c.ratio)
+                .collect();
+            !r.is_empty() && off(crate::median(r))
+        };
+        profile
+            .entries
+            .iter()
+            .filter(|e| {
+                let (group, pass) = e.shape.class();
+                match self
+                    .classes
+                    .iter()
+                    .find(|c| c.group == group && c.pass == pass)
+                {
+                    Some(c) => off(c.ratio),
+                    None => pass_off(pass),
+                }
+            })
+            .map(|e| e.shape.clone())
+            .collect()
+    }
+
+    /// The roofline probes moved more than `tolerance` (they are re-measured with the
+    /// stale entries).
+    pub fn roofline_drifted(&self, tolerance: f64) -> bool {
+        [self.matmul_ratio, self.bandwidth_ratio]
+            .into_iter()
+            .flatten()
+            .any(|r| !r.is_finite() || (r - 1.0).abs() > tolerance)
+    }
+
     /// The profile with every entry scaled by its class's ratio (a class not re-timed: by
     /// the median of the classes of its pass, else of all): the machine as it is now, on the
     /// profile's measured shape of costs. Entries' session times are scaled alike.
@@ -219,9 +264,28 @@ impl Drift {
     }
 }
 
+/// `stale` with the entries (and the roofline, where there is one) of `fresh`, a profile
+/// of the same setup that re-measured some of its shapes: each fresh entry replaces the
+/// stale entry of its shape in place (or is added), and `updated` becomes `fresh`'s. Every
+/// other entry, the memory probe and `created` stay as they were.
+pub fn merge_remeasured(stale: &Profile, fresh: &Profile) -> Profile {
+    let mut p = stale.clone();
+    for e in &fresh.entries {
+        match p.entries.iter_mut().find(|old| old.shape == e.shape) {
+            Some(old) => *old = e.clone(),
+            None => p.entries.push(e.clone()),
+        }
+    }
+    if fresh.roofline.is_some() {
+        p.roofline = fresh.roofline.clone();
+    }
+    p.provenance.updated = fresh.provenance.updated.clone();
+    p
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Drift, Pass, subset};
+    use super::{Drift, Pass, merge_remeasured, subset};
     use crate::profile::tests::sample_profile;
 
     #[test]
@@ -269,6 +333,57 @@ mod tests {
         assert!(d.summary().contains("prefill"));
         // Re-checked against the re-levelled profile, nothing drifts.
         let again = Drift::new("p.toml", &r, &now, None, 1.0);
+        assert!(again.drifted(0.10).is_empty(), "{}", again.summary());
+    }
+
+    #[test]
+    fn stale_entries_are_those_of_drifted_classes_and_a_merge_replaces_only_them() {
+        let p = sample_profile();
+        // Decode operators run at 1.5x their profiled time now; prefill ones as profiled.
+        let now: Vec<_> = subset(&p)
+            .into_iter()
+            .map(|e| {
+                let k = if e.shape.class().1 == Pass::Decode {
+                    1.5
+                } else {
+                    1.0
+                };
+                (e.shape.clone(), k * e.median_us)
+            })
+            .collect();
+        let d = Drift::new("p.toml", &p, &now, Some((100.0, 30.0)), 1.0);
+        let stale = d.stale_shapes(&p, 0.10);
+        let decode: Vec<_> = p
+            .entries
+            .iter()
+            .filter(|e| e.shape.class().1 == Pass::Decode)
+            .map(|e| e.shape.clone())
+            .collect();
+        assert_eq!(stale, decode);
+        // The profile's probes: 100 GFLOP/s and 30 GB/s; measured the same now.
+        assert!(!d.roofline_drifted(0.10));
+        let slow = Drift::new("p.toml", &p, &now, Some((50.0, 30.0)), 1.0);
+        assert!(slow.roofline_drifted(0.10));
+
+        // The stale entries re-measured at the new level, merged back.
+        let mut fresh = p.clone();
+        fresh.entries.retain(|e| stale.contains(&e.shape));
+        for e in &mut fresh.entries {
+            e.median_us *= 1.5;
+        }
+        fresh.provenance.updated = "2026-12-02T18:00:00Z".into();
+        let merged = merge_remeasured(&p, &fresh);
+        assert_eq!(merged.entries.len(), p.entries.len());
+        for (old, new) in p.entries.iter().zip(&merged.entries) {
+            assert_eq!(old.shape, new.shape, "the order is kept");
+            let k = if stale.contains(&old.shape) { 1.5 } else { 1.0 };
+            assert_eq!(new.median_us, k * old.median_us);
+        }
+        assert_eq!(merged.provenance.updated, "2026-12-02T18:00:00Z");
+        assert_eq!(merged.provenance.created, p.provenance.created);
+        assert_eq!(merged.roofline, p.roofline);
+        // Re-checked against the merged profile, nothing drifts.
+        let again = Drift::new("p.toml", &merged, &now, None, 1.0);
         assert!(again.drifted(0.10).is_empty(), "{}", again.summary());
     }
 }

@@ -7,12 +7,14 @@
 //! behind the same [`CostModel`] trait.
 
 pub mod accuracy;
+pub mod cpu;
 pub mod drift;
 pub mod profile;
 pub mod profiled;
 pub mod roofline;
 
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
+pub use cpu::CpuId;
 pub use drift::{ClassDrift, Drift, Pass};
 pub use profile::{
     Conditions, Entry, Fingerprint, MemoryProbe, MemorySource, OpShape, PROFILE_FORMAT_VERSION,

@@ -4,6 +4,7 @@
 //! The profile is written by `tailor-profiler` (through burn) and read by cost models; it
 //! lives here so that reading it needs no burn.
 
+use crate::cpu::CpuId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -48,6 +49,11 @@ pub struct Fingerprint {
     /// readable: tells big cores from little ones. Not compared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub max_freq_khz: Vec<u64>,
+    /// Vendor, part of each kind of core, the kernels' instruction-set extensions and the
+    /// caches: another CPU with the same model name is told apart by these. Empty in
+    /// profiles made before tailor recorded it (they are compared by model name only).
+    #[serde(default, skip_serializing_if = "CpuId::is_empty")]
+    pub cpu: CpuId,
 }
 
 impl Fingerprint {
@@ -80,6 +86,7 @@ impl Fingerprint {
         cmp("burn_version", &self.burn_version, &other.burn_version);
         cmp("soc", &self.soc, &other.soc);
         cmp("cpus", &self.cpus, &other.cpus);
+        out.extend(self.cpu.differences(&other.cpu));
         out
     }
 }
@@ -536,6 +543,30 @@ pub struct Conditions {
     /// A core in use had its frequency capped below its maximum (thermal or power
     /// throttling) before or after the session: its times are suspect.
     pub throttled: bool,
+    /// Share of the CPUs' time (0-1) that other processes used during the session, from
+    /// `/proc/stat` less this process's own time; absent where the OS does not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_load: Option<f64>,
+    /// Share of the CPUs' time the hypervisor gave to other guests during the session
+    /// (steal time); absent where the OS does not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal: Option<f64>,
+    /// Other processes and steal together took more than [`Conditions::LOADED_SHARE`] of
+    /// the CPUs: the session competed for them and its time is suspect (too slow).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loaded: bool,
+}
+
+impl Conditions {
+    /// Share of the CPUs taken by others above which a session counts as loaded. One busy
+    /// process on a 4-core phone is 0.25; the timer, the logger and the kernel's own work
+    /// stay under a few percent on an idle machine.
+    pub const LOADED_SHARE: f64 = 0.2;
+
+    /// Whether `other_load` and `steal` say the session competed for the CPUs.
+    pub fn is_loaded(other_load: Option<f64>, steal: Option<f64>) -> bool {
+        other_load.unwrap_or(0.0) + steal.unwrap_or(0.0) > Self::LOADED_SHARE
+    }
 }
 
 impl Entry {
@@ -547,6 +578,12 @@ impl Entry {
     /// Some session ran while the device was throttled.
     pub fn throttled(&self) -> bool {
         self.conditions.iter().any(|c| c.throttled)
+    }
+
+    /// Some session ran while other processes or other guests took a share of the CPUs
+    /// (see [`Conditions::loaded`]).
+    pub fn loaded(&self) -> bool {
+        self.conditions.iter().any(|c| c.loaded)
     }
 
     /// `(p90 - p10) / median`.
@@ -685,6 +722,7 @@ pub(crate) mod tests {
             soc: String::new(),
             cpus: String::new(),
             max_freq_khz: Vec::new(),
+            cpu: CpuId::default(),
         }
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
-use tailor_cost::{Provenance, SetupMismatch};
+use tailor_cost::{CpuId, Provenance, SetupMismatch};
 use tailor_spec::files::{self, FileError};
 use tailor_spec::{DType, ModelSpec};
 
@@ -50,6 +50,10 @@ pub struct LlamaFingerprint {
     pub os: String,
     /// Logical CPUs of the machine (documents; not compared).
     pub cores: u32,
+    /// The CPU's vendor, parts, kernel ISA extensions and caches (see
+    /// [`tailor_cost::CpuId`]); empty in profiles made before tailor recorded it.
+    #[serde(default, skip_serializing_if = "CpuId::is_empty")]
+    pub cpu: CpuId,
 }
 
 impl LlamaFingerprint {
@@ -75,6 +79,7 @@ impl LlamaFingerprint {
         cmp("n_ubatch", &self.n_ubatch, &other.n_ubatch);
         cmp("weights", &self.weights, &other.weights);
         cmp("os", &self.os, &other.os);
+        out.extend(self.cpu.differences(&other.cpu));
         out
     }
 }
@@ -793,6 +798,7 @@ pub(crate) mod tests {
             weights: DType::Q4_0,
             os: "linux-x86_64".into(),
             cores: 2,
+            cpu: CpuId::default(),
         }
     }
 

@@ -54,6 +54,8 @@ pub fn fingerprint_of(r: &Record, weights: WeightType, os: &str) -> LlamaFingerp
         weights: weights.dtype(),
         os: os.into(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        // llama-bench runs where tailor runs (on the device, in the phone flow).
+        cpu: tailor_cost::CpuId::read(),
     }
 }
 

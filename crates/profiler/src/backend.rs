@@ -91,6 +91,7 @@ impl Backend {
             soc: device_state::soc(),
             cpus,
             max_freq_khz: device_state::max_freq_khz(&allowed),
+            cpu: tailor_cost::CpuId::read(),
         }
     }
 }

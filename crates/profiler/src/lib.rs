@@ -161,6 +161,34 @@ pub fn check_drift(
     ))
 }
 
+/// Re-measures what a drift check found stale: every entry of `profile` in a class more
+/// than [`tailor_cost::drift::TOLERANCE`] away ([`tailor_cost::Drift::stale_shapes`]),
+/// and the roofline probes when they moved, on `device` with `plan`'s timing and rounds (`plan.shapes` is
+/// replaced). `checkpoint` gets the whole profile after each session, stale entries
+/// replaced as they are re-measured, so a kill leaves a complete profile. Returns the
+/// profile and how many entries were re-measured.
+pub fn remeasure_stale(
+    device: &Device,
+    profile: &Profile,
+    drift: &tailor_cost::Drift,
+    mut plan: ProfilePlan,
+    now: &dyn Fn() -> String,
+    progress: &dyn ProfileProgress,
+    checkpoint: &mut dyn FnMut(&Profile) -> Result<(), FileError>,
+) -> Result<(Profile, usize), ProfileError> {
+    let tolerance = tailor_cost::drift::TOLERANCE;
+    plan.shapes = drift.stale_shapes(profile, tolerance);
+    let mut fresh = new_profile(&profile.name, profile.fingerprint.clone(), &now());
+    if !drift.roofline_drifted(tolerance) {
+        fresh.roofline = profile.roofline.clone();
+    }
+    let n = plan.shapes.len();
+    let fresh = run_profile(device, fresh, &plan, now, progress, &mut |f| {
+        checkpoint(&tailor_cost::drift::merge_remeasured(profile, f))
+    })?;
+    Ok((tailor_cost::drift::merge_remeasured(profile, &fresh), n))
+}
+
 /// Measures everything `profile` lacks for `plan` (the roofline first, then each shape not
 /// yet timed, in order) and calls `checkpoint` after each, so an interrupted run loses at
 /// most the entry in flight. The profile's fingerprint must be the device's.
@@ -203,6 +231,7 @@ pub fn run_profile(
     let mut session = plan.timing;
     session.max_time = plan.timing.max_time / rounds as u32;
     let mut sessions_run = 0usize;
+    let mut warned_loaded = false;
     let plan_index: std::collections::HashMap<&OpShape, usize> = plan
         .shapes
         .iter()
@@ -230,18 +259,40 @@ pub fn run_profile(
             let before = device_state::snapshot(&plan.watch_cpus);
             let m = bench::time_shape(shape, device, &session)?;
             let after = device_state::snapshot(&plan.watch_cpus);
-            // Recorded only where the OS tells something (phones, most laptops).
+            let shares = before
+                .ticks
+                .zip(after.ticks)
+                .and_then(|(b, a)| b.shares(&a));
+            let (other_load, steal) = (shares.map(|s| s.0), shares.map(|s| s.1));
+            let loaded = Conditions::is_loaded(other_load, steal);
+            // Recorded where the OS tells something worth keeping (phones, most laptops:
+            // temperatures) and whenever the session competed for the CPUs.
             let conditions = (before.temp_c.is_some()
                 || after.temp_c.is_some()
                 || before.throttled
-                || after.throttled)
+                || after.throttled
+                || loaded)
                 .then_some(Conditions {
                     temp_before_c: before.temp_c,
                     temp_after_c: after.temp_c,
                     throttled: before.throttled || after.throttled,
+                    other_load,
+                    steal,
+                    loaded,
                 });
             if conditions.is_some_and(|c| c.throttled) {
                 tracing::warn!(shape = %shape, "the CPU was throttled around this session; its time is flagged");
+            }
+            if loaded && !warned_loaded {
+                warned_loaded = true;
+                tracing::warn!(
+                    shape = %shape,
+                    other_load = other_load.unwrap_or(0.0),
+                    steal = steal.unwrap_or(0.0),
+                    "other processes (or other guests of this VM) took CPU time during this \
+                     session: it is marked `loaded` in the profile and is likely too slow (said \
+                     once; `tailor profile` counts the loaded entries)"
+                );
             }
             let entry = match profile.entries.iter().position(|e| &e.shape == shape) {
                 Some(i) => {

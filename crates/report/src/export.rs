@@ -83,6 +83,10 @@ pub struct CostSource {
     /// The measured setup of a llama.cpp profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llama_fingerprint: Option<tailor_llamacpp::LlamaFingerprint>,
+    /// The profile's fixed subset re-timed on this machine before it was trusted (a burn
+    /// profile used on the machine that made it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_check: Option<tailor_cost::Drift>,
 }
 
 /// How a search chose a spec.

@@ -27,6 +27,10 @@ pub struct BurnProfileReport {
     /// Sessions that hit their time cap before the target spread.
     pub capped: usize,
     pub throttled_entries: usize,
+    /// Entries with a session timed while other processes (or other guests of the VM)
+    /// took a share of the CPUs (`loaded = true` in the profile).
+    #[serde(default)]
+    pub loaded_entries: usize,
     pub roofline: Option<RooflineProbe>,
     pub memory: Option<MemoryProbe>,
     /// Set by the host after `--remote`: how the device was reached.
@@ -93,6 +97,7 @@ mod tests {
             median_spread: f64::NAN,
             capped: 0,
             throttled_entries: 0,
+            loaded_entries: 2,
             roofline: None,
             memory: None,
             remote: Some("qemu:/tmp/d".into()),

@@ -195,6 +195,10 @@ pub struct BurnProfile {
     /// The run priced with the profile re-levelled by that check (it drifted).
     #[serde(default)]
     pub releveled: bool,
+    /// Entries of the drifted classes re-measured in the profile file before the search
+    /// (what `tailor run` does when the check finds drift).
+    #[serde(default)]
+    pub remeasured: usize,
 }
 
 /// A llama.cpp profile that `tailor run` measured or completed.
@@ -869,6 +873,7 @@ mod tests {
                 device: "host".into(),
                 fingerprint: None,
                 llama_fingerprint: None,
+                profile_check: None,
             },
             out: out.to_path_buf(),
             summary,
@@ -901,6 +906,7 @@ mod tests {
                 profile_wall_s: 1.5,
                 profile_check: None,
                 releveled: false,
+                remeasured: 7,
             }),
             check: Some(RunCheck::Burn(BurnCheck {
                 models: 4,

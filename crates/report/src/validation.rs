@@ -99,6 +99,8 @@ pub struct Setup {
     /// are of the profile re-levelled by it.
     pub profile_check: Option<Drift>,
     pub releveled: bool,
+    /// Entries of the drifted classes re-measured before the check (`--remeasure`).
+    pub remeasured: usize,
 }
 
 /// `validate.json`.
@@ -125,6 +127,10 @@ pub struct ValidateFile {
     /// The predictions are of the profile re-levelled by that check (`--relevel`).
     #[serde(default)]
     pub releveled: bool,
+    /// Entries of the classes that check found drifted, re-measured in the profile file
+    /// before the models were timed (`--remeasure`, and `tailor run`).
+    #[serde(default)]
+    pub remeasured: usize,
 }
 
 /// The accuracy of one quantity over the measured models (`None` when not measured).
@@ -165,6 +171,7 @@ impl ValidateFile {
             rows,
             profile_check: setup.profile_check,
             releveled: setup.releveled,
+            remeasured: setup.remeasured,
         }
     }
 
@@ -529,6 +536,7 @@ pub(crate) mod tests {
             rounds: 1,
             profile_check: None,
             releveled: false,
+            remeasured: 0,
         };
         let file = ValidateFile::new(setup, rows, ratios, 12.5);
         assert_eq!((file.samples, file.measured, file.failed), (3, 2, 1));

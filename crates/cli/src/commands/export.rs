@@ -187,6 +187,7 @@ fn from_spec(path: &Path, args: &ExportArgs) -> Result<Source> {
                     device: prof.name.clone(),
                     fingerprint: Some(prof.fingerprint.clone()),
                     llama_fingerprint: None,
+                    profile_check: None,
                 }),
             )
         }

@@ -9,14 +9,12 @@ use crate::fmt::{Table, bytes};
 use crate::remote;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tailor_cost::{Entry, OpShape, Profile};
 use tailor_profiler::device_state::{allowed_cpus, format_cpu_list, parse_cpu_list};
-use tailor_profiler::{Backend, ProfilePlan, ProfileProgress, new_profile, run_profile};
+use tailor_profiler::{Backend, ProfilePlan, new_profile, run_profile};
 use tailor_report::profile::{BurnProfileReport, LlamaProfileReport};
 use tailor_search::{SearchSpace, profile_shapes, static_candidates};
 use tailor_spec::files::utc_now_iso;
@@ -51,7 +49,8 @@ pub struct ProfileArgs {
     /// Sessions per entry: all shapes are timed once per round, each session capped at
     /// --max-time / rounds, and an entry keeps the median of its sessions (robust to
     /// load that comes and goes over seconds).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    #[arg(long, default_value_t = crate::args::PROFILE_ROUNDS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=20))]
     pub rounds: u64,
     /// Run at most N timing sessions in this run; rerun to continue.
     #[arg(long)]
@@ -240,26 +239,57 @@ fn pull_llama(
     super::llama::print_profile(&o, args.json)
 }
 
-struct Bar {
-    bar: ProgressBar,
-}
-
-impl ProfileProgress for Bar {
-    fn start(&self, todo: usize, done: usize) {
-        info!(to_measure = todo, already = done, "profiling");
-        self.bar.set_length(todo as u64);
-        self.bar
-            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    }
-    fn measured(&self, e: &Entry) {
-        self.bar.set_message(e.shape.to_string());
-        self.bar.inc(1);
-        // No terminal (a log file, `adb shell`): a line every 10 sessions instead of the bar.
-        let (done, of) = (self.bar.position(), self.bar.length().unwrap_or(0));
-        if !std::io::stderr().is_terminal() && (done % 10 == 0 || done == of) {
-            info!(done, of, last = %e.shape, "profiling");
+/// The `tailor profile` the device runs for `args`: the same settings, on the space and
+/// binaries pushed into its working folder (`space.toml`, `./llama-bench`), into `file`,
+/// with a JSON summary. Tested against the clap definition below.
+fn device_args(args: &ProfileArgs, file: &str, llama: bool) -> Vec<String> {
+    let mut remote_args: Vec<String> = vec![
+        "profile".into(),
+        "--space".into(),
+        "space.toml".into(),
+        "--out".into(),
+        file.to_string(),
+        "--rounds".into(),
+        args.rounds.to_string(),
+        "--json".into(),
+    ];
+    if llama {
+        remote_args.extend(["--engine".into(), "llama.cpp".into()]);
+        remote_args.extend(args.llama.to_device_args());
+        remote_args.extend([
+            "--probe-layers".into(),
+            match args.probe_layers.0 {
+                Some((lo, hi)) => format!("{lo},{hi}"),
+                None => "auto".into(),
+            },
+            "--probe-mib".into(),
+            args.probe_mib.to_string(),
+        ]);
+    } else {
+        remote_args.extend([
+            "--backend".into(),
+            args.backend.name().into(),
+            "--cooldown".into(),
+            format!("{}s", args.cooldown.as_secs_f64()),
+        ]);
+        remote_args.extend(args.timing.to_args());
+        if let Some(c) = &args.cpus {
+            remote_args.extend(["--cpus".into(), c.clone()]);
         }
     }
+    for p in &args.prompt {
+        remote_args.extend(["--prompt".into(), p.to_string()]);
+    }
+    for c in &args.context {
+        remote_args.extend(["--context".into(), c.to_string()]);
+    }
+    if let Some(n) = args.limit {
+        remote_args.extend(["--limit".into(), n.to_string()]);
+    }
+    if args.force {
+        remote_args.push("--force".into());
+    }
+    remote_args
 }
 
 /// What a profiling run did.
@@ -299,6 +329,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             median_spread: o.median_spread,
             capped: o.capped,
             throttled_entries: profile.entries.iter().filter(|e| e.throttled()).count(),
+            loaded_entries: profile.entries.iter().filter(|e| e.loaded()).count(),
             roofline: roofline.cloned(),
             memory: profile.memory.clone(),
             remote: None,
@@ -337,6 +368,13 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         t.row(vec![
             "entries measured while throttled".into(),
             throttled.to_string(),
+        ]);
+    }
+    let loaded = profile.entries.iter().filter(|e| e.loaded()).count();
+    if loaded > 0 {
+        t.row(vec![
+            "entries measured under load".into(),
+            format!("{loaded} (marked `loaded`: re-measure them on a quiet machine)"),
         ]);
     }
     if let Some(r) = roofline {
@@ -430,20 +468,14 @@ pub fn execute(args: &ProfileArgs) -> Result<ProfileOutcome> {
     plan.rounds = args.rounds as usize;
     plan.cooldown = args.cooldown;
     let started = Instant::now();
-    let bar = Bar {
-        bar: ProgressBar::hidden(),
-    };
-    bar.bar.set_style(
-        ProgressStyle::with_template("profile {bar:30} {pos}/{len} ETA {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::ProfileBar::new("profile");
     let sessions = |p: &Profile| -> usize { p.entries.iter().map(Entry::sessions).sum() };
     let before = sessions(&profile);
     let mut profile = run_profile(&device, profile, &plan, &utc_now_iso, &bar, &mut |p| {
         p.save(&out)
     })
     .with_context(|| format!("profiling into {}", out.display()))?;
-    bar.bar.finish_and_clear();
+    bar.finish();
     if profile.memory.is_none() {
         add_memory_probe(&mut profile, args.backend, &out)?;
     }
@@ -612,52 +644,7 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
         info!(path = %out.display(), "resuming from the local profile");
         t.push(&out, &file)?;
     }
-    let mut remote_args: Vec<String> = vec![
-        "profile".into(),
-        "--space".into(),
-        "space.toml".into(),
-        "--out".into(),
-        file.clone(),
-        "--rounds".into(),
-        args.rounds.to_string(),
-        "--json".into(),
-    ];
-    if llama {
-        remote_args.extend(["--engine".into(), "llama.cpp".into()]);
-        remote_args.extend(args.llama.to_device_args());
-        remote_args.extend([
-            "--probe-layers".into(),
-            match args.probe_layers.0 {
-                Some((lo, hi)) => format!("{lo},{hi}"),
-                None => "auto".into(),
-            },
-            "--probe-mib".into(),
-            args.probe_mib.to_string(),
-        ]);
-    } else {
-        remote_args.extend([
-            "--backend".into(),
-            args.backend.name().into(),
-            "--cooldown".into(),
-            format!("{}s", args.cooldown.as_secs_f64()),
-        ]);
-        remote_args.extend(args.timing.to_args());
-        if let Some(c) = &args.cpus {
-            remote_args.extend(["--cpus".into(), c.clone()]);
-        }
-    }
-    for p in &args.prompt {
-        remote_args.extend(["--prompt".into(), p.to_string()]);
-    }
-    for c in &args.context {
-        remote_args.extend(["--context".into(), c.to_string()]);
-    }
-    if let Some(n) = args.limit {
-        remote_args.extend(["--limit".into(), n.to_string()]);
-    }
-    if args.force {
-        remote_args.push("--force".into());
-    }
+    let remote_args = device_args(args, &file, llama);
     let (ok, stdout) = t.run_tailor(&remote_args)?;
     if !ok {
         if !t.connected() {
@@ -690,6 +677,7 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
     summary.remote = Some(t.describe());
     summary.device_file = Some(file.clone());
     summary.throttled_entries = pulled.entries.iter().filter(|e| e.throttled()).count();
+    summary.loaded_entries = pulled.entries.iter().filter(|e| e.loaded()).count();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
@@ -722,6 +710,7 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
             summary.throttled_entries,
             "entries measured while throttled",
         ),
+        (summary.loaded_entries, "entries measured under load"),
     ] {
         table.row(vec![label.into(), n.to_string()]);
     }
@@ -731,4 +720,125 @@ fn profile_remote(args: &ProfileArgs, target: &str) -> Result<()> {
     ]);
     print!("{}", table.render(2));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ProfileArgs, device_args};
+    use crate::{Cli, Command};
+    use clap::Parser;
+    use std::path::PathBuf;
+
+    fn parse(argv: &[&str]) -> ProfileArgs {
+        let mut full = vec!["tailor"];
+        full.extend(argv);
+        match Cli::try_parse_from(full).expect("parses").command {
+            Command::Profile(p) => p,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// What the host asked, as the device's `tailor profile` parses it: every setting
+    /// that decides the measurement survives the trip.
+    #[test]
+    fn the_device_invocation_parses_back_to_what_the_host_asked() {
+        let host = parse(&[
+            "profile",
+            "--space",
+            "search-spaces/phonelm-0.5b.toml",
+            "--remote",
+            "adb:R5CT",
+            "--out",
+            "profiles/phone.toml",
+            "--rounds",
+            "5",
+            "--backend",
+            "ndarray",
+            "--cooldown",
+            "20s",
+            "--cpus",
+            "4-7",
+            "--prompt",
+            "32",
+            "--prompt",
+            "128",
+            "--context",
+            "512",
+            "--limit",
+            "40",
+            "--force",
+            "--max-time",
+            "750ms",
+            "--warmup",
+            "90ms",
+            "--min-time",
+            "60ms",
+            "--target-spread",
+            "0.08",
+            "--cycle-mib",
+            "48",
+        ]);
+        let device = device_args(&host, "phone.toml", false);
+        let device = parse(&device.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(device.space, Some(PathBuf::from("space.toml")));
+        assert_eq!(device.out, Some(PathBuf::from("phone.toml")));
+        assert!(device.remote.is_none() && device.json);
+        assert_eq!(
+            (device.rounds, device.backend, device.cooldown),
+            (host.rounds, host.backend, host.cooldown)
+        );
+        assert_eq!((&device.cpus, device.limit), (&host.cpus, host.limit));
+        assert_eq!(
+            (&device.prompt, &device.context),
+            (&host.prompt, &host.context)
+        );
+        assert_eq!(device.force, host.force);
+        assert_eq!(device.timing, host.timing);
+
+        let host = parse(&[
+            "profile",
+            "--space",
+            "s.toml",
+            "--remote",
+            "qemu",
+            "--engine",
+            "llama.cpp",
+            "--weights",
+            "q8_0",
+            "--threads",
+            "4",
+            "--repetitions",
+            "7",
+            "--flash-attn",
+            "on",
+            "--cache-type",
+            "q8_0",
+            "--decode-tokens",
+            "32",
+            "--probe-layers",
+            "2,9",
+            "--probe-mib",
+            "64",
+            "--llama-bench",
+            "/host/build/llama-bench",
+        ]);
+        let device = device_args(&host, "p.toml", true);
+        let device = parse(&device.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(device.engine, host.engine);
+        let (d, h) = (&device.llama, &host.llama);
+        assert_eq!(d.llama_bench, Some(PathBuf::from("./llama-bench")));
+        assert_eq!(
+            (d.weights, d.threads, d.repetitions),
+            (h.weights, h.threads, h.repetitions)
+        );
+        assert_eq!(
+            (&d.flash_attn, &d.cache_type),
+            (&h.flash_attn, &h.cache_type)
+        );
+        assert_eq!(d.decode_tokens, h.decode_tokens);
+        assert_eq!(
+            (device.probe_layers, device.probe_mib),
+            (host.probe_layers, host.probe_mib)
+        );
+    }
 }

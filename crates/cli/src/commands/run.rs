@@ -6,9 +6,10 @@ use super::llama::{Engine, LlamaArgs};
 use super::predict::load_profiled;
 use super::profile::ProfileArgs;
 use super::search::{CostChoice, SearchArgs, StrategyArg};
-use super::validate::{CheckSetup, DRIFT_TOLERANCE, check, machine_backend, recheck};
+use super::validate::{CheckSetup, check};
 use crate::args::TimingArgs;
 use crate::fmt::{Table, bytes};
+use crate::freshness::{DRIFT_TOLERANCE, machine_backend, recheck, remeasure};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::collections::BTreeSet;
@@ -55,7 +56,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
     pub check_rounds: u64,
     /// Sessions per profile entry (see `tailor profile --rounds`).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    #[arg(long, default_value_t = crate::args::PROFILE_ROUNDS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=20))]
     pub profile_rounds: u64,
     #[command(flatten)]
     pub timing: TimingArgs,
@@ -204,24 +206,33 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
 
-    // A profile reused as it was is re-checked on this machine first (seconds); one that
-    // drifted is re-levelled by the check's ratios for this run (the file is left as it is).
+    // A profile reused as it was is re-checked on this machine first (seconds). Where a
+    // class of operators drifted, its entries are re-measured in the profile file: a
+    // re-level (one ratio per class) was measured to leave decode 9% off, because load and
+    // clocks do not move every shape of a class alike (docs/method.md).
     let mut model = load_profiled(&profile_path)?;
-    let (profile_check, releveled) = if profiled.measured_now == 0 {
+    let (profile_check, remeasured) = if profiled.measured_now == 0 {
         let backend = machine_backend(&model, &profile_path, &args.space)?;
         let d = recheck(&profile_path, &model, backend, &args.timing)?;
-        let drifted = !d.drifted(DRIFT_TOLERANCE).is_empty();
-        if drifted {
+        let mut remeasured = 0;
+        if !d.drifted(DRIFT_TOLERANCE).is_empty() {
+            let (fresh, n) = remeasure(
+                &profile_path,
+                &d,
+                backend,
+                &args.timing,
+                args.profile_rounds as usize,
+            )?;
             warn!(
-                "this run uses the profile re-levelled by the check (each entry scaled by its \
-                 class's ratio; {} is unchanged)",
+                "re-measured {n} entries of {} that drifted; this run uses them",
                 profile_path.display()
             );
-            model = Profiled::new(d.relevel(model.profile()))?;
+            model = fresh;
+            remeasured = n;
         }
-        (Some(d), drifted)
+        (Some(d), remeasured)
     } else {
-        (None, false)
+        (None, 0)
     };
 
     // 2. Search on it.
@@ -231,6 +242,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         profile: Some(profile_path.clone()),
         strategy: StrategyArg::Auto,
         max_candidates_csv: 64,
+        no_recheck: true,
         budget: None,
         seed: args.seed,
         population: None,
@@ -259,7 +271,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             profile: &profile_path,
             model: &model,
             profile_check: profile_check.as_ref(),
-            releveled,
+            releveled: false,
+            remeasured,
             backend,
             space: &search.space,
             rounds: args.check_rounds,
@@ -287,7 +300,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             measured_now: profiled.measured_now,
             profile_wall_s: profiled.wall_s,
             profile_check: profile_check.clone(),
-            releveled,
+            releveled: false,
+            remeasured,
         }),
         check: validation.as_ref().map(|v| {
             RunCheck::Burn(BurnCheck {
@@ -466,6 +480,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
         profile: Some(profile_path.clone()),
         strategy: StrategyArg::Auto,
         max_candidates_csv: 64,
+        no_recheck: true,
         budget: None,
         seed: args.seed,
         population: None,
@@ -477,7 +492,8 @@ fn run_llama(args: &RunArgs) -> Result<()> {
     let options = super::search::options(&space, &search_args)?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    let cost_choice = super::search::cost_model(&space, &args.space, None, Some(&profile_path))?;
+    let cost_choice =
+        super::search::cost_model(&space, &args.space, None, Some(&profile_path), false)?;
     let search = super::search::execute(space, &cost_choice, &options, &out)?;
     let check = if args.check > 0 {
         let cost = super::llama::load_cost(&profile_path, Some(&search.space.workload))?;

@@ -1,6 +1,7 @@
 //! `tailor search`: explore a space, write candidates.csv, front.json, summary.json.
 
 use super::predict::{check_precision, load_profiled};
+use crate::args::TimingArgs;
 use crate::fmt::{bytes as bytes_fmt, thousands, timestamp};
 use crate::progress::Bar;
 use anyhow::{Context, Result, bail};
@@ -64,6 +65,11 @@ pub struct SearchArgs {
     /// starts.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_candidates_csv: u64,
+    /// A burn profile made on this machine is re-checked before the search (its fixed
+    /// subset of entries re-timed, seconds; the drift is logged and quoted in
+    /// summary.json); skip that.
+    #[arg(long)]
+    pub no_recheck: bool,
 }
 
 pub fn parse_weights(s: &str) -> Result<tailor_spec::DType, String> {
@@ -77,12 +83,15 @@ pub struct CostChoice {
     pub source: CostSource,
 }
 
-/// The roofline model of a device file, or the profiled model of a profile.
+/// The roofline model of a device file, or the profiled model of a profile. A burn
+/// profile made on this machine is re-checked here first (`recheck`; its drift is quoted
+/// in the cost source).
 pub fn cost_model(
     space: &SearchSpace,
     space_path: &Path,
     device: Option<&Path>,
     profile: Option<&Path>,
+    recheck: bool,
 ) -> Result<CostChoice> {
     match (device, profile) {
         (Some(path), _) => {
@@ -98,6 +107,7 @@ pub fn cost_model(
                     device: name,
                     fingerprint: None,
                     llama_fingerprint: None,
+                    profile_check: None,
                 },
             })
         }
@@ -112,11 +122,22 @@ pub fn cost_model(
                     device: cost.profile().name.clone(),
                     fingerprint: None,
                     llama_fingerprint: Some(f),
+                    profile_check: None,
                 },
                 model: Box::new(cost),
             })
         }
-        (None, Some(path)) => profiled_cost(load_profiled(path)?, path, space, space_path),
+        (None, Some(path)) => {
+            let model = load_profiled(path)?;
+            let check = if recheck {
+                crate::freshness::recheck_if_here(path, &model, &TimingArgs::default())?
+            } else {
+                None
+            };
+            let mut cost = profiled_cost(model, path, space, space_path)?;
+            cost.source.profile_check = check;
+            Ok(cost)
+        }
         (None, None) => bail!("give --device FILE (roofline) or --profile FILE (profiled)"),
     }
 }
@@ -141,6 +162,7 @@ pub fn profiled_cost(
         device: p.name.clone(),
         fingerprint: Some(p.fingerprint.clone()),
         llama_fingerprint: None,
+        profile_check: None,
     };
     Ok(CostChoice {
         model: Box::new(profiled),
@@ -287,6 +309,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         &args.space,
         args.device.as_deref(),
         args.profile.as_deref(),
+        !args.no_recheck,
     )?;
     let options = options(&space, args)?;
     let out = out_dir(args.out.as_deref(), &space);

@@ -13,8 +13,9 @@
 use super::llama;
 use super::measure::{measure_child, memory_in_child};
 use super::predict::{check_precision, load_profiled};
-use crate::args::{MeasureCall, MeasureMode, TimingArgs};
+use crate::args::{MeasureCall, MeasureMode, PROFILE_ROUNDS, TimingArgs};
 use crate::fmt::{bytes, timestamp};
+use crate::freshness::{DRIFT_TOLERANCE, machine_backend, recheck, remeasure};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -61,87 +62,31 @@ pub struct ValidateArgs {
     pub json: bool,
     /// Before validating, the profile's fixed subset of entries is re-timed here and its
     /// drift per class of operators reported (a few seconds); skip that.
-    #[arg(long, conflicts_with = "relevel")]
+    #[arg(long, conflicts_with_all = ["relevel", "remeasure"])]
     pub no_recheck: bool,
     /// Validate the profile re-levelled by that check (each entry scaled by its class's
     /// measured ratio) instead of the profile as it is.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "remeasure")]
     pub relevel: bool,
+    /// Where that check finds drift, re-measure the profile's entries of the drifted
+    /// classes first (in the profile file, as `tailor run` does), then validate it.
+    #[arg(long)]
+    pub remeasure: bool,
     /// With a llama.cpp profile: how llama-bench runs (its threads, cache type and flash
     /// attention come from the profile) and --weights to validate instead of the space's.
     #[command(flatten)]
     pub llama: super::llama::LlamaArgs,
 }
 
-/// The backend of a profile, after checking that the profile was made on this machine.
-pub fn machine_backend(model: &Profiled, profile: &Path, space: &Path) -> Result<Backend> {
-    let fp = &model.profile().fingerprint;
-    let backend: Backend = fp
-        .backend
-        .parse()
-        .map_err(|e| anyhow!("{}: {e}", profile.display()))?;
-    let device = backend.open()?;
-    model
-        .profile()
-        .check_fingerprint(&backend.fingerprint(&device))
-        .map_err(|e| {
-            anyhow!(
-                "{}: {e}. Whole models are timed on this machine, so it needs this \
-                 machine's profile: run `tailor profile --space {} --backend {backend}` first",
-                profile.display(),
-                space.display()
-            )
-        })?;
-    Ok(backend)
-}
-
-/// Drift tolerance: a class of operators re-timed more than this far from its profile
-/// entries means the profile no longer describes the machine.
-pub const DRIFT_TOLERANCE: f64 = 0.10;
-
-/// Re-times the profile's fixed subset of entries and its roofline probes here (seconds,
-/// each entry capped at 300 ms) and says how far the machine is from it, per class.
-pub fn recheck(
-    path: &Path,
-    model: &Profiled,
-    backend: Backend,
-    timing: &TimingArgs,
-) -> Result<Drift> {
-    let mut opts = timing.options()?;
-    opts.max_time = opts.max_time.min(std::time::Duration::from_millis(300));
-    let device = backend.open()?;
-    let p = model.profile();
-    let d = tailor_profiler::check_drift(&path.display().to_string(), p, &device, &opts)?;
-    info!(
-        "profile {} (entries last measured {}) re-checked on this machine in {:.1} s, time now \
-         / profiled: {}",
-        path.display(),
-        p.provenance.updated,
-        d.wall_s,
-        d.summary()
-    );
-    let off = d.drifted(DRIFT_TOLERANCE);
-    if !off.is_empty() {
-        warn!(
-            "{} of {} operator classes are more than {:.0}% away from the profile: it no longer \
-             describes this machine as it is now (load, power or thermal state, another host). \
-             `tailor run` re-levels it; `tailor validate --relevel` checks the re-levelled \
-             profile; `tailor profile --force` re-measures it",
-            off.len(),
-            d.classes.len(),
-            100.0 * DRIFT_TOLERANCE
-        );
-    }
-    Ok(d)
-}
-
 /// What `check` needs besides the models.
 pub struct CheckSetup<'a> {
     pub profile: &'a Path,
     pub model: &'a Profiled,
-    /// The drift check run before, and whether `model` is the profile re-levelled by it.
+    /// The drift check run before, and whether `model` is the profile re-levelled by it
+    /// or how many of its entries were re-measured after it.
     pub profile_check: Option<&'a Drift>,
     pub releveled: bool,
+    pub remeasured: usize,
     pub backend: Backend,
     pub space: &'a SearchSpace,
     pub rounds: u64,
@@ -182,16 +127,20 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     } else {
         Some(recheck(&args.profile, &model, backend, &args.timing)?)
     };
-    let model = match &drift {
+    let (model, remeasured) = match &drift {
         Some(d) if args.relevel => {
             info!(
                 "validating the profile re-levelled by the check (each entry scaled by its \
                  class's ratio)"
             );
-            Profiled::new(d.relevel(model.profile()))
-                .map_err(|e| anyhow!("{}: {e}", args.profile.display()))?
+            let p = Profiled::new(d.relevel(model.profile()))
+                .map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
+            (p, 0)
         }
-        _ => model,
+        Some(d) if args.remeasure && !d.drifted(DRIFT_TOLERANCE).is_empty() => {
+            remeasure(&args.profile, d, backend, &args.timing, PROFILE_ROUNDS)?
+        }
+        _ => (model, 0),
     };
     if (sample.len() as u64) < args.samples {
         warn!(
@@ -210,6 +159,7 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         model: &model,
         profile_check: drift.as_ref(),
         releveled: args.relevel && drift.is_some(),
+        remeasured,
         backend,
         space: &space,
         rounds: args.rounds,
@@ -419,6 +369,7 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
             rounds: setup.rounds,
             profile_check: setup.profile_check.cloned(),
             releveled: setup.releveled,
+            remeasured: setup.remeasured,
         },
         rows,
         round_ratios,

@@ -247,3 +247,78 @@ fn a_profile_killed_anywhere_resumes_to_the_entries_of_an_uninterrupted_run() {
         assert_eq!(entries(&out), want, "seed {seed}");
     }
 }
+
+/// Kills the spinning processes it holds when dropped (a failed assertion included).
+struct Spinners(Vec<std::process::Child>);
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A profile timed while other processes keep every CPU busy says so in the file: its
+/// sessions carry the share of the CPUs others took and `loaded = true`, and the summary
+/// counts them. (The load's effect on the times is not asserted.)
+#[test]
+fn a_profile_measured_under_load_says_so_in_the_file() {
+    let s = Scratch::new("profile-loaded");
+    let out = s.0.join("p.toml");
+    let out = out.to_str().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _load = Spinners(
+        (0..cpus)
+            .map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("sh")
+            })
+            .collect(),
+    );
+    // Sessions of at least 100 ms: the kernel counts CPU time in 10 ms ticks.
+    let r = tailor(&[
+        "profile",
+        "--spec",
+        "specs/tiny.toml",
+        "--out",
+        out,
+        "--json",
+        "--min-time",
+        "100ms",
+        "--max-time",
+        "300ms",
+        "--warmup",
+        "1ms",
+        "--cycle-mib",
+        "1",
+        "--limit",
+        "4",
+    ])
+    .json();
+    assert_eq!(r["measured_now"], 4);
+    let loaded = r["loaded_entries"].as_u64().unwrap();
+    assert!(loaded >= 1, "{r}");
+    let p: toml::Value = toml::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let sessions: Vec<&toml::Value> = p["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.get("conditions").and_then(toml::Value::as_array))
+        .flatten()
+        .filter(|c| c.get("loaded").and_then(toml::Value::as_bool) == Some(true))
+        .collect();
+    assert!(!sessions.is_empty(), "{p}");
+    for c in sessions {
+        let share = |k: &str| c.get(k).and_then(toml::Value::as_float).unwrap_or(0.0);
+        let (other, steal) = (share("other_load"), share("steal"));
+        assert!(
+            (0.0..=1.0).contains(&other) && (0.0..=1.0).contains(&steal),
+            "{c}"
+        );
+        assert!(other + steal > 0.2, "{c}");
+    }
+}

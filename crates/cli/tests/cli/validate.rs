@@ -285,6 +285,9 @@ fn search_prices_with_a_profile() {
         "{r}"
     );
     assert!(out.join("front.json").exists());
+    // The profile was made on this machine: the search re-checked it first.
+    let classes = r["cost_model"]["profile_check"]["classes"].as_array();
+    assert!(classes.is_some_and(|c| !c.is_empty()), "{r}");
     let e = tailor(&["search", &space]);
     assert_eq!(e.code, 2, "--device or --profile is required");
     assert!(
@@ -316,6 +319,51 @@ fn a_profile_of_another_machine_is_refused() {
         "{e}"
     );
     assert!(e.contains("tailor profile --space"), "{e}");
+
+    // Another CPU under the same model name (another part, one extension fewer: a
+    // Zen 4 EPYC profile on a Zen 3 one) is refused with what differs.
+    let mut v: toml::Value = toml::from_str(&text).unwrap();
+    let cpu = v["fingerprint"]["cpu"]
+        .as_table_mut()
+        .expect("a profile made on Linux records the CPU identity");
+    assert!(!cpu["vendor"].as_str().unwrap().is_empty(), "{cpu:?}");
+    cpu.insert(
+        "parts".into(),
+        toml::Value::Array(vec!["family 25 model 1 stepping 1".into()]),
+    );
+    let mut isa = cpu
+        .get("isa")
+        .and_then(toml::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    isa.push("sve2".into());
+    cpu.insert("isa".into(), toml::Value::Array(isa));
+    let other_cpu = s.write("other-cpu.toml", &toml::to_string(&v).unwrap());
+    let other_cpu = other_cpu.to_str().unwrap();
+    let e = tailor(&["validate", "--space", &space, "--profile", other_cpu])
+        .assert_clean_error()
+        .to_string();
+    assert!(
+        e.contains("measured on another setup")
+            && e.contains("cpu parts `family 25 model 1 stepping 1` vs `")
+            && e.contains("cpu isa `sve2` vs `-`"),
+        "{e}"
+    );
+    // Searching another machine's profile is what profiles are for: no refusal, and no
+    // re-check (it does not describe this machine).
+    let out = s.0.join("search-other-cpu");
+    let r = tailor(&[
+        "search",
+        &space,
+        "--profile",
+        other_cpu,
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.json()["cost_model"].get("profile_check").is_none());
+
     // A v1 profile (before attention covered RoPE) is refused with the version.
     let old = s.write(
         "old.toml",
@@ -575,9 +623,10 @@ fn a_validation_killed_anywhere_resumes_to_the_same_models() {
 
 /// A profile whose entries were scaled on purpose (x8: as if measured on a machine eight
 /// times slower): `validate` re-times its subset first and reports the drift in every class,
-/// `--relevel` validates the re-levelled profile, and `run` re-levels it by itself.
+/// `--relevel` validates the re-levelled profile, `--remeasure` re-measures the drifted
+/// entries in the file first, and `run` re-measures them by itself.
 #[test]
-fn a_profile_scaled_on_purpose_is_found_drifted_and_relevelled() {
+fn a_profile_scaled_on_purpose_is_found_drifted_relevelled_and_remeasured() {
     let (s, space, profile) = profiled("validate-drift");
     let text = std::fs::read_to_string(&profile).unwrap();
     let mut v: toml::Value = toml::from_str(&text).unwrap();
@@ -593,13 +642,14 @@ fn a_profile_scaled_on_purpose_is_found_drifted_and_relevelled() {
             }
         }
     }
-    let scaled = s.write("scaled.toml", &toml::to_string(&v).unwrap());
+    let scaled_text = toml::to_string(&v).unwrap();
+    let scaled = s.write("scaled.toml", &scaled_text);
     let scaled = scaled.to_str().unwrap();
-    let validate = |out: &str, extra: &[&str]| {
+    let validate = |profile: &str, out: &str, extra: &[&str]| {
         let mut a = vec![
             "validate",
             "--profile",
-            scaled,
+            profile,
             "--space",
             &space,
             "--samples",
@@ -615,7 +665,7 @@ fn a_profile_scaled_on_purpose_is_found_drifted_and_relevelled() {
         tailor(&a).json()
     };
     let out = s.0.join("as-is");
-    let v = validate(out.to_str().unwrap(), &[]);
+    let v = validate(scaled, out.to_str().unwrap(), &[]);
     let classes = v["profile_check"]["classes"].as_array().unwrap();
     assert!(!classes.is_empty(), "{v}");
     for c in classes {
@@ -627,9 +677,50 @@ fn a_profile_scaled_on_purpose_is_found_drifted_and_relevelled() {
     }
     assert_eq!(v["releveled"], false);
     let out = s.0.join("relevelled");
-    let v = validate(out.to_str().unwrap(), &["--relevel"]);
+    let v = validate(scaled, out.to_str().unwrap(), &["--relevel"]);
     assert_eq!(v["releveled"], true);
+    assert_eq!(v["remeasured"], 0);
     assert!(v["profile_check"]["classes"].as_array().is_some());
+    assert_eq!(
+        std::fs::read_to_string(scaled).unwrap(),
+        scaled_text,
+        "neither the check nor a re-level writes the profile"
+    );
+
+    // --remeasure: every class drifted, so every entry is re-measured in the file (a copy
+    // here); the file keeps its shapes, in order, and says when it was updated.
+    let entries = |t: &str| -> Vec<String> {
+        let v: toml::Value = toml::from_str(t).unwrap();
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["shape"].to_string())
+            .collect()
+    };
+    let copy = s.write("remeasured.toml", &scaled_text);
+    let copy = copy.to_str().unwrap();
+    let out = s.0.join("remeasured");
+    let v = validate(copy, out.to_str().unwrap(), &["--remeasure"]);
+    let n = entries(&scaled_text).len();
+    assert_eq!(v["remeasured"], n as u64, "{v}");
+    assert_eq!(v["releveled"], false);
+    let after = std::fs::read_to_string(copy).unwrap();
+    assert_eq!(entries(&after), entries(&scaled_text));
+    assert_ne!(after, scaled_text);
+    let updated =
+        |t: &str| toml::from_str::<toml::Value>(t).unwrap()["provenance"]["updated"].clone();
+    assert_ne!(updated(&after), updated(&scaled_text));
+    let e = tailor(&[
+        "validate",
+        "--profile",
+        copy,
+        "--space",
+        &space,
+        "--remeasure",
+        "--no-recheck",
+    ]);
+    assert_eq!(e.code, 2, "--remeasure needs the check: {}", e.stderr);
 
     // `run` re-checks the profile it reuses and prices with the re-levelled one.
     let out = s.0.join("run");
@@ -647,10 +738,17 @@ fn a_profile_scaled_on_purpose_is_found_drifted_and_relevelled() {
     a.extend(FAST);
     let summary = tailor(&a).json();
     assert_eq!(summary["profile"]["measured_now"], 0, "{summary}");
-    assert_eq!(summary["profile"]["releveled"], true, "{summary}");
+    assert_eq!(summary["profile"]["releveled"], false, "{summary}");
+    assert_eq!(summary["profile"]["remeasured"], n as u64, "{summary}");
     assert!(
         summary["profile"]["profile_check"]["classes"]
             .as_array()
             .is_some()
+    );
+    let after = std::fs::read_to_string(scaled).unwrap();
+    assert_eq!(entries(&after), entries(&scaled_text));
+    assert_ne!(
+        after, scaled_text,
+        "run re-measured the drifted entries in the file"
     );
 }
