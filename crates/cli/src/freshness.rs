@@ -60,6 +60,15 @@ pub fn recheck(
         d.wall_s,
         d.summary()
     );
+    let loaded = p.entries.iter().filter(|e| e.loaded()).count();
+    if loaded > 0 {
+        warn!(
+            "{loaded} of the profile's {} entries were timed while other processes took a share \
+             of the CPUs (`loaded` in the file): `tailor run` and `tailor validate \
+             --remeasure` re-measure them",
+            p.entries.len()
+        );
+    }
     let off = d.drifted(DRIFT_TOLERANCE);
     if !off.is_empty() {
         warn!(
@@ -127,7 +136,8 @@ pub fn remeasure(
         entries = stale,
         of = profile.entries.len(),
         roofline = drift.roofline_drifted(DRIFT_TOLERANCE),
-        "re-measuring the profile's entries of the drifted classes in {}",
+        "re-measuring the profile's entries of the drifted classes and those timed under \
+         load in {}",
         path.display()
     );
     let bar = crate::progress::ProfileBar::new("re-measure");

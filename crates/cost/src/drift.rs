@@ -161,7 +161,9 @@ impl Drift {
 
     /// The entries to re-measure after this check: every entry of a class more than
     /// `tolerance` away, and of a class the check could not re-time (too few entries) when
-    /// the median of its pass drifted that far. In the profile's order.
+    /// the median of its pass drifted that far; and every entry with a session timed under
+    /// load ([`Entry::loaded`]), whatever its class: its time is suspect by the profiler's
+    /// own record. In the profile's order.
     pub fn stale_shapes(&self, profile: &Profile, tolerance: f64) -> Vec<OpShape> {
         let off = |r: f64| !r.is_finite() || (r - 1.0).abs() > tolerance;
         let pass_off = |pass: Pass| {
@@ -177,6 +179,9 @@ impl Drift {
             .entries
             .iter()
             .filter(|e| {
+                if e.loaded() {
+                    return true;
+                }
                 let (group, pass) = e.shape.class();
                 match self
                     .classes
@@ -360,6 +365,26 @@ mod tests {
             .map(|e| e.shape.clone())
             .collect();
         assert_eq!(stale, decode);
+        // An entry timed under load is re-measured whatever its class.
+        let mut loaded = p.clone();
+        let first_prefill = loaded
+            .entries
+            .iter()
+            .position(|e| e.shape.class().1 == Pass::Prefill)
+            .unwrap();
+        loaded.entries[first_prefill]
+            .conditions
+            .push(crate::Conditions {
+                temp_before_c: None,
+                temp_after_c: None,
+                throttled: false,
+                other_load: Some(0.5),
+                steal: Some(0.0),
+                loaded: true,
+            });
+        let with_loaded = d.stale_shapes(&loaded, 0.10);
+        assert_eq!(with_loaded.len(), decode.len() + 1);
+        assert!(with_loaded.contains(&loaded.entries[first_prefill].shape));
         // The profile's probes: 100 GFLOP/s and 30 GB/s; measured the same now.
         assert!(!d.roofline_drifted(0.10));
         let slow = Drift::new("p.toml", &p, &now, Some((50.0, 30.0)), 1.0);

@@ -183,40 +183,6 @@ pub fn score(rows: &[Row]) -> (Option<Accuracy>, Option<Accuracy>, Option<Accura
     )
 }
 
-/// validate.csv: one line per model.
-pub fn csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "id,hidden,layers,heads,kv_heads,intermediate,activation,params,params_llama_bench,\
-         predicted_prefill_ms,measured_prefill_ms,predicted_decode_ms,measured_decode_ms,\
-         predicted_memory_bytes,measured_memory_bytes,error\n",
-    );
-    for r in rows {
-        let m = r.measured.as_ref();
-        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
-        s += &format!(
-            "{},{},{},{},{},{},{},{},{},{:.4},{},{:.4},{},{},{},{}\n",
-            r.id,
-            r.spec.hidden_size,
-            r.spec.num_layers,
-            r.spec.num_heads,
-            r.spec.num_kv_heads,
-            r.spec.intermediate_size,
-            r.spec.activation,
-            r.params,
-            m.map_or(String::new(), |m| m.params.to_string()),
-            r.predicted_prefill_ms,
-            opt(m.map(ModelTiming::prefill_ms)),
-            r.predicted_decode_ms,
-            opt(m.map(ModelTiming::decode_ms)),
-            r.predicted_memory_bytes,
-            m.and_then(|m| m.peak_rss_bytes)
-                .map_or(String::new(), |b| b.to_string()),
-            r.error.as_deref().unwrap_or("").replace([',', '\n'], ";"),
-        );
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,8 +226,6 @@ mod tests {
         assert_eq!(levels.prefill.len(), 4);
         assert!(levels.range().0 >= 1.0);
         assert!((s.prefill_tau - 1.0).abs() < 1e-12);
-        let text = csv(&rows);
-        assert_eq!(text.lines().count(), 4);
     }
 
     #[test]

@@ -140,18 +140,23 @@ pub struct Ticks {
 }
 
 impl Ticks {
+    /// Clock ticks (all watched CPUs together) an interval must span to be judged: at the
+    /// kernel's usual 100 Hz, 100 ms of two CPUs. A shorter one is a handful of ticks, and
+    /// one tick of another process would read as a large share.
+    pub const MIN_TICKS: u64 = 20;
+
     /// Over the interval from `self` to `later`: the share of the CPUs' time other
     /// processes used (busy time less this process's own) and the share stolen by the
-    /// hypervisor. `None` when no time passed on the counters.
+    /// hypervisor. `None` when the interval spans fewer than [`Ticks::MIN_TICKS`].
     pub fn shares(&self, later: &Ticks) -> Option<(f64, f64)> {
         let busy = later.busy.saturating_sub(self.busy);
         let idle = later.idle.saturating_sub(self.idle);
         let steal = later.steal.saturating_sub(self.steal);
         let own = later.own.saturating_sub(self.own);
-        let total = (busy + idle + steal) as f64;
-        if total <= 0.0 {
+        if busy + idle + steal < Self::MIN_TICKS {
             return None;
         }
+        let total = (busy + idle + steal) as f64;
         let other = busy.saturating_sub(own) as f64 / total;
         Some((
             other.clamp(0.0, 1.0),
@@ -352,6 +357,14 @@ mod tests {
         assert_eq!(other, 0.0);
         assert!(!tailor_cost::Conditions::is_loaded(Some(other), Some(0.0)));
         assert_eq!(before.shares(&before), None);
+        // Too short to judge: 10 ticks, 5 of them another process's.
+        let short = Ticks {
+            busy: 10,
+            idle: 0,
+            steal: 0,
+            own: 5,
+        };
+        assert_eq!(before.shares(&short), None);
     }
 
     #[test]

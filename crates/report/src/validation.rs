@@ -394,37 +394,143 @@ pub fn render_llama(v: &tailor_llamacpp::validate::Validation, out: &Path) -> St
     )
 }
 
-fn csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "id,hidden_size,num_layers,num_heads,num_kv_heads,head_dim,intermediate_size,activation,params,\
-         predicted_prefill_ms,measured_prefill_ms,predicted_decode_ms,measured_decode_ms,\
-         predicted_memory_bytes,measured_memory_bytes,error\n",
-    );
-    for r in rows {
+/// One line of `validate.csv`, for both engines: a model's shape, tailor's parameter count
+/// (and the engine's own, where it reports one), predicted and measured prefill, decode
+/// step and peak memory, and why it was not measured. Written by [`CsvRow::line`], read
+/// back by [`read_csv`]; floats are written in Rust's shortest round-trip form, so a row
+/// reads back exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvRow {
+    pub id: u64,
+    pub hidden_size: u64,
+    pub num_layers: u64,
+    pub num_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    pub intermediate_size: u64,
+    pub activation: tailor_spec::Activation,
+    pub params: u64,
+    /// The engine's own count (llama-bench's `model_n_params`); empty for burn.
+    pub params_engine: Option<u64>,
+    pub predicted_prefill_ms: f64,
+    pub measured_prefill_ms: Option<f64>,
+    pub predicted_decode_ms: f64,
+    pub measured_decode_ms: Option<f64>,
+    pub predicted_memory_bytes: u64,
+    pub measured_memory_bytes: Option<u64>,
+    pub error: String,
+}
+
+/// The columns of `validate.csv`.
+pub const CSV_HEADER: &str = "id,hidden_size,num_layers,num_heads,num_kv_heads,head_dim,\
+    intermediate_size,activation,params,params_engine,predicted_prefill_ms,measured_prefill_ms,\
+    predicted_decode_ms,measured_decode_ms,predicted_memory_bytes,measured_memory_bytes,error";
+
+impl CsvRow {
+    fn shape(id: u64, spec: &ModelSpec, params: u64) -> Self {
+        Self {
+            id,
+            hidden_size: spec.hidden_size,
+            num_layers: spec.num_layers,
+            num_heads: spec.num_heads,
+            num_kv_heads: spec.num_kv_heads,
+            head_dim: spec.head_dim(),
+            intermediate_size: spec.intermediate_size,
+            activation: spec.activation,
+            params,
+            params_engine: None,
+            predicted_prefill_ms: 0.0,
+            measured_prefill_ms: None,
+            predicted_decode_ms: 0.0,
+            measured_decode_ms: None,
+            predicted_memory_bytes: 0,
+            measured_memory_bytes: None,
+            error: String::new(),
+        }
+    }
+
+    /// A burn validation's row.
+    pub fn of_burn(r: &Row) -> Self {
         let m = r.measured.as_ref();
+        Self {
+            predicted_prefill_ms: r.predicted_prefill_ms,
+            measured_prefill_ms: m.map(|m| m.prefill.median_ms),
+            predicted_decode_ms: r.predicted_decode_ms,
+            measured_decode_ms: m.map(|m| m.decode.median_ms),
+            predicted_memory_bytes: r.predicted_memory_bytes,
+            measured_memory_bytes: m.and_then(|m| m.peak_memory_bytes),
+            error: error_cell(r.error.as_deref()),
+            ..Self::shape(r.id, &r.spec, r.params)
+        }
+    }
+
+    /// A llama.cpp validation's row.
+    pub fn of_llama(r: &tailor_llamacpp::validate::Row) -> Self {
+        let m = r.measured.as_ref();
+        Self {
+            params_engine: m.map(|m| m.params),
+            predicted_prefill_ms: r.predicted_prefill_ms,
+            measured_prefill_ms: m.map(|m| m.prefill_ms()),
+            predicted_decode_ms: r.predicted_decode_ms,
+            measured_decode_ms: m.map(|m| m.decode_ms()),
+            predicted_memory_bytes: r.predicted_memory_bytes,
+            measured_memory_bytes: m.and_then(|m| m.peak_rss_bytes),
+            error: error_cell(r.error.as_deref()),
+            ..Self::shape(r.id, &r.spec, r.params)
+        }
+    }
+
+    /// The row as a CSV line (no newline); the error is always quoted, its quotes doubled.
+    pub fn line(&self) -> String {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
-        s += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
-            r.id,
-            r.spec.hidden_size,
-            r.spec.num_layers,
-            r.spec.num_heads,
-            r.spec.num_kv_heads,
-            r.spec.head_dim(),
-            r.spec.intermediate_size,
-            r.spec.activation,
-            r.params,
-            r.predicted_prefill_ms,
-            opt(m.map(|m| m.prefill.median_ms)),
-            r.predicted_decode_ms,
-            opt(m.map(|m| m.decode.median_ms)),
-            r.predicted_memory_bytes,
-            m.and_then(|m| m.peak_memory_bytes)
-                .map_or(String::new(), |b| b.to_string()),
-            r.error.as_deref().unwrap_or("").replace('"', "'"),
-        );
+        let int = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+            self.id,
+            self.hidden_size,
+            self.num_layers,
+            self.num_heads,
+            self.num_kv_heads,
+            self.head_dim,
+            self.intermediate_size,
+            self.activation,
+            self.params,
+            int(self.params_engine),
+            self.predicted_prefill_ms,
+            opt(self.measured_prefill_ms),
+            self.predicted_decode_ms,
+            opt(self.measured_decode_ms),
+            self.predicted_memory_bytes,
+            int(self.measured_memory_bytes),
+            self.error.replace('"', "\"\""),
+        )
+    }
+}
+
+/// An error as the file holds it: double quotes become single ones (the cell is quoted).
+fn error_cell(error: Option<&str>) -> String {
+    error.unwrap_or("").replace('"', "'")
+}
+
+/// The text of `validate.csv` for these rows.
+pub fn csv_text(rows: &[CsvRow]) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for r in rows {
+        s += &r.line();
+        s.push('\n');
     }
     s
+}
+
+fn csv(rows: &[Row]) -> String {
+    csv_text(&rows.iter().map(CsvRow::of_burn).collect::<Vec<_>>())
+}
+
+/// Reads a `validate.csv` back; an error names the file, the line and the column.
+pub fn read_csv(path: &Path) -> Result<Vec<CsvRow>, tailor_spec::FileError> {
+    tailor_search::output::read_csv_rows(path, &CSV_HEADER.split(',').collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -552,6 +658,12 @@ pub(crate) mod tests {
             file
         );
         let csv = std::fs::read_to_string(dir.join("validate.csv")).unwrap();
+        // validate.csv reads back as its row type, exactly.
+        let back = super::read_csv(&dir.join("validate.csv")).unwrap();
+        let rows: Vec<super::CsvRow> = file.rows.iter().map(super::CsvRow::of_burn).collect();
+        assert_eq!(back, rows);
+        assert_eq!(back[2].error, "exit 1: 'boom'");
+        assert_eq!(back[0].measured_prefill_ms, Some(12.0));
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("id,hidden_size,"));
@@ -575,6 +687,60 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bad.json:1:11: invalid type"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::{CsvRow, csv_text, read_csv};
+    use tailor_spec::ModelSpec;
+
+    /// The llama.cpp engine's rows go into the same file type: llama-bench's own parameter
+    /// count beside tailor's, the median of the rounds.
+    #[test]
+    fn llama_rows_round_trip_and_a_bad_cell_is_named() {
+        let row: tailor_llamacpp::validate::Row = serde_json::from_value(serde_json::json!({
+            "id": 4,
+            "spec": ModelSpec::llama(512, 128, 2, 2, 1, 256),
+            "params": 1000,
+            "predicted_prefill_ms": 1.25,
+            "predicted_decode_ms": 0.5,
+            "predicted_memory_bytes": 4096,
+            "derived": [],
+            "measured": {"prefill_rounds_ms": [1.0, 3.0, 2.0], "decode_rounds_ms": [0.4, 0.6],
+                         "peak_rss_bytes": 5000, "params": 1002, "file_bytes": 9000}
+        }))
+        .unwrap();
+        let failed: tailor_llamacpp::validate::Row = serde_json::from_value(serde_json::json!({
+            "id": 9,
+            "spec": ModelSpec::llama(512, 128, 2, 2, 1, 256),
+            "params": 1000,
+            "predicted_prefill_ms": 1.0,
+            "predicted_decode_ms": 0.5,
+            "predicted_memory_bytes": 4096,
+            "derived": [],
+            "error": "llama-bench failed, \"signal 11\"\nsecond line"
+        }))
+        .unwrap();
+        let rows: Vec<CsvRow> = [&row, &failed].into_iter().map(CsvRow::of_llama).collect();
+        assert_eq!(rows[0].params_engine, Some(1002));
+        assert_eq!(rows[0].measured_prefill_ms, Some(2.0));
+        assert_eq!(rows[0].measured_decode_ms, Some(0.5));
+        let dir = std::env::temp_dir().join(format!("tailor-vcsv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("validate.csv");
+        let text = csv_text(&rows);
+        assert_eq!(
+            text.lines().count(),
+            4,
+            "the header, two rows, the error's second line"
+        );
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_csv(&path).unwrap(), rows);
+        std::fs::write(&path, text.replacen(",silu,", ",swish,", 1)).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(e.contains("validate.csv:2: `activation`"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

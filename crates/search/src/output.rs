@@ -80,42 +80,9 @@ impl CsvSink {
     }
 
     pub fn write(&mut self, c: &Candidate) -> std::io::Result<()> {
-        let s = &c.spec;
-        let m = &c.metrics;
-        let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-        let row: [String; 26] = [
-            c.id.to_string(),
-            s.vocab_size.to_string(),
-            s.hidden_size.to_string(),
-            s.num_layers.to_string(),
-            s.num_heads.to_string(),
-            s.num_kv_heads.to_string(),
-            s.head_dim().to_string(),
-            s.intermediate_size.to_string(),
-            s.ffn.to_string(),
-            s.activation.to_string(),
-            s.norm.to_string(),
-            s.norm_bias.to_string(),
-            s.qkv_bias.to_string(),
-            s.o_bias.to_string(),
-            s.mlp_bias.to_string(),
-            s.tie_embeddings.to_string(),
-            m.params.to_string(),
-            m.non_embedding_params.to_string(),
-            opt(m.prefill_ms),
-            opt(m.decode_ms),
-            m.decode_ms
-                .map(|d| format!("{:.3}", 1000.0 / d))
-                .unwrap_or_default(),
-            m.peak_memory_bytes
-                .map(|b| b.to_string())
-                .unwrap_or_default(),
-            opt(m.chinchilla_loss),
-            format!("{:.4}", m.aspect_ratio),
-            c.feasible().to_string(),
-            c.why_not(),
-        ];
-        self.writer.write_record(&row).map_err(std::io::Error::from)
+        self.writer
+            .write_record(CandidateRow::of(c).record())
+            .map_err(std::io::Error::from)
     }
 
     pub fn finish(mut self) -> Result<PathBuf, FileError> {
@@ -130,6 +97,173 @@ impl CsvSink {
         std::fs::rename(&self.tmp, &self.path).map_err(err)?;
         Ok(self.path)
     }
+}
+
+/// One row of `candidates.csv`: what [`CsvSink`] writes and [`read_candidates`] reads back.
+/// Times and the loss are written to 6 decimals, tokens/s to 3, the aspect ratio to 4 (a
+/// row read back writes the same cells); an empty cell is a metric the cost model does
+/// not give.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateRow {
+    pub id: u64,
+    pub vocab_size: u64,
+    pub hidden_size: u64,
+    pub num_layers: u64,
+    pub num_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    pub intermediate_size: u64,
+    pub ffn: tailor_spec::FfnKind,
+    pub activation: tailor_spec::Activation,
+    pub norm: tailor_spec::NormKind,
+    pub norm_bias: bool,
+    pub qkv_bias: bool,
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    pub tie_embeddings: bool,
+    pub params: u64,
+    pub non_embedding_params: u64,
+    pub prefill_ms: Option<f64>,
+    pub decode_ms: Option<f64>,
+    pub decode_tokens_per_s: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+    pub chinchilla_loss: Option<f64>,
+    pub aspect_ratio: f64,
+    pub feasible: bool,
+    /// The constraints it breaks, `; `-separated (empty when feasible).
+    pub why_not: String,
+}
+
+impl CandidateRow {
+    /// The row of a priced candidate (full precision; [`CandidateRow::record`] rounds).
+    pub fn of(c: &Candidate) -> Self {
+        let s = &c.spec;
+        let m = &c.metrics;
+        Self {
+            id: c.id,
+            vocab_size: s.vocab_size,
+            hidden_size: s.hidden_size,
+            num_layers: s.num_layers,
+            num_heads: s.num_heads,
+            num_kv_heads: s.num_kv_heads,
+            head_dim: s.head_dim(),
+            intermediate_size: s.intermediate_size,
+            ffn: s.ffn,
+            activation: s.activation,
+            norm: s.norm,
+            norm_bias: s.norm_bias,
+            qkv_bias: s.qkv_bias,
+            o_bias: s.o_bias,
+            mlp_bias: s.mlp_bias,
+            tie_embeddings: s.tie_embeddings,
+            params: m.params,
+            non_embedding_params: m.non_embedding_params,
+            prefill_ms: m.prefill_ms,
+            decode_ms: m.decode_ms,
+            decode_tokens_per_s: m.decode_ms.map(|d| 1000.0 / d),
+            peak_memory_bytes: m.peak_memory_bytes,
+            chinchilla_loss: m.chinchilla_loss,
+            aspect_ratio: m.aspect_ratio,
+            feasible: c.feasible(),
+            why_not: c.why_not(),
+        }
+    }
+
+    /// The cells in [`CSV_HEADER`]'s order, numbers at the file's fixed decimals.
+    pub fn record(&self) -> [String; 26] {
+        let opt =
+            |v: Option<f64>, digits: usize| v.map(|x| format!("{x:.digits$}")).unwrap_or_default();
+        [
+            self.id.to_string(),
+            self.vocab_size.to_string(),
+            self.hidden_size.to_string(),
+            self.num_layers.to_string(),
+            self.num_heads.to_string(),
+            self.num_kv_heads.to_string(),
+            self.head_dim.to_string(),
+            self.intermediate_size.to_string(),
+            self.ffn.to_string(),
+            self.activation.to_string(),
+            self.norm.to_string(),
+            self.norm_bias.to_string(),
+            self.qkv_bias.to_string(),
+            self.o_bias.to_string(),
+            self.mlp_bias.to_string(),
+            self.tie_embeddings.to_string(),
+            self.params.to_string(),
+            self.non_embedding_params.to_string(),
+            opt(self.prefill_ms, 6),
+            opt(self.decode_ms, 6),
+            opt(self.decode_tokens_per_s, 3),
+            self.peak_memory_bytes
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+            opt(self.chinchilla_loss, 6),
+            format!("{:.4}", self.aspect_ratio),
+            self.feasible.to_string(),
+            self.why_not.clone(),
+        ]
+    }
+}
+
+/// Reads a `candidates.csv` back, row by row; an error names the file, the line and the
+/// column's key.
+pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
+    read_csv_rows(path, &CSV_HEADER)
+}
+
+/// Reads a CSV file tailor wrote, whose first line must be `header`, into rows of `T`
+/// (one serde type per file); an error names the file, the line and the column's key.
+pub fn read_csv_rows<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    header: &[&str],
+) -> Result<Vec<T>, FileError> {
+    let text = files::read_to_string(path)?;
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let invalid = |line: Option<u64>, key: &str, message: String| FileError::Invalid {
+        path: path.to_path_buf(),
+        line: line.map(|l| l as usize),
+        key: key.to_string(),
+        message,
+    };
+    let headers = reader
+        .headers()
+        .map_err(|e| invalid(Some(1), "header", e.to_string()))?
+        .clone();
+    if headers.iter().ne(header.iter().copied()) {
+        return Err(invalid(
+            Some(1),
+            "header",
+            format!("expected the columns `{}`", header.join(",")),
+        ));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record =
+            record.map_err(|e| invalid(e.position().map(|p| p.line()), "row", e.to_string()))?;
+        let line = record.position().map(|p| p.line());
+        let row = record.deserialize::<T>(Some(&headers)).map_err(|e| {
+            let (column, message) = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => {
+                    let message = err.kind().to_string();
+                    // The column, where the error gives it; else the cell the message quotes
+                    // (an unknown enum value says "unknown variant `x`").
+                    let column = err.field().map(|i| i as usize).or_else(|| {
+                        record
+                            .iter()
+                            .position(|cell| message.contains(&format!("`{cell}`")))
+                    });
+                    (column, message)
+                }
+                _ => (None, e.to_string()),
+            };
+            let key = column.and_then(|i| header.get(i)).map_or("row", |k| *k);
+            invalid(line, key, message)
+        })?;
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Whether an objective or the pick rule wants a metric small or large.

@@ -3,7 +3,9 @@
 use crate::engine::{
     Candidate, NoProgress, SearchOptions, SearchOutcome, Strategy, constrained_dominates, search,
 };
-use crate::output::{CsvSink, FrontFile, SearchSummary, read_json, write_json};
+use crate::output::{
+    CSV_HEADER, CsvSink, FrontFile, SearchSummary, read_candidates, read_json, write_json,
+};
 use crate::pareto::{dominates, hypervolume};
 use crate::space::SearchSpace;
 use proptest::prelude::*;
@@ -210,6 +212,23 @@ fn files_of(s: &SearchSpace, strategy: Strategy, seed: u64) -> (String, String, 
     let out = search(s, &host(s), &opts, &NoProgress, &mut |c| csv.write(c)).unwrap();
     let path = csv.finish().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
+    // candidates.csv reads back as its row type, and the rows read write the same cells.
+    let rows = read_candidates(&path).unwrap();
+    assert_eq!(
+        rows.len() as u64,
+        out.evaluated,
+        "one row per evaluated candidate"
+    );
+    let mut again = csv::Writer::from_writer(Vec::new());
+    again.write_record(CSV_HEADER).unwrap();
+    for r in &rows {
+        again.write_record(r.record()).unwrap();
+    }
+    assert_eq!(
+        String::from_utf8(again.into_inner().unwrap()).unwrap(),
+        text
+    );
+    assert!(rows.iter().all(|r| r.feasible == r.why_not.is_empty()));
     // Both files read back as the types that wrote them.
     let front = FrontFile::new(s, &out);
     write_json(&dir.join("front.json"), &front).unwrap();
@@ -459,4 +478,24 @@ fn spread_sample_is_feasible_distinct_seeded_and_covers_the_range() {
         crate::spread_sample(&s, &model, 10_000, 0, crate::Metric::DecodeMs).len(),
         all.len()
     );
+}
+
+#[test]
+fn a_bad_candidates_csv_is_refused_with_its_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("tailor-csv-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("candidates.csv");
+    let row = "7,32000,384,6,6,2,64,1024,gated,silu,rmsnorm,false,false,false,false,true,\
+               1000,900,1.5,0.25,4000.000,123,3.2,64.0000,true,";
+    std::fs::write(&path, format!("{}\n{row}\n", CSV_HEADER.join(","))).unwrap();
+    let rows = read_candidates(&path).unwrap();
+    assert_eq!((rows[0].id, rows[0].decode_ms), (7, Some(0.25)));
+    let bad = row.replacen("gated", "wide", 1);
+    std::fs::write(&path, format!("{}\n{row}\n{bad}\n", CSV_HEADER.join(","))).unwrap();
+    let e = read_candidates(&path).unwrap_err().to_string();
+    assert!(e.contains("candidates.csv:3: `ffn`"), "{e}");
+    std::fs::write(&path, "id,name\n1,x\n").unwrap();
+    let e = read_candidates(&path).unwrap_err().to_string();
+    assert!(e.contains("candidates.csv:1: `header`"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

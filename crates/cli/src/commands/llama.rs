@@ -590,7 +590,13 @@ pub fn validate(req: &ValidateRequest) -> Result<Validation> {
     write_json(&req.out.join("validate.json"), &v)?;
     write_atomic(
         &req.out.join("validate.csv"),
-        llval::csv(&v.rows).as_bytes(),
+        tailor_report::validation::csv_text(
+            &v.rows
+                .iter()
+                .map(tailor_report::validation::CsvRow::of_llama)
+                .collect::<Vec<_>>(),
+        )
+        .as_bytes(),
     )?;
     let (pre, dec) = v.round_ratios.range();
     if pre > 1.1 || dec > 1.1 {

@@ -215,7 +215,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let backend = machine_backend(&model, &profile_path, &args.space)?;
         let d = recheck(&profile_path, &model, backend, &args.timing)?;
         let mut remeasured = 0;
-        if !d.drifted(DRIFT_TOLERANCE).is_empty() {
+        if !d.stale_shapes(model.profile(), DRIFT_TOLERANCE).is_empty() {
             let (fresh, n) = remeasure(
                 &profile_path,
                 &d,
@@ -224,7 +224,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 args.profile_rounds as usize,
             )?;
             warn!(
-                "re-measured {n} entries of {} that drifted; this run uses them",
+                "re-measured {n} entries of {} (drifted, or timed under load); this run uses \
+                 them",
                 profile_path.display()
             );
             model = fresh;
@@ -254,7 +255,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let options = super::search::options(&space, &search_args)?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    // The profile loaded above (re-levelled where it drifted), not read again.
+    // The profile loaded above (re-measured where it drifted), not read again.
     let cost = super::search::profiled_cost(
         Profiled::new(model.profile().clone())?,
         &profile_path,
@@ -328,6 +329,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             &search,
             &cost,
             &profiled,
+            remeasured,
             validation.as_ref(),
             &written,
             wall_s
@@ -367,6 +369,7 @@ fn render(
     run: &SearchRun,
     cost: &CostChoice,
     profiled: &super::profile::ProfileOutcome,
+    remeasured: usize,
     validation: Option<&Validation>,
     written: &report::Written,
     wall_s: f64,
@@ -377,6 +380,12 @@ fn render(
         "profile  {file} ({device}): {} shapes, {} sessions measured now ({:.0} s)\n",
         profiled.shapes_needed, profiled.measured_now, profiled.wall_s
     );
+    if remeasured > 0 {
+        s += &format!(
+            "         {remeasured} entries re-measured: the drift check found them stale \
+             (drifted more than 10%, or timed under load)\n"
+        );
+    }
     s += &format!(
         "search   {}: {} points, {} feasible, front of {} ({})\n",
         run.space.name(),

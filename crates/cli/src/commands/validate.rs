@@ -137,7 +137,9 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
                 .map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
             (p, 0)
         }
-        Some(d) if args.remeasure && !d.drifted(DRIFT_TOLERANCE).is_empty() => {
+        Some(d)
+            if args.remeasure && !d.stale_shapes(model.profile(), DRIFT_TOLERANCE).is_empty() =>
+        {
             remeasure(&args.profile, d, backend, &args.timing, PROFILE_ROUNDS)?
         }
         _ => (model, 0),
