@@ -37,8 +37,9 @@ impl Drop for Bar {
     }
 }
 
-/// The bar of a profiling run: one step per timing session. Without a terminal (a log
-/// file, `adb shell`) a log line every 10 sessions instead.
+/// The bar of a profiling run: one step per timing session (burn) or probe visit
+/// (llama.cpp). Without a terminal (a log file, `adb shell`) a log line every 10 sessions
+/// instead. Cleared when dropped.
 #[derive(Debug)]
 pub struct ProfileBar(ProgressBar);
 
@@ -73,5 +74,23 @@ impl tailor_profiler::ProfileProgress for ProfileBar {
         if !std::io::stderr().is_terminal() && (done % 10 == 0 || done == of) {
             info!(done, of, last = %e.shape, "profiling");
         }
+    }
+}
+
+impl tailor_llamacpp::run::Progress for ProfileBar {
+    fn start(&self, total: usize) {
+        self.0.set_length(total as u64);
+        self.0
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    fn visited(&self, what: &str) {
+        self.0.set_message(what.to_string());
+        self.0.inc(1);
+    }
+}
+
+impl Drop for ProfileBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }

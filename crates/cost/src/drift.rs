@@ -282,7 +282,7 @@ pub fn merge_remeasured(stale: &Profile, fresh: &Profile) -> Profile {
         }
     }
     if fresh.roofline.is_some() {
-        p.roofline = fresh.roofline.clone();
+        p.roofline = fresh.roofline;
     }
     p.provenance.updated = fresh.provenance.updated.clone();
     p
@@ -292,6 +292,19 @@ pub fn merge_remeasured(stale: &Profile, fresh: &Profile) -> Profile {
 mod tests {
     use super::{Drift, Pass, merge_remeasured, subset};
     use crate::profile::tests::sample_profile;
+    use crate::profile::{OpShape, Profile};
+
+    /// The profile's subset as re-timed on a machine where the operators of `pass` take
+    /// `k` times their profiled time and the others as profiled.
+    fn retimed(p: &Profile, pass: Pass, k: f64) -> Vec<(OpShape, f64)> {
+        subset(p)
+            .into_iter()
+            .map(|e| {
+                let k = if e.shape.class().1 == pass { k } else { 1.0 };
+                (e.shape.clone(), k * e.median_us)
+            })
+            .collect()
+    }
 
     #[test]
     fn the_subset_is_fixed_and_spans_every_class() {
@@ -311,17 +324,7 @@ mod tests {
         let p = sample_profile();
         // The machine now runs every prefill operator at twice the profile's time and
         // every decode operator as profiled.
-        let now: Vec<_> = subset(&p)
-            .into_iter()
-            .map(|e| {
-                let k = if e.shape.class().1 == Pass::Prefill {
-                    2.0
-                } else {
-                    1.0
-                };
-                (e.shape.clone(), k * e.median_us)
-            })
-            .collect();
+        let now = retimed(&p, Pass::Prefill, 2.0);
         let d = Drift::new("p.toml", &p, &now, None, 1.0);
         let drifted = d.drifted(0.10);
         assert!(!drifted.is_empty() && drifted.iter().all(|c| c.pass == Pass::Prefill));
@@ -345,17 +348,7 @@ mod tests {
     fn stale_entries_are_those_of_drifted_classes_and_a_merge_replaces_only_them() {
         let p = sample_profile();
         // Decode operators run at 1.5x their profiled time now; prefill ones as profiled.
-        let now: Vec<_> = subset(&p)
-            .into_iter()
-            .map(|e| {
-                let k = if e.shape.class().1 == Pass::Decode {
-                    1.5
-                } else {
-                    1.0
-                };
-                (e.shape.clone(), k * e.median_us)
-            })
-            .collect();
+        let now = retimed(&p, Pass::Decode, 1.5);
         let d = Drift::new("p.toml", &p, &now, Some((100.0, 30.0)), 1.0);
         let stale = d.stale_shapes(&p, 0.10);
         let decode: Vec<_> = p

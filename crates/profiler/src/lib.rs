@@ -180,7 +180,7 @@ pub fn remeasure_stale(
     plan.shapes = drift.stale_shapes(profile, tolerance);
     let mut fresh = new_profile(&profile.name, profile.fingerprint.clone(), &now());
     if !drift.roofline_drifted(tolerance) {
-        fresh.roofline = profile.roofline.clone();
+        fresh.roofline = profile.roofline;
     }
     let n = plan.shapes.len();
     let fresh = run_profile(device, fresh, &plan, now, progress, &mut |f| {

@@ -5,13 +5,12 @@
 use crate::fmt::{Table, bytes};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tailor_cost::Workload;
 use tailor_llamacpp::profile::PhaseKey;
-use tailor_llamacpp::run::{self as llrun, Progress};
+use tailor_llamacpp::run as llrun;
 use tailor_llamacpp::validate::{self as llval, Validation};
 use tailor_llamacpp::{
     Depths, LlamaBench, LlamaCost, LlamaProfile, Method, ProfileJob, Settings, WeightType,
@@ -151,38 +150,6 @@ pub fn with_weights(mut space: SearchSpace, weights: Option<DType>) -> SearchSpa
     space
 }
 
-struct Bar(ProgressBar);
-
-impl Bar {
-    fn new(what: &str) -> Self {
-        let bar = ProgressBar::hidden();
-        bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "{what} {{bar:30}} {{pos}}/{{len}} ETA {{eta}} {{msg}}"
-            ))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Bar(bar)
-    }
-}
-
-impl Progress for Bar {
-    fn start(&self, total: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_draw_target(ProgressDrawTarget::stderr());
-    }
-    fn visited(&self, what: &str) {
-        self.0.set_message(what.to_string());
-        self.0.inc(1);
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        self.0.finish_and_clear();
-    }
-}
-
 /// What `tailor profile --engine llama.cpp` is asked.
 #[derive(Debug)]
 pub struct ProfileRequest<'a> {
@@ -316,7 +283,7 @@ pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
         visits = todo.min(req.limit.unwrap_or(usize::MAX)),
         "profiling llama.cpp"
     );
-    let bar = Bar::new("profile");
+    let bar = crate::progress::ProfileBar::new("profile");
     let out = req.out.clone();
     let result = llrun::run_profile(&bench, profile, &job, &utc_now_iso, &bar, &mut |p| {
         p.save(&out)
@@ -550,7 +517,7 @@ pub fn validate(req: &ValidateRequest) -> Result<Validation> {
         weights = %weights,
         "timing whole models with llama-bench"
     );
-    let bar = Bar::new("validate");
+    let bar = crate::progress::ProfileBar::new("validate");
     let timings = tailor_llamacpp::measure_models(
         &bench,
         &specs,
