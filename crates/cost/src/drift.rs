@@ -166,15 +166,6 @@ impl Drift {
     /// own record. In the profile's order.
     pub fn stale_shapes(&self, profile: &Profile, tolerance: f64) -> Vec<OpShape> {
         let off = |r: f64| !r.is_finite() || (r - 1.0).abs() > tolerance;
-        let pass_off = |pass: Pass| {
-            let r: Vec<f64> = self
-                .classes
-                .iter()
-                .filter(|c| c.pass == pass)
-                .map(|c| c.ratio)
-                .collect();
-            !r.is_empty() && off(crate::median(r))
-        };
         profile
             .entries
             .iter()
@@ -183,17 +174,32 @@ impl Drift {
                     return true;
                 }
                 let (group, pass) = e.shape.class();
-                match self
-                    .classes
-                    .iter()
-                    .find(|c| c.group == group && c.pass == pass)
-                {
-                    Some(c) => off(c.ratio),
-                    None => pass_off(pass),
+                match self.class_ratio(group, pass) {
+                    Some(r) => off(r),
+                    None => self.pass_ratio(pass).is_some_and(off),
                 }
             })
             .map(|e| e.shape.clone())
             .collect()
+    }
+
+    /// The ratio of one class, where the check re-timed it.
+    fn class_ratio(&self, group: OpGroup, pass: Pass) -> Option<f64> {
+        self.classes
+            .iter()
+            .find(|c| c.group == group && c.pass == pass)
+            .map(|c| c.ratio)
+    }
+
+    /// The median ratio of the classes of `pass`, where the check re-timed any.
+    fn pass_ratio(&self, pass: Pass) -> Option<f64> {
+        let r: Vec<f64> = self
+            .classes
+            .iter()
+            .filter(|c| c.pass == pass)
+            .map(|c| c.ratio)
+            .collect();
+        (!r.is_empty()).then(|| crate::median(r))
     }
 
     /// The roofline probes moved more than `tolerance` (they are re-measured with the
@@ -210,23 +216,13 @@ impl Drift {
     /// profile's measured shape of costs. Entries' session times are scaled alike.
     pub fn relevel(&self, profile: &Profile) -> Profile {
         let all = crate::median(self.classes.iter().map(|c| c.ratio).collect());
-        let of_pass = |pass: Pass| {
-            let r: Vec<f64> = self
-                .classes
-                .iter()
-                .filter(|c| c.pass == pass)
-                .map(|c| c.ratio)
-                .collect();
-            if r.is_empty() { all } else { crate::median(r) }
-        };
         let mut p = profile.clone();
         for e in &mut p.entries {
             let (group, pass) = e.shape.class();
             let r = self
-                .classes
-                .iter()
-                .find(|c| c.group == group && c.pass == pass)
-                .map_or_else(|| of_pass(pass), |c| c.ratio);
+                .class_ratio(group, pass)
+                .or_else(|| self.pass_ratio(pass))
+                .unwrap_or(all);
             if r.is_finite() && r > 0.0 {
                 e.median_us *= r;
                 e.p10_us *= r;
