@@ -752,3 +752,80 @@ fn a_profile_scaled_on_purpose_is_found_drifted_relevelled_and_remeasured() {
         "run re-measured the drifted entries in the file"
     );
 }
+
+/// kill -9 of `validate --remeasure` at seeded points while it re-measures a drifted
+/// profile in place: the file left behind always loads with every shape it had (entries
+/// are replaced, never dropped), and a rerun completes.
+#[test]
+fn a_remeasure_killed_anywhere_leaves_a_whole_profile() {
+    use crate::profile::{kill_after, kill_point};
+    let (s, space, profile) = profiled("remeasure-kill");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let mut v: toml::Value = toml::from_str(&text).unwrap();
+    for e in v["entries"].as_array_mut().unwrap() {
+        let e = e.as_table_mut().unwrap();
+        for k in ["median_us", "p10_us", "p90_us"] {
+            let x = e[k].as_float().unwrap();
+            e.insert(k.into(), toml::Value::Float(8.0 * x));
+        }
+    }
+    let scaled = toml::to_string(&v).unwrap();
+    let shapes = |t: &str| -> Vec<String> {
+        let v: toml::Value = toml::from_str(t).expect("a whole TOML file");
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["shape"].to_string())
+            .collect()
+    };
+    let want = shapes(&scaled);
+    let args = |p: &str, out: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "validate",
+            "--profile",
+            p,
+            "--space",
+            space.as_str(),
+            "--samples",
+            "2",
+            "--rounds",
+            "1",
+            "--remeasure",
+            "--json",
+            "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(FAST.map(String::from));
+        a
+    };
+    // An uninterrupted run, for its length.
+    let full = s.write("full.toml", &scaled);
+    let out = s.0.join("full-out");
+    let started = std::time::Instant::now();
+    let a = args(full.to_str().unwrap(), out.to_str().unwrap());
+    let r = tailor(&a.iter().map(String::as_str).collect::<Vec<_>>()).json();
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(r["remeasured"], want.len() as u64, "{r}");
+    for seed in 1..=2u64 {
+        let copy = s.write(&format!("killed-{seed}.toml"), &scaled);
+        let out = s.0.join(format!("killed-{seed}-out"));
+        let a = args(copy.to_str().unwrap(), out.to_str().unwrap());
+        kill_after(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            std::time::Duration::from_secs_f64(0.2 + 0.8 * kill_point(seed) * wall),
+        );
+        let left = std::fs::read_to_string(&copy).unwrap();
+        assert_eq!(
+            shapes(&left),
+            want,
+            "seed {seed}: every shape is still there"
+        );
+        tailor_cost::Profile::load(&copy).expect("the profile left behind loads");
+        let r = tailor(&a.iter().map(String::as_str).collect::<Vec<_>>()).json();
+        assert_eq!(r["measured"], r["samples"], "seed {seed}: {r}");
+        assert_eq!(shapes(&std::fs::read_to_string(&copy).unwrap()), want);
+    }
+}
