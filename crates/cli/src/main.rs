@@ -21,7 +21,7 @@ mod freshness;
 use tailor_report::fmt;
 mod lock;
 mod progress;
-mod remote;
+use tailor_workflow::remote;
 
 /// Design small language models for a device before training them.
 #[derive(Debug, Parser)]

@@ -1,13 +1,57 @@
-//! Profiling on another device: push the static arm64 `tailor` and the space, run
+//! Reaching another device: push the static arm64 `tailor` and the space, run
 //! `tailor profile` there (checkpointed after every session, as on the host), pull the
 //! profile back. The device is reached through a [`Transport`]: `adb` for a phone, or a
 //! local scratch folder run through `qemu-aarch64-static`, so the whole flow is tested
 //! without a phone.
 
-use anyhow::{Context, Result, anyhow, bail};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+/// What went wrong reaching a device or starting a binary.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// `--remote` names no transport tailor knows.
+    #[error(
+        "--remote `{0}`: expected `adb`, `adb:SERIAL` (a phone through Android's adb) or \
+         `qemu[:DIR]` (the arm64 build under qemu-aarch64-static in a local folder)"
+    )]
+    UnknownTransport(String),
+    /// A program the transport needs is not on PATH.
+    #[error("no `{tool}` on PATH: {install}")]
+    ToolMissing {
+        tool: &'static str,
+        install: &'static str,
+    },
+    /// A program could not be started (or this executable not located).
+    #[error("running {what}: {cause}")]
+    Start { what: String, cause: std::io::Error },
+    /// A program ran and failed; `message` is the last line it wrote.
+    #[error("`{command}` failed: {message}")]
+    Failed { command: String, message: String },
+    /// adb sees no device ready.
+    #[error(
+        "no device ready for adb{serial} ({why}): connect the phone by USB, enable USB \
+         debugging and accept the prompt (`adb devices` lists it as `device`)"
+    )]
+    NoDevice { serial: String, why: String },
+    /// The device is not aarch64.
+    #[error("the device is {0}; the static build of tailor is for aarch64 only")]
+    NotAarch64(String),
+    /// A local file operation of the qemu transport failed.
+    #[error("{what}: {cause}")]
+    Local { what: String, cause: std::io::Error },
+    /// A binary to push is missing or not an aarch64 executable.
+    #[error("{}: {problem}{}", path.display(), how.map(|h| format!(". {h}")).unwrap_or_default())]
+    Binary {
+        path: PathBuf,
+        problem: String,
+        /// How to get the right one.
+        how: Option<&'static str>,
+    },
+}
+
+type Result<T> = std::result::Result<T, RemoteError>;
 
 /// Where the arm64 build lands (scripts/build-arm64.sh).
 pub const ARM64_BINARY: &str = "target/aarch64-unknown-linux-musl/release/tailor";
@@ -24,7 +68,10 @@ pub fn exec_prefix() -> Option<std::ffi::OsString> {
 
 /// This tailor binary, ready to be given arguments (through [`EXEC_PREFIX_ENV`] if set).
 pub fn self_command() -> Result<Command> {
-    let exe = std::env::current_exe().context("locating the tailor executable")?;
+    let exe = std::env::current_exe().map_err(|cause| RemoteError::Start {
+        what: "this tailor (locating its executable)".into(),
+        cause,
+    })?;
     Ok(match exec_prefix() {
         Some(prefix) => {
             let mut c = Command::new(prefix);
@@ -70,10 +117,7 @@ pub fn parse(spec: &str) -> Result<Box<dyn Transport>> {
         "qemu" => Ok(Box::new(Qemu {
             dir: PathBuf::from(arg.unwrap_or("target/qemu-device")),
         })),
-        _ => bail!(
-            "--remote `{spec}`: expected `adb`, `adb:SERIAL` (a phone through Android's adb) \
-             or `qemu[:DIR]` (the arm64 build under qemu-aarch64-static in a local folder)"
-        ),
+        _ => Err(RemoteError::UnknownTransport(spec.to_string())),
     }
 }
 
@@ -102,10 +146,14 @@ impl DeviceBinary {
 
 /// Checks that `path` is an aarch64 ELF executable (what the device runs).
 pub fn check_binary(path: &Path, what: DeviceBinary) -> Result<()> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| anyhow!("{}: {e}. {}", path.display(), what.how_to_get()))?;
+    let bad = |problem: String, how: Option<&'static str>| RemoteError::Binary {
+        path: path.to_path_buf(),
+        problem,
+        how,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string(), Some(what.how_to_get())))?;
     if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
-        bail!("{}: not an ELF executable", path.display());
+        return Err(bad("not an ELF executable".into(), None));
     }
     let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
     let name = match machine {
@@ -116,11 +164,13 @@ pub fn check_binary(path: &Path, what: DeviceBinary) -> Result<()> {
         0xF3 => "RISC-V",
         _ => "another architecture",
     };
-    bail!(
-        "{}: built for {name}, but phones run aarch64: {}",
-        path.display(),
-        what.how_to_get()
-    )
+    Err(bad(
+        format!(
+            "built for {name}, but phones run aarch64: {}",
+            what.how_to_get()
+        ),
+        None,
+    ))
 }
 
 /// Single-quotes a word for a POSIX shell.
@@ -151,14 +201,18 @@ impl Adb {
     }
 
     fn output(&self, args: &[&str]) -> Result<Output> {
-        self.command().args(args).output().map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                anyhow!(
-                    "no `adb` on PATH: install Android's platform tools (Debian: apt-get \
-                     install adb) and enable USB debugging on the phone"
-                )
+        self.command().args(args).output().map_err(|cause| {
+            if cause.kind() == ErrorKind::NotFound {
+                RemoteError::ToolMissing {
+                    tool: "adb",
+                    install: "install Android's platform tools (Debian: apt-get install adb) \
+                              and enable USB debugging on the phone",
+                }
             } else {
-                anyhow!("running adb: {e}")
+                RemoteError::Start {
+                    what: "adb".into(),
+                    cause,
+                }
             }
         })
     }
@@ -167,11 +221,11 @@ impl Adb {
     fn shell(&self, cmd: &str) -> Result<String> {
         let out = self.output(&["shell", cmd])?;
         if !out.status.success() {
-            bail!(
-                "`adb shell {cmd}` failed: {}",
-                last_line(&out.stderr)
-                    .unwrap_or_else(|| last_line(&out.stdout).unwrap_or_default())
-            );
+            return Err(RemoteError::Failed {
+                command: format!("adb shell {cmd}"),
+                message: last_line(&out.stderr)
+                    .unwrap_or_else(|| last_line(&out.stdout).unwrap_or_default()),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -210,19 +264,18 @@ impl Transport for Adb {
         let out = self.output(&["get-state"])?;
         let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || state != "device" {
-            let why = last_line(&out.stderr).unwrap_or(state);
-            bail!(
-                "no device ready for adb{} ({why}): connect the phone by USB, enable USB \
-                 debugging and accept the prompt (`adb devices` lists it as `device`)",
-                self.serial
+            return Err(RemoteError::NoDevice {
+                serial: self
+                    .serial
                     .as_ref()
                     .map(|s| format!(" with serial {s}"))
-                    .unwrap_or_default()
-            );
+                    .unwrap_or_default(),
+                why: last_line(&out.stderr).unwrap_or(state),
+            });
         }
         let arch = self.shell("uname -m")?;
         if arch != "aarch64" && arch != "arm64" {
-            bail!("the device is {arch}; the static build of tailor is for aarch64 only");
+            return Err(RemoteError::NotAarch64(arch));
         }
         self.shell(&format!("mkdir -p {}", quote(&self.dir)))?;
         Ok(())
@@ -232,10 +285,10 @@ impl Transport for Adb {
         let local_s = local.display().to_string();
         let out = self.output(&["push", &local_s, &self.path(name)])?;
         if !out.status.success() {
-            bail!(
-                "adb push {local_s}: {}",
-                last_line(&out.stderr).unwrap_or_default()
-            );
+            return Err(RemoteError::Failed {
+                command: format!("adb push {local_s}"),
+                message: last_line(&out.stderr).unwrap_or_default(),
+            });
         }
         Ok(())
     }
@@ -244,11 +297,10 @@ impl Transport for Adb {
         let local_s = local.display().to_string();
         let out = self.output(&["pull", &self.path(name), &local_s])?;
         if !out.status.success() {
-            bail!(
-                "adb pull {}: {}",
-                self.path(name),
-                last_line(&out.stderr).unwrap_or_default()
-            );
+            return Err(RemoteError::Failed {
+                command: format!("adb pull {}", self.path(name)),
+                message: last_line(&out.stderr).unwrap_or_default(),
+            });
         }
         Ok(())
     }
@@ -272,7 +324,10 @@ impl Transport for Adb {
             .args(["shell", &cmd])
             .stderr(Stdio::inherit())
             .output()
-            .context("running adb shell")?;
+            .map_err(|cause| RemoteError::Start {
+                what: "adb shell".into(),
+                cause,
+            })?;
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -306,31 +361,39 @@ impl Transport for Qemu {
     fn check(&self) -> Result<()> {
         match Command::new(QEMU).arg("--version").output() {
             Ok(o) if o.status.success() => {}
-            Ok(o) => bail!(
-                "{QEMU} --version failed: {}",
-                last_line(&o.stderr).unwrap_or_default()
-            ),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                bail!("no `{QEMU}` on PATH: install it (Debian: apt-get install qemu-user-static)")
+            Ok(o) => {
+                return Err(RemoteError::Failed {
+                    command: format!("{QEMU} --version"),
+                    message: last_line(&o.stderr).unwrap_or_default(),
+                });
             }
-            Err(e) => bail!("running {QEMU}: {e}"),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(RemoteError::ToolMissing {
+                    tool: QEMU,
+                    install: "install it (Debian: apt-get install qemu-user-static)",
+                });
+            }
+            Err(cause) => {
+                return Err(RemoteError::Start {
+                    what: QEMU.into(),
+                    cause,
+                });
+            }
         }
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))
+        std::fs::create_dir_all(&self.dir).map_err(|cause| RemoteError::Local {
+            what: format!("creating {}", self.dir.display()),
+            cause,
+        })
     }
 
     fn push(&self, local: &Path, name: &str) -> Result<()> {
         let to = self.dir.join(name);
-        std::fs::copy(local, &to)
-            .with_context(|| format!("copying {} to {}", local.display(), to.display()))?;
-        Ok(())
+        copy(local, &to)
     }
 
     fn pull(&self, name: &str, local: &Path) -> Result<()> {
         let from = self.dir.join(name);
-        std::fs::copy(&from, local)
-            .with_context(|| format!("copying {} to {}", from.display(), local.display()))?;
-        Ok(())
+        copy(&from, local)
     }
 
     fn exists(&self, name: &str) -> Result<bool> {
@@ -345,7 +408,10 @@ impl Transport for Qemu {
             .current_dir(&self.dir)
             .stderr(Stdio::inherit())
             .output()
-            .with_context(|| format!("running {QEMU}"))?;
+            .map_err(|cause| RemoteError::Start {
+                what: QEMU.into(),
+                cause,
+            })?;
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -355,6 +421,16 @@ impl Transport for Qemu {
     fn connected(&self) -> bool {
         self.dir.is_dir()
     }
+}
+
+/// Copies a file for the qemu transport's push and pull.
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|cause| RemoteError::Local {
+            what: format!("copying {} to {}", from.display(), to.display()),
+            cause,
+        })
 }
 
 /// A file-name-safe slug: `Pixel 8 Pro` -> `pixel-8-pro`.

@@ -1,0 +1,8 @@
+//! The workflow side of tailor that is neither measurement nor pricing: how it reaches a
+//! device it profiles (`remote`: adb for a phone, qemu-user for the same flow without
+//! one) and how it starts itself (its memory-measuring children, the `--cpus` re-exec).
+//! No clap, no burn, no printing: the binary wires these into its commands.
+
+pub mod remote;
+
+pub use remote::{DeviceBinary, RemoteError, Transport};
