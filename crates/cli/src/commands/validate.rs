@@ -29,6 +29,7 @@ use tailor_report::{MeasureReport, MemoryReport};
 use tailor_search::{Candidate, Metric, SearchSpace, spread_sample};
 use tailor_spec::files::write_atomic;
 use tailor_spec::{DType, ModelSpec, SpecFile};
+use tailor_workflow::schedule;
 use tracing::{info, warn};
 
 #[derive(Debug, Args)]
@@ -248,7 +249,7 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
     let mut sessions: Vec<Vec<MeasureReport>> = vec![Vec::new(); models.len()];
     let mut errors: Vec<Option<String>> = vec![None; models.len()];
     let mut memory: Vec<Option<MemoryReport>> = vec![None; models.len()];
-    let budget = group_budget_bytes();
+    let budget = schedule::group_budget_bytes();
     for round in 0..setup.rounds {
         let mut todo = Vec::new();
         for i in visit_order(models.len(), setup.seed, round) {
@@ -276,7 +277,7 @@ pub fn check(setup: &CheckSetup, models: Vec<(u64, ModelSpec)>, out: &Path) -> R
             }
             todo.retain(|&i| errors[i].is_none());
         }
-        for group in groups(&todo, |i| models[i].1.weight_bytes(DType::F32), budget) {
+        for group in schedule::groups(&todo, |i| models[i].1.weight_bytes(DType::F32), budget) {
             bar.set_message(format!(
                 "round {}: {} models interleaved",
                 round + 1,
@@ -491,46 +492,10 @@ fn time_group(
     Ok(reports)
 }
 
-/// Splits `todo` (in its order) into runs whose weights (`bytes` of each) add up to at most
-/// `budget`: the models of a run are held in memory together while timed. A model alone
-/// over the budget is a run of its own.
-fn groups(todo: &[usize], bytes: impl Fn(usize) -> u64, budget: u64) -> Vec<Vec<usize>> {
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    let mut held = 0u64;
-    for &i in todo {
-        let b = bytes(i);
-        match out.last_mut() {
-            Some(g) if held.saturating_add(b) <= budget => {
-                g.push(i);
-                held += b;
-            }
-            _ => {
-                out.push(vec![i]);
-                held = b;
-            }
-        }
-    }
-    out
-}
-
-/// Weights one interleaved group may hold: half the memory available now, 4 GiB where
-/// unreadable.
-fn group_budget_bytes() -> u64 {
-    mem_available_bytes().map_or(4 << 30, |b| b / 2)
-}
-
-/// Memory available to a new process now (Linux `MemAvailable`).
-fn mem_available_bytes() -> Option<u64> {
-    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 /// Refuses, before anything runs, a sample with a model predicted to need more memory than
 /// this machine has available: it would be killed (or swap) after the others' minutes.
 fn refuse_oversized(sample: &[Candidate], space: &Path) -> Result<()> {
-    let Some(available) = mem_available_bytes() else {
+    let Some(available) = schedule::mem_available_bytes() else {
         return Ok(());
     };
     let need = |c: &Candidate| c.metrics.peak_memory_bytes.unwrap_or(0);
@@ -555,7 +520,7 @@ fn refuse_oversized(sample: &[Candidate], space: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{groups, visit_order};
+    use super::visit_order;
 
     #[test]
     fn each_round_visits_every_model_once_in_its_own_order() {
@@ -570,21 +535,5 @@ mod tests {
         assert_eq!(orders[1], visit_order(30, 0, 1), "seeded");
         assert_ne!(orders[1], visit_order(30, 7, 1), "the seed matters");
         assert!(visit_order(0, 0, 0).is_empty());
-    }
-
-    #[test]
-    fn groups_keep_the_order_and_fit_the_budget() {
-        let bytes = |i: usize| [30u64, 50, 20, 90, 10, 200, 5][i];
-        let todo = [3, 0, 1, 2, 5, 4, 6];
-        let g = groups(&todo, bytes, 100);
-        assert_eq!(g, vec![vec![3], vec![0, 1, 2], vec![5], vec![4, 6]]);
-        // Every model once, in order; no group over the budget but a lone big model.
-        assert_eq!(g.concat(), todo);
-        for group in &g {
-            let held: u64 = group.iter().map(|&i| bytes(i)).sum();
-            assert!(held <= 100 || group.len() == 1, "{group:?}");
-        }
-        assert_eq!(groups(&todo, bytes, u64::MAX), vec![todo.to_vec()]);
-        assert!(groups(&[], bytes, 100).is_empty());
     }
 }
