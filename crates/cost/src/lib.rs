@@ -9,6 +9,7 @@
 pub mod accuracy;
 pub mod cpu;
 pub mod drift;
+pub mod load;
 pub mod profile;
 pub mod profiled;
 pub mod roofline;

@@ -251,6 +251,15 @@ pub struct ProbeEntry {
     /// OS told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// Rounds whose llama-bench run competed for the CPUs: other processes (or other
+    /// guests of a VM) took more than `Conditions::LOADED_SHARE` of them meanwhile. Their
+    /// times are suspect (too slow).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub loaded_rounds: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ProbeEntry {
@@ -820,6 +829,7 @@ pub(crate) mod tests {
                     max_ms: ms * 1.02,
                     params: p.spec().total_params(),
                     peak_rss_bytes: Some(p.spec().weight_bytes(DType::Q4_0) + (8 << 20)),
+                    loaded_rounds: 0,
                 });
             }
         }

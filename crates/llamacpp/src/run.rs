@@ -225,12 +225,22 @@ pub fn run_profile(
                 if have > round {
                     continue;
                 }
+                let before = tailor_cost::load::read(&[]);
                 let run = bench.run(
                     &[&path],
                     test_of(phase, &profile.method),
                     &job.settings,
                     true,
                 )?;
+                // llama-bench's own time is this process's children's: what is left of
+                // the CPUs' busy time was someone else's.
+                let shares = before
+                    .zip(tailor_cost::load::read(&[]))
+                    .and_then(|(b, a)| b.shares(&a));
+                let loaded = u32::from(tailor_cost::Conditions::is_loaded(
+                    shares.map(|s| s.0),
+                    shares.map(|s| s.1),
+                ));
                 let r = &run.records[0];
                 let (median, min, max) = pass_ms(r, phase);
                 match profile
@@ -246,6 +256,7 @@ pub fn run_profile(
                             (Some(a), Some(b)) => Some(a.max(b)),
                             (a, b) => a.or(b),
                         };
+                        e.loaded_rounds += loaded;
                     }
                     None => profile.probes.push(ProbeEntry {
                         model: probe,
@@ -255,6 +266,7 @@ pub fn run_profile(
                         max_ms: max,
                         params: r.model_n_params,
                         peak_rss_bytes: run.peak_rss_bytes,
+                        loaded_rounds: loaded,
                     }),
                 }
             }

@@ -57,6 +57,10 @@ pub struct LlamaProfileReport {
     pub wall_s: f64,
     /// How the device was reached (`--remote`), else `null`.
     pub remote: Option<String>,
+    /// Probe entries with a round timed while other processes took a share of the CPUs
+    /// (`loaded_rounds` in the profile).
+    #[serde(default)]
+    pub loaded_entries: usize,
 }
 
 /// A float that may be NaN (nothing to take a median of): `null` in JSON, NaN in Rust.

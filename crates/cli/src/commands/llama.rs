@@ -339,6 +339,20 @@ fn warn_shallow_probes(specs: &[ModelSpec], probes: &[tailor_llamacpp::Probe], d
 /// Prints a profiling outcome.
 pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
     let f = &o.profile.fingerprint;
+    let loaded = o
+        .profile
+        .probes
+        .iter()
+        .filter(|e| e.loaded_rounds > 0)
+        .count();
+    if loaded > 0 {
+        warn!(
+            loaded,
+            "probe entries with a round timed while other processes took a share of the \
+             CPUs (`loaded_rounds` in the profile): re-measure on a quiet machine \
+             (`--force`)"
+        );
+    }
     if json_out {
         let v = tailor_report::profile::LlamaProfileReport {
             profile: o.out.display().to_string(),
@@ -350,6 +364,7 @@ pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
             missing: o.missing,
             wall_s: o.wall_s,
             remote: o.remote.clone(),
+            loaded_entries: loaded,
         };
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
