@@ -621,6 +621,26 @@ fn a_validation_killed_anywhere_resumes_to_the_same_models() {
     }
 }
 
+/// The profile at `path` with every entry's times (and its sessions') multiplied by `k`.
+fn scaled(path: &str, k: f64) -> String {
+    let text = std::fs::read_to_string(path).expect("the profile");
+    let mut v: toml::Value = toml::from_str(&text).expect("a profile");
+    let times = |x: &toml::Value| toml::Value::Float(k * x.as_float().expect("a time"));
+    for e in v["entries"].as_array_mut().expect("entries") {
+        let e = e.as_table_mut().expect("an entry");
+        for key in ["median_us", "p10_us", "p90_us"] {
+            let x = times(&e[key]);
+            e.insert(key.into(), x);
+        }
+        if let Some(r) = e.get_mut("rounds").and_then(toml::Value::as_array_mut) {
+            for x in r.iter_mut() {
+                *x = times(x);
+            }
+        }
+    }
+    toml::to_string(&v).expect("TOML")
+}
+
 /// A profile whose entries were scaled on purpose (x8: as if measured on a machine eight
 /// times slower): `validate` re-times its subset first and reports the drift in every class,
 /// `--relevel` validates the re-levelled profile, `--remeasure` re-measures the drifted
@@ -628,21 +648,7 @@ fn a_validation_killed_anywhere_resumes_to_the_same_models() {
 #[test]
 fn a_profile_scaled_on_purpose_is_found_drifted_relevelled_and_remeasured() {
     let (s, space, profile) = profiled("validate-drift");
-    let text = std::fs::read_to_string(&profile).unwrap();
-    let mut v: toml::Value = toml::from_str(&text).unwrap();
-    for e in v["entries"].as_array_mut().unwrap() {
-        let e = e.as_table_mut().unwrap();
-        for k in ["median_us", "p10_us", "p90_us"] {
-            let x = e[k].as_float().unwrap();
-            e.insert(k.into(), toml::Value::Float(8.0 * x));
-        }
-        if let Some(r) = e.get_mut("rounds").and_then(toml::Value::as_array_mut) {
-            for x in r.iter_mut() {
-                *x = toml::Value::Float(8.0 * x.as_float().unwrap());
-            }
-        }
-    }
-    let scaled_text = toml::to_string(&v).unwrap();
+    let scaled_text = scaled(&profile, 8.0);
     let scaled = s.write("scaled.toml", &scaled_text);
     let scaled = scaled.to_str().unwrap();
     let validate = |profile: &str, out: &str, extra: &[&str]| {
@@ -760,16 +766,7 @@ fn a_profile_scaled_on_purpose_is_found_drifted_relevelled_and_remeasured() {
 fn a_remeasure_killed_anywhere_leaves_a_whole_profile() {
     use crate::profile::{kill_after, kill_point};
     let (s, space, profile) = profiled("remeasure-kill");
-    let text = std::fs::read_to_string(&profile).unwrap();
-    let mut v: toml::Value = toml::from_str(&text).unwrap();
-    for e in v["entries"].as_array_mut().unwrap() {
-        let e = e.as_table_mut().unwrap();
-        for k in ["median_us", "p10_us", "p90_us"] {
-            let x = e[k].as_float().unwrap();
-            e.insert(k.into(), toml::Value::Float(8.0 * x));
-        }
-    }
-    let scaled = toml::to_string(&v).unwrap();
+    let scaled = scaled(&profile, 8.0);
     let shapes = |t: &str| -> Vec<String> {
         let v: toml::Value = toml::from_str(t).expect("a whole TOML file");
         v["entries"]
