@@ -93,8 +93,9 @@ pub fn recheck_if_here(
     timing: &TimingArgs,
 ) -> Result<Option<Drift>> {
     let fp = &model.profile().fingerprint;
-    let host_os = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
-    if fp.os != host_os || fp.cpu_model != tailor_profiler::backend::cpu_model() {
+    if fp.os != tailor_llamacpp::run::host_os()
+        || fp.cpu_model != tailor_profiler::backend::cpu_model()
+    {
         return Ok(None);
     }
     let Ok(backend) = fp.backend.parse::<Backend>() else {

@@ -319,19 +319,9 @@ impl Transport for Adb {
             quote(&self.dir),
             words.join(" ")
         );
-        let out = self
-            .command()
-            .args(["shell", &cmd])
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|cause| RemoteError::Start {
-                what: "adb shell".into(),
-                cause,
-            })?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
+        let mut c = self.command();
+        c.args(["shell", &cmd]);
+        run_streaming(c, "adb shell")
     }
 
     fn connected(&self) -> bool {
@@ -401,26 +391,33 @@ impl Transport for Qemu {
     }
 
     fn run_tailor(&self, args: &[String]) -> Result<(bool, String)> {
-        let out = Command::new(QEMU)
-            .arg("./tailor")
+        let mut c = Command::new(QEMU);
+        c.arg("./tailor")
             .args(args)
             .env(EXEC_PREFIX_ENV, QEMU)
-            .current_dir(&self.dir)
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|cause| RemoteError::Start {
-                what: QEMU.into(),
-                cause,
-            })?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
+            .current_dir(&self.dir);
+        run_streaming(c, QEMU)
     }
 
     fn connected(&self) -> bool {
         self.dir.is_dir()
     }
+}
+
+/// Runs the device's tailor through `command` (started as `what`): its stderr streams to
+/// ours, its stdout is returned with whether it succeeded.
+fn run_streaming(mut command: Command, what: &str) -> Result<(bool, String)> {
+    let out = command
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|cause| RemoteError::Start {
+            what: what.into(),
+            cause,
+        })?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
 }
 
 /// Copies a file for the qemu transport's push and pull.
