@@ -1,16 +1,12 @@
-//! Command-line types shared by several commands, and the typed invocations of tailor's
-//! own child processes (their argv is tested against the clap definitions).
+//! Command-line types shared by several commands; the typed invocation of tailor's own
+//! child process (`tailor_workflow::child::MeasureCall`) is tested against them here.
 
 use anyhow::{Result, bail};
 use clap::Args;
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::Duration;
-use tailor_profiler::{Backend, TimingOptions};
+use tailor_profiler::TimingOptions;
 
-/// Sessions per profile entry unless `--rounds` says otherwise (`tailor profile`, `tailor
-/// run --profile-rounds`, and the re-measure of a drifted profile in `tailor validate`).
-pub const PROFILE_ROUNDS: usize = 3;
+pub use tailor_workflow::profile::PROFILE_ROUNDS;
 
 /// `500ms`, `2s`, `1.5s`, `3m` -> a duration.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -88,30 +84,23 @@ impl TimingArgs {
         if !(self.target_spread > 0.0 && self.target_spread < 10.0) {
             bail!("--target-spread must be a positive fraction, e.g. 0.05");
         }
-        Ok(TimingOptions {
+        Ok(self.unchecked())
+    }
+
+    fn unchecked(&self) -> TimingOptions {
+        TimingOptions {
             warmup: self.warmup,
             min_time: self.min_time,
             max_time: self.max_time,
             target_spread: self.target_spread,
             cycle_bytes: self.cycle_mib << 20,
             ..TimingOptions::default()
-        })
+        }
     }
 
-    /// The same options as command-line arguments (for a child `tailor measure`).
+    /// The same options as command-line arguments (for a `tailor` on a device).
     pub fn to_args(&self) -> Vec<String> {
-        vec![
-            "--max-time".into(),
-            format!("{}s", self.max_time.as_secs_f64()),
-            "--warmup".into(),
-            format!("{}s", self.warmup.as_secs_f64()),
-            "--min-time".into(),
-            format!("{}s", self.min_time.as_secs_f64()),
-            "--target-spread".into(),
-            self.target_spread.to_string(),
-            "--cycle-mib".into(),
-            self.cycle_mib.to_string(),
-        ]
+        tailor_workflow::child::timing_argv(&self.unchecked())
     }
 }
 
@@ -127,63 +116,15 @@ pub struct WorkloadArgs {
     pub context: u64,
 }
 
-/// What a child `tailor measure` measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MeasureMode {
-    /// Only the peak memory of one inference (`--memory-only`), in a process of its own.
-    MemoryOnly,
-    /// Only the timing, the models interleaved (`--no-memory`).
-    TimingOnly,
-}
-
-/// One child `tailor measure --json` run.
-#[derive(Debug, Clone)]
-pub struct MeasureCall<'a> {
-    pub specs: Vec<PathBuf>,
-    pub backend: Backend,
-    pub prompt: u64,
-    pub context: u64,
-    pub mode: MeasureMode,
-    /// Timing flags (TimingOnly); the child's defaults when `None`.
-    pub timing: Option<&'a TimingArgs>,
-}
-
-impl MeasureCall<'_> {
-    /// Its arguments after the program name, from `measure` on.
-    pub fn argv(&self) -> Vec<OsString> {
-        let mut a: Vec<OsString> = vec!["measure".into()];
-        a.extend(self.specs.iter().map(|p| p.clone().into_os_string()));
-        for (flag, value) in [
-            ("--backend", self.backend.name().to_string()),
-            ("--prompt", self.prompt.to_string()),
-            ("--context", self.context.to_string()),
-        ] {
-            a.push(flag.into());
-            a.push(value.into());
-        }
-        a.push("--json".into());
-        a.push(
-            match self.mode {
-                MeasureMode::MemoryOnly => "--memory-only",
-                MeasureMode::TimingOnly => "--no-memory",
-            }
-            .into(),
-        );
-        if let Some(t) = self.timing {
-            a.extend(t.to_args().into_iter().map(OsString::from));
-        }
-        a
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{MeasureCall, MeasureMode, TimingArgs};
+    use super::TimingArgs;
     use crate::{Cli, Command};
     use clap::Parser;
     use std::path::PathBuf;
     use std::time::Duration;
     use tailor_profiler::Backend;
+    use tailor_workflow::child::{MeasureCall, MeasureMode};
 
     fn parse(call: &MeasureCall) -> crate::commands::measure::MeasureArgs {
         let mut argv = vec![std::ffi::OsString::from("tailor")];
@@ -231,7 +172,7 @@ mod tests {
             prompt: 48,
             context: 300,
             mode: MeasureMode::TimingOnly,
-            timing: Some(&timing),
+            timing: Some(timing.options().unwrap()),
         };
         let m = parse(&call);
         assert_eq!(m.spec, specs);

@@ -17,9 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
 mod commands;
-mod freshness;
 use tailor_report::fmt;
-mod lock;
 mod progress;
 use tailor_workflow::remote;
 
@@ -62,7 +60,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    lock::set_no_wait(cli.no_wait);
+    tailor_workflow::lock::set_no_wait(cli.no_wait);
     pin_threads();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(&args),

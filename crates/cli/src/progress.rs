@@ -94,3 +94,44 @@ impl Drop for ProfileBar {
         self.0.finish_and_clear();
     }
 }
+
+/// The bar of a whole-model check: one step per model and round. Cleared when dropped.
+#[derive(Debug)]
+pub struct CheckBar(ProgressBar);
+
+impl CheckBar {
+    pub fn new() -> Self {
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template("validate {bar:30} {pos}/{len} ETA {eta} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl tailor_workflow::check::CheckProgress for CheckBar {
+    fn start(&self, total: u64) {
+        self.0
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0.set_length(total);
+    }
+    fn message(&self, message: &str) {
+        self.0.set_message(message.to_string());
+    }
+    fn advance(&self) {
+        self.0.inc(1);
+    }
+    fn suspend(&self, log: &mut dyn FnMut()) {
+        self.0.suspend(log);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl Drop for CheckBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}

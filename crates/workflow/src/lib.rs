@@ -1,10 +1,26 @@
-//! The workflow side of tailor that is neither measurement nor pricing: how it reaches a
-//! device it profiles (`remote`: adb for a phone, qemu-user for the same flow without
-//! one) and how it starts itself (its memory-measuring children, the `--cpus` re-exec);
-//! how a validation's models are grouped in the memory available (`schedule`).
-//! No clap, no burn, no printing: the binary wires these into its commands.
+//! tailor's pipelines and processes, between the libraries that measure and price
+//! (profiler, llamacpp, cost, search, report) and the binary that parses and prints:
+//! profiling a space into a resumable profile file (`profile`; `llama` for llama.cpp),
+//! searching a space into candidates.csv and front.json (`search`), checking that a
+//! profile is this machine, now, and re-measuring what drifted (`freshness`),
+//! checking a cost model against whole models timed in child processes (`check`, `child`,
+//! `schedule`; `llama`), profiling another device (`device`) reached through `remote` (adb
+//! for a phone, qemu-user for the same flow without one), how tailor starts itself, and one
+//! writer per file (`lock`). No clap, no printing: the binary builds the requests from its
+//! arguments and prints the outcomes. `run` chains them: `tailor run` with burn.
 
+pub mod check;
+pub mod child;
+pub mod device;
+pub mod error;
+pub mod freshness;
+pub mod llama;
+pub mod lock;
+pub mod profile;
 pub mod remote;
+pub mod run;
 pub mod schedule;
+pub mod search;
 
+pub use error::WorkflowError;
 pub use remote::{DeviceBinary, RemoteError, Transport};

@@ -3,24 +3,21 @@
 //! this module turns arguments into its calls and prints.
 
 use crate::fmt::{Table, bytes};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 use tailor_cost::Workload;
-use tailor_llamacpp::profile::PhaseKey;
-use tailor_llamacpp::run as llrun;
-use tailor_llamacpp::validate::{self as llval, Validation};
+use tailor_llamacpp::validate::Validation;
 use tailor_llamacpp::{
-    Depths, LlamaBench, LlamaCost, LlamaProfile, Method, ProfileJob, Settings, WeightType,
-    is_llama_profile, plan,
+    Depths, LlamaBench, LlamaCost, LlamaProfile, Settings, WeightType, is_llama_profile,
 };
 use tailor_search::SearchSpace;
-use tailor_search::output::write_json;
-use tailor_spec::files::{utc_now_iso, write_atomic};
 use tailor_spec::{DType, ModelSpec, Precision};
-use tracing::{info, warn};
+use tailor_workflow::llama::{
+    LlamaProfileOutcome, LlamaProfileRequest, LlamaValidateRequest, profile_llama, validate_llama,
+};
+use tracing::warn;
 
 /// Which engine a profile measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -167,243 +164,49 @@ pub struct ProfileRequest<'a> {
 }
 
 /// The outcome of a llama.cpp profiling run.
-#[derive(Debug)]
-pub struct ProfileOutcome {
-    pub profile: LlamaProfile,
-    pub out: PathBuf,
-    pub probes: usize,
-    /// Phases each probe is timed in (one llama-bench run each per visit).
-    pub phases: usize,
-    pub runs_now: usize,
-    pub missing: usize,
-    pub wall_s: f64,
-    /// The device it ran on, when through `--remote`.
-    pub remote: Option<String>,
-}
+pub type ProfileOutcome = LlamaProfileOutcome;
 
-/// Profiles (or resumes) the probes the specs need, into `req.out`.
+/// Profiles (or resumes) the probes the specs need, into `req.out`, with a progress bar.
 pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
-    let started = Instant::now();
-    let weights = WeightType::from_dtype(req.weights)?;
     let bench = req.llama.bench()?;
-    let probes = plan(req.specs.iter(), req.depths);
-    if probes.is_empty() {
-        bail!("no candidate to profile");
-    }
-    warn_shallow_probes(&req.specs, &probes, req.depths);
-    for s in &req.specs {
-        tailor_llamacpp::model::substitutions(s, weights)?;
-    }
-    let mut phases: Vec<PhaseKey> = req
-        .prompts
-        .iter()
-        .map(|&tokens| PhaseKey::Prefill { tokens })
-        .chain(
-            req.contexts
-                .iter()
-                .map(|&context| PhaseKey::Decode { context }),
-        )
-        .collect();
-    phases.sort();
-    phases.dedup();
-    let method = Method {
-        decode_tokens: req.llama.decode_tokens,
-        repetitions: req.llama.repetitions,
-        rounds: req.rounds,
-    };
-    // Probe models are written beside the profile and removed after each visit; a killed
-    // run leaves at most one there, which the next run removes.
-    let work_dir = req
-        .out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(format!(
-            ".{}.probes",
-            req.out
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-    let job = ProfileJob {
-        name: req.name.clone(),
-        probes,
-        phases,
-        weights,
-        settings: req.llama.settings(),
-        method,
-        work_dir: work_dir.clone(),
-        seed: 0,
-        limit: req.limit,
-    };
-    // One writer per profile (and its probe folder); a second run waits here, then
-    // resumes what the first saved.
-    let _lock = crate::lock::file(&req.out)?;
-    std::fs::create_dir_all(&work_dir)?;
-    let fingerprint = llrun::probe_fingerprint(&bench, &job, &llrun::host_os())
-        .context("running llama-bench on a first probe")?;
-    let profile = if req.out.exists() && !req.force {
-        let existing = LlamaProfile::load(&req.out)?;
-        existing.check_fingerprint(&fingerprint).map_err(|e| {
-            anyhow!(
-                "{}: {e}. Profile into another file with --out, or start this one afresh with --force",
-                req.out.display()
-            )
-        })?;
-        if existing.method.decode_tokens != method.decode_tokens
-            || existing.method.repetitions != method.repetitions
-        {
-            bail!(
-                "{}: was profiled with {} decode tokens and {} repetitions; resume with the same \
-                 --decode-tokens and --repetitions, or start afresh with --force",
-                req.out.display(),
-                existing.method.decode_tokens,
-                existing.method.repetitions
-            );
-        }
-        info!(path = %req.out.display(), probes = existing.probes.len(), "resuming");
-        let mut p = existing;
-        p.method.rounds = p.method.rounds.max(method.rounds);
-        p
-    } else {
-        llrun::new_profile(
-            &format!(
-                "{} on llama.cpp {} ({})",
-                fingerprint.cpu_info, fingerprint.build_commit, weights
-            ),
-            fingerprint,
-            method,
-            &utc_now_iso(),
-        )
-    };
-    let todo = llrun::pending(&profile, &job).len();
-    info!(
-        probes = job.probes.len(),
-        phases = job.phases.len(),
-        visits = todo.min(req.limit.unwrap_or(usize::MAX)),
-        "profiling llama.cpp"
-    );
     let bar = crate::progress::ProfileBar::new("profile");
-    let out = req.out.clone();
-    let result = llrun::run_profile(&bench, profile, &job, &utc_now_iso, &bar, &mut |p| {
-        p.save(&out)
-    });
-    drop(bar);
-    let _ = std::fs::remove_dir_all(&work_dir);
-    let profile = result.with_context(|| format!("profiling into {}", req.out.display()))?;
-    // A resumed file may hold probes of other spaces: save it even if nothing ran.
-    profile.save(&req.out)?;
-    let missing = llrun::pending(&profile, &job).len();
-    Ok(ProfileOutcome {
-        probes: job.probes.len(),
-        phases: job.phases.len(),
-        runs_now: todo.min(req.limit.unwrap_or(usize::MAX)),
-        missing,
-        out: req.out.clone(),
-        profile,
-        wall_s: started.elapsed().as_secs_f64(),
-        remote: None,
-    })
-}
-
-/// Says when `--probe-mib` holds a width's probes far below the depth of the space's
-/// models ([`tailor_llamacpp::ShallowWidth`]).
-fn warn_shallow_probes(specs: &[ModelSpec], probes: &[tailor_llamacpp::Probe], depths: Depths) {
-    let Depths::Space {
-        max_probe_bytes, ..
-    } = depths
-    else {
-        return;
-    };
-    let shallow: Vec<String> = tailor_llamacpp::shallow_widths(specs, probes)
-        .iter()
-        .map(|w| {
-            format!(
-                "width {}: {} for models of {}+",
-                w.hidden, w.deepest_probe, w.fewest_layers
-            )
-        })
-        .collect();
-    if !shallow.is_empty() {
-        warn!(
-            "--probe-mib {} holds probes far below the space's depth ({}): each layer's cost \
-             is the difference of shallow probes, multiplied by the depth. Raise --probe-mib \
-             (e.g. 1024 for 0.5B models at f32) for closer predictions, at the cost of \
-             profiling time",
-            max_probe_bytes >> 20,
-            shallow.join("; ")
-        );
-    }
+    let outcome = profile_llama(
+        &LlamaProfileRequest {
+            name: req.name.clone(),
+            specs: req.specs.clone(),
+            prompts: req.prompts.clone(),
+            contexts: req.contexts.clone(),
+            weights: req.weights,
+            bench: &bench,
+            settings: req.llama.settings(),
+            decode_tokens: req.llama.decode_tokens,
+            rounds: req.rounds,
+            depths: req.depths,
+            out: req.out.clone(),
+            force: req.force,
+            limit: req.limit,
+        },
+        &bar,
+    )?;
+    bar.finish();
+    Ok(outcome)
 }
 
 /// Prints a profiling outcome.
 pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
-    let f = &o.profile.fingerprint;
-    let loaded = o
-        .profile
-        .probes
-        .iter()
-        .filter(|e| e.loaded_rounds > 0)
-        .count();
-    if loaded > 0 {
+    let report = o.report();
+    if report.loaded_entries > 0 {
         warn!(
-            loaded,
+            loaded = report.loaded_entries,
             "probe entries with a round timed while other processes took a share of the \
              CPUs (`loaded_rounds` in the profile): re-measure on a quiet machine \
              (`--force`)"
         );
     }
     if json_out {
-        let v = tailor_report::profile::LlamaProfileReport {
-            profile: o.out.display().to_string(),
-            engine: "llama.cpp".into(),
-            fingerprint: f.clone(),
-            probes: o.probes,
-            probe_visits_now: o.runs_now,
-            llama_bench_runs_now: o.runs_now * o.phases,
-            missing: o.missing,
-            wall_s: o.wall_s,
-            remote: o.remote.clone(),
-            loaded_entries: loaded,
-        };
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    let mut t = Table::new(&["", ""]);
-    for (k, v) in [
-        ("profile", o.out.display().to_string()),
-        (
-            "engine",
-            format!("llama.cpp {} ({})", f.build_commit, f.backends),
-        ),
-        ("cpu", f.cpu_info.clone()),
-        ("threads", f.threads.to_string()),
-        ("weights", f.weights.to_string()),
-        ("kv cache", format!("{}/{}", f.type_k, f.type_v)),
-        ("flash attention", f.flash_attn.clone()),
-        ("probe models", o.probes.to_string()),
-        (
-            "probe visits now",
-            format!(
-                "{} ({} llama-bench runs)",
-                o.runs_now,
-                o.runs_now * o.phases
-            ),
-        ),
-        ("still to run", o.missing.to_string()),
-        ("wall time", format!("{:.0} s", o.wall_s)),
-    ] {
-        t.row(vec![k.into(), v]);
-    }
-    if let Some(r) = &o.remote {
-        t.row(vec!["device".into(), r.clone()]);
-    }
-    print!("{}", t.render(2));
-    if o.missing > 0 {
-        println!(
-            "rerun the same command to continue ({} visits left)",
-            o.missing
-        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
     }
     Ok(())
 }
@@ -510,89 +313,25 @@ pub struct ValidateRequest<'a> {
     pub out: &'a Path,
 }
 
-/// Times `models` whole with llama-bench, compares with the profile's predictions and
-/// writes validate.json and validate.csv into `out`.
+/// Times `models` whole with llama-bench against the profile, with a progress bar.
 pub fn validate(req: &ValidateRequest) -> Result<Validation> {
-    let started = Instant::now();
     let bench = req.llama.bench()?;
-    let f = &req.cost.profile().fingerprint;
-    let mut settings = req.llama.settings();
-    // Time the models as the profile was timed.
-    settings.flash_attn = f.flash_attn.clone();
-    settings.cache_type = f.type_k.clone();
-    settings.threads = f.threads;
-    settings.repetitions = req.cost.profile().method.repetitions;
-    let w = req.space.workload;
-    let weights = WeightType::from_dtype(w.precision.weights)?;
-    let mut rows = llval::predict_rows(req.cost, &req.models, &w);
-    let specs: Vec<ModelSpec> = req.models.iter().map(|(_, s)| s.clone()).collect();
-    info!(
-        models = specs.len(),
-        rounds = req.rounds,
-        weights = %weights,
-        "timing whole models with llama-bench"
-    );
     let bar = crate::progress::ProfileBar::new("validate");
-    let timings = tailor_llamacpp::measure_models(
-        &bench,
-        &specs,
-        weights,
-        tailor_llamacpp::cost::phases_of(&w),
-        &settings,
-        &req.cost.profile().method,
-        req.rounds,
-        &req.out.join("models"),
-        req.seed,
+    let v = validate_llama(
+        &LlamaValidateRequest {
+            profile: req.profile,
+            space_path: req.space_path,
+            space: req.space,
+            cost: req.cost,
+            models: req.models.clone(),
+            bench: &bench,
+            settings: req.llama.settings(),
+            rounds: req.rounds,
+            seed: req.seed,
+            out: req.out,
+        },
         &bar,
     )?;
-    drop(bar);
-    let _ = std::fs::remove_dir(req.out.join("models"));
-    for (row, t) in rows.iter_mut().zip(timings) {
-        match t {
-            Ok(t) => row.measured = Some(t),
-            Err(e) => row.error = Some(e.to_string()),
-        }
-    }
-    let (prefill, decode, memory) = llval::score(&rows);
-    let v = Validation {
-        format_version: 1,
-        engine: "llama.cpp".into(),
-        profile: req.profile.display().to_string(),
-        space: req.space_path.display().to_string(),
-        workload: w,
-        rounds: req.rounds,
-        prefill,
-        decode,
-        memory,
-        engine_self: llval::self_agreement(&rows),
-        round_ratios: llval::round_ratios(&rows),
-        wall_s: started.elapsed().as_secs_f64(),
-        rows,
-    };
-    write_json(&req.out.join("validate.json"), &v)?;
-    write_atomic(
-        &req.out.join("validate.csv"),
-        tailor_report::validation::csv_text(
-            &v.rows
-                .iter()
-                .map(tailor_report::validation::CsvRow::of_llama)
-                .collect::<Vec<_>>(),
-        )
-        .as_bytes(),
-    )?;
-    let (pre, dec) = v.round_ratios.range();
-    if pre > 1.1 || dec > 1.1 {
-        warn!(
-            prefill = ?v.round_ratios.prefill,
-            decode = ?v.round_ratios.decode,
-            "the rounds ran more than 10% apart: the machine's speed changed during the run; \
-             its agreement with the profile and with itself is limited by that"
-        );
-    }
-    for r in &v.rows {
-        if let Some(e) = &r.error {
-            warn!(id = r.id, "not measured: {e}");
-        }
-    }
+    bar.finish();
     Ok(v)
 }

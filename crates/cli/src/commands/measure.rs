@@ -1,17 +1,16 @@
 //! `tailor measure`: build whole models with random weights and time them for real; two
 //! or more are timed together, interleaved.
 
-use crate::args::{MeasureCall, MeasureMode, TimingArgs};
+use crate::args::TimingArgs;
 use crate::fmt::{Table, bytes, thousands};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use std::path::{Path, PathBuf};
-use tailor_cost::{MemoryProbe, MemorySource};
+use std::path::PathBuf;
 use tailor_profiler::{
     Backend, Measurement, ModelMeasurement, TimingOptions, measure_model, measure_models,
 };
 use tailor_report::{MeasureReport, MemoryReport, Timed};
-use tailor_spec::{DType, SpecFile, load_spec};
+use tailor_spec::load_spec;
 use tracing::info;
 
 #[derive(Debug, Args)]
@@ -39,93 +38,6 @@ pub struct MeasureArgs {
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Environment of the memory child: mimalloc returns freed pages at once and commits
-/// arena memory only as it is used, so the resident set's peak is the live set (the
-/// timing process keeps mimalloc's defaults, which reuse pages without faulting them in).
-pub const MEMORY_ENV: [(&str, &str); 2] = [
-    ("MIMALLOC_PURGE_DELAY", "0"),
-    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
-];
-
-/// Runs a child `tailor` with `args` ([`MeasureCall::argv`]); its stdout, or why it failed.
-pub fn measure_child(
-    what: &str,
-    args: &[std::ffi::OsString],
-    env: &[(&str, &str)],
-) -> Result<Vec<u8>> {
-    let output = crate::remote::self_command()?
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .context("starting `tailor measure`")?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let why = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message");
-        let status = output
-            .status
-            .code()
-            .map_or("killed by a signal (out of memory?)".into(), |c| {
-                format!("exit {c}")
-            });
-        bail!("measuring {what} failed ({status}): {why}");
-    }
-    Ok(output.stdout)
-}
-
-/// Measures the peak memory of one inference of `spec` (a prefill of `prompt` tokens, a
-/// decode step after `context`) in a fresh child `tailor measure --memory-only`.
-pub fn memory_in_child(
-    backend: Backend,
-    spec: &Path,
-    prompt: u64,
-    context: u64,
-) -> Result<MemoryReport> {
-    let args = MeasureCall {
-        specs: vec![spec.to_path_buf()],
-        backend,
-        prompt,
-        context,
-        mode: MeasureMode::MemoryOnly,
-        timing: None,
-    }
-    .argv();
-    let what = format!("the memory of {}", spec.display());
-    let stdout = measure_child(&what, &args, &MEMORY_ENV)?;
-    serde_json::from_slice(&stdout).with_context(|| format!("reading {what}"))
-}
-
-/// Probe processes per memory probe.
-pub const MEMORY_PROBE_RUNS: usize = 3;
-
-/// Measures the runtime's own memory on `backend` ([`MemoryProbe`]): the probe model's
-/// peak in [`MEMORY_PROBE_RUNS`] fresh children, less its accounted bytes. The probe's
-/// spec file is written into `dir` for the children and removed afterwards.
-pub fn memory_probe(backend: Backend, dtype: DType, dir: &Path) -> Result<MemoryProbe> {
-    let path = dir.join(format!(".tailor-memory-probe-{}.toml", std::process::id()));
-    let mut file = SpecFile::new(MemoryProbe::spec());
-    file.name = Some("memory probe".into());
-    file.save(&path)?;
-    let w = MemoryProbe::workload(dtype);
-    let reports: Result<Vec<MemoryReport>> = (0..MEMORY_PROBE_RUNS)
-        .map(|_| memory_in_child(backend, &path, w.prompt_tokens, w.context))
-        .collect();
-    let _ = std::fs::remove_file(&path);
-    let reports = reports?;
-    let peaks: Vec<u64> = reports.iter().filter_map(|r| r.peak_memory_bytes).collect();
-    let source = reports
-        .first()
-        .map_or(MemorySource::None, |r| r.memory_source);
-    if peaks.len() < reports.len() {
-        bail!("this backend does not report its peak memory here (source `{source}`)");
-    }
-    MemoryProbe::from_peaks(&peaks, dtype, source)
-        .ok_or_else(|| anyhow::anyhow!("no memory probe ran"))
 }
 
 /// A phase as the profiler timed it, in the report's units.
@@ -191,7 +103,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     // on a GPU the pool figure is read in this process.
     let child = !args.no_memory && args.backend != Backend::Wgpu && cfg!(feature = "mimalloc");
     let memory = if child {
-        Some(memory_in_child(
+        Some(tailor_workflow::child::memory_in_child(
             args.backend,
             spec_path,
             args.workload.prompt,

@@ -1,11 +1,11 @@
 //! `tailor predict`: what one spec costs on a profiled device.
 
 use crate::fmt::{Table, bytes};
-use anyhow::{Result, anyhow, bail};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use tailor_cost::{Prediction, Profile, Profiled, Source, Workload};
+use std::path::PathBuf;
+use tailor_cost::{Prediction, Profiled, Source, Workload};
 use tailor_spec::{Precision, load_spec};
 
 #[derive(Debug, Args)]
@@ -22,31 +22,7 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
-/// Loads a profile as a cost model, with the file named in any error.
-pub fn load_profiled(path: &Path) -> Result<Profiled> {
-    let profile = Profile::load(path)?;
-    tracing::info!(
-        "using the profile {} ({}; entries last measured {})",
-        path.display(),
-        profile.name,
-        profile.provenance.updated
-    );
-    Profiled::new(profile).map_err(|e| anyhow!("{}: {e}", path.display()))
-}
-
-/// The profile's element type must be the one the workload runs in (profiles are f32).
-pub fn check_precision(model: &Profiled, precision: &Precision, what: &str) -> Result<()> {
-    let dtype = model.profile().fingerprint.dtype;
-    if precision.weights != dtype {
-        bail!(
-            "{what} asks for {} weights but the profile was measured in {dtype}; set the \
-             workload's `weights = \"{dtype}\"` or profile in {}",
-            precision.weights,
-            precision.weights
-        );
-    }
-    Ok(())
-}
+pub use tailor_workflow::search::{check_precision, load_profiled};
 
 /// `{attention, ffn, lm_head, other}` as shares of the total.
 pub fn run(args: &PredictArgs) -> Result<()> {

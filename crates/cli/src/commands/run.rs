@@ -3,29 +3,26 @@
 //! against whole models, export the pick, write the report.
 
 use super::llama::{Engine, LlamaArgs};
-use super::predict::load_profiled;
-use super::profile::ProfileArgs;
-use super::search::{CostChoice, SearchArgs, StrategyArg};
-use super::validate::{CheckSetup, check};
+use super::search::CostChoice;
 use crate::args::TimingArgs;
 use crate::fmt::{Table, bytes};
-use crate::freshness::{DRIFT_TOLERANCE, machine_backend, recheck, remeasure};
 use anyhow::{Result, bail};
 use clap::Args;
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
-use tailor_cost::{Fingerprint, Profile, Profiled};
-use tailor_profiler::Backend;
+use tailor_profiler::{Backend, ProfileProgress};
 use tailor_report::search::SearchRun;
 use tailor_report::search::{
-    self as report, BurnCheck, BurnProfile, LlamaCheck, LlamaProfile, RunCheck, RunProfile,
-    RunSection, Summary,
+    self as report, LlamaCheck, LlamaProfile, RunCheck, RunProfile, RunSection, Summary,
 };
 use tailor_report::validation::Validation;
 use tailor_report::{CostSource, Flavor};
-use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
-use tracing::{debug, info, warn};
+use tailor_search::{Metric, SearchSpace, static_candidates};
+use tailor_workflow::check::CheckProgress;
+use tailor_workflow::profile::BurnProfileOutcome;
+use tailor_workflow::run::{RunProgress, RunRequest, checked_rows, run_burn};
+use tailor_workflow::search::SearchRequest;
+use tracing::warn;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -75,300 +72,68 @@ pub struct RunArgs {
     pub llama: LlamaArgs,
 }
 
-/// The profile files in `dir` made on this setup, with how many of `needed` they cover.
-fn matching_profiles(
-    dir: &Path,
-    fingerprint: &Fingerprint,
-    needed: &BTreeSet<tailor_cost::OpShape>,
-) -> Vec<(PathBuf, usize)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(PathBuf, usize)> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .filter_map(|p| match Profile::load(&p) {
-            Ok(profile) if profile.fingerprint.differences(fingerprint).is_empty() => {
-                let covered = profile
-                    .entries
-                    .iter()
-                    .filter(|e| needed.contains(&e.shape))
-                    .count();
-                Some((p, covered))
-            }
-            Ok(_) => {
-                debug!(path = %p.display(), "profile of another setup");
-                None
-            }
-            Err(e) => {
-                debug!(path = %p.display(), "not a profile: {e}");
-                None
-            }
-        })
-        .collect();
-    // Most coverage first; ties by path, so the choice does not depend on the folder order.
-    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    found
-}
-
-/// A file name for a new profile of this setup that does not replace another one.
-fn new_profile_path(dir: &Path, backend: Backend, fingerprint: &Fingerprint) -> PathBuf {
-    let plain = dir.join(format!("host-{backend}.toml"));
-    if !plain.exists() {
-        return plain;
-    }
-    let machine = crate::remote::slug(fingerprint.machine());
-    let base = format!("host-{backend}-{machine}-{}t", fingerprint.threads);
-    (0..)
-        .map(|i| match i {
-            0 => dir.join(format!("{base}.toml")),
-            i => dir.join(format!("{base}-{}.toml", i + 1)),
-        })
-        .find(|p| !p.exists())
-        .unwrap_or(plain)
-}
-
 pub fn run(args: &RunArgs) -> Result<()> {
     if args.engine == Engine::LlamaCpp {
         return run_llama(args);
     }
-    let started = Instant::now();
-    args.timing.options()?;
-    let space = SearchSpace::load(&args.space)?;
-
-    // 1. A profile of this setup covering the space.
-    let device = args.backend.open()?;
-    let fingerprint = args.backend.fingerprint(&device);
-    drop(device);
-    let needed: BTreeSet<_> = profile_shapes(
-        static_candidates(&space),
-        &[space.workload.prompt_tokens],
-        &[space.workload.context],
-    )
-    .into_iter()
-    .collect();
-    if needed.is_empty() {
-        bail!(
-            "{}: no candidate is inside the space's static constraints (parameters, aspect \
-             ratio): nothing to profile or search; widen [constraints]",
-            args.space.display()
-        );
-    }
-    let profile_path = match &args.profile {
-        Some(p) => p.clone(),
-        None => match matching_profiles(&args.profiles, &fingerprint, &needed).first() {
-            Some((p, covered)) => {
-                info!(
-                    profile = %p.display(),
-                    covered,
-                    needed = needed.len(),
-                    "reusing a profile of this setup"
-                );
-                p.clone()
-            }
-            None => {
-                let p = new_profile_path(&args.profiles, args.backend, &fingerprint);
-                info!(
-                    profile = %p.display(),
-                    "no profile of this setup in {}: profiling this machine",
-                    args.profiles.display()
-                );
-                p
-            }
-        },
-    };
-    let profiled = super::profile::execute(&ProfileArgs {
-        space: Some(args.space.clone()),
-        spec: Vec::new(),
-        backend: args.backend,
-        out: Some(profile_path.clone()),
-        prompt: Vec::new(),
-        context: Vec::new(),
-        timing: args.timing.clone(),
-        rounds: args.profile_rounds,
-        limit: None,
-        force: false,
-        cooldown: std::time::Duration::ZERO,
-        cpus: None,
-        remote: None,
-        remote_binary: PathBuf::from(crate::remote::ARM64_BINARY),
-        json: false,
-        engine: Engine::Burn,
-        llama: args.llama.clone(),
-        probe_layers: super::profile::ProbeLayers(None),
-        probe_mib: 128,
-    })?;
-    if profiled.missing > 0 {
-        bail!(
-            "{}: {} shapes of the space are still unmeasured; rerun to continue",
-            profile_path.display(),
-            profiled.missing
-        );
-    }
-
-    // A profile reused as it was is re-checked on this machine first (seconds). Where a
-    // class of operators drifted, its entries are re-measured in the profile file: a
-    // re-level (one ratio per class) was measured to leave decode 9% off, because load and
-    // clocks do not move every shape of a class alike (docs/method.md).
-    let mut model = load_profiled(&profile_path)?;
-    let (profile_check, remeasured) = if profiled.measured_now == 0 {
-        let backend = machine_backend(&model, &profile_path, &args.space)?;
-        let d = recheck(&profile_path, &model, backend, &args.timing)?;
-        let mut remeasured = 0;
-        if !d.stale_shapes(model.profile(), DRIFT_TOLERANCE).is_empty() {
-            let (fresh, n) = remeasure(
-                &profile_path,
-                &d,
-                backend,
-                &args.timing,
-                args.profile_rounds as usize,
-            )?;
-            warn!(
-                "re-measured {n} entries of {} (drifted, or timed under load); this run uses \
-                 them",
-                profile_path.display()
-            );
-            model = fresh;
-            remeasured = n;
-        }
-        (Some(d), remeasured)
-    } else {
-        (None, 0)
-    };
-
-    // 2. Search on it.
-    let search_args = SearchArgs {
-        space: args.space.clone(),
-        device: None,
-        profile: Some(profile_path.clone()),
-        strategy: StrategyArg::Auto,
-        max_candidates_csv: 64,
-        no_recheck: true,
-        budget: None,
-        seed: args.seed,
-        population: None,
-        out: args.out.clone(),
-        flavor: args.flavor,
-        json: false,
-        weights: None,
-    };
-    let options = super::search::options(&space, &search_args)?;
-    let out = super::search::out_dir(args.out.as_deref(), &space);
-    let _lock = crate::lock::folder(&out)?;
-    // The profile loaded above (re-measured where it drifted), not read again.
-    let cost = super::search::profiled_cost(
-        Profiled::new(model.profile().clone())?,
-        &profile_path,
-        &space,
-        &args.space,
-    )?;
-    let search = super::search::execute(space, &cost, &options, &out)?;
-
-    // 3. The pick and a few front rows, whole.
-    let validation = if args.check > 0 {
-        let backend = machine_backend(&model, &profile_path, &args.space)?;
-        let models = checked_rows(&search, args.check as usize);
-        let setup = CheckSetup {
-            profile: &profile_path,
-            model: &model,
-            profile_check: profile_check.as_ref(),
-            releveled: false,
-            remeasured,
-            backend,
-            space: &search.space,
-            rounds: args.check_rounds,
-            timing: &args.timing,
+    let o = run_burn(
+        &RunRequest {
+            space: args.space.clone(),
+            backend: args.backend,
+            out: args.out.clone(),
+            profile: args.profile.clone(),
+            profiles: args.profiles.clone(),
             seed: args.seed,
-        };
-        Some(check(&setup, models, &out.join("check"))?)
-    } else {
-        None
-    };
-
-    if let Some(v) = &validation {
-        for w in v.drift() {
-            warn!(profile = %profile_path.display(), "{w}");
-        }
-    }
-
-    // 4. Export and report.
-    let written = report::write_search(&search, args.flavor, validation.as_ref())?;
-    let wall_s = started.elapsed().as_secs_f64();
-    let section = RunSection {
-        profile: RunProfile::Burn(BurnProfile {
-            path: profile_path.display().to_string(),
-            shapes_needed: profiled.shapes_needed,
-            measured_now: profiled.measured_now,
-            profile_wall_s: profiled.wall_s,
-            profile_check: profile_check.clone(),
-            releveled: false,
-            remeasured,
-        }),
-        check: validation.as_ref().map(|v| {
-            RunCheck::Burn(BurnCheck {
-                models: v.file.rows.len(),
-                rounds: v.file.rounds,
-                round_ratios: v.file.round_ratios.clone(),
-                prefill: v.file.prefill,
-                decode: v.file.decode,
-                memory: v.file.memory,
-                dir: v.out.display().to_string(),
-            })
-        }),
-        run_wall_s: wall_s,
-    };
-    let summary = Summary::of(&search, Some(&written), Some(section));
-    summary.write(&out)?;
+            check: args.check as usize,
+            check_rounds: args.check_rounds,
+            profile_rounds: args.profile_rounds as usize,
+            timing: args.timing.options()?,
+            flavor: args.flavor,
+        },
+        &Bars,
+    )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&o.summary)?);
         return Ok(());
     }
     print!(
         "{}",
         render(
-            &search,
-            &cost,
-            &profiled,
-            remeasured,
-            validation.as_ref(),
-            &written,
-            wall_s
+            &o.search,
+            &o.cost,
+            &o.profiled,
+            o.remeasured,
+            o.validation.as_ref(),
+            &o.written,
+            o.wall_s
         )
     );
     Ok(())
 }
 
-/// The pick first, then front rows spread evenly over the front's decode times.
-fn checked_rows(run: &SearchRun, n: usize) -> Vec<(u64, tailor_spec::ModelSpec)> {
-    let o = &run.outcome;
-    let Some(pick) = o.pick.map(|i| &o.front[i]) else {
-        return Vec::new();
-    };
-    let mut others: Vec<_> = o.front.iter().filter(|c| c.id != pick.id).collect();
-    others.sort_by(|a, b| {
-        a.metrics
-            .get(Metric::DecodeMs)
-            .total_cmp(&b.metrics.get(Metric::DecodeMs))
-            .then(a.id.cmp(&b.id))
-    });
-    let k = n.saturating_sub(1).min(others.len());
-    let mut rows = vec![(pick.id, pick.spec.clone())];
-    for i in 0..k {
-        // Evenly spaced, both ends included.
-        let j = if k == 1 {
-            others.len() - 1
-        } else {
-            i * (others.len() - 1) / (k - 1)
-        };
-        rows.push((others[j].id, others[j].spec.clone()));
+/// A run's progress bars on stderr.
+struct Bars;
+
+impl RunProgress for Bars {
+    fn profile(&self) -> Box<dyn ProfileProgress + '_> {
+        Box::new(crate::progress::ProfileBar::new("profile"))
     }
-    rows
+    fn remeasure(&self) -> Box<dyn ProfileProgress + '_> {
+        Box::new(crate::progress::ProfileBar::new("re-measure"))
+    }
+    fn search(&self) -> Box<dyn tailor_search::Progress + '_> {
+        Box::new(crate::progress::Bar::new("search"))
+    }
+    fn check(&self) -> Box<dyn CheckProgress + '_> {
+        Box::new(crate::progress::CheckBar::new())
+    }
 }
 
+/// The tables `tailor run` prints.
 fn render(
     run: &SearchRun,
     cost: &CostChoice,
-    profiled: &super::profile::ProfileOutcome,
+    profiled: &BurnProfileOutcome,
     remeasured: usize,
     validation: Option<&Validation>,
     written: &report::Written,
@@ -483,24 +248,9 @@ fn run_llama(args: &RunArgs) -> Result<()> {
             profiled.missing
         );
     }
-    let search_args = SearchArgs {
-        space: args.space.clone(),
-        device: None,
-        profile: Some(profile_path.clone()),
-        strategy: StrategyArg::Auto,
-        max_candidates_csv: 64,
-        no_recheck: true,
-        budget: None,
-        seed: args.seed,
-        population: None,
-        out: args.out.clone(),
-        flavor: args.flavor,
-        json: false,
-        weights: args.llama.weights,
-    };
-    let options = super::search::options(&space, &search_args)?;
+    let options = tailor_workflow::search::options(&space, &SearchRequest::auto(args.seed))?;
     let out = super::search::out_dir(args.out.as_deref(), &space);
-    let _lock = crate::lock::folder(&out)?;
+    let _lock = tailor_workflow::lock::folder(&out)?;
     let cost_choice =
         super::search::cost_model(&space, &args.space, None, Some(&profile_path), false)?;
     let search = super::search::execute(space, &cost_choice, &options, &out)?;

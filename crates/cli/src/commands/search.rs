@@ -1,19 +1,17 @@
 //! `tailor search`: explore a space, write candidates.csv, front.json, summary.json.
 
-use super::predict::{check_precision, load_profiled};
+use super::predict::load_profiled;
 use crate::args::TimingArgs;
-use crate::fmt::{bytes as bytes_fmt, thousands, timestamp};
 use crate::progress::Bar;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
-use tailor_cost::{CostModel, DeviceSpec, Profiled, Roofline};
-use tailor_report::search::{self as report, Reference, SearchRun, Summary};
+use tailor_cost::{DeviceSpec, Roofline};
+use tailor_report::search::{self as report, SearchRun, Summary};
 use tailor_report::{CostKind, CostSource, Flavor};
-use tailor_search::output::{CsvSink, FrontFile, SearchSummary, write_json};
-use tailor_search::pareto::dominates;
-use tailor_search::{CSV_ROW_BYTES, SearchOptions, SearchSpace, Strategy, price, search};
-use tracing::info;
+use tailor_search::{SearchOptions, SearchSpace};
+pub use tailor_workflow::search::{CostChoice, out_dir, profiled_cost};
+use tailor_workflow::search::{SearchRequest, StrategyChoice, options, run_search};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum StrategyArg {
@@ -77,12 +75,6 @@ pub fn parse_weights(s: &str) -> Result<tailor_spec::DType, String> {
         .ok_or_else(|| format!("unknown weight type `{s}`; use f32, f16, bf16, int8, q4_0 or q8_0"))
 }
 
-/// A cost model and what it is, for the files that quote it.
-pub struct CostChoice {
-    pub model: Box<dyn CostModel>,
-    pub source: CostSource,
-}
-
 /// The roofline model of a device file, or the profiled model of a profile. A burn
 /// profile made on this machine is re-checked here first (`recheck`; its drift is quoted
 /// in the cost source).
@@ -130,7 +122,11 @@ pub fn cost_model(
         (None, Some(path)) => {
             let model = load_profiled(path)?;
             let check = if recheck {
-                crate::freshness::recheck_if_here(path, &model, &TimingArgs::default())?
+                tailor_workflow::freshness::recheck_if_here(
+                    path,
+                    &model,
+                    &TimingArgs::default().options()?,
+                )?
             } else {
                 None
             };
@@ -142,164 +138,30 @@ pub fn cost_model(
     }
 }
 
-/// The profiled model of a loaded burn profile (`path`), checked against the space's
-/// precision.
-pub fn profiled_cost(
-    profiled: Profiled,
-    path: &Path,
-    space: &SearchSpace,
-    space_path: &Path,
-) -> Result<CostChoice> {
-    check_precision(
-        &profiled,
-        &space.workload.precision,
-        &space_path.display().to_string(),
-    )?;
-    let p = profiled.profile();
-    let source = CostSource {
-        kind: CostKind::Profiled,
-        file: path.display().to_string(),
-        device: p.name.clone(),
-        fingerprint: Some(p.fingerprint.clone()),
-        llama_fingerprint: None,
-        profile_check: None,
-    };
-    Ok(CostChoice {
-        model: Box::new(profiled),
-        source,
-    })
-}
-
-/// The strategy `auto` resolves to, and the options of a search.
-pub fn options(space: &SearchSpace, args: &SearchArgs) -> Result<SearchOptions> {
-    let strategy = match args.strategy {
-        StrategyArg::Auto if space.size() <= 200_000 => Strategy::Exhaustive,
-        StrategyArg::Auto | StrategyArg::Nsga2 => Strategy::Nsga2,
-        StrategyArg::Exhaustive => Strategy::Exhaustive,
-        StrategyArg::Random => Strategy::Random,
-    };
-    if strategy == Strategy::Exhaustive && args.budget.is_some() {
-        bail!(
-            "--budget applies to random and nsga2; exhaustive examines all {} points",
-            space.size()
-        );
-    }
-    let options = SearchOptions {
-        strategy,
+/// What `tailor search`'s arguments ask of the search.
+pub fn request(args: &SearchArgs) -> SearchRequest {
+    SearchRequest {
+        strategy: match args.strategy {
+            StrategyArg::Auto => StrategyChoice::Auto,
+            StrategyArg::Exhaustive => StrategyChoice::Exhaustive,
+            StrategyArg::Random => StrategyChoice::Random,
+            StrategyArg::Nsga2 => StrategyChoice::Nsga2,
+        },
         budget: args.budget,
         seed: args.seed,
-        population: args.population.map(|p| p as usize),
-    };
-    if let Some(rows) = options.unbounded_rows(space) {
-        let bytes = rows.saturating_mul(CSV_ROW_BYTES);
-        if bytes > args.max_candidates_csv << 20 {
-            bail!(
-                "{}: a {} search of all {} points would write up to about {} of \
-                 candidates.csv, over --max-candidates-csv {} MiB. Sample the space instead \
-                 (--strategy nsga2 --budget 2000, or --strategy random --budget N), narrow \
-                 its axes, or raise --max-candidates-csv",
-                space.path.display(),
-                strategy.name(),
-                thousands(u128::from(rows)),
-                bytes_fmt(bytes as f64),
-                args.max_candidates_csv
-            );
-        }
+        population: args.population,
+        max_candidates_csv_mib: args.max_candidates_csv,
     }
-    Ok(options)
 }
 
-/// Runs the search and writes candidates.csv, front.json and summary.json into `out`.
-/// A space with no feasible candidate is an error that says why (after the files are
-/// written, so the user can look).
+/// Runs the search into `out` with a progress bar.
 pub fn execute(
     space: SearchSpace,
     cost: &CostChoice,
     options: &SearchOptions,
     out: &Path,
 ) -> Result<SearchRun> {
-    let model = cost.model.as_ref();
-    info!(
-        space = %space.name(),
-        points = space.size(),
-        strategy = options.strategy.name(),
-        device = %cost.source.device,
-        out = %out.display(),
-        "searching"
-    );
-    let mut csv = CsvSink::create(&out.join("candidates.csv"))?;
-    let mut cloud = Vec::new();
-    let outcome = {
-        let bar = Bar::new("search");
-        search(&space, model, options, &bar, &mut |c| {
-            if c.feasible() && c.is_priced() {
-                cloud.push(c.metrics);
-            }
-            csv.write(c)
-        })
-        .with_context(|| format!("writing {}", out.join("candidates.csv").display()))?
-    };
-    csv.finish()?;
-    let device_name = if cost.source.kind.is_profile() {
-        format!("{} (profile {})", cost.source.device, cost.source.file)
-    } else {
-        cost.source.device.clone()
-    };
-    write_json(&out.join("front.json"), &FrontFile::new(&space, &outcome))?;
-
-    // Where the space's published references land against the front.
-    let mut references = Vec::new();
-    for (path, loaded) in space.references()? {
-        let genome = space.find(&loaded.spec);
-        let id = genome.map(|g| space.id_of(&g));
-        let candidate = price(&space, model, id.unwrap_or(u64::MAX), loaded.spec.clone());
-        let dominated_by = outcome
-            .front
-            .iter()
-            .filter(|f| dominates(&f.objectives, &candidate.objectives))
-            .count();
-        references.push(Reference {
-            path,
-            name: loaded.name.unwrap_or_default(),
-            id,
-            candidate,
-            dominated_by,
-        });
-    }
-    let summary = SearchSummary::new(&space, &outcome, &device_name);
-    let run = SearchRun {
-        space,
-        outcome,
-        references,
-        cloud,
-        cost: cost.source.clone(),
-        out: out.to_path_buf(),
-        summary,
-    };
-    if let Some(msg) = run.outcome.emptiness() {
-        // summary.json says what excluded every candidate.
-        Summary::of(&run, None, None).write(out)?;
-        bail!(
-            "{}: {msg} (all evaluated candidates are in {})",
-            run.space.path.display(),
-            out.join("candidates.csv").display()
-        );
-    }
-    let o = &run.outcome;
-    info!(
-        evaluated = o.evaluated,
-        wall_s = format!("{:.2}", o.wall_s),
-        per_s = format!("{:.0}", o.evaluated as f64 / o.wall_s.max(1e-9)),
-        "done"
-    );
-    Ok(run)
-}
-
-/// `out/<space>-<timestamp>` unless given.
-pub fn out_dir(given: Option<&Path>, space: &SearchSpace) -> PathBuf {
-    given
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-{}", space.name(), timestamp())))
+    Ok(run_search(space, cost, options, out, &Bar::new("search"))?)
 }
 
 pub fn run(args: &SearchArgs) -> Result<()> {
@@ -311,9 +173,9 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         args.profile.as_deref(),
         !args.no_recheck,
     )?;
-    let options = options(&space, args)?;
+    let options = options(&space, &request(args))?;
     let out = out_dir(args.out.as_deref(), &space);
-    let _lock = crate::lock::folder(&out)?;
+    let _lock = tailor_workflow::lock::folder(&out)?;
     let run = execute(space, &cost, &options, &out)?;
     let written = report::write_search(&run, args.flavor, None)?;
     let summary = Summary::of(&run, Some(&written), None);

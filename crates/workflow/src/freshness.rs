@@ -4,14 +4,12 @@
 //! subset of the profile's entries (seconds), and, where that found the machine moved,
 //! re-measuring the stale entries in the profile file.
 
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Result, WorkflowError};
 use std::path::Path;
 use tailor_cost::{Drift, Profile, Profiled, drift};
-use tailor_profiler::{Backend, ProfilePlan};
+use tailor_profiler::{Backend, ProfilePlan, ProfileProgress, TimingOptions};
 use tailor_spec::files::utc_now_iso;
 use tracing::{info, warn};
-
-use crate::args::TimingArgs;
 
 /// The backend of a profile, after checking that the profile was made on this machine.
 pub fn machine_backend(model: &Profiled, profile: &Path, space: &Path) -> Result<Backend> {
@@ -19,18 +17,19 @@ pub fn machine_backend(model: &Profiled, profile: &Path, space: &Path) -> Result
     let backend: Backend = fp
         .backend
         .parse()
-        .map_err(|e| anyhow!("{}: {e}", profile.display()))?;
+        .map_err(|error| WorkflowError::ProfileBackend {
+            path: profile.to_path_buf(),
+            error,
+        })?;
     let device = backend.open()?;
     model
         .profile()
         .check_fingerprint(&backend.fingerprint(&device))
-        .map_err(|e| {
-            anyhow!(
-                "{}: {e}. Whole models are timed on this machine, so it needs this \
-                 machine's profile: run `tailor profile --space {} --backend {backend}` first",
-                profile.display(),
-                space.display()
-            )
+        .map_err(|mismatch| WorkflowError::NotThisMachine {
+            path: profile.to_path_buf(),
+            mismatch,
+            space: space.to_path_buf(),
+            backend,
         })?;
     Ok(backend)
 }
@@ -45,9 +44,9 @@ pub fn recheck(
     path: &Path,
     model: &Profiled,
     backend: Backend,
-    timing: &TimingArgs,
+    timing: &TimingOptions,
 ) -> Result<Drift> {
-    let mut opts = timing.options()?;
+    let mut opts = *timing;
     opts.max_time = opts.max_time.min(std::time::Duration::from_millis(300));
     let device = backend.open()?;
     let p = model.profile();
@@ -90,7 +89,7 @@ pub fn recheck(
 pub fn recheck_if_here(
     path: &Path,
     model: &Profiled,
-    timing: &TimingArgs,
+    timing: &TimingOptions,
 ) -> Result<Option<Drift>> {
     let fp = &model.profile().fingerprint;
     if fp.os != tailor_llamacpp::run::host_os()
@@ -120,15 +119,16 @@ pub fn remeasure(
     path: &Path,
     drift: &Drift,
     backend: Backend,
-    timing: &TimingArgs,
+    timing: &TimingOptions,
     rounds: usize,
+    progress: &dyn ProfileProgress,
 ) -> Result<(Profiled, usize)> {
     let _lock = crate::lock::file(path)?;
     // Read again under the lock: another tailor may have written it since.
     let profile = Profile::load(path)?;
     let device = backend.open()?;
     let mut plan = ProfilePlan::new(profile.name.clone(), Vec::new());
-    plan.timing = timing.options()?;
+    plan.timing = *timing;
     plan.probe_timing.warmup = plan.timing.warmup;
     plan.probe_timing.max_time = plan.timing.max_time;
     plan.rounds = rounds;
@@ -141,27 +141,77 @@ pub fn remeasure(
          load in {}",
         path.display()
     );
-    let bar = crate::progress::ProfileBar::new("re-measure");
     let (fresh, n) = tailor_profiler::remeasure_stale(
         &device,
         &profile,
         drift,
         plan,
         &utc_now_iso,
-        &bar,
+        progress,
         &mut |p| p.save(path),
     )
-    .with_context(|| format!("re-measuring {}", path.display()))?;
-    bar.finish();
-    fresh
-        .save(path)
-        .with_context(|| format!("saving {}", path.display()))?;
+    .map_err(|error| WorkflowError::Remeasuring {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    fresh.save(path)?;
     info!(
         entries = n,
         updated = %fresh.provenance.updated,
         "re-measured the stale entries of {}",
         path.display()
     );
-    let model = Profiled::new(fresh).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let model = Profiled::new(fresh).map_err(|error| WorkflowError::Profiled {
+        path: path.to_path_buf(),
+        error,
+    })?;
     Ok((model, n))
+}
+
+/// A profile of this machine after [`refresh`].
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The profile as it is now in its file (re-measured where it drifted).
+    pub model: Profiled,
+    /// The drift check's findings (before any re-measure).
+    pub drift: Drift,
+    /// Entries re-measured.
+    pub remeasured: usize,
+}
+
+/// What `tailor run` does with a profile it reuses as it was: [`recheck`] it here and,
+/// where a class of operators drifted (or entries were timed under load), [`remeasure`]
+/// those entries in the file. A re-level (one ratio per class) was measured to leave
+/// decode 9% off, because load and clocks do not move every shape of a class alike
+/// (docs/method.md), so the entries are measured again.
+pub fn refresh(
+    path: &Path,
+    model: Profiled,
+    backend: Backend,
+    timing: &TimingOptions,
+    rounds: usize,
+    progress: &dyn ProfileProgress,
+) -> Result<Refreshed> {
+    let drift = recheck(path, &model, backend, timing)?;
+    if drift
+        .stale_shapes(model.profile(), DRIFT_TOLERANCE)
+        .is_empty()
+    {
+        return Ok(Refreshed {
+            model,
+            drift,
+            remeasured: 0,
+        });
+    }
+    let (model, remeasured) = remeasure(path, &drift, backend, timing, rounds, progress)?;
+    warn!(
+        "re-measured {remeasured} entries of {} (drifted, or timed under load); this run uses \
+         them",
+        path.display()
+    );
+    Ok(Refreshed {
+        model,
+        drift,
+        remeasured,
+    })
 }

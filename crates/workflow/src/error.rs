@@ -1,0 +1,255 @@
+//! Why a pipeline stopped. Each variant carries what the user needs to act on it: the
+//! file, the setting, the knob.
+
+use std::path::PathBuf;
+use tailor_cost::SetupMismatch;
+use tailor_spec::files::{FileError, LockError};
+
+/// What went wrong in a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Remote(#[from] crate::RemoteError),
+    #[error(transparent)]
+    Report(#[from] tailor_report::ReportError),
+    #[error(transparent)]
+    Profiler(#[from] tailor_profiler::ProfileError),
+    /// Profiling into a file failed (the entries saved so far are kept there).
+    #[error("profiling into {}: {error}", path.display())]
+    Profiling {
+        path: PathBuf,
+        error: tailor_profiler::ProfileError,
+    },
+    /// The space (or the specs) give no shape to profile.
+    #[error("no candidate of the space is inside its static constraints: nothing to profile")]
+    NothingToProfile,
+    /// An existing profile file was measured on another setup.
+    #[error(
+        "{}: {mismatch}. Profile into another file with --out, or start this one afresh \
+         with --force",
+        path.display()
+    )]
+    OtherSetup {
+        path: PathBuf,
+        mismatch: SetupMismatch,
+    },
+    /// A child `tailor measure` could not be started.
+    #[error("starting `tailor measure`: {0}")]
+    Spawn(std::io::Error),
+    /// A child `tailor measure` failed; `why` is the last line of its stderr.
+    #[error("measuring {what} failed ({status}): {why}")]
+    Child {
+        what: String,
+        status: String,
+        why: String,
+    },
+    /// A child's stdout was not what `tailor measure --json` prints.
+    #[error("reading {what}: {error}")]
+    ChildOutput {
+        what: String,
+        error: serde_json::Error,
+    },
+    /// A child measured another number of models than it was given.
+    #[error("measuring {what}: {reports} reports for {models} models")]
+    ChildCount {
+        what: String,
+        reports: usize,
+        models: usize,
+    },
+    /// The backend reports no peak memory on this system.
+    #[error("this backend does not report its peak memory here (source `{0}`)")]
+    NoPeakMemory(tailor_cost::MemorySource),
+    /// `--cpus` names no CPUs.
+    #[error("--cpus: {0}")]
+    BadCpuList(tailor_profiler::device_state::BadCpuList),
+    /// The re-executed process does not run on the CPUs asked.
+    #[error(
+        "--cpus {list}: pinning did not take (the process may run on {runs_on}); are those \
+         CPUs online?"
+    )]
+    PinNotTaken { list: String, runs_on: String },
+    /// `taskset` is not installed.
+    #[error("--cpus needs `taskset` on PATH (util-linux on Linux, toybox on Android)")]
+    NoTaskset,
+    /// `taskset` could not be run.
+    #[error("running taskset: {0}")]
+    Taskset(std::io::Error),
+    /// Every model of a check failed.
+    #[error("no model could be measured; the first error: {0}")]
+    NothingMeasured(String),
+    /// A sampled model would not fit in the memory available now.
+    #[error(
+        "{}: {over} of the {sampled} sampled configs are predicted to need more memory than \
+         this machine has available now ({available}); config {largest_id} needs about \
+         {largest}. Keep the sample inside it with a constraint in the space \
+         (`max_memory_gib = {suggest_gib:.1}` under [constraints]), or validate on a machine \
+         with more memory",
+        space.display()
+    )]
+    Oversized {
+        space: PathBuf,
+        over: usize,
+        sampled: usize,
+        available: String,
+        largest_id: u64,
+        largest: String,
+        suggest_gib: f64,
+    },
+    #[error(transparent)]
+    Llama(#[from] tailor_llamacpp::RunError),
+    #[error(transparent)]
+    Unsupported(#[from] tailor_llamacpp::Unsupported),
+    /// Profiling into a llama.cpp profile failed (the visits saved so far are kept there).
+    #[error("profiling into {}: {error}", path.display())]
+    LlamaProfiling {
+        path: PathBuf,
+        error: tailor_llamacpp::RunError,
+    },
+    /// llama-bench could not time the first, smallest probe (so nothing else either).
+    #[error("running llama-bench on a first probe: {0}")]
+    FirstProbe(tailor_llamacpp::RunError),
+    /// A llama.cpp profile is resumed with another method than it was made with.
+    #[error(
+        "{}: was profiled with {decode_tokens} decode tokens and {repetitions} repetitions; \
+         resume with the same --decode-tokens and --repetitions, or start afresh with --force",
+        path.display()
+    )]
+    OtherMethod {
+        path: PathBuf,
+        decode_tokens: u64,
+        repetitions: u32,
+    },
+    /// A folder could not be created.
+    #[error("{}: cannot create the folder: {error}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The device disconnected while `tailor profile` ran there.
+    #[error(
+        "the device went away during profiling ({via}). Every finished {unit} is saved on it \
+         in {file}: reconnect and rerun the same command to resume"
+    )]
+    DeviceGone {
+        via: String,
+        file: String,
+        unit: &'static str,
+    },
+    /// `tailor profile` failed on the device (its stderr was streamed above).
+    #[error("`tailor profile` failed on the device (its error is above)")]
+    DeviceFailed,
+    /// The file pulled from the device does not read as a profile.
+    #[error("the profile pulled from the device ({}): {error}", path.display())]
+    Pulled { path: PathBuf, error: FileError },
+    /// A finished file could not be moved into its place.
+    #[error("moving the profile to {}: {error}", to.display())]
+    Move { to: PathBuf, error: std::io::Error },
+    /// A profile names a backend this tailor does not know.
+    #[error("{}: {error}", path.display())]
+    ProfileBackend {
+        path: PathBuf,
+        error: tailor_profiler::UnknownBackend,
+    },
+    /// Whole models are timed here, so the profile must be this machine's.
+    #[error(
+        "{}: {mismatch}. Whole models are timed on this machine, so it needs this machine's \
+         profile: run `tailor profile --space {} --backend {backend}` first",
+        path.display(),
+        space.display()
+    )]
+    NotThisMachine {
+        path: PathBuf,
+        mismatch: SetupMismatch,
+        space: PathBuf,
+        backend: tailor_profiler::Backend,
+    },
+    /// Re-measuring a profile's stale entries failed (those re-measured so far are saved).
+    #[error("re-measuring {}: {error}", path.display())]
+    Remeasuring {
+        path: PathBuf,
+        error: tailor_profiler::ProfileError,
+    },
+    /// A profile's entries do not make a cost model.
+    #[error("{}: {error}", path.display())]
+    Profiled {
+        path: PathBuf,
+        error: tailor_cost::ProfiledError,
+    },
+    /// A budget was given to an exhaustive search.
+    #[error("--budget applies to random and nsga2; exhaustive examines all {points} points")]
+    BudgetWithExhaustive { points: u64 },
+    /// The search would write more candidates.csv than allowed.
+    #[error(
+        "{}: a {strategy} search of all {points} points would write up to about {size} of \
+         candidates.csv, over --max-candidates-csv {max_mib} MiB. Sample the space instead \
+         (--strategy nsga2 --budget 2000, or --strategy random --budget N), narrow its axes, \
+         or raise --max-candidates-csv",
+        space.display()
+    )]
+    CsvTooLarge {
+        space: PathBuf,
+        strategy: &'static str,
+        points: String,
+        size: String,
+        max_mib: u64,
+    },
+    /// No candidate of a search is feasible; `why` says what excluded them.
+    #[error("{}: {why} (all evaluated candidates are in {})", space.display(), candidates.display())]
+    NoFeasible {
+        space: PathBuf,
+        why: String,
+        candidates: PathBuf,
+    },
+    /// Writing a file failed.
+    #[error("writing {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The workload's weight type is not the one the profile was measured in.
+    #[error(
+        "{what} asks for {asked} weights but the profile was measured in {profiled}; set the \
+         workload's `weights = \"{profiled}\"` or profile in {asked}"
+    )]
+    Precision {
+        what: String,
+        asked: tailor_spec::DType,
+        profiled: tailor_spec::DType,
+    },
+    /// No candidate of the space passes its static constraints.
+    #[error(
+        "{}: no candidate is inside the space's static constraints (parameters, aspect \
+         ratio): nothing to profile or search; widen [constraints]",
+        space.display()
+    )]
+    NoStaticCandidate { space: PathBuf },
+    /// A run's profile is not complete yet (a `--limit`, or a kill).
+    #[error("{}: {missing} {what} still unmeasured; rerun to continue", path.display())]
+    StillMissing {
+        path: PathBuf,
+        missing: usize,
+        what: &'static str,
+    },
+    /// Context for an error of one model of a check (`the memory of config 7`).
+    #[error("{what}: {error}")]
+    Of {
+        what: String,
+        error: Box<WorkflowError>,
+    },
+}
+
+impl WorkflowError {
+    /// This error, said to be about `what`.
+    pub fn of(self, what: impl Into<String>) -> Self {
+        WorkflowError::Of {
+            what: what.into(),
+            error: Box::new(self),
+        }
+    }
+}
+
+pub type Result<T, E = WorkflowError> = std::result::Result<T, E>;

@@ -1,0 +1,297 @@
+//! `tailor run` with burn: the whole chain on this machine. A profile of this setup
+//! covering the space (reused from the profiles folder when one matches, re-checked and
+//! re-measured where it drifted; else profiled now), the search on it, the pick and a few
+//! front rows built and timed whole, the export and the report, and summary.json.
+
+use crate::check::{CheckProgress, CheckSetup, check};
+use crate::error::{Result, WorkflowError};
+use crate::freshness::{machine_backend, refresh};
+use crate::profile::{
+    BurnProfileOutcome, BurnProfileRequest, ProfileSource, matching_profiles, new_profile_path,
+    profile_burn,
+};
+use crate::search::{CostChoice, SearchRequest, load_profiled, options, profiled_cost, run_search};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tailor_cost::Profiled;
+use tailor_profiler::{Backend, ProfileProgress, TimingOptions};
+use tailor_report::Flavor;
+use tailor_report::search::{
+    self as report, BurnCheck, BurnProfile, RunCheck, RunProfile, RunSection, SearchRun, Summary,
+    Written,
+};
+use tailor_report::validation::Validation;
+use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
+use tailor_spec::ModelSpec;
+use tracing::{info, warn};
+
+/// One `tailor run` with burn.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub space: PathBuf,
+    pub backend: Backend,
+    /// Output folder [default: out/<space>-<timestamp>].
+    pub out: Option<PathBuf>,
+    /// The profile file to use (created or extended), instead of one found in `profiles`.
+    pub profile: Option<PathBuf>,
+    /// Where profiles of this setup are looked for, and a new one is written.
+    pub profiles: PathBuf,
+    pub seed: u64,
+    /// Whole models to check (the pick and front rows); 0 skips the check.
+    pub check: usize,
+    pub check_rounds: u64,
+    pub profile_rounds: usize,
+    pub timing: TimingOptions,
+    pub flavor: Flavor,
+}
+
+/// The progress of each stage of a run (bars in the binary); each is made when its stage
+/// starts and dropped when it ends.
+pub trait RunProgress {
+    fn profile(&self) -> Box<dyn ProfileProgress + '_>;
+    fn remeasure(&self) -> Box<dyn ProfileProgress + '_>;
+    fn search(&self) -> Box<dyn tailor_search::Progress + '_>;
+    fn check(&self) -> Box<dyn CheckProgress + '_>;
+}
+
+/// No progress shown.
+#[derive(Debug)]
+pub struct NoRunProgress;
+
+impl RunProgress for NoRunProgress {
+    fn profile(&self) -> Box<dyn ProfileProgress + '_> {
+        Box::new(tailor_profiler::Quiet)
+    }
+    fn remeasure(&self) -> Box<dyn ProfileProgress + '_> {
+        Box::new(tailor_profiler::Quiet)
+    }
+    fn search(&self) -> Box<dyn tailor_search::Progress + '_> {
+        Box::new(tailor_search::NoProgress)
+    }
+    fn check(&self) -> Box<dyn CheckProgress + '_> {
+        Box::new(crate::check::NoCheckProgress)
+    }
+}
+
+/// What a run did; its files are written (summary.json last).
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub search: SearchRun,
+    pub cost: CostChoice,
+    pub profiled: BurnProfileOutcome,
+    /// Entries re-measured because the drift check found them stale.
+    pub remeasured: usize,
+    pub validation: Option<Validation>,
+    pub written: Written,
+    pub summary: Summary,
+    pub wall_s: f64,
+}
+
+/// The profile `req` uses: the one it names, else the profile in `req.profiles` of this
+/// setup that covers most of `needed`, else a new file there.
+fn choose_profile(req: &RunRequest, needed: &BTreeSet<tailor_cost::OpShape>) -> Result<PathBuf> {
+    if let Some(p) = &req.profile {
+        return Ok(p.clone());
+    }
+    let device = req.backend.open()?;
+    let fingerprint = req.backend.fingerprint(&device);
+    drop(device);
+    Ok(
+        match matching_profiles(&req.profiles, &fingerprint, needed).first() {
+            Some((p, covered)) => {
+                info!(
+                    profile = %p.display(),
+                    covered,
+                    needed = needed.len(),
+                    "reusing a profile of this setup"
+                );
+                p.clone()
+            }
+            None => {
+                let p = new_profile_path(&req.profiles, req.backend, &fingerprint);
+                info!(
+                    profile = %p.display(),
+                    "no profile of this setup in {}: profiling this machine",
+                    req.profiles.display()
+                );
+                p
+            }
+        },
+    )
+}
+
+/// Runs the whole chain of `req`.
+pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let space = SearchSpace::load(&req.space)?;
+
+    // 1. A profile of this setup covering the space.
+    let needed: BTreeSet<_> = profile_shapes(
+        static_candidates(&space),
+        &[space.workload.prompt_tokens],
+        &[space.workload.context],
+    )
+    .into_iter()
+    .collect();
+    if needed.is_empty() {
+        return Err(WorkflowError::NoStaticCandidate {
+            space: req.space.clone(),
+        });
+    }
+    let profile_path = choose_profile(req, &needed)?;
+    let profiled = profile_burn(
+        &BurnProfileRequest {
+            source: ProfileSource::Space(req.space.clone()),
+            backend: req.backend,
+            out: profile_path.clone(),
+            prompts: Vec::new(),
+            contexts: Vec::new(),
+            timing: req.timing,
+            rounds: req.profile_rounds,
+            limit: None,
+            force: false,
+            cooldown: Duration::ZERO,
+        },
+        progress.profile().as_ref(),
+    )?;
+    if profiled.missing > 0 {
+        return Err(WorkflowError::StillMissing {
+            path: profile_path,
+            missing: profiled.missing,
+            what: "shapes of the space are",
+        });
+    }
+
+    // A profile reused as it was is re-checked on this machine first (seconds), and what
+    // drifted is re-measured in its file.
+    let mut model = load_profiled(&profile_path)?;
+    let (profile_check, remeasured) = if profiled.measured_now == 0 {
+        let backend = machine_backend(&model, &profile_path, &req.space)?;
+        let r = refresh(
+            &profile_path,
+            model,
+            backend,
+            &req.timing,
+            req.profile_rounds,
+            progress.remeasure().as_ref(),
+        )?;
+        model = r.model;
+        (Some(r.drift), r.remeasured)
+    } else {
+        (None, 0)
+    };
+
+    // 2. Search on it (the profile loaded above, re-measured where it drifted).
+    let options = options(&space, &SearchRequest::auto(req.seed))?;
+    let out = crate::search::out_dir(req.out.as_deref(), &space);
+    let _lock = crate::lock::folder(&out)?;
+    let cost = profiled_cost(
+        Profiled::new(model.profile().clone()).map_err(|error| WorkflowError::Profiled {
+            path: profile_path.clone(),
+            error,
+        })?,
+        &profile_path,
+        &space,
+        &req.space,
+    )?;
+    let search = run_search(space, &cost, &options, &out, progress.search().as_ref())?;
+
+    // 3. The pick and a few front rows, whole.
+    let validation = if req.check > 0 {
+        let backend = machine_backend(&model, &profile_path, &req.space)?;
+        let setup = CheckSetup {
+            profile: &profile_path,
+            model: &model,
+            profile_check: profile_check.as_ref(),
+            releveled: false,
+            remeasured,
+            backend,
+            space: &search.space,
+            rounds: req.check_rounds,
+            timing: req.timing,
+            seed: req.seed,
+        };
+        let models = checked_rows(&search, req.check);
+        Some(check(
+            &setup,
+            models,
+            &out.join("check"),
+            progress.check().as_ref(),
+        )?)
+    } else {
+        None
+    };
+    if let Some(v) = &validation {
+        for w in v.drift() {
+            warn!(profile = %profile_path.display(), "{w}");
+        }
+    }
+
+    // 4. Export and report.
+    let written = report::write_search(&search, req.flavor, validation.as_ref())?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let section = RunSection {
+        profile: RunProfile::Burn(BurnProfile {
+            path: profile_path.display().to_string(),
+            shapes_needed: profiled.shapes_needed,
+            measured_now: profiled.measured_now,
+            profile_wall_s: profiled.wall_s,
+            profile_check,
+            releveled: false,
+            remeasured,
+        }),
+        check: validation.as_ref().map(|v| {
+            RunCheck::Burn(BurnCheck {
+                models: v.file.rows.len(),
+                rounds: v.file.rounds,
+                round_ratios: v.file.round_ratios.clone(),
+                prefill: v.file.prefill,
+                decode: v.file.decode,
+                memory: v.file.memory,
+                dir: v.out.display().to_string(),
+            })
+        }),
+        run_wall_s: wall_s,
+    };
+    let summary = Summary::of(&search, Some(&written), Some(section));
+    summary.write(&out)?;
+    Ok(RunOutcome {
+        search,
+        cost,
+        profiled,
+        remeasured,
+        validation,
+        written,
+        summary,
+        wall_s,
+    })
+}
+
+/// The models a run checks whole: the pick first, then front rows spread evenly over the
+/// front's decode times (`n` in all, at most the front).
+pub fn checked_rows(run: &SearchRun, n: usize) -> Vec<(u64, ModelSpec)> {
+    let o = &run.outcome;
+    let Some(pick) = o.pick.map(|i| &o.front[i]) else {
+        return Vec::new();
+    };
+    let mut others: Vec<_> = o.front.iter().filter(|c| c.id != pick.id).collect();
+    others.sort_by(|a, b| {
+        a.metrics
+            .get(Metric::DecodeMs)
+            .total_cmp(&b.metrics.get(Metric::DecodeMs))
+            .then(a.id.cmp(&b.id))
+    });
+    let k = n.saturating_sub(1).min(others.len());
+    let mut rows = vec![(pick.id, pick.spec.clone())];
+    for i in 0..k {
+        // Evenly spaced, both ends included.
+        let j = if k == 1 {
+            others.len() - 1
+        } else {
+            i * (others.len() - 1) / (k - 1)
+        };
+        rows.push((others[j].id, others[j].spec.clone()));
+    }
+    rows
+}

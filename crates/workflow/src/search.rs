@@ -1,0 +1,260 @@
+//! The search pipeline: a space priced by a cost model, streamed into candidates.csv, its
+//! Pareto front into front.json, the space's published references placed against the
+//! front; and the checks made before a search starts (strategy, budget, the size of
+//! candidates.csv).
+
+use crate::error::{Result, WorkflowError};
+use std::path::{Path, PathBuf};
+use tailor_cost::{CostModel, Profile, Profiled};
+use tailor_report::fmt::{bytes, thousands};
+use tailor_report::search::{Reference, SearchRun, Summary};
+use tailor_report::{CostKind, CostSource};
+use tailor_search::output::{CsvSink, FrontFile, SearchSummary, write_json};
+use tailor_search::pareto::dominates;
+use tailor_search::{CSV_ROW_BYTES, Progress, SearchOptions, SearchSpace, Strategy, price, search};
+use tailor_spec::Precision;
+use tracing::info;
+
+/// Spaces of at most this many points are searched exhaustively by `Auto`.
+pub const AUTO_EXHAUSTIVE_POINTS: u64 = 200_000;
+
+/// How to explore a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyChoice {
+    /// Exhaustive up to [`AUTO_EXHAUSTIVE_POINTS`], NSGA-II above.
+    Auto,
+    Exhaustive,
+    Random,
+    Nsga2,
+}
+
+/// What a search is asked, besides the space and the cost model.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchRequest {
+    pub strategy: StrategyChoice,
+    /// Distinct points to examine (random, nsga2).
+    pub budget: Option<u64>,
+    pub seed: u64,
+    pub population: Option<u64>,
+    /// The most MiB of candidates.csv a search may write.
+    pub max_candidates_csv_mib: u64,
+}
+
+impl SearchRequest {
+    /// `Auto` with the default budget and population, and a 64 MiB candidates.csv at most.
+    pub fn auto(seed: u64) -> Self {
+        SearchRequest {
+            strategy: StrategyChoice::Auto,
+            budget: None,
+            seed,
+            population: None,
+            max_candidates_csv_mib: 64,
+        }
+    }
+}
+
+/// A cost model and what it is, for the files that quote it.
+pub struct CostChoice {
+    pub model: Box<dyn CostModel>,
+    pub source: CostSource,
+}
+
+impl std::fmt::Debug for CostChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CostChoice")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The profiled cost model of the burn profile at `path`.
+pub fn load_profiled(path: &Path) -> Result<Profiled> {
+    let profile = Profile::load(path)?;
+    info!(
+        "using the profile {} ({}; entries last measured {})",
+        path.display(),
+        profile.name,
+        profile.provenance.updated
+    );
+    Profiled::new(profile).map_err(|error| WorkflowError::Profiled {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// The profile's element type must be the one the workload runs in (burn profiles are
+/// f32); `what` names the file that asks.
+pub fn check_precision(model: &Profiled, precision: &Precision, what: &str) -> Result<()> {
+    let profiled = model.profile().fingerprint.dtype;
+    if precision.weights != profiled {
+        return Err(WorkflowError::Precision {
+            what: what.to_string(),
+            asked: precision.weights,
+            profiled,
+        });
+    }
+    Ok(())
+}
+
+/// The profiled model of a loaded burn profile (`path`), checked against the space's
+/// precision.
+pub fn profiled_cost(
+    profiled: Profiled,
+    path: &Path,
+    space: &SearchSpace,
+    space_path: &Path,
+) -> Result<CostChoice> {
+    check_precision(
+        &profiled,
+        &space.workload.precision,
+        &space_path.display().to_string(),
+    )?;
+    let p = profiled.profile();
+    let source = CostSource {
+        kind: CostKind::Profiled,
+        file: path.display().to_string(),
+        device: p.name.clone(),
+        fingerprint: Some(p.fingerprint.clone()),
+        llama_fingerprint: None,
+        profile_check: None,
+    };
+    Ok(CostChoice {
+        model: Box::new(profiled),
+        source,
+    })
+}
+
+/// The search options for `req` on `space` (what `Auto` resolves to); refuses, before
+/// anything runs, a budget with an exhaustive search and a search whose candidates.csv
+/// would exceed the size allowed.
+pub fn options(space: &SearchSpace, req: &SearchRequest) -> Result<SearchOptions> {
+    let strategy = match req.strategy {
+        StrategyChoice::Auto if space.size() <= AUTO_EXHAUSTIVE_POINTS => Strategy::Exhaustive,
+        StrategyChoice::Auto | StrategyChoice::Nsga2 => Strategy::Nsga2,
+        StrategyChoice::Exhaustive => Strategy::Exhaustive,
+        StrategyChoice::Random => Strategy::Random,
+    };
+    if strategy == Strategy::Exhaustive && req.budget.is_some() {
+        return Err(WorkflowError::BudgetWithExhaustive {
+            points: space.size(),
+        });
+    }
+    let options = SearchOptions {
+        strategy,
+        budget: req.budget,
+        seed: req.seed,
+        population: req.population.map(|p| p as usize),
+    };
+    if let Some(rows) = options.unbounded_rows(space) {
+        let size = rows.saturating_mul(CSV_ROW_BYTES);
+        if size > req.max_candidates_csv_mib << 20 {
+            return Err(WorkflowError::CsvTooLarge {
+                space: space.path.clone(),
+                strategy: strategy.name(),
+                points: thousands(u128::from(rows)),
+                size: bytes(size as f64),
+                max_mib: req.max_candidates_csv_mib,
+            });
+        }
+    }
+    Ok(options)
+}
+
+/// Runs the search and writes candidates.csv and front.json into `out`. A space with no
+/// feasible candidate is an error that says why (after the files and a summary.json are
+/// written, so the user can look).
+pub fn run_search(
+    space: SearchSpace,
+    cost: &CostChoice,
+    options: &SearchOptions,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<SearchRun> {
+    let model = cost.model.as_ref();
+    info!(
+        space = %space.name(),
+        points = space.size(),
+        strategy = options.strategy.name(),
+        device = %cost.source.device,
+        out = %out.display(),
+        "searching"
+    );
+    let csv_path = out.join("candidates.csv");
+    let mut csv = CsvSink::create(&csv_path)?;
+    let mut cloud = Vec::new();
+    let outcome = search(&space, model, options, progress, &mut |c| {
+        if c.feasible() && c.is_priced() {
+            cloud.push(c.metrics);
+        }
+        csv.write(c)
+    })
+    .map_err(|error| WorkflowError::Write {
+        path: csv_path.clone(),
+        error,
+    })?;
+    csv.finish()?;
+    let device_name = if cost.source.kind.is_profile() {
+        format!("{} (profile {})", cost.source.device, cost.source.file)
+    } else {
+        cost.source.device.clone()
+    };
+    write_json(&out.join("front.json"), &FrontFile::new(&space, &outcome))?;
+
+    // Where the space's published references land against the front.
+    let mut references = Vec::new();
+    for (path, loaded) in space.references()? {
+        let genome = space.find(&loaded.spec);
+        let id = genome.map(|g| space.id_of(&g));
+        let candidate = price(&space, model, id.unwrap_or(u64::MAX), loaded.spec.clone());
+        let dominated_by = outcome
+            .front
+            .iter()
+            .filter(|f| dominates(&f.objectives, &candidate.objectives))
+            .count();
+        references.push(Reference {
+            path,
+            name: loaded.name.unwrap_or_default(),
+            id,
+            candidate,
+            dominated_by,
+        });
+    }
+    let summary = SearchSummary::new(&space, &outcome, &device_name);
+    let run = SearchRun {
+        space,
+        outcome,
+        references,
+        cloud,
+        cost: cost.source.clone(),
+        out: out.to_path_buf(),
+        summary,
+    };
+    if let Some(why) = run.outcome.emptiness() {
+        // summary.json says what excluded every candidate.
+        Summary::of(&run, None, None).write(out)?;
+        return Err(WorkflowError::NoFeasible {
+            space: run.space.path.clone(),
+            why,
+            candidates: csv_path,
+        });
+    }
+    let o = &run.outcome;
+    info!(
+        evaluated = o.evaluated,
+        wall_s = format!("{:.2}", o.wall_s),
+        per_s = format!("{:.0}", o.evaluated as f64 / o.wall_s.max(1e-9)),
+        "done"
+    );
+    Ok(run)
+}
+
+/// `out/<space>-<timestamp>` unless given.
+pub fn out_dir(given: Option<&Path>, space: &SearchSpace) -> PathBuf {
+    given.map(Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from("out").join(format!(
+            "{}-{}",
+            space.name(),
+            tailor_report::fmt::timestamp()
+        ))
+    })
+}
