@@ -3,6 +3,11 @@
 # target aarch64-unknown-linux-musl, linked by rust-lld (no cross C toolchain, no system
 # libraries), CPU backends only (flex, ndarray: no wgpu, no mimalloc).
 # Output: target/aarch64-unknown-linux-musl/release/tailor
+#
+#   scripts/build-arm64.sh            # the build to push to a phone (opt-level 3)
+#   scripts/build-arm64.sh --for-qemu # opt-level 1: what CI runs under qemu-user to test
+#                                     # the phone flow (about half the build time on 2
+#                                     # cores; its timings are never measurements)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=aarch64-unknown-linux-musl
@@ -15,6 +20,13 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=+crt
 # No debug line tables and no symbols: the binary crosses a USB cable on every profile.
 export CARGO_PROFILE_RELEASE_DEBUG=false
 export CARGO_PROFILE_RELEASE_STRIP=symbols
-cargo build --release --target "$TARGET" -p tailor --no-default-features "$@"
+ARGS=()
+for arg in "$@"; do
+  case "$arg" in
+    --for-qemu) export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 ;;
+    *) ARGS+=("$arg") ;;
+  esac
+done
+cargo build --release --target "$TARGET" -p tailor --no-default-features "${ARGS[@]}"
 BIN="target/$TARGET/release/tailor"
 echo "built $BIN ($(du -h "$BIN" | cut -f1))"

@@ -103,6 +103,12 @@ pub enum WorkflowError {
     Llama(#[from] tailor_llamacpp::RunError),
     #[error(transparent)]
     Unsupported(#[from] tailor_llamacpp::Unsupported),
+    /// A llama.cpp profile cannot price the workload asked.
+    #[error("{}: {error}", path.display())]
+    LlamaWorkload {
+        path: PathBuf,
+        error: tailor_llamacpp::CostError,
+    },
     /// Profiling into a llama.cpp profile failed (the visits saved so far are kept there).
     #[error("profiling into {}: {error}", path.display())]
     LlamaProfiling {

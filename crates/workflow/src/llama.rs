@@ -6,6 +6,7 @@
 use crate::error::{Result, WorkflowError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tailor_cost::Workload;
 use tailor_llamacpp::profile::PhaseKey;
 use tailor_llamacpp::run::{self as llrun, Progress};
 use tailor_llamacpp::validate::{self as llval, Validation};
@@ -16,8 +17,49 @@ use tailor_report::profile::LlamaProfileReport;
 use tailor_search::SearchSpace;
 use tailor_search::output::write_json;
 use tailor_spec::files::{utc_now_iso, write_atomic};
-use tailor_spec::{DType, ModelSpec};
+use tailor_spec::{DType, ModelSpec, Precision};
 use tracing::{info, warn};
+
+/// The probe depths of `--probe-layers` (`None`: auto, from the space's depths, each
+/// probe model at most `mib` MiB of weights) and `--probe-mib`.
+pub fn depths(fixed: Option<(u64, u64)>, weights: DType, mib: u64) -> Result<Depths> {
+    Ok(match fixed {
+        Some((lo, hi)) => Depths::Fixed(lo, hi),
+        None => Depths::Space {
+            weights: WeightType::from_dtype(weights)?,
+            max_probe_bytes: mib << 20,
+        },
+    })
+}
+
+/// The llama.cpp cost model of the profile at `path`, checked against the workload it
+/// will price.
+pub fn load_cost(path: &Path, workload: Option<&Workload>) -> Result<LlamaCost> {
+    let profile = LlamaProfile::load(path)?;
+    info!(
+        "using the llama.cpp profile {} ({}; probes last measured {})",
+        path.display(),
+        profile.name,
+        profile.provenance.updated
+    );
+    let cost = LlamaCost::new(profile);
+    if let Some(w) = workload {
+        cost.check_workload(w)
+            .map_err(|error| WorkflowError::LlamaWorkload {
+                path: path.to_path_buf(),
+                error,
+            })?;
+    }
+    Ok(cost)
+}
+
+/// The space with its workload's weights replaced by `weights` (when given).
+pub fn with_weights(mut space: SearchSpace, weights: Option<DType>) -> SearchSpace {
+    if let Some(d) = weights {
+        space.workload.precision = Precision::for_weights(d);
+    }
+    space
+}
 
 /// One `tailor profile --engine llama.cpp`.
 #[derive(Debug)]

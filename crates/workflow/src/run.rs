@@ -1,4 +1,5 @@
-//! `tailor run` with burn: the whole chain on this machine. A profile of this setup
+//! `tailor run`: the whole chain on this machine, with burn (`run_burn`) or llama.cpp
+//! (`run_llama`). A profile of this setup
 //! covering the space (reused from the profiles folder when one matches, re-checked and
 //! re-measured where it drifted; else profiled now), the search on it, the pick and a few
 //! front rows built and timed whole, the export and the report, and summary.json.
@@ -6,24 +7,31 @@
 use crate::check::{CheckProgress, CheckSetup, check};
 use crate::error::{Result, WorkflowError};
 use crate::freshness::{machine_backend, refresh};
+use crate::llama::{
+    LlamaProfileOutcome, LlamaProfileRequest, LlamaValidateRequest, depths, load_cost,
+    profile_llama, validate_llama, with_weights,
+};
 use crate::profile::{
     BurnProfileOutcome, BurnProfileRequest, ProfileSource, matching_profiles, new_profile_path,
     profile_burn,
 };
-use crate::search::{CostChoice, SearchRequest, load_profiled, options, profiled_cost, run_search};
+use crate::search::{
+    CostChoice, SearchRequest, llama_cost, load_profiled, options, profiled_cost, run_search,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tailor_cost::Profiled;
+use tailor_llamacpp::{LlamaBench, Settings};
 use tailor_profiler::{Backend, ProfileProgress, TimingOptions};
 use tailor_report::Flavor;
 use tailor_report::search::{
-    self as report, BurnCheck, BurnProfile, RunCheck, RunProfile, RunSection, SearchRun, Summary,
-    Written,
+    self as report, BurnCheck, BurnProfile, LlamaCheck, LlamaProfile, RunCheck, RunProfile,
+    RunSection, SearchRun, Summary, Written,
 };
 use tailor_report::validation::Validation;
 use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
-use tailor_spec::ModelSpec;
+use tailor_spec::{DType, ModelSpec};
 use tracing::{info, warn};
 
 /// One `tailor run` with burn.
@@ -53,6 +61,8 @@ pub trait RunProgress {
     fn remeasure(&self) -> Box<dyn ProfileProgress + '_>;
     fn search(&self) -> Box<dyn tailor_search::Progress + '_>;
     fn check(&self) -> Box<dyn CheckProgress + '_>;
+    /// llama.cpp's profiling and whole-model timing (one step per llama-bench visit).
+    fn llama(&self) -> Box<dyn tailor_llamacpp::run::Progress + '_>;
 }
 
 /// No progress shown.
@@ -71,6 +81,9 @@ impl RunProgress for NoRunProgress {
     }
     fn check(&self) -> Box<dyn CheckProgress + '_> {
         Box::new(crate::check::NoCheckProgress)
+    }
+    fn llama(&self) -> Box<dyn tailor_llamacpp::run::Progress + '_> {
+        Box::new(tailor_llamacpp::run::Quiet)
     }
 }
 
@@ -262,6 +275,155 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
         profiled,
         remeasured,
         validation,
+        written,
+        summary,
+        wall_s,
+    })
+}
+
+/// One `tailor run --engine llama.cpp`.
+#[derive(Debug)]
+pub struct LlamaRunRequest<'a> {
+    pub space: PathBuf,
+    /// The weights to design for, instead of the space's.
+    pub weights: Option<DType>,
+    pub out: Option<PathBuf>,
+    /// The profile file [default: <profiles>/host-llamacpp-<weights>.toml].
+    pub profile: Option<PathBuf>,
+    pub profiles: PathBuf,
+    pub seed: u64,
+    pub check: usize,
+    pub check_rounds: u64,
+    pub profile_rounds: u32,
+    pub bench: &'a LlamaBench,
+    pub settings: Settings,
+    pub decode_tokens: u64,
+    pub flavor: Flavor,
+}
+
+/// What a llama.cpp run did; its files are written (summary.json last).
+#[derive(Debug)]
+pub struct LlamaRunOutcome {
+    pub search: SearchRun,
+    pub profile: PathBuf,
+    pub weights: DType,
+    pub profiled: LlamaProfileOutcome,
+    /// The check's validation and its folder.
+    pub check: Option<(tailor_llamacpp::validate::Validation, PathBuf)>,
+    pub written: Written,
+    pub summary: Summary,
+    pub wall_s: f64,
+}
+
+/// Runs the whole chain of `req` in llama.cpp: profile (or resume) the probes the space
+/// needs, search, time the pick and front rows whole with llama-bench, export, report.
+pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<LlamaRunOutcome> {
+    let started = Instant::now();
+    let space = with_weights(SearchSpace::load(&req.space)?, req.weights);
+    let weights = space.workload.precision.weights;
+    let specs: Vec<_> = static_candidates(&space).collect();
+    if specs.is_empty() {
+        return Err(WorkflowError::NoStaticCandidate {
+            space: req.space.clone(),
+        });
+    }
+    let profile_path = req
+        .profile
+        .clone()
+        .unwrap_or_else(|| req.profiles.join(format!("host-llamacpp-{weights}.toml")));
+    let profiled = profile_llama(
+        &LlamaProfileRequest {
+            name: space.name().to_string(),
+            specs,
+            prompts: vec![space.workload.prompt_tokens],
+            contexts: vec![space.workload.context],
+            weights,
+            bench: req.bench,
+            settings: req.settings.clone(),
+            decode_tokens: req.decode_tokens,
+            rounds: req.profile_rounds,
+            depths: depths(None, weights, 128)?,
+            out: profile_path.clone(),
+            force: false,
+            limit: None,
+        },
+        progress.llama().as_ref(),
+    )?;
+    if profiled.missing > 0 {
+        return Err(WorkflowError::StillMissing {
+            path: profile_path,
+            missing: profiled.missing,
+            what: "probe runs are",
+        });
+    }
+    let options = options(&space, &SearchRequest::auto(req.seed))?;
+    let out = crate::search::out_dir(req.out.as_deref(), &space);
+    let _lock = crate::lock::folder(&out)?;
+    let cost = llama_cost(
+        load_cost(&profile_path, Some(&space.workload))?,
+        &profile_path,
+    );
+    let search = run_search(space, &cost, &options, &out, progress.search().as_ref())?;
+    let check = if req.check > 0 {
+        let cost = load_cost(&profile_path, Some(&search.space.workload))?;
+        let check_out = out.join("check");
+        let v = validate_llama(
+            &LlamaValidateRequest {
+                profile: &profile_path,
+                space_path: &req.space,
+                space: &search.space,
+                cost: &cost,
+                models: checked_rows(&search, req.check),
+                bench: req.bench,
+                settings: req.settings.clone(),
+                rounds: req.check_rounds,
+                seed: req.seed,
+                out: &check_out,
+            },
+            progress.llama().as_ref(),
+        )?;
+        if let Some(d) = v.decode.filter(|a| (a.median_ratio - 1.0).abs() > 0.1) {
+            warn!(
+                profile = %profile_path.display(),
+                "whole models decode {:.0}% off the profile: re-profile with --force",
+                100.0 * (d.median_ratio - 1.0)
+            );
+        }
+        Some((v, check_out))
+    } else {
+        None
+    };
+    let written = report::write_search(&search, req.flavor, None)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let section = RunSection {
+        profile: RunProfile::LlamaCpp(LlamaProfile {
+            path: profile_path.display().to_string(),
+            engine: "llama.cpp".into(),
+            probes: profiled.probes,
+            probe_visits_now: profiled.runs_now,
+            profile_wall_s: profiled.wall_s,
+        }),
+        check: check.as_ref().map(|(v, dir)| {
+            RunCheck::LlamaCpp(LlamaCheck {
+                models: v.rows.len(),
+                rounds: v.rounds,
+                prefill: v.prefill,
+                decode: v.decode,
+                memory: v.memory,
+                engine_self: v.engine_self,
+                dir: dir.display().to_string(),
+            })
+        }),
+        run_wall_s: wall_s,
+    };
+    let summary = Summary::of(&search, Some(&written), Some(section));
+    summary.write(&out)?;
+    Ok(LlamaRunOutcome {
+        search,
+        profile: profile_path,
+        weights,
+        profiled,
+        check,
         written,
         summary,
         wall_s,

@@ -124,6 +124,22 @@ pub fn profiled_cost(
     })
 }
 
+/// The llama.cpp model of a loaded llama.cpp profile (`path`).
+pub fn llama_cost(cost: tailor_llamacpp::LlamaCost, path: &Path) -> CostChoice {
+    let p = cost.profile();
+    CostChoice {
+        source: CostSource {
+            kind: CostKind::LlamaCpp,
+            file: path.display().to_string(),
+            device: p.name.clone(),
+            fingerprint: None,
+            llama_fingerprint: Some(p.fingerprint.clone()),
+            profile_check: None,
+        },
+        model: Box::new(cost),
+    }
+}
+
 /// The search options for `req` on `space` (what `Auto` resolves to); refuses, before
 /// anything runs, a budget with an exhaustive search and a search whose candidates.csv
 /// would exceed the size allowed.

@@ -9,14 +9,13 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use tailor_cost::Workload;
 use tailor_llamacpp::validate::Validation;
-use tailor_llamacpp::{
-    Depths, LlamaBench, LlamaCost, LlamaProfile, Settings, WeightType, is_llama_profile,
-};
+use tailor_llamacpp::{Depths, LlamaBench, LlamaCost, Settings, WeightType, is_llama_profile};
 use tailor_search::SearchSpace;
 use tailor_spec::{DType, ModelSpec, Precision};
 use tailor_workflow::llama::{
     LlamaProfileOutcome, LlamaProfileRequest, LlamaValidateRequest, profile_llama, validate_llama,
 };
+pub use tailor_workflow::llama::{depths, load_cost, with_weights};
 use tracing::warn;
 
 /// Which engine a profile measures.
@@ -106,45 +105,9 @@ impl LlamaArgs {
     }
 }
 
-/// The probe depths of `--probe-layers` (`None`: auto) and `--probe-mib`.
-pub fn depths(fixed: Option<(u64, u64)>, weights: DType, mib: u64) -> Result<Depths> {
-    Ok(match fixed {
-        Some((lo, hi)) => Depths::Fixed(lo, hi),
-        None => Depths::Space {
-            weights: WeightType::from_dtype(weights)?,
-            max_probe_bytes: mib << 20,
-        },
-    })
-}
-
 /// Whether the file at `path` is a llama.cpp profile.
 pub fn is_llama(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|s| is_llama_profile(&s))
-}
-
-/// The llama.cpp cost model of a profile, checked against the workload it will price.
-pub fn load_cost(path: &Path, workload: Option<&Workload>) -> Result<LlamaCost> {
-    let profile = LlamaProfile::load(path)?;
-    tracing::info!(
-        "using the llama.cpp profile {} ({}; probes last measured {})",
-        path.display(),
-        profile.name,
-        profile.provenance.updated
-    );
-    let cost = LlamaCost::new(profile);
-    if let Some(w) = workload {
-        cost.check_workload(w)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    }
-    Ok(cost)
-}
-
-/// The space with its workload's weights replaced by `weights` (when given).
-pub fn with_weights(mut space: SearchSpace, weights: Option<DType>) -> SearchSpace {
-    if let Some(d) = weights {
-        space.workload.precision = Precision::for_weights(d);
-    }
-    space
 }
 
 /// What `tailor profile --engine llama.cpp` is asked.

@@ -6,23 +6,18 @@ use super::llama::{Engine, LlamaArgs};
 use super::search::CostChoice;
 use crate::args::TimingArgs;
 use crate::fmt::{Table, bytes};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use std::time::Instant;
 use tailor_profiler::{Backend, ProfileProgress};
 use tailor_report::search::SearchRun;
-use tailor_report::search::{
-    self as report, LlamaCheck, LlamaProfile, RunCheck, RunProfile, RunSection, Summary,
-};
+use tailor_report::search::{self as report};
 use tailor_report::validation::Validation;
 use tailor_report::{CostSource, Flavor};
-use tailor_search::{Metric, SearchSpace, static_candidates};
+use tailor_search::Metric;
 use tailor_workflow::check::CheckProgress;
 use tailor_workflow::profile::BurnProfileOutcome;
-use tailor_workflow::run::{RunProgress, RunRequest, checked_rows, run_burn};
-use tailor_workflow::search::SearchRequest;
-use tracing::warn;
+use tailor_workflow::run::{LlamaRunRequest, RunProgress, RunRequest, run_burn};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -127,6 +122,9 @@ impl RunProgress for Bars {
     fn check(&self) -> Box<dyn CheckProgress + '_> {
         Box::new(crate::progress::CheckBar::new())
     }
+    fn llama(&self) -> Box<dyn tailor_llamacpp::run::Progress + '_> {
+        Box::new(crate::progress::ProfileBar::new("llama-bench"))
+    }
 }
 
 /// The tables `tailor run` prints.
@@ -213,129 +211,59 @@ fn render(
 /// the profile file of this setup and weight type), search on that profile, time the pick
 /// and front rows whole in llama-bench, export and report.
 fn run_llama(args: &RunArgs) -> Result<()> {
-    let started = Instant::now();
-    let space = super::llama::with_weights(SearchSpace::load(&args.space)?, args.llama.weights);
-    let weights = space.workload.precision.weights;
-    let specs: Vec<_> = static_candidates(&space).collect();
-    if specs.is_empty() {
-        bail!(
-            "{}: no candidate is inside the space's static constraints: nothing to profile or \
-             search; widen [constraints]",
-            args.space.display()
-        );
-    }
-    let profile_path = args
-        .profile
-        .clone()
-        .unwrap_or_else(|| args.profiles.join(format!("host-llamacpp-{weights}.toml")));
-    let profiled = super::llama::profile(&super::llama::ProfileRequest {
-        name: space.name().to_string(),
-        specs,
-        prompts: vec![space.workload.prompt_tokens],
-        contexts: vec![space.workload.context],
-        weights,
-        llama: &args.llama,
-        rounds: args.profile_rounds as u32,
-        depths: super::llama::depths(None, weights, 128)?,
-        out: profile_path.clone(),
-        force: false,
-        limit: None,
-    })?;
-    if profiled.missing > 0 {
-        bail!(
-            "{}: {} probe runs are still to do; rerun to continue",
-            profile_path.display(),
-            profiled.missing
-        );
-    }
-    let options = tailor_workflow::search::options(&space, &SearchRequest::auto(args.seed))?;
-    let out = super::search::out_dir(args.out.as_deref(), &space);
-    let _lock = tailor_workflow::lock::folder(&out)?;
-    let cost_choice =
-        super::search::cost_model(&space, &args.space, None, Some(&profile_path), false)?;
-    let search = super::search::execute(space, &cost_choice, &options, &out)?;
-    let check = if args.check > 0 {
-        let cost = super::llama::load_cost(&profile_path, Some(&search.space.workload))?;
-        let models = checked_rows(&search, args.check as usize);
-        let check_out = out.join("check");
-        let v = super::llama::validate(&super::llama::ValidateRequest {
-            profile: &profile_path,
-            space_path: &args.space,
-            space: &search.space,
-            cost: &cost,
-            models,
-            llama: &args.llama,
-            rounds: args.check_rounds,
+    let bench = args.llama.bench()?;
+    let o = tailor_workflow::run::run_llama(
+        &LlamaRunRequest {
+            space: args.space.clone(),
+            weights: args.llama.weights,
+            out: args.out.clone(),
+            profile: args.profile.clone(),
+            profiles: args.profiles.clone(),
             seed: args.seed,
-            out: &check_out,
-        })?;
-        if let Some(d) = v.decode.filter(|a| (a.median_ratio - 1.0).abs() > 0.1) {
-            warn!(
-                profile = %profile_path.display(),
-                "whole models decode {:.0}% off the profile: re-profile with --force",
-                100.0 * (d.median_ratio - 1.0)
-            );
-        }
-        Some((v, check_out))
-    } else {
-        None
-    };
-    let written = report::write_search(&search, args.flavor, None)?;
-    let wall_s = started.elapsed().as_secs_f64();
-    let section = RunSection {
-        profile: RunProfile::LlamaCpp(LlamaProfile {
-            path: profile_path.display().to_string(),
-            engine: "llama.cpp".into(),
-            probes: profiled.probes,
-            probe_visits_now: profiled.runs_now,
-            profile_wall_s: profiled.wall_s,
-        }),
-        check: check.as_ref().map(|(v, dir)| {
-            RunCheck::LlamaCpp(LlamaCheck {
-                models: v.rows.len(),
-                rounds: v.rounds,
-                prefill: v.prefill,
-                decode: v.decode,
-                memory: v.memory,
-                engine_self: v.engine_self,
-                dir: dir.display().to_string(),
-            })
-        }),
-        run_wall_s: wall_s,
-    };
-    let summary = Summary::of(&search, Some(&written), Some(section));
-    summary.write(&out)?;
+            check: args.check as usize,
+            check_rounds: args.check_rounds,
+            profile_rounds: args.profile_rounds as u32,
+            bench: &bench,
+            settings: args.llama.settings(),
+            decode_tokens: args.llama.decode_tokens,
+            flavor: args.flavor,
+        },
+        &Bars,
+    )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&o.summary)?);
         return Ok(());
     }
-    let o = &search.outcome;
+    let (search, out) = (&o.search, &o.search.out);
+    let s_o = &search.outcome;
     let mut s = format!(
-        "profile  {} (llama.cpp, {weights}): {} probe models, {} visits now ({:.0} s)\n",
-        profile_path.display(),
-        profiled.probes,
-        profiled.runs_now,
-        profiled.wall_s
+        "profile  {} (llama.cpp, {}): {} probe models, {} visits now ({:.0} s)\n",
+        o.profile.display(),
+        o.weights,
+        o.profiled.probes,
+        o.profiled.runs_now,
+        o.profiled.wall_s
     );
     s += &format!(
         "search   {}: {} points, {} feasible, front of {} ({})\n",
         search.space.name(),
         search.space.size(),
-        o.feasible,
-        o.front.len(),
-        o.strategy.name()
+        s_o.feasible,
+        s_o.front.len(),
+        s_o.strategy.name()
     );
-    if let Some(c) = o.pick.map(|i| &o.front[i]) {
+    if let Some(c) = s_o.pick.map(|i| &s_o.front[i]) {
         s += &pick_line(c);
     }
-    if let Some((v, dir)) = &check {
+    if let Some((v, dir)) = &o.check {
         s += "check    the pick and front rows timed whole in llama-bench:\n";
         s += &tailor_report::validation::render_llama(v, dir);
     }
     s += &format!(
-        "\nwrote {}/ ({wall_s:.0} s in all):\n  {}\n",
+        "\nwrote {}/ ({:.0} s in all):\n  {}\n",
         out.display(),
-        written.report.display()
+        o.wall_s,
+        o.written.report.display()
     );
     s += &format!(
         "  {0}/candidates.csv, {0}/front.json, {0}/summary.json\n",

@@ -104,20 +104,10 @@ pub fn cost_model(
             })
         }
         (None, Some(path)) if super::llama::is_llama(path) => {
-            let cost = super::llama::load_cost(path, Some(&space.workload))
-                .map_err(|e| e.context(format!("pricing {}", space_path.display())))?;
-            let f = cost.profile().fingerprint.clone();
-            Ok(CostChoice {
-                source: CostSource {
-                    kind: CostKind::LlamaCpp,
-                    file: path.display().to_string(),
-                    device: cost.profile().name.clone(),
-                    fingerprint: None,
-                    llama_fingerprint: Some(f),
-                    profile_check: None,
-                },
-                model: Box::new(cost),
-            })
+            let cost = super::llama::load_cost(path, Some(&space.workload)).map_err(|e| {
+                anyhow::Error::new(e).context(format!("pricing {}", space_path.display()))
+            })?;
+            Ok(tailor_workflow::search::llama_cost(cost, path))
         }
         (None, Some(path)) => {
             let model = load_profiled(path)?;
