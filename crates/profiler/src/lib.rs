@@ -462,3 +462,15 @@ pub fn measure_models(
 
 #[cfg(test)]
 mod tests;
+
+/// Builds `spec` with random weights on `device` and times its decode step after `context`
+/// cached tokens operator by operator, in the model's chain ([`model::time_decode_ops`]).
+pub fn measure_decode_chain(
+    device: &Device,
+    spec: &tailor_spec::ModelSpec,
+    context: usize,
+    opts: &TimingOptions,
+) -> Result<model::ChainTiming, ProfileError> {
+    let (model, _) = build(device, spec, 1, context)?;
+    Ok(model::time_decode_ops(&model, context, opts)?)
+}

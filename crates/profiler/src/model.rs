@@ -10,6 +10,7 @@ use crate::DeviceFailed;
 use crate::ops::{self, FfnWeights, Heads, Rope};
 use crate::timing::{Measurement, TimingOptions, measure, measure_interleaved};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use std::time::Instant;
 use tailor_spec::{FfnKind, Invalid, ModelSpec};
 
 type Lin = (Tensor<2>, Option<Tensor<1>>);
@@ -166,32 +167,49 @@ impl Model {
     }
 
     /// One block: `attend` maps the projected q, k, v to the attention output (before the
-    /// output projection) and the layer's new cache.
+    /// output projection) and the layer's new cache. `marks` hears the end of each
+    /// operator (a no-op except when a pass is timed operator by operator).
     fn block(
         &self,
         layer: &Layer,
         x: Tensor<2>,
         attend: impl FnOnce(Tensor<2>, Tensor<2>, Tensor<2>) -> (Tensor<2>, Tensor<4>, Tensor<4>),
+        marks: &mut dyn FnMut(PassOp),
     ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
         let hn = self.norm(x.clone(), &layer.attn_norm);
+        marks(PassOp::Norm);
         let q = ops::linear(hn.clone(), &layer.q.0, layer.q.1.as_ref());
+        marks(PassOp::QProj);
         let k = ops::linear(hn.clone(), &layer.k.0, layer.k.1.as_ref());
+        marks(PassOp::KvProj);
         let v = ops::linear(hn, &layer.v.0, layer.v.1.as_ref());
+        marks(PassOp::KvProj);
         let (a, kc, vc) = attend(q, k, v);
-        let x = x + ops::linear(a, &layer.o.0, layer.o.1.as_ref());
+        marks(PassOp::Attention);
+        let o = ops::linear(a, &layer.o.0, layer.o.1.as_ref());
+        marks(PassOp::OProj);
+        let x = x + o;
+        marks(PassOp::Residual);
         let hn = self.norm(x.clone(), &layer.ffn_norm);
-        let x = x + ops::ffn(hn, self.spec.ffn, self.spec.activation, &layer.ffn);
+        marks(PassOp::Norm);
+        let f = ops::ffn(hn, self.spec.ffn, self.spec.activation, &layer.ffn);
+        marks(PassOp::Ffn);
+        let x = x + f;
+        marks(PassOp::Residual);
         (x, kc, vc)
     }
 
     /// Logits `[1, vocab]` of the last row of `x`.
-    fn head(&self, x: Tensor<2>) -> Tensor<2> {
+    fn head(&self, x: Tensor<2>, marks: &mut dyn FnMut(PassOp)) -> Tensor<2> {
         let last = x.dims()[0] - 1;
         let x = self.norm(x.narrow(0, last, 1), &self.final_norm);
-        match &self.lm_head {
+        marks(PassOp::FinalNorm);
+        let logits = match &self.lm_head {
             Some(w) => ops::lm_head(x, w, false),
             None => ops::lm_head(x, &self.embed, true),
-        }
+        };
+        marks(PassOp::LmHead);
+        logits
     }
 
     /// Processes a prompt: the logits of its last position and the KV cache.
@@ -199,29 +217,46 @@ impl Model {
         let mut x = ops::embedding(&self.embed, ids);
         let mut cache = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let (y, k, v) = self.block(layer, x, |q, k, v| {
-                ops::attention_prefill(q, k, v, self.heads, &self.rope)
-            });
+            let (y, k, v) = self.block(
+                layer,
+                x,
+                |q, k, v| ops::attention_prefill(q, k, v, self.heads, &self.rope),
+                &mut |_| {},
+            );
             x = y;
             cache.push((k, v));
         }
-        (self.head(x), KvCache { layers: cache })
+        (self.head(x, &mut |_| {}), KvCache { layers: cache })
     }
 
     /// One decode step of token `id` (`[1]`) after the cached tokens: its logits and the
     /// grown cache. Each layer's old cache is released as soon as it has grown (unless the
     /// caller still holds it), so a decode loop holds one extra layer's cache at most.
     pub fn decode(&self, id: Tensor<1, Int>, cache: KvCache) -> (Tensor<2>, KvCache) {
+        self.decode_marked(id, cache, &mut |_| {})
+    }
+
+    /// [`Model::decode`], telling `marks` where each operator ends.
+    pub(crate) fn decode_marked(
+        &self,
+        id: Tensor<1, Int>,
+        cache: KvCache,
+        marks: &mut dyn FnMut(PassOp),
+    ) -> (Tensor<2>, KvCache) {
         let mut x = ops::embedding(&self.embed, id);
+        marks(PassOp::Embedding);
         let mut grown = Vec::with_capacity(self.layers.len());
         for (layer, (kc, vc)) in self.layers.iter().zip(cache.layers) {
-            let (y, k, v) = self.block(layer, x, |q, k, v| {
-                ops::attention_decode(q, k, v, self.heads, &self.rope, kc, vc)
-            });
+            let (y, k, v) = self.block(
+                layer,
+                x,
+                |q, k, v| ops::attention_decode(q, k, v, self.heads, &self.rope, kc, vc),
+                marks,
+            );
             x = y;
             grown.push((k, v));
         }
-        (self.head(x), KvCache { layers: grown })
+        (self.head(x, marks), KvCache { layers: grown })
     }
 
     /// A cache of `tokens` random keys and values, as a prompt of that length would leave.
@@ -351,4 +386,130 @@ pub fn run_inference(model: &Model, prompt: usize, context: usize) -> Result<(),
     device.sync().map_err(failed)?;
     drop((logits, grown));
     Ok(())
+}
+
+/// The operators of a pass, in the order of the rows of [`tailor_cost::OpShape::pass`]
+/// (row `i` is `PassOp` number `i`): what [`time_decode_ops`] times one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PassOp {
+    Embedding,
+    /// The attention and FFN norms of every layer.
+    Norm,
+    QProj,
+    /// The k and v projections of every layer.
+    KvProj,
+    Attention,
+    OProj,
+    /// Both residual adds of every layer.
+    Residual,
+    Ffn,
+    FinalNorm,
+    LmHead,
+}
+
+impl PassOp {
+    pub const ALL: [PassOp; 10] = [
+        PassOp::Embedding,
+        PassOp::Norm,
+        PassOp::QProj,
+        PassOp::KvProj,
+        PassOp::Attention,
+        PassOp::OProj,
+        PassOp::Residual,
+        PassOp::Ffn,
+        PassOp::FinalNorm,
+        PassOp::LmHead,
+    ];
+}
+
+/// A decode step timed operator by operator, in its chain: each operator's time summed
+/// over the layers, per step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainTiming {
+    /// One row per [`PassOp::ALL`]: the operator's time per step (all its calls).
+    pub ops: Vec<Measurement>,
+    /// The marked step whole (the sum of its operators, with a sync after each).
+    pub marked: Measurement,
+    /// The same step unmarked (no sync inside), timed alternately with the marked one.
+    pub plain: Measurement,
+}
+
+/// Times decode steps after `context` cached tokens with a sync and a clock read after
+/// every operator, alternating with unmarked steps, until `opts.min_time` of marked work
+/// and at least 20 steps of each (at most `opts.max_time`): where the step's time goes
+/// when the operators run as the model chains them (inputs from the previous operator,
+/// weights as the model holds them), to set beside the profile's looped entries.
+pub fn time_decode_ops(
+    model: &Model,
+    context: usize,
+    opts: &TimingOptions,
+) -> Result<ChainTiming, DeviceFailed> {
+    let device = &model.device;
+    let mut failed: Option<String> = None;
+    let cache = model.random_cache(context);
+    let id = model.prompt(1);
+    let warm = Instant::now();
+    let mut warmed = 0;
+    while warmed < 2 || warm.elapsed() < opts.warmup {
+        drop(model.decode(id.clone(), cache.clone()));
+        if let Err(e) = device.sync() {
+            failed.get_or_insert_with(|| format!("{e:?}"));
+        }
+        warmed += 1;
+    }
+    let mut per_op: Vec<Vec<f64>> = vec![Vec::new(); PassOp::ALL.len()];
+    let (mut marked, mut plain) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    let mut spent = std::time::Duration::ZERO;
+    while marked.len() < 20 || (spent < opts.min_time && started.elapsed() < opts.max_time) {
+        let mut step = vec![0.0f64; PassOp::ALL.len()];
+        let t0 = Instant::now();
+        let mut last = t0;
+        let out = model.decode_marked(id.clone(), cache.clone(), &mut |op| {
+            if let Err(e) = device.sync() {
+                failed.get_or_insert_with(|| format!("{e:?}"));
+            }
+            let now = Instant::now();
+            step[op as usize] += (now - last).as_secs_f64() * 1e6;
+            last = now;
+        });
+        let dt = t0.elapsed();
+        drop(out);
+        spent += dt;
+        marked.push(dt.as_secs_f64() * 1e6);
+        for (all, us) in per_op.iter_mut().zip(step) {
+            all.push(us);
+        }
+        let t0 = Instant::now();
+        let out = model.decode(id.clone(), cache.clone());
+        if let Err(e) = device.sync() {
+            failed.get_or_insert_with(|| format!("{e:?}"));
+        }
+        plain.push(t0.elapsed().as_secs_f64() * 1e6);
+        drop(out);
+        if marked.len() >= 100_000 {
+            break;
+        }
+    }
+    if let Some(message) = failed {
+        return Err(DeviceFailed {
+            during: "timing a decode step operator by operator".into(),
+            message,
+        });
+    }
+    let of = |samples: Vec<f64>| {
+        let (median_us, p10_us, p90_us) = crate::timing::summarize(&samples);
+        Measurement {
+            samples_us: samples,
+            median_us,
+            p10_us,
+            p90_us,
+            capped: false,
+        }
+    };
+    Ok(ChainTiming {
+        ops: per_op.into_iter().map(of).collect(),
+        marked: of(marked),
+        plain: of(plain),
+    })
 }

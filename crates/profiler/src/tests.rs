@@ -261,6 +261,29 @@ fn the_built_model_has_exactly_the_specs_parameters() {
     assert_eq!(m.num_params(), 134_515_008);
 }
 
+/// The model makes exactly the calls `OpShape::pass` lists for a decode step, row by row
+/// (what `tailor measure --decode-ops` sets beside the profile's entries).
+#[test]
+fn a_decode_step_makes_the_calls_of_its_pass_row_by_row() {
+    use crate::model::{Model, PassOp};
+    let d = Backend::Flex.open().unwrap();
+    for spec in specs_of_every_kind() {
+        let m = Model::random(&spec, 8, &d).unwrap();
+        let mut counts = [0u64; PassOp::ALL.len()];
+        let mut order = Vec::new();
+        drop(m.decode_marked(m.prompt(1), m.random_cache(5), &mut |op| {
+            counts[op as usize] += 1;
+            order.push(op);
+        }));
+        let pass = OpShape::pass(&spec, Phase::Decode { context: 5 });
+        assert_eq!(pass.len(), PassOp::ALL.len());
+        let calls: Vec<u64> = pass.iter().map(|(_, c)| *c).collect();
+        assert_eq!(counts.to_vec(), calls, "{spec:?}");
+        assert_eq!(order.first(), Some(&PassOp::Embedding));
+        assert_eq!(order.last(), Some(&PassOp::LmHead));
+    }
+}
+
 #[test]
 fn decoding_after_a_prefill_matches_the_longer_prefill() {
     use crate::model::Model;

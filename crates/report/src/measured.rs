@@ -108,3 +108,94 @@ mod tests {
         );
     }
 }
+
+/// One operator of a decode step timed in the model's chain (`tailor measure
+/// --decode-ops`), beside what the profile predicts for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainRow {
+    /// `embedding`, `norm`, `q_proj`, `kv_proj`, `attention`, `o_proj`, `residual`, `ffn`,
+    /// `final_norm`, `lm_head`.
+    pub op: String,
+    /// Calls per step (over the layers).
+    pub calls: u64,
+    /// Its time per step (all calls), measured in the chain.
+    pub measured: Timed,
+    /// The profile's time for the same calls (its entries x calls), when a profile is given.
+    pub predicted_ms: Option<f64>,
+}
+
+/// What `tailor measure --decode-ops` prints: a decode step operator by operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainReport {
+    pub spec: String,
+    pub context: u64,
+    pub rows: Vec<ChainRow>,
+    /// The step with a sync after every operator (the sum of the rows).
+    pub marked: Timed,
+    /// The step without (as `tailor measure` times it), timed alternately with `marked`.
+    pub plain: Timed,
+    /// The profile compared with, if any.
+    pub profile: Option<String>,
+}
+
+impl ChainReport {
+    /// The table `tailor measure --decode-ops` prints.
+    pub fn render(&self) -> String {
+        let mut t = crate::fmt::Table::new(&[
+            "operator",
+            "calls",
+            "in the chain ms",
+            "p10-p90",
+            "profile ms",
+            "chain/profile",
+        ]);
+        let ratio = |m: f64, p: Option<f64>| {
+            p.filter(|p| *p > 0.0)
+                .map_or(String::new(), |p| format!("{:.2}", m / p))
+        };
+        let ms = |p: Option<f64>| p.map_or(String::new(), |p| format!("{p:.4}"));
+        for r in &self.rows {
+            t.row(vec![
+                r.op.clone(),
+                r.calls.to_string(),
+                format!("{:.4}", r.measured.median_ms),
+                format!("{:.4}-{:.4}", r.measured.p10_ms, r.measured.p90_ms),
+                ms(r.predicted_ms),
+                ratio(r.measured.median_ms, r.predicted_ms),
+            ]);
+        }
+        let sum: f64 = self.rows.iter().map(|r| r.measured.median_ms).sum();
+        let predicted: Option<f64> = self.rows.iter().map(|r| r.predicted_ms).sum();
+        t.row(vec![
+            "sum of the operators".into(),
+            String::new(),
+            format!("{sum:.4}"),
+            String::new(),
+            ms(predicted),
+            ratio(sum, predicted),
+        ]);
+        for (name, m) in [
+            ("step, sync after each operator", &self.marked),
+            ("step as measured whole", &self.plain),
+        ] {
+            t.row(vec![
+                name.into(),
+                String::new(),
+                format!("{:.4}", m.median_ms),
+                format!("{:.4}-{:.4}", m.p10_ms, m.p90_ms),
+                ms(predicted),
+                ratio(m.median_ms, predicted),
+            ]);
+        }
+        format!(
+            "{}: a decode step after {} tokens, operator by operator ({} steps{})\n{}",
+            self.spec,
+            self.context,
+            self.marked.samples,
+            self.profile
+                .as_ref()
+                .map_or(String::new(), |p| format!("; profile {p}")),
+            t.render(2)
+        )
+    }
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tailor_profiler::{
     Backend, Measurement, ModelMeasurement, TimingOptions, measure_model, measure_models,
 };
-use tailor_report::{MeasureReport, MemoryReport, Timed};
+use tailor_report::{ChainReport, ChainRow, MeasureReport, MemoryReport, Timed};
 use tailor_spec::load_spec;
 use tracing::info;
 
@@ -35,9 +35,80 @@ pub struct MeasureArgs {
     /// Only time the model; do not measure its memory.
     #[arg(long)]
     pub no_memory: bool,
+    /// Time a decode step operator by operator as the model chains them (a sync after
+    /// each), beside the same step timed whole: where the step's time goes.
+    #[arg(long, conflicts_with_all = ["memory_only", "no_memory"])]
+    pub decode_ops: bool,
+    /// With --decode-ops: set each operator beside this profile's prediction for it.
+    #[arg(long, requires = "decode_ops")]
+    pub profile: Option<PathBuf>,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tailor measure --decode-ops`: one model's decode step operator by operator, in its
+/// chain, beside the profile's entries for the same calls.
+fn run_decode_ops(args: &MeasureArgs) -> Result<()> {
+    let [spec_path] = args.spec.as_slice() else {
+        bail!("--decode-ops times one model: give one spec");
+    };
+    let spec = load_spec(spec_path)?.spec;
+    let opts = args.timing.options()?;
+    let context = args.workload.context;
+    let predicted: Option<Vec<f64>> = match &args.profile {
+        Some(p) => {
+            let model = super::predict::load_profiled(p)?;
+            let w = tailor_cost::Workload {
+                prompt_tokens: args.workload.prompt,
+                context,
+                precision: tailor_spec::Precision::for_weights(model.profile().fingerprint.dtype),
+            };
+            let ops = model.predict(&spec, &w).decode_ops;
+            Some(ops.iter().map(|o| o.total_ms()).collect())
+        }
+        None => None,
+    };
+    let device = args.backend.open()?;
+    info!(spec = %spec_path.display(), context, "timing a decode step operator by operator");
+    let chain = tailor_profiler::measure_decode_chain(&device, &spec, context as usize, &opts)?;
+    let calls = tailor_cost::OpShape::pass(&spec, tailor_spec::Phase::Decode { context });
+    let names = [
+        "embedding",
+        "norm",
+        "q_proj",
+        "kv_proj",
+        "attention",
+        "o_proj",
+        "residual",
+        "ffn",
+        "final_norm",
+        "lm_head",
+    ];
+    let report = ChainReport {
+        spec: spec_path.display().to_string(),
+        context,
+        rows: chain
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ChainRow {
+                op: names[i].into(),
+                calls: calls.get(i).map_or(0, |c| c.1),
+                measured: timed(m),
+                predicted_ms: predicted.as_ref().and_then(|p| p.get(i).copied()),
+            })
+            .collect(),
+        marked: timed(&chain.marked),
+        plain: timed(&chain.plain),
+        profile: args.profile.as_ref().map(|p| p.display().to_string()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
 }
 
 /// A phase as the profiler timed it, in the report's units.
@@ -52,6 +123,9 @@ pub fn timed(m: &Measurement) -> Timed {
 }
 
 pub fn run(args: &MeasureArgs) -> Result<()> {
+    if args.decode_ops {
+        return run_decode_ops(args);
+    }
     if let [_, _, ..] = args.spec.as_slice() {
         return run_interleaved(args);
     }

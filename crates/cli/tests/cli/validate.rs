@@ -224,6 +224,49 @@ fn predict_and_measure_one_spec() {
     assert!(m["decode"]["median_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(m["fingerprint"]["backend"], "flex");
 
+    // The decode step operator by operator, beside the profile's entries for the same
+    // calls: one row per row of the pass, each with the pass's call count.
+    let mut ops = vec![
+        "measure",
+        spec,
+        "--context",
+        "16",
+        "--decode-ops",
+        "--profile",
+        &profile,
+        "--json",
+    ];
+    ops.extend(FAST);
+    let c = tailor(&ops).json();
+    let rows = c["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["op"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "embedding",
+            "norm",
+            "q_proj",
+            "kv_proj",
+            "attention",
+            "o_proj",
+            "residual",
+            "ffn",
+            "final_norm",
+            "lm_head"
+        ]
+    );
+    let calls: Vec<u64> = rows.iter().map(|r| r["calls"].as_u64().unwrap()).collect();
+    assert_eq!(calls, [1, 6, 3, 6, 3, 3, 6, 3, 1, 1], "3 layers");
+    for r in rows {
+        assert!(r["measured"]["median_ms"].as_f64().unwrap() >= 0.0, "{r}");
+        assert!(r["predicted_ms"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(c["marked"]["samples"].as_u64().unwrap() >= 20);
+    assert!(c["plain"]["median_ms"].as_f64().unwrap() > 0.0);
+    let refused = tailor(&["measure", spec, spec, "--decode-ops"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("one spec"), "{}", refused.stderr);
+
     // Two models timed against each other: one report each, in the order given.
     let wider = s.write(
         "w.toml",
