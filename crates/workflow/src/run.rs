@@ -34,14 +34,14 @@ use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
 use tailor_spec::{DType, ModelSpec};
 use tracing::{info, warn};
 
-/// One `tailor run` with burn.
+/// What `tailor run` is asked whatever the engine.
 #[derive(Debug, Clone)]
-pub struct RunRequest {
+pub struct RunCommon {
     pub space: PathBuf,
-    pub backend: Backend,
     /// Output folder [default: out/<space>-<timestamp>].
     pub out: Option<PathBuf>,
-    /// The profile file to use (created or extended), instead of one found in `profiles`.
+    /// The profile file to use (created or extended), instead of the one of this setup in
+    /// `profiles`.
     pub profile: Option<PathBuf>,
     /// Where profiles of this setup are looked for, and a new one is written.
     pub profiles: PathBuf,
@@ -49,9 +49,17 @@ pub struct RunRequest {
     /// Whole models to check (the pick and front rows); 0 skips the check.
     pub check: usize,
     pub check_rounds: u64,
+    /// Sessions per profile entry (burn), runs per probe and phase (llama.cpp).
     pub profile_rounds: usize,
-    pub timing: TimingOptions,
     pub flavor: Flavor,
+}
+
+/// One `tailor run` with burn.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub run: RunCommon,
+    pub backend: Backend,
+    pub timing: TimingOptions,
 }
 
 /// The progress of each stage of a run (bars in the binary); each is made when its stage
@@ -101,17 +109,17 @@ pub struct RunOutcome {
     pub wall_s: f64,
 }
 
-/// The profile `req` uses: the one it names, else the profile in `req.profiles` of this
+/// The profile `req` uses: the one it names, else the profile in `req.run.profiles` of this
 /// setup that covers most of `needed`, else a new file there.
 fn choose_profile(req: &RunRequest, needed: &BTreeSet<tailor_cost::OpShape>) -> Result<PathBuf> {
-    if let Some(p) = &req.profile {
+    if let Some(p) = &req.run.profile {
         return Ok(p.clone());
     }
     let device = req.backend.open()?;
     let fingerprint = req.backend.fingerprint(&device);
     drop(device);
     Ok(
-        match matching_profiles(&req.profiles, &fingerprint, needed).first() {
+        match matching_profiles(&req.run.profiles, &fingerprint, needed).first() {
             Some((p, covered)) => {
                 info!(
                     profile = %p.display(),
@@ -122,11 +130,11 @@ fn choose_profile(req: &RunRequest, needed: &BTreeSet<tailor_cost::OpShape>) -> 
                 p.clone()
             }
             None => {
-                let p = new_profile_path(&req.profiles, req.backend, &fingerprint);
+                let p = new_profile_path(&req.run.profiles, req.backend, &fingerprint);
                 info!(
                     profile = %p.display(),
                     "no profile of this setup in {}: profiling this machine",
-                    req.profiles.display()
+                    req.run.profiles.display()
                 );
                 p
             }
@@ -137,7 +145,7 @@ fn choose_profile(req: &RunRequest, needed: &BTreeSet<tailor_cost::OpShape>) -> 
 /// Runs the whole chain of `req`.
 pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutcome> {
     let started = Instant::now();
-    let space = SearchSpace::load(&req.space)?;
+    let space = SearchSpace::load(&req.run.space)?;
 
     // 1. A profile of this setup covering the space.
     let needed: BTreeSet<_> = profile_shapes(
@@ -149,19 +157,19 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     .collect();
     if needed.is_empty() {
         return Err(WorkflowError::NoStaticCandidate {
-            space: req.space.clone(),
+            space: req.run.space.clone(),
         });
     }
     let profile_path = choose_profile(req, &needed)?;
     let profiled = profile_burn(
         &BurnProfileRequest {
-            source: ProfileSource::Space(req.space.clone()),
+            source: ProfileSource::Space(req.run.space.clone()),
             backend: req.backend,
             out: profile_path.clone(),
             prompts: Vec::new(),
             contexts: Vec::new(),
             timing: req.timing,
-            rounds: req.profile_rounds,
+            rounds: req.run.profile_rounds,
             limit: None,
             force: false,
             cooldown: Duration::ZERO,
@@ -180,13 +188,13 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     // drifted is re-measured in its file.
     let mut model = load_profiled(&profile_path)?;
     let (profile_check, remeasured) = if profiled.measured_now == 0 {
-        let backend = machine_backend(&model, &profile_path, &req.space)?;
+        let backend = machine_backend(&model, &profile_path, &req.run.space)?;
         let r = refresh(
             &profile_path,
             model,
             backend,
             &req.timing,
-            req.profile_rounds,
+            req.run.profile_rounds,
             progress.remeasure().as_ref(),
         )?;
         model = r.model;
@@ -196,8 +204,8 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     };
 
     // 2. Search on it (the profile loaded above, re-measured where it drifted).
-    let options = options(&space, &SearchRequest::auto(req.seed))?;
-    let out = crate::search::out_dir(req.out.as_deref(), &space);
+    let options = options(&space, &SearchRequest::auto(req.run.seed))?;
+    let out = crate::search::out_dir(req.run.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
     let cost = profiled_cost(
         Profiled::new(model.profile().clone()).map_err(|error| WorkflowError::Profiled {
@@ -206,13 +214,13 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
         })?,
         &profile_path,
         &space,
-        &req.space,
+        &req.run.space,
     )?;
     let search = run_search(space, &cost, &options, &out, progress.search().as_ref())?;
 
     // 3. The pick and a few front rows, whole.
-    let validation = if req.check > 0 {
-        let backend = machine_backend(&model, &profile_path, &req.space)?;
+    let validation = if req.run.check > 0 {
+        let backend = machine_backend(&model, &profile_path, &req.run.space)?;
         let setup = CheckSetup {
             profile: &profile_path,
             model: &model,
@@ -221,11 +229,11 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
             remeasured,
             backend,
             space: &search.space,
-            rounds: req.check_rounds,
+            rounds: req.run.check_rounds,
             timing: req.timing,
-            seed: req.seed,
+            seed: req.run.seed,
         };
-        let models = checked_rows(&search, req.check);
+        let models = checked_rows(&search, req.run.check);
         Some(check(
             &setup,
             models,
@@ -242,7 +250,7 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     }
 
     // 4. Export and report.
-    let written = report::write_search(&search, req.flavor, validation.as_ref())?;
+    let written = report::write_search(&search, req.run.flavor, validation.as_ref())?;
     let wall_s = started.elapsed().as_secs_f64();
     let section = RunSection {
         profile: RunProfile::Burn(BurnProfile {
@@ -284,21 +292,13 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
 /// One `tailor run --engine llama.cpp`.
 #[derive(Debug)]
 pub struct LlamaRunRequest<'a> {
-    pub space: PathBuf,
+    /// The profile defaults to `<profiles>/host-llamacpp-<weights>.toml`.
+    pub run: RunCommon,
     /// The weights to design for, instead of the space's.
     pub weights: Option<DType>,
-    pub out: Option<PathBuf>,
-    /// The profile file [default: <profiles>/host-llamacpp-<weights>.toml].
-    pub profile: Option<PathBuf>,
-    pub profiles: PathBuf,
-    pub seed: u64,
-    pub check: usize,
-    pub check_rounds: u64,
-    pub profile_rounds: u32,
     pub bench: &'a LlamaBench,
     pub settings: Settings,
     pub decode_tokens: u64,
-    pub flavor: Flavor,
 }
 
 /// What a llama.cpp run did; its files are written (summary.json last).
@@ -319,18 +319,19 @@ pub struct LlamaRunOutcome {
 /// needs, search, time the pick and front rows whole with llama-bench, export, report.
 pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<LlamaRunOutcome> {
     let started = Instant::now();
-    let space = with_weights(SearchSpace::load(&req.space)?, req.weights);
+    let space = with_weights(SearchSpace::load(&req.run.space)?, req.weights);
     let weights = space.workload.precision.weights;
     let specs: Vec<_> = static_candidates(&space).collect();
     if specs.is_empty() {
         return Err(WorkflowError::NoStaticCandidate {
-            space: req.space.clone(),
+            space: req.run.space.clone(),
         });
     }
-    let profile_path = req
-        .profile
-        .clone()
-        .unwrap_or_else(|| req.profiles.join(format!("host-llamacpp-{weights}.toml")));
+    let profile_path = req.run.profile.clone().unwrap_or_else(|| {
+        req.run
+            .profiles
+            .join(format!("host-llamacpp-{weights}.toml"))
+    });
     let profiled = profile_llama(
         &LlamaProfileRequest {
             name: space.name().to_string(),
@@ -341,7 +342,7 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
             bench: req.bench,
             settings: req.settings.clone(),
             decode_tokens: req.decode_tokens,
-            rounds: req.profile_rounds,
+            rounds: req.run.profile_rounds as u32,
             depths: depths(None, weights, 128)?,
             out: profile_path.clone(),
             force: false,
@@ -356,28 +357,28 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
             what: "probe runs are",
         });
     }
-    let options = options(&space, &SearchRequest::auto(req.seed))?;
-    let out = crate::search::out_dir(req.out.as_deref(), &space);
+    let options = options(&space, &SearchRequest::auto(req.run.seed))?;
+    let out = crate::search::out_dir(req.run.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
     let cost = llama_cost(
         load_cost(&profile_path, Some(&space.workload))?,
         &profile_path,
     );
     let search = run_search(space, &cost, &options, &out, progress.search().as_ref())?;
-    let check = if req.check > 0 {
+    let check = if req.run.check > 0 {
         let cost = load_cost(&profile_path, Some(&search.space.workload))?;
         let check_out = out.join("check");
         let v = validate_llama(
             &LlamaValidateRequest {
                 profile: &profile_path,
-                space_path: &req.space,
+                space_path: &req.run.space,
                 space: &search.space,
                 cost: &cost,
-                models: checked_rows(&search, req.check),
+                models: checked_rows(&search, req.run.check),
                 bench: req.bench,
                 settings: req.settings.clone(),
-                rounds: req.check_rounds,
-                seed: req.seed,
+                rounds: req.run.check_rounds,
+                seed: req.run.seed,
                 out: &check_out,
             },
             progress.llama().as_ref(),
@@ -393,7 +394,7 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
     } else {
         None
     };
-    let written = report::write_search(&search, req.flavor, None)?;
+    let written = report::write_search(&search, req.run.flavor, None)?;
     let wall_s = started.elapsed().as_secs_f64();
     let section = RunSection {
         profile: RunProfile::LlamaCpp(LlamaProfile {

@@ -8,13 +8,9 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tailor_cost::Workload;
-use tailor_llamacpp::validate::Validation;
-use tailor_llamacpp::{Depths, LlamaBench, LlamaCost, Settings, WeightType, is_llama_profile};
-use tailor_search::SearchSpace;
-use tailor_spec::{DType, ModelSpec, Precision};
-use tailor_workflow::llama::{
-    LlamaProfileOutcome, LlamaProfileRequest, LlamaValidateRequest, profile_llama, validate_llama,
-};
+use tailor_llamacpp::{LlamaBench, Settings, WeightType, is_llama_profile};
+use tailor_spec::{DType, Precision};
+use tailor_workflow::llama::LlamaProfileOutcome;
 pub use tailor_workflow::llama::{depths, load_cost, with_weights};
 use tracing::warn;
 
@@ -110,50 +106,8 @@ pub fn is_llama(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|s| is_llama_profile(&s))
 }
 
-/// What `tailor profile --engine llama.cpp` is asked.
-#[derive(Debug)]
-pub struct ProfileRequest<'a> {
-    pub name: String,
-    pub specs: Vec<ModelSpec>,
-    pub prompts: Vec<u64>,
-    pub contexts: Vec<u64>,
-    pub weights: DType,
-    pub llama: &'a LlamaArgs,
-    pub rounds: u32,
-    pub depths: Depths,
-    pub out: PathBuf,
-    pub force: bool,
-    pub limit: Option<usize>,
-}
-
 /// The outcome of a llama.cpp profiling run.
 pub type ProfileOutcome = LlamaProfileOutcome;
-
-/// Profiles (or resumes) the probes the specs need, into `req.out`, with a progress bar.
-pub fn profile(req: &ProfileRequest) -> Result<ProfileOutcome> {
-    let bench = req.llama.bench()?;
-    let bar = crate::progress::ProfileBar::new("profile");
-    let outcome = profile_llama(
-        &LlamaProfileRequest {
-            name: req.name.clone(),
-            specs: req.specs.clone(),
-            prompts: req.prompts.clone(),
-            contexts: req.contexts.clone(),
-            weights: req.weights,
-            bench: &bench,
-            settings: req.llama.settings(),
-            decode_tokens: req.llama.decode_tokens,
-            rounds: req.rounds,
-            depths: req.depths,
-            out: req.out.clone(),
-            force: req.force,
-            limit: req.limit,
-        },
-        &bar,
-    )?;
-    bar.finish();
-    Ok(outcome)
-}
 
 /// Prints a profiling outcome.
 pub fn print_profile(o: &ProfileOutcome, json_out: bool) -> Result<()> {
@@ -260,41 +214,4 @@ pub fn predict(
         println!("timed as: {s}");
     }
     Ok(())
-}
-
-/// What a llama.cpp validation is asked.
-#[derive(Debug)]
-pub struct ValidateRequest<'a> {
-    pub profile: &'a Path,
-    pub space_path: &'a Path,
-    pub space: &'a SearchSpace,
-    pub cost: &'a LlamaCost,
-    pub models: Vec<(u64, ModelSpec)>,
-    pub llama: &'a LlamaArgs,
-    pub rounds: u64,
-    pub seed: u64,
-    pub out: &'a Path,
-}
-
-/// Times `models` whole with llama-bench against the profile, with a progress bar.
-pub fn validate(req: &ValidateRequest) -> Result<Validation> {
-    let bench = req.llama.bench()?;
-    let bar = crate::progress::ProfileBar::new("validate");
-    let v = validate_llama(
-        &LlamaValidateRequest {
-            profile: req.profile,
-            space_path: req.space_path,
-            space: req.space,
-            cost: req.cost,
-            models: req.models.clone(),
-            bench: &bench,
-            settings: req.llama.settings(),
-            rounds: req.rounds,
-            seed: req.seed,
-            out: req.out,
-        },
-        &bar,
-    )?;
-    bar.finish();
-    Ok(v)
 }

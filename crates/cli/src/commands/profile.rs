@@ -16,6 +16,7 @@ use tailor_spec::load_spec;
 use tailor_workflow::device::{
     RemoteOutcome, RemoteProfileRequest, profile_remote as profile_remote_with,
 };
+use tailor_workflow::llama::LlamaProfileRequest;
 use tailor_workflow::profile::{
     BurnProfileRequest, ProfileSource, SPEC_CONTEXT, SPEC_PROMPT, pin_process, profile_burn,
 };
@@ -170,19 +171,27 @@ fn profile_llama(args: &ProfileArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("profiles/host-llamacpp-{weights}.toml")));
-    let o = super::llama::profile(&super::llama::ProfileRequest {
-        name,
-        specs,
-        prompts,
-        contexts,
-        weights,
-        llama: &args.llama,
-        rounds: args.rounds as u32,
-        depths: super::llama::depths(args.probe_layers.0, weights, args.probe_mib)?,
-        out,
-        force: args.force,
-        limit: args.limit,
-    })?;
+    let bench = args.llama.bench()?;
+    let bar = crate::progress::ProfileBar::new("profile");
+    let o = tailor_workflow::llama::profile_llama(
+        &LlamaProfileRequest {
+            name,
+            specs,
+            prompts,
+            contexts,
+            weights,
+            bench: &bench,
+            settings: args.llama.settings(),
+            decode_tokens: args.llama.decode_tokens,
+            rounds: args.rounds as u32,
+            depths: super::llama::depths(args.probe_layers.0, weights, args.probe_mib)?,
+            out,
+            force: args.force,
+            limit: args.limit,
+        },
+        &bar,
+    )?;
+    bar.finish();
     super::llama::print_profile(&o, args.json)
 }
 

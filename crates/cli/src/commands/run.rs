@@ -17,7 +17,7 @@ use tailor_report::{CostSource, Flavor};
 use tailor_search::Metric;
 use tailor_workflow::check::CheckProgress;
 use tailor_workflow::profile::BurnProfileOutcome;
-use tailor_workflow::run::{LlamaRunRequest, RunProgress, RunRequest, run_burn};
+use tailor_workflow::run::{LlamaRunRequest, RunCommon, RunProgress, RunRequest, run_burn};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -73,17 +73,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     let o = run_burn(
         &RunRequest {
-            space: args.space.clone(),
+            run: common(args),
             backend: args.backend,
-            out: args.out.clone(),
-            profile: args.profile.clone(),
-            profiles: args.profiles.clone(),
-            seed: args.seed,
-            check: args.check as usize,
-            check_rounds: args.check_rounds,
-            profile_rounds: args.profile_rounds as usize,
             timing: args.timing.options()?,
-            flavor: args.flavor,
         },
         &Bars,
     )?;
@@ -104,6 +96,21 @@ pub fn run(args: &RunArgs) -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// What the run is asked whatever the engine.
+fn common(args: &RunArgs) -> RunCommon {
+    RunCommon {
+        space: args.space.clone(),
+        out: args.out.clone(),
+        profile: args.profile.clone(),
+        profiles: args.profiles.clone(),
+        seed: args.seed,
+        check: args.check as usize,
+        check_rounds: args.check_rounds,
+        profile_rounds: args.profile_rounds as usize,
+        flavor: args.flavor,
+    }
 }
 
 /// A run's progress bars on stderr.
@@ -214,19 +221,11 @@ fn run_llama(args: &RunArgs) -> Result<()> {
     let bench = args.llama.bench()?;
     let o = tailor_workflow::run::run_llama(
         &LlamaRunRequest {
-            space: args.space.clone(),
+            run: common(args),
             weights: args.llama.weights,
-            out: args.out.clone(),
-            profile: args.profile.clone(),
-            profiles: args.profiles.clone(),
-            seed: args.seed,
-            check: args.check as usize,
-            check_rounds: args.check_rounds,
-            profile_rounds: args.profile_rounds as u32,
             bench: &bench,
             settings: args.llama.settings(),
             decode_tokens: args.llama.decode_tokens,
-            flavor: args.flavor,
         },
         &Bars,
     )?;

@@ -17,6 +17,7 @@ use tailor_cost::Profiled;
 use tailor_search::{Metric, SearchSpace, spread_sample};
 use tailor_workflow::check::{CheckSetup, check, refuse_oversized};
 use tailor_workflow::freshness::{DRIFT_TOLERANCE, machine_backend, recheck, remeasure};
+use tailor_workflow::llama::{LlamaValidateRequest, validate_llama};
 use tracing::{info, warn};
 
 #[derive(Debug, Args)]
@@ -180,17 +181,24 @@ fn run_llama(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
     });
     let _lock = tailor_workflow::lock::folder(&out)?;
     let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
-    let v = llama::validate(&llama::ValidateRequest {
-        profile,
-        space_path,
-        space: &space,
-        cost: &cost,
-        models,
-        llama,
-        rounds: rounds.max(1),
-        seed,
-        out: &out,
-    })?;
+    let bench = llama.bench()?;
+    let bar = crate::progress::ProfileBar::new("validate");
+    let v = validate_llama(
+        &LlamaValidateRequest {
+            profile,
+            space_path,
+            space: &space,
+            cost: &cost,
+            models,
+            bench: &bench,
+            settings: llama.settings(),
+            rounds: rounds.max(1),
+            seed,
+            out: &out,
+        },
+        &bar,
+    )?;
+    bar.finish();
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
