@@ -25,10 +25,12 @@ pub enum RunError {
     Write(#[from] WriteError),
     #[error(transparent)]
     File(#[from] FileError),
-    #[error("{}: cannot create the folder: {source}", path.display())]
+    /// (`error`, not `source`: the message carries it, and anyhow's chain must not print
+    /// it twice.)
+    #[error("{}: cannot create the folder: {error}", path.display())]
     CreateDir {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -209,9 +211,9 @@ pub fn run_profile(
         todo.truncate(limit);
     }
     progress.start(todo.len());
-    std::fs::create_dir_all(&job.work_dir).map_err(|source| RunError::CreateDir {
+    std::fs::create_dir_all(&job.work_dir).map_err(|error| RunError::CreateDir {
         path: job.work_dir.clone(),
-        source,
+        error,
     })?;
     for (round, i) in todo {
         let probe = job.probes[i];
@@ -320,9 +322,9 @@ pub fn measure_models(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Vec<Result<ModelTiming, RunError>>, RunError> {
-    std::fs::create_dir_all(dir).map_err(|source| RunError::CreateDir {
+    std::fs::create_dir_all(dir).map_err(|error| RunError::CreateDir {
         path: dir.to_path_buf(),
-        source,
+        error,
     })?;
     let mut files = Vec::new();
     let mut out: Vec<Result<ModelTiming, RunError>> = Vec::new();

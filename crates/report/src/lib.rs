@@ -32,18 +32,20 @@ pub enum ReportError {
     File(#[from] FileError),
     #[error("{}: drawing the plot: {message}", path.display())]
     Plot { path: PathBuf, message: String },
-    #[error("{what}: {source}")]
+    /// (`error`, not `source`: the message carries it, and anyhow's chain must not print
+    /// it twice.)
+    #[error("{what}: {error}")]
     Json {
         what: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
 /// Writes `value` as pretty JSON with a final newline, atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ReportError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|source| ReportError::Json {
+    let mut text = serde_json::to_string_pretty(value).map_err(|error| ReportError::Json {
         what: path.display().to_string(),
-        source,
+        error,
     })?;
     text.push('\n');
     Ok(write_atomic(path, text.as_bytes())?)
