@@ -15,6 +15,8 @@ use tailor_spec::OpGroup;
 pub enum Pass {
     Prefill,
     Decode,
+    /// Forward and backward on the autodiff device (an edit's backpropagation step).
+    Grad,
 }
 
 impl OpShape {
@@ -27,13 +29,16 @@ impl OpShape {
             | OpShape::Linear { tokens, .. }
             | OpShape::Ffn { tokens, .. } => *tokens,
             OpShape::Attention { q_len, .. } => *q_len,
-            OpShape::LmHead { .. } => 1,
+            OpShape::LmHead { tokens, .. } => *tokens,
+            OpShape::Grad { of } => of.rows(),
         }
     }
 
     /// The class a drift check compares it in.
     pub fn class(&self) -> (OpGroup, Pass) {
-        let pass = if self.rows() > 1 {
+        let pass = if matches!(self, OpShape::Grad { .. }) {
+            Pass::Grad
+        } else if self.rows() > 1 {
             Pass::Prefill
         } else {
             Pass::Decode
@@ -244,6 +249,7 @@ impl Drift {
                     match c.pass {
                         Pass::Prefill => "prefill",
                         Pass::Decode => "decode",
+                        Pass::Grad => "grad",
                     },
                     match c.group {
                         OpGroup::Attention => "attention",

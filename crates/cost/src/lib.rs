@@ -9,6 +9,7 @@
 pub mod accuracy;
 pub mod cpu;
 pub mod drift;
+pub mod edit;
 pub mod load;
 pub mod profile;
 pub mod profiled;
@@ -17,11 +18,12 @@ pub mod roofline;
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use cpu::CpuId;
 pub use drift::{ClassDrift, Drift, Pass};
+pub use edit::{EditCost, EditEstimate, EditMethod, EditWorkload};
 pub use profile::{
     Conditions, Entry, Fingerprint, MemoryProbe, MemorySource, OpShape, PROFILE_FORMAT_VERSION,
     Profile, Provenance, RooflineProbe, SetupMismatch,
 };
-pub use profiled::{OpCost, Prediction, Profiled, ProfiledError, Source};
+pub use profiled::{EditPrediction, OpCost, Prediction, Profiled, ProfiledError, Source};
 pub use roofline::{DEVICE_FORMAT_VERSION, DeviceSpec, MissingPeak, Roofline};
 
 use serde::{Deserialize, Serialize};
@@ -109,6 +111,12 @@ impl Estimate {
 /// calls them from many threads.
 pub trait CostModel: Sync {
     fn estimate(&self, spec: &ModelSpec, workload: &Workload) -> Estimate;
+
+    /// What one on-device edit costs by each method ([`edit`]); `None` where this model
+    /// prices no edits (the datasheet roofline).
+    fn edit(&self, _spec: &ModelSpec, _w: &Workload, _e: &EditWorkload) -> Option<EditEstimate> {
+        None
+    }
 }
 
 /// Peak memory of inference: the weights, the KV cache at its largest (the prompt, or the

@@ -240,9 +240,31 @@ pub enum OpShape {
         activation: Activation,
         bias: bool,
     },
-    /// Logits of the last position: `[1, hidden] x [hidden, vocab]`; when `tied`, the
-    /// embedding table `[vocab, hidden]` is used transposed.
-    LmHead { hidden: u64, vocab: u64, tied: bool },
+    /// Logits of the last `tokens` positions: `[tokens, hidden] x [hidden, vocab]`; when
+    /// `tied`, the embedding table `[vocab, hidden]` is used transposed. Inference reads
+    /// one position (the key is then left out of the file); an edit's loss reads the
+    /// logits of its target tokens.
+    LmHead {
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        tokens: u64,
+        hidden: u64,
+        vocab: u64,
+        tied: bool,
+    },
+    /// The operator `of` run on burn's autodiff device with its activation input(s)
+    /// requiring a gradient, then the backward of its output down to those inputs: the
+    /// activation gradients only (the weights are frozen, so no weight gradient is
+    /// computed). One call is the forward with its graph recorded plus the backward: what
+    /// a backpropagation step spends on this operator.
+    Grad { of: Box<OpShape> },
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(x: &u64) -> bool {
+    *x == 1
 }
 
 impl OpShape {
@@ -309,6 +331,7 @@ impl OpShape {
             // Logits for the last position only.
             (
                 OpShape::LmHead {
+                    tokens: 1,
                     hidden: h,
                     vocab: spec.vocab_size,
                     tied: spec.tie_embeddings,
@@ -327,6 +350,14 @@ impl OpShape {
             OpShape::Embedding { .. } | OpShape::Norm { .. } | OpShape::Residual { .. } => {
                 OpGroup::Other
             }
+            OpShape::Grad { of } => of.group(),
+        }
+    }
+
+    /// The shape a gradient entry of this operator is timed as.
+    pub fn grad(&self) -> OpShape {
+        OpShape::Grad {
+            of: Box::new(self.clone()),
         }
     }
 
@@ -345,7 +376,19 @@ impl OpShape {
         let w = |x: u64| x as u128;
         match *self {
             OpShape::Embedding { .. } | OpShape::Norm { .. } | OpShape::Residual { .. } => 0,
-            OpShape::LmHead { hidden, vocab, .. } => 2 * w(hidden) * w(vocab),
+            OpShape::LmHead {
+                tokens,
+                hidden,
+                vocab,
+                ..
+            } => 2 * w(tokens) * w(hidden) * w(vocab),
+            // The forward, then the activation gradients: every matmul again with the
+            // weights transposed (linears, FFN, head); attention's backward is four matmuls
+            // (dP, dV, dQ, dK) where its forward is two.
+            OpShape::Grad { ref of } => match **of {
+                OpShape::Attention { .. } => 3 * of.flops(),
+                _ => 2 * of.flops(),
+            },
             OpShape::Linear {
                 tokens,
                 input,
@@ -394,9 +437,15 @@ impl OpShape {
                 ..
             } => (2 * w(tokens) * w(hidden) + w(hidden) * (1 + u128::from(bias))) * e,
             OpShape::Residual { tokens, hidden } => 3 * w(tokens) * w(hidden) * e,
-            OpShape::LmHead { hidden, vocab, .. } => {
-                (w(hidden) * w(vocab) + w(hidden) + w(vocab)) * e
-            }
+            OpShape::LmHead {
+                tokens,
+                hidden,
+                vocab,
+                ..
+            } => (w(hidden) * w(vocab) + w(tokens) * (w(hidden) + w(vocab))) * e,
+            // The forward's traffic twice: the backward reads the weights (or the saved
+            // activations) again and writes gradients as wide as the forward's outputs.
+            OpShape::Grad { ref of } => 2 * of.bytes(elem),
             OpShape::Linear {
                 tokens,
                 input,
@@ -445,14 +494,21 @@ impl fmt::Display for OpShape {
             } => write!(f, "embedding t{tokens} {vocab}x{hidden}"),
             OpShape::Residual { tokens, hidden } => write!(f, "residual t{tokens} {hidden}"),
             OpShape::LmHead {
+                tokens,
                 hidden,
                 vocab,
                 tied,
             } => write!(
                 f,
-                "lm_head {hidden}->{vocab}{}",
+                "lm_head{} {hidden}->{vocab}{}",
+                if *tokens == 1 {
+                    String::new()
+                } else {
+                    format!(" t{tokens}")
+                },
                 if *tied { " tied" } else { "" }
             ),
+            OpShape::Grad { of } => write!(f, "grad({of})"),
             OpShape::Norm {
                 tokens,
                 hidden,
@@ -804,6 +860,37 @@ pub(crate) mod tests {
         let back = Profile::parse(&PathBuf::from("p.toml"), &text).unwrap();
         assert_eq!(back, p);
         assert_eq!(back.to_toml(), text);
+    }
+
+    /// Gradient entries and multi-row LM heads (an edit's shapes) round-trip; an LM head
+    /// written before it had `tokens` reads as one row, and a one-row head is written
+    /// without the key, as before.
+    #[test]
+    fn edit_shapes_round_trip() {
+        let mut p = profile();
+        let spec = ModelSpec::llama(1000, 64, 2, 4, 2, 128);
+        let template = p.entries[0].clone();
+        for shape in crate::EditWorkload::default().shapes(&spec) {
+            p.entries.push(Entry {
+                shape,
+                ..template.clone()
+            });
+        }
+        let text = p.to_toml();
+        assert!(text.contains("op = \"grad\""), "{text}");
+        let back = Profile::parse(&PathBuf::from("p.toml"), &text).unwrap();
+        assert_eq!(back, p);
+        let head = |tokens| OpShape::LmHead {
+            tokens,
+            hidden: 64,
+            vocab: 1000,
+            tied: false,
+        };
+        assert!(back.entries.iter().any(|e| e.shape == head(4).grad()));
+        let old: OpShape =
+            toml::from_str("op = \"lm_head\"\nhidden = 64\nvocab = 1000\ntied = false\n").unwrap();
+        assert_eq!(old, head(1));
+        assert!(!toml::to_string(&head(1)).unwrap().contains("tokens"));
     }
 
     #[test]

@@ -10,13 +10,14 @@
 //! estimates are never below the roofline itself. Every estimate says where it came from.
 
 use crate::profile::{Entry, OpShape, Profile, RooflineProbe};
+use crate::edit::{EditCost, EditEstimate, EditMethod, EditWorkload};
 use crate::{Breakdown, CostModel, Estimate, Workload, peak_memory_bytes};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tailor_spec::{Activation, ModelSpec, NormKind, Phase};
 
 /// Where one operator's time comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The profile holds this exact shape.
@@ -216,9 +217,98 @@ impl Profiled {
     }
 }
 
+impl Profiled {
+    /// What an edit costs, with its operators priced. The zo step and the prefix come
+    /// from forward entries at the edit's token count; the bp step from gradient entries
+    /// (`OpShape::Grad`), which only burn profiles hold (at f32, the precision
+    /// backpropagation needs): a profile in another weight type prices no bp step.
+    pub fn predict_edit(&self, spec: &ModelSpec, w: &Workload, e: &EditWorkload) -> EditPrediction {
+        let priced = |ops: Vec<(OpShape, u64)>| -> Vec<OpCost> {
+            ops.into_iter()
+                .map(|(shape, calls)| {
+                    let (us_per_call, source) = self.op_time(&shape);
+                    OpCost {
+                        shape,
+                        calls,
+                        us_per_call,
+                        source,
+                    }
+                })
+                .collect()
+        };
+        let prefix_ops = priced(e.prefix_ops(spec));
+        let zo_ops = priced(e.step_ops(spec, EditMethod::Zo));
+        let bp_runs = self.profile.fingerprint.dtype == tailor_spec::DType::F32;
+        let bp_ops = if bp_runs {
+            priced(e.step_ops(spec, EditMethod::Bp))
+        } else {
+            Vec::new()
+        };
+        let sum = |ops: &[OpCost]| -> (f64, Source) {
+            let ms = ops.iter().map(OpCost::total_ms).sum();
+            let worst = ops.iter().map(|o| o.source).max().unwrap_or(Source::Measured);
+            (ms, worst)
+        };
+        let overhead = self.memory_overhead_bytes().unwrap_or(0);
+        let (prefix_ms, prefix_source) = sum(&prefix_ops);
+        let (zo_ms, zo_source) = sum(&zo_ops);
+        let zo = EditCost::new(
+            e,
+            Some(zo_ms),
+            Some(prefix_ms),
+            e.peak_memory_bytes(spec, w, EditMethod::Zo) + overhead,
+            Some(zo_source.max(prefix_source)),
+        );
+        let bp = if bp_runs {
+            let (bp_ms, bp_source) = sum(&bp_ops);
+            EditCost::new(
+                e,
+                Some(bp_ms),
+                Some(prefix_ms),
+                e.peak_memory_bytes(spec, w, EditMethod::Bp) + overhead,
+                Some(bp_source.max(prefix_source)),
+            )
+        } else {
+            EditCost::new(
+                e,
+                None,
+                None,
+                e.peak_memory_bytes(spec, w, EditMethod::Bp) + overhead,
+                None,
+            )
+        };
+        EditPrediction {
+            estimate: EditEstimate {
+                workload: *e,
+                layer: e.layer_index(spec),
+                zo,
+                bp,
+            },
+            prefix_ops,
+            zo_ops,
+            bp_ops,
+        }
+    }
+}
+
+/// An edit's prediction with its operator lists.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EditPrediction {
+    pub estimate: EditEstimate,
+    pub prefix_ops: Vec<OpCost>,
+    /// One zo step (`2 x queries` passes).
+    pub zo_ops: Vec<OpCost>,
+    /// One bp step, each operator its gradient entry; empty when the profile cannot price it.
+    pub bp_ops: Vec<OpCost>,
+}
+
 impl CostModel for Profiled {
     fn estimate(&self, spec: &ModelSpec, workload: &Workload) -> Estimate {
         self.predict(spec, workload).estimate
+    }
+
+    fn edit(&self, spec: &ModelSpec, w: &Workload, e: &EditWorkload) -> Option<EditEstimate> {
+        Some(self.predict_edit(spec, w, e).estimate)
     }
 }
 
@@ -282,18 +372,26 @@ pub fn families_of(shape: &OpShape) -> Vec<OpShape> {
                 bias,
             },
         ],
-        OpShape::LmHead { tied, .. } => vec![
-            OpShape::LmHead {
+        OpShape::LmHead { tokens, tied, .. } => {
+            let head = |tied| OpShape::LmHead {
+                tokens,
                 hidden: 0,
                 vocab: 0,
                 tied,
-            },
-            OpShape::LmHead {
-                hidden: 0,
-                vocab: 0,
-                tied: !tied,
-            },
-        ],
+            };
+            let mut out = vec![head(tied), head(!tied)];
+            if tokens > 1 {
+                // A head over several positions is a linear of that many rows.
+                out.push(OpShape::Linear {
+                    tokens,
+                    input: 0,
+                    output: 0,
+                    bias: false,
+                });
+            }
+            out
+        }
+        OpShape::Grad { ref of } => families_of(of).iter().map(OpShape::grad).collect(),
         OpShape::Attention {
             head_dim,
             q_len,
@@ -477,6 +575,90 @@ mod tests {
         assert!((p.estimate.prefill_ms - sum).abs() < 1e-9 * sum);
         let b = p.estimate.prefill_breakdown;
         assert!(b.attention_ms > 0.0 && b.ffn_ms > 0.0 && b.lm_head_ms > 0.0 && b.other_ms > 0.0);
+    }
+
+    /// A profile of every shape an edit of `spec` runs (1.5x the roofline plus 5 us), and
+    /// its forward shapes alone when `grads` is false.
+    fn edit_model(spec: &ModelSpec, e: &EditWorkload, grads: bool) -> Profiled {
+        let probe = profile_of([], |_| 1.0);
+        let roof = Profiled {
+            roofline: probe.roofline.unwrap(),
+            elem_bytes: 4,
+            exact: HashMap::new(),
+            families: HashMap::new(),
+            profile: probe,
+        };
+        let shapes: Vec<OpShape> = e
+            .shapes(spec)
+            .into_iter()
+            .filter(|s| grads || !matches!(s, OpShape::Grad { .. }))
+            .collect();
+        Profiled::new(profile_of(shapes, |s| 5.0 + 1.5 * roof.roofline_us(s))).unwrap()
+    }
+
+    #[test]
+    fn an_edit_costs_the_sum_of_its_entries() {
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        let e = EditWorkload::default();
+        let m = edit_model(&spec, &e, true);
+        let p = m.predict_edit(&spec, &workload(), &e);
+        let entry = |s: &OpShape| m.profile().entry(s).unwrap().median_us;
+        for method in EditMethod::ALL {
+            let sum: f64 = e
+                .step_ops(&spec, method)
+                .iter()
+                .map(|(s, n)| entry(s) * *n as f64 / 1e3)
+                .sum();
+            let cost = p.estimate.cost(method);
+            assert!((cost.step_ms.unwrap() - sum).abs() < 1e-9 * sum, "{method}");
+            assert_eq!(cost.source, Some(Source::Measured), "{method}");
+            let total = cost.prefix_ms.unwrap() + 20.0 * sum;
+            assert!((cost.total_ms.unwrap() - total).abs() < 1e-9 * total);
+        }
+        // The bp step runs every operator forward and backward: dearer than one zo pass.
+        let (step_ratio, memory_ratio) = p.estimate.bp_over_zo();
+        assert!(step_ratio.unwrap() > 0.5, "{step_ratio:?}");
+        assert!(memory_ratio > 1.0, "{memory_ratio}");
+    }
+
+    /// The zo step is priced from forward entries alone: a profile without any gradient
+    /// entry prices it exactly as one with them.
+    #[test]
+    fn the_zo_step_needs_no_gradient_entries() {
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        let e = EditWorkload::default();
+        let forward = edit_model(&spec, &e, false).predict_edit(&spec, &workload(), &e);
+        let both = edit_model(&spec, &e, true).predict_edit(&spec, &workload(), &e);
+        assert_eq!(forward.estimate.zo, both.estimate.zo);
+        assert_eq!(forward.estimate.zo.source, Some(Source::Measured));
+        assert_eq!(forward.estimate.bp.source, Some(Source::Roofline));
+    }
+
+    /// Moving the edit down the model adds layers above it: never cheaper.
+    #[test]
+    fn an_earlier_edited_layer_never_costs_less() {
+        let m = grid_model();
+        for spec in [
+            ModelSpec::llama(8192, 512, 8, 8, 4, 1536),
+            ModelSpec::llama(8192, 1024, 4, 16, 8, 3072),
+        ] {
+            let mut last: Option<EditEstimate> = None;
+            for i in (0..20).rev() {
+                let e = EditWorkload {
+                    layer: i as f64 / 20.0,
+                    ..EditWorkload::default()
+                };
+                let now = m.predict_edit(&spec, &workload(), &e).estimate;
+                if let Some(later) = last {
+                    for method in EditMethod::ALL {
+                        let (a, b) = (now.cost(method), later.cost(method));
+                        assert!(a.step_ms >= b.step_ms, "{method} at {i}");
+                        assert!(a.peak_memory_bytes >= b.peak_memory_bytes, "{method} at {i}");
+                    }
+                }
+                last = Some(now);
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn cold_bytes(shape: &OpShape) -> u128 {
             ..
         } => w(input) * w(output) + b(bias, output),
         OpShape::LmHead { hidden, vocab, .. } => w(hidden) * w(vocab),
+        OpShape::Grad { ref of } => cold_bytes(of) / 4,
         OpShape::Attention {
             kv_heads,
             head_dim,
@@ -132,12 +133,14 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
             let y = weights([u(tokens), u(hidden)], &d);
             Box::new(move |_| Box::new(x.clone() + y.clone()))
         }
+        OpShape::Grad { ref of } => grad_call(of, &d, n),
         OpShape::LmHead {
+            tokens,
             hidden,
             vocab,
             tied,
         } => {
-            let x = weights([1, u(hidden)], &d);
+            let x = weights([u(tokens), u(hidden)], &d);
             let shape = if tied {
                 [u(vocab), u(hidden)]
             } else {
@@ -218,6 +221,136 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
                 Box::new(ops::ffn(x.clone(), kind, activation, &ws[k]))
             })
         }
+    }
+}
+
+/// The timed call of a gradient entry: on the autodiff view of `device`, the activation
+/// inputs of `of` are leaves that require a gradient and the weights (cycled as for the
+/// forward) are frozen; a call runs the forward, recording its graph, and the backward
+/// of its output (seeded with ones) down to the inputs, and returns the gradients.
+fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
+    let ad = device.clone().autodiff();
+    let d = &ad;
+    let u = |x: u64| x as usize;
+    let leaf = |shape: [usize; 2]| weights(shape, d).require_grad();
+    match *of {
+        OpShape::Norm {
+            tokens,
+            hidden,
+            kind,
+            bias: b,
+        } => {
+            let x = leaf([u(tokens), u(hidden)]);
+            let ws: Vec<_> = (0..n).map(|_| weights([u(hidden)], d)).collect();
+            let bs: Vec<_> = (0..n).map(|_| bias(u(hidden), b, d)).collect();
+            Box::new(move |i| {
+                let k = i % n;
+                Box::new(ops::norm(x.clone(), kind, &ws[k], bs[k].as_ref(), 1e-5).backward())
+            })
+        }
+        OpShape::Linear {
+            tokens,
+            input,
+            output,
+            bias: b,
+        } => {
+            let x = leaf([u(tokens), u(input)]);
+            let ws: Vec<_> = (0..n).map(|_| weights([u(input), u(output)], d)).collect();
+            let bs: Vec<_> = (0..n).map(|_| bias(u(output), b, d)).collect();
+            Box::new(move |i| {
+                let k = i % n;
+                Box::new(ops::linear(x.clone(), &ws[k], bs[k].as_ref()).backward())
+            })
+        }
+        OpShape::Residual { tokens, hidden } => {
+            let x = leaf([u(tokens), u(hidden)]);
+            let y = leaf([u(tokens), u(hidden)]);
+            Box::new(move |_| Box::new((x.clone() + y.clone()).backward()))
+        }
+        OpShape::LmHead {
+            tokens,
+            hidden,
+            vocab,
+            tied,
+        } => {
+            let x = leaf([u(tokens), u(hidden)]);
+            let shape = if tied {
+                [u(vocab), u(hidden)]
+            } else {
+                [u(hidden), u(vocab)]
+            };
+            let ws: Vec<_> = (0..n).map(|_| weights(shape, d)).collect();
+            Box::new(move |i| Box::new(ops::lm_head(x.clone(), &ws[i % n], tied).backward()))
+        }
+        OpShape::Attention {
+            heads,
+            kv_heads,
+            head_dim,
+            q_len,
+            kv_len,
+            causal,
+        } => {
+            let h = ops::Heads {
+                heads: u(heads),
+                kv_heads: u(kv_heads),
+                head_dim: u(head_dim),
+            };
+            let (qw, kvw) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
+            let rope = ops::Rope::new(u(kv_len), h.head_dim, 10_000.0, d);
+            let t = u(q_len);
+            let (q, k, v) = (leaf([t, qw]), leaf([t, kvw]), leaf([t, kvw]));
+            if causal {
+                Box::new(move |_| {
+                    let (out, _, _) =
+                        ops::attention_prefill(q.clone(), k.clone(), v.clone(), h, &rope);
+                    Box::new(out.backward())
+                })
+            } else {
+                let cache = [1, h.kv_heads, u(kv_len) - 1, h.head_dim];
+                let kc: Vec<_> = (0..n).map(|_| weights(cache, d)).collect();
+                let vc: Vec<_> = (0..n).map(|_| weights(cache, d)).collect();
+                Box::new(move |i| {
+                    let c = i % n;
+                    let (out, _, _) = ops::attention_decode(
+                        q.clone(),
+                        k.clone(),
+                        v.clone(),
+                        h,
+                        &rope,
+                        kc[c].clone(),
+                        vc[c].clone(),
+                    );
+                    Box::new(out.backward())
+                })
+            }
+        }
+        OpShape::Ffn {
+            tokens,
+            hidden,
+            intermediate,
+            kind,
+            activation,
+            bias: b,
+        } => {
+            let (t, hd, f) = (u(tokens), u(hidden), u(intermediate));
+            let x = leaf([t, hd]);
+            let ws: Vec<ops::FfnWeights> = (0..n)
+                .map(|_| ops::FfnWeights {
+                    gate: (kind == FfnKind::Gated).then(|| (weights([hd, f], d), bias(f, b, d))),
+                    up: (weights([hd, f], d), bias(f, b, d)),
+                    down: (weights([f, hd], d), bias(hd, b, d)),
+                })
+                .collect();
+            Box::new(move |i| {
+                let k = i % n;
+                Box::new(ops::ffn(x.clone(), kind, activation, &ws[k]).backward())
+            })
+        }
+        // The embedding's input is token ids (no gradient flows to them): its gradient
+        // entry is its forward on the autodiff device. A gradient of a gradient entry is
+        // timed as the gradient entry.
+        OpShape::Embedding { .. } => prepare(of, &ad, 0),
+        OpShape::Grad { ref of } => grad_call(of, device, n),
     }
 }
 

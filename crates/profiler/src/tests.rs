@@ -34,9 +34,35 @@ fn every_kind() -> Vec<OpShape> {
         spec.activation = *act;
         shapes.extend(OpShape::for_spec(&spec, Phase::Prefill { tokens: 3 }));
     }
+    // An edit's shapes: an LM head over several rows, and the gradient entry of every
+    // kind above.
+    shapes.push(OpShape::LmHead {
+        tokens: 3,
+        hidden: 64,
+        vocab: 300,
+        tied: true,
+    });
+    let grads: Vec<OpShape> = shapes.iter().map(OpShape::grad).collect();
+    shapes.extend(grads);
     shapes.sort();
     shapes.dedup();
     shapes
+}
+
+/// A gradient entry's call computes the activation gradient, and none for the frozen
+/// weights: for `y = x W` seeded with ones, every row of `dx` is the row sums of `W`.
+#[test]
+fn gradient_entries_backpropagate_to_the_activations_only() {
+    use burn::tensor::{Distribution, Tensor};
+    let d = Backend::Flex.open().unwrap().autodiff();
+    let x = Tensor::<2>::random([3, 4], Distribution::Default, &d).require_grad();
+    let w = Tensor::<2>::random([4, 5], Distribution::Default, &d);
+    let grads = crate::ops::linear(x.clone(), &w, None).backward();
+    let dx = x.grad(&grads).expect("x requires a gradient");
+    assert!(w.grad(&grads).is_none());
+    let expect = w.clone().sum_dim(1).reshape([1, 4]).repeat_dim(0, 3);
+    let diff: f32 = (dx - expect).abs().max().into_scalar();
+    assert!(diff < 1e-5, "{diff}");
 }
 
 fn runs_every_kind(backend: Backend) {
