@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 use std::time::Duration;
+use tailor_cost::EditWorkload;
 use tailor_profiler::TimingOptions;
 
 pub use tailor_workflow::profile::PROFILE_ROUNDS;
@@ -114,6 +115,51 @@ pub struct WorkloadArgs {
     /// Tokens already in the KV cache at the decode step.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub context: u64,
+}
+
+/// One on-device knowledge edit to price or time besides inference: the one definition of
+/// the `--edit*` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Args)]
+pub struct EditArgs {
+    /// Also one knowledge edit (ROME-style: optimise one FFN layer's output vector), by
+    /// forward-only zeroth-order steps (zo, MobiEdit) and by backpropagation (bp).
+    #[arg(long)]
+    pub edit: bool,
+    /// Edit prompt tokens.
+    #[arg(long, default_value_t = EditWorkload::default_tokens())]
+    pub edit_tokens: u64,
+    /// Target tokens whose logits the loss reads (at the end of the prompt).
+    #[arg(long, default_value_t = EditWorkload::default_target_tokens())]
+    pub edit_target_tokens: u64,
+    /// The edited layer as a fraction of the depth, in [0, 1).
+    #[arg(long, default_value_t = EditWorkload::default_layer())]
+    pub edit_layer: f64,
+    /// Optimisation steps of one edit.
+    #[arg(long, default_value_t = EditWorkload::default_steps())]
+    pub edit_steps: u64,
+    /// zo: random directions per step (each two forward passes).
+    #[arg(long, default_value_t = EditWorkload::default_queries())]
+    pub edit_queries: u64,
+}
+
+impl EditArgs {
+    /// The edit asked for (`None` without `--edit`); bad numbers name their flag.
+    pub fn workload(&self) -> Result<Option<EditWorkload>> {
+        if !self.edit {
+            return Ok(None);
+        }
+        let e = EditWorkload {
+            tokens: self.edit_tokens,
+            target_tokens: self.edit_target_tokens,
+            layer: self.edit_layer,
+            steps: self.edit_steps,
+            queries: self.edit_queries,
+        };
+        if let Some((key, message)) = e.problem() {
+            bail!("--edit-{}: {message}", key.replace('_', "-"));
+        }
+        Ok(Some(e))
+    }
 }
 
 #[cfg(test)]

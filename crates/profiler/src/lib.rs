@@ -20,7 +20,8 @@ pub mod timing;
 pub use backend::{BURN_VERSION, Backend, UnknownBackend};
 pub use timing::{Measurement, TimingOptions};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
+use timing::measure;
 use tailor_cost::{
     Conditions, Entry, Fingerprint, MemorySource, OpShape, PROFILE_FORMAT_VERSION, Profile,
     Provenance, RooflineProbe,
@@ -473,4 +474,98 @@ pub fn measure_decode_chain(
 ) -> Result<model::ChainTiming, ProfileError> {
     let (model, _) = build(device, spec, 1, context)?;
     Ok(model::time_decode_ops(&model, context, opts)?)
+}
+
+/// A whole edit step timed on a device: the prefix (once per edit), a zo step and a bp
+/// step (on the autodiff view of the device), each with the profiler's method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditTiming {
+    pub prefix: Measurement,
+    pub zo_step: Measurement,
+    pub bp_step: Measurement,
+}
+
+/// Builds `spec` with random weights twice (plainly for the prefix and the zo steps, on
+/// the autodiff view of `device` for the bp steps) and times the edit `e`'s parts.
+pub fn measure_edit(
+    device: &Device,
+    spec: &tailor_spec::ModelSpec,
+    e: &tailor_cost::EditWorkload,
+    opts: &TimingOptions,
+) -> Result<EditTiming, ProfileError> {
+    let tokens = e.tokens as usize;
+    let failed = std::cell::RefCell::new(None::<String>);
+    let sync = || {
+        if let Err(err) = device.sync() {
+            failed.borrow_mut().get_or_insert_with(|| format!("{err:?}"));
+        }
+    };
+    let time = |call: &mut dyn FnMut() -> Tensor<2>| {
+        drop(call());
+        sync();
+        measure(opts, |_| call(), sync)
+    };
+    let zo = model::EditRun::new(model::Model::random(spec, tokens, device)?, e);
+    let prefix = time(&mut || zo.prefix(tokens));
+    let zo_step = time(&mut || zo.zo_step());
+    drop(zo);
+    let bp = model::EditRun::new(
+        model::Model::random(spec, tokens, &device.clone().autodiff())?,
+        e,
+    );
+    let bp_step = time(&mut || bp.bp_step());
+    match failed.into_inner() {
+        Some(message) => Err(DeviceFailed {
+            during: "timing the edit".into(),
+            message,
+        }
+        .into()),
+        None => Ok(EditTiming {
+            prefix,
+            zo_step,
+            bp_step,
+        }),
+    }
+}
+
+/// Peak memory of an edit by `method`: `spec` built (on the autodiff view of `device` for
+/// bp), the prefix computed and two steps run; the high-water mark above what the process
+/// held before the model was built (as [`measure_model`] measures inference). Run it in a
+/// fresh process.
+pub fn measure_edit_memory(
+    backend: Backend,
+    device: &Device,
+    spec: &tailor_spec::ModelSpec,
+    e: &tailor_cost::EditWorkload,
+    method: tailor_cost::EditMethod,
+) -> Result<(Option<u64>, MemorySource), ProfileError> {
+    let pool = || device.memory_pool_usage().map(|u| u.bytes_reserved);
+    let (rss_base, pool_base) = (memory::rss_bytes(), pool());
+    let cpu = backend != Backend::Wgpu;
+    let reset = cpu && memory::reset_peak();
+    let on = match method {
+        tailor_cost::EditMethod::Zo => device.clone(),
+        tailor_cost::EditMethod::Bp => device.clone().autodiff(),
+    };
+    let run = model::EditRun::new(model::Model::random(spec, e.tokens as usize, &on)?, e);
+    for _ in 0..2 {
+        let v = match method {
+            tailor_cost::EditMethod::Zo => run.zo_step(),
+            tailor_cost::EditMethod::Bp => run.bp_step(),
+        };
+        let _ = v.into_data();
+    }
+    let failed = |err| DeviceFailed {
+        during: "running the edit".into(),
+        message: format!("{err:?}"),
+    };
+    device.sync().map_err(failed)?;
+    Ok(match (cpu, reset, rss_base, pool_base) {
+        (true, true, Some(base), _) => (
+            memory::peak_rss_bytes().map(|p| p.saturating_sub(base)),
+            MemorySource::Rss,
+        ),
+        (false, _, _, Some(base)) => (pool().map(|p| p.saturating_sub(base)), MemorySource::Pool),
+        _ => (None, MemorySource::None),
+    })
 }

@@ -513,3 +513,153 @@ pub fn time_decode_ops(
         plain: of(plain),
     })
 }
+
+/// One knowledge edit of a model, ready to run its steps ([`tailor_cost::edit`] describes
+/// what is priced): the prompt's prefix computed through the edited layer, the one-hot
+/// column of the subject's position, the target one-hots of the loss, the optimised
+/// vector `v` and the zo directions.
+#[derive(Debug)]
+pub struct EditRun {
+    model: Model,
+    /// Hidden states after the edited layer, `[E, hidden]`.
+    prefix: Tensor<2>,
+    /// `[E, 1]`: 1 at the subject's last position (the middle of the prompt).
+    at: Tensor<2>,
+    /// `[T, vocab]` one-hots of the target tokens.
+    targets: Tensor<2>,
+    v: Tensor<2>,
+    directions: Vec<Tensor<2>>,
+    layer: usize,
+    target_tokens: usize,
+}
+
+/// Step size of the zo estimate's perturbation and of the update (their values do not
+/// change the work).
+const EPS: f64 = 1e-3;
+const LR: f64 = 0.1;
+
+impl EditRun {
+    /// Builds `model`'s edit of `e` on the model's device (the autodiff view of a device
+    /// for bp steps) and computes its prefix.
+    pub fn new(model: Model, e: &tailor_cost::EditWorkload) -> Self {
+        let spec = model.spec.clone();
+        let d = model.device.clone();
+        let (tokens, t) = (e.tokens as usize, e.target_tokens as usize);
+        let layer = e.layer_index(&spec) as usize;
+        let prefix = model.edit_prefix(model.prompt(tokens), layer);
+        let mut at = vec![0f32; tokens];
+        at[tokens / 2] = 1.0;
+        let at = Tensor::from_data(TensorData::new(at, [tokens, 1]), &d);
+        let vocab = spec.vocab_size as usize;
+        let mut onehot = vec![0f32; t * vocab];
+        for (i, row) in onehot.chunks_mut(vocab).enumerate() {
+            row[(i * 7919 + 29) % vocab] = 1.0;
+        }
+        let targets = Tensor::from_data(TensorData::new(onehot, [t, vocab]), &d);
+        let h = spec.hidden_size as usize;
+        let v = Tensor::zeros([1, h], &d);
+        let directions = (0..e.queries)
+            .map(|_| Tensor::random([1, h], Distribution::Normal(0.0, 1.0), &d))
+            .collect();
+        Self {
+            model,
+            prefix,
+            at,
+            targets,
+            v,
+            directions,
+            layer,
+            target_tokens: t,
+        }
+    }
+
+    /// The loss of one forward pass with `v` added: the negative log-likelihood of the
+    /// targets, `[1]`.
+    pub(crate) fn loss(&self, v: Tensor<2>) -> Tensor<1> {
+        let logits = self.model.edit_pass(
+            self.prefix.clone(),
+            v,
+            &self.at,
+            self.layer,
+            self.target_tokens,
+        );
+        let logp = burn::tensor::activation::log_softmax(logits, 1);
+        (logp * self.targets.clone()).sum().neg()
+    }
+
+    /// One forward-only zeroth-order step: per direction `u`, the loss at `v + eps u` and
+    /// at `v - eps u`, their difference along `u` as the gradient estimate; then the
+    /// update of `v`. Returns the new `v`.
+    pub fn zo_step(&self) -> Tensor<2> {
+        let mut v = self.v.clone();
+        for u in &self.directions {
+            let up = self.loss(self.v.clone() + u.clone() * EPS);
+            let down = self.loss(self.v.clone() - u.clone() * EPS);
+            let slope = (up - down).reshape([1, 1]) / (2.0 * EPS);
+            v = v - u.clone() * slope * LR;
+        }
+        v
+    }
+
+    /// One backpropagation step (the model must live on an autodiff device): the loss
+    /// with `v` a leaf requiring its gradient, the backward, and the update of `v`.
+    /// Returns the new `v`.
+    pub fn bp_step(&self) -> Tensor<2> {
+        let v = self.v.clone().detach().require_grad();
+        let grads = self.loss(v.clone()).backward();
+        let g = v.grad(&grads).unwrap_or_else(|| v.clone().detach().zeros_like());
+        self.v.clone().detach() - g * LR
+    }
+
+    /// Computes the prefix again (what the edit does once).
+    pub fn prefix(&self, tokens: usize) -> Tensor<2> {
+        self.model
+            .edit_prefix(self.model.prompt(tokens), self.layer)
+    }
+}
+
+impl Model {
+    /// The hidden states of a prompt after layer `layer` (0-based): an edit's prefix.
+    pub fn edit_prefix(&self, ids: Tensor<1, Int>, layer: usize) -> Tensor<2> {
+        let mut x = ops::embedding(&self.embed, ids);
+        for l in &self.layers[..=layer] {
+            let (y, _, _) = self.block(
+                l,
+                x,
+                |q, k, v| ops::attention_prefill(q, k, v, self.heads, &self.rope),
+                &mut |_| {},
+            );
+            x = y;
+        }
+        x
+    }
+
+    /// One forward pass of an edit step: `prefix + at v` (v `[1, hidden]` added at the
+    /// rows `at` marks), the layers above `layer` (their caches dropped), the final norm
+    /// and the LM head over the last `targets` rows: logits `[targets, vocab]`.
+    pub fn edit_pass(
+        &self,
+        prefix: Tensor<2>,
+        v: Tensor<2>,
+        at: &Tensor<2>,
+        layer: usize,
+        targets: usize,
+    ) -> Tensor<2> {
+        let mut x = prefix + at.clone().matmul(v);
+        for l in &self.layers[layer + 1..] {
+            let (y, _, _) = self.block(
+                l,
+                x,
+                |q, k, v| ops::attention_prefill(q, k, v, self.heads, &self.rope),
+                &mut |_| {},
+            );
+            x = y;
+        }
+        let rows = x.dims()[0];
+        let x = self.norm(x.narrow(0, rows - targets, targets), &self.final_norm);
+        match &self.lm_head {
+            Some(w) => ops::lm_head(x, w, false),
+            None => ops::lm_head(x, &self.embed, true),
+        }
+    }
+}

@@ -530,7 +530,7 @@ fn csv(rows: &[Row]) -> String {
 
 /// Reads a `validate.csv` back; an error names the file, the line and the column.
 pub fn read_csv(path: &Path) -> Result<Vec<CsvRow>, tailor_spec::FileError> {
-    tailor_search::output::read_csv_rows(path, &CSV_HEADER.split(',').collect::<Vec<_>>())
+    tailor_search::output::read_csv_rows(path, &[&CSV_HEADER.split(',').collect::<Vec<_>>()])
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
-use tailor_cost::{CostModel, Estimate};
+use tailor_cost::{CostModel, EditEstimate, Estimate};
 use tailor_spec::ModelSpec;
 
 /// How the space is explored.
@@ -82,6 +82,8 @@ pub struct Candidate {
     pub metrics: Metrics,
     /// `None` when a static constraint excluded the candidate before pricing.
     pub estimate: Option<Estimate>,
+    /// The edit's cost, where the space has `[workload.edit]` and the cost model prices it.
+    pub edit: Option<EditEstimate>,
     /// Violated constraints: (index into [`CONSTRAINT_NAMES`], relative violation).
     pub violations: Vec<(usize, f64)>,
     /// Objective values, all to be minimised (maximised ones negated).
@@ -216,6 +218,7 @@ fn stage(space: &SearchSpace, id: u64) -> Staged {
             spec,
             metrics,
             estimate: None,
+            edit: None,
             violations: v,
             objectives,
         }))
@@ -243,14 +246,19 @@ pub fn static_candidates(space: &SearchSpace) -> impl Iterator<Item = ModelSpec>
 }
 
 /// The distinct operator shapes `specs` run at the given prompt lengths (prefill) and
-/// contexts (one decode step), in a stable order: what a profile must time.
+/// contexts (one decode step), and every shape of `edit` when given, in a stable order:
+/// what a profile must time.
 pub fn profile_shapes(
     specs: impl Iterator<Item = ModelSpec>,
     prompts: &[u64],
     contexts: &[u64],
+    edit: Option<&tailor_cost::EditWorkload>,
 ) -> Vec<tailor_cost::OpShape> {
     let mut set = std::collections::BTreeSet::new();
     for spec in specs {
+        if let Some(e) = edit {
+            set.extend(e.shapes(&spec));
+        }
         for &p in prompts {
             set.extend(tailor_cost::OpShape::for_spec(
                 &spec,
@@ -329,7 +337,10 @@ fn price_staged(
     statics: Metrics,
 ) -> Candidate {
     let estimate = cost.estimate(&spec, &space.workload);
-    let metrics = statics.priced(&estimate);
+    let edit = space
+        .edit
+        .and_then(|e| cost.edit(&spec, &space.workload, &e));
+    let metrics = statics.priced(&estimate, edit.as_ref());
     Candidate {
         id,
         violations: violations(&space.file.constraints, &metrics),
@@ -337,6 +348,7 @@ fn price_staged(
         spec,
         metrics,
         estimate: Some(estimate),
+        edit,
     }
 }
 

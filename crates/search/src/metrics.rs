@@ -2,7 +2,7 @@
 
 use crate::space::{ChinchillaParams, Constraints, SearchSpace};
 use serde::{Deserialize, Serialize};
-use tailor_cost::{CostModel, Estimate};
+use tailor_cost::{CostModel, EditEstimate, EditMethod, Estimate};
 use tailor_spec::ModelSpec;
 
 /// A quantity objectives, constraints and the pick refer to.
@@ -15,6 +15,14 @@ pub enum Metric {
     DecodeMs,
     PeakMemory,
     ChinchillaLoss,
+    /// One whole edit by forward-only zeroth-order steps (needs `[workload.edit]`).
+    EditZoMs,
+    /// One whole edit by backpropagation steps.
+    EditBpMs,
+    /// Peak memory of a zo edit.
+    EditZoMemory,
+    /// Peak memory of a bp edit.
+    EditBpMemory,
 }
 
 impl Metric {
@@ -26,7 +34,19 @@ impl Metric {
             Metric::DecodeMs => "decode_ms",
             Metric::PeakMemory => "peak_memory",
             Metric::ChinchillaLoss => "chinchilla_loss",
+            Metric::EditZoMs => "edit_zo_ms",
+            Metric::EditBpMs => "edit_bp_ms",
+            Metric::EditZoMemory => "edit_zo_memory",
+            Metric::EditBpMemory => "edit_bp_memory",
         }
+    }
+
+    /// Whether the metric prices an edit (the space needs `[workload.edit]`).
+    pub fn is_edit(self) -> bool {
+        matches!(
+            self,
+            Metric::EditZoMs | Metric::EditBpMs | Metric::EditZoMemory | Metric::EditBpMemory
+        )
     }
 }
 
@@ -98,6 +118,16 @@ pub struct Metrics {
     pub chinchilla_loss: Option<f64>,
     /// hidden_size / num_layers.
     pub aspect_ratio: f64,
+    /// A whole edit's time and peak memory by each method, where the space has
+    /// `[workload.edit]` (absent otherwise, and where the cost model cannot price it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_zo_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_bp_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_zo_memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_bp_memory_bytes: Option<u64>,
 }
 
 impl Metrics {
@@ -117,14 +147,24 @@ impl Metrics {
             peak_memory_bytes: None,
             chinchilla_loss: q.tokens.map(|d| chinchilla_loss(n as f64, d)),
             aspect_ratio: spec.hidden_size as f64 / spec.num_layers as f64,
+            edit_zo_ms: None,
+            edit_bp_ms: None,
+            edit_zo_memory_bytes: None,
+            edit_bp_memory_bytes: None,
         }
     }
 
-    /// Adds a cost model's estimate.
-    pub fn priced(mut self, est: &Estimate) -> Self {
+    /// Adds a cost model's estimate, and its edit estimate where there is one.
+    pub fn priced(mut self, est: &Estimate, edit: Option<&EditEstimate>) -> Self {
         self.prefill_ms = Some(est.prefill_ms);
         self.decode_ms = Some(est.decode_ms_per_token);
         self.peak_memory_bytes = Some(est.peak_memory_bytes);
+        if let Some(e) = edit {
+            self.edit_zo_ms = e.cost(EditMethod::Zo).total_ms;
+            self.edit_bp_ms = e.cost(EditMethod::Bp).total_ms;
+            self.edit_zo_memory_bytes = Some(e.zo.peak_memory_bytes);
+            self.edit_bp_memory_bytes = Some(e.bp.peak_memory_bytes);
+        }
         self
     }
 
@@ -135,7 +175,10 @@ impl Metrics {
         cost: &dyn CostModel,
     ) -> (Self, Estimate) {
         let est = cost.estimate(spec, &space.workload);
-        (Self::statics(space, spec).priced(&est), est)
+        let edit = space
+            .edit
+            .and_then(|e| cost.edit(spec, &space.workload, &e));
+        (Self::statics(space, spec).priced(&est, edit.as_ref()), est)
     }
 
     pub fn get(&self, m: Metric) -> f64 {
@@ -146,19 +189,31 @@ impl Metrics {
             Metric::DecodeMs => self.decode_ms.unwrap_or(f64::NAN),
             Metric::PeakMemory => self.peak_memory_bytes.map_or(f64::NAN, |b| b as f64),
             Metric::ChinchillaLoss => self.chinchilla_loss.unwrap_or(f64::NAN),
+            Metric::EditZoMs => self.edit_zo_ms.unwrap_or(f64::NAN),
+            Metric::EditBpMs => self.edit_bp_ms.unwrap_or(f64::NAN),
+            Metric::EditZoMemory => self.edit_zo_memory_bytes.map_or(f64::NAN, |b| b as f64),
+            Metric::EditBpMemory => self.edit_bp_memory_bytes.map_or(f64::NAN, |b| b as f64),
         }
     }
 }
 
 /// Names of the constraints, in check order (also the columns of the emptiness report).
-pub const CONSTRAINT_NAMES: [&str; 6] = [
+pub const CONSTRAINT_NAMES: [&str; 10] = [
     "params",
     "non_embedding_params",
     "max_memory_gib",
     "max_prefill_ms",
     "max_decode_ms",
     "aspect_ratio",
+    "max_edit_zo_ms",
+    "max_edit_bp_ms",
+    "max_edit_zo_memory_gib",
+    "max_edit_bp_memory_gib",
 ];
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
 
 /// Constraints checked before pricing (they need no cost model).
 pub const STATIC_CONSTRAINTS: [usize; 3] = [0, 1, 5];
@@ -188,6 +243,12 @@ pub fn violations(c: &Constraints, m: &Metrics) -> Vec<(usize, f64)> {
         c.max_prefill_ms.and_then(|x| upper(x, m.prefill_ms)),
         c.max_decode_ms.and_then(|x| upper(x, m.decode_ms)),
         c.aspect_ratio.map(|b| b.violation(m.aspect_ratio)),
+        c.max_edit_zo_ms.and_then(|x| upper(x, m.edit_zo_ms)),
+        c.max_edit_bp_ms.and_then(|x| upper(x, m.edit_bp_ms)),
+        c.max_edit_zo_memory_gib
+            .and_then(|g| upper(g, m.edit_zo_memory_bytes.map(gib))),
+        c.max_edit_bp_memory_gib
+            .and_then(|g| upper(g, m.edit_bp_memory_bytes.map(gib))),
     ];
     checks
         .iter()

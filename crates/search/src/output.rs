@@ -45,10 +45,28 @@ pub const CSV_HEADER: [&str; 26] = [
     "why_not",
 ];
 
+/// The columns a space with `[workload.edit]` adds after [`CSV_HEADER`]'s.
+pub const EDIT_COLUMNS: [&str; 4] = [
+    "edit_zo_ms",
+    "edit_bp_ms",
+    "edit_zo_memory_bytes",
+    "edit_bp_memory_bytes",
+];
+
+/// The header of a `candidates.csv`: with the edit columns when the space prices edits.
+pub fn csv_header(edit: bool) -> Vec<&'static str> {
+    let mut h = CSV_HEADER.to_vec();
+    if edit {
+        h.extend(EDIT_COLUMNS);
+    }
+    h
+}
+
 /// Streams candidates into `candidates.csv`: written beside the target under a temporary
 /// name and moved into place by [`CsvSink::finish`], so a reader never sees half a file.
 pub struct CsvSink {
     writer: csv::Writer<BufWriter<File>>,
+    edit: bool,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -60,7 +78,8 @@ impl std::fmt::Debug for CsvSink {
 }
 
 impl CsvSink {
-    pub fn create(path: &Path) -> Result<Self, FileError> {
+    /// `edit`: the space prices edits (its rows carry [`EDIT_COLUMNS`]).
+    pub fn create(path: &Path, edit: bool) -> Result<Self, FileError> {
         let err = |cause| FileError::Write {
             path: path.to_path_buf(),
             cause,
@@ -71,9 +90,12 @@ impl CsvSink {
         let tmp = path.with_extension("csv.partial");
         let file = File::create(&tmp).map_err(err)?;
         let mut writer = csv::Writer::from_writer(BufWriter::new(file));
-        writer.write_record(CSV_HEADER).map_err(|e| err(e.into()))?;
+        writer
+            .write_record(csv_header(edit))
+            .map_err(|e| err(e.into()))?;
         Ok(Self {
             writer,
+            edit,
             tmp,
             path: path.to_path_buf(),
         })
@@ -81,7 +103,7 @@ impl CsvSink {
 
     pub fn write(&mut self, c: &Candidate) -> std::io::Result<()> {
         self.writer
-            .write_record(CandidateRow::of(c).record())
+            .write_record(CandidateRow::of(c).record(self.edit))
             .map_err(std::io::Error::from)
     }
 
@@ -133,6 +155,14 @@ pub struct CandidateRow {
     pub feasible: bool,
     /// The constraints it breaks, `; `-separated (empty when feasible).
     pub why_not: String,
+    #[serde(default)]
+    pub edit_zo_ms: Option<f64>,
+    #[serde(default)]
+    pub edit_bp_ms: Option<f64>,
+    #[serde(default)]
+    pub edit_zo_memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub edit_bp_memory_bytes: Option<u64>,
 }
 
 impl CandidateRow {
@@ -167,14 +197,20 @@ impl CandidateRow {
             aspect_ratio: m.aspect_ratio,
             feasible: c.feasible(),
             why_not: c.why_not(),
+            edit_zo_ms: m.edit_zo_ms,
+            edit_bp_ms: m.edit_bp_ms,
+            edit_zo_memory_bytes: m.edit_zo_memory_bytes,
+            edit_bp_memory_bytes: m.edit_bp_memory_bytes,
         }
     }
 
-    /// The cells in [`CSV_HEADER`]'s order, numbers at the file's fixed decimals.
-    pub fn record(&self) -> [String; 26] {
+    /// The cells in [`csv_header`]'s order (with the edit columns when `edit`), numbers
+    /// at the file's fixed decimals.
+    pub fn record(&self, edit: bool) -> Vec<String> {
         let opt =
             |v: Option<f64>, digits: usize| v.map(|x| format!("{x:.digits$}")).unwrap_or_default();
-        [
+        let bytes = |v: Option<u64>| v.map(|b| b.to_string()).unwrap_or_default();
+        let mut cells = vec![
             self.id.to_string(),
             self.vocab_size.to_string(),
             self.hidden_size.to_string(),
@@ -203,21 +239,31 @@ impl CandidateRow {
             format!("{:.4}", self.aspect_ratio),
             self.feasible.to_string(),
             self.why_not.clone(),
-        ]
+        ];
+        if edit {
+            cells.extend([
+                opt(self.edit_zo_ms, 6),
+                opt(self.edit_bp_ms, 6),
+                bytes(self.edit_zo_memory_bytes),
+                bytes(self.edit_bp_memory_bytes),
+            ]);
+        }
+        cells
     }
 }
 
 /// Reads a `candidates.csv` back, row by row; an error names the file, the line and the
 /// column's key.
 pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
-    read_csv_rows(path, &CSV_HEADER)
+    read_csv_rows(path, &[&csv_header(false), &csv_header(true)])
 }
 
 /// Reads a CSV file tailor wrote, whose first line must be `header`, into rows of `T`
 /// (one serde type per file); an error names the file, the line and the column's key.
+/// Reads a CSV file whose header is one of `headers`, row by row.
 pub fn read_csv_rows<T: serde::de::DeserializeOwned>(
     path: &Path,
-    header: &[&str],
+    headers: &[&[&str]],
 ) -> Result<Vec<T>, FileError> {
     let text = files::read_to_string(path)?;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -227,17 +273,24 @@ pub fn read_csv_rows<T: serde::de::DeserializeOwned>(
         key: key.to_string(),
         message,
     };
-    let headers = reader
+    let found = reader
         .headers()
         .map_err(|e| invalid(Some(1), "header", e.to_string()))?
         .clone();
-    if headers.iter().ne(header.iter().copied()) {
+    let Some(header) = headers
+        .iter()
+        .find(|h| found.iter().eq(h.iter().copied()))
+    else {
         return Err(invalid(
             Some(1),
             "header",
-            format!("expected the columns `{}`", header.join(",")),
+            format!(
+                "expected the columns `{}`",
+                headers.first().map(|h| h.join(",")).unwrap_or_default()
+            ),
         ));
-    }
+    };
+    let headers = found;
     let mut rows = Vec::new();
     for record in reader.records() {
         let record =
@@ -384,6 +437,9 @@ pub struct FrontRow {
     pub spec: ModelSpec,
     pub metrics: Metrics,
     pub estimate: Option<Estimate>,
+    /// What an edit costs (where the space has `[workload.edit]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<tailor_cost::EditEstimate>,
     pub objectives: Objectives,
 }
 
@@ -413,6 +469,7 @@ impl FrontFile {
                     spec: c.spec.clone(),
                     metrics: c.metrics,
                     estimate: c.estimate,
+                    edit: c.edit,
                     objectives: objectives_of(space, c),
                 })
                 .collect(),

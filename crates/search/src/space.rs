@@ -8,7 +8,7 @@
 use crate::metrics::{Bound, Metric};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tailor_cost::Workload;
+use tailor_cost::{EditWorkload, Workload};
 use tailor_spec::files::{self, FileError};
 use tailor_spec::{Activation, DType, FfnKind, ModelSpec, NormKind, Precision};
 
@@ -118,6 +118,9 @@ pub struct WorkloadSpec {
     pub kv_cache: Option<DType>,
     #[serde(default)]
     pub activations: Option<DType>,
+    /// `[workload.edit]`: price an on-device knowledge edit (metrics `edit_*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<EditWorkload>,
 }
 
 fn one() -> u64 {
@@ -159,6 +162,14 @@ pub struct Constraints {
     /// hidden_size / num_layers (MobileLLM's released configs sit at 19-30).
     #[serde(default)]
     pub aspect_ratio: Option<Bound>,
+    #[serde(default)]
+    pub max_edit_zo_ms: Option<f64>,
+    #[serde(default)]
+    pub max_edit_bp_ms: Option<f64>,
+    #[serde(default)]
+    pub max_edit_zo_memory_gib: Option<f64>,
+    #[serde(default)]
+    pub max_edit_bp_memory_gib: Option<f64>,
 }
 
 /// `[objectives]`.
@@ -291,6 +302,8 @@ pub struct SearchSpace {
     lens: [u64; AXES],
     total: u64,
     pub workload: Workload,
+    /// The edit `[workload.edit]` asks to price, if any.
+    pub edit: Option<EditWorkload>,
     /// (metric, minimise?) in declaration order: minimised ones first.
     pub objectives: Vec<(Metric, bool)>,
     pub pick: (Metric, bool),
@@ -446,6 +459,9 @@ impl SearchSpace {
         if w.context > 1 << 20 {
             return Err(bad("workload.context", "must be at most 1048576".into()));
         }
+        if let Some((key, message)) = w.edit.as_ref().and_then(EditWorkload::problem) {
+            return Err(bad(&format!("workload.edit.{key}"), message));
+        }
 
         let c = &file.constraints;
         for (key, b) in [
@@ -461,6 +477,10 @@ impl SearchSpace {
             ("constraints.max_memory_gib", c.max_memory_gib),
             ("constraints.max_prefill_ms", c.max_prefill_ms),
             ("constraints.max_decode_ms", c.max_decode_ms),
+            ("constraints.max_edit_zo_ms", c.max_edit_zo_ms),
+            ("constraints.max_edit_bp_ms", c.max_edit_bp_ms),
+            ("constraints.max_edit_zo_memory_gib", c.max_edit_zo_memory_gib),
+            ("constraints.max_edit_bp_memory_gib", c.max_edit_bp_memory_gib),
         ] {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
@@ -495,6 +515,34 @@ impl SearchSpace {
                 return Err(bad("pick", "give minimize or maximize, not both".into()));
             }
         };
+        if w.edit.is_none() {
+            let edit_constraint = [
+                ("constraints.max_edit_zo_ms", c.max_edit_zo_ms),
+                ("constraints.max_edit_bp_ms", c.max_edit_bp_ms),
+                ("constraints.max_edit_zo_memory_gib", c.max_edit_zo_memory_gib),
+                ("constraints.max_edit_bp_memory_gib", c.max_edit_bp_memory_gib),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_some());
+            let edit_metric = objectives
+                .iter()
+                .map(|&(m, _)| m)
+                .chain([pick.0])
+                .find(|m| m.is_edit());
+            let (key, what) = match (edit_constraint, edit_metric) {
+                (Some((key, _)), _) => (key, key.trim_start_matches("constraints.").to_string()),
+                (None, Some(m)) => ("objectives", m.name().to_string()),
+                (None, None) => ("", String::new()),
+            };
+            if !key.is_empty() {
+                return Err(bad(
+                    key,
+                    format!(
+                        "`{what}` prices an on-device edit, but the space has no [workload.edit]; add one (e.g. `[workload.edit]` with `tokens = 32`, `layer = 0.25`, `steps = 20`)"
+                    ),
+                ));
+            }
+        }
         let uses_chinchilla = objectives.iter().any(|(m, _)| *m == Metric::ChinchillaLoss)
             || pick.0 == Metric::ChinchillaLoss;
         match file.quality.tokens {
@@ -516,6 +564,7 @@ impl SearchSpace {
         let mut space = SearchSpace {
             path: path.to_path_buf(),
             workload: file.workload.workload(),
+            edit: file.workload.edit,
             file: file.clone(),
             vocab,
             hidden,

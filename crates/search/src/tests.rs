@@ -202,7 +202,7 @@ fn files_of(s: &SearchSpace, strategy: Strategy, seed: u64) -> (String, String, 
         std::process::id(),
         strategy.name()
     ));
-    let mut csv = CsvSink::create(&dir.join("candidates.csv")).unwrap();
+    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false).unwrap();
     let opts = SearchOptions {
         strategy,
         budget: Some(150),
@@ -222,7 +222,7 @@ fn files_of(s: &SearchSpace, strategy: Strategy, seed: u64) -> (String, String, 
     let mut again = csv::Writer::from_writer(Vec::new());
     again.write_record(CSV_HEADER).unwrap();
     for r in &rows {
-        again.write_record(r.record()).unwrap();
+        again.write_record(r.record(false)).unwrap();
     }
     assert_eq!(
         String::from_utf8(again.into_inner().unwrap()).unwrap(),
@@ -417,7 +417,7 @@ fn profile_shapes_of_quickstart_are_complete_and_distinct() {
     use tailor_cost::OpShape;
     use tailor_spec::Phase;
     let s = space("quickstart.toml");
-    let shapes = crate::profile_shapes(crate::static_candidates(&s), &[64], &[256]);
+    let shapes = crate::profile_shapes(crate::static_candidates(&s), &[64], &[256], None);
     let distinct: HashSet<&OpShape> = shapes.iter().collect();
     assert_eq!(distinct.len(), shapes.len(), "duplicates in the shape set");
     let specs: Vec<_> = crate::static_candidates(&s).collect();

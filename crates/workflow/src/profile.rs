@@ -6,7 +6,7 @@ use crate::error::{Result, WorkflowError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tailor_cost::{Entry, Fingerprint, OpShape, Profile};
+use tailor_cost::{EditWorkload, Entry, Fingerprint, OpShape, Profile};
 use tailor_profiler::device_state::{allowed_cpus, format_cpu_list, parse_cpu_list};
 use tailor_profiler::{
     Backend, ProfilePlan, ProfileProgress, TimingOptions, new_profile, run_profile,
@@ -53,6 +53,8 @@ pub struct BurnProfileRequest {
     pub force: bool,
     /// Idle time before each session (a phone cooling down).
     pub cooldown: Duration,
+    /// For specs: also the shapes of this edit (a space brings its own `[workload.edit]`).
+    pub edit: Option<EditWorkload>,
 }
 
 /// What a profiling run did.
@@ -115,7 +117,12 @@ fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>)> {
             contexts.extend(&req.contexts);
             (
                 space.name().to_string(),
-                profile_shapes(static_candidates(&space), &prompts, &contexts),
+                profile_shapes(
+                    static_candidates(&space),
+                    &prompts,
+                    &contexts,
+                    space.edit.as_ref(),
+                ),
             )
         }
         ProfileSource::Specs(paths) => {
@@ -130,6 +137,7 @@ fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>)> {
                     specs.into_iter(),
                     &or_default(&req.prompts, SPEC_PROMPT),
                     &or_default(&req.contexts, SPEC_CONTEXT),
+                    req.edit.as_ref(),
                 ),
             )
         }

@@ -152,6 +152,7 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
         static_candidates(&space),
         &[space.workload.prompt_tokens],
         &[space.workload.context],
+        space.edit.as_ref(),
     )
     .into_iter()
     .collect();
@@ -173,6 +174,7 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
             limit: None,
             force: false,
             cooldown: Duration::ZERO,
+            edit: None,
         },
         progress.profile().as_ref(),
     )?;

@@ -196,7 +196,7 @@ pub fn run_search(
         "searching"
     );
     let csv_path = out.join("candidates.csv");
-    let mut csv = CsvSink::create(&csv_path)?;
+    let mut csv = CsvSink::create(&csv_path, space.edit.is_some())?;
     let mut cloud = Vec::new();
     let outcome = search(&space, model, options, progress, &mut |c| {
         if c.feasible() && c.is_priced() {

@@ -44,6 +44,10 @@ pub struct ProfileArgs {
     /// Extra decode contexts to profile (besides the space's); with --spec, default 256.
     #[arg(long)]
     pub context: Vec<u64>,
+    /// With --spec: also every shape of one knowledge edit (a space brings its own
+    /// `[workload.edit]`), gradient entries included.
+    #[command(flatten)]
+    pub edit: crate::args::EditArgs,
     #[command(flatten)]
     pub timing: TimingArgs,
     /// Sessions per entry: all shapes are timed once per round, each session capped at
@@ -289,6 +293,12 @@ fn print_report(report: &BurnProfileReport, json: bool) -> Result<()> {
 
 /// The request `tailor profile` (burn, on this machine) makes of the workflow.
 pub fn request(args: &ProfileArgs) -> Result<BurnProfileRequest> {
+    if args.edit.edit && args.space.is_some() {
+        bail!(
+            "--edit is for --spec: a space profiles the edit its `[workload.edit]` table \
+             declares (add one to the space file)"
+        );
+    }
     Ok(BurnProfileRequest {
         source: match &args.space {
             Some(space) => ProfileSource::Space(space.clone()),
@@ -306,6 +316,7 @@ pub fn request(args: &ProfileArgs) -> Result<BurnProfileRequest> {
         limit: args.limit,
         force: args.force,
         cooldown: args.cooldown,
+        edit: args.edit.workload()?,
     })
 }
 
