@@ -243,5 +243,23 @@ mod tests {
             (m.backend, m.workload.prompt, m.workload.context),
             (Backend::Flex, 1, 1)
         );
+
+        let edit = tailor_cost::EditWorkload {
+            tokens: 40,
+            target_tokens: 3,
+            layer: 0.1 + 0.2,
+            steps: 7,
+            queries: 4,
+        };
+        for method in tailor_cost::EditMethod::ALL {
+            let call = MeasureCall {
+                mode: MeasureMode::EditMemory(edit, method),
+                ..memory.clone()
+            };
+            let m = parse(&call);
+            assert_eq!(m.edit.workload().unwrap(), Some(edit), "bit for bit");
+            assert_eq!(m.edit_memory, Some(method));
+            assert!(m.json && !m.memory_only);
+        }
     }
 }

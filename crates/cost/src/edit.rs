@@ -119,7 +119,10 @@ impl EditWorkload {
     /// What is wrong with these numbers, as `(key, message)`; `None` when they are usable.
     pub fn problem(&self) -> Option<(&'static str, String)> {
         if !(1..=1 << 16).contains(&self.tokens) {
-            return Some(("tokens", format!("{} must be between 1 and 65536", self.tokens)));
+            return Some((
+                "tokens",
+                format!("{} must be between 1 and 65536", self.tokens),
+            ));
         }
         if !(1..=self.tokens).contains(&self.target_tokens) {
             return Some((
@@ -140,10 +143,16 @@ impl EditWorkload {
             ));
         }
         if !(1..=1_000_000).contains(&self.steps) {
-            return Some(("steps", format!("{} must be between 1 and 1000000", self.steps)));
+            return Some((
+                "steps",
+                format!("{} must be between 1 and 1000000", self.steps),
+            ));
         }
         if !(1..=10_000).contains(&self.queries) {
-            return Some(("queries", format!("{} must be between 1 and 10000", self.queries)));
+            return Some((
+                "queries",
+                format!("{} must be between 1 and 10000", self.queries),
+            ));
         }
         None
     }
@@ -170,7 +179,13 @@ impl EditWorkload {
     /// positions.
     pub fn pass_ops(&self, spec: &ModelSpec) -> Vec<(OpShape, u64)> {
         let (e, t, h) = (self.tokens, self.target_tokens, spec.hidden_size);
-        let mut ops = vec![(OpShape::Residual { tokens: e, hidden: h }, 1)];
+        let mut ops = vec![(
+            OpShape::Residual {
+                tokens: e,
+                hidden: h,
+            },
+            1,
+        )];
         ops.extend(layer_ops(spec, e, self.upper_layers(spec), false));
         ops.push((
             OpShape::Norm {
@@ -431,12 +446,18 @@ mod tests {
             let e = edit(fraction);
             assert_eq!(e.layer_index(&s), k);
             let upper = (layers - 1 - k) as u128;
-            let (et, t, h, qw, kvw, f, v) = (10u128, 3u128, 64u128, 64u128, 32u128, 160u128, 1000u128);
+            let (et, t, h, qw, kvw, f, v) =
+                (10u128, 3u128, 64u128, 64u128, 32u128, 160u128, 1000u128);
             let pairs = et * (et + 1) / 2;
-            let layer = 2 * et * h * (qw + 2 * kvw) + 2 * et * qw * h + 4 * pairs * qw + 2 * 3 * et * h * f;
+            let layer =
+                2 * et * h * (qw + 2 * kvw) + 2 * et * qw * h + 4 * pairs * qw + 2 * 3 * et * h * f;
             let head = 2 * t * h * v;
             let pass = upper * layer + head;
-            assert_eq!(e.step_flops(&s, EditMethod::Zo), 2 * 2 * pass, "{layers} {fraction}");
+            assert_eq!(
+                e.step_flops(&s, EditMethod::Zo),
+                2 * 2 * pass,
+                "{layers} {fraction}"
+            );
             // bp: every matmul twice, attention's 2 matmuls become 6.
             let attn = 4 * pairs * qw;
             let bp = 2 * (pass - upper * attn) + 3 * upper * attn;
@@ -473,8 +494,16 @@ mod tests {
                     tied: false
                 }));
         // The zo step needs no gradient entries; bp needs nothing else.
-        assert!(e.step_ops(&s, EditMethod::Zo).iter().all(|(o, _)| !matches!(o, OpShape::Grad { .. })));
-        assert!(e.step_ops(&s, EditMethod::Bp).iter().all(|(o, _)| matches!(o, OpShape::Grad { .. })));
+        assert!(
+            e.step_ops(&s, EditMethod::Zo)
+                .iter()
+                .all(|(o, _)| !matches!(o, OpShape::Grad { .. }))
+        );
+        assert!(
+            e.step_ops(&s, EditMethod::Bp)
+                .iter()
+                .all(|(o, _)| matches!(o, OpShape::Grad { .. }))
+        );
     }
 
     #[test]

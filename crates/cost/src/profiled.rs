@@ -9,8 +9,8 @@
 //! between the two nearest points, or extrapolated from the end of the family. Derived
 //! estimates are never below the roofline itself. Every estimate says where it came from.
 
-use crate::profile::{Entry, OpShape, Profile, RooflineProbe};
 use crate::edit::{EditCost, EditEstimate, EditMethod, EditWorkload};
+use crate::profile::{Entry, OpShape, Profile, RooflineProbe};
 use crate::{Breakdown, CostModel, Estimate, Workload, peak_memory_bytes};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -246,7 +246,11 @@ impl Profiled {
         };
         let sum = |ops: &[OpCost]| -> (f64, Source) {
             let ms = ops.iter().map(OpCost::total_ms).sum();
-            let worst = ops.iter().map(|o| o.source).max().unwrap_or(Source::Measured);
+            let worst = ops
+                .iter()
+                .map(|o| o.source)
+                .max()
+                .unwrap_or(Source::Measured);
             (ms, worst)
         };
         let overhead = self.memory_overhead_bytes().unwrap_or(0);
@@ -653,7 +657,10 @@ mod tests {
                     for method in EditMethod::ALL {
                         let (a, b) = (now.cost(method), later.cost(method));
                         assert!(a.step_ms >= b.step_ms, "{method} at {i}");
-                        assert!(a.peak_memory_bytes >= b.peak_memory_bytes, "{method} at {i}");
+                        assert!(
+                            a.peak_memory_bytes >= b.peak_memory_bytes,
+                            "{method} at {i}"
+                        );
                     }
                 }
                 last = Some(now);

@@ -21,12 +21,12 @@ pub use backend::{BURN_VERSION, Backend, UnknownBackend};
 pub use timing::{Measurement, TimingOptions};
 
 use burn::tensor::{Device, Tensor};
-use timing::measure;
 use tailor_cost::{
     Conditions, Entry, Fingerprint, MemorySource, OpShape, PROFILE_FORMAT_VERSION, Profile,
     Provenance, RooflineProbe,
 };
 use tailor_spec::files::FileError;
+use timing::measure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -497,7 +497,9 @@ pub fn measure_edit(
     let failed = std::cell::RefCell::new(None::<String>);
     let sync = || {
         if let Err(err) = device.sync() {
-            failed.borrow_mut().get_or_insert_with(|| format!("{err:?}"));
+            failed
+                .borrow_mut()
+                .get_or_insert_with(|| format!("{err:?}"));
         }
     };
     let time = |call: &mut dyn FnMut() -> Tensor<2>| {

@@ -607,7 +607,9 @@ impl EditRun {
     pub fn bp_step(&self) -> Tensor<2> {
         let v = self.v.clone().detach().require_grad();
         let grads = self.loss(v.clone()).backward();
-        let g = v.grad(&grads).unwrap_or_else(|| v.clone().detach().zeros_like());
+        let g = v
+            .grad(&grads)
+            .unwrap_or_else(|| v.clone().detach().zeros_like());
         self.v.clone().detach() - g * LR
     }
 

@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 use tailor_spec::files::{FileError, write_atomic};
 
 pub use export::{Card, Chosen, CostKind, CostSource, Exported, Flavor, export};
-pub use measured::{ChainReport, ChainRow, MeasureReport, MemoryReport, MemorySource, Timed};
+pub use measured::{
+    ChainReport, ChainRow, EditMeasured, EditReport, MeasureReport, MemoryReport, MemorySource,
+    Timed,
+};
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -199,3 +199,96 @@ impl ChainReport {
         )
     }
 }
+
+/// One method's edit as measured on the device, beside its prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EditMeasured {
+    pub step: Timed,
+    /// Peak memory of an edit in a fresh process; `None` where not measured.
+    pub peak_memory_bytes: Option<u64>,
+    /// The profile's prediction of a step and of the peak.
+    pub predicted_step_ms: Option<f64>,
+    pub predicted_memory_bytes: Option<u64>,
+}
+
+/// What `tailor measure --edit` prints: an edit's prefix and steps timed on a whole
+/// random-weight model, and their peak memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditReport {
+    pub spec: String,
+    pub edit: tailor_cost::EditWorkload,
+    /// The edited layer, 0-based.
+    pub layer: u64,
+    pub prefix: Timed,
+    pub predicted_prefix_ms: Option<f64>,
+    pub zo: EditMeasured,
+    pub bp: EditMeasured,
+    pub memory_source: MemorySource,
+    /// The profile compared with, if any.
+    pub profile: Option<String>,
+}
+
+impl EditReport {
+    /// The table `tailor measure --edit` prints.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{}: an edit of {} tokens at layer {} ({} target tokens, {} steps, {} zo queries)\n\n",
+            self.spec,
+            self.edit.tokens,
+            self.layer,
+            self.edit.target_tokens,
+            self.edit.steps,
+            self.edit.queries
+        );
+        let mut t = crate::fmt::Table::new(&[
+            "",
+            "measured ms",
+            "p10-p90",
+            "predicted ms",
+            "measured/predicted",
+            "peak memory",
+            "predicted memory",
+        ]);
+        let ratio = |m: f64, p: Option<f64>| {
+            p.filter(|p| *p > 0.0)
+                .map_or(String::new(), |p| format!("{:.2}", m / p))
+        };
+        let ms = |p: Option<f64>| p.map_or(String::new(), |p| format!("{p:.3}"));
+        let mem = |b: Option<u64>| b.map_or(String::new(), |b| crate::fmt::bytes(b as f64));
+        let spread = |t: &Timed| format!("{:.3}-{:.3}", t.p10_ms, t.p90_ms);
+        t.row(vec![
+            "prefix (once)".into(),
+            format!("{:.3}", self.prefix.median_ms),
+            spread(&self.prefix),
+            ms(self.predicted_prefix_ms),
+            ratio(self.prefix.median_ms, self.predicted_prefix_ms),
+            String::new(),
+            String::new(),
+        ]);
+        for (name, m) in [("zo step", &self.zo), ("bp step", &self.bp)] {
+            t.row(vec![
+                name.into(),
+                format!("{:.3}", m.step.median_ms),
+                spread(&m.step),
+                ms(m.predicted_step_ms),
+                ratio(m.step.median_ms, m.predicted_step_ms),
+                mem(m.peak_memory_bytes),
+                mem(m.predicted_memory_bytes),
+            ]);
+        }
+        out += &t.render(2);
+        out += &format!(
+            "\n  bp/zo measured: step {:.2}x",
+            self.bp.step.median_ms / self.zo.step.median_ms
+        );
+        if let (Some(b), Some(z)) = (self.bp.peak_memory_bytes, self.zo.peak_memory_bytes) {
+            out += &format!(
+                ", peak memory {:.2}x ({})",
+                b as f64 / z as f64,
+                self.memory_source
+            );
+        }
+        out += "\n";
+        out
+    }
+}

@@ -83,7 +83,7 @@ pub struct Candidate {
     /// `None` when a static constraint excluded the candidate before pricing.
     pub estimate: Option<Estimate>,
     /// The edit's cost, where the space has `[workload.edit]` and the cost model prices it.
-    pub edit: Option<EditEstimate>,
+    pub edit: Option<Box<EditEstimate>>,
     /// Violated constraints: (index into [`CONSTRAINT_NAMES`], relative violation).
     pub violations: Vec<(usize, f64)>,
     /// Objective values, all to be minimised (maximised ones negated).
@@ -341,6 +341,7 @@ fn price_staged(
         .edit
         .and_then(|e| cost.edit(&spec, &space.workload, &e));
     let metrics = statics.priced(&estimate, edit.as_ref());
+    let edit = edit.map(Box::new);
     Candidate {
         id,
         violations: violations(&space.file.constraints, &metrics),

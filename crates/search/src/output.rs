@@ -277,10 +277,7 @@ pub fn read_csv_rows<T: serde::de::DeserializeOwned>(
         .headers()
         .map_err(|e| invalid(Some(1), "header", e.to_string()))?
         .clone();
-    let Some(header) = headers
-        .iter()
-        .find(|h| found.iter().eq(h.iter().copied()))
-    else {
+    let Some(header) = headers.iter().find(|h| found.iter().eq(h.iter().copied())) else {
         return Err(invalid(
             Some(1),
             "header",
@@ -469,7 +466,7 @@ impl FrontFile {
                     spec: c.spec.clone(),
                     metrics: c.metrics,
                     estimate: c.estimate,
-                    edit: c.edit,
+                    edit: c.edit.as_deref().copied(),
                     objectives: objectives_of(space, c),
                 })
                 .collect(),

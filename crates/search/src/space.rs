@@ -479,8 +479,14 @@ impl SearchSpace {
             ("constraints.max_decode_ms", c.max_decode_ms),
             ("constraints.max_edit_zo_ms", c.max_edit_zo_ms),
             ("constraints.max_edit_bp_ms", c.max_edit_bp_ms),
-            ("constraints.max_edit_zo_memory_gib", c.max_edit_zo_memory_gib),
-            ("constraints.max_edit_bp_memory_gib", c.max_edit_bp_memory_gib),
+            (
+                "constraints.max_edit_zo_memory_gib",
+                c.max_edit_zo_memory_gib,
+            ),
+            (
+                "constraints.max_edit_bp_memory_gib",
+                c.max_edit_bp_memory_gib,
+            ),
         ] {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
@@ -519,19 +525,29 @@ impl SearchSpace {
             let edit_constraint = [
                 ("constraints.max_edit_zo_ms", c.max_edit_zo_ms),
                 ("constraints.max_edit_bp_ms", c.max_edit_bp_ms),
-                ("constraints.max_edit_zo_memory_gib", c.max_edit_zo_memory_gib),
-                ("constraints.max_edit_bp_memory_gib", c.max_edit_bp_memory_gib),
+                (
+                    "constraints.max_edit_zo_memory_gib",
+                    c.max_edit_zo_memory_gib,
+                ),
+                (
+                    "constraints.max_edit_bp_memory_gib",
+                    c.max_edit_bp_memory_gib,
+                ),
             ]
             .into_iter()
             .find(|(_, v)| v.is_some());
-            let edit_metric = objectives
-                .iter()
-                .map(|&(m, _)| m)
-                .chain([pick.0])
-                .find(|m| m.is_edit());
+            let o = &file.objectives;
+            let edit_metric = [
+                ("objectives.minimize", o.minimize.as_slice()),
+                ("objectives.maximize", o.maximize.as_slice()),
+                ("pick.minimize", file.pick.minimize.as_slice()),
+                ("pick.maximize", file.pick.maximize.as_slice()),
+            ]
+            .into_iter()
+            .find_map(|(key, ms)| ms.iter().find(|m| m.is_edit()).map(|m| (key, *m)));
             let (key, what) = match (edit_constraint, edit_metric) {
                 (Some((key, _)), _) => (key, key.trim_start_matches("constraints.").to_string()),
-                (None, Some(m)) => ("objectives", m.name().to_string()),
+                (None, Some((key, m))) => (key, m.name().to_string()),
                 (None, None) => ("", String::new()),
             };
             if !key.is_empty() {

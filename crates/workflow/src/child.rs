@@ -7,19 +7,21 @@ use crate::error::{Result, WorkflowError};
 use crate::remote::self_command;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use tailor_cost::{MemoryProbe, MemorySource};
+use tailor_cost::{EditMethod, EditWorkload, MemoryProbe, MemorySource};
 use tailor_profiler::{Backend, TimingOptions};
 use tailor_report::{MeasureReport, MemoryReport};
 use tailor_spec::{DType, SpecFile};
 use tracing::info;
 
 /// What a child `tailor measure` measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MeasureMode {
     /// Only the peak memory of one inference (`--memory-only`), in a process of its own.
     MemoryOnly,
     /// Only the timing, the models interleaved (`--no-memory`).
     TimingOnly,
+    /// Only the peak memory of one edit by one method (`--edit ... --edit-memory M`).
+    EditMemory(EditWorkload, EditMethod),
 }
 
 /// One child `tailor measure --json` run.
@@ -65,13 +67,24 @@ impl MeasureCall {
             a.push(value.into());
         }
         a.push("--json".into());
-        a.push(
-            match self.mode {
-                MeasureMode::MemoryOnly => "--memory-only",
-                MeasureMode::TimingOnly => "--no-memory",
+        match self.mode {
+            MeasureMode::MemoryOnly => a.push("--memory-only".into()),
+            MeasureMode::TimingOnly => a.push("--no-memory".into()),
+            MeasureMode::EditMemory(e, method) => {
+                a.push("--edit".into());
+                for (flag, value) in [
+                    ("--edit-tokens", e.tokens.to_string()),
+                    ("--edit-target-tokens", e.target_tokens.to_string()),
+                    ("--edit-layer", e.layer.to_string()),
+                    ("--edit-steps", e.steps.to_string()),
+                    ("--edit-queries", e.queries.to_string()),
+                    ("--edit-memory", method.name().to_string()),
+                ] {
+                    a.push(flag.into());
+                    a.push(value.into());
+                }
             }
-            .into(),
-        );
+        }
         if let Some(t) = &self.timing {
             a.extend(timing_argv(t).into_iter().map(OsString::from));
         }
@@ -156,6 +169,27 @@ pub fn memory_in_child(
         timing: None,
     };
     let what = format!("the memory of {}", spec.display());
+    let stdout = call.run(&what, &MEMORY_ENV)?;
+    serde_json::from_slice(&stdout).map_err(|error| WorkflowError::ChildOutput { what, error })
+}
+
+/// Measures the peak memory of one edit of `spec` by `method` in a fresh child
+/// `tailor measure --edit ... --edit-memory METHOD`.
+pub fn edit_memory_in_child(
+    backend: Backend,
+    spec: &Path,
+    edit: EditWorkload,
+    method: EditMethod,
+) -> Result<MemoryReport> {
+    let call = MeasureCall {
+        specs: vec![spec.to_path_buf()],
+        backend,
+        prompt: 1,
+        context: 1,
+        mode: MeasureMode::EditMemory(edit, method),
+        timing: None,
+    };
+    let what = format!("the memory of a {method} edit of {}", spec.display());
     let stdout = call.run(&what, &MEMORY_ENV)?;
     serde_json::from_slice(&stdout).map_err(|error| WorkflowError::ChildOutput { what, error })
 }

@@ -233,6 +233,15 @@ pub enum WorkflowError {
         space.display()
     )]
     NoStaticCandidate { space: PathBuf },
+    /// The space prices an edit that the cost model cannot.
+    #[error(
+        "{}: the space's [workload.edit] needs a cost model that prices edits, and `{cost}` \
+         does not (a datasheet roofline or a llama.cpp profile); search with a burn profile \
+         of the space (`tailor profile --space ...` times the edit's shapes), or remove \
+         [workload.edit]",
+        space.display()
+    )]
+    EditNotPriced { space: PathBuf, cost: String },
     /// A run's profile is not complete yet (a `--limit`, or a kill).
     #[error("{}: {missing} {what} still unmeasured; rerun to continue", path.display())]
     StillMissing {

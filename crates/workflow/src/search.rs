@@ -187,6 +187,17 @@ pub fn run_search(
     progress: &dyn Progress,
 ) -> Result<SearchRun> {
     let model = cost.model.as_ref();
+    if let Some(edit) = space.edit {
+        let priced = tailor_search::static_candidates(&space)
+            .next()
+            .is_none_or(|spec| model.edit(&spec, &space.workload, &edit).is_some());
+        if !priced {
+            return Err(WorkflowError::EditNotPriced {
+                space: space.path.clone(),
+                cost: cost.source.file.clone(),
+            });
+        }
+    }
     info!(
         space = %space.name(),
         points = space.size(),

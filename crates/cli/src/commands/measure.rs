@@ -6,10 +6,13 @@ use crate::fmt::{Table, bytes, thousands};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
+use tailor_cost::{EditMethod, EditWorkload};
 use tailor_profiler::{
     Backend, Measurement, ModelMeasurement, TimingOptions, measure_model, measure_models,
 };
-use tailor_report::{ChainReport, ChainRow, MeasureReport, MemoryReport, Timed};
+use tailor_report::{
+    ChainReport, ChainRow, EditMeasured, EditReport, MeasureReport, MemoryReport, Timed,
+};
 use tailor_spec::load_spec;
 use tracing::info;
 
@@ -39,12 +42,104 @@ pub struct MeasureArgs {
     /// each), beside the same step timed whole: where the step's time goes.
     #[arg(long, conflicts_with_all = ["memory_only", "no_memory"])]
     pub decode_ops: bool,
-    /// With --decode-ops: set each operator beside this profile's prediction for it.
-    #[arg(long, requires = "decode_ops")]
+    /// With --decode-ops or --edit: set what is measured beside this profile's prediction.
+    #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// Time one knowledge edit of the model instead of inference: its prefix, a zo step
+    /// and a bp step (burn's autodiff), and each method's peak memory in a fresh process.
+    #[command(flatten)]
+    pub edit: crate::args::EditArgs,
+    /// With --edit: only the peak memory of an edit by this method, `zo` or `bp` (the
+    /// full command runs this in a child process of its own).
+    #[arg(long, requires = "edit", value_parser = parse_method)]
+    pub edit_memory: Option<EditMethod>,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_method(s: &str) -> Result<EditMethod, String> {
+    EditMethod::ALL
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| format!("`{s}`: the edit methods are zo and bp"))
+}
+
+/// `tailor measure --edit`: one model's edit, timed whole, with each method's peak memory
+/// from a child process, beside the profile's prediction.
+fn run_edit(args: &MeasureArgs, edit: EditWorkload) -> Result<()> {
+    let [spec_path] = args.spec.as_slice() else {
+        bail!("--edit measures one model: give one spec");
+    };
+    if args.decode_ops || args.memory_only {
+        bail!("--edit times an edit: leave out --decode-ops and --memory-only");
+    }
+    let spec = load_spec(spec_path)?.spec;
+    let device = args.backend.open()?;
+    if let Some(method) = args.edit_memory {
+        let (peak, source) =
+            tailor_profiler::measure_edit_memory(args.backend, &device, &spec, &edit, method)?;
+        let r = MemoryReport {
+            peak_memory_bytes: peak,
+            memory_source: source,
+        };
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let predicted = match &args.profile {
+        Some(p) => {
+            let model = super::predict::load_profiled(p)?;
+            let w = tailor_cost::Workload {
+                prompt_tokens: args.workload.prompt,
+                context: args.workload.context,
+                precision: tailor_spec::Precision::for_weights(model.profile().fingerprint.dtype),
+            };
+            Some(model.predict_edit(&spec, &w, &edit).estimate)
+        }
+        None => None,
+    };
+    let opts = args.timing.options()?;
+    info!(spec = %spec_path.display(), tokens = edit.tokens, "timing an edit's prefix, zo step and bp step");
+    let t = tailor_profiler::measure_edit(&device, &spec, &edit, &opts)?;
+    let memory = |method| -> Result<MemoryReport> {
+        if args.no_memory {
+            return Ok(MemoryReport {
+                peak_memory_bytes: None,
+                memory_source: tailor_cost::MemorySource::None,
+            });
+        }
+        info!(%method, "measuring the edit's peak memory in a child process");
+        Ok(tailor_workflow::child::edit_memory_in_child(
+            args.backend,
+            spec_path,
+            edit,
+            method,
+        )?)
+    };
+    let (zo_mem, bp_mem) = (memory(EditMethod::Zo)?, memory(EditMethod::Bp)?);
+    let measured = |step: &Measurement, mem: &MemoryReport, method| EditMeasured {
+        step: timed(step),
+        peak_memory_bytes: mem.peak_memory_bytes,
+        predicted_step_ms: predicted.and_then(|p| p.cost(method).step_ms),
+        predicted_memory_bytes: predicted.map(|p| p.cost(method).peak_memory_bytes),
+    };
+    let report = EditReport {
+        spec: spec_path.display().to_string(),
+        edit,
+        layer: edit.layer_index(&spec),
+        prefix: timed(&t.prefix),
+        predicted_prefix_ms: predicted.and_then(|p| p.zo.prefix_ms),
+        zo: measured(&t.zo_step, &zo_mem, EditMethod::Zo),
+        bp: measured(&t.bp_step, &bp_mem, EditMethod::Bp),
+        memory_source: zo_mem.memory_source,
+        profile: args.profile.as_ref().map(|p| p.display().to_string()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
 }
 
 /// `tailor measure --decode-ops`: one model's decode step operator by operator, in its
@@ -123,6 +218,14 @@ pub fn timed(m: &Measurement) -> Timed {
 }
 
 pub fn run(args: &MeasureArgs) -> Result<()> {
+    if let Some(edit) = args.edit.workload()? {
+        return run_edit(args, edit);
+    }
+    if args.profile.is_some() && !args.decode_ops {
+        bail!(
+            "--profile sets a measurement beside a prediction: use it with --decode-ops or --edit"
+        );
+    }
     if args.decode_ops {
         return run_decode_ops(args);
     }

@@ -17,6 +17,9 @@ pub struct PredictArgs {
     pub profile: PathBuf,
     #[command(flatten)]
     pub workload: crate::args::WorkloadArgs,
+    /// Also price one knowledge edit (printed under `edit` with --json).
+    #[command(flatten)]
+    pub edit: crate::args::EditArgs,
     /// Print one JSON object on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -26,7 +29,16 @@ pub use tailor_workflow::search::{check_precision, load_profiled};
 
 /// `{attention, ffn, lm_head, other}` as shares of the total.
 pub fn run(args: &PredictArgs) -> Result<()> {
+    let edit = args.edit.workload()?;
     if super::llama::is_llama(&args.profile) {
+        if edit.is_some() {
+            anyhow::bail!(
+                "{}: a llama.cpp profile prices no edit yet (llama.cpp runs no backward pass, \
+                 and its profiles hold no passes at the edit's length); price edits with a \
+                 burn profile (`tailor profile --spec ... --edit`)",
+                args.profile.display()
+            );
+        }
         return super::llama::predict(
             &args.spec,
             &args.profile,
@@ -44,6 +56,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         precision,
     };
     let p = model.predict(&loaded.spec, &workload);
+    let edit = edit.map(|e| model.predict_edit(&loaded.spec, &workload, &e));
     let e = &p.estimate;
     let derived: Vec<_> = p.derived().collect();
     let f = &model.profile().fingerprint;
@@ -66,12 +79,44 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             "ops_not_measured": derived.len(),
             "prefill_ops": p.prefill_ops,
             "decode_ops": p.decode_ops,
+            "edit": edit,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     print!("{}", render(args, loaded.name.as_deref(), &model, &p));
+    if let Some(edit) = &edit {
+        print!("{}", render_edit(edit));
+    }
     Ok(())
+}
+
+/// The edit's table: each method's step, whole edit and peak memory.
+fn render_edit(p: &tailor_cost::EditPrediction) -> String {
+    let e = &p.estimate;
+    let w = &e.workload;
+    let mut out = format!(
+        "\n  one edit: {} tokens at layer {}, {} target tokens, {} steps, {} zo queries\n",
+        w.tokens, e.layer, w.target_tokens, w.steps, w.queries
+    );
+    let mut t = Table::new(&["", "step", "whole edit", "peak memory", "from"]);
+    let ms = |v: Option<f64>| v.map_or("not priced".into(), |v| format!("{v:.2} ms"));
+    for (name, c) in [("zo (forward only)", &e.zo), ("bp (backprop, f32)", &e.bp)] {
+        t.row(vec![
+            name.into(),
+            ms(c.step_ms),
+            ms(c.total_ms),
+            bytes(c.peak_memory_bytes as f64),
+            c.source.map_or(String::new(), |s| s.name().to_string()),
+        ]);
+    }
+    out += &t.render(2);
+    let (step, memory) = e.bp_over_zo();
+    out += &format!(
+        "  bp/zo: step {}, peak memory {memory:.2}x\n",
+        step.map_or("-".into(), |s| format!("{s:.2}x"))
+    );
+    out
 }
 
 fn render(args: &PredictArgs, name: Option<&str>, model: &Profiled, p: &Prediction) -> String {

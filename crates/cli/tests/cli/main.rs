@@ -2,6 +2,7 @@
 //! command (keeps link time down).
 
 mod common;
+mod edit;
 mod export;
 mod fuzz;
 mod llama;
