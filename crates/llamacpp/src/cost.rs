@@ -7,7 +7,10 @@
 use crate::model::WeightType;
 use crate::profile::{LayerKey, LayerTable, LlamaProfile, PhaseKey, Probe};
 use std::collections::BTreeMap;
-use tailor_cost::{Breakdown, CostModel, Estimate, Workload};
+use tailor_cost::{
+    Breakdown, CostModel, EditCost, EditEstimate, EditMethod, EditWorkload, Estimate, Source,
+    Workload,
+};
 use tailor_spec::{DType, ModelSpec};
 
 /// A workload or spec the profile cannot price.
@@ -355,9 +358,75 @@ pub fn phases_of(w: &Workload) -> [PhaseKey; 2] {
     ]
 }
 
+impl LlamaCost {
+    /// What an edit costs in llama.cpp, and what was scaled to price it. llama.cpp runs
+    /// forward passes only, so the zo edit is priced and the bp one is not (its step is
+    /// `None`; its memory is the closed form's, what backpropagation would hold in f32).
+    /// A zo pass is the layers above the edited one plus the base (embedding and head) at
+    /// the edit's prompt length, a prefill probe of the profile (`pp{tokens}`); the prefix
+    /// the layers up to the edited one plus the base. The base's head reads one row where
+    /// the edit's loss reads `target_tokens`: a head bound by reading its weights costs
+    /// about the same for a few rows.
+    pub fn predict_edit(
+        &self,
+        spec: &ModelSpec,
+        w: &Workload,
+        e: &EditWorkload,
+    ) -> (EditEstimate, Vec<String>) {
+        let mut derived = Vec::new();
+        let phase = PhaseKey::Prefill { tokens: e.tokens };
+        let with_layers = |num_layers| ModelSpec {
+            num_layers,
+            ..spec.clone()
+        };
+        let layer = e.layer_index(spec);
+        let (prefix_ms, _) = self.phase_ms(&with_layers(layer + 1), phase, &mut derived);
+        let (pass_ms, _) = self.phase_ms(&with_layers(e.upper_layers(spec)), phase, &mut derived);
+        derived.dedup();
+        let source = if derived.is_empty() {
+            Source::Measured
+        } else {
+            Source::Extrapolated
+        };
+        let finite = |x: f64| x.is_finite().then_some(x);
+        // What llama.cpp holds to prefill the edit prompt, plus the cached prefix and the
+        // optimiser's vectors (f32).
+        let h = spec.hidden_size;
+        let prefill = Workload {
+            prompt_tokens: e.tokens,
+            context: e.tokens.saturating_sub(1),
+            ..*w
+        };
+        let zo_memory = self.memory_bytes(spec, &prefill) + 4 * e.tokens * h + 4 * 5 * h;
+        let estimate = EditEstimate {
+            workload: *e,
+            layer,
+            zo: EditCost::new(
+                e,
+                finite(2.0 * e.queries as f64 * pass_ms),
+                finite(prefix_ms),
+                zo_memory,
+                Some(source),
+            ),
+            bp: EditCost::new(
+                e,
+                None,
+                None,
+                e.peak_memory_bytes(spec, w, EditMethod::Bp),
+                None,
+            ),
+        };
+        (estimate, derived)
+    }
+}
+
 impl CostModel for LlamaCost {
     fn estimate(&self, spec: &ModelSpec, workload: &Workload) -> Estimate {
         self.predict(spec, workload).estimate
+    }
+
+    fn edit(&self, spec: &ModelSpec, w: &Workload, e: &EditWorkload) -> Option<EditEstimate> {
+        Some(self.predict_edit(spec, w, e).0)
     }
 }
 
@@ -415,6 +484,40 @@ mod tests {
         assert!((p.estimate.prefill_ms - want).abs() < 1e-9);
         let b = p.estimate.decode_breakdown;
         assert!((b.total_ms() - want).abs() < 1e-9);
+    }
+
+    /// llama.cpp prices the zo edit from its prefill probes at the edit's prompt length
+    /// (the layers above the edit plus the base per pass) and leaves the bp step unpriced.
+    #[test]
+    fn the_zo_edit_is_priced_from_prefill_probes_and_bp_is_not() {
+        let cost = LlamaCost::new(profile());
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        let e = EditWorkload {
+            tokens: 64,
+            queries: 3,
+            ..EditWorkload::default()
+        };
+        let (est, derived) = cost.predict_edit(&spec, &workload(), &e);
+        assert!(derived.is_empty(), "{derived:?}");
+        let base = 0.5 + 8192.0 * 512.0 * 1e-7;
+        let layer = 0.01 * 8.0 + 0.03 * 4.0 + 1e-4 * 512.0 + 2e-4 * 1536.0 + 0.02;
+        // Layer 2 of 8 is edited: 5 layers above it, 3 in the prefix.
+        assert_eq!(est.layer, 2);
+        let step = 2.0 * 3.0 * (base + 5.0 * layer);
+        assert!((est.zo.step_ms.unwrap() - step).abs() < 1e-9);
+        assert!((est.zo.prefix_ms.unwrap() - (base + 3.0 * layer)).abs() < 1e-9);
+        assert_eq!(est.zo.source, Some(Source::Measured));
+        assert_eq!(
+            (est.bp.step_ms, est.bp.total_ms, est.bp.source),
+            (None, None, None)
+        );
+        // An earlier edit never costs less; a prompt length without probes is scaled, and said.
+        let earlier = EditWorkload { layer: 0.0, ..e };
+        assert!(cost.predict_edit(&spec, &workload(), &earlier).0.zo.step_ms > est.zo.step_ms);
+        let other = EditWorkload { tokens: 32, ..e };
+        let (scaled, derived) = cost.predict_edit(&spec, &workload(), &other);
+        assert!(!derived.is_empty());
+        assert_eq!(scaled.zo.source, Some(Source::Extrapolated));
     }
 
     #[test]

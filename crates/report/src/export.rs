@@ -335,6 +335,33 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
             shares(&e.prefill_breakdown),
             shares(&e.decode_breakdown)
         );
+        if let Some(m) = c
+            .metrics
+            .as_ref()
+            .filter(|m| m.edit_zo_memory_bytes.is_some())
+        {
+            let ms = |v: Option<f64>| v.map_or("not priced".into(), |v| format!("{v:.1} ms"));
+            let mem = |v: Option<u64>| v.map_or("-".into(), |b| bytes(b as f64));
+            out += "\n### One on-device edit\n\nA ROME-style knowledge edit as the search \
+                    space's `[workload.edit]` sets it (the prefix once, then every step), by \
+                    MobiEdit's forward-only zeroth-order steps (zo) and by backpropagation \
+                    (bp, f32):\n\n";
+            out += &md_table(
+                &["method", "whole edit", "peak memory"],
+                &[
+                    vec![
+                        "zo (forward only)".into(),
+                        ms(m.edit_zo_ms),
+                        mem(m.edit_zo_memory_bytes),
+                    ],
+                    vec![
+                        "bp (backpropagation)".into(),
+                        ms(m.edit_bp_ms),
+                        mem(m.edit_bp_memory_bytes),
+                    ],
+                ],
+            );
+        }
         if let Some(f) = &cost.fingerprint {
             out += &format!(
                 "\nProfile fingerprint: backend `{}`, device `{}`, CPU `{}`, {} cores, {} \

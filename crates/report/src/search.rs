@@ -698,6 +698,10 @@ fn report_md(
         s += "\nOther: embedding, norms, residual adds.\n";
     }
     s += &format!("\n## Top of the front (by {})\n\n", pick_rule(space.pick));
+    // Spaces with [workload.edit]: each row's whole edit by both methods.
+    let edits = ranked
+        .first()
+        .is_some_and(|c| c.metrics.edit_zo_memory_bytes.is_some());
     let rows: Vec<Vec<String>> = ranked
         .iter()
         .take(15)
@@ -715,6 +719,16 @@ fn report_md(
             ]);
             if let Some(l) = m.chinchilla_loss {
                 row.push(format!("{l:.4}"));
+            }
+            if edits {
+                let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+                let mem = |v: Option<u64>| v.map_or("-".into(), |b| bytes(b as f64));
+                row.extend([
+                    ms(m.edit_zo_ms),
+                    ms(m.edit_bp_ms),
+                    mem(m.edit_zo_memory_bytes),
+                    mem(m.edit_bp_memory_bytes),
+                ]);
             }
             row
         })
@@ -738,6 +752,14 @@ fn report_md(
         .is_some_and(|c| c.metrics.chinchilla_loss.is_some())
     {
         header.push("Chinchilla loss");
+    }
+    if edits {
+        header.extend([
+            "edit zo ms",
+            "edit bp ms",
+            "edit zo memory",
+            "edit bp memory",
+        ]);
     }
     s += &md_table(&header, &rows);
     if ranked.len() > 15 {

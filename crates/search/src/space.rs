@@ -309,6 +309,30 @@ pub struct SearchSpace {
     pub pick: (Metric, bool),
 }
 
+impl SearchSpace {
+    /// Every metric the space's objectives, pick and constraints read.
+    pub fn metrics_used(&self) -> Vec<Metric> {
+        let c = &self.file.constraints;
+        let mut out: Vec<Metric> = self.objectives.iter().map(|&(m, _)| m).collect();
+        out.push(self.pick.0);
+        for (set, m) in [
+            (c.max_prefill_ms.is_some(), Metric::PrefillMs),
+            (c.max_decode_ms.is_some(), Metric::DecodeMs),
+            (c.max_memory_gib.is_some(), Metric::PeakMemory),
+            (c.max_edit_zo_ms.is_some(), Metric::EditZoMs),
+            (c.max_edit_bp_ms.is_some(), Metric::EditBpMs),
+            (c.max_edit_zo_memory_gib.is_some(), Metric::EditZoMemory),
+            (c.max_edit_bp_memory_gib.is_some(), Metric::EditBpMemory),
+        ] {
+            if set {
+                out.push(m);
+            }
+        }
+        out.dedup();
+        out
+    }
+}
+
 /// Why a point of the space is not a buildable model.
 pub type SkipReason = &'static str;
 

@@ -233,15 +233,19 @@ pub enum WorkflowError {
         space.display()
     )]
     NoStaticCandidate { space: PathBuf },
-    /// The space prices an edit that the cost model cannot.
+    /// The space uses an edit metric that the cost model cannot price.
     #[error(
-        "{}: the space's [workload.edit] needs a cost model that prices edits, and `{cost}` \
-         does not (a datasheet roofline or a llama.cpp profile); search with a burn profile \
-         of the space (`tailor profile --space ...` times the edit's shapes), or remove \
-         [workload.edit]",
+        "{}: `{metric}` needs a cost model that prices it, and `{cost}` does not (a \
+         datasheet roofline prices no edit; a llama.cpp profile prices the zo edit only, \
+         llama.cpp running no backward pass); search with a burn profile of the space \
+         (`tailor profile --space ...` times the edit's shapes) or drop `{metric}`",
         space.display()
     )]
-    EditNotPriced { space: PathBuf, cost: String },
+    EditNotPriced {
+        space: PathBuf,
+        cost: String,
+        metric: &'static str,
+    },
     /// A run's profile is not complete yet (a `--limit`, or a kill).
     #[error("{}: {missing} {what} still unmeasured; rerun to continue", path.display())]
     StillMissing {

@@ -338,7 +338,11 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
         &LlamaProfileRequest {
             name: space.name().to_string(),
             specs,
-            prompts: vec![space.workload.prompt_tokens],
+            // An edit's passes are prefills of its prompt.
+            prompts: [space.workload.prompt_tokens]
+                .into_iter()
+                .chain(space.edit.map(|e| e.tokens))
+                .collect(),
             contexts: vec![space.workload.context],
             weights,
             bench: req.bench,

@@ -187,14 +187,22 @@ pub fn run_search(
     progress: &dyn Progress,
 ) -> Result<SearchRun> {
     let model = cost.model.as_ref();
-    if let Some(edit) = space.edit {
-        let priced = tailor_search::static_candidates(&space)
-            .next()
-            .is_none_or(|spec| model.edit(&spec, &space.workload, &edit).is_some());
-        if !priced {
+    if let (Some(edit), Some(spec)) = (space.edit, tailor_search::static_candidates(&space).next())
+    {
+        // Every edit metric the space uses must have a price (the bp step has none in
+        // llama.cpp; a datasheet roofline prices no edit at all).
+        let est = model.estimate(&spec, &space.workload);
+        let priced = tailor_search::Metrics::statics(&space, &spec)
+            .priced(&est, model.edit(&spec, &space.workload, &edit).as_ref());
+        if let Some(metric) = space
+            .metrics_used()
+            .into_iter()
+            .find(|m| m.is_edit() && priced.get(*m).is_nan())
+        {
             return Err(WorkflowError::EditNotPriced {
                 space: space.path.clone(),
                 cost: cost.source.file.clone(),
+                metric: metric.name(),
             });
         }
     }

@@ -134,6 +134,7 @@ pub fn predict(
     profile: &Path,
     prompt: u64,
     context: u64,
+    edit: Option<tailor_cost::EditWorkload>,
     json_out: bool,
 ) -> Result<()> {
     let loaded = tailor_spec::load_spec(spec_path)?;
@@ -146,6 +147,7 @@ pub fn predict(
     cost.check_workload(&w)
         .map_err(|e| anyhow!("{}: {e}", profile.display()))?;
     let p = cost.predict(&loaded.spec, &w);
+    let edit = edit.map(|e| cost.predict_edit(&loaded.spec, &w, &e));
     let e = &p.estimate;
     let subs = WeightType::from_dtype(w.precision.weights)
         .ok()
@@ -169,6 +171,10 @@ pub fn predict(
             "decode_breakdown": e.decode_breakdown.shares(),
             "derived": p.derived,
             "substitutions": subs,
+            "edit": edit.as_ref().map(|(estimate, derived)| json!({
+                "estimate": estimate,
+                "derived": derived,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -212,6 +218,13 @@ pub fn predict(
     }
     for s in &subs {
         println!("timed as: {s}");
+    }
+    if let Some((estimate, derived)) = &edit {
+        print!("{}", super::predict::render_edit(estimate));
+        println!("  bp: not measured (llama.cpp runs no backward pass)");
+        for d in derived {
+            println!("  edit not measured: {d}");
+        }
     }
     Ok(())
 }

@@ -31,19 +31,12 @@ pub use tailor_workflow::search::{check_precision, load_profiled};
 pub fn run(args: &PredictArgs) -> Result<()> {
     let edit = args.edit.workload()?;
     if super::llama::is_llama(&args.profile) {
-        if edit.is_some() {
-            anyhow::bail!(
-                "{}: a llama.cpp profile prices no edit yet (llama.cpp runs no backward pass, \
-                 and its profiles hold no passes at the edit's length); price edits with a \
-                 burn profile (`tailor profile --spec ... --edit`)",
-                args.profile.display()
-            );
-        }
         return super::llama::predict(
             &args.spec,
             &args.profile,
             args.workload.prompt,
             args.workload.context,
+            edit,
             args.json,
         );
     }
@@ -86,14 +79,13 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     }
     print!("{}", render(args, loaded.name.as_deref(), &model, &p));
     if let Some(edit) = &edit {
-        print!("{}", render_edit(edit));
+        print!("{}", render_edit(&edit.estimate));
     }
     Ok(())
 }
 
 /// The edit's table: each method's step, whole edit and peak memory.
-fn render_edit(p: &tailor_cost::EditPrediction) -> String {
-    let e = &p.estimate;
+pub fn render_edit(e: &tailor_cost::EditEstimate) -> String {
     let w = &e.workload;
     let mut out = format!(
         "\n  one edit: {} tokens at layer {}, {} target tokens, {} steps, {} zo queries\n",

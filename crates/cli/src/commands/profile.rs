@@ -126,6 +126,8 @@ fn parse_depths(s: &str) -> Result<ProbeLayers, String> {
 fn space_phases(space: &SearchSpace, args: &ProfileArgs) -> (Vec<u64>, Vec<u64>) {
     let mut prompts = vec![space.workload.prompt_tokens];
     prompts.extend(&args.prompt);
+    // An edit's passes are prefills of its prompt.
+    prompts.extend(space.edit.map(|e| e.tokens));
     let mut contexts = vec![space.workload.context];
     contexts.extend(&args.context);
     (prompts, contexts)

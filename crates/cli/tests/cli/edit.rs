@@ -67,6 +67,18 @@ fn an_edit_is_profiled_searched_predicted_and_measured() {
         assert_eq!(row["objectives"]["edit_zo_ms"], m["edit_zo_ms"]);
     }
 
+    // The report's front table and the pick's model card show the edit.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("edit zo ms") && report.contains("edit bp memory"),
+        "{report}"
+    );
+    let card = std::fs::read_to_string(out.join("pick/MODEL_CARD.md")).unwrap();
+    assert!(
+        card.contains("One on-device edit") && card.contains("zo (forward only)"),
+        "{card}"
+    );
+
     // One spec of the space: its edit predicted from measured entries, then measured.
     let spec = s.write(
         "m.toml",
@@ -192,9 +204,10 @@ fn bad_edit_tables_name_their_key() {
         &s.0,
         &["search", "ok.toml", "--device", device.to_str().unwrap()],
     );
+    let line = r.assert_clean_error();
     assert!(
-        r.assert_clean_error()
-            .contains("[workload.edit] needs a cost model that prices edits")
+        line.contains("`edit_zo_ms` needs a cost model that prices it"),
+        "{line}"
     );
     // --edit is for specs.
     let r = tailor_in(&s.0, &["profile", "--space", "s0.toml", "--edit"]);

@@ -219,14 +219,38 @@ const LLAMA_BENCH: &str = r#"[
    "samples_ns": [2000000, 2100000, 1900000], "samples_ts": [32000, 30476, 33684]}
 ]"#;
 
+const GRAD_ENTRY: &str = r#"
+[[entries]]
+median_us = 10.0
+p10_us = 9.0
+p90_us = 11.0
+samples = 10
+capped = false
+
+[entries.shape]
+op = "grad"
+
+[entries.shape.of]
+op = "lm_head"
+tokens = 4
+hidden = 64
+vocab = 512
+tied = true
+"#;
+
 fn targets() -> Vec<Target> {
     vec![
         Target {
             name: "search space",
             file: true,
-            seeds: ["quickstart", "phonelm-0.5b", "phonelm-1.5b"]
-                .map(|n| read(&format!("search-spaces/{n}.toml")))
-                .to_vec(),
+            seeds: [
+                "quickstart",
+                "phonelm-0.5b",
+                "phonelm-1.5b",
+                "personal-0.5b",
+            ]
+            .map(|n| read(&format!("search-spaces/{n}.toml")))
+            .to_vec(),
             parse: |p, s| {
                 tailor_search::SearchSpace::parse(p, s)
                     .map(drop)
@@ -278,7 +302,11 @@ fn targets() -> Vec<Target> {
         Target {
             name: "burn profile",
             file: true,
-            seeds: vec![head(&read("profiles/host-flex.toml"), "[[entries]]", 3)],
+            seeds: vec![
+                head(&read("profiles/host-flex.toml"), "[[entries]]", 3),
+                // An edit's shapes: a gradient entry of a multi-row LM head.
+                head(&read("profiles/host-flex.toml"), "[[entries]]", 1) + GRAD_ENTRY,
+            ],
             parse: |p, s| {
                 tailor_cost::Profile::parse(p, s)
                     .map(drop)

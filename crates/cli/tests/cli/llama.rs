@@ -202,6 +202,79 @@ fn profile_predict_search_validate_with_llama_bench() {
     .json();
     assert_eq!(search["cost_model"]["kind"], "llama.cpp", "{search}");
     assert!(dir.0.join("s/front.json").is_file());
+
+    // An edit of the prompt's length: its zo passes are the profile's prefill probes, so
+    // llama.cpp prices the zo edit; it runs no backward pass, so bp stays unpriced.
+    let edit_space = SPACE
+        .replace(
+            "weights = \"q4_0\"\n",
+            "weights = \"q4_0\"\n[workload.edit]\ntokens = 16\ntarget_tokens = 2\nlayer = 0.5\n",
+        )
+        .replace(
+            "minimize = [\"decode_ms\", \"prefill_ms\"]",
+            "minimize = [\"decode_ms\", \"edit_zo_ms\"]",
+        );
+    dir.write("edit.toml", &edit_space);
+    let search = tailor_env(
+        &dir.0,
+        &[
+            "search",
+            "edit.toml",
+            "--profile",
+            "p.toml",
+            "--out",
+            "e",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(search.code, 0, "{}", search.stderr);
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("e/front.json")).unwrap())
+            .unwrap();
+    for row in front["rows"].as_array().unwrap() {
+        assert!(
+            row["metrics"]["edit_zo_ms"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+        assert!(row["metrics"].get("edit_bp_ms").is_none(), "{row}");
+        assert!(row["edit"]["bp"]["step_ms"].is_null(), "{row}");
+    }
+    let pred = tailor_env(
+        &dir.0,
+        &[
+            "predict",
+            "member.toml",
+            "--profile",
+            "p.toml",
+            "--prompt",
+            "16",
+            "--context",
+            "32",
+            "--edit",
+            "--edit-tokens",
+            "16",
+            "--edit-layer",
+            "0.5",
+            "--json",
+        ],
+        &env,
+    )
+    .json();
+    let e = &pred["edit"]["estimate"];
+    assert!(e["zo"]["step_ms"].as_f64().unwrap() > 0.0, "{pred}");
+    assert_eq!(e["zo"]["source"], "measured", "{pred}");
+    assert!(e["bp"]["step_ms"].is_null(), "{pred}");
+    dir.write(
+        "bp.toml",
+        &edit_space.replace("\"edit_zo_ms\"]", "\"edit_bp_ms\"]"),
+    );
+    let refused = tailor_env(&dir.0, &["search", "bp.toml", "--profile", "p.toml"], &env);
+    let line = refused.assert_clean_error();
+    assert!(
+        line.contains("`edit_bp_ms`") && line.contains("no backward pass"),
+        "{line}"
+    );
     let v = tailor_env(
         &dir.0,
         &[
