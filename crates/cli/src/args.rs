@@ -62,10 +62,12 @@ pub struct TimingArgs {
     /// Spread (p90-p10)/median at which an entry stops repeating.
     #[arg(long, default_value_t = 0.05)]
     pub target_spread: f64,
-    /// MiB the cycled copies of an operator's weights span, so they are read from memory
-    /// as in a whole model: set it above the device's last-level cache.
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub cycle_mib: u64,
+    /// MiB the cycled copies of an operator's weights span, so they are read from where a
+    /// whole model reads them [default for a new profile: twice the CPU's last-level cache
+    /// when the models' weights exceed it (they stream from memory), else 96; a profile
+    /// keeps its own].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub cycle_mib: Option<u64>,
 }
 
 impl Default for TimingArgs {
@@ -94,14 +96,23 @@ impl TimingArgs {
             min_time: self.min_time,
             max_time: self.max_time,
             target_spread: self.target_spread,
-            cycle_bytes: self.cycle_mib << 20,
+            cycle_bytes: self
+                .cycle_mib
+                .map_or(tailor_cost::Profile::DEFAULT_CYCLE_BYTES, |m| m << 20),
             ..TimingOptions::default()
         }
     }
 
     /// The same options as command-line arguments (for a `tailor` on a device).
+    /// Without `--cycle-mib` the device chooses its own cycle (its cache, the models' size).
     pub fn to_args(&self) -> Vec<String> {
-        tailor_workflow::child::timing_argv(&self.unchecked())
+        let mut args = tailor_workflow::child::timing_argv(&self.unchecked());
+        if self.cycle_mib.is_none()
+            && let Some(i) = args.iter().position(|a| a == "--cycle-mib")
+        {
+            args.drain(i..i + 2);
+        }
+        args
     }
 }
 
@@ -206,7 +217,7 @@ mod tests {
             warmup: Duration::from_millis(150),
             min_time: Duration::from_millis(70),
             target_spread: 0.07,
-            cycle_mib: 33,
+            cycle_mib: Some(33),
         };
         let specs = vec![
             PathBuf::from("out/specs/1.toml"),

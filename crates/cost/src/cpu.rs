@@ -216,6 +216,34 @@ fn parse_int(s: &str) -> Option<u64> {
 
 /// Each distinct cache of the machine's CPUs (`cpuN/cache/indexM/{level,type,size}`):
 /// `L1d 48K`, `L1i 32K`, `L2 1024K`, `L3 32768K`, sorted; empty when sysfs has none.
+impl CpuId {
+    /// The largest cache of the highest level (`L3 491520K` -> 480 MiB), bytes; `None`
+    /// when the caches were not read.
+    pub fn last_level_cache_bytes(&self) -> Option<u64> {
+        self.caches
+            .iter()
+            .filter_map(|c| {
+                let (level, size) = c.split_once(' ')?;
+                let level: u32 = level
+                    .strip_prefix('L')?
+                    .trim_end_matches(['d', 'i'])
+                    .parse()
+                    .ok()?;
+                let (digits, unit) = size.split_at(size.find(|ch: char| !ch.is_ascii_digit())?);
+                let n: u64 = digits.parse().ok()?;
+                let bytes = match unit {
+                    "K" => n << 10,
+                    "M" => n << 20,
+                    "G" => n << 30,
+                    _ => return None,
+                };
+                Some((level, bytes))
+            })
+            .max()
+            .map(|(_, bytes)| bytes)
+    }
+}
+
 pub fn caches(cpu_dir: &Path) -> Vec<String> {
     let mut out = BTreeSet::new();
     let Ok(cpus) = std::fs::read_dir(cpu_dir) else {
@@ -372,6 +400,25 @@ mod tests {
             }
         }
         assert_eq!(caches(&dir), ["L1d 48K", "L1i 32K", "L2 2048K"]);
+        let id = |caches: &[&str]| CpuId {
+            caches: caches.iter().map(|c| c.to_string()).collect(),
+            ..CpuId::default()
+        };
+        assert_eq!(
+            id(&caches(&dir).iter().map(String::as_str).collect::<Vec<_>>())
+                .last_level_cache_bytes(),
+            Some(2048 << 10)
+        );
+        assert_eq!(
+            id(&["L1d 48K", "L3 491520K", "L2 2048K"]).last_level_cache_bytes(),
+            Some(480 << 20)
+        );
+        assert_eq!(
+            id(&["L3 32M", "L2 1M"]).last_level_cache_bytes(),
+            Some(32 << 20)
+        );
+        assert_eq!(id(&[]).last_level_cache_bytes(), None);
+        assert_eq!(id(&["garbage", "L3 12Q"]).last_level_cache_bytes(), None);
         assert!(caches(&dir.join("missing")).is_empty());
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -127,6 +127,7 @@ pub fn new_profile(name: &str, fingerprint: Fingerprint, now: &str) -> Profile {
         },
         roofline: None,
         memory: None,
+        cycle_bytes: None,
         entries: Vec::new(),
     }
 }
@@ -141,6 +142,11 @@ pub fn check_drift(
     opts: &TimingOptions,
 ) -> Result<tailor_cost::Drift, ProfileError> {
     let started = std::time::Instant::now();
+    // The profile's own cycle: another would move the entries by where they read from.
+    let opts = &TimingOptions {
+        cycle_bytes: profile.cycle(),
+        ..*opts
+    };
     let mut now = Vec::new();
     for e in tailor_cost::drift::subset(profile) {
         let m = bench::time_shape(&e.shape, device, opts)?;
@@ -180,6 +186,7 @@ pub fn remeasure_stale(
     let tolerance = tailor_cost::drift::TOLERANCE;
     plan.shapes = drift.stale_shapes(profile, tolerance);
     let mut fresh = new_profile(&profile.name, profile.fingerprint.clone(), &now());
+    fresh.cycle_bytes = Some(profile.cycle());
     if !drift.roofline_drifted(tolerance) {
         fresh.roofline = profile.roofline;
     }
@@ -229,7 +236,18 @@ pub fn run_profile(
         .count();
     let mut budget = plan.limit.unwrap_or(usize::MAX).min(todo);
     progress.start(budget, complete);
+    // A new profile records the plan's cycle; one with entries keeps its own (a profile
+    // without the key was timed with the default), whatever this run asks for.
+    if profile.cycle_bytes.is_none() && profile.entries.is_empty() {
+        profile.cycle_bytes = Some(plan.timing.cycle_bytes);
+    } else if profile.cycle() != plan.timing.cycle_bytes {
+        tracing::info!(
+            cycle_mib = profile.cycle() >> 20,
+            "resuming with the profile's own weight cycle"
+        );
+    }
     let mut session = plan.timing;
+    session.cycle_bytes = profile.cycle();
     session.max_time = plan.timing.max_time / rounds as u32;
     let mut sessions_run = 0usize;
     let mut warned_loaded = false;

@@ -55,6 +55,9 @@ pub struct BurnProfileRequest {
     pub cooldown: Duration,
     /// For specs: also the shapes of this edit (a space brings its own `[workload.edit]`).
     pub edit: Option<EditWorkload>,
+    /// No `--cycle-mib` was given: a new profile cycles its weight copies through what the
+    /// models' size and the CPU's last-level cache call for ([`Profile::auto_cycle_bytes`]).
+    pub cycle_auto: bool,
 }
 
 /// What a profiling run did.
@@ -106,11 +109,21 @@ fn or_default(given: &[u64], default: u64) -> Vec<u64> {
     }
 }
 
-/// The source's name and the shapes it needs.
-fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>)> {
+/// The median f32 weight bytes of `specs` (0 for none).
+fn median_weights(specs: impl Iterator<Item = tailor_spec::ModelSpec>) -> u64 {
+    let mut w: Vec<u64> = specs
+        .map(|s| s.weight_bytes(tailor_spec::DType::F32))
+        .collect();
+    w.sort_unstable();
+    w.get(w.len() / 2).copied().unwrap_or(0)
+}
+
+/// The source's name, the shapes it needs and its models' median f32 weight bytes.
+fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>, u64)> {
     Ok(match &req.source {
         ProfileSource::Space(path) => {
             let space = SearchSpace::load(path)?;
+            let weights = median_weights(static_candidates(&space));
             let mut prompts = vec![space.workload.prompt_tokens];
             prompts.extend(&req.prompts);
             let mut contexts = vec![space.workload.context];
@@ -123,6 +136,7 @@ fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>)> {
                     &contexts,
                     space.edit.as_ref(),
                 ),
+                weights,
             )
         }
         ProfileSource::Specs(paths) => {
@@ -131,6 +145,7 @@ fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>)> {
                 .map(|p| load_spec(p).map(|l| l.spec))
                 .collect::<Result<Vec<_>, _>>()?;
             let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            let weights = median_weights(specs.iter().cloned());
             (
                 names.join(", "),
                 profile_shapes(
@@ -139,6 +154,7 @@ fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>)> {
                     &or_default(&req.contexts, SPEC_CONTEXT),
                     req.edit.as_ref(),
                 ),
+                weights,
             )
         }
     })
@@ -149,7 +165,7 @@ pub fn profile_burn(
     req: &BurnProfileRequest,
     progress: &dyn ProfileProgress,
 ) -> Result<BurnProfileOutcome> {
-    let (name, shapes) = shapes_of(req)?;
+    let (name, shapes, model_weights) = shapes_of(req)?;
     if shapes.is_empty() {
         return Err(WorkflowError::NothingToProfile);
     }
@@ -178,6 +194,16 @@ pub fn profile_burn(
 
     let mut plan = ProfilePlan::new(name, shapes);
     plan.timing = req.timing;
+    if req.cycle_auto && profile.entries.is_empty() {
+        let llc = profile.fingerprint.cpu.last_level_cache_bytes();
+        plan.timing.cycle_bytes = Profile::auto_cycle_bytes(model_weights, llc);
+        info!(
+            cycle_mib = plan.timing.cycle_bytes >> 20,
+            model_weights_mib = model_weights >> 20,
+            last_level_cache_mib = llc.map(|b| b >> 20),
+            "weight copies each entry cycles through"
+        );
+    }
     plan.probe_timing.warmup = req.timing.warmup;
     plan.probe_timing.max_time = req.timing.max_time;
     plan.limit = req.limit;

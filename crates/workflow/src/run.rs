@@ -60,6 +60,8 @@ pub struct RunRequest {
     pub run: RunCommon,
     pub backend: Backend,
     pub timing: TimingOptions,
+    /// No `--cycle-mib` was given: a new profile picks its weight cycle itself.
+    pub cycle_auto: bool,
 }
 
 /// The progress of each stage of a run (bars in the binary); each is made when its stage
@@ -175,6 +177,7 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
             force: false,
             cooldown: Duration::ZERO,
             edit: None,
+            cycle_auto: req.cycle_auto,
         },
         progress.profile().as_ref(),
     )?;

@@ -98,9 +98,29 @@ fn run_edit(args: &MeasureArgs, edit: EditWorkload) -> Result<()> {
         }
         None => None,
     };
-    let opts = args.timing.options()?;
-    info!(spec = %spec_path.display(), tokens = edit.tokens, "timing an edit's prefix, zo step and bp step");
-    let t = tailor_profiler::measure_edit(&device, &spec, &edit, &opts)?;
+    // The timing process holds one model at a time, the bp one the largest: refuse what
+    // cannot fit before building anything.
+    let f32_workload = tailor_cost::Workload {
+        prompt_tokens: args.workload.prompt,
+        context: args.workload.context,
+        precision: tailor_spec::Precision::for_weights(tailor_spec::DType::F32),
+    };
+    let need = edit.peak_memory_bytes(&spec, &f32_workload, EditMethod::Bp);
+    if let Some(available) = tailor_workflow::schedule::mem_available_bytes()
+        && need > available
+    {
+        bail!(
+            "{}: a bp edit of this model needs about {} (f32 weights and the activations \
+             its backward keeps) and this machine has {} available; measure a smaller \
+             model here, or this one on a machine with more memory",
+            spec_path.display(),
+            bytes(need as f64),
+            bytes(available as f64)
+        );
+    }
+    // Memory first, each method in a fresh child, while this process holds nothing large
+    // (its allocator keeps freed pages: a child started after the timing would add its
+    // peak to what this process still holds).
     let memory = |method| -> Result<MemoryReport> {
         if args.no_memory {
             return Ok(MemoryReport {
@@ -117,6 +137,9 @@ fn run_edit(args: &MeasureArgs, edit: EditWorkload) -> Result<()> {
         )?)
     };
     let (zo_mem, bp_mem) = (memory(EditMethod::Zo)?, memory(EditMethod::Bp)?);
+    let opts = args.timing.options()?;
+    info!(spec = %spec_path.display(), tokens = edit.tokens, "timing an edit's prefix, zo step and bp step");
+    let t = tailor_profiler::measure_edit(&device, &spec, &edit, &opts)?;
     let measured = |step: &Measurement, mem: &MemoryReport, method| EditMeasured {
         step: timed(step),
         peak_memory_bytes: mem.peak_memory_bytes,

@@ -319,6 +319,7 @@ pub fn request(args: &ProfileArgs) -> Result<BurnProfileRequest> {
         force: args.force,
         cooldown: args.cooldown,
         edit: args.edit.workload()?,
+        cycle_auto: args.timing.cycle_mib.is_none(),
     })
 }
 

@@ -76,6 +76,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             run: common(args),
             backend: args.backend,
             timing: args.timing.options()?,
+            cycle_auto: args.timing.cycle_mib.is_none(),
         },
         &Bars,
     )?;
