@@ -400,24 +400,6 @@ impl EditEstimate {
     }
 }
 
-/// Sums `ops` priced by `time` (microseconds per call, and its source) into ms and the
-/// least-measured source.
-pub fn price(
-    ops: &[(OpShape, u64)],
-    mut time: impl FnMut(&OpShape) -> (f64, Source),
-) -> (f64, Source) {
-    let mut worst = Source::Measured;
-    let ms = ops
-        .iter()
-        .map(|(s, calls)| {
-            let (us, source) = time(s);
-            worst = worst.max(source);
-            us * *calls as f64 / 1e3
-        })
-        .sum();
-    (ms, worst)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +445,30 @@ mod tests {
             let bp = 2 * (pass - upper * attn) + 3 * upper * attn;
             assert_eq!(e.step_flops(&s, EditMethod::Bp), bp, "{layers} {fraction}");
         }
+    }
+
+    /// One step's bytes against the closed form: per layer above the edit, both norms,
+    /// the four projections, attention, two residual adds and the gated FFN at `E` rows;
+    /// the edit's add, the final norm and the head at `T` rows; bp moves each twice.
+    #[test]
+    fn step_bytes_match_the_closed_form() {
+        let s = spec(8);
+        let e = edit(0.25);
+        let (et, t, h, qw, kvw, f, v) = (10u128, 3u128, 64u128, 64u128, 32u128, 160u128, 1000u128);
+        let elem = 4u128;
+        let norm = |rows: u128| 2 * rows * h + h;
+        let linear = |rows: u128, i: u128, o: u128| i * o + rows * (i + o);
+        let layer = 2 * norm(et)
+            + linear(et, h, qw)
+            + 2 * linear(et, h, kvw)
+            + (2 * et * qw + 2 * et * kvw)
+            + linear(et, qw, h)
+            + 2 * 3 * et * h
+            + (3 * h * f + et * (2 * h + 3 * f));
+        let head = norm(t) + (h * v + t * (h + v));
+        let pass = elem * (3 * et * h + 5 * layer + head);
+        assert_eq!(e.step_bytes(&s, EditMethod::Zo, 4), 2 * 2 * pass);
+        assert_eq!(e.step_bytes(&s, EditMethod::Bp, 4), 2 * pass);
     }
 
     #[test]

@@ -171,8 +171,12 @@ impl Profiled {
 
     /// Every operator of one pass, priced.
     pub fn pass(&self, spec: &ModelSpec, phase: Phase) -> Vec<OpCost> {
-        OpShape::pass(spec, phase)
-            .into_iter()
+        self.price_ops(OpShape::pass(spec, phase))
+    }
+
+    /// Operator calls `(shape, calls)`, each priced with its source.
+    pub fn price_ops(&self, ops: Vec<(OpShape, u64)>) -> Vec<OpCost> {
+        ops.into_iter()
             .map(|(shape, calls)| {
                 let (us_per_call, source) = self.op_time(&shape);
                 OpCost {
@@ -223,19 +227,7 @@ impl Profiled {
     /// (`OpShape::Grad`), which only burn profiles hold (at f32, the precision
     /// backpropagation needs): a profile in another weight type prices no bp step.
     pub fn predict_edit(&self, spec: &ModelSpec, w: &Workload, e: &EditWorkload) -> EditPrediction {
-        let priced = |ops: Vec<(OpShape, u64)>| -> Vec<OpCost> {
-            ops.into_iter()
-                .map(|(shape, calls)| {
-                    let (us_per_call, source) = self.op_time(&shape);
-                    OpCost {
-                        shape,
-                        calls,
-                        us_per_call,
-                        source,
-                    }
-                })
-                .collect()
-        };
+        let priced = |ops| self.price_ops(ops);
         let prefix_ops = priced(e.prefix_ops(spec));
         let zo_ops = priced(e.step_ops(spec, EditMethod::Zo));
         let bp_runs = self.profile.fingerprint.dtype == tailor_spec::DType::F32;

@@ -233,6 +233,18 @@ pub enum WorkflowError {
         space.display()
     )]
     NoStaticCandidate { space: PathBuf },
+    /// `tailor measure --edit` of a model whose bp edit cannot fit here.
+    #[error(
+        "{}: a bp edit of this model needs about {need} (f32 weights and the activations \
+         its backward keeps) and this machine has {available} available; measure a smaller \
+         model here, or this one on a machine with more memory",
+        spec.display()
+    )]
+    EditTooLarge {
+        spec: PathBuf,
+        need: String,
+        available: String,
+    },
     /// The space uses an edit metric that the cost model cannot price.
     #[error(
         "{}: `{metric}` needs a cost model that prices it, and `{cost}` does not (a \

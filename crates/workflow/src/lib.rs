@@ -12,6 +12,7 @@
 pub mod check;
 pub mod child;
 pub mod device;
+pub mod edit;
 pub mod error;
 pub mod freshness;
 pub mod llama;

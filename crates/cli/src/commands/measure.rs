@@ -7,13 +7,10 @@ use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 use tailor_cost::{EditMethod, EditWorkload};
-use tailor_profiler::{
-    Backend, Measurement, ModelMeasurement, TimingOptions, measure_model, measure_models,
-};
-use tailor_report::{
-    ChainReport, ChainRow, EditMeasured, EditReport, MeasureReport, MemoryReport, Timed,
-};
+use tailor_profiler::{Backend, ModelMeasurement, TimingOptions, measure_model, measure_models};
+use tailor_report::{ChainReport, ChainRow, MeasureReport, MemoryReport, Timed};
 use tailor_spec::load_spec;
+use tailor_workflow::edit::EditMeasureRequest;
 use tracing::info;
 
 #[derive(Debug, Args)]
@@ -74,9 +71,9 @@ fn run_edit(args: &MeasureArgs, edit: EditWorkload) -> Result<()> {
     if args.decode_ops || args.memory_only {
         bail!("--edit times an edit: leave out --decode-ops and --memory-only");
     }
-    let spec = load_spec(spec_path)?.spec;
-    let device = args.backend.open()?;
     if let Some(method) = args.edit_memory {
+        let spec = load_spec(spec_path)?.spec;
+        let device = args.backend.open()?;
         let (peak, source) =
             tailor_profiler::measure_edit_memory(args.backend, &device, &spec, &edit, method)?;
         let r = MemoryReport {
@@ -86,77 +83,16 @@ fn run_edit(args: &MeasureArgs, edit: EditWorkload) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    let predicted = match &args.profile {
-        Some(p) => {
-            let model = super::predict::load_profiled(p)?;
-            let w = tailor_cost::Workload {
-                prompt_tokens: args.workload.prompt,
-                context: args.workload.context,
-                precision: tailor_spec::Precision::for_weights(model.profile().fingerprint.dtype),
-            };
-            Some(model.predict_edit(&spec, &w, &edit).estimate)
-        }
-        None => None,
-    };
-    // The timing process holds one model at a time, the bp one the largest: refuse what
-    // cannot fit before building anything.
-    let f32_workload = tailor_cost::Workload {
-        prompt_tokens: args.workload.prompt,
-        context: args.workload.context,
-        precision: tailor_spec::Precision::for_weights(tailor_spec::DType::F32),
-    };
-    let need = edit.peak_memory_bytes(&spec, &f32_workload, EditMethod::Bp);
-    if let Some(available) = tailor_workflow::schedule::mem_available_bytes()
-        && need > available
-    {
-        bail!(
-            "{}: a bp edit of this model needs about {} (f32 weights and the activations \
-             its backward keeps) and this machine has {} available; measure a smaller \
-             model here, or this one on a machine with more memory",
-            spec_path.display(),
-            bytes(need as f64),
-            bytes(available as f64)
-        );
-    }
-    // Memory first, each method in a fresh child, while this process holds nothing large
-    // (its allocator keeps freed pages: a child started after the timing would add its
-    // peak to what this process still holds).
-    let memory = |method| -> Result<MemoryReport> {
-        if args.no_memory {
-            return Ok(MemoryReport {
-                peak_memory_bytes: None,
-                memory_source: tailor_cost::MemorySource::None,
-            });
-        }
-        info!(%method, "measuring the edit's peak memory in a child process");
-        Ok(tailor_workflow::child::edit_memory_in_child(
-            args.backend,
-            spec_path,
-            edit,
-            method,
-        )?)
-    };
-    let (zo_mem, bp_mem) = (memory(EditMethod::Zo)?, memory(EditMethod::Bp)?);
-    let opts = args.timing.options()?;
-    info!(spec = %spec_path.display(), tokens = edit.tokens, "timing an edit's prefix, zo step and bp step");
-    let t = tailor_profiler::measure_edit(&device, &spec, &edit, &opts)?;
-    let measured = |step: &Measurement, mem: &MemoryReport, method| EditMeasured {
-        step: timed(step),
-        peak_memory_bytes: mem.peak_memory_bytes,
-        predicted_step_ms: predicted.and_then(|p| p.cost(method).step_ms),
-        predicted_memory_bytes: predicted.map(|p| p.cost(method).peak_memory_bytes),
-    };
-    let report = EditReport {
-        spec: spec_path.display().to_string(),
+    let report = tailor_workflow::edit::measure_edit(&EditMeasureRequest {
+        spec: spec_path.clone(),
+        backend: args.backend,
         edit,
-        layer: edit.layer_index(&spec),
-        prefix: timed(&t.prefix),
-        predicted_prefix_ms: predicted.and_then(|p| p.zo.prefix_ms),
-        zo: measured(&t.zo_step, &zo_mem, EditMethod::Zo),
-        bp: measured(&t.bp_step, &bp_mem, EditMethod::Bp),
-        memory_source: zo_mem.memory_source,
-        profile: args.profile.as_ref().map(|p| p.display().to_string()),
-    };
+        timing: args.timing.options()?,
+        memory: !args.no_memory,
+        profile: args.profile.clone(),
+        prompt: args.workload.prompt,
+        context: args.workload.context,
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -229,16 +165,7 @@ fn run_decode_ops(args: &MeasureArgs) -> Result<()> {
     Ok(())
 }
 
-/// A phase as the profiler timed it, in the report's units.
-pub fn timed(m: &Measurement) -> Timed {
-    Timed {
-        median_ms: m.median_us / 1e3,
-        p10_ms: m.p10_us / 1e3,
-        p90_ms: m.p90_us / 1e3,
-        samples: m.samples_us.len(),
-        capped: m.capped,
-    }
-}
+pub use tailor_workflow::edit::timed;
 
 pub fn run(args: &MeasureArgs) -> Result<()> {
     if let Some(edit) = args.edit.workload()? {
