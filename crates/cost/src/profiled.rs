@@ -525,16 +525,21 @@ mod tests {
         crate::profile::tests::profile_of(entries, 20.0)
     }
 
-    /// A made-up device: 5 us per call plus 1.5x the roofline, measured at a grid of specs.
-    fn grid_model() -> Profiled {
+    /// A model of no entries: what the test profiles' roofline says of a shape.
+    fn roofline_only() -> Profiled {
         let probe = profile_of([], |_| 1.0);
-        let roof = Profiled {
+        Profiled {
             roofline: probe.roofline.unwrap(),
             elem_bytes: 4,
             exact: HashMap::new(),
             families: HashMap::new(),
             profile: probe,
-        };
+        }
+    }
+
+    /// A made-up device: 5 us per call plus 1.5x the roofline, measured at a grid of specs.
+    fn grid_model() -> Profiled {
+        let roof = roofline_only();
         let mut shapes = Vec::new();
         for h in [256u64, 512, 1024] {
             for l in [4, 8] {
@@ -576,14 +581,7 @@ mod tests {
     /// A profile of every shape an edit of `spec` runs (1.5x the roofline plus 5 us), and
     /// its forward shapes alone when `grads` is false.
     fn edit_model(spec: &ModelSpec, e: &EditWorkload, grads: bool) -> Profiled {
-        let probe = profile_of([], |_| 1.0);
-        let roof = Profiled {
-            roofline: probe.roofline.unwrap(),
-            elem_bytes: 4,
-            exact: HashMap::new(),
-            families: HashMap::new(),
-            profile: probe,
-        };
+        let roof = roofline_only();
         let shapes: Vec<OpShape> = e
             .shapes(spec)
             .into_iter()

@@ -497,10 +497,7 @@ impl SearchSpace {
                 b.check().map_err(|e| bad(key, e.to_string()))?;
             }
         }
-        for (key, v) in [
-            ("constraints.max_memory_gib", c.max_memory_gib),
-            ("constraints.max_prefill_ms", c.max_prefill_ms),
-            ("constraints.max_decode_ms", c.max_decode_ms),
+        let edit_constraints = [
             ("constraints.max_edit_zo_ms", c.max_edit_zo_ms),
             ("constraints.max_edit_bp_ms", c.max_edit_bp_ms),
             (
@@ -511,7 +508,15 @@ impl SearchSpace {
                 "constraints.max_edit_bp_memory_gib",
                 c.max_edit_bp_memory_gib,
             ),
-        ] {
+        ];
+        for (key, v) in [
+            ("constraints.max_memory_gib", c.max_memory_gib),
+            ("constraints.max_prefill_ms", c.max_prefill_ms),
+            ("constraints.max_decode_ms", c.max_decode_ms),
+        ]
+        .into_iter()
+        .chain(edit_constraints)
+        {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
             {
@@ -546,20 +551,7 @@ impl SearchSpace {
             }
         };
         if w.edit.is_none() {
-            let edit_constraint = [
-                ("constraints.max_edit_zo_ms", c.max_edit_zo_ms),
-                ("constraints.max_edit_bp_ms", c.max_edit_bp_ms),
-                (
-                    "constraints.max_edit_zo_memory_gib",
-                    c.max_edit_zo_memory_gib,
-                ),
-                (
-                    "constraints.max_edit_bp_memory_gib",
-                    c.max_edit_bp_memory_gib,
-                ),
-            ]
-            .into_iter()
-            .find(|(_, v)| v.is_some());
+            let edit_constraint = edit_constraints.into_iter().find(|(_, v)| v.is_some());
             let o = &file.objectives;
             let edit_metric = [
                 ("objectives.minimize", o.minimize.as_slice()),
