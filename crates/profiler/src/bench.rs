@@ -78,6 +78,91 @@ pub fn copies(shape: &OpShape, cycle_bytes: u64) -> usize {
 
 type Call = Box<dyn FnMut(usize) -> Box<dyn Any>>;
 
+/// `n` copies of a linear's weights `[input, output]`, then `n` of its bias.
+fn linear_copies(
+    n: usize,
+    input: usize,
+    output: usize,
+    b: bool,
+    d: &Device,
+) -> (Vec<Tensor<2>>, Vec<Option<Tensor<1>>>) {
+    let ws = (0..n).map(|_| weights([input, output], d)).collect();
+    let bs = (0..n).map(|_| bias(output, b, d)).collect();
+    (ws, bs)
+}
+
+/// `n` copies of a norm's weight, then `n` of its bias.
+fn norm_copies(
+    n: usize,
+    hidden: usize,
+    b: bool,
+    d: &Device,
+) -> (Vec<Tensor<1>>, Vec<Option<Tensor<1>>>) {
+    let ws = (0..n).map(|_| weights([hidden], d)).collect();
+    let bs = (0..n).map(|_| bias(hidden, b, d)).collect();
+    (ws, bs)
+}
+
+/// `n` copies of an LM head's matrix: `[vocab, hidden]` when tied (the embedding table),
+/// else `[hidden, vocab]`.
+fn head_copies(n: usize, hidden: usize, vocab: usize, tied: bool, d: &Device) -> Vec<Tensor<2>> {
+    let shape = if tied {
+        [vocab, hidden]
+    } else {
+        [hidden, vocab]
+    };
+    (0..n).map(|_| weights(shape, d)).collect()
+}
+
+/// `n` copies of an FFN's weights.
+fn ffn_copies(
+    n: usize,
+    hidden: usize,
+    f: usize,
+    kind: FfnKind,
+    b: bool,
+    d: &Device,
+) -> Vec<ops::FfnWeights> {
+    (0..n)
+        .map(|_| ops::FfnWeights {
+            gate: (kind == FfnKind::Gated).then(|| (weights([hidden, f], d), bias(f, b, d))),
+            up: (weights([hidden, f], d), bias(f, b, d)),
+            down: (weights([f, hidden], d), bias(hidden, b, d)),
+        })
+        .collect()
+}
+
+/// The heads, the RoPE tables for `kv_len` positions and the q and kv widths of an
+/// attention shape.
+fn attention_parts(
+    heads: u64,
+    kv_heads: u64,
+    head_dim: u64,
+    kv_len: u64,
+    d: &Device,
+) -> (ops::Heads, ops::Rope, usize, usize) {
+    let h = ops::Heads {
+        heads: heads as usize,
+        kv_heads: kv_heads as usize,
+        head_dim: head_dim as usize,
+    };
+    let rope = ops::Rope::new(kv_len as usize, h.head_dim, 10_000.0, d);
+    (h, rope, h.heads * h.head_dim, h.kv_heads * h.head_dim)
+}
+
+/// `n` copies of a decode step's key and value caches (`kv_len - 1` cached tokens).
+fn cache_copies(
+    n: usize,
+    h: ops::Heads,
+    kv_len: u64,
+    d: &Device,
+) -> (Vec<Tensor<4>>, Vec<Tensor<4>>) {
+    let cache = [1, h.kv_heads, kv_len as usize - 1, h.head_dim];
+    let kc = (0..n).map(|_| weights(cache, d)).collect();
+    let vc = (0..n).map(|_| weights(cache, d)).collect();
+    (kc, vc)
+}
+
 /// Builds the timed call of a shape (inputs prepared and kept inside).
 pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
     let n = copies(shape, cycle_bytes);
@@ -107,8 +192,7 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
             bias: b,
         } => {
             let x = weights([u(tokens), u(hidden)], &d);
-            let ws: Vec<_> = (0..n).map(|_| weights([u(hidden)], &d)).collect();
-            let bs: Vec<_> = (0..n).map(|_| bias(u(hidden), b, &d)).collect();
+            let (ws, bs) = norm_copies(n, u(hidden), b, &d);
             Box::new(move |i| {
                 let k = i % n;
                 Box::new(ops::norm(x.clone(), kind, &ws[k], bs[k].as_ref(), 1e-5))
@@ -121,8 +205,7 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
             bias: b,
         } => {
             let x = weights([u(tokens), u(input)], &d);
-            let ws: Vec<_> = (0..n).map(|_| weights([u(input), u(output)], &d)).collect();
-            let bs: Vec<_> = (0..n).map(|_| bias(u(output), b, &d)).collect();
+            let (ws, bs) = linear_copies(n, u(input), u(output), b, &d);
             Box::new(move |i| {
                 let k = i % n;
                 Box::new(ops::linear(x.clone(), &ws[k], bs[k].as_ref()))
@@ -141,12 +224,7 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
             tied,
         } => {
             let x = weights([u(tokens), u(hidden)], &d);
-            let shape = if tied {
-                [u(vocab), u(hidden)]
-            } else {
-                [u(hidden), u(vocab)]
-            };
-            let ws: Vec<_> = (0..n).map(|_| weights(shape, &d)).collect();
+            let ws = head_copies(n, u(hidden), u(vocab), tied, &d);
             Box::new(move |i| Box::new(ops::lm_head(x.clone(), &ws[i % n], tied)))
         }
         OpShape::Attention {
@@ -157,13 +235,7 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
             kv_len,
             causal,
         } => {
-            let h = ops::Heads {
-                heads: u(heads),
-                kv_heads: u(kv_heads),
-                head_dim: u(head_dim),
-            };
-            let (qw, kvw) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
-            let rope = ops::Rope::new(u(kv_len), h.head_dim, 10_000.0, &d);
+            let (h, rope, qw, kvw) = attention_parts(heads, kv_heads, head_dim, kv_len, &d);
             let t = u(q_len);
             let (q, k, v) = (
                 weights([t, qw], &d),
@@ -181,10 +253,7 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
                     ))
                 })
             } else {
-                let cached = u(kv_len) - 1;
-                let cache = [1, h.kv_heads, cached, h.head_dim];
-                let kc: Vec<_> = (0..n).map(|_| weights(cache, &d)).collect();
-                let vc: Vec<_> = (0..n).map(|_| weights(cache, &d)).collect();
+                let (kc, vc) = cache_copies(n, h, kv_len, &d);
                 Box::new(move |i| {
                     let c = i % n;
                     Box::new(ops::attention_decode(
@@ -209,13 +278,7 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
         } => {
             let (t, hd, f) = (u(tokens), u(hidden), u(intermediate));
             let x = weights([t, hd], &d);
-            let ws: Vec<ops::FfnWeights> = (0..n)
-                .map(|_| ops::FfnWeights {
-                    gate: (kind == FfnKind::Gated).then(|| (weights([hd, f], &d), bias(f, b, &d))),
-                    up: (weights([hd, f], &d), bias(f, b, &d)),
-                    down: (weights([f, hd], &d), bias(hd, b, &d)),
-                })
-                .collect();
+            let ws = ffn_copies(n, hd, f, kind, b, &d);
             Box::new(move |i| {
                 let k = i % n;
                 Box::new(ops::ffn(x.clone(), kind, activation, &ws[k]))
@@ -241,8 +304,7 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
             bias: b,
         } => {
             let x = leaf([u(tokens), u(hidden)]);
-            let ws: Vec<_> = (0..n).map(|_| weights([u(hidden)], d)).collect();
-            let bs: Vec<_> = (0..n).map(|_| bias(u(hidden), b, d)).collect();
+            let (ws, bs) = norm_copies(n, u(hidden), b, d);
             Box::new(move |i| {
                 let k = i % n;
                 Box::new(ops::norm(x.clone(), kind, &ws[k], bs[k].as_ref(), 1e-5).backward())
@@ -255,8 +317,7 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
             bias: b,
         } => {
             let x = leaf([u(tokens), u(input)]);
-            let ws: Vec<_> = (0..n).map(|_| weights([u(input), u(output)], d)).collect();
-            let bs: Vec<_> = (0..n).map(|_| bias(u(output), b, d)).collect();
+            let (ws, bs) = linear_copies(n, u(input), u(output), b, d);
             Box::new(move |i| {
                 let k = i % n;
                 Box::new(ops::linear(x.clone(), &ws[k], bs[k].as_ref()).backward())
@@ -274,12 +335,7 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
             tied,
         } => {
             let x = leaf([u(tokens), u(hidden)]);
-            let shape = if tied {
-                [u(vocab), u(hidden)]
-            } else {
-                [u(hidden), u(vocab)]
-            };
-            let ws: Vec<_> = (0..n).map(|_| weights(shape, d)).collect();
+            let ws = head_copies(n, u(hidden), u(vocab), tied, d);
             Box::new(move |i| Box::new(ops::lm_head(x.clone(), &ws[i % n], tied).backward()))
         }
         OpShape::Attention {
@@ -290,13 +346,7 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
             kv_len,
             causal,
         } => {
-            let h = ops::Heads {
-                heads: u(heads),
-                kv_heads: u(kv_heads),
-                head_dim: u(head_dim),
-            };
-            let (qw, kvw) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
-            let rope = ops::Rope::new(u(kv_len), h.head_dim, 10_000.0, d);
+            let (h, rope, qw, kvw) = attention_parts(heads, kv_heads, head_dim, kv_len, d);
             let t = u(q_len);
             let (q, k, v) = (leaf([t, qw]), leaf([t, kvw]), leaf([t, kvw]));
             if causal {
@@ -306,9 +356,7 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
                     Box::new(out.backward())
                 })
             } else {
-                let cache = [1, h.kv_heads, u(kv_len) - 1, h.head_dim];
-                let kc: Vec<_> = (0..n).map(|_| weights(cache, d)).collect();
-                let vc: Vec<_> = (0..n).map(|_| weights(cache, d)).collect();
+                let (kc, vc) = cache_copies(n, h, kv_len, d);
                 Box::new(move |i| {
                     let c = i % n;
                     let (out, _, _) = ops::attention_decode(
@@ -334,13 +382,7 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
         } => {
             let (t, hd, f) = (u(tokens), u(hidden), u(intermediate));
             let x = leaf([t, hd]);
-            let ws: Vec<ops::FfnWeights> = (0..n)
-                .map(|_| ops::FfnWeights {
-                    gate: (kind == FfnKind::Gated).then(|| (weights([hd, f], d), bias(f, b, d))),
-                    up: (weights([hd, f], d), bias(f, b, d)),
-                    down: (weights([f, hd], d), bias(hd, b, d)),
-                })
-                .collect();
+            let ws = ffn_copies(n, hd, f, kind, b, d);
             Box::new(move |i| {
                 let k = i % n;
                 Box::new(ops::ffn(x.clone(), kind, activation, &ws[k]).backward())

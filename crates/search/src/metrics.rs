@@ -234,12 +234,8 @@ pub fn violations(c: &Constraints, m: &Metrics) -> Vec<(usize, f64)> {
         c.params.map(|b| b.violation(m.params as f64)),
         c.non_embedding_params
             .map(|b| b.violation(m.non_embedding_params as f64)),
-        c.max_memory_gib.and_then(|g| {
-            upper(
-                g,
-                m.peak_memory_bytes.map(|b| b as f64 / (1u64 << 30) as f64),
-            )
-        }),
+        c.max_memory_gib
+            .and_then(|g| upper(g, m.peak_memory_bytes.map(gib))),
         c.max_prefill_ms.and_then(|x| upper(x, m.prefill_ms)),
         c.max_decode_ms.and_then(|x| upper(x, m.decode_ms)),
         c.aspect_ratio.map(|b| b.violation(m.aspect_ratio)),
