@@ -1,8 +1,10 @@
 //! What tailor leaves for people and for programs: pure functions from typed results to
 //! files and text.
 //!
+//! - [`accounting`]: one architecture's exact counts (`tailor spec`).
 //! - [`export`]: a spec ready for pre-training (`spec.toml`, `config.json`, `MODEL_CARD.md`).
 //! - [`search`]: a search run's report (`report.md` beside SVG plots).
+//! - [`predicted`]: one model's predicted cost (`tailor predict`, table and `--json`).
 //! - [`measured`]: what a whole-model measurement prints (`tailor measure --json`).
 //! - [`validation`]: predictions checked against whole models (`validate.json`,
 //!   `validate.csv`, `calibration.svg`).
@@ -11,10 +13,12 @@
 //! Every file is written atomically ([`tailor_spec::files::write_atomic`]); every file that
 //! is read back is read by the type that wrote it.
 
+pub mod accounting;
 pub mod export;
 pub mod fmt;
 pub mod measured;
 pub mod plot;
+pub mod predicted;
 pub mod profile;
 pub mod search;
 pub mod validation;

@@ -32,11 +32,66 @@ pub struct MeasureReport {
     pub build_s: f64,
 }
 
+impl MeasureReport {
+    /// The table `tailor measure` prints for one model (`name` from its file, else its path).
+    pub fn render(&self, name: Option<&str>) -> String {
+        use crate::fmt::{Table, bytes, thousands};
+        let f = &self.fingerprint;
+        let mut out = format!(
+            "{} measured with {} on {}, {} threads\n\n",
+            name.unwrap_or(&self.spec),
+            f.backend,
+            f.machine(),
+            f.threads
+        );
+        let mut t = Table::new(&["", "median", "p10", "p90", "samples"]);
+        let row = |label: String, x: &Timed| {
+            vec![
+                label,
+                format!("{:.3} ms", x.median_ms),
+                format!("{:.3} ms", x.p10_ms),
+                format!("{:.3} ms", x.p90_ms),
+                format!("{}{}", x.samples, if x.capped { " (capped)" } else { "" }),
+            ]
+        };
+        t.row(row(
+            format!("prefill ({} tokens)", self.prompt_tokens),
+            &self.prefill,
+        ));
+        t.row(row(
+            format!("decode (context {})", self.context),
+            &self.decode,
+        ));
+        out += &t.render(2);
+        out += &format!(
+            "\n  parameters {}; peak memory {} ({}); weights built in {:.1} s\n",
+            thousands(u128::from(self.params)),
+            self.peak_memory_bytes
+                .map_or("not measured".into(), |b| bytes(b as f64)),
+            self.memory_source,
+            self.build_s
+        );
+        out
+    }
+}
+
 /// What `tailor measure --memory-only --json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryReport {
     pub peak_memory_bytes: Option<u64>,
     pub memory_source: MemorySource,
+}
+
+impl MemoryReport {
+    /// The line `tailor measure --memory-only` prints.
+    pub fn render(&self) -> String {
+        format!(
+            "peak memory {} ({})\n",
+            self.peak_memory_bytes
+                .map_or("not measured".into(), |b| crate::fmt::bytes(b as f64)),
+            self.memory_source
+        )
+    }
 }
 
 /// One model's sessions as one measurement: the median of its fastest session, the lowest

@@ -18,6 +18,8 @@ pub enum WorkflowError {
     Report(#[from] tailor_report::ReportError),
     #[error(transparent)]
     Profiler(#[from] tailor_profiler::ProfileError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     /// Profiling into a file failed (the entries saved so far are kept there).
     #[error("profiling into {}: {error}", path.display())]
     Profiling {
@@ -258,6 +260,14 @@ pub enum WorkflowError {
         cost: String,
         metric: &'static str,
     },
+    /// A device file without the peak the space's precision needs.
+    #[error("{}: {error}", path.display())]
+    MissingPeak {
+        path: PathBuf,
+        error: tailor_cost::MissingPeak,
+    },
+    #[error("give --device FILE (roofline) or --profile FILE (profiled)")]
+    NoCostModel,
     /// A run's profile is not complete yet (a `--limit`, or a kill).
     #[error("{}: {missing} {what} still unmeasured; rerun to continue", path.display())]
     StillMissing {

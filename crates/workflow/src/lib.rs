@@ -1,7 +1,8 @@
 //! tailor's pipelines and processes, between the libraries that measure and price
 //! (profiler, llamacpp, cost, search, report) and the binary that parses and prints:
 //! profiling a space into a resumable profile file (`profile`; `llama` for llama.cpp),
-//! searching a space into candidates.csv and front.json (`search`), checking that a
+//! timing whole models
+//! (`measure`), exporting a spec to pre-train (`export`), searching a space into candidates.csv and front.json (`search`), checking that a
 //! profile is this machine, now, and re-measuring what drifted (`freshness`),
 //! checking a cost model against whole models timed in child processes (`check`, `child`,
 //! `schedule`; `llama`), profiling another device (`device`) reached through `remote` (adb
@@ -14,12 +15,15 @@ pub mod child;
 pub mod device;
 pub mod edit;
 pub mod error;
+pub mod export;
 pub mod freshness;
 pub mod llama;
 pub mod lock;
+pub mod measure;
 pub mod profile;
 pub mod remote;
 pub mod run;
+pub mod run_text;
 pub mod schedule;
 pub mod search;
 

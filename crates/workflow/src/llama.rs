@@ -32,6 +32,11 @@ pub fn depths(fixed: Option<(u64, u64)>, weights: DType, mib: u64) -> Result<Dep
     })
 }
 
+/// Whether the file at `path` is a llama.cpp profile (and not a burn one).
+pub fn is_llama(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|s| tailor_llamacpp::is_llama_profile(&s))
+}
+
 /// The llama.cpp cost model of the profile at `path`, checked against the workload it
 /// will price.
 pub fn load_cost(path: &Path, workload: Option<&Workload>) -> Result<LlamaCost> {

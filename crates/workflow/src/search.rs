@@ -5,7 +5,8 @@
 
 use crate::error::{Result, WorkflowError};
 use std::path::{Path, PathBuf};
-use tailor_cost::{CostModel, Profile, Profiled};
+use tailor_cost::{CostModel, DeviceSpec, Profile, Profiled, Roofline};
+use tailor_profiler::TimingOptions;
 use tailor_report::fmt::{bytes, thousands};
 use tailor_report::search::{Reference, SearchRun, Summary};
 use tailor_report::{CostKind, CostSource};
@@ -137,6 +138,57 @@ pub fn llama_cost(cost: tailor_llamacpp::LlamaCost, path: &Path) -> CostChoice {
             profile_check: None,
         },
         model: Box::new(cost),
+    }
+}
+
+/// The roofline model of a device file, or the profiled model of a profile (burn or
+/// llama.cpp). A burn profile made on this machine is re-checked here first with
+/// `recheck`'s timing, when given (its drift is quoted in the cost source).
+pub fn cost_model(
+    space: &SearchSpace,
+    space_path: &Path,
+    device: Option<&Path>,
+    profile: Option<&Path>,
+    recheck: Option<&TimingOptions>,
+) -> Result<CostChoice> {
+    match (device, profile) {
+        (Some(path), _) => {
+            let device = DeviceSpec::load(path)?;
+            let name = device.name.clone();
+            let roofline = Roofline::new(device, &space.workload.precision).map_err(|error| {
+                WorkflowError::MissingPeak {
+                    path: path.to_path_buf(),
+                    error,
+                }
+            })?;
+            Ok(CostChoice {
+                model: Box::new(roofline),
+                source: CostSource {
+                    kind: CostKind::Roofline,
+                    file: path.display().to_string(),
+                    device: name,
+                    fingerprint: None,
+                    llama_fingerprint: None,
+                    profile_check: None,
+                },
+            })
+        }
+        (None, Some(path)) if crate::llama::is_llama(path) => {
+            let cost = crate::llama::load_cost(path, Some(&space.workload))
+                .map_err(|e| e.of(format!("pricing {}", space_path.display())))?;
+            Ok(llama_cost(cost, path))
+        }
+        (None, Some(path)) => {
+            let model = load_profiled(path)?;
+            let check = match recheck {
+                Some(timing) => crate::freshness::recheck_if_here(path, &model, timing)?,
+                None => None,
+            };
+            let mut cost = profiled_cost(model, path, space, space_path)?;
+            cost.source.profile_check = check;
+            Ok(cost)
+        }
+        (None, None) => Err(WorkflowError::NoCostModel),
     }
 }
 

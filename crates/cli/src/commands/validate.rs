@@ -8,10 +8,10 @@
 
 use super::llama;
 use super::predict::{check_precision, load_profiled};
-use crate::args::{PROFILE_ROUNDS, TimingArgs};
+use crate::args::PROFILE_ROUNDS;
+pub use crate::args::validate::ValidateArgs;
 use crate::fmt::timestamp;
 use anyhow::{Result, anyhow, bail};
-use clap::Args;
 use std::path::{Path, PathBuf};
 use tailor_cost::Profiled;
 use tailor_search::{Metric, SearchSpace, spread_sample};
@@ -19,53 +19,6 @@ use tailor_workflow::check::{CheckSetup, check, refuse_oversized};
 use tailor_workflow::freshness::{DRIFT_TOLERANCE, machine_backend, recheck, remeasure};
 use tailor_workflow::llama::{LlamaValidateRequest, validate_llama};
 use tracing::{info, warn};
-
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// Device profile of this machine (`tailor profile`), e.g. profiles/host-flex.toml.
-    #[arg(long)]
-    pub profile: PathBuf,
-    /// The space to sample configs from (inside all its constraints).
-    #[arg(long)]
-    pub space: PathBuf,
-    /// Configs to build and time, spread over the space's range of predicted decode time.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=10_000))]
-    pub samples: u64,
-    /// Seed of the sample.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Timing sessions per model, in rounds: each round builds the sample afresh in a new
-    /// process and times the models against each other, interleaved (each capped at
-    /// --max-time / rounds); a model's time is the median of its fastest round (a slow
-    /// stretch of the machine slows a whole round). Memory is measured in the first round.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
-    pub rounds: u64,
-    /// Output folder [default: out/validate-<space>-<timestamp>]. Rerunning into the same
-    /// folder reuses the models already measured there.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub timing: TimingArgs,
-    /// Print validate.json on stdout instead of tables.
-    #[arg(long)]
-    pub json: bool,
-    /// Before validating, the profile's fixed subset of entries is re-timed here and its
-    /// drift per class of operators reported (a few seconds); skip that.
-    #[arg(long, conflicts_with_all = ["relevel", "remeasure"])]
-    pub no_recheck: bool,
-    /// Validate the profile re-levelled by that check (each entry scaled by its class's
-    /// measured ratio) instead of the profile as it is.
-    #[arg(long, conflicts_with = "remeasure")]
-    pub relevel: bool,
-    /// Where that check finds drift, re-measure the profile's entries of the drifted
-    /// classes first (in the profile file, as `tailor run` does), then validate it.
-    #[arg(long)]
-    pub remeasure: bool,
-    /// With a llama.cpp profile: how llama-bench runs (its threads, cache type and flash
-    /// attention come from the profile) and --weights to validate instead of the space's.
-    #[command(flatten)]
-    pub llama: super::llama::LlamaArgs,
-}
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;

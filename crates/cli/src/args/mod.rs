@@ -1,6 +1,16 @@
 //! Command-line types shared by several commands; the typed invocation of tailor's own
 //! child process (`tailor_workflow::child::MeasureCall`) is tested against them here.
 
+pub mod export;
+pub mod llama;
+pub mod measure;
+pub mod predict;
+pub mod profile;
+pub mod run;
+pub mod search;
+pub mod spec;
+pub mod validate;
+
 use anyhow::{Result, bail};
 use clap::Args;
 use std::time::Duration;
@@ -8,6 +18,11 @@ use tailor_cost::EditWorkload;
 use tailor_profiler::TimingOptions;
 
 pub use tailor_workflow::profile::PROFILE_ROUNDS;
+
+/// A weight type by name (f32, f16, bf16, int8, q4_0, q8_0).
+pub fn parse_weight_type(s: &str) -> Result<tailor_spec::DType, String> {
+    spec::parse_dtype(s)
+}
 
 /// `500ms`, `2s`, `1.5s`, `3m` -> a duration.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -183,7 +198,7 @@ mod tests {
     use tailor_profiler::Backend;
     use tailor_workflow::child::{MeasureCall, MeasureMode};
 
-    fn parse(call: &MeasureCall) -> crate::commands::measure::MeasureArgs {
+    fn parse(call: &MeasureCall) -> super::measure::MeasureArgs {
         let mut argv = vec![std::ffi::OsString::from("tailor")];
         argv.extend(call.argv());
         match Cli::try_parse_from(argv).unwrap().command {

@@ -1,0 +1,79 @@
+//! `tailor search`'s arguments and the request they make of the search.
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use tailor_report::Flavor;
+use tailor_workflow::search::{SearchRequest, StrategyChoice};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    /// Exhaustive up to 200,000 points, NSGA-II above.
+    Auto,
+    Exhaustive,
+    Random,
+    Nsga2,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cost").required(true).args(["device", "profile"])))]
+pub struct SearchArgs {
+    /// The search space (TOML), e.g. search-spaces/quickstart.toml.
+    pub space: PathBuf,
+    /// Device description (datasheet or measured peaks) priced by the roofline model.
+    #[arg(long)]
+    pub device: Option<PathBuf>,
+    /// Device profile (`tailor profile`) priced by the profiled model: the sum of the
+    /// measured operator times.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub strategy: StrategyArg,
+    /// Distinct points to examine (random: default all; nsga2: default 2000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub budget: Option<u64>,
+    /// Seed of random and nsga2; the same seed gives the same files.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// NSGA-II population (default: budget / 8, between 8 and 100).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4..=10_000))]
+    pub population: Option<u64>,
+    /// Output folder [default: out/<space>-<timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// config.json flavor of the pick's export (see `tailor export`).
+    #[arg(long, value_enum, default_value = "llama")]
+    pub flavor: Flavor,
+    /// Print summary.json on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Price the space's workload with these weights instead of its own (f32, f16, q8_0,
+    /// q4_0): e.g. a space written for burn at f32, searched with a llama.cpp Q4_0 profile.
+    #[arg(long, value_parser = super::parse_weight_type)]
+    pub weights: Option<tailor_spec::DType>,
+    /// MiB of candidates.csv a search may write at most: an exhaustive (or unbudgeted
+    /// random) search of a space whose every point would exceed it is refused before it
+    /// starts.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_candidates_csv: u64,
+    /// A burn profile made on this machine is re-checked before the search (its fixed
+    /// subset of entries re-timed, seconds; the drift is logged and quoted in
+    /// summary.json); skip that.
+    #[arg(long)]
+    pub no_recheck: bool,
+}
+
+/// What `tailor search`'s arguments ask of the search.
+pub fn request(args: &SearchArgs) -> SearchRequest {
+    SearchRequest {
+        strategy: match args.strategy {
+            StrategyArg::Auto => StrategyChoice::Auto,
+            StrategyArg::Exhaustive => StrategyChoice::Exhaustive,
+            StrategyArg::Random => StrategyChoice::Random,
+            StrategyArg::Nsga2 => StrategyChoice::Nsga2,
+        },
+        budget: args.budget,
+        seed: args.seed,
+        population: args.population,
+        max_candidates_csv_mib: args.max_candidates_csv,
+    }
+}

@@ -1,0 +1,52 @@
+//! `tailor validate`'s arguments.
+
+use super::TimingArgs;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Device profile of this machine (`tailor profile`), e.g. profiles/host-flex.toml.
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// The space to sample configs from (inside all its constraints).
+    #[arg(long)]
+    pub space: PathBuf,
+    /// Configs to build and time, spread over the space's range of predicted decode time.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    pub samples: u64,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Timing sessions per model, in rounds: each round builds the sample afresh in a new
+    /// process and times the models against each other, interleaved (each capped at
+    /// --max-time / rounds); a model's time is the median of its fastest round (a slow
+    /// stretch of the machine slows a whole round). Memory is measured in the first round.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
+    /// Output folder [default: out/validate-<space>-<timestamp>]. Rerunning into the same
+    /// folder reuses the models already measured there.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// Print validate.json on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Before validating, the profile's fixed subset of entries is re-timed here and its
+    /// drift per class of operators reported (a few seconds); skip that.
+    #[arg(long, conflicts_with_all = ["relevel", "remeasure"])]
+    pub no_recheck: bool,
+    /// Validate the profile re-levelled by that check (each entry scaled by its class's
+    /// measured ratio) instead of the profile as it is.
+    #[arg(long, conflicts_with = "remeasure")]
+    pub relevel: bool,
+    /// Where that check finds drift, re-measure the profile's entries of the drifted
+    /// classes first (in the profile file, as `tailor run` does), then validate it.
+    #[arg(long)]
+    pub remeasure: bool,
+    /// With a llama.cpp profile: how llama-bench runs (its threads, cache type and flash
+    /// attention come from the profile) and --weights to validate instead of the space's.
+    #[command(flatten)]
+    pub llama: super::llama::LlamaArgs,
+}
