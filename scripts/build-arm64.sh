@@ -5,9 +5,10 @@
 # Output: target/aarch64-unknown-linux-musl/release/tailor
 #
 #   scripts/build-arm64.sh            # the build to push to a phone (opt-level 3)
-#   scripts/build-arm64.sh --for-qemu # opt-level 1: what CI runs under qemu-user to test
-#                                     # the phone flow (about half the build time on 2
-#                                     # cores; its timings are never measurements)
+#   scripts/build-arm64.sh --for-qemu # opt-level 1 (burn-ndarray 0): what CI runs under
+#                                     # qemu-user to test the phone flow (about half the
+#                                     # build time on 2 cores; its timings are never
+#                                     # measurements)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=aarch64-unknown-linux-musl
@@ -23,7 +24,12 @@ export CARGO_PROFILE_RELEASE_STRIP=symbols
 ARGS=()
 for arg in "$@"; do
   case "$arg" in
-    --for-qemu) export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 ;;
+    # burn-ndarray at opt-level 0 besides: the qemu test profiles with flex, and
+    # burn-ndarray is the costliest crate of the build (194 of 628 CPU-seconds at opt-level 1).
+    --for-qemu)
+      export CARGO_PROFILE_RELEASE_OPT_LEVEL=1
+      ARGS+=(--config 'profile.release.package.burn-ndarray.opt-level=0')
+      ;;
     *) ARGS+=("$arg") ;;
   esac
 done

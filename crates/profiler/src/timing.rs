@@ -140,10 +140,11 @@ pub fn measure<T>(
 
 /// Times `n` workloads against each other, interleaved: `call(k, i)` is the `i`-th call
 /// of workload `k`. After a warm-up of each, the session runs in cycles; a cycle visits
-/// every workload once, in an order drawn from the cycle, and a visit is one untimed call
-/// (which brings back the workload's own state: its weights partly in the last-level
-/// cache, its buffers in the allocator) then timed calls until the visit holds
-/// `min_time / 10` of timed work (at least one call).
+/// every workload once, in an order drawn from the cycle, and a visit is untimed calls
+/// until they hold `min_time / 10` of work (at least one call; they bring back the
+/// workload's own state: its weights in the caches as far as they fit, its buffers in the
+/// allocator), then timed calls until the visit holds as much timed work (at least one
+/// call). Timed calls then run in the state the workload keeps when it runs alone.
 ///
 /// On a shared host the machine's speed changes from one second to the next (memory
 /// bandwidth taken by neighbours): timed one after another, each workload catches its own
@@ -185,7 +186,15 @@ pub fn measure_interleaved<T>(
     let mut cycle = 0u64;
     let capped = loop {
         for k in shuffled(n, cycle) {
-            run(k, &mut calls);
+            // Untimed calls first, as much work as the visit will time (one call at least):
+            // one call left a decode step after another model's visit 13-45% slower than
+            // the same step timed alone, its weights not yet back in the caches.
+            let mut warm = Duration::ZERO;
+            let mut warm_calls = 0;
+            while warm_calls < 1 || warm < quantum {
+                warm += run(k, &mut calls);
+                warm_calls += 1;
+            }
             let mut visit = Duration::ZERO;
             while visit.is_zero() || visit < quantum {
                 let dt = run(k, &mut calls);
@@ -369,6 +378,17 @@ mod tests {
         first.sort_unstable();
         assert_eq!(first, [0, 1, 2], "{visits:?}");
         assert!(visits.len() >= 3 * 4, "{visits:?}");
+        // Each visit starts with untimed calls: at least one per visit, so every workload
+        // ran more calls after the warm-up than it has samples.
+        for (k, mk) in m.iter().enumerate() {
+            let after_warmup = log[6..].iter().filter(|c| c.0 == k).count();
+            let visits_k = visits.iter().filter(|&&v| v == k).count();
+            assert!(
+                after_warmup >= mk.samples_us.len() + visits_k,
+                "workload {k}: {after_warmup} calls, {} timed, {visits_k} visits",
+                mk.samples_us.len()
+            );
+        }
     }
 
     #[test]
