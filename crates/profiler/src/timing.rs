@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(window_start(&[0.0, 5.0], Duration::ZERO), 0);
     }
 
-    /// Every workload is visited once per cycle, each visit an untimed call and then timed
+    /// Every workload is visited once per cycle, each visit untimed calls and then timed
     /// ones; the calls of one workload are numbered consecutively; the workloads' times
     /// come back apart.
     #[test]
