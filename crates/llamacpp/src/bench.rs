@@ -1,6 +1,6 @@
 //! Driving the user's own `llama-bench`: finding it, running one test on one or more GGUF
 //! files, reading its JSON output into typed records, and the peak resident memory of the
-//! run (polled from `/proc` where the OS has it).
+//! run (read from `/proc`, where the OS has it, as each record arrives and every 10 ms).
 
 use serde::Deserialize;
 use std::ffi::OsString;
@@ -275,13 +275,35 @@ impl LlamaBench {
             })?;
         let mut out = child.stdout.take();
         let mut err = child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(o) = out.as_mut() {
-                let _ = o.read_to_string(&mut s);
-            }
-            s
-        });
+        let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
+        // llama-bench flushes each test's record while its model and context are still
+        // loaded (llama-bench.cpp: `print_test`, `fflush`, then `llama_free`): the
+        // high-water mark read as the record arrives is the run's peak even when the run
+        // then exits between two polls of the loop below (a short run can).
+        let reader = {
+            let status_path = status_path.clone();
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let mut peak: Option<u64> = None;
+                if let Some(o) = out.as_mut() {
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        match o.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                if let Some(hwm) = read_hwm(&status_path) {
+                                    peak = Some(peak.map_or(hwm, |p| p.max(hwm)));
+                                }
+                                bytes.extend_from_slice(&buf[..n]);
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+                (String::from_utf8_lossy(&bytes).into_owned(), peak)
+            })
+        };
         let err_reader = std::thread::spawn(move || {
             let mut s = String::new();
             if let Some(e) = err.as_mut() {
@@ -289,7 +311,6 @@ impl LlamaBench {
             }
             s
         });
-        let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
         let mut peak: Option<u64> = None;
         let status = loop {
             if let Some(hwm) = read_hwm(&status_path) {
@@ -306,7 +327,11 @@ impl LlamaBench {
                 }
             }
         };
-        let stdout = reader.join().unwrap_or_default();
+        let (stdout, at_output) = reader.join().unwrap_or_default();
+        let peak = match (peak, at_output) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         let stderr = err_reader.join().unwrap_or_default();
         if !status.success() {
             let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
