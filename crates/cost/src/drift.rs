@@ -1,7 +1,6 @@
 //! Is a profile still this machine? A small, fixed subset of its entries re-timed now,
 //! compared per class of operator (its group of the time breakdown, in prefill or in
-//! decode: the two move apart, compute against memory), and a profile re-levelled by the
-//! ratios where they moved.
+//! decode: the two move apart, compute against memory), and which entries are stale.
 //!
 //! The subset and the arithmetic live here (no burn); `tailor-profiler` times the subset.
 
@@ -216,28 +215,6 @@ impl Drift {
             .any(|r| !r.is_finite() || (r - 1.0).abs() > tolerance)
     }
 
-    /// The profile with every entry scaled by its class's ratio (a class not re-timed: by
-    /// the median of the classes of its pass, else of all): the machine as it is now, on the
-    /// profile's measured shape of costs. Entries' session times are scaled alike.
-    pub fn relevel(&self, profile: &Profile) -> Profile {
-        let all = crate::median(self.classes.iter().map(|c| c.ratio).collect());
-        let mut p = profile.clone();
-        for e in &mut p.entries {
-            let (group, pass) = e.shape.class();
-            let r = self
-                .class_ratio(group, pass)
-                .or_else(|| self.pass_ratio(pass))
-                .unwrap_or(all);
-            if r.is_finite() && r > 0.0 {
-                e.median_us *= r;
-                e.p10_us *= r;
-                e.p90_us *= r;
-                e.rounds.iter_mut().for_each(|x| *x *= r);
-            }
-        }
-        p
-    }
-
     /// One line: `prefill attention 1.02x (3), ...`.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self
@@ -322,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_scaled_on_purpose_is_seen_and_relevelled_back() {
+    fn a_profile_scaled_on_purpose_is_seen_in_the_classes_it_moved() {
         let p = sample_profile();
         // The machine now runs every prefill operator at twice the profile's time and
         // every decode operator as profiled.
@@ -331,19 +308,12 @@ mod tests {
         let drifted = d.drifted(0.10);
         assert!(!drifted.is_empty() && drifted.iter().all(|c| c.pass == Pass::Prefill));
         assert!(drifted.iter().all(|c| (c.ratio - 2.0).abs() < 1e-9));
-        let r = d.relevel(&p);
-        for (old, new) in p.entries.iter().zip(&r.entries) {
-            let k = if old.shape.class().1 == Pass::Prefill {
-                2.0
-            } else {
-                1.0
-            };
-            assert!((new.median_us - k * old.median_us).abs() < 1e-9 * old.median_us.max(1.0));
-        }
         assert!(d.summary().contains("prefill"));
-        // Re-checked against the re-levelled profile, nothing drifts.
-        let again = Drift::new("p.toml", &r, &now, None, 1.0);
-        assert!(again.drifted(0.10).is_empty(), "{}", again.summary());
+        assert!(
+            d.stale_shapes(&p, 0.10)
+                .iter()
+                .all(|s| s.class().1 == Pass::Prefill)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod accuracy;
 pub mod cpu;
 pub mod drift;
 pub mod edit;
+pub mod level;
 pub mod load;
 pub mod profile;
 pub mod profiled;
@@ -19,6 +20,7 @@ pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use cpu::CpuId;
 pub use drift::{ClassDrift, Drift, Pass};
 pub use edit::{EditCost, EditEstimate, EditMethod, EditWorkload};
+pub use level::{Anchor, Level};
 pub use profile::{
     Conditions, Entry, Fingerprint, MemoryProbe, MemorySource, OpShape, PROFILE_FORMAT_VERSION,
     Profile, Provenance, RooflineProbe, SetupMismatch,

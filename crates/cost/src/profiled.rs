@@ -10,6 +10,7 @@
 //! estimates are never below the roofline itself. Every estimate says where it came from.
 
 use crate::edit::{EditCost, EditEstimate, EditMethod, EditWorkload};
+use crate::level::Level;
 use crate::profile::{Entry, OpShape, Profile, RooflineProbe};
 use crate::{Breakdown, CostModel, Estimate, Workload, peak_memory_bytes};
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,8 @@ pub struct Profiled {
     elem_bytes: u64,
     exact: HashMap<OpShape, f64>,
     families: HashMap<OpShape, Points>,
+    /// Whole models' level on this machine now, scaling each phase's predictions.
+    level: Option<Level>,
 }
 
 impl Profiled {
@@ -114,6 +117,7 @@ impl Profiled {
             exact,
             families: HashMap::new(),
             profile,
+            level: None,
         };
         let mut families: HashMap<OpShape, Points> = HashMap::new();
         for Entry {
@@ -134,6 +138,19 @@ impl Profiled {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// This cost model with every prefill prediction scaled by `level.prefill` and every
+    /// decode step's by `level.decode` (each operator of the pass alike, so the breakdown
+    /// keeps its shares). An edit's costs are not scaled: no edit was timed to set them.
+    pub fn with_level(mut self, level: Level) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// The level set by [`Profiled::with_level`], if any.
+    pub fn level(&self) -> Option<&Level> {
+        self.level.as_ref()
     }
 
     /// The runtime's measured memory overhead that every peak includes; `None` when the
@@ -169,9 +186,17 @@ impl Profiled {
         (x, Source::Roofline)
     }
 
-    /// Every operator of one pass, priced.
+    /// Every operator of one pass, priced (at the level, where one is set).
     pub fn pass(&self, spec: &ModelSpec, phase: Phase) -> Vec<OpCost> {
-        self.price_ops(OpShape::pass(spec, phase))
+        let mut ops = self.price_ops(OpShape::pass(spec, phase));
+        if let Some(l) = &self.level {
+            let k = match phase {
+                Phase::Prefill { .. } => l.prefill,
+                Phase::Decode { .. } => l.decode,
+            };
+            ops.iter_mut().for_each(|o| o.us_per_call *= k);
+        }
+        ops
     }
 
     /// Operator calls `(shape, calls)`, each priced with its source.
@@ -534,6 +559,7 @@ mod tests {
             exact: HashMap::new(),
             families: HashMap::new(),
             profile: probe,
+            level: None,
         }
     }
 
@@ -576,6 +602,49 @@ mod tests {
         assert!((p.estimate.prefill_ms - sum).abs() < 1e-9 * sum);
         let b = p.estimate.prefill_breakdown;
         assert!(b.attention_ms > 0.0 && b.ffn_ms > 0.0 && b.lm_head_ms > 0.0 && b.other_ms > 0.0);
+    }
+
+    #[test]
+    fn a_level_scales_each_phase_and_nothing_else() {
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        let e = EditWorkload::default();
+        let m = edit_model(&spec, &e, true);
+        let level = crate::Level::new(
+            vec![crate::Anchor {
+                id: 0,
+                params: 1,
+                predicted_prefill_ms: 10.0,
+                measured_prefill_ms: 12.5,
+                predicted_decode_ms: 2.0,
+                measured_decode_ms: 1.5,
+            }],
+            "t".into(),
+        )
+        .unwrap();
+        let leveled = m.clone().with_level(level.clone());
+        assert_eq!(leveled.level(), Some(&level));
+        assert_eq!(m.level(), None);
+        let w = crate::Workload {
+            prompt_tokens: 32,
+            ..workload()
+        };
+        let (a, b) = (m.predict(&spec, &w), leveled.predict(&spec, &w));
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y;
+        assert!(close(b.estimate.prefill_ms, 1.25 * a.estimate.prefill_ms));
+        assert!(close(
+            b.estimate.decode_ms_per_token,
+            0.75 * a.estimate.decode_ms_per_token
+        ));
+        assert!(close(
+            b.estimate.prefill_breakdown.ffn_ms,
+            1.25 * a.estimate.prefill_breakdown.ffn_ms
+        ));
+        assert_eq!(b.estimate.peak_memory_bytes, a.estimate.peak_memory_bytes);
+        assert_eq!(
+            leveled.predict_edit(&spec, &w, &e).estimate,
+            m.predict_edit(&spec, &w, &e).estimate,
+            "no edit was timed to set a level for it"
+        );
     }
 
     /// A profile of every shape an edit of `spec` runs (1.5x the roofline plus 5 us), and

@@ -87,6 +87,10 @@ pub struct CostSource {
     /// profile used on the machine that made it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_check: Option<tailor_cost::Drift>,
+    /// The level of whole models timed here that the profile's predictions were scaled to
+    /// (`tailor run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<tailor_cost::Level>,
 }
 
 /// How a search chose a spec.
@@ -367,6 +371,13 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
                 "\nProfile fingerprint: backend `{}`, device `{}`, CPU `{}`, {} cores, {} \
                  threads, `{}`, {}, burn {}.\n",
                 f.backend, f.device, f.cpu_model, f.cores, f.threads, f.os, f.dtype, f.burn_version
+            );
+        }
+        if let Some(l) = &cost.level {
+            out += &format!(
+                "\nPredictions levelled to whole models timed on the device on {}: {}.\n",
+                l.measured,
+                l.summary()
             );
         }
     }

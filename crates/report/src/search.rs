@@ -192,9 +192,12 @@ pub struct BurnProfile {
     /// A profile reused as it was: its subset re-timed on this machine first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_check: Option<tailor_cost::Drift>,
-    /// The run priced with the profile re-levelled by that check (it drifted).
+    /// The run priced with predictions scaled to the level of whole models timed here
+    /// before the search (`level` says by how much, on which models).
     #[serde(default)]
     pub releveled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<tailor_cost::Level>,
     /// Entries of the drifted classes re-measured in the profile file before the search
     /// (what `tailor run` does when the check finds drift).
     #[serde(default)]
@@ -896,6 +899,7 @@ mod tests {
                 fingerprint: None,
                 llama_fingerprint: None,
                 profile_check: None,
+                level: None,
             },
             out: out.to_path_buf(),
             summary,
@@ -928,6 +932,7 @@ mod tests {
                 profile_wall_s: 1.5,
                 profile_check: None,
                 releveled: false,
+                level: None,
                 remeasured: 7,
             }),
             check: Some(RunCheck::Burn(BurnCheck {

@@ -8,7 +8,7 @@ use crate::measured::{MeasureReport, Timed};
 use crate::plot::{self, Calibration};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tailor_cost::{Accuracy, Drift, Fingerprint, Workload, accuracy};
+use tailor_cost::{Accuracy, Drift, Fingerprint, Level, Workload, accuracy};
 use tailor_spec::ModelSpec;
 use tailor_spec::files::write_atomic;
 
@@ -95,10 +95,10 @@ pub struct Setup {
     pub workload: Workload,
     pub seed: u64,
     pub rounds: u64,
-    /// The profile's subset re-timed here before the check, and whether the predictions
-    /// are of the profile re-levelled by it.
+    /// The profile's subset re-timed here before the check.
     pub profile_check: Option<Drift>,
-    pub releveled: bool,
+    /// The level of whole models the predictions were scaled to (`--relevel`).
+    pub level: Option<Level>,
     /// Entries of the drifted classes re-measured before the check (`--remeasure`).
     pub remeasured: usize,
 }
@@ -124,9 +124,12 @@ pub struct ValidateFile {
     /// The drift check before the validation (`tailor validate --no-recheck`: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_check: Option<Drift>,
-    /// The predictions are of the profile re-levelled by that check (`--relevel`).
+    /// The predictions are scaled to the level of whole models timed here before
+    /// (`--relevel`): `level` says by how much and on which models.
     #[serde(default)]
     pub releveled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
     /// Entries of the classes that check found drifted, re-measured in the profile file
     /// before the models were timed (`--remeasure`, and `tailor run`).
     #[serde(default)]
@@ -170,7 +173,8 @@ impl ValidateFile {
             }),
             rows,
             profile_check: setup.profile_check,
-            releveled: setup.releveled,
+            releveled: setup.level.is_some(),
+            level: setup.level,
             remeasured: setup.remeasured,
         }
     }
@@ -335,6 +339,31 @@ impl Validation {
             join_ratios(&v.round_ratios.prefill),
             join_ratios(&v.round_ratios.decode)
         );
+        if let Some(d) = &v.profile_check {
+            s += &format!(
+                "  drift check of the profile ({:.0} s): {}\n",
+                d.wall_s,
+                d.summary()
+            );
+        }
+        if v.remeasured > 0 {
+            s += &format!(
+                "  {} entries of the profile re-measured before the models were timed\n",
+                v.remeasured
+            );
+        }
+        if let Some(l) = &v.level {
+            let unlevelled = |a: Option<Accuracy>, k: f64| {
+                a.map_or("-".to_string(), |a| format!("{:.3}", a.median_ratio * k))
+            };
+            s += &format!(
+                "  predictions levelled by {}\n  measured/predicted before levelling: prefill \
+                 {}, decode {}\n",
+                l.summary(),
+                unlevelled(v.prefill, l.prefill),
+                unlevelled(v.decode, l.decode)
+            );
+        }
         s += &format!(
             "\n  {:.0} s; validate.json, validate.csv and calibration.svg in {}\n",
             v.wall_s,
@@ -641,7 +670,7 @@ pub(crate) mod tests {
             seed: 7,
             rounds: 1,
             profile_check: None,
-            releveled: false,
+            level: None,
             remeasured: 0,
         };
         let file = ValidateFile::new(setup, rows, ratios, 12.5);

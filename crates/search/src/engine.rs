@@ -275,17 +275,9 @@ pub fn profile_shapes(
     set.into_iter().collect()
 }
 
-/// `n` feasible candidates spread across the space, for validating a cost model: every
-/// point inside all constraints (priced by `cost`), sorted by `by`, cut into `n` strata
-/// of equal size, one drawn at random (seeded) from each; all of them when fewer than `n`
-/// are feasible. Returned in the order of `by`.
-pub fn spread_sample(
-    space: &SearchSpace,
-    cost: &dyn CostModel,
-    n: usize,
-    seed: u64,
-    by: Metric,
-) -> Vec<Candidate> {
+/// Every point of the space inside all constraints, priced by `cost`, sorted by `by` (then
+/// id).
+fn feasible_by(space: &SearchSpace, cost: &dyn CostModel, by: Metric) -> Vec<Candidate> {
     let mut feasible: Vec<Candidate> = (0..space.size())
         .into_par_iter()
         .filter_map(|id| evaluate(space, cost, id).ok())
@@ -297,6 +289,21 @@ pub fn spread_sample(
             .total_cmp(&b.metrics.get(by))
             .then(a.id.cmp(&b.id))
     });
+    feasible
+}
+
+/// `n` feasible candidates spread across the space, for validating a cost model: every
+/// point inside all constraints (priced by `cost`), sorted by `by`, cut into `n` strata
+/// of equal size, one drawn at random (seeded) from each; all of them when fewer than `n`
+/// are feasible. Returned in the order of `by`.
+pub fn spread_sample(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    n: usize,
+    seed: u64,
+    by: Metric,
+) -> Vec<Candidate> {
+    let feasible = feasible_by(space, cost, by);
     if feasible.len() <= n {
         return feasible;
     }
@@ -309,6 +316,37 @@ pub fn spread_sample(
         })
         .collect();
     picks.into_iter().map(|i| feasible[i].clone()).collect()
+}
+
+/// `n` feasible candidates at fixed quantiles of predicted decode time (the middles of `n`
+/// equal strata: a quarter and three quarters for two), none of them in `exclude`: the
+/// nearest candidate to each quantile that is not excluded or already taken. The whole
+/// models a profile's level is measured on (`tailor_cost::Level`); the rule is fixed, so
+/// the same space and profile always give the same anchors. Fewer when fewer are left.
+pub fn anchor_sample(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    n: usize,
+    exclude: &std::collections::BTreeSet<u64>,
+) -> Vec<Candidate> {
+    let feasible = feasible_by(space, cost, Metric::DecodeMs);
+    let len = feasible.len();
+    let mut taken: Vec<usize> = Vec::with_capacity(n);
+    for i in 0..n {
+        let target = (2 * i + 1) * len / (2 * n);
+        let free = |j: usize| !exclude.contains(&feasible[j].id) && !taken.contains(&j);
+        let nearest = (0..len).find_map(|d| {
+            [target.checked_add(d), target.checked_sub(d)]
+                .into_iter()
+                .flatten()
+                .find(|&j| j < len && free(j))
+        });
+        if let Some(j) = nearest {
+            taken.push(j);
+        }
+    }
+    taken.sort_unstable();
+    taken.into_iter().map(|j| feasible[j].clone()).collect()
 }
 
 /// Evaluates one point of the space: skipped, excluded before pricing, or priced.

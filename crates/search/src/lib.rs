@@ -10,8 +10,8 @@ pub mod space;
 
 pub use engine::{
     CSV_ROW_BYTES, Candidate, NoProgress, Progress, SearchOptions, SearchOutcome, Strategy,
-    constrained_dominates, evaluate, pick_order, price, profile_shapes, search, spread_sample,
-    static_candidates,
+    anchor_sample, constrained_dominates, evaluate, pick_order, price, profile_shapes, search,
+    spread_sample, static_candidates,
 };
 pub use metrics::{BadBound, Bound, Metric, Metrics, chinchilla_loss};
 pub use space::{SPACE_FORMAT_VERSION, SearchSpace};

@@ -480,6 +480,49 @@ fn spread_sample_is_feasible_distinct_seeded_and_covers_the_range() {
     );
 }
 
+/// Anchors sit at fixed quantiles of predicted decode time, never among the excluded (the
+/// models a validation checks), and are the same every time.
+#[test]
+fn anchors_are_at_fixed_quantiles_and_avoid_the_excluded() {
+    let s = space("quickstart.toml");
+    let model = host(&s);
+    let mut all: Vec<Candidate> = (0..s.size())
+        .filter_map(|id| crate::evaluate(&s, &model, id).ok())
+        .filter(|c| c.is_priced() && c.feasible())
+        .collect();
+    let decode = |c: &Candidate| c.metrics.get(crate::Metric::DecodeMs);
+    all.sort_by(|a, b| decode(a).total_cmp(&decode(b)).then(a.id.cmp(&b.id)));
+    let none = std::collections::BTreeSet::new();
+    let two = crate::anchor_sample(&s, &model, 2, &none);
+    let n = all.len();
+    assert_eq!(
+        two.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![all[n / 4].id, all[3 * n / 4].id]
+    );
+    assert_eq!(two, crate::anchor_sample(&s, &model, 2, &none), "fixed");
+    // Excluding them (and the whole validation sample) moves each to its nearest free one.
+    let sample = crate::spread_sample(&s, &model, 16, 0, crate::Metric::DecodeMs);
+    let mut exclude: std::collections::BTreeSet<u64> = sample.iter().map(|c| c.id).collect();
+    exclude.extend(two.iter().map(|c| c.id));
+    let moved = crate::anchor_sample(&s, &model, 2, &exclude);
+    assert_eq!(moved.len(), 2);
+    for (a, quantile) in moved.iter().zip([n / 4, 3 * n / 4]) {
+        assert!(!exclude.contains(&a.id), "{}", a.id);
+        let at = all.iter().position(|c| c.id == a.id).unwrap();
+        let closer = (0..n).filter(|j| j.abs_diff(quantile) < at.abs_diff(quantile));
+        for j in closer {
+            assert!(
+                exclude.contains(&all[j].id),
+                "{j} is nearer {quantile} than {at}"
+            );
+        }
+    }
+    // Everything excluded: none; more asked than exist: all of them, once.
+    let every: std::collections::BTreeSet<u64> = all.iter().map(|c| c.id).collect();
+    assert!(crate::anchor_sample(&s, &model, 2, &every).is_empty());
+    assert_eq!(crate::anchor_sample(&s, &model, n + 5, &none).len(), n);
+}
+
 #[test]
 fn a_bad_candidates_csv_is_refused_with_its_line_and_column() {
     let dir = std::env::temp_dir().join(format!("tailor-csv-bad-{}", std::process::id()));

@@ -28,10 +28,9 @@ use tracing::{info, warn};
 pub struct CheckSetup<'a> {
     pub profile: &'a Path,
     pub model: &'a Profiled,
-    /// The drift check run before, and whether `model` is the profile re-levelled by it
-    /// or how many of its entries were re-measured after it.
+    /// The drift check run before, and how many of the profile's entries were re-measured
+    /// after it (`model` carries the level of its predictions, if one was set).
     pub profile_check: Option<&'a Drift>,
-    pub releveled: bool,
     pub remeasured: usize,
     pub backend: Backend,
     pub space: &'a SearchSpace,
@@ -206,7 +205,7 @@ pub fn check(
             seed: setup.seed,
             rounds: setup.rounds,
             profile_check: setup.profile_check.cloned(),
-            releveled: setup.releveled,
+            level: model.level().cloned(),
             remeasured: setup.remeasured,
         },
         rows,

@@ -194,6 +194,7 @@ fn from_spec(path: &Path, req: &ExportRequest) -> Result<Source> {
                     fingerprint: Some(prof.fingerprint.clone()),
                     llama_fingerprint: None,
                     profile_check: None,
+                    level: None,
                 }),
             )
         }

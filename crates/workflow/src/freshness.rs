@@ -2,12 +2,16 @@
 //! profile to describe the machine it runs on: the setup's fingerprint (backend, CPU
 //! identity, threads: another CPU is refused), then a drift check that re-times a fixed
 //! subset of the profile's entries (seconds), and, where that found the machine moved,
-//! re-measuring the stale entries in the profile file.
+//! re-measuring the stale entries in the profile file; and the level of its predictions,
+//! set by a few whole models timed here now ([`level`]).
 
+use crate::check::{CheckProgress, CheckSetup, check};
 use crate::error::{Result, WorkflowError};
+use std::collections::BTreeSet;
 use std::path::Path;
-use tailor_cost::{Drift, Profile, Profiled, drift};
+use tailor_cost::{Anchor, Drift, Level, Profile, Profiled, drift};
 use tailor_profiler::{Backend, ProfilePlan, ProfileProgress, TimingOptions};
+use tailor_search::{SearchSpace, anchor_sample};
 use tailor_spec::files::utc_now_iso;
 use tracing::{info, warn};
 
@@ -74,7 +78,8 @@ pub fn recheck(
             "{} of {} operator classes are more than {:.0}% away from the profile: it no longer \
              describes this machine as it is now (load, power or thermal state, another host). \
              `tailor run` re-measures its entries of those classes; `tailor validate \
-             --remeasure` does so before validating, `--relevel` validates it re-levelled",
+             --remeasure` does so before validating; `--relevel` (and `tailor run`) level its \
+             predictions to whole models timed now",
             off.len(),
             d.classes.len(),
             100.0 * DRIFT_TOLERANCE
@@ -214,4 +219,97 @@ pub fn refresh(
         drift,
         remeasured,
     })
+}
+
+/// What [`level`] needs.
+#[derive(Debug)]
+pub struct LevelRequest<'a> {
+    pub profile: &'a Path,
+    /// The cost model to level (its predictions before levelling are the anchors').
+    pub model: &'a Profiled,
+    pub backend: Backend,
+    pub space: &'a SearchSpace,
+    /// Whole models to time ([`anchor_sample`]); 2 by default.
+    pub anchors: usize,
+    /// Candidates not to take as anchors (the models a validation checks).
+    pub exclude: &'a BTreeSet<u64>,
+    pub rounds: u64,
+    pub timing: TimingOptions,
+    pub seed: u64,
+    /// Where the anchors' measurements go (a check folder: `validate.json`, `measured/`);
+    /// a rerun into it reuses them.
+    pub out: &'a Path,
+}
+
+/// Whole models' level on this machine now: `req.anchors` models of the space at fixed
+/// quantiles of predicted decode time (none of `req.exclude`), built and timed as
+/// [`check`] times any model (their memory in a child, then interleaved rounds), against
+/// `req.model`'s prediction. The ratio per phase is what [`Profiled::with_level`] scales
+/// the predictions by. `None` when the space has no candidate left to anchor on.
+pub fn level(req: &LevelRequest, progress: &dyn CheckProgress) -> Result<Option<Level>> {
+    let anchors = anchor_sample(req.space, req.model, req.anchors, req.exclude);
+    if anchors.is_empty() {
+        warn!(
+            "no candidate of {} is left to time as an anchor: predictions stay at the profile's \
+             level",
+            req.space.path.display()
+        );
+        return Ok(None);
+    }
+    info!(
+        anchors = ?anchors.iter().map(|c| c.id).collect::<Vec<_>>(),
+        "timing whole models to set the level of {}'s predictions on this machine now",
+        req.profile.display()
+    );
+    let setup = CheckSetup {
+        profile: req.profile,
+        model: req.model,
+        profile_check: None,
+        remeasured: 0,
+        backend: req.backend,
+        space: req.space,
+        rounds: req.rounds,
+        timing: req.timing,
+        seed: req.seed,
+    };
+    let models = anchors.into_iter().map(|c| (c.id, c.spec)).collect();
+    let v = check(&setup, models, req.out, progress)?;
+    let timed = v
+        .file
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let m = r.measured.as_ref()?;
+            Some(Anchor {
+                id: r.id,
+                params: r.params,
+                predicted_prefill_ms: r.predicted_prefill_ms,
+                measured_prefill_ms: m.prefill.median_ms,
+                predicted_decode_ms: r.predicted_decode_ms,
+                measured_decode_ms: m.decode.median_ms,
+            })
+        })
+        .collect();
+    let level = Level::new(timed, utc_now_iso()).ok_or_else(|| {
+        WorkflowError::NothingMeasured(format!(
+            "no anchor model of {} gave a usable time",
+            req.space.path.display()
+        ))
+    })?;
+    info!(
+        "predictions of {} levelled to whole models timed here now: {}",
+        req.profile.display(),
+        level.summary()
+    );
+    let (prefill, decode) = level.disagreement();
+    if prefill.max(decode) > DRIFT_TOLERANCE {
+        warn!(
+            "the anchors' own ratios differ by {:.0}% (prefill) and {:.0}% (decode): the \
+             profile's error is not one level but depends on the model, which a level cannot \
+             fix; re-measure the profile (`tailor profile --space ... --force`)",
+            100.0 * prefill,
+            100.0 * decode
+        );
+    }
+    Ok(Some(level))
 }

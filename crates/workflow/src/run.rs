@@ -6,7 +6,7 @@
 
 use crate::check::{CheckProgress, CheckSetup, check};
 use crate::error::{Result, WorkflowError};
-use crate::freshness::{machine_backend, refresh};
+use crate::freshness::{LevelRequest, machine_backend, refresh};
 use crate::llama::{
     LlamaProfileOutcome, LlamaProfileRequest, LlamaValidateRequest, depths, load_cost,
     profile_llama, validate_llama, with_weights,
@@ -21,7 +21,6 @@ use crate::search::{
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tailor_cost::Profiled;
 use tailor_llamacpp::{LlamaBench, Settings};
 use tailor_profiler::{Backend, ProfileProgress, TimingOptions};
 use tailor_report::Flavor;
@@ -62,6 +61,9 @@ pub struct RunRequest {
     pub timing: TimingOptions,
     /// No `--cycle-mib` was given: a new profile picks its weight cycle itself.
     pub cycle_auto: bool,
+    /// Whole models timed before the search to set the level of the profile's predictions
+    /// (`freshness::level`); 0 prices with the profile as it is.
+    pub anchors: usize,
 }
 
 /// The progress of each stage of a run (bars in the binary); each is made when its stage
@@ -208,19 +210,38 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
         (None, 0)
     };
 
-    // 2. Search on it (the profile loaded above, re-measured where it drifted).
-    let options = options(&space, &SearchRequest::auto(req.run.seed))?;
     let out = crate::search::out_dir(req.run.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    let cost = profiled_cost(
-        Profiled::new(model.profile().clone()).map_err(|error| WorkflowError::Profiled {
-            path: profile_path.clone(),
-            error,
-        })?,
-        &profile_path,
-        &space,
-        &req.run.space,
-    )?;
+
+    // The level of its predictions, from a few whole models timed here now: the entries
+    // give the shape of the costs, whole models their level on the machine as it is.
+    let level = if req.anchors > 0 {
+        let backend = machine_backend(&model, &profile_path, &req.run.space)?;
+        crate::freshness::level(
+            &LevelRequest {
+                profile: &profile_path,
+                model: &model,
+                backend,
+                space: &space,
+                anchors: req.anchors,
+                exclude: &BTreeSet::new(),
+                rounds: req.run.check_rounds,
+                timing: req.timing,
+                seed: req.run.seed,
+                out: &out.join("level"),
+            },
+            progress.check().as_ref(),
+        )?
+    } else {
+        None
+    };
+    if let Some(l) = &level {
+        model = model.with_level(l.clone());
+    }
+
+    // 2. Search on it (the profile loaded above, re-measured where it drifted, levelled).
+    let options = options(&space, &SearchRequest::auto(req.run.seed))?;
+    let cost = profiled_cost(model.clone(), &profile_path, &space, &req.run.space)?;
     let search = run_search(space, &cost, &options, &out, progress.search().as_ref())?;
 
     // 3. The pick and a few front rows, whole.
@@ -230,7 +251,6 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
             profile: &profile_path,
             model: &model,
             profile_check: profile_check.as_ref(),
-            releveled: false,
             remeasured,
             backend,
             space: &search.space,
@@ -264,7 +284,8 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
             measured_now: profiled.measured_now,
             profile_wall_s: profiled.wall_s,
             profile_check,
-            releveled: false,
+            releveled: level.is_some(),
+            level,
             remeasured,
         }),
         check: validation.as_ref().map(|v| {

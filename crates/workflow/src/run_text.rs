@@ -29,6 +29,9 @@ impl RunOutcome {
              (drifted more than 10%, or timed under load)\n"
             );
         }
+        if let Some(l) = &cost.source.level {
+            s += &format!("level    {}\n", l.summary());
+        }
         s += &format!(
             "search   {}: {} points, {} feasible, front of {} ({})\n",
             run.space.name(),

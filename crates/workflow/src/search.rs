@@ -118,6 +118,7 @@ pub fn profiled_cost(
         fingerprint: Some(p.fingerprint.clone()),
         llama_fingerprint: None,
         profile_check: None,
+        level: profiled.level().cloned(),
     };
     Ok(CostChoice {
         model: Box::new(profiled),
@@ -136,6 +137,7 @@ pub fn llama_cost(cost: tailor_llamacpp::LlamaCost, path: &Path) -> CostChoice {
             fingerprint: None,
             llama_fingerprint: Some(p.fingerprint.clone()),
             profile_check: None,
+            level: None,
         },
         model: Box::new(cost),
     }
@@ -170,6 +172,7 @@ pub fn cost_model(
                     fingerprint: None,
                     llama_fingerprint: None,
                     profile_check: None,
+                    level: None,
                 },
             })
         }

@@ -35,12 +35,18 @@ pub struct ValidateArgs {
     pub json: bool,
     /// Before validating, the profile's fixed subset of entries is re-timed here and its
     /// drift per class of operators reported (a few seconds); skip that.
-    #[arg(long, conflicts_with_all = ["relevel", "remeasure"])]
-    pub no_recheck: bool,
-    /// Validate the profile re-levelled by that check (each entry scaled by its class's
-    /// measured ratio) instead of the profile as it is.
     #[arg(long, conflicts_with = "remeasure")]
+    pub no_recheck: bool,
+    /// Before validating, time --anchors other whole models of the space (at fixed
+    /// quantiles of predicted decode time, none of the sample) and validate the profile's
+    /// predictions scaled to their measured/predicted ratio, per phase. Combines with
+    /// --remeasure (re-measure first, then level).
+    #[arg(long)]
     pub relevel: bool,
+    /// Whole models --relevel times.
+    #[arg(long, default_value_t = 2, requires = "relevel",
+          value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub anchors: u64,
     /// Where that check finds drift, re-measure the profile's entries of the drifted
     /// classes first (in the profile file, as `tailor run` does), then validate it.
     #[arg(long)]

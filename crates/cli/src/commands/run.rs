@@ -20,6 +20,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             backend: args.backend,
             timing: args.timing.options()?,
             cycle_auto: args.timing.cycle_mib.is_none(),
+            anchors: args.anchors as usize,
         },
         &Bars,
     )?;

@@ -1,7 +1,8 @@
 //! `tailor validate`: prove the profiled cost model against whole models timed for real.
 //!
 //! Samples feasible configs spread across a space's range of predicted decode time,
-//! re-checks the profile on this machine (re-levelling or re-measuring it when asked), and
+//! re-checks the profile on this machine (re-measuring it, or levelling its predictions to
+//! whole models timed here, when asked), and
 //! hands the sample to `tailor_workflow::check` (burn) or the llama.cpp validation; prints
 //! the comparison: shares within +-10% and +-20%, absolute percentage errors, Kendall's tau
 //! of the orders, the level of each round, a calibration plot.
@@ -11,14 +12,16 @@ use super::predict::{check_precision, load_profiled};
 use crate::args::PROFILE_ROUNDS;
 pub use crate::args::validate::ValidateArgs;
 use crate::fmt::timestamp;
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use tailor_cost::Profiled;
 use tailor_search::{Metric, SearchSpace, spread_sample};
 use tailor_workflow::check::{CheckSetup, check, refuse_oversized};
-use tailor_workflow::freshness::{DRIFT_TOLERANCE, machine_backend, recheck, remeasure};
+use tailor_workflow::freshness::{
+    DRIFT_TOLERANCE, LevelRequest, level, machine_backend, recheck, remeasure,
+};
 use tailor_workflow::llama::{LlamaValidateRequest, validate_llama};
-use tracing::{info, warn};
+use tracing::warn;
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;
@@ -47,21 +50,24 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     }
     refuse_oversized(&sample, &args.space)?;
     let backend = machine_backend(&model, &args.profile, &args.space)?;
+    if (sample.len() as u64) < args.samples {
+        warn!(
+            feasible = sample.len(),
+            asked = args.samples,
+            "fewer feasible configs than --samples: validating all of them"
+        );
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("out").join(format!("validate-{}-{}", space.name(), timestamp()))
+    });
+    // One writer per folder: a rerun into it reuses what is measured there.
+    let _lock = tailor_workflow::lock::folder(&out)?;
     let drift = if args.no_recheck {
         None
     } else {
         Some(recheck(&args.profile, &model, backend, &timing)?)
     };
-    let (model, remeasured) = match &drift {
-        Some(d) if args.relevel => {
-            info!(
-                "validating the profile re-levelled by the check (each entry scaled by its \
-                 class's ratio)"
-            );
-            let p = Profiled::new(d.relevel(model.profile()))
-                .map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
-            (p, 0)
-        }
+    let (mut model, remeasured) = match &drift {
         Some(d)
             if args.remeasure && !d.stale_shapes(model.profile(), DRIFT_TOLERANCE).is_empty() =>
         {
@@ -76,23 +82,31 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         }
         _ => (model, 0),
     };
-    if (sample.len() as u64) < args.samples {
-        warn!(
-            feasible = sample.len(),
-            asked = args.samples,
-            "fewer feasible configs than --samples: validating all of them"
-        );
+    if args.relevel {
+        let exclude: BTreeSet<u64> = sample.iter().map(|c| c.id).collect();
+        let level = level(
+            &LevelRequest {
+                profile: &args.profile,
+                model: &model,
+                backend,
+                space: &space,
+                anchors: args.anchors as usize,
+                exclude: &exclude,
+                rounds: args.rounds,
+                timing,
+                seed: args.seed,
+                out: &out.join("level"),
+            },
+            &crate::progress::CheckBar::new(),
+        )?;
+        if let Some(l) = level {
+            model = model.with_level(l);
+        }
     }
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("out").join(format!("validate-{}-{}", space.name(), timestamp()))
-    });
-    // One writer per folder: a rerun into it reuses what is measured there.
-    let _lock = tailor_workflow::lock::folder(&out)?;
     let setup = CheckSetup {
         profile: &args.profile,
         model: &model,
         profile_check: drift.as_ref(),
-        releveled: args.relevel && drift.is_some(),
         remeasured,
         backend,
         space: &space,

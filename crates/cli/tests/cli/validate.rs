@@ -463,6 +463,14 @@ fn run_profiles_searches_checks_and_exports() {
     assert_eq!(first["profile"]["path"], made.to_str().unwrap());
     assert!(first["profile"]["measured_now"].as_u64().unwrap() > 0);
     assert_eq!(first["check"]["models"], 2);
+    assert_eq!(first["profile"]["releveled"], true);
+    assert_eq!(
+        first["profile"]["level"]["anchors"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{first}"
+    );
     assert!(first["check"]["decode"]["within_10pct"].as_f64().is_some());
     for f in [
         "pick/config.json",
@@ -473,6 +481,7 @@ fn run_profiles_searches_checks_and_exports() {
         "breakdown.svg",
         "check/calibration.svg",
         "check/validate.json",
+        "level/validate.json",
         "candidates.csv",
         "front.json",
         "summary.json",
@@ -488,6 +497,10 @@ fn run_profiles_searches_checks_and_exports() {
     let card = std::fs::read_to_string(out.join("pick/MODEL_CARD.md")).unwrap();
     assert!(
         card.contains("measured prefill / decode / memory"),
+        "{card}"
+    );
+    assert!(
+        card.contains("Predictions levelled to whole models"),
         "{card}"
     );
 
@@ -725,11 +738,62 @@ fn a_profile_scaled_on_purpose_is_found_drifted_relevelled_and_remeasured() {
         );
     }
     assert_eq!(v["releveled"], false);
+    assert!(v.get("level").is_none(), "{v}");
+    // --relevel: two other whole models of the space set the level of the predictions.
     let out = s.0.join("relevelled");
     let v = validate(scaled, out.to_str().unwrap(), &["--relevel"]);
     assert_eq!(v["releveled"], true);
     assert_eq!(v["remeasured"], 0);
     assert!(v["profile_check"]["classes"].as_array().is_some());
+    let level = &v["level"];
+    let anchors = level["anchors"].as_array().unwrap();
+    assert_eq!(anchors.len(), 2, "{level}");
+    let validated: Vec<&serde_json::Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    for a in anchors {
+        assert!(
+            !validated.contains(&&a["id"]),
+            "an anchor is not validated on: {a}"
+        );
+    }
+    for phase in ["prefill", "decode"] {
+        let k = level[phase].as_f64().unwrap();
+        assert!(
+            k > 0.0 && k < 0.5,
+            "whole models run far faster than the scaled profile says: {level}"
+        );
+    }
+    // The rows are predicted at the level: each row's prediction is the unlevelled one
+    // (the `as-is` validation's, same sample) times the level.
+    let as_is = validate(scaled, s.0.join("as-is").to_str().unwrap(), &[]);
+    for (a, b) in as_is["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(v["rows"].as_array().unwrap())
+    {
+        assert_eq!(a["id"], b["id"]);
+        for (key, phase) in [
+            ("predicted_prefill_ms", "prefill"),
+            ("predicted_decode_ms", "decode"),
+        ] {
+            let want = a[key].as_f64().unwrap() * level[phase].as_f64().unwrap();
+            let got = b[key].as_f64().unwrap();
+            assert!((got - want).abs() <= 1e-9 * want, "{key}: {got} vs {want}");
+        }
+    }
+    let anchored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("level/validate.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        anchored["rows"].as_array().unwrap().len(),
+        2,
+        "the anchors' own check"
+    );
     assert_eq!(
         std::fs::read_to_string(scaled).unwrap(),
         scaled_text,
@@ -787,7 +851,14 @@ fn a_profile_scaled_on_purpose_is_found_drifted_relevelled_and_remeasured() {
     a.extend(FAST);
     let summary = tailor(&a).json();
     assert_eq!(summary["profile"]["measured_now"], 0, "{summary}");
-    assert_eq!(summary["profile"]["releveled"], false, "{summary}");
+    assert_eq!(summary["profile"]["releveled"], true, "{summary}");
+    assert_eq!(
+        summary["profile"]["level"]["anchors"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{summary}"
+    );
     assert_eq!(summary["profile"]["remeasured"], n as u64, "{summary}");
     assert!(
         summary["profile"]["profile_check"]["classes"]
