@@ -213,8 +213,8 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     let out = crate::search::out_dir(req.run.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
 
-    // The level of its predictions, from a few whole models timed here now: the entries
-    // give the shape of the costs, whole models their level on the machine as it is.
+    // With --anchors, the level of its predictions from a few whole models timed here now:
+    // the entries give the shape of the costs, whole models their level on the machine.
     let level = if req.anchors > 0 {
         let backend = machine_backend(&model, &profile_path, &req.run.space)?;
         crate::freshness::level(

@@ -438,7 +438,7 @@ fn run_profiles_searches_checks_and_exports() {
     std::fs::create_dir_all(&profiles).unwrap();
     // A file in the folder that is not a profile is passed over.
     std::fs::write(profiles.join("notes.toml"), "name = \"not a profile\"\n").unwrap();
-    let run = |out: &str| {
+    let run = |out: &str, extra: &[&str]| {
         let out = s.0.join(out);
         let mut args = vec![
             "run",
@@ -456,9 +456,10 @@ fn run_profiles_searches_checks_and_exports() {
             "--json",
         ];
         args.extend(FAST);
+        args.extend(extra);
         (tailor(&args).json(), out)
     };
-    let (first, out) = run("first");
+    let (first, out) = run("first", &["--anchors", "2"]);
     let made = profiles.join("host-flex.toml");
     assert_eq!(first["profile"]["path"], made.to_str().unwrap());
     assert!(first["profile"]["measured_now"].as_u64().unwrap() > 0);
@@ -504,7 +505,12 @@ fn run_profiles_searches_checks_and_exports() {
         "{card}"
     );
 
-    let (second, _) = run("second");
+    let (second, _) = run("second", &[]);
+    assert_eq!(
+        second["profile"]["releveled"], false,
+        "no --anchors: no level"
+    );
+    assert!(second["profile"].get("level").is_none(), "{second}");
     assert_eq!(second["profile"]["path"], made.to_str().unwrap());
     assert_eq!(
         second["profile"]["measured_now"], 0,
@@ -835,13 +841,16 @@ fn a_profile_scaled_on_purpose_is_found_drifted_relevelled_and_remeasured() {
     ]);
     assert_eq!(e.code, 2, "--remeasure needs the check: {}", e.stderr);
 
-    // `run` re-checks the profile it reuses and prices with the re-levelled one.
+    // `run` re-checks the profile it reuses, re-measures what drifted and (--anchors)
+    // prices at the level of whole models.
     let out = s.0.join("run");
     let mut a = vec![
         "run",
         &space,
         "--profile",
         scaled,
+        "--anchors",
+        "2",
         "--check",
         "0",
         "--json",
