@@ -670,10 +670,22 @@ pub(crate) mod tests {
             seed: 7,
             rounds: 1,
             profile_check: None,
-            level: None,
-            remeasured: 0,
+            // The predictions were levelled: x1.1 in prefill, x0.9 in decode.
+            level: tailor_cost::Level::new(
+                vec![tailor_cost::Anchor {
+                    id: 41,
+                    params: 2_000_000,
+                    predicted_prefill_ms: 10.0,
+                    measured_prefill_ms: 11.0,
+                    predicted_decode_ms: 2.0,
+                    measured_decode_ms: 1.8,
+                }],
+                "2026-12-03T08:00:00Z".into(),
+            ),
+            remeasured: 3,
         };
         let file = ValidateFile::new(setup, rows, ratios, 12.5);
+        assert!(file.releveled);
         assert_eq!((file.samples, file.measured, file.failed), (3, 2, 1));
         let prefill = file.prefill.unwrap();
         assert!((prefill.median_ratio - 1.2).abs() < 1e-9, "{prefill:?}");
@@ -709,7 +721,21 @@ pub(crate) mod tests {
             "{:?}",
             v.drift()
         );
-        assert!(v.render().contains("accuracy over 2 models"));
+        let text = v.render();
+        assert!(text.contains("accuracy over 2 models"), "{text}");
+        assert!(
+            text.contains("3 entries of the profile re-measured"),
+            "{text}"
+        );
+        assert!(
+            text.contains("predictions levelled by prefill x1.100, decode x0.900 (measured/predicted over 1 whole model: 41 (2.0M: 1.10/0.90))"),
+            "{text}"
+        );
+        // The ratio against the profile's own predictions: 1.2 x 1.1 and 0.95 x 0.9.
+        assert!(
+            text.contains("measured/predicted before levelling: prefill 1.320, decode 0.855"),
+            "{text}"
+        );
         // A file of another shape is an error that names it.
         std::fs::write(dir.join("bad.json"), "{\"space\": 3}").unwrap();
         let e = ValidateFile::load(&dir.join("bad.json"))
