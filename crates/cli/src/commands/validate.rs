@@ -3,7 +3,7 @@
 //! Samples feasible configs spread across a space's range of predicted decode time,
 //! re-checks the profile on this machine (re-measuring it, or levelling its predictions to
 //! whole models timed here, when asked), and
-//! hands the sample to `tailor_workflow::check` (burn) or the llama.cpp validation; prints
+//! hands the sample to `tailor_workflow::check` (burn; llama.cpp: `llama::validate`); prints
 //! the comparison: shares within +-10% and +-20%, absolute percentage errors, Kendall's tau
 //! of the orders, the level of each round, a calibration plot.
 
@@ -14,19 +14,18 @@ pub use crate::args::validate::ValidateArgs;
 use crate::fmt::timestamp;
 use anyhow::{Result, bail};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tailor_search::{Metric, SearchSpace, spread_sample};
 use tailor_workflow::check::{CheckSetup, check, refuse_oversized};
 use tailor_workflow::freshness::{
     DRIFT_TOLERANCE, LevelRequest, level, machine_backend, recheck, remeasure,
 };
-use tailor_workflow::llama::{LlamaValidateRequest, validate_llama};
 use tracing::warn;
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;
     if super::llama::is_llama(&args.profile) {
-        return run_llama(args, space);
+        return llama::validate(args, space);
     }
     let model = load_profiled(&args.profile)?;
     let timing = args.timing.options()?;
@@ -124,52 +123,5 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         return Ok(());
     }
     print!("{}", v.render());
-    Ok(())
-}
-
-/// `tailor validate` on a llama.cpp profile: a spread sample of the space.
-fn run_llama(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
-    let (profile, space_path, llama) = (&args.profile, &args.space, &args.llama);
-    let (samples, rounds, seed, json_out) =
-        (args.samples as usize, args.rounds, args.seed, args.json);
-    let out = args.out.as_deref();
-    let space = llama::with_weights(space, llama.weights);
-    let cost = llama::load_cost(profile, Some(&space.workload))?;
-    let sample = spread_sample(&space, &cost, samples, seed, Metric::DecodeMs);
-    if sample.is_empty() {
-        bail!(
-            "{}: no config of the space is inside all its constraints; nothing to validate",
-            space_path.display()
-        );
-    }
-    refuse_oversized(&sample, space_path)?;
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
-        PathBuf::from("out").join(format!("validate-{}-llama-{}", space.name(), timestamp()))
-    });
-    let _lock = tailor_workflow::lock::folder(&out)?;
-    let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
-    let bench = llama.bench()?;
-    let bar = crate::progress::ProfileBar::new("validate");
-    let v = validate_llama(
-        &LlamaValidateRequest {
-            profile,
-            space_path,
-            space: &space,
-            cost: &cost,
-            models,
-            bench: &bench,
-            settings: llama.settings(),
-            rounds: rounds.max(1),
-            seed,
-            out: &out,
-        },
-        &bar,
-    )?;
-    bar.finish();
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{}", tailor_report::validation::render_llama(&v, &out));
-    }
     Ok(())
 }
