@@ -21,7 +21,6 @@ use crate::search::{
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tailor_cost::Profiled;
 use tailor_llamacpp::{LlamaBench, Settings};
 use tailor_profiler::{Backend, ProfileProgress, TimingOptions};
 use tailor_report::Flavor;
@@ -195,19 +194,10 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     // A profile reused as it was is re-checked on this machine first (seconds), and what
     // drifted is re-measured in its file.
     let mut model = load_profiled(&profile_path)?;
-    // This machine's backend, once the profile's fingerprint is checked against it: the
-    // check opens the device, so it runs at most once, and only where something times.
-    let mut machine: Option<Backend> = None;
-    let mut backend = |model: &Profiled| -> Result<Backend> {
-        if let Some(b) = machine {
-            return Ok(b);
-        }
-        let b = machine_backend(model, &profile_path, &req.run.space)?;
-        machine = Some(b);
-        Ok(b)
-    };
+    // The profile's fingerprint checked against this machine once (it opens the device);
+    // the re-check, the level and the check all time with this backend.
+    let backend = machine_backend(&model, &profile_path, &req.run.space)?;
     let (profile_check, remeasured) = if profiled.measured_now == 0 {
-        let backend = backend(&model)?;
         let r = refresh(
             &profile_path,
             model,
@@ -228,7 +218,6 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     // With --anchors, the level of its predictions from a few whole models timed here now:
     // the entries give the shape of the costs, whole models their level on the machine.
     let level = if req.anchors > 0 {
-        let backend = backend(&model)?;
         crate::freshness::level(
             &LevelRequest {
                 profile: &profile_path,
@@ -258,7 +247,6 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
 
     // 3. The pick and a few front rows, whole.
     let validation = if req.run.check > 0 {
-        let backend = backend(&model)?;
         let setup = CheckSetup {
             profile: &profile_path,
             model: &model,

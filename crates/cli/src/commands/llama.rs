@@ -4,15 +4,13 @@
 
 pub use crate::args::llama::Engine;
 use crate::args::validate::ValidateArgs;
-use crate::fmt::timestamp;
-use anyhow::{Result, anyhow, bail};
-use std::path::{Path, PathBuf};
+use anyhow::{Result, anyhow};
+use std::path::Path;
 use tailor_cost::Workload;
 use tailor_llamacpp::WeightType;
 use tailor_report::predicted::{LlamaEdit, LlamaPrediction};
-use tailor_search::{Metric, SearchSpace, spread_sample};
+use tailor_search::SearchSpace;
 use tailor_spec::Precision;
-use tailor_workflow::check::refuse_oversized;
 use tailor_workflow::llama::{LlamaProfileOutcome, LlamaValidateRequest, validate_llama};
 pub use tailor_workflow::llama::{depths, is_llama, load_cost, with_weights};
 use tracing::warn;
@@ -85,22 +83,10 @@ pub fn predict(
 /// `tailor validate` on a llama.cpp profile: a spread sample of the space.
 pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
     let (profile, space_path, llama) = (&args.profile, &args.space, &args.llama);
-    let (samples, rounds, seed, json_out) =
-        (args.samples as usize, args.rounds, args.seed, args.json);
-    let out = args.out.as_deref();
     let space = with_weights(space, llama.weights);
     let cost = load_cost(profile, Some(&space.workload))?;
-    let sample = spread_sample(&space, &cost, samples, seed, Metric::DecodeMs);
-    if sample.is_empty() {
-        bail!(
-            "{}: no config of the space is inside all its constraints; nothing to validate",
-            space_path.display()
-        );
-    }
-    refuse_oversized(&sample, space_path)?;
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
-        PathBuf::from("out").join(format!("validate-{}-llama-{}", space.name(), timestamp()))
-    });
+    let sample = super::validate::sample(args, &space, &cost)?;
+    let out = super::validate::out_dir(args, &space, "-llama");
     let _lock = tailor_workflow::lock::folder(&out)?;
     let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
     let bench = llama.bench()?;
@@ -114,14 +100,14 @@ pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
             models,
             bench: &bench,
             settings: llama.settings(),
-            rounds: rounds.max(1),
-            seed,
+            rounds: args.rounds.max(1),
+            seed: args.seed,
             out: &out,
         },
         &bar,
     )?;
     bar.finish();
-    if json_out {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", tailor_report::validation::render_llama(&v, &out));

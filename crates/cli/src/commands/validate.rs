@@ -15,7 +15,8 @@ use crate::fmt::timestamp;
 use anyhow::{Result, bail};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use tailor_search::{Metric, SearchSpace, spread_sample};
+use tailor_cost::CostModel;
+use tailor_search::{Candidate, Metric, SearchSpace, spread_sample};
 use tailor_workflow::check::{CheckSetup, check, refuse_oversized};
 use tailor_workflow::freshness::{
     DRIFT_TOLERANCE, LevelRequest, level, machine_backend, recheck, remeasure,
@@ -34,31 +35,9 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         &space.workload.precision,
         &args.space.display().to_string(),
     )?;
-    let sample = spread_sample(
-        &space,
-        &model,
-        args.samples as usize,
-        args.seed,
-        Metric::DecodeMs,
-    );
-    if sample.is_empty() {
-        bail!(
-            "{}: no config of the space is inside all its constraints; nothing to validate",
-            args.space.display()
-        );
-    }
-    refuse_oversized(&sample, &args.space)?;
+    let sample = sample(args, &space, &model)?;
     let backend = machine_backend(&model, &args.profile, &args.space)?;
-    if (sample.len() as u64) < args.samples {
-        warn!(
-            feasible = sample.len(),
-            asked = args.samples,
-            "fewer feasible configs than --samples: validating all of them"
-        );
-    }
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("out").join(format!("validate-{}-{}", space.name(), timestamp()))
-    });
+    let out = out_dir(args, &space, "");
     // One writer per folder: a rerun into it reuses what is measured there.
     let _lock = tailor_workflow::lock::folder(&out)?;
     let drift = if args.no_recheck {
@@ -124,4 +103,42 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     }
     print!("{}", v.render());
     Ok(())
+}
+
+/// The configs `validate` times, with either engine: feasible ones spread over the space's
+/// range of predicted decode time, refused before starting when one could not fit in memory.
+pub(super) fn sample(
+    args: &ValidateArgs,
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+) -> Result<Vec<Candidate>> {
+    let sample = spread_sample(
+        space,
+        cost,
+        args.samples as usize,
+        args.seed,
+        Metric::DecodeMs,
+    );
+    if sample.is_empty() {
+        bail!(
+            "{}: no config of the space is inside all its constraints; nothing to validate",
+            args.space.display()
+        );
+    }
+    refuse_oversized(&sample, &args.space)?;
+    if (sample.len() as u64) < args.samples {
+        warn!(
+            feasible = sample.len(),
+            asked = args.samples,
+            "fewer feasible configs than --samples: validating all of them"
+        );
+    }
+    Ok(sample)
+}
+
+/// `--out`, or `out/validate-<space><engine>-<timestamp>`.
+pub(super) fn out_dir(args: &ValidateArgs, space: &SearchSpace, engine: &str) -> PathBuf {
+    args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("out").join(format!("validate-{}{engine}-{}", space.name(), timestamp()))
+    })
 }
