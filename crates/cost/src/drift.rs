@@ -61,7 +61,9 @@ const MIN_US: f64 = 20.0;
 /// profile always gives the same subset.
 pub fn subset(profile: &Profile) -> Vec<&Entry> {
     let mut classes: std::collections::BTreeMap<(OpGroup, Pass), Vec<&Entry>> = Default::default();
-    for e in &profile.entries {
+    // Entries already marked stale are known not to describe the machine: re-timing them
+    // would only say so again.
+    for e in profile.entries.iter().filter(|e| !e.stale) {
         classes.entry(e.shape.class()).or_default().push(e);
     }
     let mut out = Vec::new();
@@ -165,16 +167,17 @@ impl Drift {
 
     /// The entries to re-measure after this check: every entry of a class more than
     /// `tolerance` away, and of a class the check could not re-time (too few entries) when
-    /// the median of its pass drifted that far; and every entry with a session timed under
+    /// the median of its pass drifted that far; every entry with a session timed under
     /// load ([`Entry::loaded`]), whatever its class: its time is suspect by the profiler's
-    /// own record. In the profile's order.
+    /// own record; and every entry an earlier check marked [`Entry::stale`]. In the
+    /// profile's order.
     pub fn stale_shapes(&self, profile: &Profile, tolerance: f64) -> Vec<OpShape> {
         let off = |r: f64| !r.is_finite() || (r - 1.0).abs() > tolerance;
         profile
             .entries
             .iter()
             .filter(|e| {
-                if e.loaded() {
+                if e.loaded() || e.stale {
                     return true;
                 }
                 let (group, pass) = e.shape.class();
@@ -185,6 +188,27 @@ impl Drift {
             })
             .map(|e| e.shape.clone())
             .collect()
+    }
+
+    /// What a run that needs the shapes `needed` does about this check: re-measure the
+    /// stale entries it needs, mark the stale ones it does not need in the file (a later
+    /// run that needs them re-measures them), and re-measure the roofline probes when they
+    /// moved. A space re-measures its own entries only, however many the file holds.
+    pub fn plan(
+        &self,
+        profile: &Profile,
+        needed: &std::collections::BTreeSet<OpShape>,
+        tolerance: f64,
+    ) -> Remeasure {
+        let (measure, mark) = self
+            .stale_shapes(profile, tolerance)
+            .into_iter()
+            .partition(|s| needed.contains(s));
+        Remeasure {
+            measure,
+            mark,
+            roofline: self.roofline_drifted(tolerance),
+        }
     }
 
     /// The ratio of one class, where the check re-timed it.
@@ -246,6 +270,37 @@ impl Drift {
         }
         parts.join(", ")
     }
+}
+
+/// What a run re-measures after a drift check ([`Drift::plan`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Remeasure {
+    /// Stale entries the run needs, in the profile's order: re-measured now.
+    pub measure: Vec<OpShape>,
+    /// Stale entries the run does not need: marked [`Entry::stale`] in the file.
+    pub mark: Vec<OpShape>,
+    /// The roofline probes moved: re-measured with the entries.
+    pub roofline: bool,
+}
+
+impl Remeasure {
+    /// Nothing to re-measure (the marks may still be written).
+    pub fn is_empty(&self) -> bool {
+        self.measure.is_empty() && !self.roofline
+    }
+}
+
+/// `profile` with the entries of `shapes` marked [`Entry::stale`]; whether any mark was
+/// new.
+pub fn mark_stale(profile: &mut Profile, shapes: &[OpShape]) -> bool {
+    let mut changed = false;
+    for e in profile.entries.iter_mut() {
+        if !e.stale && shapes.contains(&e.shape) {
+            e.stale = true;
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// `stale` with the entries (and the roofline, where there is one) of `fresh`, a profile

@@ -585,6 +585,11 @@ pub struct Entry {
     /// machines without thermal zones or cpufreq).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Conditions>,
+    /// A drift check found this entry's class away from the machine while a run that did
+    /// not need the entry was using the profile: its time no longer describes the machine,
+    /// and the next run (or `tailor profile`) that needs it re-measures it first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 /// Temperatures and throttling around one timing session.
@@ -860,6 +865,7 @@ pub(crate) mod tests {
                 capped: false,
                 rounds: vec![10.0 + 3.0 * i as f64],
                 conditions: Vec::new(),
+                stale: false,
             })
             .collect();
         profile_of(entries, 30.0)
@@ -879,6 +885,7 @@ pub(crate) mod tests {
                 capped: i == 0,
                 rounds: vec![10.0 + i as f64],
                 conditions: Vec::new(),
+                stale: false,
             })
             .collect();
         profile_of(entries, 30.0)

@@ -542,6 +542,7 @@ mod tests {
                     capped: false,
                     rounds: vec![t],
                     conditions: Vec::new(),
+                    stale: false,
                 }
             })
             .collect();

@@ -256,6 +256,10 @@ pub struct ProbeEntry {
     /// times are suspect (too slow).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub loaded_rounds: u32,
+    /// A drift check found this entry's phase away from the machine: its rounds no longer
+    /// describe it, and the next profiling run that needs the entry times it afresh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -830,6 +834,7 @@ pub(crate) mod tests {
                     params: p.spec().total_params(),
                     peak_rss_bytes: Some(p.spec().weight_bytes(DType::Q4_0) + (8 << 20)),
                     loaded_rounds: 0,
+                    stale: false,
                 });
             }
         }

@@ -184,7 +184,7 @@ pub fn pending(profile: &LlamaProfile, job: &ProfileJob) -> Vec<(u64, usize)> {
             let done = job.phases.iter().all(|ph| {
                 profile
                     .entry(p, *ph)
-                    .is_some_and(|e| e.rounds_ms.len() as u64 > round)
+                    .is_some_and(|e| !e.stale && e.rounds_ms.len() as u64 > round)
             });
             if !done {
                 out.push((round, i));
@@ -221,6 +221,19 @@ pub fn run_profile(
         write_model(&probe.spec(), job.weights, &probe.label(), &path, job.seed)?;
         let result = (|| -> Result<(), RunError> {
             for &phase in &job.phases {
+                // A stale entry is timed afresh: its old rounds go at its first new one.
+                if let Some(e) = profile
+                    .probes
+                    .iter_mut()
+                    .find(|e| e.model == probe && e.phase == phase && e.stale)
+                {
+                    e.rounds_ms.clear();
+                    e.min_ms = f64::INFINITY;
+                    e.max_ms = 0.0;
+                    e.peak_rss_bytes = None;
+                    e.loaded_rounds = 0;
+                    e.stale = false;
+                }
                 let have = profile
                     .entry(&probe, phase)
                     .map_or(0, |e| e.rounds_ms.len() as u64);
@@ -269,6 +282,7 @@ pub fn run_profile(
                         params: r.model_n_params,
                         peak_rss_bytes: run.peak_rss_bytes,
                         loaded_rounds: loaded,
+                        stale: false,
                     }),
                 }
             }

@@ -55,7 +55,17 @@ pub struct Validation {
     /// median. Rounds far apart mean the machine's speed changed during the run.
     pub round_ratios: RoundRatios,
     pub wall_s: f64,
+    /// The drift check of the profile before the validation (`--no-recheck`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_check: Option<crate::LlamaDrift>,
+    /// Probe visits re-timed before the validation (`--remeasure`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remeasured: usize,
     pub rows: Vec<Row>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The level of each round, prefill and decode.
@@ -261,6 +271,17 @@ mod tests {
             engine_self: self_agreement(&rows),
             round_ratios: round_ratios(&rows),
             wall_s: 1.0 / 3.0,
+            profile_check: Some(crate::LlamaDrift {
+                profile: "profiles/host-llamacpp-q4_0.toml".into(),
+                measured: "2026-12-04T10:00:00Z".into(),
+                phases: vec![crate::drift::PhaseDrift {
+                    phase: crate::PhaseKey::Prefill { tokens: 64 },
+                    entries: 2,
+                    ratio: 0.93,
+                }],
+                wall_s: 3.5,
+            }),
+            remeasured: 6,
             rows,
         };
         let text = serde_json::to_string_pretty(&v).unwrap();

@@ -31,8 +31,9 @@ use timing::measure;
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error(
-        "this tailor was built without wgpu (the static arm64 build has the CPU backends \
-         only): use --backend flex, or a build with the `wgpu` feature"
+        "this tailor was built without the GPU backend (the default build and the static \
+         arm64 build have the CPU backends only, to build in half the time): use --backend \
+         flex, or build with it: `cargo run --release -p tailor --features wgpu -- ...`"
     )]
     WgpuNotBuilt,
     #[error(
@@ -168,26 +169,25 @@ pub fn check_drift(
     ))
 }
 
-/// Re-measures what a drift check found stale: every entry of `profile` in a class more
-/// than [`tailor_cost::drift::TOLERANCE`] away ([`tailor_cost::Drift::stale_shapes`]),
-/// and the roofline probes when they moved, on `device` with `plan`'s timing and rounds (`plan.shapes` is
-/// replaced). `checkpoint` gets the whole profile after each session, stale entries
-/// replaced as they are re-measured, so a kill leaves a complete profile. Returns the
-/// profile and how many entries were re-measured.
+/// Re-measures what a drift check found stale ([`tailor_cost::Drift::plan`]): the entries
+/// of `profile` named in `what.measure`, and the roofline probes when `what.roofline`, on
+/// `device` with `plan`'s timing and rounds (`plan.shapes` is replaced). `checkpoint` gets
+/// the whole profile after each session, stale entries replaced as they are re-measured,
+/// so a kill leaves a complete profile. Returns the profile and how many entries were
+/// re-measured.
 pub fn remeasure_stale(
     device: &Device,
     profile: &Profile,
-    drift: &tailor_cost::Drift,
+    what: &tailor_cost::drift::Remeasure,
     mut plan: ProfilePlan,
     now: &dyn Fn() -> String,
     progress: &dyn ProfileProgress,
     checkpoint: &mut dyn FnMut(&Profile) -> Result<(), FileError>,
 ) -> Result<(Profile, usize), ProfileError> {
-    let tolerance = tailor_cost::drift::TOLERANCE;
-    plan.shapes = drift.stale_shapes(profile, tolerance);
+    plan.shapes = what.measure.clone();
     let mut fresh = new_profile(&profile.name, profile.fingerprint.clone(), &now());
     fresh.cycle_bytes = Some(profile.cycle());
-    if !drift.roofline_drifted(tolerance) {
+    if !what.roofline {
         fresh.roofline = profile.roofline;
     }
     let n = plan.shapes.len();
@@ -338,6 +338,7 @@ pub fn run_profile(
                         capped: m.capped,
                         rounds: vec![m.median_us],
                         conditions: conditions.into_iter().collect(),
+                        stale: false,
                     };
                     // Kept in the plan's order whatever the visiting order (entries of
                     // other plans stay where they are).

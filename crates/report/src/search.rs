@@ -202,6 +202,14 @@ pub struct BurnProfile {
     /// (what `tailor run` does when the check finds drift).
     #[serde(default)]
     pub remeasured: usize,
+    /// Stale entries of the profile file the run did not need: marked stale in the file
+    /// (re-measured by the next run that needs them) instead of re-measured now.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub marked_stale: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A llama.cpp profile that `tailor run` measured or completed.
@@ -214,6 +222,13 @@ pub struct LlamaProfile {
     pub probes: usize,
     pub probe_visits_now: usize,
     pub profile_wall_s: f64,
+    /// A profile reused as it was: its drift subset re-timed on this machine first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_check: Option<tailor_llamacpp::LlamaDrift>,
+    /// Probe visits re-timed because the check found their phases drifted (counted in
+    /// `probe_visits_now`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remeasured: usize,
 }
 
 /// What `tailor run`'s check of front rows against whole models found: [`BurnCheck`]
@@ -934,6 +949,7 @@ mod tests {
                 releveled: false,
                 level: None,
                 remeasured: 7,
+                marked_stale: 3,
             }),
             check: Some(RunCheck::Burn(BurnCheck {
                 models: 4,
@@ -954,8 +970,19 @@ mod tests {
                 path: "profiles/host-llamacpp-q4_0.toml".into(),
                 engine: "llama.cpp".into(),
                 probes: 12,
-                probe_visits_now: 0,
+                probe_visits_now: 4,
                 profile_wall_s: 0.25,
+                profile_check: Some(tailor_llamacpp::LlamaDrift {
+                    profile: "profiles/host-llamacpp-q4_0.toml".into(),
+                    measured: "2026-12-04T10:00:00Z".into(),
+                    phases: vec![tailor_llamacpp::drift::PhaseDrift {
+                        phase: tailor_llamacpp::PhaseKey::Decode { context: 256 },
+                        entries: 2,
+                        ratio: 1.25,
+                    }],
+                    wall_s: 4.5,
+                }),
+                remeasured: 4,
             }),
             check: Some(RunCheck::LlamaCpp(LlamaCheck {
                 models: 3,

@@ -408,8 +408,23 @@ pub fn render_llama(v: &tailor_llamacpp::validate::Validation, out: &Path) -> St
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let check = v.profile_check.as_ref().map_or(String::new(), |d| {
+        format!(
+            "profile re-checked first ({:.0} s), time now / profiled: {}{}\n",
+            d.wall_s,
+            d.summary(),
+            if v.remeasured > 0 {
+                format!(
+                    "; {} probe visits of the drifted phases re-timed",
+                    v.remeasured
+                )
+            } else {
+                String::new()
+            }
+        )
+    });
     format!(
-        "validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}\
+        "{check}validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}\
          round levels (each round / model median): prefill {}, decode {}\n\
          wrote {}/validate.json, validate.csv\n",
         v.rows.len(),

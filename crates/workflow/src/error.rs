@@ -175,6 +175,22 @@ pub enum WorkflowError {
         space: PathBuf,
         backend: tailor_profiler::Backend,
     },
+    /// A llama.cpp profile of another machine asked to describe this one (whole models
+    /// are timed here, or `tailor run` would price with it).
+    #[error(
+        "{}: {mismatch}. Whole models are timed on this machine, so it needs this machine's \
+         profile: run `tailor profile --engine llama.cpp --space {} --weights {weights} --out \
+         FILE` (about a minute for quickstart), or `tailor run --engine llama.cpp`, which \
+         profiles this machine into a file of its own",
+        path.display(),
+        space.display()
+    )]
+    LlamaNotThisMachine {
+        path: PathBuf,
+        mismatch: SetupMismatch,
+        space: PathBuf,
+        weights: tailor_spec::DType,
+    },
     /// Re-measuring a profile's stale entries failed (those re-measured so far are saved).
     #[error("re-measuring {}: {error}", path.display())]
     Remeasuring {

@@ -9,9 +9,10 @@ use crate::check::{CheckProgress, CheckSetup, check};
 use crate::error::{Result, WorkflowError};
 use std::collections::BTreeSet;
 use std::path::Path;
-use tailor_cost::{Anchor, Drift, Level, Profile, Profiled, drift};
+use tailor_cost::drift::Remeasure;
+use tailor_cost::{Anchor, Drift, Level, OpShape, Profile, Profiled, drift};
 use tailor_profiler::{Backend, ProfilePlan, ProfileProgress, TimingOptions};
-use tailor_search::{SearchSpace, anchor_sample};
+use tailor_search::{SearchSpace, anchor_sample, profile_shapes, static_candidates};
 use tailor_spec::files::utc_now_iso;
 use tracing::{info, warn};
 
@@ -55,6 +56,7 @@ pub fn recheck(
     let device = backend.open()?;
     let p = model.profile();
     let d = tailor_profiler::check_drift(&path.display().to_string(), p, &device, &opts)?;
+    crate::remembered::remember(path, p, &d);
     info!(
         "profile {} (entries last measured {}) re-checked on this machine in {:.1} s, time now \
          / profiled: {}",
@@ -115,14 +117,49 @@ pub fn recheck_if_here(
     recheck(path, model, backend, timing).map(Some)
 }
 
-/// Re-measures, in the profile file at `path` (under its lock), every entry of the classes
-/// `drift` found more than [`DRIFT_TOLERANCE`] away, and the roofline probes when they
-/// moved, with `timing` and `rounds` sessions per entry; the other entries stay as they
-/// were. A kill leaves a complete profile (each entry is replaced as it is re-measured).
-/// Returns the fresh profile and how many entries were re-measured.
+/// The shapes every candidate of `space` runs (inside its static constraints, at its
+/// prompt length and context, with its edit): what a run or a validation of the space
+/// needs of a profile.
+pub fn space_shapes(space: &SearchSpace) -> BTreeSet<OpShape> {
+    profile_shapes(
+        static_candidates(space),
+        &[space.workload.prompt_tokens],
+        &[space.workload.context],
+        space.edit.as_ref(),
+    )
+    .into_iter()
+    .collect()
+}
+
+/// How long `sessions` timing sessions take with `timing` split over `rounds` sessions per
+/// entry: each warms up, then times at least `min_time` and at most its share of
+/// `max_time`. Returns (fewest, most) seconds.
+pub fn sessions_time(timing: &TimingOptions, rounds: usize, sessions: usize) -> (f64, f64) {
+    let rounds = rounds.max(1) as f64;
+    let warm = timing.warmup.as_secs_f64();
+    let low = warm + timing.min_time.as_secs_f64();
+    let high = warm + (timing.max_time.as_secs_f64() / rounds).max(timing.min_time.as_secs_f64());
+    (sessions as f64 * low, sessions as f64 * high)
+}
+
+/// `12-40 s`, `1.5-4.2 min`.
+pub fn duration_range((low, high): (f64, f64)) -> String {
+    if high < 120.0 {
+        format!("{low:.0}-{high:.0} s")
+    } else {
+        format!("{:.1}-{:.1} min", low / 60.0, high / 60.0)
+    }
+}
+
+/// Re-measures, in the profile file at `path` (under its lock), the stale entries of
+/// `what.measure` (and the roofline probes when `what.roofline`), with `timing` and
+/// `rounds` sessions per entry, and marks the entries of `what.mark` stale in the file;
+/// every other entry stays as it was. A kill leaves a complete profile (each entry is
+/// replaced as it is re-measured). Returns the fresh profile and how many entries were
+/// re-measured.
 pub fn remeasure(
     path: &Path,
-    drift: &Drift,
+    what: &Remeasure,
     backend: Backend,
     timing: &TimingOptions,
     rounds: usize,
@@ -130,26 +167,39 @@ pub fn remeasure(
 ) -> Result<(Profiled, usize)> {
     let _lock = crate::lock::file(path)?;
     // Read again under the lock: another tailor may have written it since.
-    let profile = Profile::load(path)?;
+    let mut profile = Profile::load(path)?;
+    if drift::mark_stale(&mut profile, &what.mark) {
+        profile.save(path)?;
+        info!(
+            entries = what.mark.len(),
+            "marked stale in {} (entries this run does not need; the next run that needs them \
+             re-measures them)",
+            path.display()
+        );
+    }
+    let what = Remeasure {
+        // Only what is still in the file (another tailor may have re-measured some since).
+        measure: what
+            .measure
+            .iter()
+            .filter(|s| profile.entry(s).is_some())
+            .cloned()
+            .collect(),
+        ..what.clone()
+    };
+    if what.is_empty() {
+        return Ok((profiled(path, profile)?, 0));
+    }
     let device = backend.open()?;
     let mut plan = ProfilePlan::new(profile.name.clone(), Vec::new());
     plan.timing = *timing;
     plan.probe_timing.warmup = plan.timing.warmup;
     plan.probe_timing.max_time = plan.timing.max_time;
     plan.rounds = rounds;
-    let stale = drift.stale_shapes(&profile, DRIFT_TOLERANCE).len();
-    info!(
-        entries = stale,
-        of = profile.entries.len(),
-        roofline = drift.roofline_drifted(DRIFT_TOLERANCE),
-        "re-measuring the profile's entries of the drifted classes and those timed under \
-         load in {}",
-        path.display()
-    );
     let (fresh, n) = tailor_profiler::remeasure_stale(
         &device,
         &profile,
-        drift,
+        &what,
         plan,
         &utc_now_iso,
         progress,
@@ -166,11 +216,14 @@ pub fn remeasure(
         "re-measured the stale entries of {}",
         path.display()
     );
-    let model = Profiled::new(fresh).map_err(|error| WorkflowError::Profiled {
+    Ok((profiled(path, fresh)?, n))
+}
+
+fn profiled(path: &Path, profile: Profile) -> Result<Profiled> {
+    Profiled::new(profile).map_err(|error| WorkflowError::Profiled {
         path: path.to_path_buf(),
         error,
-    })?;
-    Ok((model, n))
+    })
 }
 
 /// A profile of this machine after [`refresh`].
@@ -182,43 +235,78 @@ pub struct Refreshed {
     pub drift: Drift,
     /// Entries re-measured.
     pub remeasured: usize,
+    /// Stale entries the run did not need: marked stale in the file instead (now or by an
+    /// earlier run).
+    pub marked: usize,
+}
+
+/// Says, before it starts, what re-measuring `what` costs and why that is the work to do.
+pub fn announce(
+    path: &Path,
+    what: &Remeasure,
+    needed: usize,
+    timing: &TimingOptions,
+    rounds: usize,
+) {
+    let sessions = what.measure.len() * rounds.max(1);
+    let range = duration_range(sessions_time(timing, rounds, sessions));
+    let fresh = duration_range(sessions_time(timing, rounds, needed * rounds.max(1)));
+    warn!(
+        "re-measuring {} of the {needed} entries this space needs in {} ({sessions} sessions, \
+         about {range}{}): their classes drifted, they were timed under load, or an earlier \
+         check marked them stale. {} other stale entries of the file are only marked stale \
+         (re-measured when a space needs them); a fresh profile of the space would time all \
+         {needed} (about {fresh})",
+        what.measure.len(),
+        path.display(),
+        if what.roofline {
+            ", and the roofline probes"
+        } else {
+            ""
+        },
+        what.mark.len(),
+    );
 }
 
 /// What `tailor run` does with a profile it reuses as it was: [`recheck`] it here and,
-/// where a class of operators drifted (or entries were timed under load), [`remeasure`]
-/// those entries in the file. Scaling each class by the subset's ratio was measured to
-/// leave decode 9% off, because load and clocks do not move every shape of a class alike
-/// (docs/method.md), so the entries are measured again; the run then sets the level of
-/// its predictions on whole models ([`level`]), which loops alone were measured to miss.
+/// where a class of operators drifted (or entries were timed under load, or were marked
+/// stale before), [`remeasure`] the entries of those classes that the run `needed`, and
+/// mark the others stale in the file, so a space pays for its own entries only, however
+/// many other spaces' entries the file holds. Scaling each class by the subset's ratio was
+/// measured to leave decode 9% off, because load and clocks do not move every shape of a
+/// class alike (docs/method.md), so the entries are measured again.
 pub fn refresh(
     path: &Path,
     model: Profiled,
+    needed: &BTreeSet<OpShape>,
     backend: Backend,
     timing: &TimingOptions,
     rounds: usize,
     progress: &dyn ProfileProgress,
 ) -> Result<Refreshed> {
     let drift = recheck(path, &model, backend, timing)?;
-    if drift
-        .stale_shapes(model.profile(), DRIFT_TOLERANCE)
-        .is_empty()
+    let what = drift.plan(model.profile(), needed, DRIFT_TOLERANCE);
+    if what.is_empty()
+        && what
+            .mark
+            .iter()
+            .all(|s| model.profile().entry(s).is_some_and(|e| e.stale))
     {
         return Ok(Refreshed {
             model,
             drift,
             remeasured: 0,
+            marked: what.mark.len(),
         });
     }
-    let (model, remeasured) = remeasure(path, &drift, backend, timing, rounds, progress)?;
-    warn!(
-        "re-measured {remeasured} entries of {} (drifted, or timed under load); this run uses \
-         them",
-        path.display()
-    );
+    announce(path, &what, needed.len(), timing, rounds);
+    let marked = what.mark.len();
+    let (model, remeasured) = remeasure(path, &what, backend, timing, rounds, progress)?;
     Ok(Refreshed {
         model,
         drift,
         remeasured,
+        marked,
     })
 }
 

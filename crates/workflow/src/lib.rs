@@ -3,7 +3,8 @@
 //! profiling a space into a resumable profile file (`profile`; `llama` for llama.cpp),
 //! timing whole models
 //! (`measure`), exporting a spec to pre-train (`export`), searching a space into candidates.csv and front.json (`search`), checking that a
-//! profile is this machine, now, and re-measuring what drifted (`freshness`),
+//! profile is this machine, now, and re-measuring what drifted (`freshness`; the last
+//! check of each profile remembered per machine state: `remembered`),
 //! checking a cost model against whole models timed in child processes (`check`, `child`,
 //! `schedule`; `llama`), profiling another device (`device`) reached through `remote` (adb
 //! for a phone, qemu-user for the same flow without one), how tailor starts itself, and one
@@ -21,6 +22,7 @@ pub mod llama;
 pub mod lock;
 pub mod measure;
 pub mod profile;
+pub mod remembered;
 pub mod remote;
 pub mod run;
 pub mod run_text;

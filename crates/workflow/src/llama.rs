@@ -6,12 +6,14 @@
 use crate::error::{Result, WorkflowError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tailor_cost::Workload;
+use tailor_cost::profile::SetupMismatch;
+use tailor_cost::{CpuId, Workload};
 use tailor_llamacpp::profile::PhaseKey;
 use tailor_llamacpp::run::{self as llrun, Progress};
 use tailor_llamacpp::validate::{self as llval, Validation};
 use tailor_llamacpp::{
-    Depths, LlamaBench, LlamaCost, LlamaProfile, Method, ProfileJob, Settings, WeightType, plan,
+    Depths, LlamaBench, LlamaCost, LlamaFingerprint, LlamaProfile, Method, ProfileJob, Settings,
+    WeightType, plan,
 };
 use tailor_report::profile::LlamaProfileReport;
 use tailor_search::SearchSpace;
@@ -30,6 +32,222 @@ pub fn depths(fixed: Option<(u64, u64)>, weights: DType, mib: u64) -> Result<Dep
             max_probe_bytes: mib << 20,
         },
     })
+}
+
+/// What differs between the machine a llama.cpp profile was made on and this one, by what
+/// tailor can read without running llama-bench: the OS, the CPU's model name, and its
+/// identity (vendor, parts, kernel ISA, caches; a profile made before tailor recorded the
+/// identity compares by name only). Empty: as far as these tell, this machine.
+pub fn machine_differences(fp: &LlamaFingerprint) -> Vec<String> {
+    let mut out = Vec::new();
+    let os = llrun::host_os();
+    if fp.os != os {
+        out.push(format!("os `{}` vs `{os}`", fp.os));
+    }
+    let name = tailor_profiler::backend::cpu_model();
+    if fp.cpu_info != name {
+        out.push(format!("cpu_info `{}` vs `{name}`", fp.cpu_info));
+    }
+    out.extend(fp.cpu.differences(&CpuId::read()));
+    out
+}
+
+/// Refuses a llama.cpp profile of another machine where whole models are timed here
+/// (`validate`, `run`), before anything is priced.
+pub fn require_here(path: &Path, profile: &LlamaProfile, space: &Path) -> Result<()> {
+    SetupMismatch::check(
+        &profile.name,
+        "machine",
+        machine_differences(&profile.fingerprint),
+    )
+    .map_err(|mismatch| WorkflowError::LlamaNotThisMachine {
+        path: path.to_path_buf(),
+        mismatch,
+        space: space.to_path_buf(),
+        weights: profile.fingerprint.weights,
+    })?;
+    if profile.fingerprint.cpu.is_empty() {
+        warn!(
+            "{} records no CPU identity (made before tailor recorded it): it is taken as this \
+             machine's by the CPU's name `{}` alone; re-profile to record it",
+            path.display(),
+            profile.fingerprint.cpu_info
+        );
+    }
+    Ok(())
+}
+
+/// [`require_here`] for the profile file a run names, where it exists (a new one is made
+/// here, of this machine).
+pub fn require_named_here(profile: Option<&Path>, space: &Path) -> Result<()> {
+    match profile {
+        Some(p) if p.exists() => require_here(p, &LlamaProfile::load(p)?, space),
+        _ => Ok(()),
+    }
+}
+
+/// Says, without refusing, when a llama.cpp profile priced here looks like this machine's
+/// but is not (the same OS and CPU name, another part or cache), or cannot be told apart
+/// (no CPU identity recorded): a search may price any device's profile, but it should not
+/// be mistaken for this one.
+pub fn note_machine(path: &Path, profile: &LlamaProfile) {
+    let fp = &profile.fingerprint;
+    if fp.os != llrun::host_os() || fp.cpu_info != tailor_profiler::backend::cpu_model() {
+        return;
+    }
+    let differences = fp.cpu.differences(&CpuId::read());
+    if !differences.is_empty() {
+        warn!(
+            "{} was made on another CPU that shares this one's name ({}): it prices that \
+             machine, not this one; `tailor run --engine llama.cpp` profiles this one",
+            path.display(),
+            differences.join(", ")
+        );
+    } else if fp.cpu.is_empty() {
+        warn!(
+            "{} records no CPU identity: nothing tells whether it was made on this CPU or \
+             another of the same name (`{}`); re-profile to record it",
+            path.display(),
+            fp.cpu_info
+        );
+    }
+}
+
+/// The llama.cpp profile of this machine for `weights` in `dir`: `host-llamacpp-<weights>.toml`
+/// when it is this machine's (or does not exist yet), else another file there of this
+/// machine and these weights, else a new name for one. A profile of another machine is
+/// never reused: it is left as it is, and this machine is profiled into a file of its own.
+pub fn profile_path_for(dir: &Path, weights: DType) -> PathBuf {
+    let plain = dir.join(format!("host-llamacpp-{weights}.toml"));
+    let mine = |p: &Path| {
+        LlamaProfile::load(p).is_ok_and(|l| {
+            l.fingerprint.weights == weights && machine_differences(&l.fingerprint).is_empty()
+        })
+    };
+    if !plain.exists() || mine(&plain) {
+        return plain;
+    }
+    let slug = crate::remote::slug(&tailor_profiler::backend::cpu_model());
+    let base = format!("host-llamacpp-{weights}-{slug}");
+    let candidates = (1..100).map(|i| match i {
+        1 => dir.join(format!("{base}.toml")),
+        i => dir.join(format!("{base}-{i}.toml")),
+    });
+    for p in candidates {
+        if !p.exists() || mine(&p) {
+            info!(
+                "{} was made on another machine ({}); this machine's llama.cpp profile is {}",
+                plain.display(),
+                LlamaProfile::load(&plain)
+                    .map(|l| machine_differences(&l.fingerprint).join(", "))
+                    .unwrap_or_else(|e| e.to_string()),
+                p.display()
+            );
+            return p;
+        }
+    }
+    plain
+}
+
+/// The probes, phases and settings a profile of `space` needs (what `tailor run --engine
+/// llama.cpp` profiles, and `validate --remeasure` re-times), into `out`.
+pub fn space_request<'a>(
+    space: &SearchSpace,
+    bench: &'a LlamaBench,
+    settings: Settings,
+    decode_tokens: u64,
+    rounds: u32,
+    out: PathBuf,
+) -> Result<LlamaProfileRequest<'a>> {
+    let weights = space.workload.precision.weights;
+    Ok(LlamaProfileRequest {
+        name: space.name().to_string(),
+        specs: tailor_search::static_candidates(space).collect(),
+        // An edit's passes are prefills of its prompt.
+        prompts: [space.workload.prompt_tokens]
+            .into_iter()
+            .chain(space.edit.map(|e| e.tokens))
+            .collect(),
+        contexts: vec![space.workload.context],
+        weights,
+        bench,
+        settings,
+        decode_tokens,
+        rounds,
+        depths: depths(None, weights, 128)?,
+        out,
+        force: false,
+        limit: None,
+    })
+}
+
+/// `base` with what a profile fixes of how its probes were timed (threads, flash
+/// attention, KV cache type, repetitions), so that models and checks are timed as the
+/// probes were.
+pub fn settings_of(profile: &LlamaProfile, base: &Settings) -> Settings {
+    let f = &profile.fingerprint;
+    let mut settings = base.clone();
+    settings.flash_attn = f.flash_attn.clone();
+    settings.cache_type = f.type_k.clone();
+    settings.threads = f.threads;
+    settings.repetitions = profile.method.repetitions;
+    settings
+}
+
+/// Re-checks the llama.cpp profile at `path` on this machine (its drift subset re-timed
+/// with llama-bench, seconds) and marks stale in the file, under its lock, the entries of
+/// the phases that moved more than the tolerance (and those timed under load); profiling
+/// the space again then re-times the ones it needs. Returns the check and how many entries
+/// were newly marked.
+pub fn recheck(
+    path: &Path,
+    bench: &LlamaBench,
+    base: &Settings,
+) -> Result<(tailor_llamacpp::LlamaDrift, usize)> {
+    let _lock = crate::lock::file(path)?;
+    let mut profile = LlamaProfile::load(path)?;
+    let weights = WeightType::from_dtype(profile.fingerprint.weights)?;
+    let settings = settings_of(&profile, base);
+    let work_dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(format!(
+            ".{}.check",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+    let drift =
+        tailor_llamacpp::drift::check(bench, path, &profile, weights, &settings, &work_dir, 0);
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let drift = drift.map_err(|error| WorkflowError::LlamaProfiling {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    info!(
+        "llama.cpp profile {} (probes last measured {}) re-checked on this machine in {:.1} s, \
+         time now / profiled: {}",
+        path.display(),
+        profile.provenance.updated,
+        drift.wall_s,
+        drift.summary()
+    );
+    let tolerance = tailor_llamacpp::drift::TOLERANCE;
+    let marked = drift.mark_stale(&mut profile, tolerance);
+    if marked > 0 {
+        profile.save(path)?;
+        warn!(
+            "{} of {} phases are more than {:.0}% away from the profile, or were timed under \
+             load: {marked} entries of {} marked stale; the probes this space needs are timed \
+             again now (the others when a space needs them)",
+            drift.drifted(tolerance).len(),
+            drift.phases.len(),
+            100.0 * tolerance,
+            path.display()
+        );
+    }
+    Ok((drift, marked))
 }
 
 /// Whether the file at `path` is a llama.cpp profile (and not a burn one).
@@ -305,20 +523,47 @@ pub struct LlamaValidateRequest<'a> {
     pub rounds: u64,
     pub seed: u64,
     pub out: &'a Path,
+    /// The drift check made before (quoted in validate.json).
+    pub profile_check: Option<tailor_llamacpp::LlamaDrift>,
+    /// Probe visits re-timed before.
+    pub remeasured: usize,
 }
 
 /// Times `models` whole with llama-bench, compares with the profile's predictions and
 /// writes validate.json and validate.csv into `out`.
 pub fn validate_llama(req: &LlamaValidateRequest, progress: &dyn Progress) -> Result<Validation> {
     let started = Instant::now();
-    let f = &req.cost.profile().fingerprint;
-    let mut settings = req.settings.clone();
-    settings.flash_attn = f.flash_attn.clone();
-    settings.cache_type = f.type_k.clone();
-    settings.threads = f.threads;
-    settings.repetitions = req.cost.profile().method.repetitions;
+    let settings = settings_of(req.cost.profile(), &req.settings);
     let w = req.space.workload;
     let weights = WeightType::from_dtype(w.precision.weights)?;
+    // The whole setup (llama.cpp's build and backends, threads, cache, the CPU) checked
+    // with one tiny probe before any model is built: the profile must be of this one.
+    std::fs::create_dir_all(req.out).map_err(|error| WorkflowError::CreateDir {
+        path: req.out.to_path_buf(),
+        error,
+    })?;
+    let job = ProfileJob {
+        name: "fingerprint".into(),
+        probes: Vec::new(),
+        phases: Vec::new(),
+        weights,
+        settings: settings.clone(),
+        method: req.cost.profile().method,
+        work_dir: req.out.to_path_buf(),
+        seed: req.seed,
+        limit: None,
+    };
+    let here = llrun::probe_fingerprint(req.bench, &job, &llrun::host_os())
+        .map_err(WorkflowError::FirstProbe)?;
+    req.cost
+        .profile()
+        .check_fingerprint(&here)
+        .map_err(|mismatch| WorkflowError::LlamaNotThisMachine {
+            path: req.profile.to_path_buf(),
+            mismatch,
+            space: req.space_path.to_path_buf(),
+            weights: w.precision.weights,
+        })?;
     let mut rows = llval::predict_rows(req.cost, &req.models, &w);
     let specs: Vec<ModelSpec> = req.models.iter().map(|(_, s)| s.clone()).collect();
     info!(
@@ -360,6 +605,8 @@ pub fn validate_llama(req: &LlamaValidateRequest, progress: &dyn Progress) -> Re
         engine_self: llval::self_agreement(&rows),
         round_ratios: llval::round_ratios(&rows),
         wall_s: started.elapsed().as_secs_f64(),
+        profile_check: req.profile_check.clone(),
+        remeasured: req.remeasured,
         rows,
     };
     write_json(&req.out.join("validate.json"), &v)?;

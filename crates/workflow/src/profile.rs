@@ -212,6 +212,51 @@ pub fn profile_burn(
     let started = Instant::now();
     let sessions = |p: &Profile| -> usize { p.entries.iter().map(Entry::sessions).sum() };
     let before = sessions(&profile);
+    // Entries of this source that an earlier drift check marked stale are timed again
+    // first, in place (a kill leaves every other entry as it was).
+    let stale: Vec<OpShape> = plan
+        .shapes
+        .iter()
+        .filter(|s| profile.entry(s).is_some_and(|e| e.stale))
+        .cloned()
+        .collect();
+    let mut remeasured = 0;
+    let profile = if stale.is_empty() {
+        profile
+    } else {
+        let (low, high) = crate::freshness::sessions_time(
+            &plan.timing,
+            plan.rounds,
+            stale.len() * plan.rounds.max(1),
+        );
+        warn!(
+            "re-measuring {} entries of {} marked stale by an earlier drift check (about {})",
+            stale.len(),
+            out.display(),
+            crate::freshness::duration_range((low, high))
+        );
+        let what = tailor_cost::drift::Remeasure {
+            measure: stale,
+            mark: Vec::new(),
+            roofline: false,
+        };
+        let (p, n) = tailor_profiler::remeasure_stale(
+            &device,
+            &profile,
+            &what,
+            plan.clone(),
+            &utc_now_iso,
+            progress,
+            &mut |p| p.save(out),
+        )
+        .map_err(|error| WorkflowError::Remeasuring {
+            path: out.clone(),
+            error,
+        })?;
+        p.save(out)?;
+        remeasured = n;
+        p
+    };
     let mut profile = run_profile(&device, profile, &plan, &utc_now_iso, progress, &mut |p| {
         p.save(out)
     })
@@ -245,7 +290,7 @@ pub fn profile_burn(
         out: out.clone(),
         shapes_needed: plan.shapes.len(),
         covering: covered.len(),
-        measured_now: sessions(&profile) - before,
+        measured_now: sessions(&profile) - before + remeasured * plan.rounds.max(1),
         rounds: plan.rounds,
         missing,
         wall_s: wall,

@@ -8,8 +8,8 @@ use crate::check::{CheckProgress, CheckSetup, check};
 use crate::error::{Result, WorkflowError};
 use crate::freshness::{LevelRequest, machine_backend, refresh};
 use crate::llama::{
-    LlamaProfileOutcome, LlamaProfileRequest, LlamaValidateRequest, depths, load_cost,
-    profile_llama, validate_llama, with_weights,
+    LlamaProfileOutcome, LlamaValidateRequest, load_cost, profile_llama, validate_llama,
+    with_weights,
 };
 use crate::profile::{
     BurnProfileOutcome, BurnProfileRequest, ProfileSource, matching_profiles, new_profile_path,
@@ -29,7 +29,7 @@ use tailor_report::search::{
     RunSection, SearchRun, Summary, Written,
 };
 use tailor_report::validation::Validation;
-use tailor_search::{Metric, SearchSpace, profile_shapes, static_candidates};
+use tailor_search::{Metric, SearchSpace, static_candidates};
 use tailor_spec::{DType, ModelSpec};
 use tracing::{info, warn};
 
@@ -152,14 +152,7 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     let space = SearchSpace::load(&req.run.space)?;
 
     // 1. A profile of this setup covering the space.
-    let needed: BTreeSet<_> = profile_shapes(
-        static_candidates(&space),
-        &[space.workload.prompt_tokens],
-        &[space.workload.context],
-        space.edit.as_ref(),
-    )
-    .into_iter()
-    .collect();
+    let needed = crate::freshness::space_shapes(&space);
     if needed.is_empty() {
         return Err(WorkflowError::NoStaticCandidate {
             space: req.run.space.clone(),
@@ -197,19 +190,22 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
     // The profile's fingerprint checked against this machine once (it opens the device);
     // the re-check, the level and the check all time with this backend.
     let backend = machine_backend(&model, &profile_path, &req.run.space)?;
-    let (profile_check, remeasured) = if profiled.measured_now == 0 {
+    // Re-checked unless every entry the space needs was timed by this run.
+    let fresh = profiled.measured_now >= profiled.shapes_needed * req.run.profile_rounds.max(1);
+    let (profile_check, remeasured, marked_stale) = if !fresh {
         let r = refresh(
             &profile_path,
             model,
+            &needed,
             backend,
             &req.timing,
             req.run.profile_rounds,
             progress.remeasure().as_ref(),
         )?;
         model = r.model;
-        (Some(r.drift), r.remeasured)
+        (Some(r.drift), r.remeasured, r.marked)
     } else {
-        (None, 0)
+        (None, 0, 0)
     };
 
     let out = crate::search::out_dir(req.run.out.as_deref(), &space);
@@ -287,6 +283,7 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
             releveled: level.is_some(),
             level,
             remeasured,
+            marked_stale,
         }),
         check: validation.as_ref().map(|v| {
             RunCheck::Burn(BurnCheck {
@@ -347,39 +344,47 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
     let started = Instant::now();
     let space = with_weights(SearchSpace::load(&req.run.space)?, req.weights);
     let weights = space.workload.precision.weights;
-    let specs: Vec<_> = static_candidates(&space).collect();
-    if specs.is_empty() {
+    if static_candidates(&space).next().is_none() {
         return Err(WorkflowError::NoStaticCandidate {
             space: req.run.space.clone(),
         });
     }
-    let profile_path = req.run.profile.clone().unwrap_or_else(|| {
-        req.run
-            .profiles
-            .join(format!("host-llamacpp-{weights}.toml"))
-    });
-    let profiled = profile_llama(
-        &LlamaProfileRequest {
-            name: space.name().to_string(),
-            specs,
-            // An edit's passes are prefills of its prompt.
-            prompts: [space.workload.prompt_tokens]
-                .into_iter()
-                .chain(space.edit.map(|e| e.tokens))
-                .collect(),
-            contexts: vec![space.workload.context],
-            weights,
-            bench: req.bench,
-            settings: req.settings.clone(),
-            decode_tokens: req.decode_tokens,
-            rounds: req.run.profile_rounds as u32,
-            depths: depths(None, weights, 128)?,
-            out: profile_path.clone(),
-            force: false,
-            limit: None,
-        },
-        progress.llama().as_ref(),
+    // A profile of another machine is never extended or priced with: the one named is
+    // refused, the profiles folder's is left as it is and this machine profiled apart.
+    crate::llama::require_named_here(req.run.profile.as_deref(), &req.run.space)?;
+    let profile_path = match &req.run.profile {
+        Some(p) => p.clone(),
+        None => crate::llama::profile_path_for(&req.run.profiles, weights),
+    };
+    let request = crate::llama::space_request(
+        &space,
+        req.bench,
+        req.settings.clone(),
+        req.decode_tokens,
+        req.run.profile_rounds as u32,
+        profile_path.clone(),
     )?;
+    let mut profiled = profile_llama(&request, progress.llama().as_ref())?;
+    // A profile reused as it was (some of the probes this space needs were timed by an
+    // earlier run) is re-checked here first; the entries of the phases that drifted are
+    // marked stale and the ones this space needs timed again.
+    let visits = profiled.probes * request.rounds.max(1) as usize;
+    let first_visits = profiled.runs_now;
+    let (profile_check, remeasured) = if profiled.runs_now < visits {
+        let (drift, marked) = crate::llama::recheck(&profile_path, req.bench, &req.settings)?;
+        if marked > 0 {
+            profiled = profile_llama(&request, progress.llama().as_ref())?;
+            warn!(
+                "re-timed {} probe visits of {} (its phases drifted, or were timed under load)",
+                profiled.runs_now,
+                profile_path.display()
+            );
+        }
+        let remeasured = if marked > 0 { profiled.runs_now } else { 0 };
+        (Some(drift), remeasured)
+    } else {
+        (None, 0)
+    };
     if profiled.missing > 0 {
         return Err(WorkflowError::StillMissing {
             path: profile_path,
@@ -410,6 +415,8 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
                 rounds: req.run.check_rounds,
                 seed: req.run.seed,
                 out: &check_out,
+                profile_check: profile_check.clone(),
+                remeasured,
             },
             progress.llama().as_ref(),
         )?;
@@ -431,8 +438,10 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
             path: profile_path.display().to_string(),
             engine: "llama.cpp".into(),
             probes: profiled.probes,
-            probe_visits_now: profiled.runs_now,
+            probe_visits_now: first_visits + remeasured,
             profile_wall_s: profiled.wall_s,
+            profile_check,
+            remeasured,
         }),
         check: check.as_ref().map(|(v, dir)| {
             RunCheck::LlamaCpp(LlamaCheck {

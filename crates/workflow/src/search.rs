@@ -143,15 +143,75 @@ pub fn llama_cost(cost: tailor_llamacpp::LlamaCost, path: &Path) -> CostChoice {
     }
 }
 
+/// What a search does about a burn profile's freshness before it prices with it.
+#[derive(Debug, Clone, Copy)]
+pub enum Recheck<'a> {
+    /// Quote the last drift check of the profile remembered on this machine
+    /// ([`crate::remembered`]), re-timing nothing: a search answers in well under a second.
+    Remembered,
+    /// Re-time the profile's drift subset now with this timing when the profile was made
+    /// on this machine (seconds), and remember the check.
+    Now(&'a TimingOptions),
+    /// Neither.
+    Off,
+}
+
+/// Logs what is known of a burn profile's freshness without timing anything: the drift
+/// check remembered for it on this machine, else how long ago its entries were measured.
+/// Returns the remembered check.
+pub fn recall_check(path: &Path, profile: &Profile) -> Option<tailor_cost::Drift> {
+    match crate::remembered::recall(path, profile) {
+        Some(r) => {
+            let off = r.drift.drifted(crate::freshness::DRIFT_TOLERANCE).len();
+            let line = format!(
+                "profile {} as re-checked on this machine {} min ago: {}",
+                path.display(),
+                r.age_s() / 60,
+                r.drift.summary()
+            );
+            if off > 0 {
+                tracing::warn!(
+                    "{line}; {off} of {} operator classes were more than {:.0}% away (`tailor \
+                     run` re-measures them)",
+                    r.drift.classes.len(),
+                    100.0 * crate::freshness::DRIFT_TOLERANCE
+                );
+            } else {
+                info!("{line}");
+            }
+            Some(r.drift)
+        }
+        None => {
+            let stale = profile.entries.iter().filter(|e| e.stale).count();
+            info!(
+                "profile {} not re-checked on this machine (entries last measured {}; \
+                 `--recheck` re-times its drift subset, seconds; `tailor run` and `tailor \
+                 validate` always do)",
+                path.display(),
+                profile.provenance.updated
+            );
+            if stale > 0 {
+                tracing::warn!(
+                    "{stale} entries of {} are marked stale (a drift check found their class \
+                     away from the machine): `tailor profile --space` or `tailor run` of a \
+                     space that needs them re-measures them",
+                    path.display()
+                );
+            }
+            None
+        }
+    }
+}
+
 /// The roofline model of a device file, or the profiled model of a profile (burn or
-/// llama.cpp). A burn profile made on this machine is re-checked here first with
-/// `recheck`'s timing, when given (its drift is quoted in the cost source).
+/// llama.cpp). A burn profile's freshness is quoted in the cost source as `recheck` says:
+/// a remembered check, one made now (on this machine only), or none.
 pub fn cost_model(
     space: &SearchSpace,
     space_path: &Path,
     device: Option<&Path>,
     profile: Option<&Path>,
-    recheck: Option<&TimingOptions>,
+    recheck: Recheck,
 ) -> Result<CostChoice> {
     match (device, profile) {
         (Some(path), _) => {
@@ -179,13 +239,15 @@ pub fn cost_model(
         (None, Some(path)) if crate::llama::is_llama(path) => {
             let cost = crate::llama::load_cost(path, Some(&space.workload))
                 .map_err(|e| e.of(format!("pricing {}", space_path.display())))?;
+            crate::llama::note_machine(path, cost.profile());
             Ok(llama_cost(cost, path))
         }
         (None, Some(path)) => {
             let model = load_profiled(path)?;
             let check = match recheck {
-                Some(timing) => crate::freshness::recheck_if_here(path, &model, timing)?,
-                None => None,
+                Recheck::Now(timing) => crate::freshness::recheck_if_here(path, &model, timing)?,
+                Recheck::Remembered => recall_check(path, model.profile()),
+                Recheck::Off => None,
             };
             let mut cost = profiled_cost(model, path, space, space_path)?;
             cost.source.profile_check = check;

@@ -55,9 +55,13 @@ pub struct SearchArgs {
     /// starts.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_candidates_csv: u64,
-    /// A burn profile made on this machine is re-checked before the search (its fixed
-    /// subset of entries re-timed, seconds; the drift is logged and quoted in
-    /// summary.json); skip that.
+    /// Re-check a burn profile made on this machine before the search (its fixed subset of
+    /// entries re-timed, seconds; the drift is logged, quoted in summary.json and
+    /// remembered for an hour). Without it the search quotes the check remembered from
+    /// the last `run`, `validate` or `search --recheck` of the profile, and times nothing.
+    #[arg(long, conflicts_with = "no_recheck")]
+    pub recheck: bool,
+    /// Quote no drift check at all, not even a remembered one.
     #[arg(long)]
     pub no_recheck: bool,
 }

@@ -85,11 +85,37 @@ pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
     let (profile, space_path, llama) = (&args.profile, &args.space, &args.llama);
     let space = with_weights(space, llama.weights);
     let cost = load_cost(profile, Some(&space.workload))?;
+    tailor_workflow::llama::require_here(profile, cost.profile(), space_path)?;
     let sample = super::validate::sample(args, &space, &cost)?;
     let out = super::validate::out_dir(args, &space, "-llama");
     let _lock = tailor_workflow::lock::folder(&out)?;
     let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
     let bench = llama.bench()?;
+    // Re-checked here first (seconds); with --remeasure the probes of the phases that
+    // drifted are timed again before the models are.
+    let (profile_check, remeasured, cost) = if args.no_recheck {
+        (None, 0, cost)
+    } else {
+        let (drift, marked) = tailor_workflow::llama::recheck(profile, &bench, &llama.settings())?;
+        if args.remeasure && marked > 0 {
+            let p = cost.profile();
+            let request = tailor_workflow::llama::space_request(
+                &space,
+                &bench,
+                tailor_workflow::llama::settings_of(p, &llama.settings()),
+                p.method.decode_tokens,
+                p.method.rounds,
+                profile.clone(),
+            )?;
+            let bar = crate::progress::ProfileBar::new("re-measure");
+            let o = tailor_workflow::llama::profile_llama(&request, &bar)?;
+            bar.finish();
+            let cost = load_cost(profile, Some(&space.workload))?;
+            (Some(drift), o.runs_now, cost)
+        } else {
+            (Some(drift), 0, cost)
+        }
+    };
     let bar = crate::progress::ProfileBar::new("validate");
     let v = validate_llama(
         &LlamaValidateRequest {
@@ -103,6 +129,8 @@ pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
             rounds: args.rounds.max(1),
             seed: args.seed,
             out: &out,
+            profile_check,
+            remeasured,
         },
         &bar,
     )?;

@@ -57,10 +57,13 @@ impl RunProgress for Bars {
 /// the profile file of this setup and weight type), search on that profile, time the pick
 /// and front rows whole in llama-bench, export and report.
 fn run_llama(args: &RunArgs) -> Result<()> {
+    let run = common(args);
+    // A named profile of another machine is refused before llama-bench is even looked for.
+    tailor_workflow::llama::require_named_here(run.profile.as_deref(), &run.space)?;
     let bench = args.llama.bench()?;
     let o = tailor_workflow::run::run_llama(
         &LlamaRunRequest {
-            run: common(args),
+            run,
             weights: args.llama.weights,
             bench: &bench,
             settings: args.llama.settings(),

@@ -7,7 +7,7 @@ use anyhow::Result;
 use std::path::Path;
 use tailor_report::search::{self as report, SearchRun, Summary};
 use tailor_search::{SearchOptions, SearchSpace};
-pub use tailor_workflow::search::{CostChoice, cost_model, out_dir};
+pub use tailor_workflow::search::{CostChoice, Recheck, cost_model, out_dir};
 use tailor_workflow::search::{options, run_search};
 
 /// Runs the search into `out` with a progress bar.
@@ -22,13 +22,20 @@ pub fn execute(
 
 pub fn run(args: &SearchArgs) -> Result<()> {
     let space = super::llama::with_weights(SearchSpace::load(&args.space)?, args.weights);
-    let recheck = TimingArgs::default().options()?;
+    let timing = TimingArgs::default().options()?;
+    let recheck = if args.recheck {
+        Recheck::Now(&timing)
+    } else if args.no_recheck {
+        Recheck::Off
+    } else {
+        Recheck::Remembered
+    };
     let cost = cost_model(
         &space,
         &args.space,
         args.device.as_deref(),
         args.profile.as_deref(),
-        (!args.no_recheck).then_some(&recheck),
+        recheck,
     )?;
     let options = options(&space, &request(args))?;
     let out = out_dir(args.out.as_deref(), &space);

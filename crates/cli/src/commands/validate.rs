@@ -19,7 +19,8 @@ use tailor_cost::CostModel;
 use tailor_search::{Candidate, Metric, SearchSpace, spread_sample};
 use tailor_workflow::check::{CheckSetup, check, refuse_oversized};
 use tailor_workflow::freshness::{
-    DRIFT_TOLERANCE, LevelRequest, level, machine_backend, recheck, remeasure,
+    DRIFT_TOLERANCE, LevelRequest, announce, level, machine_backend, recheck, remeasure,
+    space_shapes,
 };
 use tracing::warn;
 
@@ -45,13 +46,16 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     } else {
         Some(recheck(&args.profile, &model, backend, &timing)?)
     };
-    let (mut model, remeasured) = match &drift {
-        Some(d)
-            if args.remeasure && !d.stale_shapes(model.profile(), DRIFT_TOLERANCE).is_empty() =>
-        {
+    let needed = space_shapes(&space);
+    let what = drift
+        .as_ref()
+        .map(|d| d.plan(model.profile(), &needed, DRIFT_TOLERANCE));
+    let (mut model, remeasured) = match &what {
+        Some(what) if args.remeasure && !what.is_empty() => {
+            announce(&args.profile, what, needed.len(), &timing, PROFILE_ROUNDS);
             remeasure(
                 &args.profile,
-                d,
+                what,
                 backend,
                 &timing,
                 PROFILE_ROUNDS,

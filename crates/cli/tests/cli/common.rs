@@ -61,6 +61,11 @@ pub fn tailor_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .envs(env.iter().copied())
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        // Remembered drift checks stay in the test's own folder, not the user's cache.
+        .env(
+            "TAILOR_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-{}", std::process::id())),
+        )
         .env_remove("RUST_LOG")
         .output()
         .expect("run tailor");

@@ -440,3 +440,134 @@ decode_tokens = 16
 repetitions = 3
 rounds = 2
 "#;
+
+/// The committed q4_0 profile as if made on another CPU of this one's name (the same OS and
+/// `model name`, another part and caches), or on this one with no identity recorded.
+fn committed_q4_on(cpu: Option<&str>) -> String {
+    let text = std::fs::read_to_string(root().join("profiles/host-llamacpp-q4_0.toml")).unwrap();
+    let mut t: toml::Table = text.parse().unwrap();
+    let fp = t["fingerprint"].as_table_mut().unwrap();
+    let name = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
+    fp.insert("cpu_info".into(), toml::Value::String(name));
+    fp.insert(
+        "os".into(),
+        toml::Value::String(format!(
+            "{}-{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )),
+    );
+    match cpu {
+        Some(part) => {
+            let cpu: toml::Table = toml::from_str(&format!(
+                "vendor = \"SomeVendor\"\nparts = [\"{part}\"]\ncaches = [\"L3 1K\"]\n"
+            ))
+            .unwrap();
+            fp.insert("cpu".into(), toml::Value::Table(cpu));
+        }
+        None => {
+            fp.remove("cpu");
+        }
+    }
+    toml::to_string(&t).unwrap()
+}
+
+/// A llama.cpp profile of another CPU with this one's name is refused before anything is
+/// priced or timed (validate, run --profile), saying what differs and what to run; a search
+/// prices it but says whose it is.
+#[test]
+fn a_llama_profile_of_another_cpu_is_refused_before_it_prices_anything() {
+    let dir = Scratch::new("llama-foreign");
+    let space = root().join("search-spaces/quickstart.toml");
+    let space = space.to_str().unwrap();
+    dir.write(
+        "foreign.toml",
+        &committed_q4_on(Some("family 1 model 2 stepping 3")),
+    );
+    let r = tailor_in(
+        &dir.0,
+        &[
+            "validate",
+            "--profile",
+            "foreign.toml",
+            "--space",
+            space,
+            "--weights",
+            "q4_0",
+            "--llama-bench",
+            "/nonexistent/llama-bench",
+        ],
+    );
+    let line = r.assert_clean_error();
+    assert!(
+        line.contains("foreign.toml")
+            && line.contains("another machine")
+            && line.contains("family 1 model 2 stepping 3")
+            && line.contains("tailor profile --engine llama.cpp"),
+        "{line}"
+    );
+    // Refused before llama-bench is looked for, and nothing was written.
+    assert!(!r.stderr.contains("llama-bench not found"), "{}", r.stderr);
+    let r = tailor_in(
+        &dir.0,
+        &[
+            "run",
+            space,
+            "--engine",
+            "llama.cpp",
+            "--weights",
+            "q4_0",
+            "--profile",
+            "foreign.toml",
+            "--llama-bench",
+            "/nonexistent/llama-bench",
+        ],
+    );
+    let line = r.assert_clean_error();
+    assert!(line.contains("another machine"), "{line}");
+    // A search may price another machine's profile, and says so.
+    let r = tailor_in(
+        &dir.0,
+        &[
+            "search",
+            space,
+            "--profile",
+            "foreign.toml",
+            "--weights",
+            "q4_0",
+            "--out",
+            "s",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("made on another CPU that shares this one's name"),
+        "{}",
+        r.stderr
+    );
+    // No identity recorded: taken by the CPU's name, with a warning.
+    dir.write("unknown.toml", &committed_q4_on(None));
+    let r = tailor_in(
+        &dir.0,
+        &[
+            "search",
+            space,
+            "--profile",
+            "unknown.toml",
+            "--weights",
+            "q4_0",
+            "--out",
+            "u",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("records no CPU identity"), "{}", r.stderr);
+}

@@ -530,6 +530,131 @@ fn run_profiles_searches_checks_and_exports() {
     assert_eq!(second["pick"]["id"], first["pick"]["id"]);
 }
 
+/// Every time of a profile file multiplied by `k` (a machine that has since become `k`
+/// times faster, as far as the file can tell).
+fn scale_profile(path: &std::path::Path, k: f64) -> toml::Table {
+    let mut t: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    for e in t["entries"].as_array_mut().unwrap() {
+        let e = e.as_table_mut().unwrap();
+        for key in ["median_us", "p10_us", "p90_us"] {
+            let v = e[key].as_float().unwrap();
+            e.insert(key.into(), toml::Value::Float(v * k));
+        }
+        if let Some(r) = e.get_mut("rounds") {
+            for v in r.as_array_mut().unwrap() {
+                *v = toml::Value::Float(v.as_float().unwrap() * k);
+            }
+        }
+    }
+    std::fs::write(path, toml::to_string(&t).unwrap()).unwrap();
+    t
+}
+
+/// The entries of a profile file, by shape.
+fn entries(t: &toml::Table) -> Vec<toml::Table> {
+    t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_table().unwrap().clone())
+        .collect()
+}
+
+/// A reused profile of a bigger space, every entry of it stale: `tailor run` of a smaller
+/// space re-measures only the entries that space needs (counted in sessions), marks the
+/// others stale in the file and leaves their times alone; the next run of the bigger space
+/// re-measures exactly the marked ones.
+#[test]
+fn a_stale_profile_of_a_bigger_space_costs_a_run_only_its_own_entries() {
+    let s = Scratch::new("run-stale-bigger");
+    let big = s.write(
+        "big.toml",
+        &TINY_SPACE.replace("hidden_size = [64, 96]", "hidden_size = [64, 96, 128]"),
+    );
+    let small = s.write(
+        "small.toml",
+        &TINY_SPACE
+            .replace("name = \"tiny-validate\"", "name = \"small\"")
+            .replace("hidden_size = [64, 96]", "hidden_size = 64"),
+    );
+    let profiles = s.0.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let file = profiles.join("host-flex.toml");
+    let profile = |space: &std::path::Path| {
+        let mut args = vec![
+            "profile",
+            "--space",
+            space.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+            "--rounds",
+            "1",
+            "--json",
+        ];
+        args.extend(&FAST[..6]);
+        tailor(&args).json()
+    };
+    let made = profile(&big);
+    assert_eq!(made["missing"], 0);
+    let big_entries = made["shapes_needed"].as_u64().unwrap() as usize;
+    // The machine now runs every operator 5x faster than the file says: every class of
+    // the drift check is far outside 10%.
+    let stale = entries(&scale_profile(&file, 5.0));
+    assert_eq!(stale.len(), big_entries);
+
+    let out = s.0.join("out");
+    let mut args = vec![
+        "run",
+        small.to_str().unwrap(),
+        "--profiles",
+        profiles.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--check",
+        "0",
+        "--profile-rounds",
+        "1",
+        "--json",
+    ];
+    args.extend(FAST);
+    let run = tailor(&args).json();
+    let p = &run["profile"];
+    assert_eq!(p["path"], file.to_str().unwrap(), "{run}");
+    assert_eq!(p["measured_now"], 0, "nothing was missing: {run}");
+    let needed = p["shapes_needed"].as_u64().unwrap() as usize;
+    assert!(needed < big_entries, "{needed} of {big_entries}");
+    // One session per entry the small space needs, none for the rest of the file.
+    assert_eq!(p["remeasured"].as_u64().unwrap() as usize, needed, "{run}");
+    assert_eq!(
+        p["marked_stale"].as_u64().unwrap() as usize,
+        big_entries - needed,
+        "{run}"
+    );
+    let after = entries(&toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap());
+    assert_eq!(after.len(), big_entries);
+    let marked: Vec<&toml::Table> = after
+        .iter()
+        .filter(|e| e.get("stale").and_then(toml::Value::as_bool) == Some(true))
+        .collect();
+    assert_eq!(marked.len(), big_entries - needed);
+    for e in &marked {
+        // Marked, not re-measured: the same times as before the run.
+        let before = stale.iter().find(|b| b["shape"] == e["shape"]).unwrap();
+        assert_eq!(before["median_us"], e["median_us"]);
+    }
+
+    // The bigger space needs the marked entries: profiling it re-measures exactly those.
+    let again = profile(&big);
+    assert_eq!(again["missing"], 0);
+    assert_eq!(
+        again["measured_now"].as_u64().unwrap() as usize,
+        big_entries - needed,
+        "{again}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("stale = true"), "{text}");
+}
+
 #[test]
 fn run_refuses_an_empty_space() {
     let s = Scratch::new("run-empty");
