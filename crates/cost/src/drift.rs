@@ -353,6 +353,42 @@ mod tests {
         assert!(a.len() <= 3 * classes.len());
     }
 
+    /// A space needing part of a drifted profile re-measures that part only; the rest is
+    /// marked stale, left out of the next check's subset, and stale for the next plan
+    /// whatever that check finds.
+    #[test]
+    fn a_plan_re_measures_the_needed_entries_and_marks_the_rest() {
+        let mut p = sample_profile();
+        let d = Drift::new("p.toml", &p, &retimed(&p, Pass::Decode, 2.0), None, 1.0);
+        let stale = d.stale_shapes(&p, 0.10);
+        assert!(stale.len() >= 2, "{stale:?}");
+        let needed: std::collections::BTreeSet<OpShape> = p
+            .entries
+            .iter()
+            .map(|e| e.shape.clone())
+            .step_by(2)
+            .collect();
+        let plan = d.plan(&p, &needed, 0.10);
+        assert!(!plan.roofline);
+        assert_eq!(plan.measure.len() + plan.mark.len(), stale.len());
+        assert!(plan.measure.iter().all(|s| needed.contains(s)));
+        assert!(plan.mark.iter().all(|s| !needed.contains(s)));
+        assert!(!plan.is_empty() && !plan.mark.is_empty());
+
+        assert!(super::mark_stale(&mut p, &plan.mark));
+        assert!(!super::mark_stale(&mut p, &plan.mark), "marked once");
+        assert_eq!(
+            p.entries.iter().filter(|e| e.stale).count(),
+            plan.mark.len()
+        );
+        let back = Profile::parse(std::path::Path::new("p.toml"), &p.to_toml()).unwrap();
+        assert_eq!(back, p, "the marks round-trip");
+        assert!(subset(&p).iter().all(|e| !e.stale));
+        // The machine is steady now: the marked entries are still stale, the rest not.
+        let steady = Drift::new("p.toml", &p, &retimed(&p, Pass::Decode, 1.0), None, 1.0);
+        assert_eq!(steady.stale_shapes(&p, 0.10), plan.mark);
+    }
+
     #[test]
     fn a_profile_scaled_on_purpose_is_seen_in_the_classes_it_moved() {
         let p = sample_profile();
