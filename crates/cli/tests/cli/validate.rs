@@ -311,16 +311,22 @@ fn predict_and_measure_one_spec() {
 fn search_prices_with_a_profile() {
     let (s, space, profile) = profiled("search-profile");
     let out = s.0.join("search");
-    let r = tailor(&[
-        "search",
-        &space,
-        "--profile",
-        &profile,
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ])
-    .json();
+    let search = |extra: &[&str]| {
+        let mut args = vec![
+            "search",
+            &space,
+            "--profile",
+            &profile,
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend(extra);
+        let r = tailor(&args);
+        (r.json(), r.stderr)
+    };
+    // No check of this profile is known yet: the search times nothing and says so.
+    let (r, log) = search(&[]);
     assert!(r["front_size"].as_u64().unwrap() > 0, "{r}");
     assert!(r["device"].as_str().unwrap().contains("profile"), "{r}");
     assert!(
@@ -328,9 +334,26 @@ fn search_prices_with_a_profile() {
         "{r}"
     );
     assert!(out.join("front.json").exists());
-    // The profile was made on this machine: the search re-checked it first.
-    let classes = r["cost_model"]["profile_check"]["classes"].as_array();
-    assert!(classes.is_some_and(|c| !c.is_empty()), "{r}");
+    assert!(r["cost_model"].get("profile_check").is_none(), "{r}");
+    assert!(log.contains("not re-checked on this machine"), "{log}");
+    // --recheck: the profile was made on this machine, so it is re-checked first...
+    let (checked, _) = search(&["--recheck"]);
+    let classes = checked["cost_model"]["profile_check"]["classes"].as_array();
+    assert!(classes.is_some_and(|c| !c.is_empty()), "{checked}");
+    // ... and a plain search afterwards quotes that check, timing nothing.
+    let (quoted, log) = search(&[]);
+    assert_eq!(
+        quoted["cost_model"]["profile_check"], checked["cost_model"]["profile_check"],
+        "{log}"
+    );
+    assert!(
+        log.contains("as re-checked on this machine 0 min ago"),
+        "{log}"
+    );
+    assert_eq!(quoted["pick"], r["pick"]);
+    // --no-recheck quotes none.
+    let (none, _) = search(&["--no-recheck"]);
+    assert!(none["cost_model"].get("profile_check").is_none(), "{none}");
     let e = tailor(&["search", &space]);
     assert_eq!(e.code, 2, "--device or --profile is required");
     assert!(
