@@ -48,6 +48,8 @@ pub struct LlamaCost {
     profile: LlamaProfile,
     tables: BTreeMap<PhaseKey, LayerTable>,
     memory_fit: Option<(f64, f64)>,
+    /// Whole models' level on this machine now, scaling each phase's predictions.
+    level: Option<tailor_cost::Level>,
 }
 
 /// Bytes per element of a ggml KV-cache type.
@@ -79,6 +81,7 @@ impl LlamaCost {
             profile,
             tables,
             memory_fit: None,
+            level: None,
         };
         cost.memory_fit = cost.memory_fit();
         cost
@@ -86,6 +89,19 @@ impl LlamaCost {
 
     pub fn profile(&self) -> &LlamaProfile {
         &self.profile
+    }
+
+    /// This cost model with every prefill prediction scaled by `level.prefill` and every
+    /// decode step's by `level.decode` (the breakdown alike, so it still adds up); memory
+    /// and edits are not scaled: no whole-model edit is timed to set a level for them.
+    pub fn with_level(mut self, level: tailor_cost::Level) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// The level set by [`LlamaCost::with_level`], if any.
+    pub fn level(&self) -> Option<&tailor_cost::Level> {
+        self.level.as_ref()
     }
 
     fn phases(&self) -> String {
@@ -251,8 +267,21 @@ impl LlamaCost {
     pub fn predict(&self, spec: &ModelSpec, w: &Workload) -> Prediction {
         let mut derived = Vec::new();
         let [pre, dec] = phases_of(w);
-        let (prefill_ms, prefill_breakdown) = self.phase_ms(spec, pre, &mut derived);
-        let (decode_ms, decode_breakdown) = self.phase_ms(spec, dec, &mut derived);
+        let (mut prefill_ms, mut prefill_breakdown) = self.phase_ms(spec, pre, &mut derived);
+        let (mut decode_ms, mut decode_breakdown) = self.phase_ms(spec, dec, &mut derived);
+        if let Some(l) = &self.level {
+            prefill_ms *= l.prefill;
+            decode_ms *= l.decode;
+            for (b, k) in [
+                (&mut prefill_breakdown, l.prefill),
+                (&mut decode_breakdown, l.decode),
+            ] {
+                b.attention_ms *= k;
+                b.ffn_ms *= k;
+                b.lm_head_ms *= k;
+                b.other_ms *= k;
+            }
+        }
         Prediction {
             estimate: Estimate {
                 prefill_ms,
@@ -484,6 +513,45 @@ mod tests {
         assert!((p.estimate.prefill_ms - want).abs() < 1e-9);
         let b = p.estimate.decode_breakdown;
         assert!((b.total_ms() - want).abs() < 1e-9);
+    }
+
+    /// A level scales each phase by its own factor, the breakdown with it, and leaves
+    /// memory and the edit alone.
+    #[test]
+    fn a_level_scales_each_phase_and_nothing_else() {
+        let cost = LlamaCost::new(profile());
+        let spec = ModelSpec::llama(8192, 512, 8, 8, 4, 1536);
+        let w = workload();
+        let anchor = |id, pre: f64, dec: f64| tailor_cost::Anchor {
+            id,
+            params: 1,
+            predicted_prefill_ms: 10.0,
+            measured_prefill_ms: 10.0 * pre,
+            predicted_decode_ms: 2.0,
+            measured_decode_ms: 2.0 * dec,
+        };
+        let level = tailor_cost::Level::new(
+            vec![anchor(1, 0.8, 1.2), anchor(2, 0.9, 1.3)],
+            "2026-12-04T22:00:00Z".into(),
+        )
+        .unwrap();
+        let leveled = cost.clone().with_level(level.clone());
+        assert_eq!(leveled.level(), Some(&level));
+        assert!(cost.level().is_none());
+        let (a, b) = (cost.predict(&spec, &w), leveled.predict(&spec, &w));
+        assert!((b.estimate.prefill_ms - 0.85 * a.estimate.prefill_ms).abs() < 1e-9);
+        assert!(
+            (b.estimate.decode_ms_per_token - 1.25 * a.estimate.decode_ms_per_token).abs() < 1e-9
+        );
+        assert!(
+            (b.estimate.decode_breakdown.total_ms() - b.estimate.decode_ms_per_token).abs() < 1e-9
+        );
+        assert_eq!(b.estimate.peak_memory_bytes, a.estimate.peak_memory_bytes);
+        let e = EditWorkload::default();
+        assert_eq!(
+            leveled.predict_edit(&spec, &w, &e).0,
+            cost.predict_edit(&spec, &w, &e).0
+        );
     }
 
     /// llama.cpp prices the zo edit from its prefill probes at the edit's prompt length

@@ -61,6 +61,10 @@ pub struct Validation {
     /// Probe visits re-timed before the validation (`--remeasure`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub remeasured: usize,
+    /// The level the predictions were scaled to (`--relevel`: whole anchor models timed
+    /// first; their own validation is in `level/` beside this file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<tailor_cost::Level>,
     pub rows: Vec<Row>,
 }
 
@@ -282,6 +286,17 @@ mod tests {
                 wall_s: 3.5,
             }),
             remeasured: 6,
+            level: tailor_cost::Level::new(
+                vec![tailor_cost::Anchor {
+                    id: 7,
+                    params: 1000,
+                    predicted_prefill_ms: 10.0,
+                    measured_prefill_ms: 9.0,
+                    predicted_decode_ms: 2.0,
+                    measured_decode_ms: 2.2,
+                }],
+                "2026-12-04T22:00:00Z".into(),
+            ),
             rows,
         };
         let text = serde_json::to_string_pretty(&v).unwrap();

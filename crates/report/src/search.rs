@@ -229,6 +229,10 @@ pub struct LlamaProfile {
     /// `probe_visits_now`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub remeasured: usize,
+    /// The level the search priced at (`--anchors N`: whole models timed first, in the
+    /// run's `level/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<tailor_cost::Level>,
 }
 
 /// What `tailor run`'s check of front rows against whole models found: [`BurnCheck`]
@@ -983,6 +987,7 @@ mod tests {
                     wall_s: 4.5,
                 }),
                 remeasured: 4,
+                level: None,
             }),
             check: Some(RunCheck::LlamaCpp(LlamaCheck {
                 models: 3,

@@ -408,6 +408,13 @@ pub fn render_llama(v: &tailor_llamacpp::validate::Validation, out: &Path) -> St
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let level = v.level.as_ref().map_or(String::new(), |l| {
+        format!(
+            "predictions levelled to {} whole models timed first: {}\n",
+            l.anchors.len(),
+            l.summary()
+        )
+    });
     let check = v.profile_check.as_ref().map_or(String::new(), |d| {
         format!(
             "profile re-checked first ({:.0} s), time now / profiled: {}{}\n",
@@ -424,7 +431,7 @@ pub fn render_llama(v: &tailor_llamacpp::validate::Validation, out: &Path) -> St
         )
     });
     format!(
-        "{check}validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}\
+        "{check}{level}validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}\
          round levels (each round / model median): prefill {}, decode {}\n\
          wrote {}/validate.json, validate.csv\n",
         v.rows.len(),

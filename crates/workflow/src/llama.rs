@@ -607,6 +607,7 @@ pub fn validate_llama(req: &LlamaValidateRequest, progress: &dyn Progress) -> Re
         wall_s: started.elapsed().as_secs_f64(),
         profile_check: req.profile_check.clone(),
         remeasured: req.remeasured,
+        level: req.cost.level().cloned(),
         rows,
     };
     write_json(&req.out.join("validate.json"), &v)?;
@@ -635,4 +636,107 @@ pub fn validate_llama(req: &LlamaValidateRequest, progress: &dyn Progress) -> Re
         }
     }
     Ok(v)
+}
+
+/// What [`level_llama`] needs.
+#[derive(Debug)]
+pub struct LlamaLevelRequest<'a> {
+    pub profile: &'a Path,
+    pub space_path: &'a Path,
+    pub space: &'a SearchSpace,
+    /// The cost model to level (its predictions before levelling are the anchors').
+    pub cost: &'a LlamaCost,
+    /// Whole models to time ([`tailor_search::anchor_sample`]); 2 by default.
+    pub anchors: usize,
+    /// Candidates not to take as anchors (the models a validation checks).
+    pub exclude: &'a std::collections::BTreeSet<u64>,
+    pub bench: &'a LlamaBench,
+    pub settings: Settings,
+    pub rounds: u64,
+    pub seed: u64,
+    /// Where the anchors' validation goes (`validate.json`, `validate.csv`).
+    pub out: &'a Path,
+}
+
+/// The level of a llama.cpp profile's predictions on this machine now, as
+/// `freshness::level` sets a burn profile's: `req.anchors` models of the space at fixed
+/// quantiles of predicted decode time (none of `req.exclude`), timed whole by llama-bench
+/// as [`validate_llama`] times any model, against `req.cost`'s prediction; the median
+/// measured/predicted per phase is what [`LlamaCost::with_level`] scales by. `None` when
+/// the space has no candidate left to anchor on.
+pub fn level_llama(
+    req: &LlamaLevelRequest,
+    progress: &dyn Progress,
+) -> Result<Option<tailor_cost::Level>> {
+    let anchors = tailor_search::anchor_sample(req.space, req.cost, req.anchors, req.exclude);
+    if anchors.is_empty() {
+        warn!(
+            "no candidate of {} is left to time as an anchor: predictions stay at the profile's \
+             level",
+            req.space_path.display()
+        );
+        return Ok(None);
+    }
+    info!(
+        anchors = ?anchors.iter().map(|c| c.id).collect::<Vec<_>>(),
+        "timing whole models in llama.cpp to set the level of {}'s predictions on this machine \
+         now",
+        req.profile.display()
+    );
+    let v = validate_llama(
+        &LlamaValidateRequest {
+            profile: req.profile,
+            space_path: req.space_path,
+            space: req.space,
+            cost: req.cost,
+            models: anchors.into_iter().map(|c| (c.id, c.spec)).collect(),
+            bench: req.bench,
+            settings: req.settings.clone(),
+            rounds: req.rounds,
+            seed: req.seed,
+            out: req.out,
+            profile_check: None,
+            remeasured: 0,
+        },
+        progress,
+    )?;
+    let timed = v
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let m = r.measured.as_ref()?;
+            Some(tailor_cost::Anchor {
+                id: r.id,
+                params: r.params,
+                predicted_prefill_ms: r.predicted_prefill_ms,
+                measured_prefill_ms: m.prefill_ms(),
+                predicted_decode_ms: r.predicted_decode_ms,
+                measured_decode_ms: m.decode_ms(),
+            })
+        })
+        .collect();
+    let level = tailor_cost::Level::new(timed, utc_now_iso()).ok_or_else(|| {
+        WorkflowError::NothingMeasured(format!(
+            "no anchor model of {} gave a usable time in llama.cpp",
+            req.space_path.display()
+        ))
+    })?;
+    info!(
+        "predictions of {} levelled to whole models timed here now: {}",
+        req.profile.display(),
+        level.summary()
+    );
+    let (prefill, decode) = level.disagreement();
+    if prefill.max(decode) > crate::freshness::ANCHOR_DISAGREEMENT {
+        warn!(
+            "the anchors' own ratios differ by {:.0}% (prefill) and {:.0}% (decode), more than \
+             models scatter around one level ({:.0}%): the profile's error depends on the \
+             model, which a level cannot fix; re-profile (`tailor profile --engine llama.cpp \
+             --space ... --force`)",
+            100.0 * prefill,
+            100.0 * decode,
+            100.0 * crate::freshness::ANCHOR_DISAGREEMENT
+        );
+    }
+    Ok(Some(level))
 }

@@ -322,6 +322,9 @@ pub struct LlamaRunRequest<'a> {
     pub bench: &'a LlamaBench,
     pub settings: Settings,
     pub decode_tokens: u64,
+    /// Whole models timed before the search to set the level of the profile's predictions
+    /// (`llama::level_llama`); 0 prices with the profile as it is.
+    pub anchors: usize,
 }
 
 /// What a llama.cpp run did; its files are written (summary.json last).
@@ -395,13 +398,34 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
     let options = options(&space, &SearchRequest::auto(req.run.seed))?;
     let out = crate::search::out_dir(req.run.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    let cost = llama_cost(
-        load_cost(&profile_path, Some(&space.workload))?,
-        &profile_path,
-    );
+    let mut priced = load_cost(&profile_path, Some(&space.workload))?;
+    // With --anchors, the level of its predictions from a few whole models timed here now.
+    if req.anchors > 0 {
+        let level = crate::llama::level_llama(
+            &crate::llama::LlamaLevelRequest {
+                profile: &profile_path,
+                space_path: &req.run.space,
+                space: &space,
+                cost: &priced,
+                anchors: req.anchors,
+                exclude: &std::collections::BTreeSet::new(),
+                bench: req.bench,
+                settings: req.settings.clone(),
+                rounds: req.run.check_rounds,
+                seed: req.run.seed,
+                out: &out.join("level"),
+            },
+            progress.llama().as_ref(),
+        )?;
+        if let Some(l) = level {
+            priced = priced.with_level(l);
+        }
+    }
+    let level = priced.level().cloned();
+    let cost = llama_cost(priced.clone(), &profile_path);
     let search = run_search(space, &cost, &options, &out, progress.search().as_ref())?;
     let check = if req.run.check > 0 {
-        let cost = load_cost(&profile_path, Some(&search.space.workload))?;
+        let cost = priced;
         let check_out = out.join("check");
         let v = validate_llama(
             &LlamaValidateRequest {
@@ -442,6 +466,7 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
             profile_wall_s: profiled.wall_s,
             profile_check,
             remeasured,
+            level,
         }),
         check: check.as_ref().map(|(v, dir)| {
             RunCheck::LlamaCpp(LlamaCheck {

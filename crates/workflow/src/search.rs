@@ -137,7 +137,7 @@ pub fn llama_cost(cost: tailor_llamacpp::LlamaCost, path: &Path) -> CostChoice {
             fingerprint: None,
             llama_fingerprint: Some(p.fingerprint.clone()),
             profile_check: None,
-            level: None,
+            level: cost.level().cloned(),
         },
         model: Box::new(cost),
     }

@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// spread over the front's decode times (0: skip the check).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=100))]
     pub check: u64,
-    /// burn: whole models (at fixed quantiles of the space's predicted decode time) to
+    /// Whole models (at fixed quantiles of the space's predicted decode time) to
     /// time before the search; their measured/predicted ratios set the level of every
     /// prediction, per phase, where absolute constraints need it (0: price with the profile
     /// as it is; the level does not change the order, and the check shows the truth).

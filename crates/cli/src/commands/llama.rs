@@ -89,7 +89,7 @@ pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
     let sample = super::validate::sample(args, &space, &cost)?;
     let out = super::validate::out_dir(args, &space, "-llama");
     let _lock = tailor_workflow::lock::folder(&out)?;
-    let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
+    let models: Vec<_> = sample.into_iter().map(|c| (c.id, c.spec)).collect();
     let bench = llama.bench()?;
     // Re-checked here first (seconds); with --remeasure the probes of the phases that
     // drifted are timed again before the models are.
@@ -115,6 +115,35 @@ pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
         } else {
             (Some(drift), 0, cost)
         }
+    };
+    // With --relevel, the predictions are levelled to other whole models of the space
+    // timed first (none of the sample), as burn's are.
+    let cost = if args.relevel {
+        let exclude: std::collections::BTreeSet<u64> = models.iter().map(|(id, _)| *id).collect();
+        let bar = crate::progress::ProfileBar::new("anchors");
+        let level = tailor_workflow::llama::level_llama(
+            &tailor_workflow::llama::LlamaLevelRequest {
+                profile,
+                space_path,
+                space: &space,
+                cost: &cost,
+                anchors: args.anchors as usize,
+                exclude: &exclude,
+                bench: &bench,
+                settings: llama.settings(),
+                rounds: args.rounds.max(1),
+                seed: args.seed,
+                out: &out.join("level"),
+            },
+            &bar,
+        )?;
+        bar.finish();
+        match level {
+            Some(l) => cost.with_level(l),
+            None => cost,
+        }
+    } else {
+        cost
     };
     let bar = crate::progress::ProfileBar::new("validate");
     let v = validate_llama(

@@ -68,6 +68,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
             bench: &bench,
             settings: args.llama.settings(),
             decode_tokens: args.llama.decode_tokens,
+            anchors: args.anchors as usize,
         },
         &Bars,
     )?;

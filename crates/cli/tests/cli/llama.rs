@@ -305,6 +305,59 @@ fn profile_predict_search_validate_with_llama_bench() {
     }
     assert!(v["engine_self"]["decode_tau"].is_number(), "{v}");
     assert!(dir.0.join("v/validate.csv").is_file());
+    // The profile was re-checked first (this machine, seconds), per phase.
+    let phases = v["profile_check"]["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2, "{v}");
+
+    // Levelled to one anchor timed first, none of the sample: every prediction of a phase
+    // is the unlevelled one times that phase's factor.
+    let l = tailor_env(
+        &dir.0,
+        &[
+            "validate",
+            "--profile",
+            "p.toml",
+            "--space",
+            "space.toml",
+            "--samples",
+            "4",
+            "--rounds",
+            "2",
+            "--relevel",
+            "--anchors",
+            "1",
+            "--no-recheck",
+            "--out",
+            "vl",
+            "--json",
+        ],
+        &env,
+    )
+    .json();
+    let level = &l["level"];
+    let anchor = level["anchors"][0]["id"].as_u64().unwrap();
+    let rows = l["rows"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["id"] != anchor), "{l}");
+    assert!(dir.0.join("vl/level/validate.json").is_file());
+    let k = level["decode"].as_f64().unwrap();
+    let unlevelled: std::collections::BTreeMap<u64, f64> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_u64().unwrap(),
+                r["predicted_decode_ms"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    for r in rows {
+        let id = r["id"].as_u64().unwrap();
+        if let Some(before) = unlevelled.get(&id) {
+            let after = r["predicted_decode_ms"].as_f64().unwrap();
+            assert!((after - k * before).abs() <= 1e-9 * after.abs(), "{r}");
+        }
+    }
 
     // A profile of another setup is refused, with what differs.
     let text = std::fs::read_to_string(&p).unwrap();
@@ -443,10 +496,13 @@ rounds = 2
 
 /// The committed q4_0 profile as if made on another CPU of this one's name (the same OS and
 /// `model name`, another part and caches), or on this one with no identity recorded.
-fn committed_q4_on(cpu: Option<&str>) -> String {
-    let text = std::fs::read_to_string(root().join("profiles/host-llamacpp-q4_0.toml")).unwrap();
-    let mut t: toml::Table = text.parse().unwrap();
-    let fp = t["fingerprint"].as_table_mut().unwrap();
+pub(crate) fn committed_q4_on(cpu: Option<&str>) -> String {
+    let text = std::fs::read_to_string(root().join("profiles/host-llamacpp-q4_0.toml"))
+        .expect("the committed q4_0 profile");
+    let mut t: toml::Table = text.parse().expect("a TOML profile");
+    let fp = t["fingerprint"]
+        .as_table_mut()
+        .expect("a fingerprint table");
     let name = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
@@ -467,14 +523,14 @@ fn committed_q4_on(cpu: Option<&str>) -> String {
             let cpu: toml::Table = toml::from_str(&format!(
                 "vendor = \"SomeVendor\"\nparts = [\"{part}\"]\ncaches = [\"L3 1K\"]\n"
             ))
-            .unwrap();
+            .expect("a CPU table");
             fp.insert("cpu".into(), toml::Value::Table(cpu));
         }
         None => {
             fp.remove("cpu");
         }
     }
-    toml::to_string(&t).unwrap()
+    toml::to_string(&t).expect("serialise")
 }
 
 /// A llama.cpp profile of another CPU with this one's name is refused before anything is
