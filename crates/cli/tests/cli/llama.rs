@@ -409,6 +409,31 @@ fn run_chains_profile_search_and_check_in_llama_cpp() {
     );
     assert!(dir.0.join("profiles/host-llamacpp-q4_0.toml").is_file());
     assert!(dir.0.join("o/report.md").is_file());
+    // A fresh profile is not re-checked.
+    assert!(s["profile"].get("profile_check").is_none(), "{s}");
+
+    // A second run reuses the profile: re-checked first (per phase), and whatever it
+    // re-times is the drifted phases' probes, counted in the visits made now.
+    let out = a.iter().position(|x| *x == "o").unwrap();
+    a[out] = "o2";
+    let again = tailor_env(&dir.0, &a, &[("TAILOR_LLAMA_BENCH", lb.as_str())]).json();
+    let p = &again["profile"];
+    assert_eq!(p["path"], s["profile"]["path"], "{again}");
+    assert_eq!(
+        p["profile_check"]["phases"].as_array().map(Vec::len),
+        Some(2),
+        "{again}"
+    );
+    assert_eq!(
+        p["probe_visits_now"],
+        p.get("remeasured").cloned().unwrap_or(serde_json::json!(0)),
+        "nothing was missing: {again}"
+    );
+    let text = std::fs::read_to_string(dir.0.join("profiles/host-llamacpp-q4_0.toml")).unwrap();
+    assert!(
+        !text.contains("stale = true"),
+        "the space re-timed all it marked: {text}"
+    );
 }
 
 #[test]
