@@ -748,7 +748,7 @@ impl Profile {
 
     /// Writes atomically: an interrupted write leaves the previous file whole.
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
-        files::write_atomic(path, self.to_toml().as_bytes())
+        files::save_toml(path, self)
     }
 
     pub fn entry(&self, shape: &OpShape) -> Option<&Entry> {

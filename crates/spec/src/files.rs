@@ -175,6 +175,20 @@ pub fn read_to_string(path: &Path) -> Result<String, FileError> {
     })
 }
 
+/// Serialises `value` as pretty TOML and writes it to `path` atomically
+/// ([`write_atomic`]); a value that cannot be written as TOML is an error naming the file,
+/// and the file is left as it was (never overwritten with a placeholder).
+pub fn save_toml<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
+    let text = toml::to_string_pretty(value).map_err(|e| FileError::Write {
+        path: path.to_path_buf(),
+        cause: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("cannot be written as TOML: {e}"),
+        ),
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to
 /// disk, then renamed over the target. A reader sees the old file or the new one, never
 /// a torn one; an interrupted write leaves the old file in place. Creates parent folders.
@@ -360,6 +374,22 @@ pub fn utc_now_iso() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value TOML cannot hold is an error naming the file, and the file keeps its text.
+    #[test]
+    fn a_value_that_is_not_toml_is_refused_and_the_file_kept() {
+        let dir = std::env::temp_dir().join(format!("tailor-save-{}", std::process::id()));
+        let path = dir.join("p.toml");
+        write_atomic(&path, b"format_version = 1\n").unwrap();
+        // A bare number is no TOML document.
+        let e = save_toml(&path, &42u32).unwrap_err().to_string();
+        assert!(e.contains("p.toml") && e.contains("cannot be written as TOML"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "format_version = 1\n");
+        let table: std::collections::BTreeMap<&str, u32> = [("format_version", 2)].into();
+        save_toml(&path, &table).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "format_version = 2\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn one_writer_per_file_and_folder() {

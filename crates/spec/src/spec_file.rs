@@ -72,7 +72,7 @@ impl SpecFile {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
-        files::write_atomic(path, self.to_toml().as_bytes())
+        files::save_toml(path, self)
     }
 }
 
