@@ -383,11 +383,20 @@ mod tests {
         write_atomic(&path, b"format_version = 1\n").unwrap();
         // A bare number is no TOML document.
         let e = save_toml(&path, &42u32).unwrap_err().to_string();
-        assert!(e.contains("p.toml") && e.contains("cannot be written as TOML"), "{e}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "format_version = 1\n");
+        assert!(
+            e.contains("p.toml") && e.contains("cannot be written as TOML"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "format_version = 1\n"
+        );
         let table: std::collections::BTreeMap<&str, u32> = [("format_version", 2)].into();
         save_toml(&path, &table).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "format_version = 2\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "format_version = 2\n"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
