@@ -344,6 +344,41 @@ pub fn refresh(
 /// so two anchors can honestly sit up to about 20% apart.
 pub const ANCHOR_DISAGREEMENT: f64 = 0.20;
 
+/// The level of `anchors` timed whole (for both engines' `level`): logged, and a warning
+/// where the anchors disagree more than models scatter around one level (`engine` names
+/// the engine in the messages, `fix` what to do then). An error when no anchor is usable.
+pub fn settle_level(
+    anchors: Vec<Anchor>,
+    profile: &Path,
+    space: &Path,
+    engine: &str,
+    fix: &str,
+) -> Result<Level> {
+    let level = Level::new(anchors, utc_now_iso()).ok_or_else(|| {
+        WorkflowError::NothingMeasured(format!(
+            "no anchor model of {} gave a usable time{engine}",
+            space.display()
+        ))
+    })?;
+    info!(
+        "predictions of {} levelled to whole models timed here now: {}",
+        profile.display(),
+        level.summary()
+    );
+    let (prefill, decode) = level.disagreement();
+    if prefill.max(decode) > ANCHOR_DISAGREEMENT {
+        warn!(
+            "the anchors' own ratios differ by {:.0}% (prefill) and {:.0}% (decode), more than \
+             models scatter around one level ({:.0}%): the profile's error depends on the \
+             model, which a level cannot fix; {fix}",
+            100.0 * prefill,
+            100.0 * decode,
+            100.0 * ANCHOR_DISAGREEMENT
+        );
+    }
+    Ok(level)
+}
+
 /// What [`level`] needs.
 #[derive(Debug)]
 pub struct LevelRequest<'a> {
@@ -413,28 +448,12 @@ pub fn level(req: &LevelRequest, progress: &dyn CheckProgress) -> Result<Option<
             })
         })
         .collect();
-    let level = Level::new(timed, utc_now_iso()).ok_or_else(|| {
-        WorkflowError::NothingMeasured(format!(
-            "no anchor model of {} gave a usable time",
-            req.space.path.display()
-        ))
-    })?;
-    info!(
-        "predictions of {} levelled to whole models timed here now: {}",
-        req.profile.display(),
-        level.summary()
-    );
-    let (prefill, decode) = level.disagreement();
-    if prefill.max(decode) > ANCHOR_DISAGREEMENT {
-        warn!(
-            "the anchors' own ratios differ by {:.0}% (prefill) and {:.0}% (decode), more than \
-             models scatter around one level ({:.0}%): the profile's error depends on the \
-             model, which a level cannot fix; re-measure the profile (`tailor profile --space \
-             ... --force`)",
-            100.0 * prefill,
-            100.0 * decode,
-            100.0 * ANCHOR_DISAGREEMENT
-        );
-    }
+    let level = settle_level(
+        timed,
+        req.profile,
+        &req.space.path,
+        "",
+        "re-measure the profile (`tailor profile --space ... --force`)",
+    )?;
     Ok(Some(level))
 }

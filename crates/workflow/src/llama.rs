@@ -181,6 +181,20 @@ pub fn space_request<'a>(
     })
 }
 
+/// The hidden folder `.<file name>.<what>` beside `path`, where probe GGUFs are written
+/// and removed while `path` is profiled or checked.
+fn beside(path: &Path, what: &str) -> PathBuf {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(format!(
+            ".{}.{what}",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ))
+}
+
 /// `base` with what a profile fixes of how its probes were timed (threads, flash
 /// attention, KV cache type, repetitions), so that models and checks are timed as the
 /// probes were.
@@ -208,16 +222,7 @@ pub fn recheck(
     let mut profile = LlamaProfile::load(path)?;
     let weights = WeightType::from_dtype(profile.fingerprint.weights)?;
     let settings = settings_of(&profile, base);
-    let work_dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(format!(
-            ".{}.check",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+    let work_dir = beside(path, "check");
     let drift =
         tailor_llamacpp::drift::check(bench, path, &profile, weights, &settings, &work_dir, 0);
     let _ = std::fs::remove_dir_all(&work_dir);
@@ -383,18 +388,7 @@ pub fn profile_llama(
     };
     // Probe models are written beside the profile and removed after each visit; a killed
     // run leaves at most one there, which the next run removes.
-    let work_dir = req
-        .out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(format!(
-            ".{}.probes",
-            req.out
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+    let work_dir = beside(&req.out, "probes");
     let job = ProfileJob {
         name: req.name.clone(),
         probes,
@@ -715,28 +709,12 @@ pub fn level_llama(
             })
         })
         .collect();
-    let level = tailor_cost::Level::new(timed, utc_now_iso()).ok_or_else(|| {
-        WorkflowError::NothingMeasured(format!(
-            "no anchor model of {} gave a usable time in llama.cpp",
-            req.space_path.display()
-        ))
-    })?;
-    info!(
-        "predictions of {} levelled to whole models timed here now: {}",
-        req.profile.display(),
-        level.summary()
-    );
-    let (prefill, decode) = level.disagreement();
-    if prefill.max(decode) > crate::freshness::ANCHOR_DISAGREEMENT {
-        warn!(
-            "the anchors' own ratios differ by {:.0}% (prefill) and {:.0}% (decode), more than \
-             models scatter around one level ({:.0}%): the profile's error depends on the \
-             model, which a level cannot fix; re-profile (`tailor profile --engine llama.cpp \
-             --space ... --force`)",
-            100.0 * prefill,
-            100.0 * decode,
-            100.0 * crate::freshness::ANCHOR_DISAGREEMENT
-        );
-    }
+    let level = crate::freshness::settle_level(
+        timed,
+        req.profile,
+        req.space_path,
+        " in llama.cpp",
+        "re-profile (`tailor profile --engine llama.cpp --space ... --force`)",
+    )?;
     Ok(Some(level))
 }
