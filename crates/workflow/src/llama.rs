@@ -718,3 +718,95 @@ pub fn level_llama(
     )?;
     Ok(Some(level))
 }
+
+/// What [`prepare_validation`] needs.
+#[derive(Debug)]
+pub struct LlamaPrepareRequest<'a> {
+    pub profile: &'a Path,
+    pub space_path: &'a Path,
+    pub space: &'a SearchSpace,
+    pub bench: &'a LlamaBench,
+    pub settings: Settings,
+    /// Re-time the profile's drift subset first ([`recheck`]).
+    pub recheck: bool,
+    /// Then time again the space's probes of the phases that drifted.
+    pub remeasure: bool,
+    /// Level the predictions to this many anchor models timed whole ([`level_llama`]).
+    pub anchors: Option<usize>,
+    /// Candidates not to take as anchors (the validated sample).
+    pub exclude: std::collections::BTreeSet<u64>,
+    pub rounds: u64,
+    pub seed: u64,
+    /// The validation's folder (the anchors go into `level/` there).
+    pub out: &'a Path,
+}
+
+/// A llama.cpp cost model made ready for a validation by [`prepare_validation`].
+#[derive(Debug)]
+pub struct Prepared {
+    pub cost: LlamaCost,
+    pub profile_check: Option<tailor_llamacpp::LlamaDrift>,
+    /// Probe visits re-timed.
+    pub remeasured: usize,
+}
+
+/// What `tailor validate` does with a llama.cpp profile before it times the sample, as
+/// for burn: re-check it here, re-time the drifted probes the space needs when asked,
+/// and level its predictions to anchor models timed whole when asked.
+pub fn prepare_validation(
+    req: &LlamaPrepareRequest,
+    cost: LlamaCost,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
+    let (profile_check, remeasured, cost) = if req.recheck {
+        let (drift, marked) = recheck(req.profile, req.bench, &req.settings)?;
+        if req.remeasure && marked > 0 {
+            let p = cost.profile();
+            let request = space_request(
+                req.space,
+                req.bench,
+                settings_of(p, &req.settings),
+                p.method.decode_tokens,
+                p.method.rounds,
+                req.profile.to_path_buf(),
+            )?;
+            let o = profile_llama(&request, progress)?;
+            let cost = load_cost(req.profile, Some(&req.space.workload))?;
+            (Some(drift), o.runs_now, cost)
+        } else {
+            (Some(drift), 0, cost)
+        }
+    } else {
+        (None, 0, cost)
+    };
+    let cost = match req.anchors {
+        Some(anchors) => {
+            let level = level_llama(
+                &LlamaLevelRequest {
+                    profile: req.profile,
+                    space_path: req.space_path,
+                    space: req.space,
+                    cost: &cost,
+                    anchors,
+                    exclude: &req.exclude,
+                    bench: req.bench,
+                    settings: req.settings.clone(),
+                    rounds: req.rounds,
+                    seed: req.seed,
+                    out: &req.out.join("level"),
+                },
+                progress,
+            )?;
+            match level {
+                Some(l) => cost.with_level(l),
+                None => cost,
+            }
+        }
+        None => cost,
+    };
+    Ok(Prepared {
+        cost,
+        profile_check,
+        remeasured,
+    })
+}

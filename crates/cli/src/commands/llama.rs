@@ -91,60 +91,30 @@ pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
     let _lock = tailor_workflow::lock::folder(&out)?;
     let models: Vec<_> = sample.into_iter().map(|c| (c.id, c.spec)).collect();
     let bench = llama.bench()?;
-    // Re-checked here first (seconds); with --remeasure the probes of the phases that
-    // drifted are timed again before the models are.
-    let (profile_check, remeasured, cost) = if args.no_recheck {
-        (None, 0, cost)
-    } else {
-        let (drift, marked) = tailor_workflow::llama::recheck(profile, &bench, &llama.settings())?;
-        if args.remeasure && marked > 0 {
-            let p = cost.profile();
-            let request = tailor_workflow::llama::space_request(
-                &space,
-                &bench,
-                tailor_workflow::llama::settings_of(p, &llama.settings()),
-                p.method.decode_tokens,
-                p.method.rounds,
-                profile.clone(),
-            )?;
-            let bar = crate::progress::ProfileBar::new("re-measure");
-            let o = tailor_workflow::llama::profile_llama(&request, &bar)?;
-            bar.finish();
-            let cost = load_cost(profile, Some(&space.workload))?;
-            (Some(drift), o.runs_now, cost)
-        } else {
-            (Some(drift), 0, cost)
-        }
-    };
-    // With --relevel, the predictions are levelled to other whole models of the space
-    // timed first (none of the sample), as burn's are.
-    let cost = if args.relevel {
-        let exclude: std::collections::BTreeSet<u64> = models.iter().map(|(id, _)| *id).collect();
-        let bar = crate::progress::ProfileBar::new("anchors");
-        let level = tailor_workflow::llama::level_llama(
-            &tailor_workflow::llama::LlamaLevelRequest {
-                profile,
-                space_path,
-                space: &space,
-                cost: &cost,
-                anchors: args.anchors as usize,
-                exclude: &exclude,
-                bench: &bench,
-                settings: llama.settings(),
-                rounds: args.rounds.max(1),
-                seed: args.seed,
-                out: &out.join("level"),
-            },
-            &bar,
-        )?;
-        bar.finish();
-        match level {
-            Some(l) => cost.with_level(l),
-            None => cost,
-        }
-    } else {
-        cost
-    };
+    // Re-checked here first (--remeasure: the drifted probes timed again), then levelled to
+    // anchor models timed whole (--relevel), as burn's validation does.
+    let bar = crate::progress::ProfileBar::new("prepare");
+    let ready = tailor_workflow::llama::prepare_validation(
+        &tailor_workflow::llama::LlamaPrepareRequest {
+            profile,
+            space_path,
+            space: &space,
+            bench: &bench,
+            settings: llama.settings(),
+            recheck: !args.no_recheck,
+            remeasure: args.remeasure,
+            anchors: args.relevel.then_some(args.anchors as usize),
+            exclude: models.iter().map(|(id, _)| *id).collect(),
+            rounds: args.rounds.max(1),
+            seed: args.seed,
+            out: &out,
+        },
+        cost,
+        &bar,
+    )?;
+    bar.finish();
+    let cost = ready.cost;
+    let (profile_check, remeasured) = (ready.profile_check, ready.remeasured);
     let bar = crate::progress::ProfileBar::new("validate");
     let v = validate_llama(
         &LlamaValidateRequest {
