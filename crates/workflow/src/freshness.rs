@@ -132,10 +132,12 @@ pub fn space_shapes(space: &SearchSpace) -> BTreeSet<OpShape> {
 }
 
 /// What a session costs besides its warm-up and timed work (building its inputs and weight
-/// copies, syncs, saving the file): the 321 sessions of a fresh quickstart profile took
-/// 293 s on the 2-core AMD EPYC CI machine (2026-12-04), 0.91 s each against at most 0.82 s
-/// of warm-up and timed work.
-const SESSION_SETUP_S: f64 = 0.1;
+/// copies, syncs, saving the file). Building a 96 MiB weight cycle took 0.19 s when every
+/// copy was drawn at random and takes 0.08 s now that one is drawn and the rest copied (the
+/// 2-core AMD EPYC CI machine, 2026-12-05); most entries cycle less. A fresh quickstart
+/// profile took 0.91 s a session before that change and 0.74 s after it, against at most
+/// 0.82 s of warm-up and timed work.
+const SESSION_SETUP_S: f64 = 0.05;
 
 /// How long `sessions` timing sessions take with `timing` split over `rounds` sessions per
 /// entry: each warms up, then times at least `min_time` and at most its share of
