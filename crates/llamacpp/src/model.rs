@@ -100,6 +100,12 @@ pub struct Written {
 
 /// Where the file differs from the spec, or why it cannot be written.
 pub fn substitutions(spec: &ModelSpec, weights: WeightType) -> Result<Vec<String>, Unsupported> {
+    if let Some(what) = spec.beyond_dense() {
+        return Err(Unsupported(format!(
+            "{what}: tailor writes GGUF files of the uniform dense stack (llama.cpp's `llama` \
+             architecture) only so far"
+        )));
+    }
     if spec.ffn == FfnKind::Plain {
         return Err(Unsupported(
             "a plain (ungated) FFN: llama.cpp's `llama` architecture has gate, up and down \
@@ -145,12 +151,7 @@ pub fn substitutions(spec: &ModelSpec, weights: WeightType) -> Result<Vec<String
 pub fn weight_bytes(spec: &ModelSpec, weights: WeightType) -> u64 {
     spec.tensors()
         .iter()
-        .filter(|t| {
-            !(matches!(
-                t.component,
-                Component::AttnNorm | Component::FfnNorm | Component::FinalNorm
-            ) && t.name.ends_with(".bias"))
-        })
+        .filter(|t| !(t.component.is_norm() && t.name.ends_with(".bias")))
         .map(|t| {
             let per = if t.shape.len() >= 2 {
                 weights.dtype().tensor_bytes(&t.shape)
@@ -162,10 +163,11 @@ pub fn weight_bytes(spec: &ModelSpec, weights: WeightType) -> u64 {
         .sum()
 }
 
-/// The GGUF name of a tensor of `spec.tensors()` (HF name with `{i}` for the layer).
-fn gguf_name(component: Component, suffix: &str, layer: u64) -> String {
+/// The GGUF name of a tensor of `spec.tensors()` (HF name with `{i}` for the layer), for
+/// the components of the dense stack ([`substitutions`] refuses every other).
+fn gguf_name(component: Component, suffix: &str, layer: u64) -> Result<String, Unsupported> {
     let per_layer = |n: &str| format!("blk.{layer}.{n}.{suffix}");
-    match component {
+    Ok(match component {
         Component::Embedding => format!("token_embd.{suffix}"),
         Component::FinalNorm => format!("output_norm.{suffix}"),
         Component::LmHead => format!("output.{suffix}"),
@@ -178,7 +180,12 @@ fn gguf_name(component: Component, suffix: &str, layer: u64) -> String {
         Component::Gate => per_layer("ffn_gate"),
         Component::Up => per_layer("ffn_up"),
         Component::Down => per_layer("ffn_down"),
-    }
+        other => {
+            return Err(Unsupported(format!(
+                "a {other} tensor: the `llama` architecture has none"
+            )));
+        }
+    })
 }
 
 /// The GGUF header of `spec` at `weights`, and its substitutions.
@@ -251,15 +258,11 @@ pub fn header(
         ("tokenizer.ggml.model".into(), Value::String("none".into())),
     ];
     let mut tensors = Vec::new();
-    let mut push = |info: &tailor_spec::TensorInfo, layer: u64| {
+    let mut push = |info: &tailor_spec::TensorInfo, layer: u64| -> Result<(), Unsupported> {
         let suffix = info.name.rsplit('.').next().unwrap_or("weight");
         // Norm biases exist only for LayerNorm, which is timed as RMSNorm.
-        if matches!(
-            info.component,
-            Component::AttnNorm | Component::FfnNorm | Component::FinalNorm
-        ) && suffix == "bias"
-        {
-            return;
+        if info.component.is_norm() && suffix == "bias" {
+            return Ok(());
         }
         let dims: Vec<u64> = info.shape.iter().rev().copied().collect();
         let ty = if dims.len() >= 2 {
@@ -268,10 +271,11 @@ pub fn header(
             GgmlType::F32
         };
         tensors.push(TensorDesc {
-            name: gguf_name(info.component, suffix, layer),
+            name: gguf_name(info.component, suffix, layer)?,
             dims,
             ty,
         });
+        Ok(())
     };
     let infos = spec.tensors();
     // Global tensors first, then the layers in order (as llama.cpp's converter writes them).
@@ -279,11 +283,11 @@ pub fn header(
         .iter()
         .filter(|t| t.repeats == 1 && !t.name.contains("{i}"))
     {
-        push(info, 0);
+        push(info, 0)?;
     }
     for layer in 0..spec.num_layers {
         for info in infos.iter().filter(|t| t.name.contains("{i}")) {
-            push(info, layer);
+            push(info, layer)?;
         }
     }
     Ok((Header { metadata, tensors }, subs))

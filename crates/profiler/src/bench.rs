@@ -35,7 +35,10 @@ fn weight_copies<const D: usize>(n: usize, shape: [usize; D], device: &Device) -
 /// [`weight_copies`] of a bias vector, or `n` times `None`.
 fn bias_copies(n: usize, len: usize, on: bool, device: &Device) -> Vec<Option<Tensor<1>>> {
     if on {
-        weight_copies(n, [len], device).into_iter().map(Some).collect()
+        weight_copies(n, [len], device)
+            .into_iter()
+            .map(Some)
+            .collect()
     } else {
         vec![None; n]
     }

@@ -35,24 +35,43 @@ impl SpecReport {
             (n, _) => n.to_string(),
         };
         let mut out = format!("{title} ({path})\n");
-        out += &format!(
-            "  {} layers x {} hidden, {} heads ({} kv, {attn}), head_dim {}, {} {} FFN {}, {norm}, \
-         vocab {}, {}\n\n",
-            m.num_layers,
-            m.hidden_size,
-            m.num_heads,
-            m.num_kv_heads,
-            s.head_dim,
-            m.ffn,
-            m.activation,
-            m.intermediate_size,
-            m.vocab_size,
-            if m.tie_embeddings {
-                "tied embeddings"
-            } else {
-                "untied LM head"
+        if m.stack.is_some() {
+            out += &format!(
+                "  {} layers x {} hidden, vocab {}, {norm}, {}\n  stack {}\n",
+                m.num_layers,
+                m.hidden_size,
+                m.vocab_size,
+                if m.tie_embeddings {
+                    "tied embeddings"
+                } else {
+                    "untied LM head"
+                },
+                s.pattern
+            );
+            for l in &s.layers {
+                out += &format!("  {:>4} x {}\n", l.count, l.layer);
             }
-        );
+            out += "\n";
+        } else {
+            out += &format!(
+                "  {} layers x {} hidden, {} heads ({} kv, {attn}), head_dim {}, {} {} FFN {}, {norm}, \
+         vocab {}, {}\n\n",
+                m.num_layers,
+                m.hidden_size,
+                m.num_heads,
+                m.num_kv_heads,
+                s.head_dim,
+                m.ffn,
+                m.activation,
+                m.intermediate_size,
+                m.vocab_size,
+                if m.tie_embeddings {
+                    "tied embeddings"
+                } else {
+                    "untied LM head"
+                }
+            );
+        }
 
         let p = &s.params;
         let mut t = Table::new(&["parameters", "count", ""]);
@@ -128,6 +147,12 @@ impl SpecReport {
             bytes(s.kv_cache.bytes_at_context as f64),
             w.context
         );
+        if s.kv_cache.constant_state_bytes > 0 {
+            out += &format!(
+                "constant state (f32, conv and recurrent): {} per sequence\n",
+                bytes(s.kv_cache.constant_state_bytes as f64)
+            );
+        }
 
         out += "\ndecode step, per operator (x repeats):\n";
         let mut t = Table::new(&["operator", "x", "FLOPs", "read", "written"]);

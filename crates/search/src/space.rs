@@ -757,8 +757,9 @@ impl SearchSpace {
             tie_embeddings: self.tie[g[14] as usize],
             rope_theta: m.rope_theta.unwrap_or(10_000.0),
             max_position_embeddings: m.max_position_embeddings.unwrap_or(2048),
+            stack: None,
         };
-        spec.validate().map_err(|e| match e.key {
+        spec.validate().map_err(|e| match e.key.as_str() {
             "num_heads" => "num_heads does not divide hidden_size",
             "num_kv_heads" => "num_kv_heads does not divide num_heads",
             "head_dim" => "head_dim is odd or too large",
@@ -817,7 +818,7 @@ impl SearchSpace {
             .iter()
             .map(|r| {
                 let p = base.join(r);
-                tailor_spec::load_spec(&p).map(|s| (p, s))
+                tailor_spec::load_dense_spec(&p).map(|s| (p, s))
             })
             .collect()
     }

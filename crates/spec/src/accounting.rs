@@ -18,6 +18,7 @@
 //!   materialised.
 
 use crate::dtype::{DType, Precision};
+use crate::layers::{Layer, Layout, Mixer};
 use crate::model::{FfnKind, ModelSpec, NormKind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,15 +28,36 @@ use std::fmt;
 #[serde(rename_all = "snake_case")]
 pub enum Component {
     Embedding,
+    /// The norm before a layer's mixer (`input_layernorm`, LFM2's `operator_norm`).
     AttnNorm,
     Q,
     K,
     V,
     O,
+    QNorm,
+    KNorm,
+    /// A short convolution's input projection (to B, C and x).
+    ConvIn,
+    /// A short convolution's depthwise kernel.
+    Conv,
+    ConvOut,
+    /// Linear attention's input projections (q, k, v, the output gate z, a and b).
+    LinearIn,
+    /// Linear attention's short convolution over q, k and v.
+    LinearConv,
+    /// Linear attention's per-head decay parameters (`A_log`, `dt_bias`).
+    LinearDecay,
+    /// Linear attention's gated output norm.
+    LinearNorm,
+    LinearOut,
+    /// Gemma 3's norm after the mixer (`post_attention_layernorm` in its layout).
+    PostMixerNorm,
     FfnNorm,
     Gate,
     Up,
     Down,
+    /// Gemma 3's norm after the FFN.
+    PostFfnNorm,
     FinalNorm,
     LmHead,
 }
@@ -48,10 +70,22 @@ impl Component {
         Component::K,
         Component::V,
         Component::O,
+        Component::QNorm,
+        Component::KNorm,
+        Component::ConvIn,
+        Component::Conv,
+        Component::ConvOut,
+        Component::LinearIn,
+        Component::LinearConv,
+        Component::LinearDecay,
+        Component::LinearNorm,
+        Component::LinearOut,
+        Component::PostMixerNorm,
         Component::FfnNorm,
         Component::Gate,
         Component::Up,
         Component::Down,
+        Component::PostFfnNorm,
         Component::FinalNorm,
         Component::LmHead,
     ];
@@ -64,13 +98,40 @@ impl Component {
             Component::K => "k_proj",
             Component::V => "v_proj",
             Component::O => "o_proj",
+            Component::QNorm => "q_norm",
+            Component::KNorm => "k_norm",
+            Component::ConvIn => "conv_in_proj",
+            Component::Conv => "conv",
+            Component::ConvOut => "conv_out_proj",
+            Component::LinearIn => "linear_in_proj",
+            Component::LinearConv => "linear_conv",
+            Component::LinearDecay => "linear_decay",
+            Component::LinearNorm => "linear_norm",
+            Component::LinearOut => "linear_out_proj",
+            Component::PostMixerNorm => "post_mixer_norm",
             Component::FfnNorm => "ffn_norm",
             Component::Gate => "gate_proj",
             Component::Up => "up_proj",
             Component::Down => "down_proj",
+            Component::PostFfnNorm => "post_ffn_norm",
             Component::FinalNorm => "final_norm",
             Component::LmHead => "lm_head",
         }
+    }
+
+    /// Whether this is a norm's weight (or bias).
+    pub fn is_norm(self) -> bool {
+        matches!(
+            self,
+            Component::AttnNorm
+                | Component::QNorm
+                | Component::KNorm
+                | Component::LinearNorm
+                | Component::PostMixerNorm
+                | Component::FfnNorm
+                | Component::PostFfnNorm
+                | Component::FinalNorm
+        )
     }
 }
 
@@ -167,6 +228,13 @@ pub enum OpKind {
     Activation,
     /// A residual add.
     Residual,
+    /// A depthwise causal convolution over a few positions (a short convolution, or linear
+    /// attention's over q, k and v), with its rolling state.
+    Conv,
+    /// Linear attention's recurrence (the delta-rule update of its state and the read-out).
+    Recurrence,
+    /// An element-wise gate (`sigmoid(g) * x`, or a short convolution's `B * x`, `C * y`).
+    Gate,
 }
 
 /// Broad groups for breakdowns.
@@ -218,22 +286,83 @@ pub struct PassTotals {
 /// A tensor visitor: `(component, name prefix, name suffix, shape, repeats)`.
 type Visit<'a> = dyn FnMut(Component, &str, &str, &[u64], u64) + 'a;
 
-/// Visits every parameter tensor without allocating: `(component, HF name prefix, suffix,
-/// shape, repeats)`. `{i}` in a prefix stands for the layer index.
+/// The Hugging Face names of one layout's per-layer tensors (`{i}`: the layer index).
+struct Names {
+    mixer_norm: &'static str,
+    q: &'static str,
+    k: &'static str,
+    v: &'static str,
+    o: &'static str,
+    q_norm: &'static str,
+    k_norm: &'static str,
+    post_mixer_norm: &'static str,
+    ffn_norm: &'static str,
+    gate: &'static str,
+    up: &'static str,
+    down: &'static str,
+    post_ffn_norm: &'static str,
+    final_norm: &'static str,
+}
+
+const LLAMA_NAMES: Names = Names {
+    mixer_norm: "model.layers.{i}.input_layernorm",
+    q: "model.layers.{i}.self_attn.q_proj",
+    k: "model.layers.{i}.self_attn.k_proj",
+    v: "model.layers.{i}.self_attn.v_proj",
+    o: "model.layers.{i}.self_attn.o_proj",
+    q_norm: "model.layers.{i}.self_attn.q_norm",
+    k_norm: "model.layers.{i}.self_attn.k_norm",
+    post_mixer_norm: "",
+    ffn_norm: "model.layers.{i}.post_attention_layernorm",
+    gate: "model.layers.{i}.mlp.gate_proj",
+    up: "model.layers.{i}.mlp.up_proj",
+    down: "model.layers.{i}.mlp.down_proj",
+    post_ffn_norm: "",
+    final_norm: "model.norm",
+};
+
+fn names(layout: Layout) -> Names {
+    match layout {
+        Layout::Llama => LLAMA_NAMES,
+        Layout::Gemma3 => Names {
+            post_mixer_norm: "model.layers.{i}.post_attention_layernorm",
+            ffn_norm: "model.layers.{i}.pre_feedforward_layernorm",
+            post_ffn_norm: "model.layers.{i}.post_feedforward_layernorm",
+            ..LLAMA_NAMES
+        },
+        Layout::Lfm2 => Names {
+            mixer_norm: "model.layers.{i}.operator_norm",
+            o: "model.layers.{i}.self_attn.out_proj",
+            q_norm: "model.layers.{i}.self_attn.q_layernorm",
+            k_norm: "model.layers.{i}.self_attn.k_layernorm",
+            ffn_norm: "model.layers.{i}.ffn_norm",
+            gate: "model.layers.{i}.feed_forward.w1",
+            up: "model.layers.{i}.feed_forward.w3",
+            down: "model.layers.{i}.feed_forward.w2",
+            final_norm: "model.embedding_norm",
+            ..LLAMA_NAMES
+        },
+    }
+}
+
+/// Visits every parameter tensor without allocating for the dense stack: `(component, HF
+/// name prefix, suffix, shape, repeats)`. `{i}` in a prefix stands for the index of each
+/// layer of the group the tensor belongs to; layers of one kind are visited once, with
+/// `repeats` their number.
 fn for_each_tensor(spec: &ModelSpec, mut f: impl FnMut(Component, &str, &str, &[u64], u64)) {
-    let (h, l, v) = (spec.hidden_size, spec.num_layers, spec.vocab_size);
-    let (qw, kvw, ff) = (spec.q_width(), spec.kv_width(), spec.intermediate_size);
+    let (h, v) = (spec.hidden_size, spec.vocab_size);
+    let n = names(spec.layout());
     let norm_bias = spec.norm == NormKind::LayerNorm && spec.norm_bias;
-    let norm = |f: &mut Visit, c, prefix, r| {
-        f(c, prefix, "weight", &[h], r);
+    let norm = |f: &mut Visit, c, prefix, width: u64, r| {
+        f(c, prefix, "weight", &[width], r);
         if norm_bias {
-            f(c, prefix, "bias", &[h], r);
+            f(c, prefix, "bias", &[width], r);
         }
     };
-    let linear = |f: &mut Visit, c, prefix, shape: [u64; 2], bias| {
-        f(c, prefix, "weight", &shape, l);
+    let linear = |f: &mut Visit, c, prefix, shape: [u64; 2], bias, r| {
+        f(c, prefix, "weight", &shape, r);
         if bias {
-            f(c, prefix, "bias", &shape[..1], l);
+            f(c, prefix, "bias", &shape[..1], r);
         }
     };
     f(
@@ -243,70 +372,125 @@ fn for_each_tensor(spec: &ModelSpec, mut f: impl FnMut(Component, &str, &str, &[
         &[v, h],
         1,
     );
-    norm(
-        &mut f,
-        Component::AttnNorm,
-        "model.layers.{i}.input_layernorm",
-        l,
-    );
-    linear(
-        &mut f,
-        Component::Q,
-        "model.layers.{i}.self_attn.q_proj",
-        [qw, h],
-        spec.qkv_bias,
-    );
-    linear(
-        &mut f,
-        Component::K,
-        "model.layers.{i}.self_attn.k_proj",
-        [kvw, h],
-        spec.qkv_bias,
-    );
-    linear(
-        &mut f,
-        Component::V,
-        "model.layers.{i}.self_attn.v_proj",
-        [kvw, h],
-        spec.qkv_bias,
-    );
-    linear(
-        &mut f,
-        Component::O,
-        "model.layers.{i}.self_attn.o_proj",
-        [h, qw],
-        spec.o_bias,
-    );
-    norm(
-        &mut f,
-        Component::FfnNorm,
-        "model.layers.{i}.post_attention_layernorm",
-        l,
-    );
-    if spec.ffn == FfnKind::Gated {
-        linear(
-            &mut f,
-            Component::Gate,
-            "model.layers.{i}.mlp.gate_proj",
-            [ff, h],
-            spec.mlp_bias,
-        );
-    }
-    linear(
-        &mut f,
-        Component::Up,
-        "model.layers.{i}.mlp.up_proj",
-        [ff, h],
-        spec.mlp_bias,
-    );
-    linear(
-        &mut f,
-        Component::Down,
-        "model.layers.{i}.mlp.down_proj",
-        [h, ff],
-        spec.mlp_bias,
-    );
-    norm(&mut f, Component::FinalNorm, "model.norm", 1);
+    let layer = |f: &mut Visit, layer: &Layer, r: u64| {
+        if layer.mixer != Mixer::None {
+            norm(f, Component::AttnNorm, n.mixer_norm, h, r);
+        }
+        match layer.mixer {
+            Mixer::Attention(a) => {
+                let (qw, kvw) = (a.q_width(), a.kv_width());
+                let q_out = if a.output_gate { 2 * qw } else { qw };
+                linear(f, Component::Q, n.q, [q_out, h], a.qkv_bias, r);
+                linear(f, Component::K, n.k, [kvw, h], a.qkv_bias, r);
+                linear(f, Component::V, n.v, [kvw, h], a.qkv_bias, r);
+                linear(f, Component::O, n.o, [h, qw], a.o_bias, r);
+                if a.qk_norm {
+                    norm(f, Component::QNorm, n.q_norm, a.head_dim, r);
+                    norm(f, Component::KNorm, n.k_norm, a.head_dim, r);
+                }
+            }
+            Mixer::ShortConv(c) => {
+                linear(
+                    f,
+                    Component::ConvIn,
+                    "model.layers.{i}.conv.in_proj",
+                    [3 * h, h],
+                    c.bias,
+                    r,
+                );
+                f(
+                    Component::Conv,
+                    "model.layers.{i}.conv.conv",
+                    "weight",
+                    &[h, 1, c.kernel],
+                    r,
+                );
+                if c.bias {
+                    f(
+                        Component::Conv,
+                        "model.layers.{i}.conv.conv",
+                        "bias",
+                        &[h],
+                        r,
+                    );
+                }
+                linear(
+                    f,
+                    Component::ConvOut,
+                    "model.layers.{i}.conv.out_proj",
+                    [h, h],
+                    c.bias,
+                    r,
+                );
+            }
+            Mixer::LinearAttention(l) => {
+                let (c, vd, nv) = (l.conv_channels(), l.value_width(), l.value_heads);
+                let p = |s| match s {
+                    "qkv" => "model.layers.{i}.linear_attn.in_proj_qkv",
+                    "z" => "model.layers.{i}.linear_attn.in_proj_z",
+                    "b" => "model.layers.{i}.linear_attn.in_proj_b",
+                    _ => "model.layers.{i}.linear_attn.in_proj_a",
+                };
+                f(Component::LinearIn, p("qkv"), "weight", &[c, h], r);
+                f(Component::LinearIn, p("z"), "weight", &[vd, h], r);
+                f(Component::LinearIn, p("b"), "weight", &[nv, h], r);
+                f(Component::LinearIn, p("a"), "weight", &[nv, h], r);
+                f(
+                    Component::LinearConv,
+                    "model.layers.{i}.linear_attn.conv1d",
+                    "weight",
+                    &[c, 1, l.conv_kernel],
+                    r,
+                );
+                f(
+                    Component::LinearDecay,
+                    "model.layers.{i}.linear_attn",
+                    "dt_bias",
+                    &[nv],
+                    r,
+                );
+                f(
+                    Component::LinearDecay,
+                    "model.layers.{i}.linear_attn",
+                    "A_log",
+                    &[nv],
+                    r,
+                );
+                f(
+                    Component::LinearNorm,
+                    "model.layers.{i}.linear_attn.norm",
+                    "weight",
+                    &[l.value_head_dim],
+                    r,
+                );
+                f(
+                    Component::LinearOut,
+                    "model.layers.{i}.linear_attn.out_proj",
+                    "weight",
+                    &[h, vd],
+                    r,
+                );
+            }
+            Mixer::None => {}
+        }
+        if layer.mixer != Mixer::None && !n.post_mixer_norm.is_empty() {
+            norm(f, Component::PostMixerNorm, n.post_mixer_norm, h, r);
+        }
+        if let Some(ffn) = layer.ffn {
+            let ff = ffn.width;
+            norm(f, Component::FfnNorm, n.ffn_norm, h, r);
+            if ffn.kind == FfnKind::Gated {
+                linear(f, Component::Gate, n.gate, [ff, h], ffn.bias, r);
+            }
+            linear(f, Component::Up, n.up, [ff, h], ffn.bias, r);
+            linear(f, Component::Down, n.down, [h, ff], ffn.bias, r);
+            if !n.post_ffn_norm.is_empty() {
+                norm(f, Component::PostFfnNorm, n.post_ffn_norm, h, r);
+            }
+        }
+    };
+    spec.for_each_layer_group(|l, r| layer(&mut f, l, r));
+    norm(&mut f, Component::FinalNorm, n.final_norm, h, 1);
     if !spec.tie_embeddings {
         f(Component::LmHead, "lm_head", "weight", &[v, h], 1);
     }
@@ -374,25 +558,82 @@ impl ModelSpec {
         n
     }
 
-    /// KV-cache bytes one token adds (keys and values, all layers).
+    /// KV-cache bytes one token adds to the global attention layers (keys and values). A
+    /// sliding-window layer's cache stops growing at its window, and short convolutions and
+    /// linear attention keep a constant state: see [`ModelSpec::kv_cache_bytes`] and
+    /// [`ModelSpec::state_bytes`].
     pub fn kv_cache_bytes_per_token(&self, kv: DType) -> u64 {
-        self.num_layers * 2 * kv.row_bytes(self.kv_width())
+        let mut n = 0;
+        self.for_each_layer_group(|layer, r| {
+            if let Mixer::Attention(a) = layer.mixer
+                && a.window.is_none()
+            {
+                n += r * 2 * kv.row_bytes(a.kv_width());
+            }
+        });
+        n
     }
 
-    /// KV-cache bytes for `context` tokens.
+    /// KV-cache bytes for `context` tokens: each attention layer holds `context` entries,
+    /// or its window's if fewer.
     pub fn kv_cache_bytes(&self, kv: DType, context: u64) -> u64 {
-        self.kv_cache_bytes_per_token(kv) * context
+        let mut n = 0;
+        self.for_each_layer_group(|layer, r| {
+            if let Mixer::Attention(a) = layer.mixer {
+                n += r * 2 * kv.row_bytes(a.kv_width()) * a.keys_at(context);
+            }
+        });
+        n
     }
 
-    /// The operators of one forward pass, in execution order (per-layer operators once,
-    /// with `repeats` = layers).
+    /// Bytes of the per-sequence state that does not grow with the context: a short
+    /// convolution's last `kernel - 1` inputs and linear attention's convolution inputs and
+    /// recurrent state, all f32 (as llama.cpp keeps them).
+    pub fn constant_state_bytes(&self) -> u64 {
+        let mut n = 0;
+        self.for_each_layer_group(|layer, r| match layer.mixer {
+            Mixer::ShortConv(c) => n += r * 4 * (c.kernel - 1) * self.hidden_size,
+            Mixer::LinearAttention(l) => {
+                n += r
+                    * 4
+                    * ((l.conv_kernel - 1) * l.conv_channels()
+                        + l.value_heads * l.key_head_dim * l.value_head_dim)
+            }
+            Mixer::Attention(_) | Mixer::None => {}
+        });
+        n
+    }
+
+    /// Everything a sequence of `context` tokens keeps between decode steps: the KV caches
+    /// and the constant states.
+    pub fn state_bytes(&self, kv: DType, context: u64) -> u64 {
+        self.kv_cache_bytes(kv, context) + self.constant_state_bytes()
+    }
+
+    /// Calls `f` with each distinct layer and its number of occurrences (once, with
+    /// `num_layers`, for the dense stack; nothing is allocated then).
+    pub fn for_each_layer_group(&self, mut f: impl FnMut(&Layer, u64)) {
+        match &self.stack {
+            None => f(&self.dense_layer(), self.num_layers),
+            Some(_) => {
+                for (l, r) in self.layer_groups() {
+                    f(&l, r);
+                }
+            }
+        }
+    }
+
+    /// The operators of one forward pass, in execution order for the dense stack (per-layer
+    /// operators once, with `repeats` = layers). A stack of several layer kinds lists each
+    /// kind's operators in turn, with `repeats` its number of layers.
     pub fn operators(&self, phase: Phase, precision: &Precision) -> Vec<OpAccount> {
         let mut ops = Vec::with_capacity(20);
         self.visit_operators(phase, precision, |op| ops.push(op));
         ops
     }
 
-    /// [`ModelSpec::operators`] without allocating: `f` sees each operator in order.
+    /// [`ModelSpec::operators`] without allocating (for the dense stack): `f` sees each
+    /// operator in order.
     pub fn visit_operators(
         &self,
         phase: Phase,
@@ -400,14 +641,11 @@ impl ModelSpec {
         mut f: impl FnMut(OpAccount),
     ) {
         let t = phase.tokens();
-        let (h, l, v) = (self.hidden_size, self.num_layers, self.vocab_size);
-        let (qw, kvw, ffn) = (self.q_width(), self.kv_width(), self.intermediate_size);
+        let (h, v) = (self.hidden_size, self.vocab_size);
         let a = precision.act_bytes() as u128;
         let w = precision.weights;
-        let norm_weight_bytes = match (self.norm, self.norm_bias) {
-            (NormKind::LayerNorm, true) => 2 * w.tensor_bytes(&[h]),
-            _ => w.tensor_bytes(&[h]),
-        } as u128;
+        let norm_bias = self.norm == NormKind::LayerNorm && self.norm_bias;
+        let (tt, hh) = (t as u128, h as u128);
 
         f(OpAccount {
             name: "embedding",
@@ -422,21 +660,21 @@ impl ModelSpec {
             bytes_read: 4 * t as u128 + w.tensor_bytes(&[t, h]) as u128,
             bytes_written: t as u128 * h as u128 * a,
         });
-        let norm = |name, group, repeats, tokens: u64| OpAccount {
-            name,
-            kind: OpKind::Norm,
-            group,
-            repeats,
-            tokens,
-            dims: [h, h],
-            params: if self.norm == NormKind::LayerNorm && self.norm_bias {
-                2 * h
-            } else {
-                h
-            },
-            flops: 0,
-            bytes_read: tokens as u128 * h as u128 * a + norm_weight_bytes,
-            bytes_written: tokens as u128 * h as u128 * a,
+        // A norm of `rows` rows of `width`, with its weight (and bias) of `width`.
+        let norm = |name, group, repeats, tokens: u64, rows: u64, width: u64| {
+            let weights = if norm_bias { 2 } else { 1 } * w.tensor_bytes(&[width]) as u128;
+            OpAccount {
+                name,
+                kind: OpKind::Norm,
+                group,
+                repeats,
+                tokens,
+                dims: [width, width],
+                params: if norm_bias { 2 * width } else { width },
+                flops: 0,
+                bytes_read: rows as u128 * width as u128 * a + weights,
+                bytes_written: rows as u128 * width as u128 * a,
+            }
         };
         let linear = |name, group, repeats, tokens: u64, in_f: u64, out_f: u64, bias: bool| {
             let bias_bytes = if bias { w.tensor_bytes(&[out_f]) } else { 0 } as u128;
@@ -455,11 +693,11 @@ impl ModelSpec {
                 bytes_written: tokens as u128 * out_f as u128 * a,
             }
         };
-        let elementwise = |name, kind, group, read: u128, written: u128| OpAccount {
+        let elementwise = |name, kind, group, repeats, read: u128, written: u128| OpAccount {
             name,
             kind,
             group,
-            repeats: l,
+            repeats,
             tokens: t,
             dims: [0, 0],
             params: 0,
@@ -467,139 +705,230 @@ impl ModelSpec {
             bytes_read: read * a,
             bytes_written: written * a,
         };
-        let (tt, hh) = (t as u128, h as u128);
-
-        // Attention block.
-        f(norm("attn_norm", OpGroup::Attention, l, t));
-        f(linear(
-            "q_proj",
-            OpGroup::Attention,
-            l,
-            t,
-            h,
-            qw,
-            self.qkv_bias,
-        ));
-        f(linear(
-            "k_proj",
-            OpGroup::Attention,
-            l,
-            t,
-            h,
-            kvw,
-            self.qkv_bias,
-        ));
-        f(linear(
-            "v_proj",
-            OpGroup::Attention,
-            l,
-            t,
-            h,
-            kvw,
-            self.qkv_bias,
-        ));
-        let rope_elems = tt * (qw + kvw) as u128;
-        f(elementwise(
-            "rope",
-            OpKind::Rope,
-            OpGroup::Attention,
-            rope_elems,
-            rope_elems,
-        ));
-        let kv_elems = 2 * tt * kvw as u128;
-        f(OpAccount {
-            name: "kv_append",
-            kind: OpKind::KvAppend,
-            group: OpGroup::Attention,
-            repeats: l,
-            tokens: t,
-            dims: [self.num_kv_heads, self.head_dim()],
-            params: 0,
-            flops: 0,
-            bytes_read: kv_elems * a,
-            bytes_written: t as u128 * 2 * precision.kv_bytes(kvw) as u128,
-        });
-        let keys = phase.keys() as u128;
-        f(OpAccount {
-            name: "attention",
-            kind: OpKind::Attention,
-            group: OpGroup::Attention,
-            repeats: l,
-            tokens: t,
-            dims: [self.num_heads, self.head_dim()],
-            params: 0,
-            // q·k and p·v over every causal query-key pair of every query head.
-            flops: 4 * phase.attention_pairs() as u128 * qw as u128,
-            bytes_read: tt * qw as u128 * a + keys * 2 * precision.kv_bytes(kvw) as u128,
-            bytes_written: tt * qw as u128 * a,
-        });
-        f(linear(
-            "o_proj",
-            OpGroup::Attention,
-            l,
-            t,
-            qw,
-            h,
-            self.o_bias,
-        ));
-        f(elementwise(
-            "attn_residual",
-            OpKind::Residual,
-            OpGroup::Other,
-            2 * tt * hh,
-            tt * hh,
-        ));
-
-        // FFN block.
-        f(norm("ffn_norm", OpGroup::Ffn, l, t));
-        let ff = tt * ffn as u128;
-        if self.ffn == FfnKind::Gated {
-            f(linear(
-                "gate_proj",
-                OpGroup::Ffn,
+        let gemma = self.layout() == Layout::Gemma3;
+        let decode = matches!(phase, Phase::Decode { .. });
+        let layer = |f: &mut dyn FnMut(OpAccount), layer: &Layer, l: u64| {
+            let mixer = OpGroup::Attention;
+            if layer.mixer != Mixer::None {
+                f(norm("attn_norm", mixer, l, t, t, h));
+            }
+            match layer.mixer {
+                Mixer::Attention(at) => {
+                    let (qw, kvw) = (at.q_width(), at.kv_width());
+                    let q_out = if at.output_gate { 2 * qw } else { qw };
+                    f(linear("q_proj", mixer, l, t, h, q_out, at.qkv_bias));
+                    f(linear("k_proj", mixer, l, t, h, kvw, at.qkv_bias));
+                    f(linear("v_proj", mixer, l, t, h, kvw, at.qkv_bias));
+                    if at.qk_norm {
+                        let rows = t * (at.heads + at.kv_heads);
+                        let mut op = norm("qk_norm", mixer, l, t, rows, at.head_dim);
+                        // Two weight vectors (q and k).
+                        op.params *= 2;
+                        op.bytes_read += w.tensor_bytes(&[at.head_dim]) as u128;
+                        f(op);
+                    }
+                    if at.rope {
+                        let rope_elems = tt * (qw + kvw) as u128;
+                        f(elementwise(
+                            "rope",
+                            OpKind::Rope,
+                            mixer,
+                            l,
+                            rope_elems,
+                            rope_elems,
+                        ));
+                    }
+                    let kv_elems = 2 * tt * kvw as u128;
+                    f(OpAccount {
+                        name: "kv_append",
+                        kind: OpKind::KvAppend,
+                        group: mixer,
+                        repeats: l,
+                        tokens: t,
+                        dims: [at.kv_heads, at.head_dim],
+                        params: 0,
+                        flops: 0,
+                        bytes_read: kv_elems * a,
+                        bytes_written: t as u128 * 2 * precision.kv_bytes(kvw) as u128,
+                    });
+                    let (pairs, keys) = match phase {
+                        Phase::Prefill { tokens } => (at.prefill_pairs(tokens), tokens),
+                        Phase::Decode { context } => {
+                            let k = at.keys_at(context + 1);
+                            (k, k)
+                        }
+                    };
+                    let keys = match (phase, at.window) {
+                        // A prefill's window slides over the prompt: the cache holds W.
+                        (Phase::Prefill { .. }, Some(w)) => keys.min(w),
+                        _ => keys,
+                    } as u128;
+                    f(OpAccount {
+                        name: "attention",
+                        kind: OpKind::Attention,
+                        group: mixer,
+                        repeats: l,
+                        tokens: t,
+                        dims: [at.heads, at.head_dim],
+                        params: 0,
+                        // q·k and p·v over every causal query-key pair of every query head.
+                        flops: 4 * pairs as u128 * qw as u128,
+                        bytes_read: tt * qw as u128 * a
+                            + keys * 2 * precision.kv_bytes(kvw) as u128,
+                        bytes_written: tt * qw as u128 * a,
+                    });
+                    if at.output_gate {
+                        let e = tt * qw as u128;
+                        f(elementwise("attn_gate", OpKind::Gate, mixer, l, 2 * e, e));
+                    }
+                    f(linear("o_proj", mixer, l, t, qw, h, at.o_bias));
+                }
+                Mixer::ShortConv(c) => {
+                    f(linear("conv_in_proj", mixer, l, t, h, 3 * h, c.bias));
+                    // B * x before the convolution, C * y after it.
+                    f(elementwise(
+                        "conv_gate_in",
+                        OpKind::Gate,
+                        mixer,
+                        l,
+                        2 * tt * hh,
+                        tt * hh,
+                    ));
+                    let state = 4 * (c.kernel - 1) as u128 * hh;
+                    let kernel = w.tensor_bytes(&[h, c.kernel]) as u128
+                        + if c.bias {
+                            w.tensor_bytes(&[h]) as u128
+                        } else {
+                            0
+                        };
+                    f(OpAccount {
+                        name: "short_conv",
+                        kind: OpKind::Conv,
+                        group: mixer,
+                        repeats: l,
+                        tokens: t,
+                        dims: [h, c.kernel],
+                        params: h * c.kernel + if c.bias { h } else { 0 },
+                        flops: 0,
+                        bytes_read: tt * hh * a + kernel + if decode { state } else { 0 },
+                        bytes_written: tt * hh * a + state,
+                    });
+                    f(elementwise(
+                        "conv_gate_out",
+                        OpKind::Gate,
+                        mixer,
+                        l,
+                        2 * tt * hh,
+                        tt * hh,
+                    ));
+                    f(linear("conv_out_proj", mixer, l, t, h, h, c.bias));
+                }
+                Mixer::LinearAttention(la) => {
+                    let (ch, vd, nv) = (la.conv_channels(), la.value_width(), la.value_heads);
+                    let (cc, vv) = (ch as u128, vd as u128);
+                    f(linear(
+                        "linear_in_proj",
+                        mixer,
+                        l,
+                        t,
+                        h,
+                        ch + vd + 2 * nv,
+                        false,
+                    ));
+                    let conv_state = 4 * (la.conv_kernel - 1) as u128 * cc;
+                    f(OpAccount {
+                        name: "linear_conv",
+                        kind: OpKind::Conv,
+                        group: mixer,
+                        repeats: l,
+                        tokens: t,
+                        dims: [ch, la.conv_kernel],
+                        params: ch * la.conv_kernel,
+                        flops: 0,
+                        bytes_read: tt * cc * a
+                            + w.tensor_bytes(&[ch, la.conv_kernel]) as u128
+                            + if decode { conv_state } else { 0 },
+                        bytes_written: tt * cc * a + conv_state,
+                    });
+                    // Per token and value head: read the state with k, write the delta-rule
+                    // update, read it out with q: three d_k x d_v products.
+                    let state =
+                        4 * nv as u128 * la.key_head_dim as u128 * la.value_head_dim as u128;
+                    f(OpAccount {
+                        name: "linear_attention",
+                        kind: OpKind::Recurrence,
+                        group: mixer,
+                        repeats: l,
+                        tokens: t,
+                        dims: [nv, la.key_head_dim * la.value_head_dim],
+                        params: 2 * nv,
+                        flops: 6
+                            * tt
+                            * nv as u128
+                            * la.key_head_dim as u128
+                            * la.value_head_dim as u128,
+                        bytes_read: tt * (cc + 2 * nv as u128) * a + state,
+                        bytes_written: tt * vv * a + state,
+                    });
+                    let mut gated = norm("linear_norm", mixer, l, t, t * nv, la.value_head_dim);
+                    // The gate z is read beside the values.
+                    gated.bytes_read += tt * vv * a;
+                    f(gated);
+                    f(linear("linear_out_proj", mixer, l, t, vd, h, false));
+                }
+                Mixer::None => {}
+            }
+            if layer.mixer != Mixer::None {
+                if gemma {
+                    f(norm("post_mixer_norm", mixer, l, t, t, h));
+                }
+                f(elementwise(
+                    "attn_residual",
+                    OpKind::Residual,
+                    OpGroup::Other,
+                    l,
+                    2 * tt * hh,
+                    tt * hh,
+                ));
+            }
+            let Some(ffn) = layer.ffn else {
+                return;
+            };
+            let g = OpGroup::Ffn;
+            f(norm("ffn_norm", g, l, t, t, h));
+            let ff = tt * ffn.width as u128;
+            if ffn.kind == FfnKind::Gated {
+                f(linear("gate_proj", g, l, t, h, ffn.width, ffn.bias));
+                f(linear("up_proj", g, l, t, h, ffn.width, ffn.bias));
+                f(elementwise(
+                    "activation",
+                    OpKind::Activation,
+                    g,
+                    l,
+                    2 * ff,
+                    ff,
+                ));
+            } else {
+                f(linear("up_proj", g, l, t, h, ffn.width, ffn.bias));
+                f(elementwise("activation", OpKind::Activation, g, l, ff, ff));
+            }
+            f(linear("down_proj", g, l, t, ffn.width, h, ffn.bias));
+            if gemma {
+                f(norm("post_ffn_norm", g, l, t, t, h));
+            }
+            f(elementwise(
+                "ffn_residual",
+                OpKind::Residual,
+                OpGroup::Other,
                 l,
-                t,
-                h,
-                ffn,
-                self.mlp_bias,
+                2 * tt * hh,
+                tt * hh,
             ));
-            f(linear("up_proj", OpGroup::Ffn, l, t, h, ffn, self.mlp_bias));
-            f(elementwise(
-                "activation",
-                OpKind::Activation,
-                OpGroup::Ffn,
-                2 * ff,
-                ff,
-            ));
-        } else {
-            f(linear("up_proj", OpGroup::Ffn, l, t, h, ffn, self.mlp_bias));
-            f(elementwise(
-                "activation",
-                OpKind::Activation,
-                OpGroup::Ffn,
-                ff,
-                ff,
-            ));
-        }
-        f(linear(
-            "down_proj",
-            OpGroup::Ffn,
-            l,
-            t,
-            ffn,
-            h,
-            self.mlp_bias,
-        ));
-        f(elementwise(
-            "ffn_residual",
-            OpKind::Residual,
-            OpGroup::Other,
-            2 * tt * hh,
-            tt * hh,
-        ));
+        };
+        self.for_each_layer_group(|layer_, r| layer(&mut f, layer_, r));
 
         // Head: last position only.
-        f(norm("final_norm", OpGroup::LmHead, 1, 1));
+        f(norm("final_norm", OpGroup::LmHead, 1, 1, 1, h));
         f(linear("lm_head", OpGroup::LmHead, 1, 1, h, v, false));
     }
 

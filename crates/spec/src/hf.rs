@@ -60,10 +60,12 @@ impl ModelType {
         }
     }
 
+    /// Every `model_type` tailor reads: these, and [`crate::families::FAMILIES`].
     fn supported() -> String {
         Self::ALL
             .iter()
             .map(|t| t.name())
+            .chain(crate::families::FAMILIES.iter().copied())
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -135,6 +137,16 @@ impl HfConfig {
                 message: message.to_string(),
             })
         };
+        if let Some(what) = spec.beyond_dense() {
+            return Err(Unsupported {
+                model_type,
+                key: "stack",
+                message: format!(
+                    "the spec has {what}; tailor writes config.json of the uniform Llama-family \
+                     stack only so far"
+                ),
+            });
+        }
         if spec.norm != NormKind::RmsNorm {
             return no("norm", "the Llama family uses RMSNorm only");
         }
@@ -353,6 +365,7 @@ impl HfConfig {
             rope_theta: float("rope_theta", 10_000.0)?,
             max_position_embeddings: int("max_position_embeddings")?
                 .unwrap_or(model_type.default_max_positions()),
+            stack: None,
         };
         spec.validate().map_err(|e| {
             // Speak config.json's language: every spec key in the message becomes its HF key.
@@ -365,7 +378,7 @@ impl HfConfig {
             ]
             .iter()
             .fold(e.message, |m, k| m.replace(k, hf_key(k)));
-            bad(hf_key(e.key), message)
+            bad(hf_key(&e.key), message)
         })?;
         let mapped = |k: &str| match k {
             "attention_bias" => matches!(model_type, ModelType::Llama | ModelType::Phonelm),
@@ -447,7 +460,7 @@ impl HfConfig {
 }
 
 /// The config.json key of a spec field.
-fn hf_key(spec_key: &'static str) -> &'static str {
+pub(crate) fn hf_key(spec_key: &str) -> &str {
     match spec_key {
         "num_layers" => "num_hidden_layers",
         "num_heads" => "num_attention_heads",

@@ -1,10 +1,13 @@
 //! The model spec: the architecture tailor searches over, with exact accounting.
 //!
-//! - [`ModelSpec`]: a Llama/PhoneLM-family decoder and its validation rules.
+//! - [`ModelSpec`]: a decoder and its validation rules: the uniform dense (Llama/PhoneLM)
+//!   stack, or any list of layers ([`layers`]: attention global or windowed, gated short
+//!   convolutions, linear attention, FFN-only layers).
 //! - Accounting ([`ModelSpec::params`], [`ModelSpec::operators`], ...): parameters exact
 //!   to the unit, FLOPs of a prefill or a decode step, bytes per operator and per dtype.
 //! - Formats: tailor's `spec.toml` ([`SpecFile`]) and Hugging Face `config.json`
-//!   ([`HfConfig`]).
+//!   ([`HfConfig`] reads and writes the Llama family; [`families`] reads Qwen3, Gemma 3,
+//!   LFM2, Qwen3.5 and SmolLM3).
 //! - [`files`]: errors that name file, line and key; atomic writes. Shared by every crate.
 //!
 //! This crate depends on no other tailor crate and does no I/O beyond reading and writing
@@ -12,8 +15,10 @@
 
 pub mod accounting;
 pub mod dtype;
+pub mod families;
 pub mod files;
 pub mod hf;
+pub mod layers;
 pub mod model;
 pub mod spec_file;
 pub mod summary;
@@ -24,6 +29,9 @@ pub use accounting::{
 pub use dtype::{DType, Precision};
 pub use files::FileError;
 pub use hf::{HfConfig, ModelType, Unsupported};
+pub use layers::{
+    Attention, Ffn, Layer, LayerKind, Layout, LinearAttention, Mixer, MixerKind, ShortConv, Stack,
+};
 pub use model::{Activation, FfnKind, Invalid, ModelSpec, NormKind};
 pub use spec_file::{SPEC_FORMAT_VERSION, SpecFile};
 pub use summary::SpecSummary;
@@ -52,7 +60,19 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, FileError> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        let cfg = HfConfig::load(path)?;
+        let src = files::read_to_string(path)?;
+        let model_type = serde_json::from_str::<serde_json::Value>(&src)
+            .ok()
+            .and_then(|v| v.get("model_type")?.as_str().map(str::to_string));
+        if model_type.is_some_and(|t| families::reads(&t)) {
+            let (spec, model_type) = families::parse(path, &src)?;
+            return Ok(LoadedSpec {
+                spec,
+                name: Some(model_type),
+                format: SpecFormat::HfConfigJson,
+            });
+        }
+        let cfg = HfConfig::parse(path, &src)?;
         Ok(LoadedSpec {
             spec: cfg.spec,
             name: Some(cfg.model_type.name().to_string()),
@@ -65,5 +85,29 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, FileError> {
             name: file.name,
             format: SpecFormat::SpecToml,
         })
+    }
+}
+
+/// [`load_spec`] for the commands that price, time or build a model: a spec with layers the
+/// cost models and engines cannot handle yet (anything but the uniform dense stack) is
+/// refused, naming what it has. `tailor spec` reads every spec with [`load_spec`].
+pub fn load_dense_spec(path: &Path) -> Result<LoadedSpec, FileError> {
+    let loaded = load_spec(path)?;
+    match loaded.spec.beyond_dense() {
+        None => Ok(loaded),
+        Some(what) => Err(FileError::Invalid {
+            path: path.to_path_buf(),
+            line: None,
+            key: match loaded.format {
+                SpecFormat::SpecToml => "model.stack",
+                SpecFormat::HfConfigJson => "model_type",
+            }
+            .into(),
+            message: format!(
+                "the spec has {what}; tailor prices, times and builds the uniform dense stack \
+                 only so far (`tailor spec` counts this one exactly, parameters, operators and \
+                 state)"
+            ),
+        }),
     }
 }

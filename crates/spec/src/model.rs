@@ -1,5 +1,6 @@
 //! The architecture of a Llama/PhoneLM-family decoder and its validation.
 
+use crate::layers::Stack;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -112,6 +113,11 @@ pub struct ModelSpec {
     pub rope_theta: f64,
     #[serde(default = "default_max_positions")]
     pub max_position_embeddings: u64,
+    /// The layers one by one, when they are not `num_layers` alike dense layers (see
+    /// [`crate::layers`]). The flat fields above are then the model's defaults, which each
+    /// layer kind may override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Stack>,
 }
 
 fn default_norm_eps() -> f64 {
@@ -128,15 +134,15 @@ fn default_max_positions() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{key}`: {message}")]
 pub struct Invalid {
-    /// The field at fault (the spec.toml key).
-    pub key: &'static str,
+    /// The field at fault (the spec.toml key under `model.`, dotted for a stack's keys).
+    pub key: String,
     /// What is wrong and how to fix it.
     pub message: String,
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
+fn invalid(key: &str, message: impl Into<String>) -> Invalid {
     Invalid {
-        key,
+        key: key.to_string(),
         message: message.into(),
     }
 }
@@ -171,6 +177,7 @@ impl ModelSpec {
             tie_embeddings: false,
             rope_theta: default_rope_theta(),
             max_position_embeddings: default_max_positions(),
+            stack: None,
         }
     }
 
@@ -298,6 +305,12 @@ impl ModelSpec {
                     self.rope_theta
                 ),
             ));
+        }
+        if let Some(stack) = &self.stack {
+            stack.validate(self).map_err(|e| Invalid {
+                key: e.key,
+                message: e.message,
+            })?;
         }
         Ok(())
     }

@@ -32,6 +32,11 @@ pub struct SpecSummary {
     /// Bytes of all weights, per storage type.
     pub weight_bytes: Ordered<u64>,
     pub kv_cache: KvSummary,
+    /// Each distinct layer with its number, in order of first occurrence.
+    pub layers: Vec<LayerSummary>,
+    /// One letter per layer: `A` global attention, `S` sliding window, `N` no RoPE, `C`
+    /// short conv, `L` linear attention, `F` FFN only.
+    pub pattern: String,
     /// Operators of the prefill pass (figures per instance; `repeats` instances).
     pub prefill_operators: Vec<OpAccount>,
     /// Operators of one decode step.
@@ -68,8 +73,17 @@ pub struct FlopSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct KvSummary {
     pub dtype: DType,
+    /// What one more token adds (global attention layers; windows stop growing).
     pub bytes_per_token: u64,
     pub bytes_at_context: u64,
+    /// Per-sequence state that does not grow (short convolutions, linear attention), f32.
+    pub constant_state_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerSummary {
+    pub count: u64,
+    pub layer: String,
 }
 
 impl SpecSummary {
@@ -123,7 +137,17 @@ impl SpecSummary {
                 dtype: precision.kv_cache,
                 bytes_per_token: spec.kv_cache_bytes_per_token(precision.kv_cache),
                 bytes_at_context: spec.kv_cache_bytes(precision.kv_cache, context),
+                constant_state_bytes: spec.constant_state_bytes(),
             },
+            layers: spec
+                .layer_groups()
+                .into_iter()
+                .map(|(l, count)| LayerSummary {
+                    count,
+                    layer: l.to_string(),
+                })
+                .collect(),
+            pattern: spec.pattern_picture(),
             prefill_operators: spec.operators(prefill, &precision),
             decode_operators: spec.operators(decode, &precision),
         }

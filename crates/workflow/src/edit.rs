@@ -8,7 +8,7 @@ use tailor_cost::{EditMethod, EditWorkload, MemorySource, Workload};
 use tailor_profiler::{Backend, Measurement, TimingOptions};
 use tailor_report::fmt::bytes;
 use tailor_report::{EditMeasured, EditReport, MemoryReport, Timed};
-use tailor_spec::{DType, Precision, load_spec};
+use tailor_spec::{DType, Precision, load_dense_spec};
 use tracing::info;
 
 /// What to measure.
@@ -43,7 +43,7 @@ pub fn timed(m: &Measurement) -> Timed {
 /// child, while this process holds nothing large (its allocator keeps freed pages: a child
 /// started after the timing would add its peak to what this process still holds).
 pub fn measure_edit(req: &EditMeasureRequest) -> Result<EditReport> {
-    let spec = load_spec(&req.spec)?.spec;
+    let spec = load_dense_spec(&req.spec)?.spec;
     let edit = req.edit;
     let predicted = match &req.profile {
         Some(p) => {

@@ -11,7 +11,7 @@ use tailor_report::search::Summary;
 use tailor_report::{Card, Chosen, CostKind, CostSource, Exported, Flavor};
 use tailor_search::output::{FrontFile, Rule, Sense};
 use tailor_search::{Metric, Metrics, pick_order};
-use tailor_spec::{HfConfig, ModelSpec, Precision, files, load_spec};
+use tailor_spec::{HfConfig, ModelSpec, Precision, files, load_dense_spec};
 use tracing::info;
 
 /// What to export.
@@ -170,7 +170,7 @@ struct Source {
 
 /// A spec file, priced on the request's profile when given.
 fn from_spec(path: &Path, req: &ExportRequest) -> Result<Source> {
-    let loaded = load_spec(path)?;
+    let loaded = load_dense_spec(path)?;
     let name = loaded.name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())

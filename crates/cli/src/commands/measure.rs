@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use tailor_cost::EditWorkload;
 use tailor_profiler::Backend;
 use tailor_report::MemoryReport;
-use tailor_spec::load_spec;
+use tailor_spec::load_dense_spec;
 use tailor_workflow::edit::EditMeasureRequest;
 use tailor_workflow::measure::{DecodeChainRequest, MeasureRequest};
 
@@ -97,7 +97,7 @@ fn run_edit(args: &MeasureArgs, edit: EditWorkload) -> Result<()> {
         bail!("--edit times an edit: leave out --decode-ops and --memory-only");
     }
     if let Some(method) = args.edit_memory {
-        let spec = load_spec(spec_path)?.spec;
+        let spec = load_dense_spec(spec_path)?.spec;
         let device = args.backend.open()?;
         let (peak, source) =
             tailor_profiler::measure_edit_memory(args.backend, &device, &spec, &edit, method)?;

@@ -4,7 +4,7 @@ pub use crate::args::predict::PredictArgs;
 use anyhow::Result;
 use tailor_cost::Workload;
 use tailor_report::predicted::BurnPrediction;
-use tailor_spec::{Precision, load_spec};
+use tailor_spec::{Precision, load_dense_spec};
 
 pub use tailor_workflow::search::{check_precision, load_profiled};
 
@@ -20,7 +20,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             args.json,
         );
     }
-    let loaded = load_spec(&args.spec)?;
+    let loaded = load_dense_spec(&args.spec)?;
     let model = load_profiled(&args.profile)?;
     let workload = Workload {
         prompt_tokens: args.workload.prompt,

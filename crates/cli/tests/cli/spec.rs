@@ -23,6 +23,59 @@ fn published_configs_give_exact_counts() {
 }
 
 #[test]
+fn todays_small_model_families_count_exactly() {
+    for (file, total, pattern) in [
+        ("lfm2-350m.config.json", 354_483_968u64, "CCACCACCACACACAC"),
+        (
+            "gemma-3-270m.config.json",
+            268_098_176,
+            "SSSSSASSSSSASSSSSA",
+        ),
+        ("qwen3-0.6b.config.json", 596_049_920, &"A".repeat(28)),
+        ("qwen3.5-0.8b.config.json", 752_393_024, &"LLLA".repeat(6)),
+        ("smollm3-3b.config.json", 3_075_098_624, &"AAAN".repeat(9)),
+    ] {
+        let v = tailor(&["spec", &format!("{FIXTURES}/{file}"), "--json"]).json();
+        assert_eq!(v["params"]["total"].as_u64(), Some(total), "{file}");
+        assert_eq!(v["pattern"], *pattern, "{file}");
+    }
+    // A sliding window caps the cache: Gemma-3-270M at 4096 tokens holds 15 x 512 + 3 x
+    // 4096 entries of one kv head of 256, keys and values, f16.
+    let v = tailor(&[
+        "spec",
+        &format!("{FIXTURES}/gemma-3-270m.config.json"),
+        "--json",
+        "--context",
+        "4096",
+        "--dtype",
+        "q4_0",
+    ])
+    .json();
+    assert_eq!(
+        v["kv_cache"]["bytes_at_context"],
+        (15 * 512 + 3 * 4096) * 2 * 256 * 2
+    );
+    let r = tailor(&["spec", &format!("{FIXTURES}/lfm2-350m.config.json")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("10 x gated short conv, kernel 3"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_mixed_stack_is_refused_by_name_where_it_would_be_priced() {
+    let lfm2 = format!("{FIXTURES}/lfm2-350m.config.json");
+    let e = tailor(&["predict", &lfm2, "--profile", "profiles/host-flex.toml"])
+        .assert_clean_error()
+        .to_string();
+    assert!(e.contains("lfm2-350m.config.json"), "{e}");
+    assert!(e.contains("10 layer(s) with a short_conv mixer"), "{e}");
+    assert!(e.contains("uniform dense stack only so far"), "{e}");
+}
+
+#[test]
 fn spec_toml_and_config_json_agree() {
     let a = tailor(&["spec", "specs/phonelm-0.5b.toml", "--json"]).json();
     let b = tailor(&[
@@ -116,7 +169,7 @@ fn bad_input_gives_one_clear_error() {
         .assert_clean_error()
         .to_string();
     assert!(
-        e.contains("supported model types: llama, mistral, qwen2, phonelm"),
+        e.contains("supported model types: llama, mistral, qwen2, phonelm, qwen3, gemma3_text"),
         "{e}"
     );
 

@@ -1,0 +1,890 @@
+//! `config.json` of today's mixed-layer and decoupled-head families, read into a
+//! [`ModelSpec`] with a [`Stack`]: Qwen3, Gemma 3 (text, or the text part of the
+//! multimodal config), LFM2, Qwen3.5 (its `text_config`) and SmolLM3.
+//!
+//! Each family is read with the defaults and width rules of its own transformers config
+//! class (transformers 5.x), so the spec's parameter count equals what transformers counts
+//! for the instantiated `*ForCausalLM`; docs/design/families.md has the per-tensor tables
+//! and the published totals they reproduce. Keys that decide no shape (token ids, rope
+//! scaling, dtypes) are ignored: these configs are read, not written back (export of these
+//! families is not built yet).
+
+use crate::files::{self, FileError};
+use crate::layers::{LayerKind, Layout, MixerKind, Stack};
+use crate::model::{Activation, ModelSpec};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The families this module reads, by `model_type`.
+pub const FAMILIES: &[&str] = &[
+    "qwen3",
+    "gemma3_text",
+    "gemma3",
+    "lfm2",
+    "qwen3_5",
+    "qwen3_5_text",
+    "smollm3",
+];
+
+/// Whether `model_type` is read by [`parse`].
+pub fn reads(model_type: &str) -> bool {
+    FAMILIES.contains(&model_type)
+}
+
+/// Reads the keys of one JSON object (the top level, or a nested `text_config`), naming
+/// the file, line and dotted key on error.
+struct Reader<'a> {
+    path: &'a Path,
+    src: &'a str,
+    obj: &'a Map<String, Value>,
+    /// `""` or `"text_config."`.
+    prefix: &'static str,
+}
+
+impl Reader<'_> {
+    fn bad(&self, key: &str, message: impl Into<String>) -> FileError {
+        FileError::Invalid {
+            path: self.path.to_path_buf(),
+            line: files::json_key_line(self.src, key),
+            key: format!("{}{key}", self.prefix),
+            message: message.into(),
+        }
+    }
+
+    fn present(&self, key: &str) -> Option<&Value> {
+        self.obj.get(key).filter(|v| !v.is_null())
+    }
+
+    fn int(&self, key: &str) -> Result<Option<u64>, FileError> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                self.bad(key, format!("expected a non-negative integer, found {v}"))
+            }),
+        }
+    }
+
+    fn int_or(&self, key: &str, default: u64) -> Result<u64, FileError> {
+        Ok(self.int(key)?.unwrap_or(default))
+    }
+
+    fn float_or(&self, key: &str, default: f64) -> Result<f64, FileError> {
+        match self.present(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| self.bad(key, format!("expected a number, found {v}"))),
+        }
+    }
+
+    fn bool_or(&self, key: &str, default: bool) -> Result<bool, FileError> {
+        match self.present(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.bad(key, format!("expected true or false, found {v}"))),
+        }
+    }
+
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, FileError> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.bad(key, format!("expected strings, found {v}")))
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(v) => Err(self.bad(key, format!("expected a list of strings, found {v}"))),
+        }
+    }
+
+    fn ints(&self, key: &str) -> Result<Option<Vec<u64>>, FileError> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_u64()
+                        .ok_or_else(|| self.bad(key, format!("expected integers, found {v}")))
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(v) => Err(self.bad(key, format!("expected a list of integers, found {v}"))),
+        }
+    }
+
+    /// `rope_theta`, or `rope_parameters.rope_theta` (transformers 5.x).
+    fn rope_theta(&self, default: f64) -> Result<f64, FileError> {
+        if let Some(Value::Object(p)) = self.present("rope_parameters")
+            && let Some(t) = p.get("rope_theta").and_then(Value::as_f64)
+        {
+            return Ok(t);
+        }
+        self.float_or("rope_theta", default)
+    }
+
+    fn activation(&self, key: &str, default: Activation) -> Result<Activation, FileError> {
+        match self.present(key) {
+            None => Ok(default),
+            Some(Value::String(s)) => match s.as_str() {
+                "silu" | "swish" => Ok(Activation::Silu),
+                "gelu" => Ok(Activation::Gelu),
+                "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
+                "relu" => Ok(Activation::Relu),
+                other => Err(self.bad(
+                    key,
+                    format!(
+                        "\"{other}\" is not supported; supported: silu, gelu, gelu_pytorch_tanh, relu"
+                    ),
+                )),
+            },
+            Some(v) => Err(self.bad(key, format!("expected a string, found {v}"))),
+        }
+    }
+
+    /// Per-layer type names of `layer_types`, checked against `allowed` and the depth.
+    fn layer_types(&self, layers: u64, allowed: &[&str]) -> Result<Option<Vec<String>>, FileError> {
+        let Some(types) = self.strings("layer_types")? else {
+            return Ok(None);
+        };
+        if types.len() as u64 != layers {
+            return Err(self.bad(
+                "layer_types",
+                format!(
+                    "lists {} layers but num_hidden_layers is {layers}",
+                    types.len()
+                ),
+            ));
+        }
+        if let Some(t) = types.iter().find(|t| !allowed.contains(&t.as_str())) {
+            return Err(self.bad(
+                "layer_types",
+                format!(
+                    "\"{t}\" is not a layer type of this family; expected one of {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        Ok(Some(types))
+    }
+}
+
+/// Dimensions every family has, with its defaults.
+struct Base {
+    vocab: u64,
+    hidden: u64,
+    ffn: u64,
+    layers: u64,
+    heads: u64,
+    kv_heads: Option<u64>,
+}
+
+fn base(r: &Reader, d: Base) -> Result<ModelSpec, FileError> {
+    let heads = r.int_or("num_attention_heads", d.heads)?;
+    let mut spec = ModelSpec::llama(
+        r.int_or("vocab_size", d.vocab)?,
+        r.int_or("hidden_size", d.hidden)?,
+        r.int_or("num_hidden_layers", d.layers)?,
+        heads,
+        r.int("num_key_value_heads")?
+            .or(d.kv_heads)
+            .unwrap_or(heads),
+        r.int_or("intermediate_size", d.ffn)?,
+    );
+    spec.norm_eps = r.float_or("rms_norm_eps", 1e-6)?;
+    Ok(spec)
+}
+
+fn attention(qk_norm: bool) -> LayerKind {
+    LayerKind {
+        mixer: Some(MixerKind::Attention),
+        qk_norm: qk_norm.then_some(true),
+        ..LayerKind::default()
+    }
+}
+
+fn stack(layout: Layout, pattern: Vec<&str>, kinds: Vec<(&str, LayerKind)>) -> Stack {
+    Stack {
+        layout,
+        pattern: pattern.into_iter().map(str::to_string).collect(),
+        at: BTreeMap::new(),
+        kinds: kinds.into_iter().map(|(n, k)| (n.to_string(), k)).collect(),
+    }
+}
+
+/// The shortest prefix of `names` that repeats (cut at the end) to all of them.
+fn period<'a>(names: &[&'a str]) -> Vec<&'a str> {
+    for p in 1..=names.len() {
+        if names.iter().enumerate().all(|(i, n)| *n == names[i % p]) {
+            return names[..p].to_vec();
+        }
+    }
+    names.to_vec()
+}
+
+fn qwen3(r: &Reader) -> Result<ModelSpec, FileError> {
+    let mut spec = base(
+        r,
+        Base {
+            vocab: 151_936,
+            hidden: 4096,
+            ffn: 22_016,
+            layers: 32,
+            heads: 32,
+            kv_heads: None,
+        },
+    )?;
+    // `head_dim` is a declared field: 128 when absent, not hidden / heads.
+    spec.head_dim = Some(r.int_or("head_dim", 128)?);
+    let bias = r.bool_or("attention_bias", false)?;
+    (spec.qkv_bias, spec.o_bias) = (bias, bias);
+    spec.activation = r.activation("hidden_act", Activation::Silu)?;
+    spec.tie_embeddings = r.bool_or("tie_word_embeddings", false)?;
+    spec.rope_theta = r.rope_theta(10_000.0)?;
+    spec.max_position_embeddings = r.int_or("max_position_embeddings", 32_768)?;
+    spec.stack = Some(stack(
+        Layout::Llama,
+        vec!["attn"],
+        vec![("attn", attention(true))],
+    ));
+    Ok(spec)
+}
+
+fn smollm3(r: &Reader) -> Result<ModelSpec, FileError> {
+    let mut spec = base(
+        r,
+        Base {
+            vocab: 128_256,
+            hidden: 2048,
+            ffn: 11_008,
+            layers: 36,
+            heads: 16,
+            kv_heads: Some(4),
+        },
+    )?;
+    // No declared field: `getattr(config, "head_dim", hidden // heads)`.
+    spec.head_dim = r.int("head_dim")?;
+    let bias = r.bool_or("attention_bias", false)?;
+    (spec.qkv_bias, spec.o_bias) = (bias, bias);
+    spec.mlp_bias = r.bool_or("mlp_bias", false)?;
+    spec.activation = r.activation("hidden_act", Activation::Silu)?;
+    spec.tie_embeddings = r.bool_or("tie_word_embeddings", true)?;
+    spec.rope_theta = r.rope_theta(10_000.0)?;
+    spec.max_position_embeddings = r.int_or("max_position_embeddings", 32_768)?;
+    // `no_rope_layers[i]` is 1 where layer i uses RoPE; without it, every
+    // `no_rope_layer_interval`-th layer (1-based) has none.
+    let n = spec.num_layers;
+    let uses_rope: Vec<bool> = match r.ints("no_rope_layers")? {
+        Some(flags) => {
+            if flags.len() as u64 != n {
+                return Err(r.bad(
+                    "no_rope_layers",
+                    format!("lists {} layers but num_hidden_layers is {n}", flags.len()),
+                ));
+            }
+            flags.iter().map(|&f| f != 0).collect()
+        }
+        None => {
+            let every = r.int_or("no_rope_layer_interval", 4)?.max(1);
+            (0..n).map(|i| (i + 1) % every != 0).collect()
+        }
+    };
+    if uses_rope.iter().all(|&r| r) {
+        return Ok(spec);
+    }
+    let names: Vec<&str> = uses_rope
+        .iter()
+        .map(|&r| if r { "rope" } else { "nope" })
+        .collect();
+    let nope = LayerKind {
+        rope: Some(false),
+        ..attention(false)
+    };
+    let mut kinds = vec![("nope", nope)];
+    if uses_rope.iter().any(|&r| r) {
+        kinds.push(("rope", attention(false)));
+    }
+    spec.stack = Some(stack(Layout::Llama, period(&names), kinds));
+    Ok(spec)
+}
+
+fn gemma3(r: &Reader) -> Result<ModelSpec, FileError> {
+    let mut spec = base(
+        r,
+        Base {
+            vocab: 262_208,
+            hidden: 2304,
+            ffn: 9216,
+            layers: 26,
+            heads: 8,
+            kv_heads: Some(4),
+        },
+    )?;
+    spec.head_dim = Some(r.int_or("head_dim", 256)?);
+    let bias = r.bool_or("attention_bias", false)?;
+    (spec.qkv_bias, spec.o_bias) = (bias, bias);
+    spec.activation = r.activation("hidden_activation", Activation::GeluTanh)?;
+    spec.tie_embeddings = r.bool_or("tie_word_embeddings", true)?;
+    spec.rope_theta = r.rope_theta(1_000_000.0)?;
+    spec.max_position_embeddings = r.int_or("max_position_embeddings", 131_072)?;
+    if !spec.hidden_size.is_multiple_of(spec.num_heads.max(1)) {
+        return Err(r.bad(
+            "num_attention_heads",
+            format!(
+                "transformers' Gemma3TextConfig refuses hidden_size {} not divisible by {} \
+                 heads (even with head_dim set)",
+                spec.hidden_size, spec.num_heads
+            ),
+        ));
+    }
+    let n = spec.num_layers;
+    let types = match r.layer_types(n, &["sliding_attention", "full_attention"])? {
+        Some(t) => t,
+        None => {
+            // transformers' rule (`sliding_window_pattern`, default 6; the published
+            // `_sliding_window_pattern` with an underscore is not read).
+            let every = r.int_or("sliding_window_pattern", 6)?.max(1);
+            (0..n)
+                .map(|i| {
+                    if (i + 1) % every == 0 {
+                        "full_attention"
+                    } else {
+                        "sliding_attention"
+                    }
+                    .to_string()
+                })
+                .collect()
+        }
+    };
+    let window = r.int_or("sliding_window", 4096)?;
+    let names: Vec<&str> = types
+        .iter()
+        .map(|t| {
+            if t == "full_attention" {
+                "global"
+            } else {
+                "local"
+            }
+        })
+        .collect();
+    let mut kinds = Vec::new();
+    if names.contains(&"local") {
+        kinds.push((
+            "local",
+            LayerKind {
+                window: Some(window),
+                ..attention(true)
+            },
+        ));
+    }
+    if names.contains(&"global") {
+        kinds.push(("global", attention(true)));
+    }
+    spec.stack = Some(stack(Layout::Gemma3, period(&names), kinds));
+    Ok(spec)
+}
+
+fn lfm2(r: &Reader) -> Result<ModelSpec, FileError> {
+    let mut spec = base(
+        r,
+        Base {
+            vocab: 65_536,
+            hidden: 2560,
+            ffn: 12_288,
+            layers: 32,
+            heads: 32,
+            kv_heads: Some(8),
+        },
+    )?;
+    spec.head_dim = r.int("head_dim")?;
+    spec.norm_eps = r.float_or("norm_eps", 1e-5)?;
+    // LFM2's aliases win: `block_ff_dim` over `intermediate_size`, `tie_embedding` over
+    // `tie_word_embeddings`.
+    let declared = match r.int("block_ff_dim")? {
+        Some(f) => f,
+        None => r.int_or("intermediate_size", 12_288)?,
+    };
+    spec.tie_embeddings = match r.present("tie_embedding") {
+        Some(_) => r.bool_or("tie_embedding", true)?,
+        None => r.bool_or("tie_word_embeddings", true)?,
+    };
+    spec.rope_theta = r.rope_theta(1_000_000.0)?;
+    spec.max_position_embeddings = r.int_or("max_position_embeddings", 128_000)?;
+    // `Lfm2MLP`'s width rule; the round-up sits inside the multiplier branch.
+    spec.intermediate_size = if r.bool_or("block_auto_adjust_ff_dim", true)? {
+        let mut f = 2 * declared / 3;
+        let multiplier = match r.present("block_ffn_dim_multiplier") {
+            None if r.obj.contains_key("block_ffn_dim_multiplier") => None,
+            None => Some(1.0),
+            Some(_) => Some(r.float_or("block_ffn_dim_multiplier", 1.0)?),
+        };
+        if let Some(m) = multiplier {
+            f = (m * f as f64) as u64;
+            let multiple = r.int_or("block_multiple_of", 256)?.max(1);
+            f = f.div_ceil(multiple) * multiple;
+        }
+        f
+    } else {
+        declared
+    };
+    let n = spec.num_layers;
+    let is_attention: Vec<bool> = match r.layer_types(n, &["conv", "full_attention"])? {
+        Some(types) => types.iter().map(|t| t == "full_attention").collect(),
+        None => match r.ints("full_attn_idxs")? {
+            Some(idx) => {
+                if let Some(i) = idx.iter().find(|&&i| i >= n) {
+                    return Err(r.bad(
+                        "full_attn_idxs",
+                        format!("layer {i} is out of range: there are {n} layers"),
+                    ));
+                }
+                (0..n).map(|i| idx.contains(&i)).collect()
+            }
+            // Neither given: transformers makes every layer attention.
+            None => vec![true; n as usize],
+        },
+    };
+    let conv = LayerKind {
+        mixer: Some(MixerKind::ShortConv),
+        kernel: Some(r.int_or("conv_L_cache", 3)?),
+        conv_bias: r.bool_or("conv_bias", false)?.then_some(true),
+        ..LayerKind::default()
+    };
+    let names: Vec<&str> = is_attention
+        .iter()
+        .map(|&a| if a { "attn" } else { "conv" })
+        .collect();
+    let mut kinds = Vec::new();
+    if names.contains(&"conv") {
+        kinds.push(("conv", conv));
+    }
+    if names.contains(&"attn") {
+        kinds.push(("attn", attention(true)));
+    }
+    let mut st = stack(Layout::Lfm2, period(&names), kinds);
+    // A list that does not repeat at least twice (LFM2's do not) is written as conv layers
+    // with attention at its indices, as LFM2's own `full_attn_idxs`.
+    if st.pattern.len() as u64 * 2 > n && names.contains(&"conv") && names.contains(&"attn") {
+        st.pattern = vec!["conv".into()];
+        st.at.insert(
+            "attn".into(),
+            (0..n).filter(|&i| is_attention[i as usize]).collect(),
+        );
+    }
+    spec.stack = Some(st);
+    Ok(spec)
+}
+
+fn qwen3_5(r: &Reader) -> Result<ModelSpec, FileError> {
+    let mut spec = base(
+        r,
+        Base {
+            vocab: 248_320,
+            hidden: 4096,
+            ffn: 12_288,
+            layers: 32,
+            heads: 16,
+            kv_heads: Some(4),
+        },
+    )?;
+    spec.head_dim = Some(r.int_or("head_dim", 256)?);
+    let bias = r.bool_or("attention_bias", false)?;
+    (spec.qkv_bias, spec.o_bias) = (bias, bias);
+    spec.activation = r.activation("hidden_act", Activation::Silu)?;
+    // The text model's own flag (Qwen3_5ForCausalLM), default false.
+    spec.tie_embeddings = r.bool_or("tie_word_embeddings", false)?;
+    spec.rope_theta = r.rope_theta(10_000.0)?;
+    spec.max_position_embeddings = r.int_or("max_position_embeddings", 32_768)?;
+    let n = spec.num_layers;
+    let types = match r.layer_types(n, &["linear_attention", "full_attention"])? {
+        Some(t) => t,
+        None => {
+            let every = r.int_or("full_attention_interval", 4)?.max(1);
+            (0..n)
+                .map(|i| {
+                    if (i + 1) % every == 0 {
+                        "full_attention"
+                    } else {
+                        "linear_attention"
+                    }
+                    .to_string()
+                })
+                .collect()
+        }
+    };
+    let linear = LayerKind {
+        mixer: Some(MixerKind::LinearAttention),
+        key_heads: Some(r.int_or("linear_num_key_heads", 16)?),
+        value_heads: Some(r.int_or("linear_num_value_heads", 32)?),
+        key_head_dim: Some(r.int_or("linear_key_head_dim", 128)?),
+        value_head_dim: Some(r.int_or("linear_value_head_dim", 128)?),
+        conv_kernel: Some(r.int_or("linear_conv_kernel_dim", 4)?),
+        ..LayerKind::default()
+    };
+    // The full-attention output gate is unconditional in transformers
+    // (`attn_output_gate` is not read).
+    let full = LayerKind {
+        output_gate: Some(true),
+        ..attention(true)
+    };
+    let names: Vec<&str> = types
+        .iter()
+        .map(|t| {
+            if t == "full_attention" {
+                "full"
+            } else {
+                "linear"
+            }
+        })
+        .collect();
+    let mut kinds = Vec::new();
+    if names.contains(&"linear") {
+        kinds.push(("linear", linear));
+    }
+    if names.contains(&"full") {
+        kinds.push(("full", full));
+    }
+    spec.stack = Some(stack(Layout::Llama, period(&names), kinds));
+    Ok(spec)
+}
+
+/// Reads a `config.json` of one of [`FAMILIES`]: the spec (validated) and the model type
+/// as written. `path` only names the file in errors.
+pub fn parse(path: &Path, src: &str) -> Result<(ModelSpec, String), FileError> {
+    let value: Value = serde_json::from_str(src).map_err(|e| FileError::from_json(path, &e))?;
+    let Value::Object(top) = value else {
+        return Err(FileError::invalid_json(
+            path,
+            src,
+            "(top level)",
+            "a config.json must be a JSON object",
+        ));
+    };
+    let model_type = top
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let top_reader = Reader {
+        path,
+        src,
+        obj: &top,
+        prefix: "",
+    };
+    // Multimodal configs hold the language model under `text_config`.
+    let text;
+    let r = match model_type.as_str() {
+        "gemma3" | "qwen3_5" => {
+            text = match top.get("text_config") {
+                Some(Value::Object(t)) => t.clone(),
+                Some(v) => {
+                    return Err(
+                        top_reader.bad("text_config", format!("expected an object, found {v}"))
+                    );
+                }
+                None => Map::new(),
+            };
+            Reader {
+                path,
+                src,
+                obj: &text,
+                prefix: "text_config.",
+            }
+        }
+        _ => top_reader,
+    };
+    let spec = match model_type.as_str() {
+        "qwen3" => qwen3(&r)?,
+        "smollm3" => smollm3(&r)?,
+        "gemma3" | "gemma3_text" => gemma3(&r)?,
+        "lfm2" => lfm2(&r)?,
+        "qwen3_5" | "qwen3_5_text" => qwen3_5(&r)?,
+        other => {
+            return Err(FileError::invalid_json(
+                path,
+                src,
+                "model_type",
+                format!("\"{other}\" is not a family this module reads"),
+            ));
+        }
+    };
+    spec.validate().map_err(|e| {
+        let leaf = e.key.rsplit('.').next().unwrap_or(&e.key).to_string();
+        r.bad(
+            crate::hf::hf_key(&leaf),
+            format!("{} (tailor's key `model.{}`)", e.message, e.key),
+        )
+    })?;
+    Ok((spec, model_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::{Component, Phase};
+    use crate::dtype::{DType, Precision};
+    use crate::layers::Mixer;
+    use crate::spec_file::SpecFile;
+    use std::path::PathBuf;
+
+    fn p() -> PathBuf {
+        PathBuf::from("cfg/config.json")
+    }
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_str!(concat!("../tests/fixtures/", $name, ".config.json"))
+        };
+    }
+
+    /// Every fixture with what transformers counts for it (docs/design/families.md).
+    const PUBLISHED: &[(&str, &str, u64)] = &[
+        ("LFM2-350M", fixture!("lfm2-350m"), 354_483_968),
+        ("LFM2-1.2B", fixture!("lfm2-1.2b"), 1_170_340_608),
+        ("LFM2-2.6B", fixture!("lfm2-2.6b"), 2_569_272_320),
+        ("Gemma-3-270M", fixture!("gemma-3-270m"), 268_098_176),
+        ("Gemma-3-1B", fixture!("gemma-3-1b"), 999_885_952),
+        ("Qwen3-0.6B", fixture!("qwen3-0.6b"), 596_049_920),
+        ("Qwen3.5-0.8B (text)", fixture!("qwen3.5-0.8b"), 752_393_024),
+        (
+            "Qwen3.5-2B (text)",
+            fixture!("qwen3.5-2b.text"),
+            1_881_825_088,
+        ),
+        ("SmolLM3-3B", fixture!("smollm3-3b"), 3_075_098_624),
+    ];
+
+    fn spec(src: &str) -> ModelSpec {
+        parse(&p(), src).unwrap().0
+    }
+
+    #[test]
+    fn published_counts_to_the_unit() {
+        for &(name, src, expected) in PUBLISHED {
+            let s = spec(src);
+            let counts = s.params();
+            assert_eq!(counts.total, expected, "{name}");
+            assert_eq!(s.total_params(), expected, "{name}");
+            let tensors: u64 = s.tensors().iter().map(|t| t.numel() * t.repeats).sum();
+            assert_eq!(tensors, expected, "{name}: tensor list");
+            assert_eq!(
+                counts.total,
+                counts.non_embedding + counts.embedding + counts.lm_head,
+                "{name}"
+            );
+            // Every layer is counted once: the groups cover the depth.
+            let depth: u64 = s.layer_groups().iter().map(|(_, n)| n).sum();
+            assert_eq!(depth, s.num_layers, "{name}");
+            assert_eq!(s.layers().len() as u64, s.num_layers, "{name}");
+        }
+    }
+
+    #[test]
+    fn each_spec_round_trips_through_spec_toml() {
+        for &(name, src, expected) in PUBLISHED {
+            let file = SpecFile::new(spec(src));
+            let text = file.to_toml();
+            let back = SpecFile::parse(&PathBuf::from("s.toml"), &text)
+                .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            assert_eq!(back, file, "{name}");
+            assert_eq!(back.model.params().total, expected, "{name}");
+        }
+    }
+
+    fn count(s: &ModelSpec, f: impl Fn(&Mixer) -> bool) -> u64 {
+        s.layer_groups()
+            .iter()
+            .filter(|(l, _)| f(&l.mixer))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    #[test]
+    fn layer_kinds_as_published() {
+        let lfm = spec(fixture!("lfm2-350m"));
+        assert_eq!(count(&lfm, |m| matches!(m, Mixer::ShortConv(_))), 10);
+        assert_eq!(count(&lfm, |m| matches!(m, Mixer::Attention(_))), 6);
+        assert_eq!(
+            lfm.intermediate_size, 4608,
+            "int(2 * 6656 / 3) rounded up to 256"
+        );
+        let st = lfm.stack.as_ref().unwrap();
+        assert_eq!(st.pattern, ["conv"]);
+        assert_eq!(st.at["attn"], [2, 5, 8, 10, 12, 14]);
+        let names: Vec<String> = lfm.tensors().into_iter().map(|t| t.name).collect();
+        for n in [
+            "model.layers.{i}.conv.in_proj.weight",
+            "model.layers.{i}.conv.conv.weight",
+            "model.layers.{i}.self_attn.out_proj.weight",
+            "model.layers.{i}.self_attn.q_layernorm.weight",
+            "model.layers.{i}.feed_forward.w1.weight",
+            "model.layers.{i}.operator_norm.weight",
+            "model.embedding_norm.weight",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+        }
+        // 2.6B: auto-adjust off, the width as written; attention from `layer_types`.
+        let big = spec(fixture!("lfm2-2.6b"));
+        assert_eq!(big.intermediate_size, 10752);
+        assert_eq!(count(&big, |m| matches!(m, Mixer::Attention(_))), 8);
+
+        let gemma = spec(fixture!("gemma-3-270m"));
+        let windowed = |m: &Mixer| matches!(m, Mixer::Attention(a) if a.window == Some(512));
+        assert_eq!(count(&gemma, windowed), 15);
+        assert_eq!(gemma.stack.as_ref().unwrap().pattern.len(), 6);
+        // Gemma-3-1B has no `layer_types`: every 6th layer (1-based) is global, cut at 26.
+        let g1 = spec(fixture!("gemma-3-1b"));
+        assert_eq!(
+            count(
+                &g1,
+                |m| matches!(m, Mixer::Attention(a) if a.window.is_none())
+            ),
+            4
+        );
+
+        let q35 = spec(fixture!("qwen3.5-0.8b"));
+        assert_eq!(count(&q35, |m| matches!(m, Mixer::LinearAttention(_))), 18);
+        assert_eq!(
+            count(
+                &q35,
+                |m| matches!(m, Mixer::Attention(a) if a.output_gate && a.qk_norm)
+            ),
+            6
+        );
+        let smol = spec(fixture!("smollm3-3b"));
+        assert_eq!(
+            count(&smol, |m| matches!(m, Mixer::Attention(a) if !a.rope)),
+            9
+        );
+        assert_eq!(
+            smol.stack.as_ref().unwrap().pattern,
+            ["rope", "rope", "rope", "nope"]
+        );
+        let qwen3 = spec(fixture!("qwen3-0.6b"));
+        assert_eq!(qwen3.head_dim(), 128);
+        assert!(
+            qwen3
+                .params()
+                .by_component
+                .iter()
+                .any(|(c, _)| *c == Component::QNorm)
+        );
+    }
+
+    #[test]
+    fn state_follows_the_mixers() {
+        let kv = DType::F16;
+        // Qwen3-0.6B: 28 global layers x 8 kv heads x 128 x (k, v) x 2 bytes per token.
+        let qwen3 = spec(fixture!("qwen3-0.6b"));
+        assert_eq!(qwen3.kv_cache_bytes_per_token(kv), 28 * 2 * 8 * 128 * 2);
+        assert_eq!(qwen3.constant_state_bytes(), 0);
+        // Gemma-3-270M: 15 windowed layers stop at 512 entries, 3 global ones grow.
+        let gemma = spec(fixture!("gemma-3-270m"));
+        let row = 2 * 256 * 2;
+        assert_eq!(gemma.kv_cache_bytes(kv, 256), 18 * row * 256);
+        assert_eq!(gemma.kv_cache_bytes(kv, 4096), (15 * 512 + 3 * 4096) * row);
+        // LFM2-350M: 6 attention layers grow; 10 conv layers keep 2 x 1024 f32 each.
+        let lfm = spec(fixture!("lfm2-350m"));
+        assert_eq!(lfm.constant_state_bytes(), 10 * 2 * 1024 * 4);
+        assert_eq!(lfm.kv_cache_bytes_per_token(kv), 6 * 2 * 8 * 64 * 2);
+        assert_eq!(
+            lfm.state_bytes(kv, 4096),
+            6 * 2 * 8 * 64 * 2 * 4096 + 10 * 2 * 1024 * 4
+        );
+        // Qwen3.5-0.8B: 18 DeltaNet layers, each 16 heads x 128 x 128 f32 of state plus
+        // 3 positions of its 6144-channel convolution.
+        let q35 = spec(fixture!("qwen3.5-0.8b"));
+        assert_eq!(
+            q35.constant_state_bytes(),
+            18 * 4 * (3 * 6144 + 16 * 128 * 128)
+        );
+    }
+
+    #[test]
+    fn operators_cover_every_matrix_and_the_window() {
+        let prec = Precision::default();
+        for &(name, src, _) in PUBLISHED {
+            let s = spec(src);
+            for phase in [
+                Phase::Prefill { tokens: 64 },
+                Phase::Decode { context: 100 },
+            ] {
+                let ops = s.operators(phase, &prec);
+                // The matrices the operators multiply are the spec's matrices (the tied
+                // head reads the embedding).
+                let linear: u64 = ops
+                    .iter()
+                    .filter(|o| o.kind == crate::accounting::OpKind::Linear)
+                    .map(|o| o.dims[0] * o.dims[1] * o.repeats)
+                    .sum();
+                let matrices: u64 = s
+                    .tensors()
+                    .iter()
+                    .filter(|t| t.shape.len() == 2 && t.component != Component::Embedding)
+                    .map(|t| t.numel() * t.repeats)
+                    .sum();
+                let head = if s.tie_embeddings {
+                    s.vocab_size * s.hidden_size
+                } else {
+                    0
+                };
+                assert_eq!(linear, matrices + head, "{name} {phase:?}");
+            }
+        }
+        // Beyond its window, a sliding layer's decode reads a fixed cache.
+        let gemma = spec(fixture!("gemma-3-270m"));
+        let bytes = |c| {
+            gemma
+                .operators(Phase::Decode { context: c }, &prec)
+                .iter()
+                .filter(|o| o.kind == crate::accounting::OpKind::Attention)
+                .map(|o| (o.repeats, o.bytes_read))
+                .collect::<Vec<_>>()
+        };
+        let (at_1k, at_8k) = (bytes(1000), bytes(8000));
+        let local = |v: &Vec<(u64, u128)>| v.iter().find(|(r, _)| *r == 15).unwrap().1;
+        let global = |v: &Vec<(u64, u128)>| v.iter().find(|(r, _)| *r == 3).unwrap().1;
+        assert_eq!(local(&at_1k), local(&at_8k));
+        assert!(global(&at_8k) > 7 * global(&at_1k));
+    }
+
+    fn err(src: &str) -> String {
+        parse(&p(), src).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let lfm = fixture!("lfm2-350m");
+        let e = err(&lfm.replace("[2, 5, 8, 10, 12, 14]", "[2, 5, 16]"));
+        assert!(
+            e.contains("`full_attn_idxs`: layer 16 is out of range"),
+            "{e}"
+        );
+        let e = err(&fixture!("gemma-3-270m").replacen("\"sliding_attention\"", "\"mamba\"", 1));
+        assert!(
+            e.contains("`layer_types`: \"mamba\" is not a layer type"),
+            "{e}"
+        );
+        let e = err(&fixture!("qwen3.5-0.8b")
+            .replace("\"num_hidden_layers\": 24", "\"num_hidden_layers\": 20"));
+        assert!(
+            e.contains("`text_config.layer_types`: lists 24 layers but num_hidden_layers is 20"),
+            "{e}"
+        );
+        let e = err(&fixture!("gemma-3-270m")
+            .replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 3"));
+        assert!(
+            e.contains("refuses hidden_size 640 not divisible by 3"),
+            "{e}"
+        );
+        let e = err(&fixture!("qwen3-0.6b")
+            .replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5"));
+        assert!(e.starts_with("cfg/config.json:"), "{e}");
+        assert!(e.contains("`num_key_value_heads`"), "{e}");
+    }
+}
