@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tailor_cost::{Breakdown, Estimate, Fingerprint, Workload};
 use tailor_search::Metrics;
+use tailor_spec::families::{self, Family};
 use tailor_spec::files::write_atomic;
-use tailor_spec::{HfConfig, ModelSpec, ModelType, SpecFile};
+use tailor_spec::{HfConfig, ModelSpec, ModelType, SpecFile, Unsupported};
 
 /// Which `config.json` an export writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,18 +21,92 @@ pub enum Flavor {
     /// PhoneLM's field set (`model_type: phonelm`, `PhoneLMForCausalLM`, mllmTeam's
     /// remote code).
     Phonelm,
+    /// LFM2 (`lfm2`, `Lfm2ForCausalLM`): gated short convolutions and attention.
+    Lfm2,
+    /// Gemma 3 text (`gemma3_text`, `Gemma3ForCausalLM`): sliding-window and global
+    /// attention, four norms a layer.
+    Gemma3,
+    /// Qwen3.5 text (`qwen3_5_text`, `Qwen3_5ForCausalLM`): Gated DeltaNet and gated
+    /// attention.
+    #[cfg_attr(feature = "clap", value(name = "qwen3_5"))]
+    #[serde(rename = "qwen3_5")]
+    Qwen35,
+    /// Qwen3 (`qwen3`, `Qwen3ForCausalLM`): attention with q/k norms.
+    Qwen3,
+    /// SmolLM3 (`smollm3`, `SmolLM3ForCausalLM`): attention with RoPE or none per layer.
+    Smollm3,
 }
 
 impl Flavor {
-    pub fn model_type(self) -> ModelType {
+    /// The family a flavor writes, for the mixed-layer ones.
+    pub fn family(self) -> Option<Family> {
         match self {
-            Flavor::Llama => ModelType::Llama,
-            Flavor::Phonelm => ModelType::Phonelm,
+            Flavor::Llama | Flavor::Phonelm => None,
+            Flavor::Lfm2 => Some(Family::Lfm2),
+            Flavor::Gemma3 => Some(Family::Gemma3),
+            Flavor::Qwen35 => Some(Family::Qwen35),
+            Flavor::Qwen3 => Some(Family::Qwen3),
+            Flavor::Smollm3 => Some(Family::Smollm3),
         }
     }
 
+    /// The `model_type` written.
     pub fn name(self) -> &'static str {
-        self.model_type().name()
+        match self {
+            Flavor::Llama => ModelType::Llama.name(),
+            Flavor::Phonelm => ModelType::Phonelm.name(),
+            f => f.family().map_or("", Family::name),
+        }
+    }
+
+    /// The flavor a spec exports as when none is asked for: llama for the dense stack, else
+    /// the first family that expresses it.
+    pub fn natural(spec: &ModelSpec) -> Flavor {
+        if spec.beyond_dense().is_none() {
+            return Flavor::Llama;
+        }
+        let family = Family::expressing(spec).first().copied();
+        [
+            Flavor::Lfm2,
+            Flavor::Gemma3,
+            Flavor::Qwen35,
+            Flavor::Qwen3,
+            Flavor::Smollm3,
+        ]
+        .into_iter()
+        .find(|f| f.family() == family)
+        .unwrap_or(Flavor::Llama)
+    }
+
+    /// The config.json text of `spec` in this flavor, or what the flavor cannot express.
+    pub fn config_json(self, spec: &ModelSpec) -> Result<String, Unsupported> {
+        let mut text = match (self, self.family()) {
+            (_, Some(family)) => {
+                serde_json::to_string_pretty(&families::export(spec, family)?).unwrap_or_default()
+            }
+            (Flavor::Phonelm, None) => HfConfig::export(spec, ModelType::Phonelm)?.to_json_string(),
+            _ => HfConfig::export(spec, ModelType::Llama)?.to_json_string(),
+        };
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(text)
+    }
+
+    /// What loads this flavor's config.json, for the model card.
+    fn loader(self) -> &'static str {
+        match self {
+            Flavor::Llama => "stock `LlamaForCausalLM`, no remote code",
+            Flavor::Phonelm => {
+                "`PhoneLMForCausalLM`: needs mllmTeam's PhoneLM modeling code, \
+                 `trust_remote_code=True`"
+            }
+            Flavor::Lfm2 => "stock `Lfm2ForCausalLM` (transformers 4.54 or later)",
+            Flavor::Gemma3 => "stock `Gemma3ForCausalLM`",
+            Flavor::Qwen35 => "stock `Qwen3_5ForCausalLM` (transformers 5)",
+            Flavor::Qwen3 => "stock `Qwen3ForCausalLM`",
+            Flavor::Smollm3 => "stock `SmolLM3ForCausalLM`",
+        }
     }
 }
 
@@ -151,10 +226,10 @@ pub fn export(dir: &Path, card: &Card) -> Result<Exported, ReportError> {
         None => "tailor export".into(),
     });
     file.save(&spec_toml)?;
-    let (config_json, config_error) = match HfConfig::export(card.spec, card.flavor.model_type()) {
-        Ok(cfg) => {
+    let (config_json, config_error) = match card.flavor.config_json(card.spec) {
+        Ok(text) => {
             let path = dir.join("config.json");
-            cfg.save(&path)?;
+            write_atomic(&path, text.as_bytes())?;
             (Some(path), None)
         }
         Err(e) => (None, Some(e.to_string())),
@@ -206,10 +281,14 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
     let s = c.spec;
     let mut out = format!("# {}\n\n", c.name);
     out += &format!(
-        "A decoder-only transformer (Llama/PhoneLM style) specified by tailor for \
-         pre-training: {} parameters ({} non-embedding). Weights are not trained; this card \
-         describes the architecture, what it is predicted to cost on the profiled device, and \
-         how it was chosen.\n\n",
+        "A decoder-only {} specified by tailor for pre-training: {} parameters ({} \
+         non-embedding). Weights are not trained; this card describes the architecture, what \
+         it is predicted to cost on the profiled device, and how it was chosen.\n\n",
+        if s.stack.is_some() {
+            "model with mixed layers (the stack below)"
+        } else {
+            "transformer (Llama/PhoneLM style)"
+        },
         thousands(s.params().total as u128),
         thousands(s.params().non_embedding as u128)
     );
@@ -220,12 +299,7 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
              `AutoConfig.from_pretrained(dir)` then `AutoModelForCausalLM.from_config(config)` \
              instantiates this exact architecture with fresh weights.\n",
             c.flavor.name(),
-            match c.flavor {
-                Flavor::Llama => "stock `LlamaForCausalLM`, no remote code",
-                Flavor::Phonelm =>
-                    "`PhoneLMForCausalLM`: needs mllmTeam's PhoneLM modeling code, \
-                     `trust_remote_code=True`",
-            }
+            c.flavor.loader()
         ),
         Some(e) => format!(
             "- no `config.json`: the `{}` flavor cannot express this spec ({e}).\n",
@@ -235,10 +309,23 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
     out += "- `spec.toml`: tailor's spec (`tailor spec spec.toml` prints its full accounting).\n\n";
 
     out += "## Architecture\n\n";
-    let rows = vec![
+    let mut rows = vec![
         vec!["vocabulary".into(), s.vocab_size.to_string()],
         vec!["hidden size".into(), s.hidden_size.to_string()],
         vec!["layers".into(), s.num_layers.to_string()],
+    ];
+    if s.stack.is_some() {
+        rows.push(vec![
+            "stack (A global attention, S sliding window, N no RoPE, C short conv, L linear \
+             attention, F FFN only)"
+                .into(),
+            format!("`{}`", s.pattern_picture()),
+        ]);
+        for (layer, n) in s.layer_groups() {
+            rows.push(vec![format!("{n} layers"), layer.to_string()]);
+        }
+    }
+    rows.extend([
         vec![
             "attention heads (query / key-value)".into(),
             format!(
@@ -278,7 +365,7 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
             "RoPE theta / max positions".into(),
             format!("{} / {}", s.rope_theta, s.max_position_embeddings),
         ],
-    ];
+    ]);
     out += &md_table(&["", ""], &rows);
 
     let p = s.params();

@@ -888,3 +888,429 @@ mod tests {
         assert!(e.contains("`num_key_value_heads`"), "{e}");
     }
 }
+
+/// A family whose `config.json` tailor writes for a spec with a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Qwen3,
+    Gemma3,
+    Lfm2,
+    Qwen35,
+    Smollm3,
+}
+
+impl Family {
+    pub const ALL: &'static [Family] = &[
+        Family::Lfm2,
+        Family::Gemma3,
+        Family::Qwen35,
+        Family::Qwen3,
+        Family::Smollm3,
+    ];
+
+    /// The `model_type` written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Qwen3 => "qwen3",
+            Family::Gemma3 => "gemma3_text",
+            Family::Lfm2 => "lfm2",
+            Family::Qwen35 => "qwen3_5_text",
+            Family::Smollm3 => "smollm3",
+        }
+    }
+
+    /// The transformers class `AutoModelForCausalLM` builds.
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Family::Qwen3 => "Qwen3ForCausalLM",
+            Family::Gemma3 => "Gemma3ForCausalLM",
+            Family::Lfm2 => "Lfm2ForCausalLM",
+            Family::Qwen35 => "Qwen3_5ForCausalLM",
+            Family::Smollm3 => "SmolLM3ForCausalLM",
+        }
+    }
+
+    /// The families whose config.json can express `spec`, in [`Family::ALL`] order.
+    pub fn expressing(spec: &ModelSpec) -> Vec<Family> {
+        Family::ALL
+            .iter()
+            .copied()
+            .filter(|&f| export(spec, f).is_ok())
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The `config.json` of `family` for `spec`: every field that decides a shape written out
+/// (never left to a default), so `AutoModelForCausalLM.from_config` builds exactly the
+/// spec's layers and parameter count. An error names what the family cannot express.
+pub fn export(spec: &ModelSpec, family: Family) -> Result<Value, crate::hf::Unsupported> {
+    use crate::layers::{Attention, Layer, Mixer};
+    use crate::model::{FfnKind, NormKind};
+    let no = |key: &'static str, message: String| crate::hf::Unsupported {
+        model_type: family.name(),
+        key,
+        message,
+    };
+    spec.validate()
+        .map_err(|e| no("model", format!("invalid spec: {e}")))?;
+    if spec.norm != NormKind::RmsNorm {
+        return Err(no("norm", "these families use RMSNorm only".into()));
+    }
+    let layers: Vec<Layer> = spec.layers();
+    let want_layout = match family {
+        Family::Gemma3 => Layout::Gemma3,
+        Family::Lfm2 => Layout::Lfm2,
+        _ => Layout::Llama,
+    };
+    if spec.layout() != want_layout {
+        return Err(no(
+            "stack.layout",
+            format!(
+                "{family} places its norms as the `{want_layout}` layout does, and the spec has \
+                 the `{}` layout",
+                spec.layout()
+            ),
+        ));
+    }
+    // One FFN for every layer, gated.
+    let ffns: Vec<_> = layers.iter().map(|l| l.ffn).collect();
+    let ffn = ffns[0].ok_or_else(|| no("ffn", format!("{family} has an FFN in every layer")))?;
+    if ffns.iter().any(|f| *f != Some(ffn)) {
+        return Err(no(
+            "ffn",
+            format!("{family} has one FFN width and kind for every layer"),
+        ));
+    }
+    if ffn.kind != FfnKind::Gated {
+        return Err(no("ffn", format!("{family}'s FFN is gated")));
+    }
+    if ffn.bias && family != Family::Smollm3 {
+        return Err(no("mlp_bias", format!("{family}'s FFN has no bias")));
+    }
+    // One attention for every attention layer (a window may differ: Gemma 3).
+    let attentions: Vec<Attention> = layers
+        .iter()
+        .filter_map(|l| match l.mixer {
+            Mixer::Attention(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let Some(&att) = attentions.first() else {
+        return Err(no(
+            "stack",
+            format!("{family} needs at least one attention layer"),
+        ));
+    };
+    let same_heads = |a: &Attention| {
+        (a.heads, a.kv_heads, a.head_dim, a.qkv_bias, a.o_bias)
+            == (
+                att.heads,
+                att.kv_heads,
+                att.head_dim,
+                att.qkv_bias,
+                att.o_bias,
+            )
+    };
+    if !attentions.iter().all(same_heads) {
+        return Err(no(
+            "stack.kinds",
+            format!("{family} has one head layout for every attention layer"),
+        ));
+    }
+    if att.qkv_bias != att.o_bias {
+        return Err(no(
+            "qkv_bias",
+            format!("{family}'s `attention_bias` covers q, k, v and o together"),
+        ));
+    }
+    let (qk_norm, gate) = match family {
+        Family::Qwen3 | Family::Gemma3 | Family::Lfm2 => (true, false),
+        Family::Qwen35 => (true, true),
+        Family::Smollm3 => (false, false),
+    };
+    if attentions
+        .iter()
+        .any(|a| a.qk_norm != qk_norm || a.output_gate != gate)
+    {
+        return Err(no(
+            "stack.kinds",
+            format!(
+                "{family}'s attention has {} q/k norms and {} output gate",
+                if qk_norm { "" } else { "no" },
+                if gate { "an" } else { "no" }
+            ),
+        ));
+    }
+    if family != Family::Smollm3 && attentions.iter().any(|a| !a.rope) {
+        return Err(no(
+            "stack.kinds",
+            format!("{family} has RoPE in every attention layer"),
+        ));
+    }
+    let windows: Vec<u64> = attentions.iter().filter_map(|a| a.window).collect();
+    if family != Family::Gemma3 && !windows.is_empty() {
+        return Err(no(
+            "stack.kinds",
+            format!("{family} has no sliding-window layers in tailor's export; use gemma3_text"),
+        ));
+    }
+    if windows.iter().any(|&w| w != windows[0]) {
+        return Err(no(
+            "stack.kinds",
+            "Gemma 3 has one `sliding_window` for all its local layers".into(),
+        ));
+    }
+    let other = layers.iter().find(|l| {
+        !matches!(
+            (family, l.mixer),
+            (_, Mixer::Attention(_))
+                | (Family::Lfm2, Mixer::ShortConv(_))
+                | (Family::Qwen35, Mixer::LinearAttention(_))
+        )
+    });
+    if let Some(l) = other {
+        return Err(no(
+            "stack.kinds",
+            format!("{family} has no layer with {}", l.mixer.kind()),
+        ));
+    }
+    let convs: Vec<_> = layers
+        .iter()
+        .filter_map(|l| match l.mixer {
+            Mixer::ShortConv(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if convs.iter().any(|c| *c != convs[0]) {
+        return Err(no(
+            "stack.kinds",
+            "LFM2 has one conv kernel and bias setting for all its conv layers".into(),
+        ));
+    }
+    let linears: Vec<_> = layers
+        .iter()
+        .filter_map(|l| match l.mixer {
+            Mixer::LinearAttention(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    if linears.iter().any(|x| *x != linears[0]) {
+        return Err(no(
+            "stack.kinds",
+            "Qwen3.5 has one linear-attention shape for all its linear layers".into(),
+        ));
+    }
+    if family == Family::Lfm2 && ffn.activation != Activation::Silu {
+        return Err(no("activation", "LFM2's FFN is SwiGLU (silu)".into()));
+    }
+    if family == Family::Gemma3 && !spec.hidden_size.is_multiple_of(att.heads) {
+        return Err(no(
+            "num_heads",
+            format!(
+                "transformers' Gemma3TextConfig refuses hidden_size {} not divisible by {} heads",
+                spec.hidden_size, att.heads
+            ),
+        ));
+    }
+
+    let act = match ffn.activation {
+        Activation::Silu => "silu",
+        Activation::Gelu => "gelu",
+        Activation::GeluTanh => "gelu_pytorch_tanh",
+        Activation::Relu => "relu",
+    };
+    let mut c = Map::new();
+    let mut put = |k: &str, v: Value| {
+        c.insert(k.to_string(), v);
+    };
+    put("model_type", family.name().into());
+    put(
+        "architectures",
+        Value::Array(vec![family.architecture().into()]),
+    );
+    put("vocab_size", spec.vocab_size.into());
+    put("hidden_size", spec.hidden_size.into());
+    put("intermediate_size", ffn.width.into());
+    put("num_hidden_layers", spec.num_layers.into());
+    put("num_attention_heads", att.heads.into());
+    put("num_key_value_heads", att.kv_heads.into());
+    put("head_dim", att.head_dim.into());
+    put(
+        "max_position_embeddings",
+        spec.max_position_embeddings.into(),
+    );
+    put("rope_theta", spec.rope_theta.into());
+    put("tie_word_embeddings", spec.tie_embeddings.into());
+    let types = |f: &dyn Fn(&Layer) -> &'static str| {
+        Value::Array(layers.iter().map(|l| Value::from(f(l))).collect())
+    };
+    match family {
+        Family::Qwen3 => {
+            put("hidden_act", act.into());
+            put("rms_norm_eps", spec.norm_eps.into());
+            put("attention_bias", att.o_bias.into());
+            put("use_sliding_window", false.into());
+        }
+        Family::Smollm3 => {
+            put("hidden_act", act.into());
+            put("rms_norm_eps", spec.norm_eps.into());
+            put("attention_bias", att.o_bias.into());
+            put("mlp_bias", ffn.bias.into());
+            let flags: Vec<Value> = layers
+                .iter()
+                .map(|l| Value::from(u64::from(matches!(l.mixer, Mixer::Attention(a) if a.rope))))
+                .collect();
+            put("no_rope_layers", Value::Array(flags));
+            put("use_sliding_window", false.into());
+        }
+        Family::Gemma3 => {
+            put("hidden_activation", act.into());
+            put("rms_norm_eps", spec.norm_eps.into());
+            put("attention_bias", att.o_bias.into());
+            put("query_pre_attn_scalar", att.head_dim.into());
+            put(
+                "sliding_window",
+                windows.first().copied().unwrap_or(4096).into(),
+            );
+            put(
+                "layer_types",
+                types(&|l| match l.mixer {
+                    Mixer::Attention(a) if a.window.is_some() => "sliding_attention",
+                    _ => "full_attention",
+                }),
+            );
+        }
+        Family::Lfm2 => {
+            put("norm_eps", spec.norm_eps.into());
+            // The width as given: no derivation, and `block_ff_dim` (which wins) agrees.
+            put("block_auto_adjust_ff_dim", false.into());
+            put("block_ff_dim", ffn.width.into());
+            put("tie_embedding", spec.tie_embeddings.into());
+            let conv = convs.first().copied();
+            put("conv_L_cache", conv.map_or(3, |c| c.kernel).into());
+            put("conv_bias", conv.is_some_and(|c| c.bias).into());
+            put(
+                "layer_types",
+                types(&|l| match l.mixer {
+                    Mixer::ShortConv(_) => "conv",
+                    _ => "full_attention",
+                }),
+            );
+            let idx: Vec<Value> = layers
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| matches!(l.mixer, Mixer::Attention(_)))
+                .map(|(i, _)| Value::from(i as u64))
+                .collect();
+            put("full_attn_idxs", Value::Array(idx));
+        }
+        Family::Qwen35 => {
+            put("hidden_act", act.into());
+            put("rms_norm_eps", spec.norm_eps.into());
+            put("attention_bias", att.o_bias.into());
+            put("attn_output_gate", true.into());
+            put(
+                "layer_types",
+                types(&|l| match l.mixer {
+                    Mixer::LinearAttention(_) => "linear_attention",
+                    _ => "full_attention",
+                }),
+            );
+            if let Some(x) = linears.first() {
+                put("linear_num_key_heads", x.key_heads.into());
+                put("linear_num_value_heads", x.value_heads.into());
+                put("linear_key_head_dim", x.key_head_dim.into());
+                put("linear_value_head_dim", x.value_head_dim.into());
+                put("linear_conv_kernel_dim", x.conv_kernel.into());
+            }
+        }
+    }
+    Ok(Value::Object(c))
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn each_family_exports_what_it_reads() {
+        for (src, family) in [
+            (
+                include_str!("../tests/fixtures/lfm2-350m.config.json"),
+                Family::Lfm2,
+            ),
+            (
+                include_str!("../tests/fixtures/lfm2-2.6b.config.json"),
+                Family::Lfm2,
+            ),
+            (
+                include_str!("../tests/fixtures/gemma-3-270m.config.json"),
+                Family::Gemma3,
+            ),
+            (
+                include_str!("../tests/fixtures/gemma-3-1b.config.json"),
+                Family::Gemma3,
+            ),
+            (
+                include_str!("../tests/fixtures/qwen3-0.6b.config.json"),
+                Family::Qwen3,
+            ),
+            (
+                include_str!("../tests/fixtures/qwen3.5-0.8b.config.json"),
+                Family::Qwen35,
+            ),
+            (
+                include_str!("../tests/fixtures/smollm3-3b.config.json"),
+                Family::Smollm3,
+            ),
+        ] {
+            let p = PathBuf::from("in/config.json");
+            let (spec, _) = parse(&p, src).unwrap();
+            assert_eq!(Family::expressing(&spec), vec![family], "{family}");
+            let json = export(&spec, family).unwrap();
+            let text = serde_json::to_string_pretty(&json).unwrap();
+            let (back, model_type) = parse(&p, &text).unwrap();
+            assert_eq!(model_type, family.name());
+            assert_eq!(back.layers(), spec.layers(), "{family}");
+            assert_eq!(back.params(), spec.params(), "{family}");
+            assert_eq!(back.tensors(), spec.tensors(), "{family}");
+            // Every shape-deciding field is written, never left to a default.
+            for key in ["head_dim", "intermediate_size", "tie_word_embeddings"] {
+                assert!(json.get(key).is_some(), "{family}: {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_family_refuses_what_it_cannot_express() {
+        let p = PathBuf::from("in/config.json");
+        let (lfm, _) = parse(&p, include_str!("../tests/fixtures/lfm2-350m.config.json")).unwrap();
+        let e = export(&lfm, Family::Qwen3).unwrap_err().to_string();
+        assert!(
+            e.contains("model_type qwen3 cannot express `stack.layout`"),
+            "{e}"
+        );
+        let (gemma, _) = parse(
+            &p,
+            include_str!("../tests/fixtures/gemma-3-270m.config.json"),
+        )
+        .unwrap();
+        let e = export(&gemma, Family::Lfm2).unwrap_err().to_string();
+        assert!(e.contains("lfm2"), "{e}");
+        // The Llama flavour points at the family that can.
+        let e = crate::HfConfig::export(&lfm, crate::ModelType::Llama)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("export it as lfm2"), "{e}");
+        // A dense Llama stack is SmolLM3 with RoPE in every layer.
+        let dense = crate::ModelSpec::llama(1000, 64, 2, 4, 2, 128);
+        assert_eq!(Family::expressing(&dense), vec![Family::Smollm3]);
+    }
+}

@@ -91,7 +91,8 @@ fn act_names(a: Activation) -> &'static [&'static str] {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("model_type {model_type} cannot express `{key}`: {message}")]
 pub struct Unsupported {
-    pub model_type: ModelType,
+    /// The `model_type` written (`llama`, `lfm2`, ...).
+    pub model_type: &'static str,
     pub key: &'static str,
     pub message: String,
 }
@@ -132,18 +133,30 @@ impl HfConfig {
     pub fn from_spec(spec: &ModelSpec, model_type: ModelType) -> Result<Self, Unsupported> {
         let no = |key, message: &str| {
             Err(Unsupported {
-                model_type,
+                model_type: model_type.name(),
                 key,
                 message: message.to_string(),
             })
         };
         if let Some(what) = spec.beyond_dense() {
+            let families = crate::families::Family::expressing(spec);
             return Err(Unsupported {
-                model_type,
+                model_type: model_type.name(),
                 key: "stack",
                 message: format!(
-                    "the spec has {what}; tailor writes config.json of the uniform Llama-family \
-                     stack only so far"
+                    "the spec has {what}, and {model_type} is a uniform dense stack; {}",
+                    if families.is_empty() {
+                        "no flavor tailor writes expresses this stack".to_string()
+                    } else {
+                        format!(
+                            "export it as {}",
+                            families
+                                .iter()
+                                .map(|f| f.name())
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        )
+                    }
                 ),
             });
         }
@@ -221,7 +234,7 @@ impl HfConfig {
                     || spec.head_dim() != natural
                 {
                     return Err(Unsupported {
-                        model_type,
+                        model_type: model_type.name(),
                         key: "head_dim",
                         message: format!(
                             "PhoneLM's code sets head_dim = hidden_size / num_attention_heads \

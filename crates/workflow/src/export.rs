@@ -11,7 +11,7 @@ use tailor_report::search::Summary;
 use tailor_report::{Card, Chosen, CostKind, CostSource, Exported, Flavor};
 use tailor_search::output::{FrontFile, Rule, Sense};
 use tailor_search::{Metric, Metrics, pick_order};
-use tailor_spec::{HfConfig, ModelSpec, Precision, files, load_dense_spec};
+use tailor_spec::{ModelSpec, Precision, files, load_dense_spec, load_spec};
 use tracing::info;
 
 /// What to export.
@@ -21,7 +21,8 @@ pub struct ExportRequest {
     pub target: String,
     /// The front row, by id (default: the pick).
     pub row: Option<u64>,
-    pub flavor: Flavor,
+    /// `None`: [`Flavor::natural`] of the spec.
+    pub flavor: Option<Flavor>,
     /// Output folder [default: out/export-<name>-<timestamp>].
     pub out: Option<PathBuf>,
     /// Price a spec file on this profile, at `prompt` and `context`, for the model card.
@@ -86,15 +87,18 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
         None if row.is_some() => return Err(ExportError::RowOfSpec(path).into()),
         None => from_spec(&path, req)?,
     };
-    HfConfig::export(&source.spec, req.flavor.model_type()).map_err(|e| ExportError::Flavor {
-        path: path.clone(),
-        flavor: req.flavor.name(),
-        error: e.to_string(),
-    })?;
+    let flavor = req.flavor.unwrap_or_else(|| Flavor::natural(&source.spec));
+    flavor
+        .config_json(&source.spec)
+        .map_err(|e| ExportError::Flavor {
+            path: path.clone(),
+            flavor: flavor.name(),
+            error: e.to_string(),
+        })?;
     let card = Card {
         name: source.name.clone(),
         spec: &source.spec,
-        flavor: req.flavor,
+        flavor,
         predicted: source.predicted,
         cost: source.cost.clone(),
         chosen: source.chosen.clone(),
@@ -114,7 +118,7 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(format!("export-{slug}-{}", timestamp())));
     let exported = tailor_report::export(&out, &card)?;
-    info!(out = %out.display(), flavor = req.flavor.name(), "exported");
+    info!(out = %out.display(), flavor = flavor.name(), "exported");
     Ok(ExportOutcome {
         params: source.spec.params().total,
         name: source.name,
@@ -168,9 +172,14 @@ struct Source {
     chosen: Option<Chosen>,
 }
 
-/// A spec file, priced on the request's profile when given.
+/// A spec file, priced on the request's profile when given (only the dense stack is
+/// priced so far; any spec exports without a profile).
 fn from_spec(path: &Path, req: &ExportRequest) -> Result<Source> {
-    let loaded = load_dense_spec(path)?;
+    let loaded = if req.profile.is_some() {
+        load_dense_spec(path)?
+    } else {
+        load_spec(path)?
+    };
     let name = loaded.name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -12,9 +12,11 @@ pub struct ExportArgs {
     /// Front row to export, by id (default: the pick).
     #[arg(long)]
     pub row: Option<u64>,
-    /// config.json flavor: `llama` (stock transformers) or `phonelm` (PhoneLM's fields).
-    #[arg(long, value_enum, default_value = "llama")]
-    pub flavor: Flavor,
+    /// config.json flavor: `llama` (stock transformers), `phonelm` (PhoneLM's fields), or
+    /// the family of a mixed-layer spec (`lfm2`, `gemma3`, `qwen3_5`, `qwen3`, `smollm3`)
+    /// [default: llama for a dense spec, else the family that expresses it].
+    #[arg(long, value_enum)]
+    pub flavor: Option<Flavor>,
     /// Output folder [default: out/export-<name>-<timestamp>].
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -289,6 +289,22 @@ fn transformers_loads_every_exported_config() {
             "crates/spec/tests/fixtures/tinyllama-1.1b.config.json",
             "llama",
         ),
+        // Today's mixed-layer families, each in its own flavor.
+        ("crates/spec/tests/fixtures/lfm2-350m.config.json", "lfm2"),
+        ("crates/spec/tests/fixtures/lfm2-2.6b.config.json", "lfm2"),
+        (
+            "crates/spec/tests/fixtures/gemma-3-270m.config.json",
+            "gemma3",
+        ),
+        (
+            "crates/spec/tests/fixtures/qwen3.5-0.8b.config.json",
+            "qwen3_5",
+        ),
+        ("crates/spec/tests/fixtures/qwen3-0.6b.config.json", "qwen3"),
+        (
+            "crates/spec/tests/fixtures/smollm3-3b.config.json",
+            "smollm3",
+        ),
     ];
     for (i, (spec, flavor)) in exports.iter().enumerate() {
         let dir = s.0.join(format!("e{i}"));
@@ -321,4 +337,48 @@ fn transformers_loads_every_exported_config() {
         stdout.contains(&format!("{0}/{0} exported configs", manifest.len())),
         "{stdout}"
     );
+}
+
+/// A mixed-layer spec exports in the flavor of the family that expresses it when none is
+/// asked for, and a flavor that cannot express it is refused before anything is written,
+/// naming the flavor that can.
+#[test]
+fn a_mixed_stack_exports_as_its_family() {
+    let s = Scratch::new("export-family");
+    let out = s.0.join("lfm2");
+    let lfm2 = "crates/spec/tests/fixtures/lfm2-350m.config.json";
+    tailor(&["export", lfm2, "--out", &path_str(&out), "--json"]).json();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "lfm2");
+    assert_eq!(config["block_auto_adjust_ff_dim"], false);
+    assert_eq!(params_of(&out.join("spec.toml")), 354_483_968);
+    let card = std::fs::read_to_string(out.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("`CCACCACCACACACAC`"), "{card}");
+
+    let refused = s.0.join("refused");
+    let e = tailor(&[
+        "export",
+        lfm2,
+        "--flavor",
+        "llama",
+        "--out",
+        &path_str(&refused),
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(e.contains("export it as lfm2"), "{e}");
+    assert!(!refused.exists(), "nothing written");
+    // Priced on a profile, a mixed stack is refused by what the cost model cannot price.
+    let e = tailor(&[
+        "export",
+        lfm2,
+        "--profile",
+        "profiles/host-flex.toml",
+        "--out",
+        &path_str(&refused),
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(e.contains("short_conv"), "{e}");
 }

@@ -6,7 +6,9 @@ MANIFEST: [{"dir": ".../export", "params": 15471104}, ...] where `params` is tai
 count of the spec. For each folder: `AutoConfig.from_pretrained(dir)` must give the
 expected config class, every architecture field must equal the spec's, and the parameter
 count that follows from the *config's* fields (Llama/PhoneLM layout, computed here
-independently of tailor) must equal tailor's.
+independently of tailor) must equal tailor's. Configs of the mixed-layer families (lfm2,
+gemma3_text, qwen3, qwen3_5_text, smollm3) are counted from the fields transformers resolves
+(layer types, widths, its defaults) with the formulas of docs/design/families.md.
 
 transformers ships no PhoneLM: mllmTeam's remote code defines a LlamaConfig copy with
 model_type "phonelm"; a stand-in of that class is registered here, as
@@ -45,8 +47,95 @@ def params_of(cfg):
     return emb + layers * per_layer + h + head
 
 
+FAMILY_CLASS = {
+    "lfm2": "Lfm2Config",
+    "gemma3_text": "Gemma3TextConfig",
+    "qwen3": "Qwen3Config",
+    "qwen3_5_text": "Qwen3_5TextConfig",
+    "smollm3": "SmolLM3Config",
+}
+
+
+def family_params(model_type, cfg):
+    """Parameters of the family's *ForCausalLM built from this config, from the fields
+    transformers resolved (layer types, widths, defaults), with the per-layer formulas of
+    docs/design/families.md; independent of tailor's accounting."""
+    h, V, n = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
+    H = cfg.num_attention_heads
+    K = cfg.num_key_value_heads or H
+    d = getattr(cfg, "head_dim", None) or h // H
+    bias = bool(getattr(cfg, "attention_bias", False))
+    attn_bias = H * d + 2 * K * d + h if bias else 0
+    if model_type == "lfm2":
+        F = cfg.intermediate_size
+        if cfg.block_auto_adjust_ff_dim:
+            F = int(2 * F / 3)
+            if cfg.block_ffn_dim_multiplier is not None:
+                F = int(cfg.block_ffn_dim_multiplier * F)
+                m = cfg.block_multiple_of
+                F = m * ((F + m - 1) // m)
+        L = cfg.conv_L_cache
+        conv = 4 * h * h + h * L + 3 * h * F + 2 * h + (5 * h if cfg.conv_bias else 0)
+        attn = 2 * h * H * d + 2 * h * K * d + 2 * d + 3 * h * F + 2 * h
+        types = cfg.layer_types
+        layers = sum(conv if t == "conv" else attn for t in types)
+    elif model_type == "gemma3_text":
+        F = cfg.intermediate_size
+        layers = n * (2 * h * H * d + 2 * h * K * d + 2 * d + 3 * h * F + 4 * h + attn_bias)
+    elif model_type == "qwen3":
+        F = cfg.intermediate_size
+        layers = n * (2 * h * H * d + 2 * h * K * d + 2 * d + 3 * h * F + 2 * h + attn_bias)
+    elif model_type == "smollm3":
+        F = cfg.intermediate_size
+        mlp_bias = 2 * F + h if cfg.mlp_bias else 0
+        layers = n * (2 * h * H * d + 2 * h * K * d + 3 * h * F + 2 * h + attn_bias + mlp_bias)
+    elif model_type == "qwen3_5_text":
+        F = cfg.intermediate_size
+        nk, nv = cfg.linear_num_key_heads, cfg.linear_num_value_heads
+        dk, dv = cfg.linear_key_head_dim, cfg.linear_value_head_dim
+        kd, vd = nk * dk, nv * dv
+        C = 2 * kd + vd
+        delta = h * (C + 2 * vd + 2 * nv) + C * cfg.linear_conv_kernel_dim + 2 * nv + dv
+        full_bias = 2 * H * d + 2 * K * d + h if bias else 0
+        full = 3 * h * H * d + 2 * h * K * d + 2 * d + full_bias
+        layers = sum(
+            (full if t == "full_attention" else delta) + 3 * h * F + 2 * h
+            for t in cfg.layer_types
+        )
+    else:
+        raise ValueError(model_type)
+    head = 0 if cfg.tie_word_embeddings else V * h
+    return V * h + layers + h + head
+
+
+def check_family(entry, model_type):
+    folder = entry["dir"]
+    with open(f"{folder}/spec.toml", "rb") as f:
+        spec = tomllib.load(f)["model"]
+    cfg = AutoConfig.from_pretrained(folder)
+    problems = []
+    if type(cfg).__name__ != FAMILY_CLASS[model_type]:
+        problems.append(f"class {type(cfg).__name__}, expected {FAMILY_CLASS[model_type]}")
+    for key, value in [
+        ("vocab_size", spec["vocab_size"]),
+        ("hidden_size", spec["hidden_size"]),
+        ("num_hidden_layers", spec["num_layers"]),
+        ("tie_word_embeddings", spec["tie_embeddings"]),
+    ]:
+        if getattr(cfg, key, None) != value:
+            problems.append(f"{key}: config {getattr(cfg, key, None)!r}, spec {value!r}")
+    n = family_params(model_type, cfg)
+    if n != entry["params"]:
+        problems.append(f"parameters from the config {n:,}, tailor's count {entry['params']:,}")
+    return problems
+
+
 def check(entry):
     folder = entry["dir"]
+    with open(f"{folder}/config.json") as f:
+        model_type = json.load(f)["model_type"]
+    if model_type in FAMILY_CLASS:
+        return check_family(entry, model_type)
     with open(f"{folder}/spec.toml", "rb") as f:
         spec = tomllib.load(f)["model"]
     cfg = AutoConfig.from_pretrained(folder)
