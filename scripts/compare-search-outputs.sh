@@ -29,18 +29,24 @@ done
 for profile in profiles/host-flex.toml profiles/host-llamacpp-f32.toml; do
   runs+=("search-spaces/quickstart.toml|--profile|$profile")
 done
+# NSGA-II and random draw from a seeded stream: the same seed must give the same files.
+runs+=("search-spaces/phonelm-1.5b.toml|--device|profiles/snapdragon-8-gen3-cpu.toml|--strategy nsga2 --budget 600")
+runs+=("search-spaces/phonelm-0.5b.toml|--device|profiles/host-roofline.toml|--strategy random --budget 500")
 
 mkdir -p "$work"
 export TAILOR_CACHE_DIR="$work/cache"
 differ=0
 for run in "${runs[@]}"; do
-  IFS='|' read -r space flag cost <<<"$run"
+  IFS='|' read -r space flag cost strategy <<<"$run"
   name="$(basename "$space" .toml)-$(basename "$cost" .toml)"
+  [[ -n ${strategy:-} ]] && name="$name-$(echo "$strategy" | cut -d' ' -f2)"
   for which in old new; do
     bin=$old
     [[ $which == new ]] && bin=$new
     extra=()
     [[ $flag == --profile ]] && extra=(--no-recheck)
+    # shellcheck disable=SC2206
+    [[ -n ${strategy:-} ]] && extra+=($strategy)
     "$bin" search "$space" "$flag" "$cost" "${extra[@]}" --seed 7 \
       --out "$work/$which/$name" >/dev/null 2>"$work/$which-$name.log" || {
       echo "$name: $which failed (see $work/$which-$name.log)"

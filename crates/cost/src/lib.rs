@@ -126,17 +126,39 @@ pub trait CostModel: Sync {
 /// during the prefill or a decode step (residual stream, block input, and the widest
 /// block's intermediates: q, k, v and attention output, or the FFN's gate, up and product;
 /// the logits row).
+///
+/// Layer by layer: the KV cache holds each attention layer's keys up to its window; short
+/// convolutions and linear attention add their constant state; the widest block is the
+/// widest of any layer (a short conv's B, C, x and output: 4 x hidden; linear attention's
+/// q, k, v, gate and output).
 pub fn peak_memory_bytes(spec: &ModelSpec, w: &Workload) -> u64 {
+    use tailor_spec::Mixer;
     let weights = spec.weight_bytes(w.precision.weights);
     let cached = w.prompt_tokens.max(w.context + 1);
-    let kv = spec.kv_cache_bytes(w.precision.kv_cache, cached);
+    let kv = spec.kv_cache_bytes(w.precision.kv_cache, cached) + spec.constant_state_bytes();
     let a = w.precision.act_bytes();
-    let (h, f) = (spec.hidden_size, spec.intermediate_size);
-    let attn_width = 2 * spec.q_width() + 2 * spec.kv_width();
-    let ffn_width = match spec.ffn {
-        tailor_spec::FfnKind::Gated => 3 * f,
-        tailor_spec::FfnKind::Plain => 2 * f,
-    };
+    let h = spec.hidden_size;
+    let (mut attn_width, mut ffn_width) = (0, 0);
+    spec.for_each_layer_group(|layer, _| {
+        let mixer = match layer.mixer {
+            Mixer::Attention(at) => {
+                let q = if at.output_gate { 2 } else { 1 } * at.q_width();
+                2 * q + 2 * at.kv_width()
+            }
+            Mixer::ShortConv(_) => 4 * h,
+            Mixer::LinearAttention(l) => {
+                l.conv_channels() + 2 * l.value_width() + 2 * l.value_heads
+            }
+            Mixer::None => 0,
+        };
+        attn_width = attn_width.max(mixer);
+        if let Some(ffn) = layer.ffn {
+            ffn_width = ffn_width.max(match ffn.kind {
+                tailor_spec::FfnKind::Gated => 3 * ffn.width,
+                tailor_spec::FfnKind::Plain => 2 * ffn.width,
+            });
+        }
+    });
     let norm_width = if spec.norm == NormKind::LayerNorm {
         h
     } else {

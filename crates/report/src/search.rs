@@ -77,7 +77,8 @@ impl SearchRun {
             metric.name(),
             rows.len().min(15)
         );
-        let mut t = Table::new(&[
+        let stacked = space.file.model.stack.is_some();
+        let mut header = vec![
             "",
             "hidden",
             "layers",
@@ -91,11 +92,15 @@ impl SearchRun {
             "decode ms",
             "tok/s",
             "memory",
-        ]);
+        ];
+        if stacked {
+            header.push("stack");
+        }
+        let mut t = Table::new(&header);
         for c in rows.iter().take(15) {
             let m = &c.metrics;
             let picked = o.pick.is_some_and(|i| o.front[i].id == c.id);
-            t.row(vec![
+            let mut row = vec![
                 if picked { "pick".into() } else { String::new() },
                 c.spec.hidden_size.to_string(),
                 c.spec.num_layers.to_string(),
@@ -109,7 +114,11 @@ impl SearchRun {
                 format!("{:.3}", m.get(Metric::DecodeMs)),
                 format!("{:.1}", 1000.0 / m.get(Metric::DecodeMs)),
                 bytes(m.get(Metric::PeakMemory)),
-            ]);
+            ];
+            if stacked {
+                row.push(c.spec.pattern_picture());
+            }
+            t.row(row);
         }
         s += &t.render(2);
         for r in refs {
@@ -383,9 +392,10 @@ fn thin<T: Copy>(v: &[T], n: usize) -> Vec<T> {
 }
 
 /// Exports the pick into `<out>/pick/`, draws the plots and writes report.md.
+/// `flavor`: of the pick's config.json (`None`: [`Flavor::natural`] of the pick).
 pub fn write_search(
     run: &SearchRun,
-    flavor: Flavor,
+    flavor: Option<Flavor>,
     validation: Option<&Validation>,
 ) -> Result<Written, ReportError> {
     let out = run.out.clone();
@@ -407,7 +417,7 @@ pub fn write_search(
             let card = Card {
                 name: format!("{}-{}", space.name(), c.id),
                 spec: &c.spec,
-                flavor,
+                flavor: flavor.unwrap_or_else(|| Flavor::natural(&c.spec)),
                 predicted: c.estimate.map(|e| (space.workload, e)),
                 cost: Some(run.cost.clone()),
                 chosen: Some(Chosen {
@@ -930,7 +940,7 @@ mod tests {
         let out = crate::validation::tests::scratch("summary");
         let run = quickstart(&out);
         assert!(run.outcome.pick.is_some());
-        let written = write_search(&run, Flavor::Llama, None).unwrap();
+        let written = write_search(&run, Some(Flavor::Llama), None).unwrap();
         for file in [
             "report.md",
             "front.svg",

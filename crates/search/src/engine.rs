@@ -710,7 +710,8 @@ fn nsga2(
             let (ga, gb) = (space.genome(pop[a].id), space.genome(pop[b].id));
             let mut child = ga;
             if rng.random_bool(0.9) {
-                for axis in 0..AXES {
+                // Only the axes the space uses draw: a dense space's stream is a 15-axis one.
+                for axis in 0..space.axes() {
                     if rng.random_bool(0.5) {
                         child[axis] = gb[axis];
                     }

@@ -53,11 +53,20 @@ pub const EDIT_COLUMNS: [&str; 4] = [
     "edit_bp_memory_bytes",
 ];
 
-/// The header of a `candidates.csv`: with the edit columns when the space prices edits.
-pub fn csv_header(edit: bool) -> Vec<&'static str> {
+/// The column a space with `[model.stack]` adds last: the stack, one letter a layer (`A`
+/// global attention, `S` sliding window, `N` no RoPE, `C` short conv, `L` linear attention,
+/// `F` FFN only).
+pub const STACK_COLUMN: &str = "stack";
+
+/// The header of a `candidates.csv`: with the edit columns when the space prices edits,
+/// and the stack column when it has `[model.stack]`.
+pub fn csv_header(edit: bool, stack: bool) -> Vec<&'static str> {
     let mut h = CSV_HEADER.to_vec();
     if edit {
         h.extend(EDIT_COLUMNS);
+    }
+    if stack {
+        h.push(STACK_COLUMN);
     }
     h
 }
@@ -67,6 +76,7 @@ pub fn csv_header(edit: bool) -> Vec<&'static str> {
 pub struct CsvSink {
     writer: csv::Writer<BufWriter<File>>,
     edit: bool,
+    stack: bool,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -78,8 +88,9 @@ impl std::fmt::Debug for CsvSink {
 }
 
 impl CsvSink {
-    /// `edit`: the space prices edits (its rows carry [`EDIT_COLUMNS`]).
-    pub fn create(path: &Path, edit: bool) -> Result<Self, FileError> {
+    /// `edit`: the space prices edits (its rows carry [`EDIT_COLUMNS`]); `stack`: it has
+    /// `[model.stack]` (its rows carry [`STACK_COLUMN`]).
+    pub fn create(path: &Path, edit: bool, stack: bool) -> Result<Self, FileError> {
         let err = |cause| FileError::Write {
             path: path.to_path_buf(),
             cause,
@@ -91,11 +102,12 @@ impl CsvSink {
         let file = File::create(&tmp).map_err(err)?;
         let mut writer = csv::Writer::from_writer(BufWriter::new(file));
         writer
-            .write_record(csv_header(edit))
+            .write_record(csv_header(edit, stack))
             .map_err(|e| err(e.into()))?;
         Ok(Self {
             writer,
             edit,
+            stack,
             tmp,
             path: path.to_path_buf(),
         })
@@ -103,7 +115,7 @@ impl CsvSink {
 
     pub fn write(&mut self, c: &Candidate) -> std::io::Result<()> {
         self.writer
-            .write_record(CandidateRow::of(c).record(self.edit))
+            .write_record(CandidateRow::of(c).record(self.edit, self.stack))
             .map_err(std::io::Error::from)
     }
 
@@ -163,6 +175,9 @@ pub struct CandidateRow {
     pub edit_zo_memory_bytes: Option<u64>,
     #[serde(default)]
     pub edit_bp_memory_bytes: Option<u64>,
+    /// The stack picture ([`STACK_COLUMN`]), in a space with `[model.stack]`.
+    #[serde(default)]
+    pub stack: Option<String>,
 }
 
 impl CandidateRow {
@@ -201,12 +216,13 @@ impl CandidateRow {
             edit_bp_ms: m.edit_bp_ms,
             edit_zo_memory_bytes: m.edit_zo_memory_bytes,
             edit_bp_memory_bytes: m.edit_bp_memory_bytes,
+            stack: Some(s.pattern_picture()),
         }
     }
 
-    /// The cells in [`csv_header`]'s order (with the edit columns when `edit`), numbers
-    /// at the file's fixed decimals.
-    pub fn record(&self, edit: bool) -> Vec<String> {
+    /// The cells in [`csv_header`]'s order (with the edit columns when `edit`, the stack's
+    /// when `stack`), numbers at the file's fixed decimals.
+    pub fn record(&self, edit: bool, stack: bool) -> Vec<String> {
         let opt =
             |v: Option<f64>, digits: usize| v.map(|x| format!("{x:.digits$}")).unwrap_or_default();
         let bytes = |v: Option<u64>| v.map(|b| b.to_string()).unwrap_or_default();
@@ -248,6 +264,9 @@ impl CandidateRow {
                 bytes(self.edit_bp_memory_bytes),
             ]);
         }
+        if stack {
+            cells.push(self.stack.clone().unwrap_or_default());
+        }
         cells
     }
 }
@@ -255,7 +274,15 @@ impl CandidateRow {
 /// Reads a `candidates.csv` back, row by row; an error names the file, the line and the
 /// column's key.
 pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
-    read_csv_rows(path, &[&csv_header(false), &csv_header(true)])
+    read_csv_rows(
+        path,
+        &[
+            &csv_header(false, false),
+            &csv_header(true, false),
+            &csv_header(false, true),
+            &csv_header(true, true),
+        ],
+    )
 }
 
 /// Reads a CSV file tailor wrote, whose first line must be `header`, into rows of `T`

@@ -90,6 +90,99 @@ pub struct ModelAxes {
     pub rope_theta: Option<f64>,
     #[serde(default)]
     pub max_position_embeddings: Option<u64>,
+    /// `[model.stack]`: axes over mixed stacks (absent: every candidate is the dense stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<StackAxes>,
+}
+
+/// The mixer of the layers between global attention layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalMixer {
+    /// Global attention too: the dense stack (the placement and window axes do not apply).
+    Attention,
+    /// Sliding-window attention (the `window` axis).
+    Sliding,
+    /// LFM2's gated short convolution (`conv_kernel`).
+    ShortConv,
+    /// Gated DeltaNet (`[model.stack.linear]`).
+    LinearAttention,
+    /// No mixer: FFN-only layers.
+    None,
+}
+
+impl LocalMixer {
+    pub fn name(self) -> &'static str {
+        match self {
+            LocalMixer::Attention => "attention",
+            LocalMixer::Sliding => "sliding",
+            LocalMixer::ShortConv => "short_conv",
+            LocalMixer::LinearAttention => "linear_attention",
+            LocalMixer::None => "none",
+        }
+    }
+}
+
+/// Where the global attention layers sit: every `N`th layer (1-based: layers N, 2N, ...),
+/// or at explicit 0-based indices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a number N (every Nth layer) or a list of layer indices"
+)]
+pub enum Placement {
+    Every(u64),
+    At(Vec<u64>),
+}
+
+/// `[model.stack.linear]`: the shape of Gated DeltaNet layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearShape {
+    pub key_heads: u64,
+    pub value_heads: u64,
+    pub key_head_dim: u64,
+    pub value_head_dim: u64,
+    #[serde(default = "four")]
+    pub conv_kernel: u64,
+}
+
+fn four() -> u64 {
+    4
+}
+
+/// `[model.stack]` of a space: layers of a `local` mixer with global attention placed among
+/// them. Three axes (local, placement, window) join the genome after the dense ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackAxes {
+    /// Tensor names and norms (`llama`, `gemma3`, `lfm2`); default llama.
+    #[serde(default = "default_layout")]
+    pub layout: tailor_spec::Layout,
+    pub local: Axis<LocalMixer>,
+    /// Where the global attention layers are: `[2, 3, 4]` (every 2nd, 3rd, 4th) or lists of
+    /// indices (`[[2, 5, 8, 10, 12, 14]]`).
+    pub global: Vec<Placement>,
+    /// Sliding windows, for `local = "sliding"`.
+    #[serde(default)]
+    pub window: Option<NumAxis<u64>>,
+    #[serde(default = "three")]
+    pub conv_kernel: u64,
+    /// q/k norms on every attention layer (LFM2, Gemma 3, Qwen3).
+    #[serde(default)]
+    pub qk_norm: bool,
+    /// Qwen3.5's gate on the global attention output.
+    #[serde(default)]
+    pub output_gate: bool,
+    #[serde(default)]
+    pub linear: Option<LinearShape>,
+}
+
+fn default_layout() -> tailor_spec::Layout {
+    tailor_spec::Layout::Llama
+}
+fn three() -> u64 {
+    3
 }
 
 fn default_ffn() -> Axis<FfnKind> {
@@ -255,8 +348,13 @@ enum FfnSize {
     Ratio(Vec<f64>, u64),
 }
 
-/// Number of axes of a genome.
-pub const AXES: usize = 15;
+/// Number of axes of a genome: the 15 of the dense stack, then the stack's local mixer,
+/// global placement and window (of length 1 in a space without `[model.stack]`).
+pub const AXES: usize = 18;
+
+/// Axes a space without `[model.stack]` uses: its genomes, ids and random draws are those
+/// of a 15-axis genome.
+pub const DENSE_AXES: usize = 15;
 
 /// Names of the axes, in genome order.
 pub const AXIS_NAMES: [&str; AXES] = [
@@ -275,6 +373,9 @@ pub const AXIS_NAMES: [&str; AXES] = [
     "o_bias",
     "mlp_bias",
     "tie_embeddings",
+    "local",
+    "global",
+    "window",
 ];
 
 /// A candidate as value indices, one per axis.
@@ -299,6 +400,8 @@ pub struct SearchSpace {
     o_bias: Vec<bool>,
     mlp_bias: Vec<bool>,
     tie: Vec<bool>,
+    local: Vec<LocalMixer>,
+    window: Vec<u64>,
     lens: [u64; AXES],
     total: u64,
     pub workload: Workload,
@@ -339,6 +442,28 @@ pub type SkipReason = &'static str;
 impl SearchSpace {
     pub fn load(path: &Path) -> Result<Self, FileError> {
         Self::parse(path, &files::read_to_string(path)?)
+    }
+
+    /// [`SearchSpace::load`] for what profiles or times its candidates (`profile`, `run`,
+    /// `validate`): a space with mixed stacks is refused, naming them, until the profiled
+    /// cost models and the whole-model builders handle them. `search --device` (the
+    /// roofline) prices any space.
+    pub fn load_dense(path: &Path) -> Result<Self, FileError> {
+        let src = files::read_to_string(path)?;
+        let space = Self::parse(path, &src)?;
+        match space.beyond_dense() {
+            None => Ok(space),
+            Some(what) => Err(FileError::invalid_toml(
+                path,
+                &src,
+                "model.stack",
+                format!(
+                    "its candidates have {what}; tailor profiles, times and validates the dense \
+                     stack only so far. Search it with a device datasheet (`tailor search SPACE \
+                     --device FILE`), which prices every mixer from its FLOPs and bytes"
+                ),
+            )),
+        }
     }
 
     /// Parses and checks everything that can be checked without evaluating candidates.
@@ -450,6 +575,51 @@ impl SearchSpace {
         ] {
             cats(key, v.len(), has_dup(v))?;
         }
+        let (local, window) = match &m.stack {
+            None => (vec![LocalMixer::Attention], vec![0]),
+            Some(st) => {
+                let local = list(&st.local);
+                cats("stack.local", local.len(), has_dup(&local))?;
+                if st.global.is_empty() {
+                    return Err(bad(
+                        "model.stack.global",
+                        "is empty; give where global attention goes, e.g. [3, 4] (every 3rd or 4th layer)".into(),
+                    ));
+                }
+                if st.global.contains(&Placement::Every(0)) {
+                    return Err(bad(
+                        "model.stack.global",
+                        "every 0th layer is no placement; give N >= 1".into(),
+                    ));
+                }
+                if has_dup(&st.global) {
+                    return Err(bad("model.stack.global", "lists a value twice".into()));
+                }
+                let window = match &st.window {
+                    Some(w) => nums("stack.window", w)?,
+                    None if local.contains(&LocalMixer::Sliding) => {
+                        return Err(bad(
+                            "model.stack.window",
+                            "is missing; `local` lists \"sliding\", which needs window sizes, e.g. window = [512, 1024]".into(),
+                        ));
+                    }
+                    None => vec![0],
+                };
+                if local.contains(&LocalMixer::LinearAttention) && st.linear.is_none() {
+                    return Err(bad(
+                        "model.stack.linear",
+                        "is missing; `local` lists \"linear_attention\", which needs [model.stack.linear] with key_heads, value_heads, key_head_dim and value_head_dim".into(),
+                    ));
+                }
+                if !(1..=tailor_spec::layers::MAX_KERNEL).contains(&st.conv_kernel) {
+                    return Err(bad(
+                        "model.stack.conv_kernel",
+                        format!("must be between 1 and {}", tailor_spec::layers::MAX_KERNEL),
+                    ));
+                }
+                (local, window)
+            }
+        };
         if let Some(e) = m.norm_eps
             && !(e.is_finite() && e > 0.0 && e < 1.0)
         {
@@ -612,6 +782,8 @@ impl SearchSpace {
             o_bias,
             mlp_bias,
             tie,
+            local,
+            window,
             lens: [1; AXES],
             total: 0,
             objectives,
@@ -661,7 +833,47 @@ impl SearchSpace {
             n(self.o_bias.len()),
             n(self.mlp_bias.len()),
             n(self.tie.len()),
+            n(self.local.len()),
+            n(self
+                .file
+                .model
+                .stack
+                .as_ref()
+                .map_or(1, |st| st.global.len())),
+            n(self.window.len()),
         ]
+    }
+
+    /// Axes this space's genomes use: [`DENSE_AXES`] without `[model.stack]`, else
+    /// [`AXES`].
+    pub fn axes(&self) -> usize {
+        if self.file.model.stack.is_some() {
+            AXES
+        } else {
+            DENSE_AXES
+        }
+    }
+
+    /// The mixers other than dense attention this space's candidates may have, named (for a
+    /// cost model that prices dense stacks only); `None` when every candidate is dense.
+    pub fn beyond_dense(&self) -> Option<String> {
+        let st = self.file.model.stack.as_ref()?;
+        let mut what: Vec<String> = self
+            .local
+            .iter()
+            .filter(|l| **l != LocalMixer::Attention)
+            .map(|l| format!("{} layers", l.name()))
+            .collect();
+        if st.qk_norm {
+            what.push("q/k norms".into());
+        }
+        if st.output_gate {
+            what.push("attention output gates".into());
+        }
+        if st.layout != tailor_spec::Layout::Llama {
+            what.push(format!("the {} layout's norms", st.layout));
+        }
+        (!what.is_empty()).then(|| what.join(", "))
     }
 
     /// Points in the space (valid or not).
@@ -759,13 +971,116 @@ impl SearchSpace {
             max_position_embeddings: m.max_position_embeddings.unwrap_or(2048),
             stack: None,
         };
+        let spec = match &m.stack {
+            None => spec,
+            Some(st) => self.stacked(spec, st, g)?,
+        };
         spec.validate().map_err(|e| match e.key.as_str() {
             "num_heads" => "num_heads does not divide hidden_size",
             "num_kv_heads" => "num_kv_heads does not divide num_heads",
             "head_dim" => "head_dim is odd or too large",
             "norm_bias" => "norm_bias needs layernorm",
+            k if k.starts_with("stack") => "a layer kind of the stack is not buildable",
             _ => "a size is zero or above the supported maximum",
         })?;
+        Ok(spec)
+    }
+
+    /// The dense spec of a genome with the stack axes applied.
+    fn stacked(
+        &self,
+        mut spec: ModelSpec,
+        st: &StackAxes,
+        g: &Genome,
+    ) -> Result<ModelSpec, SkipReason> {
+        use tailor_spec::{LayerKind, MixerKind, Stack};
+        let local = self.local[g[15] as usize];
+        let placement = &st.global[g[16] as usize];
+        let window = self.window[g[17] as usize];
+        // Axes that do not apply keep their first value, so no model appears twice.
+        if local != LocalMixer::Sliding && g[17] > 0 {
+            return Err("the window applies to sliding layers only");
+        }
+        if local == LocalMixer::Attention {
+            if g[16] > 0 {
+                return Err("global placement applies to a mixed stack only");
+            }
+            if st.layout == tailor_spec::Layout::Llama && !st.qk_norm {
+                return Ok(spec);
+            }
+        }
+        let attention = |window: Option<u64>, gate: bool| LayerKind {
+            mixer: Some(MixerKind::Attention),
+            qk_norm: st.qk_norm.then_some(true),
+            output_gate: gate.then_some(true),
+            window,
+            ..LayerKind::default()
+        };
+        let local_kind = match local {
+            LocalMixer::Attention => attention(None, st.output_gate),
+            LocalMixer::Sliding => attention(Some(window), false),
+            LocalMixer::ShortConv => LayerKind {
+                mixer: Some(MixerKind::ShortConv),
+                kernel: Some(st.conv_kernel),
+                ..LayerKind::default()
+            },
+            LocalMixer::LinearAttention => {
+                let l = st
+                    .linear
+                    .ok_or("linear_attention needs [model.stack.linear]")?;
+                LayerKind {
+                    mixer: Some(MixerKind::LinearAttention),
+                    key_heads: Some(l.key_heads),
+                    value_heads: Some(l.value_heads),
+                    key_head_dim: Some(l.key_head_dim),
+                    value_head_dim: Some(l.value_head_dim),
+                    conv_kernel: Some(l.conv_kernel),
+                    ..LayerKind::default()
+                }
+            }
+            LocalMixer::None => LayerKind {
+                mixer: Some(MixerKind::None),
+                ..LayerKind::default()
+            },
+        };
+        let n = spec.num_layers;
+        let mut stack = Stack {
+            layout: st.layout,
+            pattern: vec![],
+            at: Default::default(),
+            kinds: Default::default(),
+        };
+        if local == LocalMixer::Attention {
+            stack.pattern = vec!["global".into()];
+            stack
+                .kinds
+                .insert("global".into(), attention(None, st.output_gate));
+        } else {
+            match placement {
+                Placement::Every(every) => {
+                    if *every > n {
+                        return Err("global placement puts no global layer within num_layers");
+                    }
+                    stack.pattern = vec!["local".into(); *every as usize - 1];
+                    stack.pattern.push("global".into());
+                }
+                Placement::At(at) => {
+                    if at.iter().any(|&i| i >= n) {
+                        return Err("a global layer index is beyond num_layers");
+                    }
+                    stack.pattern = vec!["local".into()];
+                    stack.at.insert("global".into(), at.clone());
+                }
+            }
+            stack.kinds.insert("local".into(), local_kind);
+            stack
+                .kinds
+                .insert("global".into(), attention(None, st.output_gate));
+            if !stack.kind_names(n).contains(&"local") {
+                return Err("global placement leaves no local layer");
+            }
+        }
+        spec.stack = Some(stack);
         Ok(spec)
     }
 
@@ -803,11 +1118,28 @@ impl SearchSpace {
         g[12] = position_of(&self.o_bias, spec.o_bias)?;
         g[13] = position_of(&self.mlp_bias, spec.mlp_bias)?;
         g[14] = position_of(&self.tie, spec.tie_embeddings)?;
+        if spec.stack.is_some() {
+            // A mixed stack is found by decoding the candidates with its dense genes.
+            let lens = self.lens;
+            for local in 0..lens[15] as u32 {
+                for global in 0..lens[16] as u32 {
+                    for window in 0..lens[17] as u32 {
+                        (g[15], g[16], g[17]) = (local, global, window);
+                        if self.decode(&g).is_ok_and(|d| d.layers() == spec.layers()) {
+                            return Some(g);
+                        }
+                    }
+                }
+            }
+            return None;
+        }
+        g[15] = position_of(&self.local, LocalMixer::Attention)?;
         let decoded = self.decode(&g).ok()?;
         (decoded.num_heads == spec.num_heads
             && decoded.head_dim() == spec.head_dim()
-            && decoded.num_kv_heads == spec.num_kv_heads)
-            .then_some(g)
+            && decoded.num_kv_heads == spec.num_kv_heads
+            && decoded.stack.is_none())
+        .then_some(g)
     }
 
     /// The reference specs the space names, loaded (paths relative to the space file).
@@ -818,7 +1150,12 @@ impl SearchSpace {
             .iter()
             .map(|r| {
                 let p = base.join(r);
-                tailor_spec::load_dense_spec(&p).map(|s| (p, s))
+                // A space of mixed stacks names mixed references (priced by the roofline).
+                if self.file.model.stack.is_some() {
+                    tailor_spec::load_spec(&p).map(|s| (p, s))
+                } else {
+                    tailor_spec::load_dense_spec(&p).map(|s| (p, s))
+                }
             })
             .collect()
     }

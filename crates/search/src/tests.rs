@@ -26,6 +26,12 @@ fn host(space: &SearchSpace) -> Roofline {
     Roofline::new(dev, &space.workload.precision).unwrap()
 }
 
+/// The committed phone datasheet (it has the q4_0 peak the stack spaces price at).
+fn phone(space: &SearchSpace) -> Roofline {
+    let dev = DeviceSpec::load(&root().join("profiles/snapdragon-8-gen3-cpu.toml")).unwrap();
+    Roofline::new(dev, &space.workload.precision).unwrap()
+}
+
 fn run(
     space: &SearchSpace,
     strategy: Strategy,
@@ -202,7 +208,7 @@ fn files_of(s: &SearchSpace, strategy: Strategy, seed: u64) -> (String, String, 
         std::process::id(),
         strategy.name()
     ));
-    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false).unwrap();
+    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false, false).unwrap();
     let opts = SearchOptions {
         strategy,
         budget: Some(150),
@@ -222,7 +228,7 @@ fn files_of(s: &SearchSpace, strategy: Strategy, seed: u64) -> (String, String, 
     let mut again = csv::Writer::from_writer(Vec::new());
     again.write_record(CSV_HEADER).unwrap();
     for r in &rows {
-        again.write_record(r.record(false)).unwrap();
+        again.write_record(r.record(false, false)).unwrap();
     }
     assert_eq!(
         String::from_utf8(again.into_inner().unwrap()).unwrap(),
@@ -540,5 +546,126 @@ fn a_bad_candidates_csv_is_refused_with_its_line_and_column() {
     std::fs::write(&path, "id,name\n1,x\n").unwrap();
     let e = read_candidates(&path).unwrap_err().to_string();
     assert!(e.contains("candidates.csv:1: `header`"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stack_spaces_hold_their_published_references() {
+    for (name, pattern) in [
+        ("hybrid-350m.toml", "CCACCACCACACACAC"),
+        ("sliding-270m.toml", "SSSSSASSSSSASSSSSA"),
+    ] {
+        let s = space(name);
+        assert_eq!(s.axes(), crate::space::AXES);
+        let refs = s.references().unwrap();
+        let spec = &refs[0].1.spec;
+        assert_eq!(spec.pattern_picture(), pattern);
+        let g = s
+            .find(spec)
+            .unwrap_or_else(|| panic!("{name}: reference not in space"));
+        let decoded = s.decode(&g).unwrap();
+        assert_eq!(decoded.layers(), spec.layers(), "{name}");
+        assert_eq!(decoded.params(), spec.params(), "{name}");
+        let c = crate::engine::price(&s, &phone(&s), s.id_of(&g), decoded);
+        assert!(c.feasible(), "{name}: reference violates {}", c.why_not());
+    }
+}
+
+#[test]
+fn stack_axes_decode_once_per_model() {
+    let s = space("hybrid-350m.toml");
+    let mut seen = HashSet::new();
+    let (mut dense, mut mixed) = (0, 0);
+    for id in 0..s.size() {
+        let Ok(spec) = s.decode(&s.genome(id)) else {
+            continue;
+        };
+        // No model appears twice: axes that do not apply keep their first value.
+        let key = (
+            spec.hidden_size,
+            spec.num_layers,
+            spec.num_kv_heads,
+            spec.intermediate_size,
+            format!("{:?}", spec.layers()),
+        );
+        assert!(seen.insert(key), "id {id} repeats a model");
+        if spec
+            .stack
+            .as_ref()
+            .is_some_and(|_| spec.pattern_picture().contains('C'))
+        {
+            mixed += 1;
+            assert!(
+                spec.pattern_picture().contains('A'),
+                "a global layer in each"
+            );
+        } else {
+            dense += 1;
+        }
+    }
+    assert!(
+        dense > 0 && mixed > 3 * dense,
+        "{dense} dense, {mixed} mixed"
+    );
+    // The dense points of a stack space are found as dense specs.
+    let dense_spec = (0..s.size())
+        .filter_map(|id| s.decode(&s.genome(id)).ok())
+        .find(|spec| !spec.pattern_picture().contains('C'))
+        .unwrap();
+    let g = s.find(&dense_spec).unwrap();
+    assert_eq!(s.decode(&g).unwrap().layers(), dense_spec.layers());
+}
+
+#[test]
+fn stack_space_mistakes_and_refusals_are_named() {
+    let hybrid = std::fs::read_to_string(root().join("search-spaces/hybrid-350m.toml")).unwrap();
+    let parse = |src: &str| {
+        SearchSpace::parse(Path::new("h.toml"), src)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = parse(&hybrid.replace(
+        r#"local = ["attention", "short_conv"]"#,
+        r#"local = ["attention", "sliding"]"#,
+    ));
+    assert!(e.contains("`model.stack.window`: is missing"), "{e}");
+    let e = parse(&hybrid.replace("global = [2, 3, 4, [2, 5, 8, 10, 12, 14]]", "global = []"));
+    assert!(e.contains("`model.stack.global`: is empty"), "{e}");
+    let e = parse(&hybrid.replace(
+        r#"local = ["attention", "short_conv"]"#,
+        r#"local = ["attention", "mamba"]"#,
+    ));
+    assert!(e.starts_with("h.toml:34:"), "{e}");
+    // Whatever profiles or times candidates refuses a mixed space by what it has.
+    let e = SearchSpace::load_dense(&root().join("search-spaces/hybrid-350m.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`model.stack`"), "{e}");
+    assert!(e.contains("short_conv layers"), "{e}");
+    assert!(SearchSpace::load_dense(&root().join("search-spaces/quickstart.toml")).is_ok());
+}
+
+#[test]
+fn a_stack_space_writes_and_reads_its_stack_column() {
+    let s = space("sliding-270m.toml");
+    let dir = std::env::temp_dir().join(format!("tailor-stack-csv-{}", std::process::id()));
+    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false, true).unwrap();
+    let opts = SearchOptions {
+        strategy: Strategy::Random,
+        budget: Some(200),
+        seed: 3,
+        population: None,
+    };
+    search(&s, &phone(&s), &opts, &NoProgress, &mut |c| csv.write(c)).unwrap();
+    let path = csv.finish().unwrap();
+    let rows = read_candidates(&path).unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| {
+        r.stack
+            .as_ref()
+            .is_some_and(|p| p.len() as u64 == r.num_layers)
+    }));
+    assert!(rows.iter().any(|r| r.stack.as_ref().unwrap().contains('S')));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -276,6 +276,18 @@ pub enum WorkflowError {
         cost: String,
         metric: &'static str,
     },
+    /// A space with mixed stacks priced by a cost model of the dense stack.
+    #[error(
+        "{}: its candidates have {what}, which `{cost}` cannot price: a measured profile \
+         times the dense stack's operators only so far; search it with a device datasheet \
+         (--device FILE, the roofline prices every mixer from its FLOPs and bytes)",
+        space.display()
+    )]
+    StackNotPriced {
+        space: PathBuf,
+        cost: String,
+        what: String,
+    },
     /// A device file without the peak the space's precision needs.
     #[error("{}: {error}", path.display())]
     MissingPeak {

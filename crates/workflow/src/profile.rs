@@ -122,7 +122,7 @@ fn median_weights(specs: impl Iterator<Item = tailor_spec::ModelSpec>) -> u64 {
 fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>, u64)> {
     Ok(match &req.source {
         ProfileSource::Space(path) => {
-            let space = SearchSpace::load(path)?;
+            let space = SearchSpace::load_dense(path)?;
             let weights = median_weights(static_candidates(&space));
             let mut prompts = vec![space.workload.prompt_tokens];
             prompts.extend(&req.prompts);

@@ -50,7 +50,8 @@ pub struct RunCommon {
     pub check_rounds: u64,
     /// Sessions per profile entry (burn), runs per probe and phase (llama.cpp).
     pub profile_rounds: usize,
-    pub flavor: Flavor,
+    /// `None`: the pick's natural flavor ([`Flavor::natural`]).
+    pub flavor: Option<Flavor>,
 }
 
 /// One `tailor run` with burn.
@@ -149,7 +150,7 @@ fn choose_profile(req: &RunRequest, needed: &BTreeSet<tailor_cost::OpShape>) -> 
 /// Runs the whole chain of `req`.
 pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutcome> {
     let started = Instant::now();
-    let space = SearchSpace::load(&req.run.space)?;
+    let space = SearchSpace::load_dense(&req.run.space)?;
 
     // 1. A profile of this setup covering the space.
     let needed = crate::freshness::space_shapes(&space);
@@ -345,7 +346,7 @@ pub struct LlamaRunOutcome {
 /// needs, search, time the pick and front rows whole with llama-bench, export, report.
 pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<LlamaRunOutcome> {
     let started = Instant::now();
-    let space = with_weights(SearchSpace::load(&req.run.space)?, req.weights);
+    let space = with_weights(SearchSpace::load_dense(&req.run.space)?, req.weights);
     let weights = space.workload.precision.weights;
     if static_candidates(&space).next().is_none() {
         return Err(WorkflowError::NoStaticCandidate {

@@ -213,6 +213,13 @@ pub fn cost_model(
     profile: Option<&Path>,
     recheck: Recheck,
 ) -> Result<CostChoice> {
+    if let (None, Some(path), Some(what)) = (device, profile, space.beyond_dense()) {
+        return Err(WorkflowError::StackNotPriced {
+            space: space_path.to_path_buf(),
+            cost: path.display().to_string(),
+            what,
+        });
+    }
     match (device, profile) {
         (Some(path), _) => {
             let device = DeviceSpec::load(path)?;
@@ -323,6 +330,15 @@ pub fn run_search(
             });
         }
     }
+    if let Some(what) = space.beyond_dense()
+        && cost.source.kind != CostKind::Roofline
+    {
+        return Err(WorkflowError::StackNotPriced {
+            space: space.path.clone(),
+            cost: cost.source.file.clone(),
+            what,
+        });
+    }
     info!(
         space = %space.name(),
         points = space.size(),
@@ -332,7 +348,11 @@ pub fn run_search(
         "searching"
     );
     let csv_path = out.join("candidates.csv");
-    let mut csv = CsvSink::create(&csv_path, space.edit.is_some())?;
+    let mut csv = CsvSink::create(
+        &csv_path,
+        space.edit.is_some(),
+        space.file.model.stack.is_some(),
+    )?;
     let mut cloud = Vec::new();
     let outcome = search(&space, model, options, progress, &mut |c| {
         if c.feasible() && c.is_priced() {

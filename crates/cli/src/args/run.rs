@@ -49,8 +49,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub timing: TimingArgs,
     /// config.json flavor of the export.
-    #[arg(long, value_enum, default_value = "llama")]
-    pub flavor: Flavor,
+    /// [default: llama for a dense pick, else the family that expresses it]
+    #[arg(long, value_enum)]
+    pub flavor: Option<Flavor>,
     /// Print summary.json on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,

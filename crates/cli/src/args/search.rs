@@ -41,8 +41,9 @@ pub struct SearchArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// config.json flavor of the pick's export (see `tailor export`).
-    #[arg(long, value_enum, default_value = "llama")]
-    pub flavor: Flavor,
+    /// [default: llama for a dense pick, else the family that expresses it]
+    #[arg(long, value_enum)]
+    pub flavor: Option<Flavor>,
     /// Print summary.json on stdout instead of tables.
     #[arg(long)]
     pub json: bool,

@@ -22,7 +22,7 @@ fn profile_llama(args: &ProfileArgs) -> Result<()> {
     refuse_cpus_for_llama(args)?;
     let (name, specs, prompts, contexts, space_weights) = match &args.space {
         Some(path) => {
-            let space = SearchSpace::load(path)?;
+            let space = SearchSpace::load_dense(path)?;
             let (prompts, contexts) = space_phases(&space, args);
             let specs: Vec<_> = static_candidates(&space).collect();
             (

@@ -25,7 +25,7 @@ use tailor_workflow::freshness::{
 use tracing::warn;
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
-    let space = SearchSpace::load(&args.space)?;
+    let space = SearchSpace::load_dense(&args.space)?;
     if super::llama::is_llama(&args.profile) {
         return llama::validate(args, space);
     }

@@ -227,3 +227,52 @@ fn a_search_that_would_write_too_large_a_candidates_csv_is_refused_before_it_sta
     assert!(csv < 1 << 20, "{csv}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A space of mixed stacks searches on a datasheet (the roofline prices every mixer), its
+/// pick exports as the family that expresses it, and a measured profile refuses it by what
+/// its candidates have.
+#[test]
+fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
+    let s = Scratch::new("search-hybrid");
+    let out = s.0.join("run");
+    let r = tailor(&[
+        "search",
+        "search-spaces/hybrid-350m.toml",
+        "--device",
+        "profiles/snapdragon-8-gen3-cpu.toml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("stack"), "{}", r.stdout);
+    assert!(r.stdout.contains("reference lfm2"), "{}", r.stdout);
+    let header = std::fs::read_to_string(out.join("candidates.csv"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(header.ends_with(",stack"), "{header}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pick/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["model_type"], "lfm2");
+
+    let e = tailor(&[
+        "search",
+        "search-spaces/hybrid-350m.toml",
+        "--profile",
+        "profiles/host-llamacpp-q4_0.toml",
+        "--no-recheck",
+        "--out",
+        s.0.join("refused").to_str().unwrap(),
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(e.contains("short_conv layers"), "{e}");
+    assert!(e.contains("--device"), "{e}");
+    let e = tailor(&["profile", "--space", "search-spaces/sliding-270m.toml"])
+        .assert_clean_error()
+        .to_string();
+    assert!(e.contains("sliding layers"), "{e}");
+}
