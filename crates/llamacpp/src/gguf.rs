@@ -71,6 +71,8 @@ pub enum Value {
     String(String),
     /// An array of strings (e.g. `general.tags`).
     Strings(Vec<String>),
+    /// An array of i32 (per-layer values: `lfm2.attention.head_count_kv`).
+    I32s(Vec<i32>),
 }
 
 const T_U8: u32 = 0;
@@ -188,6 +190,14 @@ impl Header {
                         put_str(w, s)?;
                     }
                 }
+                Value::I32s(list) => {
+                    w.write_all(&T_ARRAY.to_le_bytes())?;
+                    w.write_all(&T_I32.to_le_bytes())?;
+                    w.write_all(&(list.len() as u64).to_le_bytes())?;
+                    for v in list {
+                        w.write_all(&v.to_le_bytes())?;
+                    }
+                }
             }
         }
         for (t, offset) in self.tensors.iter().zip(self.offsets()) {
@@ -302,12 +312,24 @@ fn read_value(r: &mut impl Read, ty: u32, key: &str) -> Result<Value, GgufError>
         T_ARRAY => {
             let elem = get_u32(r)?;
             let n = get_u64(r)?;
-            if elem != T_STRING || n > 1 << 24 {
-                return Err(GgufError::Format(format!(
-                    "key `{key}`: arrays of type {elem} ({n} items) are not read"
-                )));
+            match elem {
+                _ if n > 1 << 24 => {
+                    return Err(GgufError::Format(format!(
+                        "key `{key}`: an array of {n} items is more than this reader takes"
+                    )));
+                }
+                T_STRING => Value::Strings((0..n).map(|_| get_str(r)).collect::<Result<_, _>>()?),
+                T_I32 => Value::I32s(
+                    (0..n)
+                        .map(|_| get_u32(r).map(|v| v as i32))
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => {
+                    return Err(GgufError::Format(format!(
+                        "key `{key}`: arrays of type {elem} ({n} items) are not read"
+                    )));
+                }
             }
-            Value::Strings((0..n).map(|_| get_str(r)).collect::<Result<_, _>>()?)
         }
         T_U8 | T_I8 | T_U16 | T_I16 | T_I64 | T_F64 => {
             return Err(GgufError::Format(format!(
@@ -392,6 +414,7 @@ mod tests {
                     "x.list".into(),
                     Value::Strings(vec!["a".into(), "βγ".into()]),
                 ),
+                ("x.ints".into(), Value::I32s(vec![0, 8, -1])),
             ],
             tensors: vec![
                 TensorDesc {

@@ -7,6 +7,7 @@
 //! burn's engine (`tailor-profiler`) times operators in process at f32; this one times the
 //! engine most on-device users ship, at the weight type they ship (Q4_0, Q8_0, F16, F32).
 
+pub mod arch;
 pub mod bench;
 pub mod cost;
 pub mod drift;

@@ -1,6 +1,7 @@
-//! A [`ModelSpec`] as a random-weight GGUF file of llama.cpp's `llama` architecture, in
-//! one weight type (every matrix in it, as `llama-quantize --pure` does; norm weights and
-//! biases stay f32, as llama.cpp stores them).
+//! A [`ModelSpec`] as a random-weight GGUF file of llama.cpp's `llama` architecture (or,
+//! for a spec with a stack, the architecture that runs it: [`crate::arch`]), in one weight
+//! type (every matrix in it, as `llama-quantize --pure` does; norm weights, biases and
+//! convolution kernels stay f32, as llama.cpp stores them).
 //!
 //! llama-bench feeds random token ids, so the weights' values do not matter to the time
 //! taken, only that no special path runs: every scale and float is a finite, normal number
@@ -100,11 +101,8 @@ pub struct Written {
 
 /// Where the file differs from the spec, or why it cannot be written.
 pub fn substitutions(spec: &ModelSpec, weights: WeightType) -> Result<Vec<String>, Unsupported> {
-    if let Some(what) = spec.beyond_dense() {
-        return Err(Unsupported(format!(
-            "{what}: tailor writes GGUF files of the uniform dense stack (llama.cpp's `llama` \
-             architecture) only so far"
-        )));
+    if spec.beyond_dense().is_some() {
+        return crate::arch::arch_of(spec, weights).map(|(_, notes)| notes);
     }
     if spec.ffn == FfnKind::Plain {
         return Err(Unsupported(
@@ -196,6 +194,9 @@ pub fn header(
 ) -> Result<(Header, Vec<String>), Unsupported> {
     spec.validate()
         .map_err(|e| Unsupported(format!("invalid spec: {e}")))?;
+    if spec.beyond_dense().is_some() {
+        return crate::arch::header(spec, weights, name);
+    }
     let subs = substitutions(spec, weights)?;
     let u32_of = |what: &str, v: u64| {
         u32::try_from(v).map_err(|_| Unsupported(format!("{what} = {v} does not fit in GGUF")))
@@ -389,15 +390,26 @@ pub fn write_model(
     }
     let tmp = path.with_extension(format!("gguf.tmp-{}", std::process::id()));
     let matrix = Pattern::new(weights.ggml(), seed);
+    // Matrices kept f32 in a file of another type (convolution kernels).
+    let f32s = Pattern::new(GgmlType::F32, seed ^ 0x5eed);
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(8 << 20, file);
         let ones = 1.0f32.to_le_bytes();
+        // Qwen3.5's `ssm_a` is -exp(A_log): a negative decay rate keeps the state bounded.
+        let decay = (-0.5f32).to_le_bytes();
         header.write(&mut w, |i, t, w| {
             if t.dims.len() >= 2 {
-                matrix.write(w, t.bytes(), i * 4099 * t.ty.block().1 as usize)
+                let pattern = if t.ty == weights.ggml() {
+                    &matrix
+                } else {
+                    &f32s
+                };
+                pattern.write(w, t.bytes(), i * 4099 * t.ty.block().1 as usize)
             } else if t.name.ends_with("norm.weight") {
                 (0..t.numel()).try_for_each(|_| w.write_all(&ones))
+            } else if t.name.ends_with("ssm_a") {
+                (0..t.numel()).try_for_each(|_| w.write_all(&decay))
             } else {
                 // Biases: zeros.
                 w.write_all(&vec![0u8; t.bytes() as usize])

@@ -169,3 +169,195 @@ fn a_failing_llama_bench_is_one_clear_error() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A small spec of each mixed-layer family, built the way `tailor spec` reads the family's
+/// config.json (a fixture with its sizes shrunk).
+fn small_family_specs() -> Vec<(&'static str, ModelSpec)> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/tests/fixtures");
+    let shrink = |file: &str, edits: &[(&str, serde_json::Value)]| {
+        let src = std::fs::read_to_string(fixtures.join(file)).expect("fixture");
+        let mut v: serde_json::Value = serde_json::from_str(&src).expect("fixture json");
+        let target = if v.get("text_config").is_some() {
+            v.get_mut("text_config").expect("text_config")
+        } else {
+            &mut v
+        };
+        for (k, x) in edits {
+            target[*k] = x.clone();
+        }
+        let path = scratch(&format!("family-{file}")).join("config.json");
+        std::fs::write(&path, serde_json::to_string(&v).expect("json")).expect("write");
+        tailor_spec::load_spec(&path).expect("small config").spec
+    };
+    use serde_json::json;
+    vec![
+        (
+            "lfm2",
+            shrink(
+                "lfm2-350m.config.json",
+                &[
+                    ("vocab_size", json!(512)),
+                    ("hidden_size", json!(128)),
+                    ("num_attention_heads", json!(4)),
+                    ("num_key_value_heads", json!(2)),
+                    ("block_ff_dim", json!(384)),
+                ],
+            ),
+        ),
+        (
+            "gemma3",
+            shrink(
+                "gemma-3-270m.config.json",
+                &[
+                    ("vocab_size", json!(512)),
+                    ("hidden_size", json!(128)),
+                    ("head_dim", json!(64)),
+                    ("intermediate_size", json!(256)),
+                    ("sliding_window", json!(16)),
+                    ("num_hidden_layers", json!(6)),
+                    (
+                        "layer_types",
+                        json!([
+                            "sliding_attention",
+                            "sliding_attention",
+                            "full_attention",
+                            "sliding_attention",
+                            "sliding_attention",
+                            "full_attention"
+                        ]),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "qwen35",
+            shrink(
+                "qwen3.5-0.8b.config.json",
+                &[
+                    ("vocab_size", json!(512)),
+                    ("hidden_size", json!(128)),
+                    ("intermediate_size", json!(256)),
+                    ("head_dim", json!(64)),
+                    ("linear_key_head_dim", json!(32)),
+                    ("linear_value_head_dim", json!(32)),
+                    ("linear_num_key_heads", json!(2)),
+                    ("linear_num_value_heads", json!(4)),
+                    ("num_hidden_layers", json!(4)),
+                    (
+                        "layer_types",
+                        json!([
+                            "linear_attention",
+                            "linear_attention",
+                            "linear_attention",
+                            "full_attention"
+                        ]),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "qwen3",
+            shrink(
+                "qwen3-0.6b.config.json",
+                &[
+                    ("vocab_size", json!(512)),
+                    ("hidden_size", json!(128)),
+                    ("intermediate_size", json!(256)),
+                    ("head_dim", json!(64)),
+                    ("num_hidden_layers", json!(3)),
+                ],
+            ),
+        ),
+        (
+            "smollm3",
+            shrink(
+                "smollm3-3b.config.json",
+                &[
+                    ("vocab_size", json!(512)),
+                    ("hidden_size", json!(128)),
+                    ("intermediate_size", json!(256)),
+                    ("num_attention_heads", json!(4)),
+                    ("num_key_value_heads", json!(2)),
+                    ("num_hidden_layers", json!(8)),
+                    ("no_rope_layers", json!([1, 1, 1, 0, 1, 1, 1, 0])),
+                ],
+            ),
+        ),
+    ]
+}
+
+/// Every mixed-layer family tailor writes loads in the pinned llama-bench as its own
+/// architecture, runs a prefill and a decode, and counts exactly tailor's parameters.
+#[test]
+fn llama_bench_loads_each_family_and_counts_tailors_parameters() {
+    let Some(bench) = llama_bench() else { return };
+    let dir = scratch("llama-families");
+    for (arch, spec) in small_family_specs() {
+        assert!(spec.stack.is_some(), "{arch}: a stack");
+        for wt in [WeightType::F32, WeightType::Q4_0] {
+            let path = dir.join(format!("{arch}-{wt}.gguf"));
+            let w = write_model(&spec, wt, "test", &path, 5)
+                .unwrap_or_else(|e| panic!("{arch} {wt}: {e}"));
+            assert_eq!(w.params, spec.total_params(), "{arch} {wt}");
+            assert!(w.substitutions.is_empty(), "{arch}: {:?}", w.substitutions);
+            for test in [
+                Test::Prefill { tokens: 8 },
+                Test::Decode {
+                    depth: 32,
+                    tokens: 4,
+                },
+            ] {
+                let run = bench
+                    .run(&[&path], test, &quick(), false)
+                    .unwrap_or_else(|e| panic!("{arch} {wt} {test:?}: {e}"));
+                let r = &run.records[0];
+                assert_eq!(r.model_n_params, spec.total_params(), "{arch} {wt}");
+                assert!(
+                    r.model_type.to_lowercase().contains(arch),
+                    "{arch}: {}",
+                    r.model_type
+                );
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The published shapes themselves (LFM2-350M, Gemma-3-270M, Qwen3-0.6B, Qwen3.5-0.8B text,
+/// SmolLM3-3B) as random-weight Q4_0 files: llama-bench loads each and counts the published
+/// parameter count. Writes about 3 GB in turn, so it is not in the default run:
+/// `cargo test --release -p tailor-llamacpp --test llama_bench -- --ignored published`.
+#[test]
+#[ignore = "writes the published shapes (about 3 GB in turn); run with --ignored"]
+fn published_family_shapes_load_with_their_counts() {
+    let Some(bench) = llama_bench() else { return };
+    let dir = scratch("llama-published");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/tests/fixtures");
+    for (file, total) in [
+        ("lfm2-350m.config.json", 354_483_968u64),
+        ("gemma-3-270m.config.json", 268_098_176),
+        ("qwen3-0.6b.config.json", 596_049_920),
+        ("qwen3.5-0.8b.config.json", 752_393_024),
+        ("smollm3-3b.config.json", 3_075_098_624),
+    ] {
+        let spec = tailor_spec::load_spec(&fixtures.join(file))
+            .expect("fixture")
+            .spec;
+        let path = dir.join(format!("{file}.gguf"));
+        let w = write_model(&spec, WeightType::Q4_0, "published", &path, 1)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(w.params, total, "{file}");
+        let run = bench
+            .run(&[&path], Test::Prefill { tokens: 16 }, &quick(), false)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let r = &run.records[0];
+        eprintln!(
+            "{file}: llama-bench `{}`, {} parameters, {} bytes",
+            r.model_type, r.model_n_params, r.model_size
+        );
+        assert_eq!(r.model_n_params, total, "{file}");
+        std::fs::remove_file(&path).expect("remove");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
