@@ -381,7 +381,7 @@ mod tests {
             p.entries.iter().filter(|e| e.stale).count(),
             plan.mark.len()
         );
-        let back = Profile::parse(std::path::Path::new("p.toml"), &p.to_toml()).unwrap();
+        let back = Profile::parse(std::path::Path::new("p.toml"), &p.to_toml().unwrap()).unwrap();
         assert_eq!(back, p, "the marks round-trip");
         assert!(subset(&p).iter().all(|e| !e.stale));
         // The machine is steady now: the marked entries are still stale, the rest not.

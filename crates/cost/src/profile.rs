@@ -703,18 +703,7 @@ impl Profile {
     }
 
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
-        let p: Profile = toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
-        if p.format_version != PROFILE_FORMAT_VERSION {
-            return Err(FileError::invalid_toml(
-                path,
-                src,
-                "format_version",
-                format!(
-                    "version {} is not supported; this build reads version {PROFILE_FORMAT_VERSION}",
-                    p.format_version
-                ),
-            ));
-        }
+        let p: Profile = files::parse_versioned(path, src)?;
         for (i, e) in p.entries.iter().enumerate() {
             let ok = |v: f64| v.is_finite() && v > 0.0;
             if !(ok(e.median_us)
@@ -742,8 +731,9 @@ impl Profile {
         Self::parse(path, &files::read_to_string(path)?)
     }
 
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# serialisation failed: {e}\n"))
+    /// The file's text, or why it cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        files::to_toml(self)
     }
 
     /// Writes atomically: an interrupted write leaves the previous file whole.
@@ -791,6 +781,14 @@ impl SetupMismatch {
                 differences,
             })
         }
+    }
+}
+
+impl files::Versioned for Profile {
+    const FORMAT_VERSION: u32 = PROFILE_FORMAT_VERSION;
+    const KIND: &'static str = "profiles";
+    fn format_version(&self) -> u32 {
+        self.format_version
     }
 }
 
@@ -916,10 +914,10 @@ pub(crate) mod tests {
     #[test]
     fn profile_round_trips() {
         let p = profile();
-        let text = p.to_toml();
+        let text = p.to_toml().unwrap();
         let back = Profile::parse(&PathBuf::from("p.toml"), &text).unwrap();
         assert_eq!(back, p);
-        assert_eq!(back.to_toml(), text);
+        assert_eq!(back.to_toml().unwrap(), text);
     }
 
     /// Gradient entries and multi-row LM heads (an edit's shapes) round-trip; an LM head
@@ -936,7 +934,7 @@ pub(crate) mod tests {
                 ..template.clone()
             });
         }
-        let text = p.to_toml();
+        let text = p.to_toml().unwrap();
         assert!(text.contains("op = \"grad\""), "{text}");
         let back = Profile::parse(&PathBuf::from("p.toml"), &text).unwrap();
         assert_eq!(back, p);
@@ -1017,6 +1015,7 @@ pub(crate) mod tests {
     fn bad_entries_are_refused() {
         let text = profile()
             .to_toml()
+            .unwrap()
             .replacen("median_us = 10.0", "median_us = -1.0", 1);
         let e = Profile::parse(&PathBuf::from("p.toml"), &text)
             .unwrap_err()

@@ -141,18 +141,8 @@ pub struct DeviceSpec {
 impl DeviceSpec {
     /// Parses and checks; `path` only names the file in errors.
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
-        let dev: DeviceSpec =
-            toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
+        let dev: DeviceSpec = files::parse_versioned(path, src)?;
         let bad = |key: &str, msg: String| FileError::invalid_toml(path, src, key, msg);
-        if dev.format_version != DEVICE_FORMAT_VERSION {
-            return Err(bad(
-                "format_version",
-                format!(
-                    "version {} is not supported; this build reads version {DEVICE_FORMAT_VERSION}",
-                    dev.format_version
-                ),
-            ));
-        }
         let positive = |key: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -207,8 +197,9 @@ impl DeviceSpec {
         Self::parse(path, &files::read_to_string(path)?)
     }
 
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# serialisation failed: {e}\n"))
+    /// The file's text, or why it cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        files::to_toml(self)
     }
 
     /// Whether this device has the numbers a precision needs: peak compute for the
@@ -307,6 +298,14 @@ impl CostModel for Roofline {
     }
 }
 
+impl files::Versioned for DeviceSpec {
+    const FORMAT_VERSION: u32 = DEVICE_FORMAT_VERSION;
+    const KIND: &'static str = "device files";
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +393,9 @@ mod tests {
     #[test]
     fn device_round_trips() {
         let dev = DeviceSpec::parse(&p(), DEV).unwrap();
-        assert_eq!(DeviceSpec::parse(&p(), &dev.to_toml()).unwrap(), dev);
+        assert_eq!(
+            DeviceSpec::parse(&p(), &dev.to_toml().unwrap()).unwrap(),
+            dev
+        );
     }
 }

@@ -216,7 +216,7 @@ mod tests {
         assert!(p.probes.iter().all(|e| e.stale == (e.phase == decode)));
         // Marked twice, counted once; the file round-trips the marks.
         assert_eq!(d.mark_stale(&mut p, TOLERANCE), 0);
-        let back = LlamaProfile::parse(Path::new("p.toml"), &p.to_toml()).unwrap();
+        let back = LlamaProfile::parse(Path::new("p.toml"), &p.to_toml().unwrap()).unwrap();
         assert_eq!(back, p);
         // Stale entries are left out of the next check's subset.
         assert!(subset(&p).iter().all(|x| x.1 != decode));

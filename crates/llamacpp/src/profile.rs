@@ -298,18 +298,8 @@ pub fn is_llama_profile(src: &str) -> bool {
 
 impl LlamaProfile {
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
-        let p: LlamaProfile =
-            toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
+        let p: LlamaProfile = files::parse_versioned(path, src)?;
         let bad = |key: &str, message: String| FileError::invalid_toml(path, src, key, message);
-        if p.format_version != FORMAT_VERSION {
-            return Err(bad(
-                "format_version",
-                format!(
-                    "version {} is not supported; this build reads llama.cpp profiles of version {FORMAT_VERSION}",
-                    p.format_version
-                ),
-            ));
-        }
         if p.engine != ENGINE {
             return Err(bad("engine", format!("`{}` is not `{ENGINE}`", p.engine)));
         }
@@ -349,8 +339,9 @@ impl LlamaProfile {
         Self::parse(path, &files::read_to_string(path)?)
     }
 
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# serialisation failed: {e}\n"))
+    /// The file's text, or why it cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        files::to_toml(self)
     }
 
     /// Writes atomically: an interrupted write leaves the previous file whole.
@@ -667,6 +658,14 @@ pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) 
     out
 }
 
+impl files::Versioned for LlamaProfile {
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
+    const KIND: &'static str = "llama.cpp profiles";
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -856,17 +855,17 @@ pub(crate) mod tests {
     #[test]
     fn profile_round_trips_and_is_told_from_a_burn_profile() {
         let p = profile();
-        let text = p.to_toml();
+        let text = p.to_toml().unwrap();
         assert!(is_llama_profile(&text));
         let back = LlamaProfile::parse(Path::new("p.toml"), &text).unwrap();
         assert_eq!(back, p);
-        assert_eq!(back.to_toml(), text);
+        assert_eq!(back.to_toml().unwrap(), text);
         assert_eq!(back.phases().len(), 2);
     }
 
     #[test]
     fn bad_files_name_the_key() {
-        let text = profile().to_toml();
+        let text = profile().to_toml().unwrap();
         let e = LlamaProfile::parse(
             Path::new("p.toml"),
             &text.replacen("format_version = 1", "format_version = 9", 1),

@@ -468,18 +468,8 @@ impl SearchSpace {
 
     /// Parses and checks everything that can be checked without evaluating candidates.
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
-        let file: SpaceFile =
-            toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
+        let file: SpaceFile = files::parse_versioned(path, src)?;
         let bad = |key: &str, msg: String| FileError::invalid_toml(path, src, key, msg);
-        if file.format_version != SPACE_FORMAT_VERSION {
-            return Err(bad(
-                "format_version",
-                format!(
-                    "version {} is not supported; this build reads version {SPACE_FORMAT_VERSION}",
-                    file.format_version
-                ),
-            ));
-        }
         let m = &file.model;
         let nums = |key: &str, axis: &NumAxis<u64>| {
             expand_u64(axis).map_err(|e| bad(&format!("model.{key}"), e))
@@ -1246,4 +1236,12 @@ fn expand_f64(a: &NumAxis<f64>) -> Result<Vec<f64>, String> {
         return Err("values must be positive numbers".into());
     }
     Ok(v)
+}
+
+impl files::Versioned for SpaceFile {
+    const FORMAT_VERSION: u32 = SPACE_FORMAT_VERSION;
+    const KIND: &'static str = "search spaces";
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
 }

@@ -688,7 +688,7 @@ mod tests {
     fn each_spec_round_trips_through_spec_toml() {
         for &(name, src, expected) in PUBLISHED {
             let file = SpecFile::new(spec(src));
-            let text = file.to_toml();
+            let text = file.to_toml().unwrap();
             let back = SpecFile::parse(&PathBuf::from("s.toml"), &text)
                 .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
             assert_eq!(back, file, "{name}");

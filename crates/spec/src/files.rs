@@ -175,6 +175,44 @@ pub fn read_to_string(path: &Path) -> Result<String, FileError> {
     })
 }
 
+/// A TOML file with a `format_version` key: every versioned file tailor reads (spec,
+/// space, device, burn and llama.cpp profiles) is parsed, version-checked, serialised and
+/// saved through [`parse_versioned`], [`to_toml`] and [`save_toml`], so the error messages
+/// and the atomic, never-a-placeholder save are the same for all of them.
+pub trait Versioned: serde::de::DeserializeOwned + serde::Serialize {
+    /// The version this build reads and writes.
+    const FORMAT_VERSION: u32;
+    /// What a version error calls the files ("profiles", "llama.cpp profiles").
+    const KIND: &'static str;
+    /// The version the file says it is.
+    fn format_version(&self) -> u32;
+}
+
+/// Parses `src` (the text of `path`) as `T` and checks its `format_version`; the errors name
+/// the file, the line and the key.
+pub fn parse_versioned<T: Versioned>(path: &Path, src: &str) -> Result<T, FileError> {
+    let value: T = toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
+    if value.format_version() != T::FORMAT_VERSION {
+        return Err(FileError::invalid_toml(
+            path,
+            src,
+            "format_version",
+            format!(
+                "version {} is not supported; this build reads {} of version {}",
+                value.format_version(),
+                T::KIND,
+                T::FORMAT_VERSION
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// `value` as pretty TOML, or why it cannot be written as TOML.
+pub fn to_toml<T: serde::Serialize>(value: &T) -> Result<String, toml::ser::Error> {
+    toml::to_string_pretty(value)
+}
+
 /// Serialises `value` as pretty TOML and writes it to `path` atomically
 /// ([`write_atomic`]); a value that cannot be written as TOML is an error naming the file,
 /// and the file is left as it was (never overwritten with a placeholder).

@@ -794,7 +794,7 @@ window = 32
         let attn = 2 * h * h + 2 * h * 32 + 3 * h * f_ + 2 * h;
         assert_eq!(m.params().total, 1000 * h + 4 * conv + 2 * attn + h);
         assert!(m.beyond_dense().unwrap().contains("short_conv"));
-        assert_eq!(parse(&f.to_toml()).unwrap(), f);
+        assert_eq!(parse(&f.to_toml().unwrap()).unwrap(), f);
     }
 
     #[test]
@@ -882,6 +882,6 @@ kernel = 3"#,
         let m = crate::ModelSpec::llama(1000, 64, 3, 4, 2, 128);
         assert_eq!(m.beyond_dense(), None);
         assert_eq!(m.layers(), vec![m.dense_layer(); 3]);
-        assert!(!SpecFile::new(m).to_toml().contains("stack"));
+        assert!(!SpecFile::new(m).to_toml().unwrap().contains("stack"));
     }
 }

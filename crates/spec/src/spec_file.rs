@@ -43,19 +43,7 @@ impl SpecFile {
 
     /// Parses and validates; `path` only names the file in errors.
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
-        let file: SpecFile =
-            toml::from_str(src).map_err(|e| FileError::from_toml(path, src, &e))?;
-        if file.format_version != SPEC_FORMAT_VERSION {
-            return Err(FileError::invalid_toml(
-                path,
-                src,
-                "format_version",
-                format!(
-                    "version {} is not supported; this build of tailor reads version {SPEC_FORMAT_VERSION}",
-                    file.format_version
-                ),
-            ));
-        }
+        let file: SpecFile = files::parse_versioned(path, src)?;
         file.model.validate().map_err(|e| {
             FileError::invalid_toml(path, src, &format!("model.{}", e.key), e.message)
         })?;
@@ -66,13 +54,21 @@ impl SpecFile {
         Self::parse(path, &files::read_to_string(path)?)
     }
 
-    pub fn to_toml(&self) -> String {
-        // Serialising plain structs of numbers, strings and bools cannot fail.
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# serialisation failed: {e}\n"))
+    /// The file's text, or why it cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        files::to_toml(self)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
         files::save_toml(path, self)
+    }
+}
+
+impl files::Versioned for SpecFile {
+    const FORMAT_VERSION: u32 = SPEC_FORMAT_VERSION;
+    const KIND: &'static str = "spec files";
+    fn format_version(&self) -> u32 {
+        self.format_version
     }
 }
 
@@ -99,10 +95,10 @@ mod tests {
             source: Some("test".into()),
             ..SpecFile::new(model)
         };
-        let text = file.to_toml();
+        let text = file.to_toml().unwrap();
         let back = SpecFile::parse(&p(), &text).unwrap();
         assert_eq!(back, file);
-        assert_eq!(back.to_toml(), text);
+        assert_eq!(back.to_toml().unwrap(), text);
     }
 
     #[test]
@@ -204,7 +200,7 @@ mod tests {
         fn every_valid_spec_round_trips(spec in arb_spec()) {
             prop_assume!(spec.validate().is_ok());
             let file = SpecFile::new(spec);
-            let back = SpecFile::parse(&p(), &file.to_toml()).unwrap();
+            let back = SpecFile::parse(&p(), &file.to_toml().unwrap()).unwrap();
             prop_assert_eq!(back, file);
         }
     }
