@@ -15,6 +15,7 @@ pub mod load;
 pub mod profile;
 pub mod profiled;
 pub mod roofline;
+pub mod shape;
 
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use cpu::CpuId;
