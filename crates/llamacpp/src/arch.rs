@@ -12,8 +12,11 @@
 //! pinned checkout's `src/models/<arch>.cpp` (2026-12-05).
 
 use crate::gguf::{GgmlType, Header, TensorDesc, Value};
-use crate::model::{Unsupported, WeightType};
-use tailor_spec::layers::{Attention, Layer, Layout, LinearAttention, Mixer, ShortConv};
+use crate::model::{Unsupported, WeightType, base_metadata, u32_of};
+use tailor_spec::layers::{
+    Attention, Layer, Layout, LinearAttention, Mixer, ShortConv, attentions, linear_attentions,
+    short_convs,
+};
 use tailor_spec::{Activation, FfnKind, ModelSpec, NormKind};
 
 /// A llama.cpp architecture tailor writes for a spec with a stack.
@@ -66,13 +69,7 @@ pub fn arch_of(spec: &ModelSpec, weights: WeightType) -> Result<(Arch, Vec<Strin
 
 fn stacked(spec: &ModelSpec, weights: WeightType) -> Result<(Stacked, Vec<String>), Unsupported> {
     let layers = spec.layers();
-    let attentions: Vec<Attention> = layers
-        .iter()
-        .filter_map(|l| match l.mixer {
-            Mixer::Attention(a) => Some(a),
-            _ => None,
-        })
-        .collect();
+    let attentions: Vec<Attention> = attentions(&layers);
     let has = |f: &dyn Fn(&Mixer) -> bool| layers.iter().any(|l| f(&l.mixer));
     if has(&|m| *m == Mixer::None) {
         return Err(no(
@@ -183,26 +180,14 @@ fn stacked(spec: &ModelSpec, weights: WeightType) -> Result<(Stacked, Vec<String
             spec.hidden_size
         )));
     }
-    let convs: Vec<ShortConv> = layers
-        .iter()
-        .filter_map(|l| match l.mixer {
-            Mixer::ShortConv(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let convs: Vec<ShortConv> = short_convs(&layers);
     if convs.iter().any(|c| *c != convs[0]) || convs.first().is_some_and(|c| c.bias || c.kernel < 2)
     {
         return Err(no(
             "llama.cpp's `lfm2` has one conv kernel (2 or more taps) and no conv biases",
         ));
     }
-    let linears: Vec<LinearAttention> = layers
-        .iter()
-        .filter_map(|l| match l.mixer {
-            Mixer::LinearAttention(x) => Some(x),
-            _ => None,
-        })
-        .collect();
+    let linears: Vec<LinearAttention> = linear_attentions(&layers);
     if let Some(l) = linears.first() {
         if linears.iter().any(|x| x != l) {
             return Err(no(
@@ -282,50 +267,11 @@ pub fn header(
     name: &str,
 ) -> Result<(Header, Vec<String>), Unsupported> {
     let (s, notes) = stacked(spec, weights)?;
-    let u32_of = |what: &str, v: u64| {
-        u32::try_from(v).map_err(|_| no(format!("{what} = {v} does not fit in GGUF")))
-    };
     let i32_of = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
     let p = s.arch.name();
     let at = s.attention;
-    let mut meta: Vec<(String, Value)> = vec![
-        ("general.architecture".into(), Value::String(p.into())),
-        ("general.name".into(), Value::String(name.into())),
-        ("general.file_type".into(), Value::U32(weights.file_type())),
-    ];
+    let mut meta = base_metadata(p, name, weights, spec, s.ffn_width, at.heads)?;
     let mut kv = |k: &str, v: Value| meta.push((format!("{p}.{k}"), v));
-    kv(
-        "vocab_size",
-        Value::U32(u32_of("vocab_size", spec.vocab_size)?),
-    );
-    kv(
-        "context_length",
-        Value::U32(u32_of(
-            "max_position_embeddings",
-            spec.max_position_embeddings,
-        )?),
-    );
-    kv(
-        "embedding_length",
-        Value::U32(u32_of("hidden_size", spec.hidden_size)?),
-    );
-    kv(
-        "block_count",
-        Value::U32(u32_of("num_layers", spec.num_layers)?),
-    );
-    kv(
-        "feed_forward_length",
-        Value::U32(u32_of("intermediate_size", s.ffn_width)?),
-    );
-    kv(
-        "attention.head_count",
-        Value::U32(u32_of("heads", at.heads)?),
-    );
-    kv("rope.freq_base", Value::F32(spec.rope_theta as f32));
-    kv(
-        "attention.layer_norm_rms_epsilon",
-        Value::F32(spec.norm_eps as f32),
-    );
     let d = u32_of("head_dim", at.head_dim)?;
     match s.arch {
         Arch::Lfm2 => {

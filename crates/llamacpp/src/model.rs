@@ -186,24 +186,25 @@ fn gguf_name(component: Component, suffix: &str, layer: u64) -> Result<String, U
     })
 }
 
-/// The GGUF header of `spec` at `weights`, and its substitutions.
-pub fn header(
-    spec: &ModelSpec,
-    weights: WeightType,
+/// `v` as a GGUF u32, or an error naming `what`.
+pub(crate) fn u32_of(what: &str, v: u64) -> Result<u32, Unsupported> {
+    u32::try_from(v).map_err(|_| Unsupported(format!("{what} = {v} does not fit in GGUF")))
+}
+
+/// The keys every architecture's file has: `general.*`, and under the architecture's prefix
+/// the vocabulary (read by llama.cpp's `none` tokenizer), context, width, depth, FFN width,
+/// query heads, RoPE base and norm epsilon.
+pub(crate) fn base_metadata(
+    arch: &str,
     name: &str,
-) -> Result<(Header, Vec<String>), Unsupported> {
-    spec.validate()
-        .map_err(|e| Unsupported(format!("invalid spec: {e}")))?;
-    if spec.beyond_dense().is_some() {
-        return crate::arch::header(spec, weights, name);
-    }
-    let subs = substitutions(spec, weights)?;
-    let u32_of = |what: &str, v: u64| {
-        u32::try_from(v).map_err(|_| Unsupported(format!("{what} = {v} does not fit in GGUF")))
-    };
-    let kv = |k: &str, v: Value| (format!("llama.{k}"), v);
-    let metadata = vec![
-        ("general.architecture".into(), Value::String("llama".into())),
+    weights: WeightType,
+    spec: &ModelSpec,
+    ffn_width: u64,
+    heads: u64,
+) -> Result<Vec<(String, Value)>, Unsupported> {
+    let kv = |k: &str, v: Value| (format!("{arch}.{k}"), v);
+    Ok(vec![
+        ("general.architecture".into(), Value::String(arch.into())),
         ("general.name".into(), Value::String(name.into())),
         ("general.file_type".into(), Value::U32(weights.file_type())),
         kv(
@@ -227,37 +228,55 @@ pub fn header(
         ),
         kv(
             "feed_forward_length",
-            Value::U32(u32_of("intermediate_size", spec.intermediate_size)?),
+            Value::U32(u32_of("intermediate_size", ffn_width)?),
         ),
         kv(
             "attention.head_count",
-            Value::U32(u32_of("num_heads", spec.num_heads)?),
-        ),
-        kv(
-            "attention.head_count_kv",
-            Value::U32(u32_of("num_kv_heads", spec.num_kv_heads)?),
-        ),
-        kv(
-            "attention.key_length",
-            Value::U32(u32_of("head_dim", spec.head_dim())?),
-        ),
-        kv(
-            "attention.value_length",
-            Value::U32(u32_of("head_dim", spec.head_dim())?),
-        ),
-        kv(
-            "rope.dimension_count",
-            Value::U32(u32_of("head_dim", spec.head_dim())?),
+            Value::U32(u32_of("num_heads", heads)?),
         ),
         kv("rope.freq_base", Value::F32(spec.rope_theta as f32)),
         kv(
             "attention.layer_norm_rms_epsilon",
             Value::F32(spec.norm_eps as f32),
         ),
-        // No tokenizer: llama.cpp then makes `vocab_size` dummy tokens, and llama-bench
-        // draws random token ids below it.
-        ("tokenizer.ggml.model".into(), Value::String("none".into())),
-    ];
+    ])
+}
+
+/// The GGUF header of `spec` at `weights`, and its substitutions.
+pub fn header(
+    spec: &ModelSpec,
+    weights: WeightType,
+    name: &str,
+) -> Result<(Header, Vec<String>), Unsupported> {
+    spec.validate()
+        .map_err(|e| Unsupported(format!("invalid spec: {e}")))?;
+    if spec.beyond_dense().is_some() {
+        return crate::arch::header(spec, weights, name);
+    }
+    let subs = substitutions(spec, weights)?;
+    let mut metadata = base_metadata(
+        "llama",
+        name,
+        weights,
+        spec,
+        spec.intermediate_size,
+        spec.num_heads,
+    )?;
+    let d = u32_of("head_dim", spec.head_dim())?;
+    for (k, v) in [
+        (
+            "attention.head_count_kv",
+            Value::U32(u32_of("num_kv_heads", spec.num_kv_heads)?),
+        ),
+        ("attention.key_length", Value::U32(d)),
+        ("attention.value_length", Value::U32(d)),
+        ("rope.dimension_count", Value::U32(d)),
+    ] {
+        metadata.push((format!("llama.{k}"), v));
+    }
+    // No tokenizer: llama.cpp then makes `vocab_size` dummy tokens, and llama-bench
+    // draws random token ids below it.
+    metadata.push(("tokenizer.ggml.model".into(), Value::String("none".into())));
     let mut tensors = Vec::new();
     let mut push = |info: &tailor_spec::TensorInfo, layer: u64| -> Result<(), Unsupported> {
         let suffix = info.name.rsplit('.').next().unwrap_or("weight");

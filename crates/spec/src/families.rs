@@ -174,7 +174,8 @@ impl Reader<'_> {
     }
 }
 
-/// Dimensions every family has, with its defaults.
+/// What every family's config reads, with the family's own defaults (its transformers
+/// config class's).
 struct Base {
     vocab: u64,
     hidden: u64,
@@ -182,6 +183,17 @@ struct Base {
     layers: u64,
     heads: u64,
     kv_heads: Option<u64>,
+    /// A declared `head_dim` field's default; `None`: no field (`hidden / heads`, unless
+    /// the file has the key, which transformers 5 honours).
+    head_dim: Option<u64>,
+    /// The activation's key (`hidden_act`, Gemma's `hidden_activation`) and default;
+    /// `None`: the family has no key (SwiGLU).
+    activation: Option<(&'static str, Activation)>,
+    tie: bool,
+    rope_theta: f64,
+    max_positions: u64,
+    /// The `attention_bias` key (biases on q, k, v and o) is read.
+    attention_bias: bool,
 }
 
 fn base(r: &Reader, d: Base) -> Result<ModelSpec, FileError> {
@@ -197,7 +209,40 @@ fn base(r: &Reader, d: Base) -> Result<ModelSpec, FileError> {
         r.int_or("intermediate_size", d.ffn)?,
     );
     spec.norm_eps = r.float_or("rms_norm_eps", 1e-6)?;
+    spec.head_dim = match d.head_dim {
+        Some(default) => Some(r.int_or("head_dim", default)?),
+        None => r.int("head_dim")?,
+    };
+    if let Some((key, default)) = d.activation {
+        spec.activation = r.activation(key, default)?;
+    }
+    if d.attention_bias {
+        let bias = r.bool_or("attention_bias", false)?;
+        (spec.qkv_bias, spec.o_bias) = (bias, bias);
+    }
+    spec.tie_embeddings = r.bool_or("tie_word_embeddings", d.tie)?;
+    spec.rope_theta = r.rope_theta(d.rope_theta)?;
+    spec.max_position_embeddings = r.int_or("max_position_embeddings", d.max_positions)?;
     Ok(spec)
+}
+
+/// `layer_types` as written, or transformers' rule when absent: every `every`-th layer
+/// (1-based; `every` from `interval_key`, default `default_every`) is `full`, the rest
+/// `other`.
+fn types_or_interval(
+    r: &Reader,
+    layers: u64,
+    (full, other): (&'static str, &'static str),
+    interval_key: &str,
+    default_every: u64,
+) -> Result<Vec<String>, FileError> {
+    if let Some(t) = r.layer_types(layers, &[other, full])? {
+        return Ok(t);
+    }
+    let every = r.int_or(interval_key, default_every)?.max(1);
+    Ok((0..layers)
+        .map(|i| if (i + 1) % every == 0 { full } else { other }.to_string())
+        .collect())
 }
 
 fn attention(qk_norm: bool) -> LayerKind {
@@ -237,16 +282,15 @@ fn qwen3(r: &Reader) -> Result<ModelSpec, FileError> {
             layers: 32,
             heads: 32,
             kv_heads: None,
+            // A declared field: 128 when absent, not hidden / heads.
+            head_dim: Some(128),
+            activation: Some(("hidden_act", Activation::Silu)),
+            tie: false,
+            rope_theta: 10_000.0,
+            max_positions: 32_768,
+            attention_bias: true,
         },
     )?;
-    // `head_dim` is a declared field: 128 when absent, not hidden / heads.
-    spec.head_dim = Some(r.int_or("head_dim", 128)?);
-    let bias = r.bool_or("attention_bias", false)?;
-    (spec.qkv_bias, spec.o_bias) = (bias, bias);
-    spec.activation = r.activation("hidden_act", Activation::Silu)?;
-    spec.tie_embeddings = r.bool_or("tie_word_embeddings", false)?;
-    spec.rope_theta = r.rope_theta(10_000.0)?;
-    spec.max_position_embeddings = r.int_or("max_position_embeddings", 32_768)?;
     spec.stack = Some(stack(
         Layout::Llama,
         vec!["attn"],
@@ -265,17 +309,15 @@ fn smollm3(r: &Reader) -> Result<ModelSpec, FileError> {
             layers: 36,
             heads: 16,
             kv_heads: Some(4),
+            head_dim: None,
+            activation: Some(("hidden_act", Activation::Silu)),
+            tie: true,
+            rope_theta: 10_000.0,
+            max_positions: 32_768,
+            attention_bias: true,
         },
     )?;
-    // No declared field: `getattr(config, "head_dim", hidden // heads)`.
-    spec.head_dim = r.int("head_dim")?;
-    let bias = r.bool_or("attention_bias", false)?;
-    (spec.qkv_bias, spec.o_bias) = (bias, bias);
     spec.mlp_bias = r.bool_or("mlp_bias", false)?;
-    spec.activation = r.activation("hidden_act", Activation::Silu)?;
-    spec.tie_embeddings = r.bool_or("tie_word_embeddings", true)?;
-    spec.rope_theta = r.rope_theta(10_000.0)?;
-    spec.max_position_embeddings = r.int_or("max_position_embeddings", 32_768)?;
     // `no_rope_layers[i]` is 1 where layer i uses RoPE; without it, every
     // `no_rope_layer_interval`-th layer (1-based) has none.
     let n = spec.num_layers;
@@ -323,15 +365,14 @@ fn gemma3(r: &Reader) -> Result<ModelSpec, FileError> {
             layers: 26,
             heads: 8,
             kv_heads: Some(4),
+            head_dim: Some(256),
+            activation: Some(("hidden_activation", Activation::GeluTanh)),
+            tie: true,
+            rope_theta: 1_000_000.0,
+            max_positions: 131_072,
+            attention_bias: true,
         },
     )?;
-    spec.head_dim = Some(r.int_or("head_dim", 256)?);
-    let bias = r.bool_or("attention_bias", false)?;
-    (spec.qkv_bias, spec.o_bias) = (bias, bias);
-    spec.activation = r.activation("hidden_activation", Activation::GeluTanh)?;
-    spec.tie_embeddings = r.bool_or("tie_word_embeddings", true)?;
-    spec.rope_theta = r.rope_theta(1_000_000.0)?;
-    spec.max_position_embeddings = r.int_or("max_position_embeddings", 131_072)?;
     if !spec.hidden_size.is_multiple_of(spec.num_heads.max(1)) {
         return Err(r.bad(
             "num_attention_heads",
@@ -343,24 +384,15 @@ fn gemma3(r: &Reader) -> Result<ModelSpec, FileError> {
         ));
     }
     let n = spec.num_layers;
-    let types = match r.layer_types(n, &["sliding_attention", "full_attention"])? {
-        Some(t) => t,
-        None => {
-            // transformers' rule (`sliding_window_pattern`, default 6; the published
-            // `_sliding_window_pattern` with an underscore is not read).
-            let every = r.int_or("sliding_window_pattern", 6)?.max(1);
-            (0..n)
-                .map(|i| {
-                    if (i + 1) % every == 0 {
-                        "full_attention"
-                    } else {
-                        "sliding_attention"
-                    }
-                    .to_string()
-                })
-                .collect()
-        }
-    };
+    // transformers' rule without `layer_types` (`sliding_window_pattern`, default 6; the
+    // published `_sliding_window_pattern` with an underscore is not read).
+    let types = types_or_interval(
+        r,
+        n,
+        ("full_attention", "sliding_attention"),
+        "sliding_window_pattern",
+        6,
+    )?;
     let window = r.int_or("sliding_window", 4096)?;
     let names: Vec<&str> = types
         .iter()
@@ -399,9 +431,14 @@ fn lfm2(r: &Reader) -> Result<ModelSpec, FileError> {
             layers: 32,
             heads: 32,
             kv_heads: Some(8),
+            head_dim: None,
+            activation: None,
+            tie: true,
+            rope_theta: 1_000_000.0,
+            max_positions: 128_000,
+            attention_bias: false,
         },
     )?;
-    spec.head_dim = r.int("head_dim")?;
     spec.norm_eps = r.float_or("norm_eps", 1e-5)?;
     // LFM2's aliases win: `block_ff_dim` over `intermediate_size`, `tie_embedding` over
     // `tie_word_embeddings`.
@@ -409,12 +446,9 @@ fn lfm2(r: &Reader) -> Result<ModelSpec, FileError> {
         Some(f) => f,
         None => r.int_or("intermediate_size", 12_288)?,
     };
-    spec.tie_embeddings = match r.present("tie_embedding") {
-        Some(_) => r.bool_or("tie_embedding", true)?,
-        None => r.bool_or("tie_word_embeddings", true)?,
-    };
-    spec.rope_theta = r.rope_theta(1_000_000.0)?;
-    spec.max_position_embeddings = r.int_or("max_position_embeddings", 128_000)?;
+    if r.present("tie_embedding").is_some() {
+        spec.tie_embeddings = r.bool_or("tie_embedding", true)?;
+    }
     // `Lfm2MLP`'s width rule; the round-up sits inside the multiplier branch.
     spec.intermediate_size = if r.bool_or("block_auto_adjust_ff_dim", true)? {
         let mut f = 2 * declared / 3;
@@ -490,33 +524,22 @@ fn qwen3_5(r: &Reader) -> Result<ModelSpec, FileError> {
             layers: 32,
             heads: 16,
             kv_heads: Some(4),
+            head_dim: Some(256),
+            activation: Some(("hidden_act", Activation::Silu)),
+            // The text model's own flag (Qwen3_5ForCausalLM), default false.
+            tie: false,
+            rope_theta: 10_000.0,
+            max_positions: 32_768,
+            attention_bias: true,
         },
     )?;
-    spec.head_dim = Some(r.int_or("head_dim", 256)?);
-    let bias = r.bool_or("attention_bias", false)?;
-    (spec.qkv_bias, spec.o_bias) = (bias, bias);
-    spec.activation = r.activation("hidden_act", Activation::Silu)?;
-    // The text model's own flag (Qwen3_5ForCausalLM), default false.
-    spec.tie_embeddings = r.bool_or("tie_word_embeddings", false)?;
-    spec.rope_theta = r.rope_theta(10_000.0)?;
-    spec.max_position_embeddings = r.int_or("max_position_embeddings", 32_768)?;
-    let n = spec.num_layers;
-    let types = match r.layer_types(n, &["linear_attention", "full_attention"])? {
-        Some(t) => t,
-        None => {
-            let every = r.int_or("full_attention_interval", 4)?.max(1);
-            (0..n)
-                .map(|i| {
-                    if (i + 1) % every == 0 {
-                        "full_attention"
-                    } else {
-                        "linear_attention"
-                    }
-                    .to_string()
-                })
-                .collect()
-        }
-    };
+    let types = types_or_interval(
+        r,
+        spec.num_layers,
+        ("full_attention", "linear_attention"),
+        "full_attention_interval",
+        4,
+    )?;
     let linear = LayerKind {
         mixer: Some(MixerKind::LinearAttention),
         key_heads: Some(r.int_or("linear_num_key_heads", 16)?),
@@ -950,7 +973,7 @@ impl std::fmt::Display for Family {
 /// (never left to a default), so `AutoModelForCausalLM.from_config` builds exactly the
 /// spec's layers and parameter count. An error names what the family cannot express.
 pub fn export(spec: &ModelSpec, family: Family) -> Result<Value, crate::hf::Unsupported> {
-    use crate::layers::{Attention, Layer, Mixer};
+    use crate::layers::{Attention, Layer, Mixer, attentions, linear_attentions, short_convs};
     use crate::model::{FfnKind, NormKind};
     let no = |key: &'static str, message: String| crate::hf::Unsupported {
         model_type: family.name(),
@@ -994,13 +1017,7 @@ pub fn export(spec: &ModelSpec, family: Family) -> Result<Value, crate::hf::Unsu
         return Err(no("mlp_bias", format!("{family}'s FFN has no bias")));
     }
     // One attention for every attention layer (a window may differ: Gemma 3).
-    let attentions: Vec<Attention> = layers
-        .iter()
-        .filter_map(|l| match l.mixer {
-            Mixer::Attention(a) => Some(a),
-            _ => None,
-        })
-        .collect();
+    let attentions: Vec<Attention> = attentions(&layers);
     let Some(&att) = attentions.first() else {
         return Err(no(
             "stack",
@@ -1080,26 +1097,14 @@ pub fn export(spec: &ModelSpec, family: Family) -> Result<Value, crate::hf::Unsu
             format!("{family} has no layer with {}", l.mixer.kind()),
         ));
     }
-    let convs: Vec<_> = layers
-        .iter()
-        .filter_map(|l| match l.mixer {
-            Mixer::ShortConv(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let convs: Vec<_> = short_convs(&layers);
     if convs.iter().any(|c| *c != convs[0]) {
         return Err(no(
             "stack.kinds",
             "LFM2 has one conv kernel and bias setting for all its conv layers".into(),
         ));
     }
-    let linears: Vec<_> = layers
-        .iter()
-        .filter_map(|l| match l.mixer {
-            Mixer::LinearAttention(x) => Some(x),
-            _ => None,
-        })
-        .collect();
+    let linears: Vec<_> = linear_attentions(&layers);
     if linears.iter().any(|x| *x != linears[0]) {
         return Err(no(
             "stack.kinds",

@@ -568,6 +568,39 @@ fn resolve_kind(name: &str, k: &LayerKind, m: &ModelSpec) -> Result<Layer, Stack
     Ok(Layer { mixer, ffn })
 }
 
+/// The attention mixers of `layers`, in order.
+pub fn attentions(layers: &[Layer]) -> Vec<Attention> {
+    layers
+        .iter()
+        .filter_map(|l| match l.mixer {
+            Mixer::Attention(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The short convolutions of `layers`, in order.
+pub fn short_convs(layers: &[Layer]) -> Vec<ShortConv> {
+    layers
+        .iter()
+        .filter_map(|l| match l.mixer {
+            Mixer::ShortConv(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The linear-attention mixers of `layers`, in order.
+pub fn linear_attentions(layers: &[Layer]) -> Vec<LinearAttention> {
+    layers
+        .iter()
+        .filter_map(|l| match l.mixer {
+            Mixer::LinearAttention(x) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Mixer {
     /// One letter per layer kind for a picture of the stack: `A` global attention, `S`
     /// sliding-window attention, `N` attention without RoPE, `C` short convolution, `L`
