@@ -1,0 +1,163 @@
+//! The probes a set of specs needs: their widths, attention and FFN shapes, and the
+//! depths each width is timed at.
+
+use super::*;
+
+/// The depths of a width's probe models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depths {
+    /// The same `(LO, HI)` at every width.
+    Fixed(u64, u64),
+    /// The width's own range of depths in the space, `(fewest, most)` layers, so the line
+    /// through the reference's two times interpolates rather than extrapolates (small
+    /// models run partly from the CPU's caches, and their time is not linear in depth far
+    /// outside the probed range); HI capped so a probe's weights stay under
+    /// `max_probe_bytes` in `weights` (beyond the last-level cache, time is linear in
+    /// depth and a larger probe only costs time), LO at most HI/2.
+    Space {
+        weights: crate::model::WeightType,
+        max_probe_bytes: u64,
+    },
+}
+
+impl Depths {
+    fn of(self, reference: &Probe, fewest: u64, most: u64) -> (u64, u64) {
+        match self {
+            Depths::Fixed(lo, hi) => (lo, hi),
+            Depths::Space {
+                weights,
+                max_probe_bytes,
+            } => {
+                let bytes = |layers| {
+                    crate::model::weight_bytes(
+                        &Probe {
+                            layers,
+                            ..*reference
+                        }
+                        .spec(),
+                        weights,
+                    )
+                };
+                let mut hi = most.max(2);
+                while hi > 2 && bytes(hi) > max_probe_bytes {
+                    hi -= 1;
+                }
+                let lo = fewest.min(hi / 2).max(1);
+                (lo, hi)
+            }
+        }
+    }
+}
+
+/// A width whose deepest probe has under a quarter of the layers of the space's shallowest
+/// model of that width: its layer cost is a difference of shallow probes, multiplied by
+/// the depth, and the noise with it (phonelm-0.5b at f32 under a 128 MiB cap: probes of 1
+/// and 2 layers for models of 14-32; decode predicted 12% high at the median).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShallowWidth {
+    pub hidden: u64,
+    pub deepest_probe: u64,
+    pub fewest_layers: u64,
+}
+
+/// The widths of `specs` whose `probes` are far shallower than the models (see
+/// [`ShallowWidth`]).
+pub fn shallow_widths<'a>(
+    specs: impl IntoIterator<Item = &'a ModelSpec>,
+    probes: &[Probe],
+) -> Vec<ShallowWidth> {
+    let mut fewest: BTreeMap<u64, u64> = BTreeMap::new();
+    for s in specs {
+        let f = fewest.entry(s.hidden_size).or_insert(s.num_layers);
+        *f = (*f).min(s.num_layers);
+    }
+    fewest
+        .into_iter()
+        .filter_map(|(hidden, fewest_layers)| {
+            let deepest_probe = probes
+                .iter()
+                .filter(|p| p.hidden == hidden)
+                .map(|p| p.layers)
+                .max()?;
+            (deepest_probe * 4 < fewest_layers).then_some(ShallowWidth {
+                hidden,
+                deepest_probe,
+                fewest_layers,
+            })
+        })
+        .collect()
+}
+
+/// The probes that let [`LayerTable`] price every layer of `specs` in a phase: per width,
+/// a reference layer at LO and HI layers (see [`Depths`]), each other attention
+/// configuration and each other FFN width at HI with the reference's other part, and the
+/// reference at LO for every other vocabulary of that width.
+pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) -> Vec<Probe> {
+    // Per width: counts of attention configurations, FFN widths and vocabularies.
+    #[derive(Default)]
+    struct Width {
+        attn: BTreeMap<Attn, u64>,
+        ffn: BTreeMap<u64, u64>,
+        vocab: BTreeMap<u64, u64>,
+        fewest: u64,
+        most: u64,
+    }
+    let mut widths: BTreeMap<u64, Width> = BTreeMap::new();
+    for s in specs {
+        let k = LayerKey::of(s);
+        let w = widths.entry(s.hidden_size).or_default();
+        *w.attn.entry(k.attention).or_default() += 1;
+        *w.ffn.entry(k.intermediate).or_default() += 1;
+        *w.vocab.entry(s.vocab_size).or_default() += 1;
+        w.fewest = if w.most == 0 {
+            s.num_layers
+        } else {
+            w.fewest.min(s.num_layers)
+        };
+        w.most = w.most.max(s.num_layers);
+    }
+    fn commonest<K: Ord + Copy>(m: &BTreeMap<K, u64>) -> Option<K> {
+        m.iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(k, _)| *k)
+    }
+    let mut out = Vec::new();
+    for (h, w) in &widths {
+        let (Some(a0), Some(f0), Some(v0)) =
+            (commonest(&w.attn), commonest(&w.ffn), commonest(&w.vocab))
+        else {
+            continue;
+        };
+        let probe = |vocab, a: Attn, intermediate, layers| Probe {
+            vocab,
+            hidden: *h,
+            heads: a.heads,
+            kv_heads: a.kv_heads,
+            head_dim: a.head_dim,
+            intermediate,
+            layers,
+        };
+        let depths = depths.of(&probe(v0, a0, f0, 1), w.fewest, w.most);
+        out.push(probe(v0, a0, f0, depths.0));
+        out.push(probe(v0, a0, f0, depths.1));
+        out.extend(
+            w.attn
+                .keys()
+                .filter(|a| **a != a0)
+                .map(|a| probe(v0, *a, f0, depths.1)),
+        );
+        out.extend(
+            w.ffn
+                .keys()
+                .filter(|f| **f != f0)
+                .map(|f| probe(v0, a0, *f, depths.1)),
+        );
+        out.extend(
+            w.vocab
+                .keys()
+                .filter(|v| **v != v0)
+                .map(|v| probe(*v, a0, f0, depths.0)),
+        );
+    }
+    out
+}
