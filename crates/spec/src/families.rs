@@ -6,8 +6,8 @@
 //! class (transformers 5.x), so the spec's parameter count equals what transformers counts
 //! for the instantiated `*ForCausalLM`; docs/design/families.md has the per-tensor tables
 //! and the published totals they reproduce. Keys that decide no shape (token ids, rope
-//! scaling, dtypes) are ignored: these configs are read, not written back (export of these
-//! families is not built yet).
+//! scaling, dtypes) are ignored on reading. [`export`] writes a family's config.json for a
+//! spec, every shape-deciding field written out.
 
 use crate::files::{self, FileError};
 use crate::layers::{LayerKind, Layout, MixerKind, Stack};
