@@ -637,6 +637,10 @@ fn stack_space_mistakes_and_refusals_are_named() {
         r#"local = ["attention", "mamba"]"#,
     ));
     assert!(e.starts_with("h.toml:34:"), "{e}");
+    assert!(
+        e.contains("unknown variant `mamba`") && e.contains("short_conv"),
+        "names the bad value and lists the choices: {e}"
+    );
     // Whatever profiles or times candidates refuses a mixed space by what it has.
     let e = SearchSpace::load_dense(&root().join("search-spaces/hybrid-350m.toml"))
         .unwrap_err()
