@@ -1,0 +1,185 @@
+//! `summary.json`: what a search (and `tailor run` around it) did, as one serialisable
+//! value: the search's own summary, the cost model, the references, the files written, the
+//! profile and the check of `tailor run`.
+
+use super::*;
+
+/// A published reference as summary.json places it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceRow {
+    pub name: String,
+    pub path: String,
+    pub id: Option<u64>,
+    pub in_space: bool,
+    pub feasible: bool,
+    pub on_front: bool,
+    pub front_rows_dominating: usize,
+    pub metrics: Metrics,
+}
+
+/// The files a search run left besides its data (absent when the search found nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportFiles {
+    /// The pick's export (`None`: no pick).
+    pub export: Option<Exported>,
+    pub report: PathBuf,
+}
+
+/// How `tailor run` got its profile: [`BurnProfile`] or [`LlamaProfile`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunProfile {
+    Burn(BurnProfile),
+    LlamaCpp(LlamaProfile),
+}
+
+/// A burn profile that `tailor run` measured or completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurnProfile {
+    pub path: String,
+    pub shapes_needed: usize,
+    pub measured_now: usize,
+    pub profile_wall_s: f64,
+    /// A profile reused as it was: its subset re-timed on this machine first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_check: Option<tailor_cost::Drift>,
+    /// The run priced with predictions scaled to the level of whole models timed here
+    /// before the search (`level` says by how much, on which models).
+    #[serde(default)]
+    pub releveled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<tailor_cost::Level>,
+    /// Entries of the drifted classes re-measured in the profile file before the search
+    /// (what `tailor run` does when the check finds drift).
+    #[serde(default)]
+    pub remeasured: usize,
+    /// Stale entries of the profile file the run did not need: marked stale in the file
+    /// (re-measured by the next run that needs them) instead of re-measured now.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub marked_stale: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// A llama.cpp profile that `tailor run` measured or completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaProfile {
+    pub path: String,
+    /// `llama.cpp`.
+    pub engine: String,
+    pub probes: usize,
+    pub probe_visits_now: usize,
+    pub profile_wall_s: f64,
+    /// A profile reused as it was: its drift subset re-timed on this machine first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_check: Option<tailor_llamacpp::LlamaDrift>,
+    /// Probe visits re-timed because the check found their phases drifted (counted in
+    /// `probe_visits_now`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remeasured: usize,
+    /// The level the search priced at (`--anchors N`: whole models timed first, in the
+    /// run's `level/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<tailor_cost::Level>,
+}
+
+/// What `tailor run`'s check of front rows against whole models found: [`BurnCheck`]
+/// or [`LlamaCheck`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunCheck {
+    Burn(BurnCheck),
+    LlamaCpp(LlamaCheck),
+}
+
+/// Front rows timed whole in burn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurnCheck {
+    pub models: usize,
+    pub rounds: u64,
+    pub round_ratios: RoundRatios,
+    pub prefill: Option<Accuracy>,
+    pub decode: Option<Accuracy>,
+    pub memory: Option<Accuracy>,
+    pub dir: String,
+}
+
+/// Front rows timed whole with llama-bench.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaCheck {
+    pub models: usize,
+    pub rounds: u64,
+    pub prefill: Option<Accuracy>,
+    pub decode: Option<Accuracy>,
+    pub memory: Option<Accuracy>,
+    /// llama-bench's agreement with itself over the same files in the run.
+    pub engine_self: Option<tailor_llamacpp::validate::SelfAgreement>,
+    pub dir: String,
+}
+
+/// What `tailor run` adds to summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSection {
+    pub profile: RunProfile,
+    pub check: Option<RunCheck>,
+    pub run_wall_s: f64,
+}
+
+/// summary.json: the search's own summary, the cost model, the references, the files
+/// written, and (from `tailor run`) the profile and the check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub search: SearchSummary,
+    pub cost_model: CostSource,
+    pub references: Vec<ReferenceRow>,
+    #[serde(flatten)]
+    pub files: Option<ReportFiles>,
+    #[serde(flatten)]
+    pub run: Option<RunSection>,
+}
+
+impl Summary {
+    /// The summary of `run`, with the report's files and `tailor run`'s section if any.
+    pub fn of(run: &SearchRun, written: Option<&Written>, section: Option<RunSection>) -> Self {
+        let front = &run.outcome.front;
+        Self {
+            search: run.summary.clone(),
+            cost_model: run.cost.clone(),
+            references: run
+                .references
+                .iter()
+                .map(|r| ReferenceRow {
+                    name: r.name.clone(),
+                    path: r.path.display().to_string(),
+                    id: r.id,
+                    in_space: r.id.is_some(),
+                    feasible: r.candidate.feasible(),
+                    on_front: front.iter().any(|f| Some(f.id) == r.id),
+                    front_rows_dominating: r.dominated_by,
+                    metrics: r.candidate.metrics,
+                })
+                .collect(),
+            files: written.map(|w| ReportFiles {
+                export: w.export.clone(),
+                report: w.report.clone(),
+            }),
+            run: section,
+        }
+    }
+
+    /// Writes it to `<out>/summary.json`.
+    pub fn write(&self, out: &Path) -> Result<(), ReportError> {
+        crate::write_json(&out.join("summary.json"), self)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ReportError> {
+        crate::read_json(path)
+    }
+}
