@@ -16,6 +16,10 @@
 //! - Bytes are the minimum traffic of a fused implementation: each operator reads its
 //!   inputs and weights once and writes its outputs once; attention scores are not
 //!   materialised.
+//! - Mixed stacks: a sliding window of `W` caps the keys a query reads at `W`; a short
+//!   convolution and the gates are element-wise (bytes only); linear attention's
+//!   recurrence counts `6·d_k·d_v` FLOPs per token and value head (read, delta-rule write,
+//!   read-out); recurrent and convolution states are f32 (docs/method.md, "Counting").
 
 use crate::dtype::{DType, Precision};
 use crate::layers::{Layer, Layout, Mixer};
