@@ -20,7 +20,19 @@ use tailor_spec::layers::{
 use tailor_spec::{Activation, FfnKind, ModelSpec, NormKind};
 
 /// A llama.cpp architecture tailor writes for a spec with a stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Arch {
     Lfm2,
     Gemma3,
@@ -82,7 +94,10 @@ fn stacked(spec: &ModelSpec, weights: WeightType) -> Result<(Stacked, Vec<String
         ));
     };
     let arch = match spec.layout() {
-        Layout::Lfm2 => Arch::Lfm2,
+        // llama.cpp's `lfm2` aborts without a conv layer (its recurrent cache is empty);
+        // attention-only, the layers are `qwen3`'s.
+        Layout::Lfm2 if has(&|m| matches!(m, Mixer::ShortConv(_))) => Arch::Lfm2,
+        Layout::Lfm2 => Arch::Qwen3,
         Layout::Gemma3 => Arch::Gemma3,
         Layout::Llama if has(&|m| matches!(m, Mixer::LinearAttention(_))) => Arch::Qwen35,
         Layout::Llama if attention.qk_norm => Arch::Qwen3,
@@ -226,6 +241,13 @@ fn stacked(spec: &ModelSpec, weights: WeightType) -> Result<(Stacked, Vec<String
         }
     }
     let mut notes = Vec::new();
+    if spec.layout() == Layout::Lfm2 && arch != Arch::Lfm2 {
+        notes.push(
+            "an lfm2 stack without short convolutions is timed as llama.cpp's `qwen3` (its \
+             `lfm2` needs a conv layer; the tensors are the same)"
+                .into(),
+        );
+    }
     if ffn.activation != arch.activation() {
         notes.push(format!(
             "activation {} timed as {} (llama.cpp's `{a}`; one elementwise pass either way)",

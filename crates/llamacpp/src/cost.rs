@@ -5,12 +5,14 @@
 //! measured around the probes.
 
 use crate::model::WeightType;
-use crate::profile::{LayerKey, LayerTable, LlamaProfile, PhaseKey, Probe};
+use crate::arch::Arch;
+use crate::profile::{LayerKey, LayerTable, LlamaProfile, PhaseKey, Probe, StackShape, StackTable};
 use std::collections::BTreeMap;
 use tailor_cost::{
     Breakdown, CostModel, EditCost, EditEstimate, EditMethod, EditWorkload, Estimate, Source,
     Workload,
 };
+use tailor_spec::layers::Mixer;
 use tailor_spec::{DType, ModelSpec};
 
 /// A workload or spec the profile cannot price.
@@ -47,6 +49,8 @@ pub struct Prediction {
 pub struct LlamaCost {
     profile: LlamaProfile,
     tables: BTreeMap<PhaseKey, LayerTable>,
+    /// Per phase and architecture, the mixed-stack probes' table.
+    stacks: BTreeMap<(PhaseKey, Arch), StackTable>,
     memory_fit: Option<(f64, f64)>,
     /// Whole models' level on this machine now, scaling each phase's predictions.
     level: Option<tailor_cost::Level>,
@@ -77,9 +81,16 @@ impl LlamaCost {
             .into_iter()
             .map(|p| (p, profile.table(p)))
             .collect();
+        let mut stacks = BTreeMap::new();
+        for phase in profile.phases() {
+            for arch in profile.archs() {
+                stacks.insert((phase, arch), profile.stack_table(phase, arch));
+            }
+        }
         let mut cost = LlamaCost {
             profile,
             tables,
+            stacks,
             memory_fit: None,
             level: None,
         };
@@ -137,6 +148,23 @@ impl LlamaCost {
                 .tables
                 .get(&phase)
                 .ok_or_else(|| CostError::Phase(phase, self.phases()))?;
+            if spec.stack.is_some() {
+                let shape = self.stack_shape(spec).map_err(|e| CostError::Missing {
+                    what: format!("architecture for this stack ({e})"),
+                    phase,
+                })?;
+                let missing = match self.stacks.get(&(phase, shape.arch)) {
+                    Some(t) => t.missing(&shape),
+                    None => vec![format!("`{}` probe", shape.arch.name())],
+                };
+                if !missing.is_empty() {
+                    return Err(CostError::Missing {
+                        what: missing.join(", "),
+                        phase,
+                    });
+                }
+                continue;
+            }
             if table.layer_ms(&LayerKey::of(spec)).is_none() {
                 return Err(CostError::Missing {
                     what: format!("layer of {}", Probe::of(spec, 1).layer_label()),
@@ -159,6 +187,13 @@ impl LlamaCost {
         Ok(())
     }
 
+    /// The architecture and layers of a spec with a stack, in the profile's weight type.
+    pub fn stack_shape(&self, spec: &ModelSpec) -> Result<StackShape, crate::model::Unsupported> {
+        let weights =
+            WeightType::from_dtype(self.profile.fingerprint.weights).unwrap_or(WeightType::F32);
+        StackShape::of(spec, weights)
+    }
+
     /// Time of one phase, ms, and its breakdown; `derived` collects what was scaled.
     fn phase_ms(
         &self,
@@ -166,32 +201,15 @@ impl LlamaCost {
         phase: PhaseKey,
         derived: &mut Vec<String>,
     ) -> (f64, Breakdown) {
-        // The phase itself, or the nearest one of its kind (prefill scaled by tokens).
-        let (table, scale) = match self.tables.get(&phase) {
-            Some(t) => (t, 1.0),
-            None => {
-                let near = self
-                    .tables
-                    .iter()
-                    .filter(|(k, _)| std::mem::discriminant(*k) == std::mem::discriminant(&phase))
-                    .min_by_key(|(k, _)| phase_distance(**k, phase));
-                match near {
-                    Some((k, t)) => {
-                        derived.push(format!("{phase} scaled from {k}"));
-                        let s = match (k, phase) {
-                            (PhaseKey::Prefill { tokens: a }, PhaseKey::Prefill { tokens: b }) => {
-                                b as f64 / *a as f64
-                            }
-                            _ => 1.0,
-                        };
-                        (t, s)
-                    }
-                    None => {
-                        derived.push(format!("{phase}: nothing measured"));
-                        return (f64::NAN, Breakdown::default());
-                    }
-                }
-            }
+        if spec.stack.is_some() {
+            return self.stack_phase_ms(spec, phase, derived);
+        }
+        let Some((table, scale)) = nearest(
+            self.tables.iter().map(|(k, t)| (*k, t)),
+            phase,
+            derived,
+        ) else {
+            return (f64::NAN, Breakdown::default());
         };
         let key = LayerKey::of(spec);
         let layer = table.layer_ms(&key).unwrap_or_else(|| {
@@ -263,6 +281,62 @@ impl LlamaCost {
         (scale * (base + layers), b)
     }
 
+    /// Time of one phase of a spec with a stack: the base of its architecture, vocabulary
+    /// and width plus each layer's mixer and FFN from the phase's [`StackTable`]; what
+    /// the profile lacks is NaN, said in `derived`.
+    fn stack_phase_ms(
+        &self,
+        spec: &ModelSpec,
+        phase: PhaseKey,
+        derived: &mut Vec<String>,
+    ) -> (f64, Breakdown) {
+        let shape = match self.stack_shape(spec) {
+            Ok(s) => s,
+            Err(e) => {
+                derived.push(format!("{phase}: no llama.cpp architecture runs it ({e})"));
+                return (f64::NAN, Breakdown::default());
+            }
+        };
+        let Some((table, scale)) = nearest(
+            self.stacks
+                .iter()
+                .filter(|((_, a), _)| *a == shape.arch)
+                .map(|((k, _), t)| (*k, t)),
+            phase,
+            derived,
+        ) else {
+            return (f64::NAN, Breakdown::default());
+        };
+        let missing = table.missing(&shape);
+        if !missing.is_empty() {
+            derived.push(format!("{phase}: not measured: {}", missing.join(", ")));
+            return (f64::NAN, Breakdown::default());
+        }
+        let base = table.base_ms(shape.vocab, shape.hidden).unwrap_or(f64::NAN);
+        let mut b = Breakdown {
+            lm_head_ms: scale * base,
+            ..Breakdown::default()
+        };
+        let ffn_elements = (3 * shape.hidden * shape.ffn) as f64;
+        for (m, n) in &shape.mixers {
+            let ms = scale
+                * *n as f64
+                * table
+                    .layer_ms(shape.hidden, m, shape.ffn)
+                    .unwrap_or(f64::NAN);
+            // Apportioned between mixer and FFN by their weights: for reading, not measured.
+            let mixer = m.matrix_elements(shape.hidden) as f64;
+            let share = mixer / (mixer + ffn_elements);
+            if m.is_attention() {
+                b.attention_ms += ms * share;
+            } else {
+                b.other_ms += ms * share;
+            }
+            b.ffn_ms += ms * (1.0 - share);
+        }
+        (b.total_ms(), b)
+    }
+
     /// Prefill, decode and memory of `spec` under `w`.
     pub fn predict(&self, spec: &ModelSpec, w: &Workload) -> Prediction {
         let mut derived = Vec::new();
@@ -302,12 +376,38 @@ impl LlamaCost {
         }
     }
 
-    /// KV-cache bytes llama.cpp allocates for `tokens` of context.
+    /// Bytes of the KV cache (and, for a stack, the recurrent state) llama.cpp allocates
+    /// for `tokens` of context: global attention for the context padded to 256; sliding
+    /// windows for at most `window + n_ubatch` (padded alike, llama.cpp's iSWA cache); a
+    /// short convolution `kernel - 1` past inputs and a Gated DeltaNet its conv inputs and
+    /// its state matrix, in f32 (one sequence, as llama-bench runs).
     pub fn kv_bytes(&self, spec: &ModelSpec, tokens: u64) -> u64 {
         let f = &self.profile.fingerprint;
         let per = cache_type_bytes(&f.type_k) + cache_type_bytes(&f.type_v);
-        (spec.num_layers as f64 * spec.kv_width() as f64 * allocated_context(tokens) as f64 * per)
-            .round() as u64
+        let context = allocated_context(tokens);
+        if spec.stack.is_none() {
+            return (spec.num_layers as f64 * spec.kv_width() as f64 * context as f64 * per)
+                .round() as u64;
+        }
+        let mut bytes = 0.0;
+        for layer in spec.layers() {
+            bytes += match layer.mixer {
+                Mixer::Attention(a) => {
+                    let cells = match a.window {
+                        Some(w) => context.min(allocated_context(w + f.n_ubatch)),
+                        None => context,
+                    };
+                    a.kv_width() as f64 * cells as f64 * per
+                }
+                Mixer::ShortConv(c) => 4.0 * (c.kernel.saturating_sub(1) * spec.hidden_size) as f64,
+                Mixer::LinearAttention(l) => {
+                    4.0 * (l.conv_kernel.saturating_sub(1) * l.conv_channels()
+                        + l.key_head_dim * l.value_width()) as f64
+                }
+                Mixer::None => 0.0,
+            };
+        }
+        bytes.round() as u64
     }
 
     /// Peak resident memory less the KV cache, as a line in the weights' bytes fitted over
@@ -374,6 +474,36 @@ fn phase_distance(a: PhaseKey, b: PhaseKey) -> u64 {
         (PhaseKey::Prefill { tokens: x }, PhaseKey::Prefill { tokens: y })
         | (PhaseKey::Decode { context: x }, PhaseKey::Decode { context: y }) => x.abs_diff(y),
         _ => u64::MAX,
+    }
+}
+
+/// The table of `phase`, or of the nearest phase of its kind with the factor that scales
+/// it (prefill by tokens; decode not at all), saying so in `derived`; `None` when no
+/// phase of the kind was measured.
+fn nearest<'a, T>(
+    tables: impl Iterator<Item = (PhaseKey, &'a T)>,
+    phase: PhaseKey,
+    derived: &mut Vec<String>,
+) -> Option<(&'a T, f64)> {
+    let near = tables
+        .filter(|(k, _)| std::mem::discriminant(k) == std::mem::discriminant(&phase))
+        .min_by_key(|(k, _)| phase_distance(*k, phase));
+    match near {
+        Some((k, t)) if k == phase => Some((t, 1.0)),
+        Some((k, t)) => {
+            derived.push(format!("{phase} scaled from {k}"));
+            let s = match (k, phase) {
+                (PhaseKey::Prefill { tokens: a }, PhaseKey::Prefill { tokens: b }) => {
+                    b as f64 / a as f64
+                }
+                _ => 1.0,
+            };
+            Some((t, s))
+        }
+        None => {
+            derived.push(format!("{phase}: nothing measured"));
+            None
+        }
     }
 }
 

@@ -139,6 +139,7 @@ pub fn probe_fingerprint(
         head_dim: 32,
         intermediate: 128,
         layers: 1,
+        ..Probe::default()
     };
     let path = job.work_dir.join("fingerprint.gguf");
     write_model(&probe.spec(), job.weights, "fingerprint", &path, job.seed)?;

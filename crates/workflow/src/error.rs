@@ -276,11 +276,12 @@ pub enum WorkflowError {
         cost: String,
         metric: &'static str,
     },
-    /// A space with mixed stacks priced by a cost model of the dense stack.
+    /// A space with mixed stacks priced by a burn profile (which times the dense stack).
     #[error(
-        "{}: its candidates have {what}, which `{cost}` cannot price: a measured profile \
-         times the dense stack's operators only so far; search it with a device datasheet \
-         (--device FILE, the roofline prices every mixer from its FLOPs and bytes)",
+        "{}: its candidates have {what}, which `{cost}` cannot price: a burn profile times \
+         the dense stack's operators only so far; search it with a llama.cpp profile \
+         (`tailor profile --engine llama.cpp --space ...`) or a device datasheet (--device \
+         FILE, the roofline prices every mixer from its FLOPs and bytes)",
         space.display()
     )]
     StackNotPriced {

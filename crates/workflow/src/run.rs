@@ -346,7 +346,7 @@ pub struct LlamaRunOutcome {
 /// needs, search, time the pick and front rows whole with llama-bench, export, report.
 pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<LlamaRunOutcome> {
     let started = Instant::now();
-    let space = with_weights(SearchSpace::load_dense(&req.run.space)?, req.weights);
+    let space = with_weights(SearchSpace::load(&req.run.space)?, req.weights);
     let weights = space.workload.precision.weights;
     if static_candidates(&space).next().is_none() {
         return Err(WorkflowError::NoStaticCandidate {

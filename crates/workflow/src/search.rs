@@ -213,7 +213,11 @@ pub fn cost_model(
     profile: Option<&Path>,
     recheck: Recheck,
 ) -> Result<CostChoice> {
-    if let (None, Some(path), Some(what)) = (device, profile, space.beyond_dense()) {
+    // A burn profile times the dense stack only; llama.cpp profiles and device rooflines
+    // price every mixer.
+    if let (None, Some(path), Some(what)) = (device, profile, space.beyond_dense())
+        && !crate::llama::is_llama(path)
+    {
         return Err(WorkflowError::StackNotPriced {
             space: space_path.to_path_buf(),
             cost: path.display().to_string(),
@@ -331,7 +335,7 @@ pub fn run_search(
         }
     }
     if let Some(what) = space.beyond_dense()
-        && cost.source.kind != CostKind::Roofline
+        && cost.source.kind == CostKind::Profiled
     {
         return Err(WorkflowError::StackNotPriced {
             space: space.path.clone(),

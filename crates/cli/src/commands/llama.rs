@@ -46,7 +46,7 @@ pub fn predict(
     edit: Option<tailor_cost::EditWorkload>,
     json_out: bool,
 ) -> Result<()> {
-    let loaded = tailor_spec::load_dense_spec(spec_path)?;
+    let loaded = tailor_spec::load_spec(spec_path)?;
     let cost = load_cost(profile, None)?;
     let w = Workload {
         prompt_tokens: prompt,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tailor_profiler::Backend;
 use tailor_report::profile::BurnProfileReport;
 use tailor_search::{SearchSpace, static_candidates};
-use tailor_spec::load_dense_spec;
+use tailor_spec::load_spec;
 use tailor_workflow::device::{
     RemoteOutcome, RemoteProfileRequest, profile_remote as profile_remote_with,
 };
@@ -22,7 +22,7 @@ fn profile_llama(args: &ProfileArgs) -> Result<()> {
     refuse_cpus_for_llama(args)?;
     let (name, specs, prompts, contexts, space_weights) = match &args.space {
         Some(path) => {
-            let space = SearchSpace::load_dense(path)?;
+            let space = SearchSpace::load(path)?;
             let (prompts, contexts) = space_phases(&space, args);
             let specs: Vec<_> = static_candidates(&space).collect();
             (
@@ -37,7 +37,7 @@ fn profile_llama(args: &ProfileArgs) -> Result<()> {
             let specs = args
                 .spec
                 .iter()
-                .map(|p| load_dense_spec(p).map(|l| l.spec))
+                .map(|p| load_spec(p).map(|l| l.spec))
                 .collect::<Result<Vec<_>, _>>()?;
             let or = |p: &[u64], d: u64| if p.is_empty() { vec![d] } else { p.to_vec() };
             (

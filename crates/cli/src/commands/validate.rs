@@ -25,10 +25,10 @@ use tailor_workflow::freshness::{
 use tracing::warn;
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
-    let space = SearchSpace::load_dense(&args.space)?;
     if super::llama::is_llama(&args.profile) {
-        return llama::validate(args, space);
+        return llama::validate(args, SearchSpace::load(&args.space)?);
     }
+    let space = SearchSpace::load_dense(&args.space)?;
     let model = load_profiled(&args.profile)?;
     let timing = args.timing.options()?;
     check_precision(

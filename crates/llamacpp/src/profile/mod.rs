@@ -16,9 +16,11 @@
 //! - `table`: the differencing of probe times into per-layer costs ([`LayerTable`]).
 
 mod plan;
+pub mod stack;
 mod table;
 
 pub use plan::{Depths, ShallowWidth, plan, shallow_widths};
+pub use stack::{MixerKey, Rest, StackShape, StackTable};
 pub use table::LayerTable;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,7 @@ use std::fmt;
 use std::path::Path;
 use tailor_cost::{CpuId, Provenance, SetupMismatch};
 use tailor_spec::files::{self, FileError};
+use crate::arch::Arch;
 use tailor_spec::{DType, ModelSpec};
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -119,8 +122,14 @@ impl Default for Method {
     }
 }
 
-/// A probe model: llama architecture, tied embeddings, SiLU, RMSNorm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A probe model: tied embeddings, RMSNorm, a gated FFN of one width. Without `arch`, the
+/// dense `llama` stack (SiLU, attention of `heads`/`kv_heads`/`head_dim` in every layer);
+/// with it, that llama.cpp architecture (its activation, norms, q/k norms and gates; see
+/// [`crate::arch`]): `layers - rest_layers` global attention layers, then `rest_layers` of
+/// the `rest` mixer ([`stack`]).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
     pub vocab: u64,
@@ -130,6 +139,16 @@ pub struct Probe {
     pub head_dim: u64,
     pub intermediate: u64,
     pub layers: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Arch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<Rest>,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub rest_layers: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Probe {
@@ -142,6 +161,7 @@ impl Probe {
             head_dim: spec.head_dim(),
             intermediate: spec.intermediate_size,
             layers,
+            ..Probe::default()
         }
     }
 
@@ -158,6 +178,9 @@ impl Probe {
     }
 
     pub fn spec(&self) -> ModelSpec {
+        if let Some(arch) = self.arch {
+            return stack::probe_spec(self, arch);
+        }
         let mut s = ModelSpec::llama(
             self.vocab,
             self.hidden,
@@ -175,7 +198,7 @@ impl Probe {
 
     /// A short file-name-safe label.
     pub fn label(&self) -> String {
-        format!(
+        let mut label = format!(
             "v{}-h{}-a{}x{}x{}-f{}-l{}",
             self.vocab,
             self.hidden,
@@ -184,7 +207,14 @@ impl Probe {
             self.head_dim,
             self.intermediate,
             self.layers
-        )
+        );
+        if let Some(arch) = self.arch {
+            label = format!("{}-{label}", arch.name());
+        }
+        if let Some(r) = self.rest {
+            label.push_str(&format!("-{}x{}", r.label(), self.rest_layers));
+        }
+        label
     }
 }
 
@@ -200,7 +230,15 @@ impl fmt::Display for Probe {
             self.head_dim,
             self.intermediate,
             self.vocab
-        )
+        )?;
+        if let Some(arch) = self.arch {
+            write!(f, " ({}", arch.name())?;
+            if let Some(r) = self.rest {
+                write!(f, ", {} of them {r}", self.rest_layers)?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
     }
 }
 
@@ -341,6 +379,21 @@ impl LlamaProfile {
                     format!("probe {} has no layers or no heads", i + 1),
                 ));
             }
+            let m = &e.model;
+            if m.rest.is_some() != (m.rest_layers > 0)
+                || m.rest_layers >= m.layers
+                || (m.rest.is_some() && m.arch.is_none())
+            {
+                return Err(bad(
+                    "probes",
+                    format!(
+                        "probe {} ({}): `rest` and `rest_layers` go together, with an `arch`, \
+                         and leave at least one attention layer",
+                        i + 1,
+                        e.model
+                    ),
+                ));
+            }
         }
         Ok(p)
     }
@@ -379,15 +432,31 @@ impl LlamaProfile {
         self.probes.iter().map(|e| e.phase).collect()
     }
 
-    /// The differenced layer table of one phase.
+    /// The differenced layer table of one phase, from its dense (`llama`) probes.
     pub fn table(&self, phase: PhaseKey) -> LayerTable {
         let timed: Vec<(Probe, f64)> = self
             .probes
             .iter()
-            .filter(|e| e.phase == phase)
+            .filter(|e| e.phase == phase && e.model.arch.is_none())
             .map(|e| (e.model, e.median_ms()))
             .collect();
         LayerTable::derive(&timed)
+    }
+
+    /// The architectures of the profile's mixed-stack probes.
+    pub fn archs(&self) -> BTreeSet<Arch> {
+        self.probes.iter().filter_map(|e| e.model.arch).collect()
+    }
+
+    /// The per-mixer table of one phase and architecture, from its probes.
+    pub fn stack_table(&self, phase: PhaseKey, arch: Arch) -> StackTable {
+        let timed: Vec<(Probe, f64)> = self
+            .probes
+            .iter()
+            .filter(|e| e.phase == phase && e.model.arch == Some(arch))
+            .map(|e| (e.model, e.median_ms()))
+            .collect();
+        StackTable::derive(&timed)
     }
 }
 

@@ -21,7 +21,7 @@ pub enum Depths {
 }
 
 impl Depths {
-    fn of(self, reference: &Probe, fewest: u64, most: u64) -> (u64, u64) {
+    pub(super) fn of(self, reference: &Probe, fewest: u64, most: u64) -> (u64, u64) {
         match self {
             Depths::Fixed(lo, hi) => (lo, hi),
             Depths::Space {
@@ -92,7 +92,18 @@ pub fn shallow_widths<'a>(
 /// a reference layer at LO and HI layers (see [`Depths`]), each other attention
 /// configuration and each other FFN width at HI with the reference's other part, and the
 /// reference at LO for every other vocabulary of that width.
+///
+/// Specs with a stack are planned by [`stack::plan`] (per architecture), after the dense
+/// ones; a spec no llama.cpp architecture runs is left out (profiling refuses it first).
 pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) -> Vec<Probe> {
+    let (stacked, dense): (Vec<&ModelSpec>, Vec<&ModelSpec>) =
+        specs.into_iter().partition(|s| s.stack.is_some());
+    let mut out = plan_dense(dense, depths);
+    out.extend(super::stack::plan(stacked, depths));
+    out
+}
+
+fn plan_dense<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) -> Vec<Probe> {
     // Per width: counts of attention configurations, FFN widths and vocabularies.
     #[derive(Default)]
     struct Width {
@@ -136,6 +147,7 @@ pub fn plan<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths) 
             head_dim: a.head_dim,
             intermediate,
             layers,
+            ..Probe::default()
         };
         let depths = depths.of(&probe(v0, a0, f0, 1), w.fewest, w.most);
         out.push(probe(v0, a0, f0, depths.0));

@@ -1,0 +1,842 @@
+//! Mixed stacks in a llama.cpp profile: the probes of a spec with a [`tailor_spec::Stack`]
+//! and the differencing of their times into per-mixer costs ([`StackTable`]).
+//!
+//! A mixed model is no longer a base plus N copies of one layer. Within one llama.cpp
+//! architecture, width and phase, tailor models a whole pass as additive:
+//!
+//! `time = base(vocab) + sum over layers of mixer(layer) + layers x ffn(width)`
+//!
+//! where `mixer` is one layer with the width's reference FFN (global attention of one
+//! shape, sliding-window attention of a shape and window, a short convolution of a kernel,
+//! a Gated DeltaNet of a shape) and `ffn(width)` what another FFN width adds to a layer
+//! (0 for the reference). Every probe of a mixed stack is `layers - rest_layers` global
+//! attention layers and `rest_layers` of one other mixer (its `rest`), all with one FFN
+//! width; each probe is one row of a linear system in those unknowns, solved by least
+//! squares per `(architecture, width)` ([`StackTable::derive`]). The plan ([`plan`]) picks
+//! probes that determine every unknown a set of specs needs: for each width, the reference
+//! attention at two depths (the base and its layer), each other attention shape, FFN width
+//! and vocabulary once, and each other mixer once beside one attention layer. `qwen35`
+//! and `lfm2` have no model of attention layers only (Qwen3.5's writer needs a linear
+//! layer, llama.cpp's `lfm2` a conv layer), so there the reference is a mix: one attention
+//! layer with the rest of the width's commonest other mixer, at two depths, and two
+//! attention layers with it.
+//! Where probes outnumber the unknowns (a profile resumed for several spaces), the
+//! misfit of the least-squares solution says how additive the engine is
+//! ([`StackTable::misfit`]); whole-model validation checks the same on real stacks.
+
+use super::*;
+use crate::model::{Unsupported, WeightType};
+use tailor_spec::layers::{LayerKind, Layout, Mixer, MixerKind, Stack};
+use tailor_spec::Activation;
+
+/// The mixer of a probe's last `rest_layers` layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "mixer", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rest {
+    /// Sliding-window attention of the probe's attention shape (`gemma3`).
+    Sliding { window: u64 },
+    /// A gated short convolution (`lfm2`).
+    ShortConv { kernel: u64 },
+    /// A Gated DeltaNet with one head width for keys and values (`qwen35`).
+    LinearAttention {
+        key_heads: u64,
+        value_heads: u64,
+        head_dim: u64,
+        conv_kernel: u64,
+    },
+}
+
+impl Rest {
+    /// A short file-name-safe label.
+    pub fn label(&self) -> String {
+        match self {
+            Rest::Sliding { window } => format!("swa{window}"),
+            Rest::ShortConv { kernel } => format!("conv{kernel}"),
+            Rest::LinearAttention {
+                key_heads,
+                value_heads,
+                head_dim,
+                conv_kernel,
+            } => format!("gdn{key_heads}x{value_heads}x{head_dim}k{conv_kernel}"),
+        }
+    }
+}
+
+impl fmt::Display for Rest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rest::Sliding { window } => write!(f, "sliding window {window}"),
+            Rest::ShortConv { kernel } => write!(f, "short conv kernel {kernel}"),
+            Rest::LinearAttention {
+                key_heads,
+                value_heads,
+                head_dim,
+                conv_kernel,
+            } => write!(
+                f,
+                "linear attention {key_heads}/{value_heads}x{head_dim} conv {conv_kernel}"
+            ),
+        }
+    }
+}
+
+/// One layer's mixer as the table prices it (at a width it is keyed with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MixerKey {
+    Attention(Attn),
+    Sliding(Attn, u64),
+    ShortConv {
+        kernel: u64,
+    },
+    LinearAttention {
+        key_heads: u64,
+        value_heads: u64,
+        head_dim: u64,
+        conv_kernel: u64,
+    },
+}
+
+impl MixerKey {
+    /// The key of a spec's mixer; `None` for a layer without one.
+    pub fn of(m: &Mixer) -> Option<Self> {
+        Some(match *m {
+            Mixer::Attention(a) => {
+                let attn = Attn {
+                    heads: a.heads,
+                    kv_heads: a.kv_heads,
+                    head_dim: a.head_dim,
+                };
+                match a.window {
+                    Some(w) => MixerKey::Sliding(attn, w),
+                    None => MixerKey::Attention(attn),
+                }
+            }
+            Mixer::ShortConv(c) => MixerKey::ShortConv { kernel: c.kernel },
+            Mixer::LinearAttention(l) => MixerKey::LinearAttention {
+                key_heads: l.key_heads,
+                value_heads: l.value_heads,
+                head_dim: l.key_head_dim,
+                conv_kernel: l.conv_kernel,
+            },
+            Mixer::None => return None,
+        })
+    }
+
+    /// The key of a probe's rest layers, whose attention shape is `attn`.
+    pub fn of_rest(rest: Rest, attn: Attn) -> Self {
+        match rest {
+            Rest::Sliding { window } => MixerKey::Sliding(attn, window),
+            Rest::ShortConv { kernel } => MixerKey::ShortConv { kernel },
+            Rest::LinearAttention {
+                key_heads,
+                value_heads,
+                head_dim,
+                conv_kernel,
+            } => MixerKey::LinearAttention {
+                key_heads,
+                value_heads,
+                head_dim,
+                conv_kernel,
+            },
+        }
+    }
+
+    /// The probe's `rest` for this mixer and the attention shape its probe needs (a
+    /// sliding window's own; `None` for a mixer any attention can go beside); `None` for
+    /// global attention.
+    fn rest(self) -> Option<(Rest, Option<Attn>)> {
+        match self {
+            MixerKey::Attention(_) => None,
+            MixerKey::Sliding(a, window) => Some((Rest::Sliding { window }, Some(a))),
+            MixerKey::ShortConv { kernel } => Some((Rest::ShortConv { kernel }, None)),
+            MixerKey::LinearAttention {
+                key_heads,
+                value_heads,
+                head_dim,
+                conv_kernel,
+            } => Some((
+                Rest::LinearAttention {
+                    key_heads,
+                    value_heads,
+                    head_dim,
+                    conv_kernel,
+                },
+                None,
+            )),
+        }
+    }
+
+    /// Whether the mixer is attention of some kind (global, sliding or linear), for the
+    /// breakdown; a short convolution is not.
+    pub fn is_attention(&self) -> bool {
+        !matches!(self, MixerKey::ShortConv { .. })
+    }
+
+    /// Elements of the mixer's weight matrices at width `hidden` (what a decode step
+    /// reads), for apportioning a layer's time in the breakdown.
+    pub fn matrix_elements(&self, hidden: u64) -> u64 {
+        match *self {
+            MixerKey::Attention(a) | MixerKey::Sliding(a, _) => {
+                2 * hidden * a.heads * a.head_dim + 2 * hidden * a.kv_heads * a.head_dim
+            }
+            MixerKey::ShortConv { .. } => 4 * hidden * hidden,
+            MixerKey::LinearAttention {
+                key_heads,
+                value_heads,
+                head_dim,
+                ..
+            } => {
+                let (k, v) = (key_heads * head_dim, value_heads * head_dim);
+                hidden * (2 * k + v) + 2 * hidden * v + 2 * hidden * value_heads
+            }
+        }
+    }
+}
+
+impl fmt::Display for MixerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MixerKey::Attention(a) => {
+                write!(f, "attention {}/{}x{}", a.heads, a.kv_heads, a.head_dim)
+            }
+            MixerKey::Sliding(a, w) => write!(
+                f,
+                "sliding attention {}/{}x{} window {w}",
+                a.heads, a.kv_heads, a.head_dim
+            ),
+            other => match other.rest() {
+                Some((r, _)) => write!(f, "{r}"),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// What a llama.cpp profile prices of a spec with a stack: its architecture, vocabulary,
+/// width, FFN width and how many layers of each mixer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackShape {
+    pub arch: Arch,
+    pub vocab: u64,
+    pub hidden: u64,
+    pub ffn: u64,
+    pub mixers: BTreeMap<MixerKey, u64>,
+}
+
+impl StackShape {
+    /// The shape of `spec` in the architecture that runs it in `weights`, or why none does.
+    pub fn of(spec: &ModelSpec, weights: WeightType) -> Result<Self, Unsupported> {
+        let (arch, _) = crate::arch::arch_of(spec, weights)?;
+        let mut mixers = BTreeMap::new();
+        let mut ffn = 0;
+        for l in spec.layers() {
+            let key = MixerKey::of(&l.mixer)
+                .ok_or_else(|| Unsupported("a layer without a mixer".into()))?;
+            *mixers.entry(key).or_default() += 1;
+            ffn = l.ffn.map_or(0, |f| f.width);
+        }
+        Ok(StackShape {
+            arch,
+            vocab: spec.vocab_size,
+            hidden: spec.hidden_size,
+            ffn,
+            mixers,
+        })
+    }
+
+    /// The shape of a mixed-stack probe (`None` for a dense one).
+    pub fn of_probe(p: &Probe) -> Option<Self> {
+        let arch = p.arch?;
+        let attn = Attn {
+            heads: p.heads,
+            kv_heads: p.kv_heads,
+            head_dim: p.head_dim,
+        };
+        let mut mixers = BTreeMap::new();
+        if p.layers > p.rest_layers {
+            mixers.insert(MixerKey::Attention(attn), p.layers - p.rest_layers);
+        }
+        if let Some(r) = p.rest
+            && p.rest_layers > 0
+        {
+            *mixers.entry(MixerKey::of_rest(r, attn)).or_default() += p.rest_layers;
+        }
+        Some(StackShape {
+            arch,
+            vocab: p.vocab,
+            hidden: p.hidden,
+            ffn: p.intermediate,
+            mixers,
+        })
+    }
+
+    pub fn layers(&self) -> u64 {
+        self.mixers.values().sum()
+    }
+}
+
+/// The spec of a mixed-stack probe: `arch`'s activation, q/k norms and gates, tied
+/// embeddings, global attention in the first `layers - rest_layers` layers and `rest` in
+/// the others.
+pub(super) fn probe_spec(p: &Probe, arch: Arch) -> ModelSpec {
+    let mut s = ModelSpec::llama(
+        p.vocab,
+        p.hidden,
+        p.layers,
+        p.heads,
+        p.kv_heads,
+        p.intermediate,
+    );
+    if p.heads * p.head_dim != p.hidden {
+        s.head_dim = Some(p.head_dim);
+    }
+    s.tie_embeddings = true;
+    if arch == Arch::Gemma3 {
+        s.activation = Activation::GeluTanh;
+    }
+    let layout = match arch {
+        Arch::Lfm2 => Layout::Lfm2,
+        Arch::Gemma3 => Layout::Gemma3,
+        _ => Layout::Llama,
+    };
+    let attn = LayerKind {
+        mixer: Some(MixerKind::Attention),
+        qk_norm: Some(arch != Arch::Smollm3),
+        output_gate: Some(arch == Arch::Qwen35),
+        ..LayerKind::default()
+    };
+    let mut kinds = BTreeMap::new();
+    let mut at = BTreeMap::new();
+    let pattern = match p.rest.filter(|_| p.rest_layers > 0) {
+        None => "attn",
+        Some(r) => {
+            let kind = match r {
+                Rest::Sliding { window } => LayerKind {
+                    window: Some(window),
+                    ..attn.clone()
+                },
+                Rest::ShortConv { kernel } => LayerKind {
+                    mixer: Some(MixerKind::ShortConv),
+                    kernel: Some(kernel),
+                    ..LayerKind::default()
+                },
+                Rest::LinearAttention {
+                    key_heads,
+                    value_heads,
+                    head_dim,
+                    conv_kernel,
+                } => LayerKind {
+                    mixer: Some(MixerKind::LinearAttention),
+                    key_heads: Some(key_heads),
+                    value_heads: Some(value_heads),
+                    key_head_dim: Some(head_dim),
+                    value_head_dim: Some(head_dim),
+                    conv_kernel: Some(conv_kernel),
+                    ..LayerKind::default()
+                },
+            };
+            kinds.insert("rest".to_string(), kind);
+            at.insert(
+                "attn".to_string(),
+                (0..p.layers.saturating_sub(p.rest_layers)).collect(),
+            );
+            "rest"
+        }
+    };
+    kinds.insert("attn".to_string(), attn);
+    s.stack = Some(Stack {
+        layout,
+        pattern: vec![pattern.to_string()],
+        at,
+        kinds,
+    });
+    s
+}
+
+/// Per-mixer costs of one phase and architecture, from mixed-stack probe times.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StackTable {
+    /// Everything but the layers, ms, per `(vocab, hidden)`.
+    pub base: BTreeMap<(u64, u64), f64>,
+    /// One layer of the mixer with the width's reference FFN, ms, per `(hidden, mixer)`.
+    pub mixer: BTreeMap<(u64, MixerKey), f64>,
+    /// What an FFN width adds to one layer over the width's reference FFN, ms, per
+    /// `(hidden, ffn width)` (0 for the reference).
+    pub ffn: BTreeMap<(u64, u64), f64>,
+    /// Per width: the largest `|fitted - measured| / measured` over its probes (0 where
+    /// the probes determine the unknowns exactly: no check of additivity).
+    pub misfit: BTreeMap<u64, f64>,
+}
+
+/// The least-squares solution of `rows` (coefficients, value) in `n` unknowns, or `None`
+/// when the rows leave some unknown undetermined.
+fn least_squares(rows: &[(Vec<f64>, f64)], n: usize) -> Option<Vec<f64>> {
+    // The normal equations, by Gauss-Jordan elimination with partial pivoting: the systems
+    // are small (a few dozen unknowns) with small integer coefficients.
+    let mut a = vec![vec![0.0; n + 1]; n];
+    for (x, y) in rows {
+        for i in 0..n {
+            for j in 0..n {
+                a[i][j] += x[i] * x[j];
+            }
+            a[i][n] += x[i] * y;
+        }
+    }
+    let scale = (0..n).map(|i| a[i][i]).fold(1.0_f64, f64::max);
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[p][c].abs() <= 1e-9 * scale {
+            return None;
+        }
+        a.swap(c, p);
+        for r in 0..n {
+            if r != c {
+                let f = a[r][c] / a[c][c];
+                if f != 0.0 {
+                    for k in c..=n {
+                        a[r][k] -= f * a[c][k];
+                    }
+                }
+            }
+        }
+    }
+    Some((0..n).map(|i| a[i][n] / a[i][i]).collect())
+}
+
+impl StackTable {
+    /// From the times (ms) of one phase's probes of one architecture: per width, the least
+    /// squares of the additive model (module docs) over its probes. A width whose probes
+    /// leave an unknown undetermined (an interrupted profile) yields nothing.
+    pub fn derive(timed: &[(Probe, f64)]) -> Self {
+        let mut t = StackTable::default();
+        let mut widths: BTreeMap<u64, Vec<(StackShape, f64)>> = BTreeMap::new();
+        for (p, ms) in timed {
+            if let Some(s) = StackShape::of_probe(p) {
+                widths.entry(s.hidden).or_default().push((s, *ms));
+            }
+        }
+        for (h, probes) in widths {
+            // The reference FFN: the one most probes have (then the narrowest).
+            let mut ffns: BTreeMap<u64, u64> = BTreeMap::new();
+            for (s, _) in &probes {
+                *ffns.entry(s.ffn).or_default() += 1;
+            }
+            let Some(f0) = ffns
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(f, _)| *f)
+            else {
+                continue;
+            };
+            let vocabs: BTreeSet<u64> = probes.iter().map(|(s, _)| s.vocab).collect();
+            let mixers: BTreeSet<MixerKey> = probes
+                .iter()
+                .flat_map(|(s, _)| s.mixers.keys().copied())
+                .collect();
+            let others: Vec<u64> = ffns.keys().copied().filter(|f| *f != f0).collect();
+            let n = vocabs.len() + mixers.len() + others.len();
+            let col_v = |v: u64| vocabs.iter().position(|x| *x == v);
+            let col_m = |m: &MixerKey| mixers.iter().position(|x| x == m).map(|i| i + vocabs.len());
+            let col_f = |f: u64| {
+                others
+                    .iter()
+                    .position(|x| *x == f)
+                    .map(|i| i + vocabs.len() + mixers.len())
+            };
+            let row = |s: &StackShape| {
+                let mut x = vec![0.0; n];
+                if let Some(c) = col_v(s.vocab) {
+                    x[c] = 1.0;
+                }
+                for (m, count) in &s.mixers {
+                    if let Some(c) = col_m(m) {
+                        x[c] += *count as f64;
+                    }
+                }
+                if let Some(c) = col_f(s.ffn) {
+                    x[c] = s.layers() as f64;
+                }
+                x
+            };
+            let rows: Vec<(Vec<f64>, f64)> = probes.iter().map(|(s, ms)| (row(s), *ms)).collect();
+            let Some(sol) = least_squares(&rows, n) else {
+                continue;
+            };
+            let misfit = if rows.len() > n {
+                rows.iter()
+                    .map(|(x, y)| {
+                        let fit: f64 = x.iter().zip(&sol).map(|(a, b)| a * b).sum();
+                        (fit - y).abs() / y
+                    })
+                    .fold(0.0, f64::max)
+            } else {
+                0.0
+            };
+            for (i, v) in vocabs.iter().enumerate() {
+                // A base below zero is noise larger than the base: nothing.
+                t.base.insert((*v, h), sol[i].max(0.0));
+            }
+            for (i, m) in mixers.iter().enumerate() {
+                t.mixer.insert((h, *m), sol[vocabs.len() + i]);
+            }
+            t.ffn.insert((h, f0), 0.0);
+            for (i, f) in others.iter().enumerate() {
+                t.ffn.insert((h, *f), sol[vocabs.len() + mixers.len() + i]);
+            }
+            t.misfit.insert(h, misfit);
+        }
+        t
+    }
+
+    /// One layer of `mixer` with an FFN of `ffn` at width `hidden`, ms (never below 0).
+    pub fn layer_ms(&self, hidden: u64, mixer: &MixerKey, ffn: u64) -> Option<f64> {
+        let m = self.mixer.get(&(hidden, *mixer))?;
+        let f = self.ffn.get(&(hidden, ffn))?;
+        Some((m + f).max(0.0))
+    }
+
+    pub fn base_ms(&self, vocab: u64, hidden: u64) -> Option<f64> {
+        self.base.get(&(vocab, hidden)).copied()
+    }
+
+    /// What `shape` needs that the table lacks, in words (empty when it prices it).
+    pub fn missing(&self, shape: &StackShape) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.base_ms(shape.vocab, shape.hidden).is_none() {
+            out.push(format!(
+                "`{}` base for vocabulary {} at width {}",
+                shape.arch.name(),
+                shape.vocab,
+                shape.hidden
+            ));
+        }
+        for m in shape.mixers.keys() {
+            if self.layer_ms(shape.hidden, m, shape.ffn).is_none() {
+                out.push(format!(
+                    "`{}` layer of {m} with FFN {} at width {}",
+                    shape.arch.name(),
+                    shape.ffn,
+                    shape.hidden
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The mixed-stack probes that let [`StackTable`] price every spec of `specs` (module
+/// docs); specs no architecture runs are left out.
+pub fn plan(specs: Vec<&ModelSpec>, depths: Depths) -> Vec<Probe> {
+    #[derive(Default)]
+    struct Width {
+        attn: BTreeMap<Attn, u64>,
+        rests: BTreeMap<MixerKey, u64>,
+        ffn: BTreeMap<u64, u64>,
+        vocab: BTreeMap<u64, u64>,
+        fewest: u64,
+        most: u64,
+    }
+    let weights = match depths {
+        Depths::Space { weights, .. } => weights,
+        Depths::Fixed(..) => WeightType::F32,
+    };
+    let mut widths: BTreeMap<(Arch, u64), Width> = BTreeMap::new();
+    for spec in specs {
+        let Ok(shape) = StackShape::of(spec, weights) else {
+            continue;
+        };
+        let w = widths.entry((shape.arch, shape.hidden)).or_default();
+        for m in shape.mixers.keys() {
+            match m {
+                MixerKey::Attention(a) => *w.attn.entry(*a).or_default() += 1,
+                other => {
+                    *w.rests.entry(*other).or_default() += 1;
+                    if let MixerKey::Sliding(a, _) = other {
+                        w.attn.entry(*a).or_default();
+                    }
+                }
+            }
+        }
+        *w.ffn.entry(shape.ffn).or_default() += 1;
+        *w.vocab.entry(shape.vocab).or_default() += 1;
+        let layers = shape.layers();
+        w.fewest = if w.most == 0 {
+            layers
+        } else {
+            w.fewest.min(layers)
+        };
+        w.most = w.most.max(layers);
+    }
+    fn commonest<K: Ord + Copy>(m: &BTreeMap<K, u64>) -> Option<K> {
+        m.iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(k, _)| *k)
+    }
+    let mut out = Vec::new();
+    for ((arch, h), w) in &widths {
+        let (Some(a0), Some(f0), Some(v0)) =
+            (commonest(&w.attn), commonest(&w.ffn), commonest(&w.vocab))
+        else {
+            continue;
+        };
+        let probe = |vocab, a: Attn, intermediate, layers, rest: Option<(Rest, u64)>| Probe {
+            vocab,
+            hidden: *h,
+            heads: a.heads,
+            kv_heads: a.kv_heads,
+            head_dim: a.head_dim,
+            intermediate,
+            layers,
+            arch: Some(*arch),
+            rest: rest.map(|r| r.0),
+            rest_layers: rest.map_or(0, |r| r.1),
+        };
+        let (lo, hi) = depths.of(&probe(v0, a0, f0, 1, None), w.fewest, w.most);
+        if matches!(arch, Arch::Qwen35 | Arch::Lfm2) {
+            // No `qwen35` or `lfm2` model is attention only (llama.cpp's `lfm2` aborts
+            // without a conv layer): the reference is one attention layer beside r0 at two
+            // depths, and two attention layers beside r0.
+            let Some(r0) = commonest(&w.rests).and_then(|m| m.rest()) else {
+                continue;
+            };
+            let r0 = r0.0;
+            let lo = lo.max(2);
+            let hi = hi.max(lo + 1).max(3);
+            out.push(probe(v0, a0, f0, lo, Some((r0, lo - 1))));
+            out.push(probe(v0, a0, f0, hi, Some((r0, hi - 1))));
+            out.push(probe(v0, a0, f0, hi, Some((r0, hi - 2))));
+            out.extend(
+                w.attn
+                    .keys()
+                    .filter(|a| **a != a0)
+                    .map(|a| probe(v0, *a, f0, hi, Some((r0, hi - 1)))),
+            );
+            out.extend(
+                w.rests
+                    .keys()
+                    .filter_map(|m| m.rest())
+                    .filter(|(r, _)| *r != r0)
+                    .map(|(r, _)| probe(v0, a0, f0, hi, Some((r, hi - 1)))),
+            );
+            out.extend(
+                w.ffn
+                    .keys()
+                    .filter(|f| **f != f0)
+                    .map(|f| probe(v0, a0, *f, hi, Some((r0, hi - 1)))),
+            );
+            out.extend(
+                w.vocab
+                    .keys()
+                    .filter(|v| **v != v0)
+                    .map(|v| probe(*v, a0, f0, lo, Some((r0, lo - 1)))),
+            );
+            continue;
+        }
+        out.push(probe(v0, a0, f0, lo, None));
+        out.push(probe(v0, a0, f0, hi, None));
+        out.extend(
+            w.attn
+                .keys()
+                .filter(|a| **a != a0)
+                .map(|a| probe(v0, *a, f0, hi, None)),
+        );
+        out.extend(
+            w.ffn
+                .keys()
+                .filter(|f| **f != f0)
+                .map(|f| probe(v0, a0, *f, hi, None)),
+        );
+        out.extend(
+            w.vocab
+                .keys()
+                .filter(|v| **v != v0)
+                .map(|v| probe(*v, a0, f0, lo, None)),
+        );
+        out.extend(w.rests.keys().filter_map(|m| m.rest()).map(|(r, a)| {
+            probe(v0, a.unwrap_or(a0), f0, hi, Some((r, hi - 1)))
+        }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tailor_spec::layers::LayerKind;
+
+    /// A made-up engine where everything adds: a base per (vocab, hidden), a cost per
+    /// mixer and per FFN width.
+    fn synthetic(s: &StackShape) -> f64 {
+        let base = 0.5 + s.vocab as f64 * s.hidden as f64 * 1e-7;
+        let mixer = |m: &MixerKey| match m {
+            MixerKey::Attention(a) => 0.01 * a.heads as f64 + 0.03 * a.kv_heads as f64 + 0.1,
+            MixerKey::Sliding(a, w) => 0.01 * a.heads as f64 + 1e-4 * *w as f64 + 0.05,
+            MixerKey::ShortConv { kernel } => 0.02 + 0.001 * *kernel as f64,
+            MixerKey::LinearAttention { value_heads, .. } => 0.04 + 0.002 * *value_heads as f64,
+        };
+        let ffn = 2e-4 * s.ffn as f64;
+        base + s
+            .mixers
+            .iter()
+            .map(|(m, n)| *n as f64 * (mixer(m) + ffn + s.hidden as f64 * 1e-5))
+            .sum::<f64>()
+    }
+
+    fn stacked(arch: &str, hidden: u64, layers: u64, heads: u64, kv: u64, ffn: u64) -> ModelSpec {
+        let mut s = ModelSpec::llama(4096, hidden, layers, heads, kv, ffn);
+        s.tie_embeddings = true;
+        let attn = LayerKind {
+            mixer: Some(MixerKind::Attention),
+            qk_norm: Some(true),
+            output_gate: Some(arch == "qwen35"),
+            ..LayerKind::default()
+        };
+        let (layout, local) = match arch {
+            "lfm2" => (
+                Layout::Lfm2,
+                LayerKind {
+                    mixer: Some(MixerKind::ShortConv),
+                    kernel: Some(3),
+                    ..LayerKind::default()
+                },
+            ),
+            "gemma3" => (
+                Layout::Gemma3,
+                LayerKind {
+                    window: Some(512),
+                    ..attn.clone()
+                },
+            ),
+            _ => (
+                Layout::Llama,
+                LayerKind {
+                    mixer: Some(MixerKind::LinearAttention),
+                    key_heads: Some(2),
+                    value_heads: Some(4),
+                    key_head_dim: Some(64),
+                    value_head_dim: Some(64),
+                    conv_kernel: Some(4),
+                    ..LayerKind::default()
+                },
+            ),
+        };
+        if arch == "gemma3" {
+            s.activation = Activation::GeluTanh;
+        }
+        s.stack = Some(Stack {
+            layout,
+            pattern: vec!["local".into(), "local".into(), "global".into()],
+            at: BTreeMap::new(),
+            kinds: [("local".into(), local), ("global".into(), attn)]
+                .into_iter()
+                .collect(),
+        });
+        s.stack.as_ref().unwrap().validate(&s).unwrap();
+        s
+    }
+
+    fn space(arch: &str) -> Vec<ModelSpec> {
+        let mut specs = Vec::new();
+        for h in [256, 512] {
+            for kv in [2, 4] {
+                for f in [2 * h, 3 * h] {
+                    for l in [6, 9, 12] {
+                        specs.push(stacked(arch, h, l, h / 64, kv, f));
+                    }
+                }
+            }
+        }
+        specs
+    }
+
+    #[test]
+    fn differencing_recovers_known_mixer_costs_in_every_architecture() {
+        for arch in ["lfm2", "gemma3", "qwen35"] {
+            let specs = space(arch);
+            let probes = plan(specs.iter().collect(), Depths::Fixed(2, 6));
+            // Per width: a reference at two depths (three probes for qwen35), one other
+            // attention, one other FFN and one other mixer (none left for qwen35, whose
+            // reference holds its only linear shape).
+            let per_width = match arch {
+                "gemma3" => 6, // a sliding window per attention shape
+                _ => 5,
+            };
+            assert_eq!(probes.len(), 2 * per_width, "{arch}: {probes:#?}");
+            for p in &probes {
+                // Every probe is a file the architecture's writer accepts.
+                crate::arch::header(&p.spec(), WeightType::F32, "probe").unwrap();
+                assert_eq!(StackShape::of_probe(p).unwrap().layers(), p.layers);
+                assert_eq!(
+                    StackShape::of(&p.spec(), WeightType::F32).unwrap(),
+                    StackShape::of_probe(p).unwrap(),
+                    "{arch}: {p}"
+                );
+            }
+            let timed: Vec<(Probe, f64)> = probes
+                .iter()
+                .map(|p| (*p, synthetic(&StackShape::of_probe(p).unwrap())))
+                .collect();
+            let table = StackTable::derive(&timed);
+            for s in &specs {
+                let shape = StackShape::of(s, WeightType::F32).unwrap();
+                assert!(table.missing(&shape).is_empty(), "{arch}");
+                let whole = table.base_ms(shape.vocab, shape.hidden).unwrap()
+                    + shape
+                        .mixers
+                        .iter()
+                        .map(|(m, n)| *n as f64 * table.layer_ms(shape.hidden, m, shape.ffn).unwrap())
+                        .sum::<f64>();
+                let truth = synthetic(&shape);
+                assert!((whole - truth).abs() < 1e-9, "{arch}: {whole} vs {truth}");
+            }
+            assert!(table.misfit.values().all(|m| *m == 0.0));
+        }
+    }
+
+    #[test]
+    fn extra_probes_measure_how_far_the_engine_is_from_additive() {
+        let specs = space("lfm2");
+        let mut probes = plan(specs.iter().collect(), Depths::Fixed(2, 6));
+        // The reference mix at its deeper depth (1 attention + 5 conv), with 3 of each.
+        let extra = Probe {
+            rest_layers: 3,
+            ..*probes.iter().find(|p| p.rest_layers == 5).unwrap()
+        };
+        probes.push(extra);
+        let time = |p: &Probe| synthetic(&StackShape::of_probe(p).unwrap());
+        let mut timed: Vec<(Probe, f64)> = probes.iter().map(|p| (*p, time(p))).collect();
+        let exact = StackTable::derive(&timed);
+        assert!(exact.misfit[&extra.hidden] < 1e-9);
+        // The extra probe 10% slower than additive: the fit no longer matches every probe.
+        timed.last_mut().unwrap().1 *= 1.1;
+        let off = StackTable::derive(&timed);
+        assert!(off.misfit[&extra.hidden] > 0.01, "{:?}", off.misfit);
+        // Without the reference's shallow depth, the mixes left (1+5, 2+4, 3+3 layers) do
+        // not tell the base from the layers: the width is not determined at all.
+        let lo = probes[0];
+        let partial: Vec<(Probe, f64)> = timed.iter().filter(|(p, _)| *p != lo).cloned().collect();
+        let t = StackTable::derive(&partial);
+        assert!(!t.misfit.contains_key(&lo.hidden));
+    }
+
+    #[test]
+    fn mixed_probes_round_trip_in_the_profile_and_are_checked() {
+        let mut p = super::super::tests::profile();
+        let specs = space("gemma3");
+        for probe in plan(specs.iter().collect(), Depths::Fixed(2, 4)) {
+            let mut e = p.probes[0].clone();
+            e.model = probe;
+            p.probes.push(e);
+        }
+        let text = p.to_toml().unwrap();
+        assert!(text.contains("arch = \"gemma3\"") && text.contains("mixer = \"sliding\""));
+        let back = LlamaProfile::parse(Path::new("p.toml"), &text).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.archs().into_iter().collect::<Vec<_>>(), [Arch::Gemma3]);
+        let bad = text.replacen("rest_layers = 3", "rest_layers = 4", 1);
+        let e = LlamaProfile::parse(Path::new("p.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("leave at least one attention layer"), "{e}");
+    }
+}
