@@ -474,7 +474,7 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
         "non-embedding parameters (LTS: rank-correlates with perplexity)".into(),
         si(p.non_embedding as f64, ""),
     ]];
-    if let Some(loss) = c.metrics.and_then(|m| m.chinchilla_loss) {
+    if let Some(loss) = c.metrics.as_ref().and_then(|m| m.chinchilla_loss) {
         rows.push(vec![
             "Chinchilla loss L(N, D) at the space's token budget".into(),
             format!("{loss:.4}"),

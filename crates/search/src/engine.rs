@@ -378,7 +378,9 @@ fn price_staged(
     let edit = space
         .edit
         .and_then(|e| cost.edit(&spec, &space.workload, &e));
-    let metrics = statics.priced(&estimate, edit.as_ref());
+    let metrics = statics
+        .priced(&estimate, edit.as_ref())
+        .with_at(space, &spec, cost);
     let edit = edit.map(Box::new);
     Candidate {
         id,

@@ -13,7 +13,7 @@ pub use engine::{
     anchor_sample, constrained_dominates, evaluate, pick_order, price, profile_shapes, search,
     spread_sample, static_candidates,
 };
-pub use metrics::{BadBound, Bound, Metric, Metrics, chinchilla_loss};
+pub use metrics::{AtValue, BadBound, Bound, METRIC_NAMES, Metric, Metrics, chinchilla_loss};
 pub use space::{SPACE_FORMAT_VERSION, SearchSpace};
 
 #[cfg(test)]

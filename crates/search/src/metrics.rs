@@ -2,12 +2,14 @@
 
 use crate::space::{ChinchillaParams, Constraints, SearchSpace};
 use serde::{Deserialize, Serialize};
-use tailor_cost::{CostModel, EditEstimate, EditMethod, Estimate};
+use tailor_cost::{CostModel, EditEstimate, EditMethod, Estimate, Workload};
 use tailor_spec::ModelSpec;
 
-/// A quantity objectives, constraints and the pick refer to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A quantity objectives, constraints and the pick refer to. Written by name
+/// (`decode_ms`); the `*At` ones with the tokens after `@` (`decode_ms@4096`: a decode step
+/// at a context of 4096 tokens), each at a point the space's `[workload]` lists
+/// (`prefill_at`, `decode_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Metric {
     Params,
     NonEmbeddingParams,
@@ -23,11 +25,94 @@ pub enum Metric {
     EditZoMemory,
     /// Peak memory of a bp edit.
     EditBpMemory,
+    /// Prefill of a prompt of this many tokens.
+    PrefillMsAt(u64),
+    /// One decode step with this many tokens in the context.
+    DecodeMsAt(u64),
+    /// Peak memory of a run to this context.
+    PeakMemoryAt(u64),
+}
+
+/// The names of the metrics (`@N` ones by their prefix).
+pub const METRIC_NAMES: [&str; 13] = [
+    "params",
+    "non_embedding_params",
+    "prefill_ms",
+    "decode_ms",
+    "peak_memory",
+    "chinchilla_loss",
+    "edit_zo_ms",
+    "edit_bp_ms",
+    "edit_zo_memory",
+    "edit_bp_memory",
+    "prefill_ms@TOKENS",
+    "decode_ms@CONTEXT",
+    "peak_memory@CONTEXT",
+];
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let unknown = || {
+            format!(
+                "unknown metric `{s}`; expected one of {}",
+                METRIC_NAMES.join(", ")
+            )
+        };
+        if let Some((name, at)) = s.split_once('@') {
+            let n: u64 = at.parse().map_err(|_| {
+                format!("`{s}`: `{at}` after `@` is not a token count (e.g. `{name}@4096`)")
+            })?;
+            if n == 0 || n > 1 << 20 {
+                return Err(format!("`{s}`: {n} tokens is outside 1-1048576"));
+            }
+            return match name {
+                "prefill_ms" => Ok(Metric::PrefillMsAt(n)),
+                "decode_ms" => Ok(Metric::DecodeMsAt(n)),
+                "peak_memory" => Ok(Metric::PeakMemoryAt(n)),
+                _ => Err(unknown()),
+            };
+        }
+        Ok(match s {
+            "params" => Metric::Params,
+            "non_embedding_params" => Metric::NonEmbeddingParams,
+            "prefill_ms" => Metric::PrefillMs,
+            "decode_ms" => Metric::DecodeMs,
+            "peak_memory" => Metric::PeakMemory,
+            "chinchilla_loss" => Metric::ChinchillaLoss,
+            "edit_zo_ms" => Metric::EditZoMs,
+            "edit_bp_ms" => Metric::EditBpMs,
+            "edit_zo_memory" => Metric::EditZoMemory,
+            "edit_bp_memory" => Metric::EditBpMemory,
+            _ => return Err(unknown()),
+        })
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for Metric {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Metric {
-    pub fn name(self) -> &'static str {
-        match self {
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        let at = |name: &str, n: u64| format!("{name}@{n}").into();
+        std::borrow::Cow::Borrowed(match self {
             Metric::Params => "params",
             Metric::NonEmbeddingParams => "non_embedding_params",
             Metric::PrefillMs => "prefill_ms",
@@ -38,6 +123,31 @@ impl Metric {
             Metric::EditBpMs => "edit_bp_ms",
             Metric::EditZoMemory => "edit_zo_memory",
             Metric::EditBpMemory => "edit_bp_memory",
+            Metric::PrefillMsAt(n) => return at("prefill_ms", n),
+            Metric::DecodeMsAt(n) => return at("decode_ms", n),
+            Metric::PeakMemoryAt(n) => return at("peak_memory", n),
+        })
+    }
+
+    /// The workload a `*At` metric is priced under: `w` with that prompt or context.
+    pub fn workload(self, w: &Workload) -> Option<Workload> {
+        match self {
+            Metric::PrefillMsAt(n) => Some(Workload {
+                prompt_tokens: n,
+                ..*w
+            }),
+            Metric::DecodeMsAt(n) | Metric::PeakMemoryAt(n) => Some(Workload { context: n, ..*w }),
+            _ => None,
+        }
+    }
+
+    /// The value a `*At` metric takes from the estimate of its workload.
+    fn of_estimate(self, e: &Estimate) -> f64 {
+        match self {
+            Metric::PrefillMsAt(_) => e.prefill_ms,
+            Metric::DecodeMsAt(_) => e.decode_ms_per_token,
+            Metric::PeakMemoryAt(_) => e.peak_memory_bytes as f64,
+            _ => f64::NAN,
         }
     }
 
@@ -107,7 +217,7 @@ pub fn chinchilla_loss(params: f64, tokens: f64) -> f64 {
 
 /// Everything known of one candidate. The priced metrics (latency, memory) are `None`
 /// when a static constraint already excluded the candidate, so it was never priced.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub params: u64,
     pub non_embedding_params: u64,
@@ -128,6 +238,18 @@ pub struct Metrics {
     pub edit_zo_memory_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit_bp_memory_bytes: Option<u64>,
+    /// The space's metrics at other prompts and contexts (`[workload]` `prefill_at`,
+    /// `decode_at`), in [`SearchSpace::at_metrics`] order; empty when it lists none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at: Vec<AtValue>,
+}
+
+/// A metric at another prompt or context, and its value (ms, or bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtValue {
+    pub metric: Metric,
+    pub value: f64,
 }
 
 impl Metrics {
@@ -151,6 +273,7 @@ impl Metrics {
             edit_bp_ms: None,
             edit_zo_memory_bytes: None,
             edit_bp_memory_bytes: None,
+            at: Vec::new(),
         }
     }
 
@@ -178,7 +301,32 @@ impl Metrics {
         let edit = space
             .edit
             .and_then(|e| cost.edit(spec, &space.workload, &e));
-        (Self::statics(space, spec).priced(&est, edit.as_ref()), est)
+        let m = Self::statics(space, spec)
+            .priced(&est, edit.as_ref())
+            .with_at(space, spec, cost);
+        (m, est)
+    }
+
+    /// Adds the space's metrics at other prompts and contexts
+    /// ([`SearchSpace::at_metrics`]), each priced by `cost` under its own workload (a
+    /// decode point's memory comes with its time, from one estimate).
+    pub fn with_at(mut self, space: &SearchSpace, spec: &ModelSpec, cost: &dyn CostModel) -> Self {
+        let mut last: Option<(Workload, Estimate)> = None;
+        for metric in space.at_metrics() {
+            let Some(w) = metric.workload(&space.workload) else {
+                continue;
+            };
+            let e = match &last {
+                Some((lw, le)) if *lw == w => *le,
+                _ => cost.estimate(spec, &w),
+            };
+            self.at.push(AtValue {
+                metric,
+                value: metric.of_estimate(&e),
+            });
+            last = Some((w, e));
+        }
+        self
     }
 
     pub fn get(&self, m: Metric) -> f64 {
@@ -193,6 +341,11 @@ impl Metrics {
             Metric::EditBpMs => self.edit_bp_ms.unwrap_or(f64::NAN),
             Metric::EditZoMemory => self.edit_zo_memory_bytes.map_or(f64::NAN, |b| b as f64),
             Metric::EditBpMemory => self.edit_bp_memory_bytes.map_or(f64::NAN, |b| b as f64),
+            Metric::PrefillMsAt(_) | Metric::DecodeMsAt(_) | Metric::PeakMemoryAt(_) => self
+                .at
+                .iter()
+                .find(|a| a.metric == m)
+                .map_or(f64::NAN, |a| a.value),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Files of a search run: `candidates.csv`, `front.json`, `summary.json`.
 
 use crate::engine::{Candidate, SearchOutcome, Strategy};
-use crate::metrics::{CONSTRAINT_NAMES, Metric, Metrics};
+use crate::metrics::{AtValue, CONSTRAINT_NAMES, Metric, Metrics};
 use crate::space::SearchSpace;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -71,12 +71,36 @@ pub fn csv_header(edit: bool, stack: bool) -> Vec<&'static str> {
     h
 }
 
+/// The column of a metric at another prompt or context (the last columns of a space with
+/// `[workload]` `prefill_at` or `decode_at`): its name (`decode_ms@4096`), memory in bytes
+/// (`peak_memory_bytes@16384`).
+pub fn at_column(m: Metric) -> String {
+    match m {
+        Metric::PeakMemoryAt(n) => format!("peak_memory_bytes@{n}"),
+        other => other.name().into_owned(),
+    }
+}
+
+/// The metric of an [`at_column`] name.
+fn metric_of_column(name: &str) -> Option<Metric> {
+    let name = name.replacen("peak_memory_bytes@", "peak_memory@", 1);
+    name.parse::<Metric>()
+        .ok()
+        .filter(|m| {
+            matches!(
+                m,
+                Metric::PrefillMsAt(_) | Metric::DecodeMsAt(_) | Metric::PeakMemoryAt(_)
+            )
+        })
+}
+
 /// Streams candidates into `candidates.csv`: written beside the target under a temporary
 /// name and moved into place by [`CsvSink::finish`], so a reader never sees half a file.
 pub struct CsvSink {
     writer: csv::Writer<BufWriter<File>>,
     edit: bool,
     stack: bool,
+    at: Vec<Metric>,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -89,8 +113,14 @@ impl std::fmt::Debug for CsvSink {
 
 impl CsvSink {
     /// `edit`: the space prices edits (its rows carry [`EDIT_COLUMNS`]); `stack`: it has
-    /// `[model.stack]` (its rows carry [`STACK_COLUMN`]).
-    pub fn create(path: &Path, edit: bool, stack: bool) -> Result<Self, FileError> {
+    /// `[model.stack]` (its rows carry [`STACK_COLUMN`]); `at`: its metrics at other
+    /// prompts and contexts ([`SearchSpace::at_metrics`], one [`at_column`] each, last).
+    pub fn create(
+        path: &Path,
+        edit: bool,
+        stack: bool,
+        at: &[Metric],
+    ) -> Result<Self, FileError> {
         let err = |cause| FileError::Write {
             path: path.to_path_buf(),
             cause,
@@ -101,13 +131,17 @@ impl CsvSink {
         let tmp = path.with_extension("csv.partial");
         let file = File::create(&tmp).map_err(err)?;
         let mut writer = csv::Writer::from_writer(BufWriter::new(file));
-        writer
-            .write_record(csv_header(edit, stack))
-            .map_err(|e| err(e.into()))?;
+        let mut header: Vec<String> = csv_header(edit, stack)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        header.extend(at.iter().map(|m| at_column(*m)));
+        writer.write_record(header).map_err(|e| err(e.into()))?;
         Ok(Self {
             writer,
             edit,
             stack,
+            at: at.to_vec(),
             tmp,
             path: path.to_path_buf(),
         })
@@ -115,7 +149,7 @@ impl CsvSink {
 
     pub fn write(&mut self, c: &Candidate) -> std::io::Result<()> {
         self.writer
-            .write_record(CandidateRow::of(c).record(self.edit, self.stack))
+            .write_record(CandidateRow::of(c).record(self.edit, self.stack, &self.at))
             .map_err(std::io::Error::from)
     }
 
@@ -178,6 +212,9 @@ pub struct CandidateRow {
     /// The stack picture ([`STACK_COLUMN`]), in a space with `[model.stack]`.
     #[serde(default)]
     pub stack: Option<String>,
+    /// The metrics at other prompts and contexts ([`at_column`]s), where priced.
+    #[serde(skip)]
+    pub at: Vec<AtValue>,
 }
 
 impl CandidateRow {
@@ -217,12 +254,13 @@ impl CandidateRow {
             edit_zo_memory_bytes: m.edit_zo_memory_bytes,
             edit_bp_memory_bytes: m.edit_bp_memory_bytes,
             stack: Some(s.pattern_picture()),
+            at: m.at.clone(),
         }
     }
 
     /// The cells in [`csv_header`]'s order (with the edit columns when `edit`, the stack's
-    /// when `stack`), numbers at the file's fixed decimals.
-    pub fn record(&self, edit: bool, stack: bool) -> Vec<String> {
+    /// when `stack`, then one per metric of `at`), numbers at the file's fixed decimals.
+    pub fn record(&self, edit: bool, stack: bool, at: &[Metric]) -> Vec<String> {
         let opt =
             |v: Option<f64>, digits: usize| v.map(|x| format!("{x:.digits$}")).unwrap_or_default();
         let bytes = |v: Option<u64>| v.map(|b| b.to_string()).unwrap_or_default();
@@ -267,15 +305,98 @@ impl CandidateRow {
         if stack {
             cells.push(self.stack.clone().unwrap_or_default());
         }
+        for m in at {
+            let v = self.at.iter().find(|a| a.metric == *m).map(|a| a.value);
+            cells.push(match m {
+                Metric::PeakMemoryAt(_) => v.map(|b| format!("{b:.0}")).unwrap_or_default(),
+                _ => opt(v, 6),
+            });
+        }
         cells
     }
 }
 
 /// Reads a `candidates.csv` back, row by row; an error names the file, the line and the
 /// column's key.
+///
+/// Trailing [`at_column`]s (a space's metrics at other prompts and contexts) are read into
+/// each row's `at`.
 pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
-    read_csv_rows(
+    let text = files::read_to_string(path)?;
+    let invalid = |line: u64, key: &str, message: String| FileError::Invalid {
+        path: path.to_path_buf(),
+        line: Some(line as usize),
+        key: key.to_string(),
+        message,
+    };
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| invalid(1, "header", e.to_string()))?
+        .clone();
+    let split = header
+        .iter()
+        .position(|h| h.contains('@'))
+        .unwrap_or(header.len());
+    let at: Vec<Metric> = header
+        .iter()
+        .skip(split)
+        .map(|h| {
+            metric_of_column(h).ok_or_else(|| {
+                invalid(
+                    1,
+                    h,
+                    "is not a metric at a prompt or context (e.g. `decode_ms@4096`)".into(),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if at.is_empty() {
+        return read_known(path, &text);
+    }
+    // The known columns through the usual reader (line numbers kept), then the others.
+    let mut known = csv::Writer::from_writer(Vec::new());
+    let mut values = Vec::new();
+    let write_err = |e: csv::Error| invalid(1, "row", e.to_string());
+    known
+        .write_record(header.iter().take(split))
+        .map_err(write_err)?;
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            invalid(
+                e.position().map_or(0, |p| p.line()),
+                "row",
+                e.to_string(),
+            )
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        known
+            .write_record(record.iter().take(split))
+            .map_err(write_err)?;
+        let mut row = Vec::new();
+        for (m, cell) in at.iter().zip(record.iter().skip(split)) {
+            if cell.is_empty() {
+                continue;
+            }
+            let value = cell.parse::<f64>().map_err(|_| {
+                invalid(line, &at_column(*m), format!("`{cell}` is not a number"))
+            })?;
+            row.push(AtValue { metric: *m, value });
+        }
+        values.push(row);
+    }
+    let bytes = known.into_inner().map_err(|e| invalid(1, "row", e.to_string()))?;
+    let mut rows = read_known(path, &String::from_utf8_lossy(&bytes))?;
+    for (row, at) in rows.iter_mut().zip(values) {
+        row.at = at;
+    }
+    Ok(rows)
+}
+
+fn read_known(path: &Path, text: &str) -> Result<Vec<CandidateRow>, FileError> {
+    read_csv_text(
         path,
+        text,
         &[
             &csv_header(false, false),
             &csv_header(true, false),
@@ -292,7 +413,15 @@ pub fn read_csv_rows<T: serde::de::DeserializeOwned>(
     path: &Path,
     headers: &[&[&str]],
 ) -> Result<Vec<T>, FileError> {
-    let text = files::read_to_string(path)?;
+    read_csv_text(path, &files::read_to_string(path)?, headers)
+}
+
+/// [`read_csv_rows`] of text already read from `path`.
+fn read_csv_text<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    headers: &[&[&str]],
+) -> Result<Vec<T>, FileError> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let invalid = |line: Option<u64>, key: &str, message: String| FileError::Invalid {
         path: path.to_path_buf(),
@@ -491,7 +620,7 @@ impl FrontFile {
                     id: c.id,
                     picked: out.pick == Some(i),
                     spec: c.spec.clone(),
-                    metrics: c.metrics,
+                    metrics: c.metrics.clone(),
                     estimate: c.estimate,
                     edit: c.edit.as_deref().copied(),
                     objectives: objectives_of(space, c),
@@ -596,7 +725,7 @@ impl SearchSummary {
                 PickRow {
                     id: c.id,
                     spec: c.spec.clone(),
-                    metrics: c.metrics,
+                    metrics: c.metrics.clone(),
                     objectives: objectives_of(space, c),
                 }
             }),

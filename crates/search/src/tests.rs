@@ -208,7 +208,7 @@ fn files_of(s: &SearchSpace, strategy: Strategy, seed: u64) -> (String, String, 
         std::process::id(),
         strategy.name()
     ));
-    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false, false).unwrap();
+    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false, false, &[]).unwrap();
     let opts = SearchOptions {
         strategy,
         budget: Some(150),
@@ -228,7 +228,7 @@ fn files_of(s: &SearchSpace, strategy: Strategy, seed: u64) -> (String, String, 
     let mut again = csv::Writer::from_writer(Vec::new());
     again.write_record(CSV_HEADER).unwrap();
     for r in &rows {
-        again.write_record(r.record(false, false)).unwrap();
+        again.write_record(r.record(false, false, &[])).unwrap();
     }
     assert_eq!(
         String::from_utf8(again.into_inner().unwrap()).unwrap(),
@@ -353,7 +353,10 @@ fn bad_spaces_give_clear_errors() {
             "minimize = [\"latency\"]",
         )
     });
-    assert!(e.contains("unknown variant `latency`"), "{e}");
+    assert!(
+        e.contains("unknown metric `latency`") && e.contains("decode_ms@CONTEXT"),
+        "{e}"
+    );
     let e = err(|s| {
         s.replace(
             "minimize = [\"decode_ms\", \"prefill_ms\"]",
@@ -636,7 +639,7 @@ fn stack_space_mistakes_and_refusals_are_named() {
         r#"local = ["attention", "short_conv"]"#,
         r#"local = ["attention", "mamba"]"#,
     ));
-    assert!(e.starts_with("h.toml:34:"), "{e}");
+    assert!(e.starts_with("h.toml:37:"), "{e}");
     assert!(
         e.contains("unknown variant `mamba`") && e.contains("short_conv"),
         "names the bad value and lists the choices: {e}"
@@ -654,7 +657,7 @@ fn stack_space_mistakes_and_refusals_are_named() {
 fn a_stack_space_writes_and_reads_its_stack_column() {
     let s = space("sliding-270m.toml");
     let dir = std::env::temp_dir().join(format!("tailor-stack-csv-{}", std::process::id()));
-    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false, true).unwrap();
+    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false, true, &[]).unwrap();
     let opts = SearchOptions {
         strategy: Strategy::Random,
         budget: Some(200),
@@ -671,5 +674,128 @@ fn a_stack_space_writes_and_reads_its_stack_column() {
             .is_some_and(|p| p.len() as u64 == r.num_layers)
     }));
     assert!(rows.iter().any(|r| r.stack.as_ref().unwrap().contains('S')));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// hybrid-350m with more points: prefill at 4096, decode at 512 and 16384, objectives
+/// there (its reference dropped: the copy lives in a scratch folder).
+fn hybrid_at(dir: &Path, objectives: &str) -> Result<SearchSpace, String> {
+    hybrid_points(dir, objectives, "[512, 16384]")
+}
+
+fn hybrid_points(dir: &Path, objectives: &str, decode_at: &str) -> Result<SearchSpace, String> {
+    let text = std::fs::read_to_string(root().join("search-spaces/hybrid-350m.toml")).unwrap();
+    let text = text
+        .replace("references = [\"../specs/lfm2-350m.config.json\"]", "")
+        .replace(
+            "decode_at = [512]",
+            &format!("prefill_at = [4096]\ndecode_at = {decode_at}"),
+        )
+        .replace(r#"minimize = ["decode_ms", "prefill_ms"]"#, objectives);
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("space.toml");
+    std::fs::write(&path, text).unwrap();
+    SearchSpace::load(&path).map_err(|e| e.to_string())
+}
+
+#[test]
+fn metrics_at_other_contexts_are_priced_written_and_read_back() {
+    use crate::metrics::Metric;
+    use tailor_cost::{CostModel, Workload};
+    let committed = space("hybrid-350m.toml");
+    assert_eq!(committed.contexts(), [4096, 512]);
+    assert_eq!(committed.prompts(), [512]);
+    assert_eq!(
+        committed.at_metrics(),
+        [Metric::DecodeMsAt(512), Metric::PeakMemoryAt(512)]
+    );
+    let dir = std::env::temp_dir().join(format!("tailor-at-{}", std::process::id()));
+    let s = hybrid_at(
+        &dir,
+        r#"minimize = ["decode_ms@16384", "prefill_ms@4096"]"#,
+    )
+    .unwrap();
+    assert_eq!(s.contexts(), [4096, 512, 16384]);
+    assert_eq!(s.prompts(), [512, 4096]);
+    let at = s.at_metrics();
+    assert_eq!(at.len(), 5);
+    let cost = phone(&s);
+    let mut csv = CsvSink::create(&dir.join("candidates.csv"), false, true, &at).unwrap();
+    let mut all = Vec::new();
+    let opts = SearchOptions {
+        strategy: Strategy::Random,
+        budget: Some(120),
+        seed: 5,
+        population: None,
+    };
+    let out = search(&s, &cost, &opts, &NoProgress, &mut |c| {
+        all.push(c.clone());
+        csv.write(c)
+    })
+    .unwrap();
+    let path = csv.finish().unwrap();
+    assert!(out.priced > 20);
+    for c in all.iter().filter(|c| c.is_priced()) {
+        // Each point is the cost model's own estimate under that workload.
+        let w = |prompt_tokens, context| Workload {
+            prompt_tokens,
+            context,
+            ..s.workload
+        };
+        let long = cost.estimate(&c.spec, &w(512, 16384));
+        assert_eq!(c.metrics.get(Metric::DecodeMsAt(16384)), long.decode_ms_per_token);
+        assert_eq!(
+            c.metrics.get(Metric::PeakMemoryAt(16384)),
+            long.peak_memory_bytes as f64
+        );
+        let prefill = cost.estimate(&c.spec, &w(4096, 4096)).prefill_ms;
+        assert_eq!(c.metrics.get(Metric::PrefillMsAt(4096)), prefill);
+        // The objectives are the metrics at those points.
+        assert_eq!(c.objectives[..2], [long.decode_ms_per_token, prefill]);
+        // A KV cache only grows with the context; a conv's state does not.
+        assert!(c.metrics.get(Metric::PeakMemoryAt(16384)) >= c.metrics.get(Metric::PeakMemoryAt(512)));
+        assert!(c.metrics.get(Metric::DecodeMsAt(16384)) >= c.metrics.get(Metric::DecodeMsAt(512)));
+    }
+    // candidates.csv carries one column per point, read back into the rows.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.lines().next().unwrap().ends_with(
+        ",stack,prefill_ms@4096,decode_ms@512,peak_memory_bytes@512,decode_ms@16384,peak_memory_bytes@16384"
+    ));
+    let rows = read_candidates(&path).unwrap();
+    assert_eq!(rows.len(), all.len());
+    for (r, c) in rows.iter().zip(&all) {
+        assert_eq!(r.at.len(), c.metrics.at.len());
+        for (a, b) in r.at.iter().zip(&c.metrics.at) {
+            assert_eq!(a.metric, b.metric);
+            assert!((a.value - b.value).abs() <= 1e-6 * b.value.abs().max(1.0));
+        }
+    }
+    let mut again = csv::Writer::from_writer(Vec::new());
+    for r in &rows {
+        again.write_record(r.record(false, true, &at)).unwrap();
+    }
+    let again = String::from_utf8(again.into_inner().unwrap()).unwrap();
+    assert_eq!(text.split_once('\n').unwrap().1, again);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_metric_at_a_point_the_workload_does_not_list_is_refused_with_the_fix() {
+    let dir = std::env::temp_dir().join(format!("tailor-at-bad-{}", std::process::id()));
+    let e = hybrid_at(&dir, r#"minimize = ["decode_ms@8192"]"#).unwrap_err();
+    assert!(
+        e.contains("`objectives.minimize`")
+            && e.contains("`decode_ms@8192` is priced at 8192 tokens")
+            && e.contains("`decode_at = [512, 16384, 8192]`"),
+        "{e}"
+    );
+    let e = hybrid_at(&dir, r#"minimize = ["decode_ms@many"]"#).unwrap_err();
+    assert!(e.contains("`many` after `@` is not a token count"), "{e}");
+    let e = hybrid_at(&dir, r#"minimize = ["latency@512"]"#).unwrap_err();
+    assert!(e.contains("unknown metric `latency@512`") && e.contains("decode_ms@CONTEXT"), "{e}");
+    let e = hybrid_points(&dir, r#"minimize = ["decode_ms"]"#, "[512, 0]").unwrap_err();
+    assert!(e.contains("`workload.decode_at`") && e.contains("0 must be between"), "{e}");
+    let e = hybrid_points(&dir, r#"minimize = ["decode_ms"]"#, "[512, 512]").unwrap_err();
+    assert!(e.contains("`workload.decode_at`") && e.contains("lists 512 twice"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -274,7 +274,7 @@ pub enum WorkflowError {
     EditNotPriced {
         space: PathBuf,
         cost: String,
-        metric: &'static str,
+        metric: String,
     },
     /// A space with mixed stacks priced by a burn profile (which times the dense stack).
     #[error(

@@ -290,7 +290,7 @@ fn from_front(path: &Path, front: FrontFile, row: Option<u64>) -> Result<Source>
     Ok(Source {
         name: format!("{}-{}", front.space, target.id),
         spec: target.spec.clone(),
-        metrics: Some(target.metrics),
+        metrics: Some(target.metrics.clone()),
         predicted,
         cost: summary.map(|s| s.cost_model),
         chosen: Some(chosen),

@@ -123,8 +123,8 @@ pub fn recheck_if_here(
 pub fn space_shapes(space: &SearchSpace) -> BTreeSet<OpShape> {
     profile_shapes(
         static_candidates(space),
-        &[space.workload.prompt_tokens],
-        &[space.workload.context],
+        &space.prompts(),
+        &space.contexts(),
         space.edit.as_ref(),
     )
     .into_iter()

@@ -7,7 +7,7 @@ use crate::error::{Result, WorkflowError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tailor_cost::profile::SetupMismatch;
-use tailor_cost::{CpuId, Workload};
+use tailor_cost::CpuId;
 use tailor_llamacpp::profile::PhaseKey;
 use tailor_llamacpp::run::{self as llrun, Progress};
 use tailor_llamacpp::validate::{self as llval, Validation};
@@ -164,11 +164,12 @@ pub fn space_request<'a>(
         name: space.name().to_string(),
         specs: tailor_search::static_candidates(space).collect(),
         // An edit's passes are prefills of its prompt.
-        prompts: [space.workload.prompt_tokens]
+        prompts: space
+            .prompts()
             .into_iter()
             .chain(space.edit.map(|e| e.tokens))
             .collect(),
-        contexts: vec![space.workload.context],
+        contexts: space.contexts(),
         weights,
         bench,
         settings,
@@ -260,9 +261,10 @@ pub fn is_llama(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|s| tailor_llamacpp::is_llama_profile(&s))
 }
 
-/// The llama.cpp cost model of the profile at `path`, checked against the workload it
-/// will price.
-pub fn load_cost(path: &Path, workload: Option<&Workload>) -> Result<LlamaCost> {
+/// The llama.cpp cost model of the profile at `path`, checked against every workload of
+/// the space it will price (its own, and those of its metrics at other prompts and
+/// contexts).
+pub fn load_cost(path: &Path, space: Option<&SearchSpace>) -> Result<LlamaCost> {
     let profile = LlamaProfile::load(path)?;
     info!(
         "using the llama.cpp profile {} ({}; probes last measured {})",
@@ -271,12 +273,17 @@ pub fn load_cost(path: &Path, workload: Option<&Workload>) -> Result<LlamaCost> 
         profile.provenance.updated
     );
     let cost = LlamaCost::new(profile);
-    if let Some(w) = workload {
-        cost.check_workload(w)
-            .map_err(|error| WorkflowError::LlamaWorkload {
-                path: path.to_path_buf(),
-                error,
-            })?;
+    if let Some(space) = space {
+        let at = space.at_metrics();
+        let workloads = std::iter::once(space.workload)
+            .chain(at.iter().filter_map(|m| m.workload(&space.workload)));
+        for w in workloads {
+            cost.check_workload(&w)
+                .map_err(|error| WorkflowError::LlamaWorkload {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+        }
     }
     Ok(cost)
 }
@@ -771,7 +778,7 @@ pub fn prepare_validation(
                 req.profile.to_path_buf(),
             )?;
             let o = profile_llama(&request, progress)?;
-            let cost = load_cost(req.profile, Some(&req.space.workload))?;
+            let cost = load_cost(req.profile, Some(req.space))?;
             (Some(drift), o.runs_now, cost)
         } else {
             (Some(drift), 0, cost)

@@ -124,9 +124,9 @@ fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>, u64)> {
         ProfileSource::Space(path) => {
             let space = SearchSpace::load_dense(path)?;
             let weights = median_weights(static_candidates(&space));
-            let mut prompts = vec![space.workload.prompt_tokens];
+            let mut prompts = space.prompts();
             prompts.extend(&req.prompts);
-            let mut contexts = vec![space.workload.context];
+            let mut contexts = space.contexts();
             contexts.extend(&req.contexts);
             (
                 space.name().to_string(),

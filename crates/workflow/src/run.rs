@@ -399,7 +399,7 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
     let options = options(&space, &SearchRequest::auto(req.run.seed))?;
     let out = crate::search::out_dir(req.run.out.as_deref(), &space);
     let _lock = crate::lock::folder(&out)?;
-    let mut priced = load_cost(&profile_path, Some(&space.workload))?;
+    let mut priced = load_cost(&profile_path, Some(&space))?;
     // With --anchors, the level of its predictions from a few whole models timed here now.
     if req.anchors > 0 {
         let level = crate::llama::level_llama(

@@ -248,7 +248,7 @@ pub fn cost_model(
             })
         }
         (None, Some(path)) if crate::llama::is_llama(path) => {
-            let cost = crate::llama::load_cost(path, Some(&space.workload))
+            let cost = crate::llama::load_cost(path, Some(space))
                 .map_err(|e| e.of(format!("pricing {}", space_path.display())))?;
             crate::llama::note_machine(path, cost.profile());
             Ok(llama_cost(cost, path))
@@ -330,7 +330,7 @@ pub fn run_search(
             return Err(WorkflowError::EditNotPriced {
                 space: space.path.clone(),
                 cost: cost.source.file.clone(),
-                metric: metric.name(),
+                metric: metric.name().into_owned(),
             });
         }
     }
@@ -356,11 +356,12 @@ pub fn run_search(
         &csv_path,
         space.edit.is_some(),
         space.file.model.stack.is_some(),
+        &space.at_metrics(),
     )?;
     let mut cloud = Vec::new();
     let outcome = search(&space, model, options, progress, &mut |c| {
         if c.feasible() && c.is_priced() {
-            cloud.push(c.metrics);
+            cloud.push(c.metrics.clone());
         }
         csv.write(c)
     })

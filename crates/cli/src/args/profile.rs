@@ -114,11 +114,11 @@ fn parse_depths(s: &str) -> Result<ProbeLayers, String> {
 
 /// The space's prompt and context, then the extra ones of `--prompt` and `--context`.
 pub fn space_phases(space: &SearchSpace, args: &ProfileArgs) -> (Vec<u64>, Vec<u64>) {
-    let mut prompts = vec![space.workload.prompt_tokens];
+    let mut prompts = space.prompts();
     prompts.extend(&args.prompt);
     // An edit's passes are prefills of its prompt.
     prompts.extend(space.edit.map(|e| e.tokens));
-    let mut contexts = vec![space.workload.context];
+    let mut contexts = space.contexts();
     contexts.extend(&args.context);
     (prompts, contexts)
 }

@@ -18,6 +18,16 @@ pub struct ValidateArgs {
     /// Seed of the sample.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Validate these specs (spec.toml or config.json; repeatable) instead of a sample of
+    /// the space, under the space's workload.
+    #[arg(long = "spec", value_name = "FILE")]
+    pub specs: Vec<PathBuf>,
+    /// Prefill this many tokens instead of the space's `prompt_tokens`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub prompt: Option<u64>,
+    /// Decode at this context instead of the space's `context`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub context: Option<u64>,
     /// Timing sessions per model, in rounds: each round builds the sample afresh in a new
     /// process and times the models against each other, interleaved (each capped at
     /// --max-time / rounds); a model's time is the median of its fastest round (a slow

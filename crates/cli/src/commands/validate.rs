@@ -26,9 +26,13 @@ use tracing::warn;
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
     if super::llama::is_llama(&args.profile) {
-        return llama::validate(args, SearchSpace::load(&args.space)?);
+        return llama::validate(args, with_workload(args, SearchSpace::load(&args.space)?));
     }
-    let space = SearchSpace::load_dense(&args.space)?;
+    let space = with_workload(args, SearchSpace::load_dense(&args.space)?);
+    // burn times the dense stack only: a mixed --spec is refused by what it has.
+    for p in &args.specs {
+        tailor_spec::load_dense_spec(p)?;
+    }
     let model = load_profiled(&args.profile)?;
     let timing = args.timing.options()?;
     check_precision(
@@ -111,11 +115,37 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
 
 /// The configs `validate` times, with either engine: feasible ones spread over the space's
 /// range of predicted decode time, refused before starting when one could not fit in memory.
+/// The space with `--prompt` and `--context` in its workload.
+fn with_workload(args: &ValidateArgs, mut space: SearchSpace) -> SearchSpace {
+    if let Some(p) = args.prompt {
+        space.workload.prompt_tokens = p;
+    }
+    if let Some(c) = args.context {
+        space.workload.context = c;
+    }
+    space
+}
+
+/// `--spec`'s models, priced as candidates of the space, or a sample of the space spread
+/// over its predicted decode time.
 pub(super) fn sample(
     args: &ValidateArgs,
     space: &SearchSpace,
     cost: &dyn CostModel,
 ) -> Result<Vec<Candidate>> {
+    if !args.specs.is_empty() {
+        let models = args
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let spec = tailor_spec::load_spec(p)?.spec;
+                Ok(tailor_search::price(space, cost, i as u64, spec))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        refuse_oversized(&models, &args.space)?;
+        return Ok(models);
+    }
     let sample = spread_sample(
         space,
         cost,

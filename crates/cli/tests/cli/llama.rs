@@ -652,3 +652,133 @@ fn a_llama_profile_of_another_cpu_is_refused_before_it_prices_anything() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("records no CPU identity"), "{}", r.stderr);
 }
+
+/// A small mixed-stack space of one llama.cpp architecture: 2 widths x 2 depths x 2 KV
+/// groups x 2 FFN widths x 2 local mixers (the family's other mixer, or attention).
+fn stack_space(layout: &str, local: &str, extra: &str) -> String {
+    format!(
+        r#"
+format_version = 1
+name = "stack-{layout}"
+[model]
+vocab_size = 512
+hidden_size = [128, 256]
+num_layers = [3, 6]
+head_dim = 64
+kv_group = [1, 2]
+ffn_ratio = [2.0, 3.0]
+ffn_multiple = 64
+ffn = "gated"
+activation = "{act}"
+norm = "rmsnorm"
+tie_embeddings = true
+[model.stack]
+layout = "{layout}"
+local = ["attention", "{local}"]
+global = [3]
+qk_norm = true
+{extra}
+[workload]
+prompt_tokens = 16
+context = 32
+decode_at = [64]
+weights = "q4_0"
+[objectives]
+minimize = ["decode_ms@64", "prefill_ms"]
+[pick]
+minimize = "decode_ms"
+"#,
+        act = if layout == "gemma3" { "gelu_tanh" } else { "silu" },
+    )
+}
+
+#[test]
+fn mixed_stacks_are_profiled_priced_and_validated_in_their_architectures() {
+    let Some(lb) = llama_bench() else { return };
+    let lb = lb.display().to_string();
+    let env = [("TAILOR_LLAMA_BENCH", lb.as_str())];
+    let dir = Scratch::new("llama-stacks");
+    for (layout, local, extra, archs) in [
+        ("lfm2", "short_conv", "conv_kernel = 3", &["lfm2", "qwen3"][..]),
+        ("gemma3", "sliding", "window = [16]", &["gemma3"][..]),
+    ] {
+        let space = format!("{layout}.toml");
+        let profile = format!("{layout}.p.toml");
+        dir.write(&space, &stack_space(layout, local, extra));
+        let mut a = vec![
+            "profile", "--engine", "llama.cpp", "--space", &space, "--out", &profile,
+            "--rounds", "1", "--json",
+        ];
+        a.extend(QUICK);
+        let p = tailor_env(&dir.0, &a, &env).json();
+        let probes = p["probes"].as_u64().unwrap();
+        assert!(probes >= 8, "{layout}: {p}");
+        // Each probe in each phase: prefill 16, decode at 32 and at 64.
+        assert_eq!(p["missing"], 0, "{p}");
+        let text = std::fs::read_to_string(dir.0.join(&profile)).unwrap();
+        for arch in archs {
+            assert!(text.contains(&format!("arch = \"{arch}\"")), "{layout}: no {arch} probe");
+        }
+        assert!(text.contains("rest_layers"), "{layout}: no mixed probe");
+
+        // Every candidate priced from the probes, at both contexts.
+        let out = format!("{layout}-search");
+        let s = tailor_env(
+            &dir.0,
+            &["search", &space, "--profile", &profile, "--out", &out, "--json"],
+            &env,
+        )
+        .json();
+        assert_eq!(s["priced"], 32, "{layout}: {s}");
+        let csv = std::fs::read_to_string(dir.0.join(&out).join("candidates.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let at = header.iter().position(|h| *h == "decode_ms@64").unwrap();
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            let v: f64 = cells[at].parse().unwrap();
+            assert!(v.is_finite() && v > 0.0, "{layout}: {line}");
+        }
+
+        // Whole models of the space, timed by llama-bench, against the prediction.
+        let v = tailor_env(
+            &dir.0,
+            &[
+                "validate", "--space", &space, "--profile", &profile, "--samples", "4",
+                "--rounds", "1", "--no-recheck", "--out", &format!("{layout}-v"), "--json",
+                "--repetitions", "2", "--decode-tokens", "4",
+            ],
+            &env,
+        )
+        .json();
+        assert_eq!(v["decode"]["n"], 4, "{layout}: {v}");
+        let rows = v["rows"].as_array().unwrap();
+        assert!(
+            rows.iter().all(|r| r["error"].is_null() && r["measured"].is_object()),
+            "{layout}: {v}"
+        );
+
+        // The pick's exported config.json, validated alone at the space's other context.
+        let pick = format!("{out}/pick/config.json");
+        let v = tailor_env(
+            &dir.0,
+            &[
+                "validate", "--space", &space, "--profile", &profile, "--spec", &pick,
+                "--context", "64", "--rounds", "1", "--no-recheck", "--out",
+                &format!("{layout}-pick"), "--json", "--repetitions", "2", "--decode-tokens",
+                "4",
+            ],
+            &env,
+        )
+        .json();
+        assert_eq!(v["workload"]["context"], 64, "{v}");
+        let rows = v["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{v}");
+        assert!(rows[0]["measured"].is_object(), "{v}");
+        assert_eq!(
+            rows[0]["predicted_decode_ms"].as_f64().map(|x| x > 0.0),
+            Some(true),
+            "{v}"
+        );
+    }
+}

@@ -252,7 +252,11 @@ fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
         .next()
         .unwrap()
         .to_string();
-    assert!(header.ends_with(",stack"), "{header}");
+    // The stack, then the space's other context (hybrid-350m decodes at 512 beside 4096).
+    assert!(
+        header.ends_with(",stack,decode_ms@512,peak_memory_bytes@512"),
+        "{header}"
+    );
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("pick/config.json")).unwrap())
             .unwrap();

@@ -18,8 +18,9 @@
 //! and vocabulary once, and each other mixer once beside one attention layer. `qwen35`
 //! and `lfm2` have no model of attention layers only (Qwen3.5's writer needs a linear
 //! layer, llama.cpp's `lfm2` a conv layer), so there the reference is a mix: one attention
-//! layer with the rest of the width's commonest other mixer, at two depths, and two
-//! attention layers with it.
+//! layer with the rest of the width's commonest other mixer at two depths, and one layer of
+//! that mixer with the rest attention (so the two mixers' difference is measured over many
+//! layers, not one).
 //! Where probes outnumber the unknowns (a profile resumed for several spaces), the
 //! misfit of the least-squares solution says how additive the engine is
 //! ([`StackTable::misfit`]); whole-model validation checks the same on real stacks.
@@ -595,21 +596,25 @@ pub fn plan(specs: Vec<&ModelSpec>, depths: Depths) -> Vec<Probe> {
         if matches!(arch, Arch::Qwen35 | Arch::Lfm2) {
             // No `qwen35` or `lfm2` model is attention only (llama.cpp's `lfm2` aborts
             // without a conv layer): the reference is one attention layer beside r0 at two
-            // depths, and two attention layers beside r0.
+            // depths, and one r0 layer beside attention at the deeper one. The two deep
+            // probes differ in `hi - 2` layers, so their difference, what an attention
+            // layer costs over an r0 one, carries the noise of two runs over `hi - 2`
+            // layers, not over one. Each other attention shape likewise fills all but one
+            // layer.
             let Some(r0) = commonest(&w.rests).and_then(|m| m.rest()) else {
                 continue;
             };
             let r0 = r0.0;
             let lo = lo.max(2);
-            let hi = hi.max(lo + 1).max(3);
+            let hi = hi.max(lo + 1).max(4);
             out.push(probe(v0, a0, f0, lo, Some((r0, lo - 1))));
             out.push(probe(v0, a0, f0, hi, Some((r0, hi - 1))));
-            out.push(probe(v0, a0, f0, hi, Some((r0, hi - 2))));
+            out.push(probe(v0, a0, f0, hi, Some((r0, 1))));
             out.extend(
                 w.attn
                     .keys()
                     .filter(|a| **a != a0)
-                    .map(|a| probe(v0, *a, f0, hi, Some((r0, hi - 1)))),
+                    .map(|a| probe(v0, *a, f0, hi, Some((r0, 1)))),
             );
             out.extend(
                 w.rests
@@ -811,7 +816,7 @@ mod tests {
         timed.last_mut().unwrap().1 *= 1.1;
         let off = StackTable::derive(&timed);
         assert!(off.misfit[&extra.hidden] > 0.01, "{:?}", off.misfit);
-        // Without the reference's shallow depth, the mixes left (1+5, 2+4, 3+3 layers) do
+        // Without the reference's shallow depth, the mixes left (1+5, 5+1, 3+3 layers) do
         // not tell the base from the layers: the width is not determined at all.
         let lo = probes[0];
         let partial: Vec<(Probe, f64)> = timed.iter().filter(|(p, _)| *p != lo).cloned().collect();
@@ -838,5 +843,116 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("leave at least one attention layer"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod cost_tests {
+    use super::*;
+    use crate::cost::LlamaCost;
+    use tailor_cost::Workload;
+    use tailor_spec::Precision;
+
+    /// A made-up additive engine, as in the tests above, with decode growing with context
+    /// in global attention only.
+    fn synthetic(s: &StackShape, phase: PhaseKey) -> f64 {
+        let context = match phase {
+            PhaseKey::Decode { context } => context as f64,
+            PhaseKey::Prefill { .. } => 0.0,
+        };
+        let mixer = |m: &MixerKey| match m {
+            MixerKey::Attention(a) => 0.1 + 0.03 * a.kv_heads as f64 + 1e-5 * context,
+            MixerKey::Sliding(a, w) => 0.08 + 0.03 * a.kv_heads as f64 + 1e-5 * (*w as f64).min(context),
+            MixerKey::ShortConv { .. } => 0.02,
+            MixerKey::LinearAttention { .. } => 0.05,
+        };
+        0.7 + s.vocab as f64 * 1e-6
+            + s.mixers
+                .iter()
+                .map(|(m, n)| *n as f64 * (mixer(m) + 1e-4 * s.ffn as f64))
+                .sum::<f64>()
+    }
+
+    fn gemma(hidden: u64, layers: u64, kv: u64, window: Option<u64>) -> ModelSpec {
+        let mut s = ModelSpec::llama(4096, hidden, layers, hidden / 64, kv, 3 * hidden);
+        s.tie_embeddings = true;
+        s.activation = Activation::GeluTanh;
+        let global = LayerKind {
+            mixer: Some(MixerKind::Attention),
+            qk_norm: Some(true),
+            ..LayerKind::default()
+        };
+        let local = LayerKind {
+            window,
+            ..global.clone()
+        };
+        s.stack = Some(Stack {
+            layout: Layout::Gemma3,
+            pattern: ["local", "local", "global"].map(String::from).to_vec(),
+            at: BTreeMap::new(),
+            kinds: [("local".into(), local), ("global".into(), global)]
+                .into_iter()
+                .collect(),
+        });
+        s
+    }
+
+    #[test]
+    fn a_stack_is_priced_from_its_mixers_and_its_cache_capped_by_windows() {
+        let specs: Vec<ModelSpec> = [3, 6, 9]
+            .into_iter()
+            .flat_map(|l| [1, 2].map(|kv| gemma(256, l, kv, Some(128))))
+            .collect();
+        let mut p = super::super::tests::profile();
+        p.probes.clear();
+        let phases = [
+            PhaseKey::Prefill { tokens: 64 },
+            PhaseKey::Decode { context: 4096 },
+        ];
+        let template = super::super::tests::profile().probes[0].clone();
+        for probe in plan(specs.iter().collect(), Depths::Fixed(2, 6)) {
+            for phase in phases {
+                let ms = synthetic(&StackShape::of_probe(&probe).unwrap(), phase);
+                p.probes.push(ProbeEntry {
+                    model: probe,
+                    phase,
+                    rounds_ms: vec![ms],
+                    min_ms: ms,
+                    max_ms: ms,
+                    ..template.clone()
+                });
+            }
+        }
+        let cost = LlamaCost::new(p);
+        let w = Workload {
+            prompt_tokens: 64,
+            context: 4096,
+            precision: Precision::for_weights(DType::Q4_0),
+        };
+        cost.check_workload(&w).unwrap();
+        for s in &specs {
+            cost.covers(s, &w).unwrap();
+            let e = cost.predict(s, &w);
+            assert!(e.derived.is_empty(), "{:?}", e.derived);
+            let shape = StackShape::of(s, WeightType::Q4_0).unwrap();
+            let want = synthetic(&shape, phases[1]);
+            let got = e.estimate.decode_ms_per_token;
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+            assert!((e.estimate.decode_breakdown.total_ms() - got).abs() < 1e-9);
+            let want = synthetic(&shape, phases[0]);
+            assert!((e.estimate.prefill_ms - want).abs() < 1e-9);
+        }
+        // Another width is not in the profile: refused by name, priced as NaN.
+        let other = gemma(512, 6, 2, Some(128));
+        let e = cost.covers(&other, &w).unwrap_err().to_string();
+        assert!(e.contains("`gemma3` base for vocabulary 4096 at width 512"), "{e}");
+        assert!(cost.predict(&other, &w).estimate.decode_ms_per_token.is_nan());
+        // The KV cache of sliding layers stops at the window (plus llama.cpp's ubatch):
+        // at 16K tokens, 2 of 3 layers hold 768 cells instead of 16384.
+        let windowed = cost.kv_bytes(&specs[1], 16384);
+        let global = cost.kv_bytes(&gemma(256, 3, 2, None), 16384);
+        let per_cell = (2 * 2 * 64) as u64 * 2; // K and V, 2 kv heads x 64, f16
+        assert_eq!(global, 3 * 16384 * per_cell);
+        assert_eq!(windowed, (16384 + 2 * 768) * per_cell);
     }
 }

@@ -105,6 +105,18 @@ impl SearchRun {
         if stacked {
             header.push("stack");
         }
+        // The space's other prompts and contexts, one column each.
+        let at = space.at_metrics();
+        let at_names: Vec<String> = at
+            .iter()
+            .map(|m| match m {
+                Metric::PrefillMsAt(n) => format!("prefill@{n}"),
+                Metric::DecodeMsAt(n) => format!("decode@{n}"),
+                Metric::PeakMemoryAt(n) => format!("memory@{n}"),
+                other => other.name().into_owned(),
+            })
+            .collect();
+        header.extend(at_names.iter().map(String::as_str));
         let mut t = Table::new(&header);
         for c in rows.iter().take(15) {
             let m = &c.metrics;
@@ -126,6 +138,14 @@ impl SearchRun {
             ];
             if stacked {
                 row.push(c.spec.pattern_picture());
+            }
+            for a in &at {
+                let v = m.get(*a);
+                row.push(match a {
+                    Metric::PeakMemoryAt(_) => bytes(v),
+                    Metric::PrefillMsAt(_) => format!("{v:.2}"),
+                    _ => format!("{v:.3}"),
+                });
             }
             t.row(row);
         }
@@ -213,11 +233,11 @@ impl Written {
 }
 
 /// Keeps at most `n` points, evenly spaced through the list (deterministic).
-fn thin<T: Copy>(v: &[T], n: usize) -> Vec<T> {
+fn thin<T: Clone>(v: &[T], n: usize) -> Vec<T> {
     if v.len() <= n {
         return v.to_vec();
     }
-    (0..n).map(|i| v[i * v.len() / n]).collect()
+    (0..n).map(|i| v[i * v.len() / n].clone()).collect()
 }
 
 /// Exports the pick into `<out>/pick/`, draws the plots and writes report.md.
@@ -261,7 +281,7 @@ pub fn write_search(
                     pick_rule: pick_rule(space.pick),
                     picked: true,
                 }),
-                metrics: Some(c.metrics),
+                metrics: Some(c.metrics.clone()),
                 measured: measured_of(c.id),
             };
             let e = export(&out.join("pick"), &card)?;

@@ -163,7 +163,7 @@ impl Summary {
                     feasible: r.candidate.feasible(),
                     on_front: front.iter().any(|f| Some(f.id) == r.id),
                     front_rows_dominating: r.dominated_by,
-                    metrics: r.candidate.metrics,
+                    metrics: r.candidate.metrics.clone(),
                 })
                 .collect(),
             files: written.map(|w| ReportFiles {

@@ -104,7 +104,41 @@ pub struct SearchSpace {
     pub pick: (Metric, bool),
 }
 
+/// `first`, then the values of `more` that are not it.
+fn distinct(first: u64, more: &[u64]) -> Vec<u64> {
+    std::iter::once(first)
+        .chain(more.iter().copied().filter(|n| *n != first))
+        .collect()
+}
+
 impl SearchSpace {
+    /// The metrics at other prompts and contexts the space lists (`[workload]`
+    /// `prefill_at`, then `decode_at` with each context's peak memory), priced for every
+    /// candidate.
+    pub fn at_metrics(&self) -> Vec<Metric> {
+        let w = &self.file.workload;
+        w.prefill_at
+            .iter()
+            .map(|&n| Metric::PrefillMsAt(n))
+            .chain(
+                w.decode_at
+                    .iter()
+                    .flat_map(|&n| [Metric::DecodeMsAt(n), Metric::PeakMemoryAt(n)]),
+            )
+            .collect()
+    }
+
+    /// Every prompt length the space prices a prefill at: the workload's, then
+    /// `prefill_at`'s.
+    pub fn prompts(&self) -> Vec<u64> {
+        distinct(self.workload.prompt_tokens, &self.file.workload.prefill_at)
+    }
+
+    /// Every context the space prices a decode step at: the workload's, then `decode_at`'s.
+    pub fn contexts(&self) -> Vec<u64> {
+        distinct(self.workload.context, &self.file.workload.decode_at)
+    }
+
     /// Every metric the space's objectives, pick and constraints read.
     pub fn metrics_used(&self) -> Vec<Metric> {
         let c = &self.file.constraints;
@@ -335,6 +369,19 @@ impl SearchSpace {
         if w.context > 1 << 20 {
             return Err(bad("workload.context", "must be at most 1048576".into()));
         }
+        for (key, list) in [
+            ("workload.prefill_at", &w.prefill_at),
+            ("workload.decode_at", &w.decode_at),
+        ] {
+            for (i, &n) in list.iter().enumerate() {
+                if !(1..=1 << 20).contains(&n) {
+                    return Err(bad(key, format!("{n} must be between 1 and 1048576")));
+                }
+                if list[..i].contains(&n) {
+                    return Err(bad(key, format!("lists {n} twice")));
+                }
+            }
+        }
         if let Some((key, message)) = w.edit.as_ref().and_then(EditWorkload::problem) {
             return Err(bad(&format!("workload.edit.{key}"), message));
         }
@@ -392,6 +439,39 @@ impl SearchSpace {
         for (i, (m, _)) in objectives.iter().enumerate() {
             if objectives[..i].iter().any(|(o, _)| o == m) {
                 return Err(bad("objectives", format!("lists `{}` twice", m.name())));
+            }
+        }
+        {
+            let o = &file.objectives;
+            for (key, ms) in [
+                ("objectives.minimize", o.minimize.as_slice()),
+                ("objectives.maximize", o.maximize.as_slice()),
+                ("pick.minimize", file.pick.minimize.as_slice()),
+                ("pick.maximize", file.pick.maximize.as_slice()),
+            ] {
+                for m in ms {
+                    let (list, name, n) = match *m {
+                        Metric::PrefillMsAt(n) => (&w.prefill_at, "prefill_at", n),
+                        Metric::DecodeMsAt(n) | Metric::PeakMemoryAt(n) => {
+                            (&w.decode_at, "decode_at", n)
+                        }
+                        _ => continue,
+                    };
+                    if !list.contains(&n) {
+                        return Err(bad(
+                            key,
+                            format!(
+                                "`{m}` is priced at {n} tokens, which [workload] does not \
+                                 list; add it: `{name} = [{}]`",
+                                list.iter()
+                                    .chain([&n])
+                                    .map(u64::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
             }
         }
         let pick = match (file.pick.minimize, file.pick.maximize) {

@@ -248,6 +248,13 @@ pub struct WorkloadSpec {
     pub kv_cache: Option<DType>,
     #[serde(default)]
     pub activations: Option<DType>,
+    /// More prompt lengths to price the prefill at (metrics `prefill_ms@N`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefill_at: Vec<u64>,
+    /// More contexts to price a decode step and the peak memory at (metrics
+    /// `decode_ms@N`, `peak_memory@N`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decode_at: Vec<u64>,
     /// `[workload.edit]`: price an on-device knowledge edit (metrics `edit_*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit: Option<EditWorkload>,
