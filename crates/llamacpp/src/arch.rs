@@ -21,16 +21,7 @@ use tailor_spec::{Activation, FfnKind, ModelSpec, NormKind};
 
 /// A llama.cpp architecture tailor writes for a spec with a stack.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {

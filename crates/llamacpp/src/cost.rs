@@ -4,8 +4,8 @@
 //! profile's cache type as llama.cpp allocates it, and the compute buffers and runtime
 //! measured around the probes.
 
-use crate::model::WeightType;
 use crate::arch::Arch;
+use crate::model::WeightType;
 use crate::profile::{LayerKey, LayerTable, LlamaProfile, PhaseKey, Probe, StackShape, StackTable};
 use std::collections::BTreeMap;
 use tailor_cost::{
@@ -204,11 +204,9 @@ impl LlamaCost {
         if spec.stack.is_some() {
             return self.stack_phase_ms(spec, phase, derived);
         }
-        let Some((table, scale)) = nearest(
-            self.tables.iter().map(|(k, t)| (*k, t)),
-            phase,
-            derived,
-        ) else {
+        let Some((table, scale)) =
+            nearest(self.tables.iter().map(|(k, t)| (*k, t)), phase, derived)
+        else {
             return (f64::NAN, Breakdown::default());
         };
         let key = LayerKey::of(spec);
@@ -386,8 +384,8 @@ impl LlamaCost {
         let per = cache_type_bytes(&f.type_k) + cache_type_bytes(&f.type_v);
         let context = allocated_context(tokens);
         if spec.stack.is_none() {
-            return (spec.num_layers as f64 * spec.kv_width() as f64 * context as f64 * per)
-                .round() as u64;
+            return (spec.num_layers as f64 * spec.kv_width() as f64 * context as f64 * per).round()
+                as u64;
         }
         let mut bytes = 0.0;
         for layer in spec.layers() {

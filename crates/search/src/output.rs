@@ -84,14 +84,12 @@ pub fn at_column(m: Metric) -> String {
 /// The metric of an [`at_column`] name.
 fn metric_of_column(name: &str) -> Option<Metric> {
     let name = name.replacen("peak_memory_bytes@", "peak_memory@", 1);
-    name.parse::<Metric>()
-        .ok()
-        .filter(|m| {
-            matches!(
-                m,
-                Metric::PrefillMsAt(_) | Metric::DecodeMsAt(_) | Metric::PeakMemoryAt(_)
-            )
-        })
+    name.parse::<Metric>().ok().filter(|m| {
+        matches!(
+            m,
+            Metric::PrefillMsAt(_) | Metric::DecodeMsAt(_) | Metric::PeakMemoryAt(_)
+        )
+    })
 }
 
 /// Streams candidates into `candidates.csv`: written beside the target under a temporary
@@ -115,12 +113,7 @@ impl CsvSink {
     /// `edit`: the space prices edits (its rows carry [`EDIT_COLUMNS`]); `stack`: it has
     /// `[model.stack]` (its rows carry [`STACK_COLUMN`]); `at`: its metrics at other
     /// prompts and contexts ([`SearchSpace::at_metrics`], one [`at_column`] each, last).
-    pub fn create(
-        path: &Path,
-        edit: bool,
-        stack: bool,
-        at: &[Metric],
-    ) -> Result<Self, FileError> {
+    pub fn create(path: &Path, edit: bool, stack: bool, at: &[Metric]) -> Result<Self, FileError> {
         let err = |cause| FileError::Write {
             path: path.to_path_buf(),
             cause,
@@ -362,13 +355,8 @@ pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
         .write_record(header.iter().take(split))
         .map_err(write_err)?;
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            invalid(
-                e.position().map_or(0, |p| p.line()),
-                "row",
-                e.to_string(),
-            )
-        })?;
+        let record = record
+            .map_err(|e| invalid(e.position().map_or(0, |p| p.line()), "row", e.to_string()))?;
         let line = record.position().map_or(0, |p| p.line());
         known
             .write_record(record.iter().take(split))
@@ -378,14 +366,16 @@ pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
             if cell.is_empty() {
                 continue;
             }
-            let value = cell.parse::<f64>().map_err(|_| {
-                invalid(line, &at_column(*m), format!("`{cell}` is not a number"))
-            })?;
+            let value = cell
+                .parse::<f64>()
+                .map_err(|_| invalid(line, &at_column(*m), format!("`{cell}` is not a number")))?;
             row.push(AtValue { metric: *m, value });
         }
         values.push(row);
     }
-    let bytes = known.into_inner().map_err(|e| invalid(1, "row", e.to_string()))?;
+    let bytes = known
+        .into_inner()
+        .map_err(|e| invalid(1, "row", e.to_string()))?;
     let mut rows = read_known(path, &String::from_utf8_lossy(&bytes))?;
     for (row, at) in rows.iter_mut().zip(values) {
         row.at = at;

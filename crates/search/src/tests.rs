@@ -710,11 +710,7 @@ fn metrics_at_other_contexts_are_priced_written_and_read_back() {
         [Metric::DecodeMsAt(512), Metric::PeakMemoryAt(512)]
     );
     let dir = std::env::temp_dir().join(format!("tailor-at-{}", std::process::id()));
-    let s = hybrid_at(
-        &dir,
-        r#"minimize = ["decode_ms@16384", "prefill_ms@4096"]"#,
-    )
-    .unwrap();
+    let s = hybrid_at(&dir, r#"minimize = ["decode_ms@16384", "prefill_ms@4096"]"#).unwrap();
     assert_eq!(s.contexts(), [4096, 512, 16384]);
     assert_eq!(s.prompts(), [512, 4096]);
     let at = s.at_metrics();
@@ -743,7 +739,10 @@ fn metrics_at_other_contexts_are_priced_written_and_read_back() {
             ..s.workload
         };
         let long = cost.estimate(&c.spec, &w(512, 16384));
-        assert_eq!(c.metrics.get(Metric::DecodeMsAt(16384)), long.decode_ms_per_token);
+        assert_eq!(
+            c.metrics.get(Metric::DecodeMsAt(16384)),
+            long.decode_ms_per_token
+        );
         assert_eq!(
             c.metrics.get(Metric::PeakMemoryAt(16384)),
             long.peak_memory_bytes as f64
@@ -753,7 +752,9 @@ fn metrics_at_other_contexts_are_priced_written_and_read_back() {
         // The objectives are the metrics at those points.
         assert_eq!(c.objectives[..2], [long.decode_ms_per_token, prefill]);
         // A KV cache only grows with the context; a conv's state does not.
-        assert!(c.metrics.get(Metric::PeakMemoryAt(16384)) >= c.metrics.get(Metric::PeakMemoryAt(512)));
+        assert!(
+            c.metrics.get(Metric::PeakMemoryAt(16384)) >= c.metrics.get(Metric::PeakMemoryAt(512))
+        );
         assert!(c.metrics.get(Metric::DecodeMsAt(16384)) >= c.metrics.get(Metric::DecodeMsAt(512)));
     }
     // candidates.csv carries one column per point, read back into the rows.
@@ -792,10 +793,19 @@ fn a_metric_at_a_point_the_workload_does_not_list_is_refused_with_the_fix() {
     let e = hybrid_at(&dir, r#"minimize = ["decode_ms@many"]"#).unwrap_err();
     assert!(e.contains("`many` after `@` is not a token count"), "{e}");
     let e = hybrid_at(&dir, r#"minimize = ["latency@512"]"#).unwrap_err();
-    assert!(e.contains("unknown metric `latency@512`") && e.contains("decode_ms@CONTEXT"), "{e}");
+    assert!(
+        e.contains("unknown metric `latency@512`") && e.contains("decode_ms@CONTEXT"),
+        "{e}"
+    );
     let e = hybrid_points(&dir, r#"minimize = ["decode_ms"]"#, "[512, 0]").unwrap_err();
-    assert!(e.contains("`workload.decode_at`") && e.contains("0 must be between"), "{e}");
+    assert!(
+        e.contains("`workload.decode_at`") && e.contains("0 must be between"),
+        "{e}"
+    );
     let e = hybrid_points(&dir, r#"minimize = ["decode_ms"]"#, "[512, 512]").unwrap_err();
-    assert!(e.contains("`workload.decode_at`") && e.contains("lists 512 twice"), "{e}");
+    assert!(
+        e.contains("`workload.decode_at`") && e.contains("lists 512 twice"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

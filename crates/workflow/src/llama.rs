@@ -6,8 +6,8 @@
 use crate::error::{Result, WorkflowError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tailor_cost::profile::SetupMismatch;
 use tailor_cost::CpuId;
+use tailor_cost::profile::SetupMismatch;
 use tailor_llamacpp::profile::PhaseKey;
 use tailor_llamacpp::run::{self as llrun, Progress};
 use tailor_llamacpp::validate::{self as llval, Validation};

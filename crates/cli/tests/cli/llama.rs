@@ -688,7 +688,11 @@ minimize = ["decode_ms@64", "prefill_ms"]
 [pick]
 minimize = "decode_ms"
 "#,
-        act = if layout == "gemma3" { "gelu_tanh" } else { "silu" },
+        act = if layout == "gemma3" {
+            "gelu_tanh"
+        } else {
+            "silu"
+        },
     )
 }
 
@@ -699,15 +703,28 @@ fn mixed_stacks_are_profiled_priced_and_validated_in_their_architectures() {
     let env = [("TAILOR_LLAMA_BENCH", lb.as_str())];
     let dir = Scratch::new("llama-stacks");
     for (layout, local, extra, archs) in [
-        ("lfm2", "short_conv", "conv_kernel = 3", &["lfm2", "qwen3"][..]),
+        (
+            "lfm2",
+            "short_conv",
+            "conv_kernel = 3",
+            &["lfm2", "qwen3"][..],
+        ),
         ("gemma3", "sliding", "window = [16]", &["gemma3"][..]),
     ] {
         let space = format!("{layout}.toml");
         let profile = format!("{layout}.p.toml");
         dir.write(&space, &stack_space(layout, local, extra));
         let mut a = vec![
-            "profile", "--engine", "llama.cpp", "--space", &space, "--out", &profile,
-            "--rounds", "1", "--json",
+            "profile",
+            "--engine",
+            "llama.cpp",
+            "--space",
+            &space,
+            "--out",
+            &profile,
+            "--rounds",
+            "1",
+            "--json",
         ];
         a.extend(QUICK);
         let p = tailor_env(&dir.0, &a, &env).json();
@@ -717,7 +734,10 @@ fn mixed_stacks_are_profiled_priced_and_validated_in_their_architectures() {
         assert_eq!(p["missing"], 0, "{p}");
         let text = std::fs::read_to_string(dir.0.join(&profile)).unwrap();
         for arch in archs {
-            assert!(text.contains(&format!("arch = \"{arch}\"")), "{layout}: no {arch} probe");
+            assert!(
+                text.contains(&format!("arch = \"{arch}\"")),
+                "{layout}: no {arch} probe"
+            );
         }
         assert!(text.contains("rest_layers"), "{layout}: no mixed probe");
 
@@ -725,7 +745,15 @@ fn mixed_stacks_are_profiled_priced_and_validated_in_their_architectures() {
         let out = format!("{layout}-search");
         let s = tailor_env(
             &dir.0,
-            &["search", &space, "--profile", &profile, "--out", &out, "--json"],
+            &[
+                "search",
+                &space,
+                "--profile",
+                &profile,
+                "--out",
+                &out,
+                "--json",
+            ],
             &env,
         )
         .json();
@@ -744,9 +772,23 @@ fn mixed_stacks_are_profiled_priced_and_validated_in_their_architectures() {
         let v = tailor_env(
             &dir.0,
             &[
-                "validate", "--space", &space, "--profile", &profile, "--samples", "4",
-                "--rounds", "1", "--no-recheck", "--out", &format!("{layout}-v"), "--json",
-                "--repetitions", "2", "--decode-tokens", "4",
+                "validate",
+                "--space",
+                &space,
+                "--profile",
+                &profile,
+                "--samples",
+                "4",
+                "--rounds",
+                "1",
+                "--no-recheck",
+                "--out",
+                &format!("{layout}-v"),
+                "--json",
+                "--repetitions",
+                "2",
+                "--decode-tokens",
+                "4",
             ],
             &env,
         )
@@ -754,7 +796,8 @@ fn mixed_stacks_are_profiled_priced_and_validated_in_their_architectures() {
         assert_eq!(v["decode"]["n"], 4, "{layout}: {v}");
         let rows = v["rows"].as_array().unwrap();
         assert!(
-            rows.iter().all(|r| r["error"].is_null() && r["measured"].is_object()),
+            rows.iter()
+                .all(|r| r["error"].is_null() && r["measured"].is_object()),
             "{layout}: {v}"
         );
 
@@ -763,9 +806,24 @@ fn mixed_stacks_are_profiled_priced_and_validated_in_their_architectures() {
         let v = tailor_env(
             &dir.0,
             &[
-                "validate", "--space", &space, "--profile", &profile, "--spec", &pick,
-                "--context", "64", "--rounds", "1", "--no-recheck", "--out",
-                &format!("{layout}-pick"), "--json", "--repetitions", "2", "--decode-tokens",
+                "validate",
+                "--space",
+                &space,
+                "--profile",
+                &profile,
+                "--spec",
+                &pick,
+                "--context",
+                "64",
+                "--rounds",
+                "1",
+                "--no-recheck",
+                "--out",
+                &format!("{layout}-pick"),
+                "--json",
+                "--repetitions",
+                "2",
+                "--decode-tokens",
                 "4",
             ],
             &env,

@@ -262,6 +262,25 @@ fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
             .unwrap();
     assert_eq!(config["model_type"], "lfm2");
 
+    // A burn profile times the dense stack only: refused by what the candidates have.
+    let e = tailor(&[
+        "search",
+        "search-spaces/hybrid-350m.toml",
+        "--profile",
+        "profiles/host-flex.toml",
+        "--no-recheck",
+        "--out",
+        s.0.join("refused").to_str().unwrap(),
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(e.contains("short_conv layers"), "{e}");
+    assert!(
+        e.contains("llama.cpp profile") && e.contains("--device"),
+        "{e}"
+    );
+    // A llama.cpp profile prices them, from probes at the space's own contexts: the
+    // committed one (quickstart's) has none of them, and says how to make them.
     let e = tailor(&[
         "search",
         "search-spaces/hybrid-350m.toml",
@@ -273,8 +292,10 @@ fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
     ])
     .assert_clean_error()
     .to_string();
-    assert!(e.contains("short_conv layers"), "{e}");
-    assert!(e.contains("--device"), "{e}");
+    assert!(
+        e.contains("no prefill 512 probes") && e.contains("tailor profile --engine llama.cpp"),
+        "{e}"
+    );
     let e = tailor(&["profile", "--space", "search-spaces/sliding-270m.toml"])
         .assert_clean_error()
         .to_string();

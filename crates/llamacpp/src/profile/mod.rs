@@ -23,13 +23,13 @@ pub use plan::{Depths, ShallowWidth, plan, shallow_widths};
 pub use stack::{MixerKey, Rest, StackShape, StackTable};
 pub use table::LayerTable;
 
+use crate::arch::Arch;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use tailor_cost::{CpuId, Provenance, SetupMismatch};
 use tailor_spec::files::{self, FileError};
-use crate::arch::Arch;
 use tailor_spec::{DType, ModelSpec};
 
 pub const FORMAT_VERSION: u32 = 1;

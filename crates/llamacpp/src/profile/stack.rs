@@ -27,8 +27,8 @@
 
 use super::*;
 use crate::model::{Unsupported, WeightType};
-use tailor_spec::layers::{LayerKind, Layout, Mixer, MixerKind, Stack};
 use tailor_spec::Activation;
+use tailor_spec::layers::{LayerKind, Layout, Mixer, MixerKind, Stack};
 
 /// The mixer of a probe's last `rest_layers` layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -657,9 +657,12 @@ pub fn plan(specs: Vec<&ModelSpec>, depths: Depths) -> Vec<Probe> {
                 .filter(|v| **v != v0)
                 .map(|v| probe(*v, a0, f0, lo, None)),
         );
-        out.extend(w.rests.keys().filter_map(|m| m.rest()).map(|(r, a)| {
-            probe(v0, a.unwrap_or(a0), f0, hi, Some((r, hi - 1)))
-        }));
+        out.extend(
+            w.rests
+                .keys()
+                .filter_map(|m| m.rest())
+                .map(|(r, a)| probe(v0, a.unwrap_or(a0), f0, hi, Some((r, hi - 1)))),
+        );
     }
     out
 }
@@ -789,7 +792,9 @@ mod tests {
                     + shape
                         .mixers
                         .iter()
-                        .map(|(m, n)| *n as f64 * table.layer_ms(shape.hidden, m, shape.ffn).unwrap())
+                        .map(|(m, n)| {
+                            *n as f64 * table.layer_ms(shape.hidden, m, shape.ffn).unwrap()
+                        })
                         .sum::<f64>();
                 let truth = synthetic(&shape);
                 assert!((whole - truth).abs() < 1e-9, "{arch}: {whole} vs {truth}");
@@ -862,7 +867,9 @@ mod cost_tests {
         };
         let mixer = |m: &MixerKey| match m {
             MixerKey::Attention(a) => 0.1 + 0.03 * a.kv_heads as f64 + 1e-5 * context,
-            MixerKey::Sliding(a, w) => 0.08 + 0.03 * a.kv_heads as f64 + 1e-5 * (*w as f64).min(context),
+            MixerKey::Sliding(a, w) => {
+                0.08 + 0.03 * a.kv_heads as f64 + 1e-5 * (*w as f64).min(context)
+            }
             MixerKey::ShortConv { .. } => 0.02,
             MixerKey::LinearAttention { .. } => 0.05,
         };
@@ -945,8 +952,16 @@ mod cost_tests {
         // Another width is not in the profile: refused by name, priced as NaN.
         let other = gemma(512, 6, 2, Some(128));
         let e = cost.covers(&other, &w).unwrap_err().to_string();
-        assert!(e.contains("`gemma3` base for vocabulary 4096 at width 512"), "{e}");
-        assert!(cost.predict(&other, &w).estimate.decode_ms_per_token.is_nan());
+        assert!(
+            e.contains("`gemma3` base for vocabulary 4096 at width 512"),
+            "{e}"
+        );
+        assert!(
+            cost.predict(&other, &w)
+                .estimate
+                .decode_ms_per_token
+                .is_nan()
+        );
         // The KV cache of sliding layers stops at the window (plus llama.cpp's ubatch):
         // at 16K tokens, 2 of 3 layers hold 768 cells instead of 16384.
         let windowed = cost.kv_bytes(&specs[1], 16384);
