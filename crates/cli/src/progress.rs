@@ -1,22 +1,68 @@
-//! Progress bars on stderr (hidden when stderr is not a terminal).
+//! Progress bars on stderr. When stderr is not a terminal (a log file, CI, `adb shell`)
+//! the bars are hidden and each says where it is in a log line instead, at most every
+//! [`LOG_EVERY`] and once at the end.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tailor_cost::Entry;
 use tracing::info;
 
+/// How often a bar without a terminal logs its position.
+pub const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// The log line of a bar whose stderr is not a terminal: `done/of` and the last item,
+/// when [`LOG_EVERY`] has passed since the last line or the bar is complete.
 #[derive(Debug)]
-pub struct Bar(ProgressBar);
+struct LogLine {
+    what: &'static str,
+    last: Mutex<Option<Instant>>,
+}
+
+impl LogLine {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn update(&self, bar: &ProgressBar, item: &str) {
+        if std::io::stderr().is_terminal() {
+            return;
+        }
+        let (done, of) = (bar.position(), bar.length().unwrap_or(0));
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let due = last.is_none_or(|t| now.duration_since(t) >= LOG_EVERY);
+        if due || done == of {
+            *last = Some(now);
+            let eta = bar.eta();
+            info!(
+                done,
+                of,
+                eta_s = eta.as_secs(),
+                last = item,
+                "{}",
+                self.what
+            );
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Bar(ProgressBar, LogLine);
 
 impl Bar {
-    pub fn new(what: &str) -> Self {
+    pub fn new(what: &'static str) -> Self {
         let bar = ProgressBar::hidden();
         let style = ProgressStyle::with_template(&format!(
             "{what} {{bar:30}} {{pos}}/{{len}} ({{per_sec}}, ETA {{eta}})"
         ))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        Self(bar)
+        Self(bar, LogLine::new(what))
     }
 }
 
@@ -28,6 +74,7 @@ impl tailor_search::Progress for Bar {
     }
     fn advance(&self, n: u64) {
         self.0.inc(n);
+        self.1.update(&self.0, "");
     }
 }
 
@@ -41,10 +88,10 @@ impl Drop for Bar {
 /// (llama.cpp). Without a terminal (a log file, `adb shell`) a log line every 10 sessions
 /// instead. Cleared when dropped.
 #[derive(Debug)]
-pub struct ProfileBar(ProgressBar);
+pub struct ProfileBar(ProgressBar, LogLine);
 
 impl ProfileBar {
-    pub fn new(what: &str) -> Self {
+    pub fn new(what: &'static str) -> Self {
         let bar = ProgressBar::hidden();
         bar.set_style(
             ProgressStyle::with_template(&format!(
@@ -52,7 +99,7 @@ impl ProfileBar {
             ))
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        Self(bar)
+        Self(bar, LogLine::new(what))
     }
 
     pub fn finish(&self) {
@@ -68,12 +115,10 @@ impl tailor_profiler::ProfileProgress for ProfileBar {
             .set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
     fn measured(&self, e: &Entry) {
-        self.0.set_message(e.shape.to_string());
+        let shape = e.shape.to_string();
+        self.0.set_message(shape.clone());
         self.0.inc(1);
-        let (done, of) = (self.0.position(), self.0.length().unwrap_or(0));
-        if !std::io::stderr().is_terminal() && (done % 10 == 0 || done == of) {
-            info!(done, of, last = %e.shape, "profiling");
-        }
+        self.1.update(&self.0, &shape);
     }
 }
 
@@ -86,6 +131,7 @@ impl tailor_llamacpp::run::Progress for ProfileBar {
     fn visited(&self, what: &str) {
         self.0.set_message(what.to_string());
         self.0.inc(1);
+        self.1.update(&self.0, what);
     }
 }
 
@@ -97,7 +143,7 @@ impl Drop for ProfileBar {
 
 /// The bar of a whole-model check: one step per model and round. Cleared when dropped.
 #[derive(Debug)]
-pub struct CheckBar(ProgressBar);
+pub struct CheckBar(ProgressBar, LogLine, Mutex<String>);
 
 impl CheckBar {
     pub fn new() -> Self {
@@ -106,7 +152,7 @@ impl CheckBar {
             ProgressStyle::with_template("validate {bar:30} {pos}/{len} ETA {eta} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        Self(bar)
+        Self(bar, LogLine::new("validate"), Mutex::new(String::new()))
     }
 }
 
@@ -118,9 +164,12 @@ impl tailor_workflow::check::CheckProgress for CheckBar {
     }
     fn message(&self, message: &str) {
         self.0.set_message(message.to_string());
+        *self.2.lock().unwrap_or_else(|e| e.into_inner()) = message.to_string();
     }
     fn advance(&self) {
         self.0.inc(1);
+        let message = self.2.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.1.update(&self.0, &message);
     }
     fn suspend(&self, log: &mut dyn FnMut()) {
         self.0.suspend(log);

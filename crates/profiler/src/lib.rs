@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bench;
 pub mod device_state;
 pub mod memory;
+pub mod mixers;
 pub mod model;
 pub mod ops;
 pub mod timing;

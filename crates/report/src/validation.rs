@@ -471,12 +471,19 @@ pub struct CsvRow {
     pub predicted_memory_bytes: u64,
     pub measured_memory_bytes: Option<u64>,
     pub error: String,
+    /// The stack, one letter a layer (`CCCACCCA`; as `candidates.csv` writes it): a last
+    /// column written when some row of the file has a `[model.stack]`.
+    #[serde(default)]
+    pub stack: Option<String>,
 }
 
-/// The columns of `validate.csv`.
+/// The columns of `validate.csv` (and [`STACK_COLUMN`] after them where a row has a stack).
 pub const CSV_HEADER: &str = "id,hidden_size,num_layers,num_heads,num_kv_heads,head_dim,\
     intermediate_size,activation,params,params_engine,predicted_prefill_ms,measured_prefill_ms,\
     predicted_decode_ms,measured_decode_ms,predicted_memory_bytes,measured_memory_bytes,error";
+
+/// The last column of `validate.csv` when a row has a stack.
+pub const STACK_COLUMN: &str = "stack";
 
 impl CsvRow {
     fn shape(id: u64, spec: &ModelSpec, params: u64) -> Self {
@@ -498,6 +505,7 @@ impl CsvRow {
             predicted_memory_bytes: 0,
             measured_memory_bytes: None,
             error: String::new(),
+            stack: spec.stack.is_some().then(|| spec.pattern_picture()),
         }
     }
 
@@ -532,11 +540,12 @@ impl CsvRow {
         }
     }
 
-    /// The row as a CSV line (no newline); the error is always quoted, its quotes doubled.
-    pub fn line(&self) -> String {
+    /// The row as a CSV line (no newline); the error is always quoted, its quotes doubled;
+    /// with `stack`, the stack column last.
+    pub fn line(&self, stack: bool) -> String {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
         let int = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
-        format!(
+        let mut line = format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
             self.id,
             self.hidden_size,
@@ -555,7 +564,12 @@ impl CsvRow {
             self.predicted_memory_bytes,
             int(self.measured_memory_bytes),
             self.error.replace('"', "\"\""),
-        )
+        );
+        if stack {
+            line.push(',');
+            line += self.stack.as_deref().unwrap_or("");
+        }
+        line
     }
 }
 
@@ -566,10 +580,15 @@ fn error_cell(error: Option<&str>) -> String {
 
 /// The text of `validate.csv` for these rows.
 pub fn csv_text(rows: &[CsvRow]) -> String {
+    let stack = rows.iter().any(|r| r.stack.is_some());
     let mut s = String::from(CSV_HEADER);
+    if stack {
+        s.push(',');
+        s += STACK_COLUMN;
+    }
     s.push('\n');
     for r in rows {
-        s += &r.line();
+        s += &r.line(stack);
         s.push('\n');
     }
     s
@@ -581,7 +600,9 @@ fn csv(rows: &[Row]) -> String {
 
 /// Reads a `validate.csv` back; an error names the file, the line and the column.
 pub fn read_csv(path: &Path) -> Result<Vec<CsvRow>, tailor_spec::FileError> {
-    tailor_search::output::read_csv_rows(path, &[&CSV_HEADER.split(',').collect::<Vec<_>>()])
+    let dense: Vec<&str> = CSV_HEADER.split(',').collect();
+    let stacked: Vec<&str> = dense.iter().copied().chain([STACK_COLUMN]).collect();
+    tailor_search::output::read_csv_rows(path, &[&dense, &stacked])
 }
 
 #[cfg(test)]
@@ -818,6 +839,31 @@ mod csv_tests {
         std::fs::write(&path, text.replacen(",silu,", ",swish,", 1)).unwrap();
         let e = read_csv(&path).unwrap_err().to_string();
         assert!(e.contains("validate.csv:2: `activation`"), "{e}");
+
+        // A mixed stack adds the stack column to every row (empty for a dense one).
+        let mut hybrid: tailor_llamacpp::validate::Row = row.clone();
+        hybrid.spec = tailor_spec::SpecFile::parse(
+            std::path::Path::new("h.toml"),
+            "format_version = 1\nname = \"h\"\n[model]\nvocab_size = 512\nhidden_size = 128\n\
+             num_layers = 4\nnum_heads = 2\nnum_kv_heads = 2\nintermediate_size = 256\n\
+             ffn = \"gated\"\nactivation = \"silu\"\nnorm = \"rmsnorm\"\n\
+             tie_embeddings = true\n[model.stack]\n\
+             layout = \"lfm2\"\npattern = [\"c\", \"c\", \"c\", \"a\"]\n\
+             [model.stack.kinds.c]\nmixer = \"short_conv\"\n[model.stack.kinds.a]\n\
+             mixer = \"attention\"\nqk_norm = true\n",
+        )
+        .unwrap()
+        .model;
+        let rows: Vec<CsvRow> = [&hybrid, &row].into_iter().map(CsvRow::of_llama).collect();
+        assert_eq!(rows[0].stack.as_deref(), Some("CCCA"));
+        let text = csv_text(&rows);
+        assert!(
+            text.lines().next().unwrap().ends_with(",error,stack"),
+            "{text}"
+        );
+        assert!(text.lines().nth(1).unwrap().ends_with(",CCCA"), "{text}");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_csv(&path).unwrap(), rows);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

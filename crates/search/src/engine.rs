@@ -84,8 +84,11 @@ pub struct Candidate {
     pub estimate: Option<Estimate>,
     /// The edit's cost, where the space has `[workload.edit]` and the cost model prices it.
     pub edit: Option<Box<EditEstimate>>,
-    /// Violated constraints: (index into [`CONSTRAINT_NAMES`], relative violation).
+    /// Violated constraints: (index into [`SearchSpace::constraint_names`], relative
+    /// violation).
     pub violations: Vec<(usize, f64)>,
+    /// Their names, `; `-separated (empty when feasible).
+    pub why: String,
     /// Objective values, all to be minimised (maximised ones negated).
     pub objectives: Vec<f64>,
 }
@@ -103,13 +106,9 @@ impl Candidate {
         self.violations.iter().map(|(_, v)| v).sum()
     }
 
-    /// `violated: a, b` or empty.
+    /// The violated constraints' names, `a; b`, or empty.
     pub fn why_not(&self) -> String {
-        self.violations
-            .iter()
-            .map(|(i, _)| CONSTRAINT_NAMES[*i])
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.why.clone()
     }
 }
 
@@ -139,10 +138,13 @@ pub struct SearchOutcome {
     pub feasible: u64,
     /// Points that are not buildable models, by reason.
     pub skipped: BTreeMap<SkipReason, u64>,
-    /// Evaluated candidates violating each constraint ([`CONSTRAINT_NAMES`] order).
-    pub violated: [u64; CONSTRAINT_NAMES.len()],
+    /// Every constraint's name ([`SearchSpace::constraint_names`]), the order of the
+    /// counts below.
+    pub constraint_names: Vec<String>,
+    /// Evaluated candidates violating each constraint.
+    pub violated: Vec<u64>,
     /// Evaluated candidates violating only that constraint.
-    pub violated_alone: [u64; CONSTRAINT_NAMES.len()],
+    pub violated_alone: Vec<u64>,
     /// The Pareto front of all feasible evaluated candidates, by id.
     pub front: Vec<Candidate>,
     /// Index into `front` of the pick.
@@ -170,12 +172,12 @@ impl SearchOutcome {
         }
         let mut parts = Vec::new();
         let mut culprits = Vec::new();
-        for (i, name) in CONSTRAINT_NAMES.iter().enumerate() {
+        for (i, name) in self.constraint_names.iter().enumerate() {
             if self.violated[i] > 0 {
                 parts.push(format!("{name} excludes {}", self.violated[i]));
             }
             if self.violated[i] == self.evaluated {
-                culprits.push(*name);
+                culprits.push(name.as_str());
             }
         }
         let verdict = if culprits.is_empty() {
@@ -208,7 +210,7 @@ fn stage(space: &SearchSpace, id: u64) -> Staged {
         Err(reason) => return Staged::Done(Err(reason)),
     };
     let metrics = Metrics::statics(space, &spec);
-    let v = violations(&space.file.constraints, &metrics);
+    let v = violations(space, &metrics);
     if v.is_empty() {
         Staged::Pending(id, spec, metrics)
     } else {
@@ -219,10 +221,24 @@ fn stage(space: &SearchSpace, id: u64) -> Staged {
             metrics,
             estimate: None,
             edit: None,
+            why: why_not(space, &v),
             violations: v,
             objectives,
         }))
     }
+}
+
+/// The names of violated constraints, `a; b`.
+fn why_not(space: &SearchSpace, violations: &[(usize, f64)]) -> String {
+    let fixed = CONSTRAINT_NAMES.len();
+    violations
+        .iter()
+        .map(|&(i, _)| match i.checked_sub(fixed) {
+            None => CONSTRAINT_NAMES[i],
+            Some(j) => space.at_limits[j].name.as_str(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn objectives(space: &SearchSpace, m: &Metrics) -> Vec<f64> {
@@ -382,9 +398,11 @@ fn price_staged(
         .priced(&estimate, edit.as_ref())
         .with_at(space, &spec, cost);
     let edit = edit.map(Box::new);
+    let violations = violations(space, &metrics);
     Candidate {
         id,
-        violations: violations(&space.file.constraints, &metrics),
+        why: why_not(space, &violations),
+        violations,
         objectives: objectives(space, &metrics),
         spec,
         metrics,
@@ -441,21 +459,21 @@ struct Tally {
     priced: u64,
     feasible: u64,
     skipped: BTreeMap<SkipReason, u64>,
-    violated: [u64; CONSTRAINT_NAMES.len()],
-    violated_alone: [u64; CONSTRAINT_NAMES.len()],
+    violated: Vec<u64>,
+    violated_alone: Vec<u64>,
     front: Vec<Candidate>,
 }
 
 impl Tally {
-    fn new() -> Self {
+    fn new(constraints: usize) -> Self {
         Self {
             seen: 0,
             evaluated: 0,
             priced: 0,
             feasible: 0,
             skipped: BTreeMap::new(),
-            violated: [0; CONSTRAINT_NAMES.len()],
-            violated_alone: [0; CONSTRAINT_NAMES.len()],
+            violated: vec![0; constraints],
+            violated_alone: vec![0; constraints],
             front: Vec::new(),
         }
     }
@@ -521,6 +539,7 @@ impl Tally {
             priced: self.priced,
             feasible: self.feasible,
             skipped: self.skipped,
+            constraint_names: space.constraint_names(),
             violated: self.violated,
             violated_alone: self.violated_alone,
             front: self.front,
@@ -569,7 +588,7 @@ pub fn search(
     sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
 ) -> std::io::Result<SearchOutcome> {
     let started = Instant::now();
-    let mut tally = Tally::new();
+    let mut tally = Tally::new(space.constraint_names().len());
     let total = space.size();
     match options.strategy {
         Strategy::Exhaustive => {

@@ -1,6 +1,6 @@
 //! What is measured of a candidate, the quality proxies, and constraint checks.
 
-use crate::space::{ChinchillaParams, Constraints, SearchSpace};
+use crate::space::{ChinchillaParams, SearchSpace};
 use serde::{Deserialize, Serialize};
 use tailor_cost::{CostModel, EditEstimate, EditMethod, Estimate, Workload};
 use tailor_spec::ModelSpec;
@@ -371,9 +371,11 @@ fn gib(bytes: u64) -> f64 {
 /// Constraints checked before pricing (they need no cost model).
 pub const STATIC_CONSTRAINTS: [usize; 3] = [0, 1, 5];
 
-/// Violations of each constraint (index into [`CONSTRAINT_NAMES`]) and their relative size;
-/// constraints on unpriced metrics are not checked.
-pub fn violations(c: &Constraints, m: &Metrics) -> Vec<(usize, f64)> {
+/// Violations of each constraint (index into [`SearchSpace::constraint_names`]: the fixed
+/// [`CONSTRAINT_NAMES`], then the space's limits at other points) and their relative
+/// size; constraints on unpriced metrics are not checked.
+pub fn violations(space: &SearchSpace, m: &Metrics) -> Vec<(usize, f64)> {
+    let c = &space.file.constraints;
     let upper = |max: f64, v: Option<f64>| {
         v.map(|v| {
             Bound {
@@ -399,8 +401,13 @@ pub fn violations(c: &Constraints, m: &Metrics) -> Vec<(usize, f64)> {
         c.max_edit_bp_memory_gib
             .and_then(|g| upper(g, m.edit_bp_memory_bytes.map(gib))),
     ];
+    let at = space.at_limits.iter().map(|l| {
+        let v = m.get(l.metric);
+        upper(l.max, v.is_finite().then_some(v))
+    });
     checks
-        .iter()
+        .into_iter()
+        .chain(at)
         .enumerate()
         .filter_map(|(i, v)| v.filter(|&v| v > 0.0).map(|v| (i, v)))
         .collect()

@@ -1,7 +1,7 @@
 //! Files of a search run: `candidates.csv`, `front.json`, `summary.json`.
 
 use crate::engine::{Candidate, SearchOutcome, Strategy};
-use crate::metrics::{AtValue, CONSTRAINT_NAMES, Metric, Metrics};
+use crate::metrics::{AtValue, Metric, Metrics};
 use crate::space::SearchSpace;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -664,7 +664,7 @@ pub struct SearchSummary {
     pub priced: u64,
     pub feasible: u64,
     pub skipped: BTreeMap<String, u64>,
-    /// Per constraint, in [`CONSTRAINT_NAMES`] order.
+    /// Per constraint, in [`crate::SearchSpace::constraint_names`] order.
     pub constraints: Ordered<String, Excluded>,
     pub front_size: usize,
     pub pick_rule: Rule,
@@ -694,12 +694,12 @@ impl SearchSummary {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             constraints: Ordered(
-                CONSTRAINT_NAMES
+                out.constraint_names
                     .iter()
                     .enumerate()
                     .map(|(i, n)| {
                         (
-                            n.to_string(),
+                            n.clone(),
                             Excluded {
                                 excluded: out.violated[i],
                                 excluded_alone: out.violated_alone[i],

@@ -809,3 +809,104 @@ fn a_metric_at_a_point_the_workload_does_not_list_is_refused_with_the_fix() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The hybrid space with decode at 512 and 16384 and these extra `[constraints]` lines.
+fn hybrid_constrained(dir: &Path, extra: &str) -> Result<SearchSpace, String> {
+    let text = std::fs::read_to_string(root().join("search-spaces/hybrid-350m.toml")).unwrap();
+    let text = text
+        .replace("references = [\"../specs/lfm2-350m.config.json\"]", "")
+        .replace("decode_at = [512]", "decode_at = [512, 16384]")
+        .replace("[constraints]\n", &format!("[constraints]\n{extra}\n"));
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("space.toml");
+    std::fs::write(&path, text).unwrap();
+    SearchSpace::load(&path).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_limit_at_another_context_excludes_by_that_contexts_price() {
+    use crate::metrics::Metric;
+    let dir = std::env::temp_dir().join(format!("tailor-at-limit-{}", std::process::id()));
+    let opts = SearchOptions {
+        strategy: Strategy::Random,
+        budget: Some(120),
+        seed: 3,
+        population: None,
+    };
+    let run = |s: &SearchSpace| {
+        let mut all = Vec::new();
+        let out = search(s, &phone(s), &opts, &NoProgress, &mut |c| {
+            all.push(c.clone());
+            Ok(())
+        })
+        .unwrap();
+        (out, all)
+    };
+    // The limit: the median decode step at 16384 over the unconstrained sample.
+    let (_, free) = run(&hybrid_constrained(&dir, "").unwrap());
+    let mut long: Vec<f64> = free
+        .iter()
+        .filter(|c| c.is_priced())
+        .map(|c| c.metrics.get(Metric::DecodeMsAt(16384)))
+        .collect();
+    assert!(long.len() > 20);
+    long.sort_by(f64::total_cmp);
+    let limit = long[long.len() / 2];
+    let s = hybrid_constrained(
+        &dir,
+        &format!("max_decode_ms_at = {{ 16384 = {limit} }}\nmax_memory_gib_at = {{ 512 = 100.0 }}"),
+    )
+    .unwrap();
+    let names = s.constraint_names();
+    assert_eq!(
+        names[names.len() - 2..],
+        ["max_decode_ms@16384", "max_memory_gib@512"]
+    );
+    let (out, all) = run(&s);
+    assert_eq!(all.len(), free.len(), "the same points, seeded");
+    let at = names.len() - 2;
+    let mut over = 0;
+    for (c, f) in all.iter().zip(&free) {
+        assert_eq!(c.id, f.id);
+        if !c.is_priced() {
+            continue;
+        }
+        let slow = c.metrics.get(Metric::DecodeMsAt(16384)) > limit;
+        over += u64::from(slow);
+        // Feasible exactly when the unconstrained run said so and the step fits.
+        assert_eq!(c.feasible(), f.feasible() && !slow, "candidate {}", c.id);
+        assert_eq!(c.why_not().contains("max_decode_ms@16384"), slow);
+        assert!(
+            !c.why_not().contains("max_memory_gib@512"),
+            "100 GiB holds all"
+        );
+    }
+    assert!(over > 0, "the median excludes some");
+    assert_eq!(out.violated[at], over);
+    assert_eq!(out.violated[at + 1], 0);
+    let summary = serde_json::to_value(SearchSummary::new(&s, &out, "phone")).unwrap();
+    assert_eq!(
+        summary["constraints"]["max_decode_ms@16384"]["excluded"],
+        over
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_limit_at_a_point_the_workload_does_not_list_is_refused_with_the_fix() {
+    let dir = std::env::temp_dir().join(format!("tailor-at-limit-bad-{}", std::process::id()));
+    let e = hybrid_constrained(&dir, "max_decode_ms_at = { 8192 = 20.0 }").unwrap_err();
+    assert!(
+        e.contains("`constraints.max_decode_ms_at`")
+            && e.contains("limits max_decode_ms at 8192 tokens")
+            && e.contains("`decode_at = [512, 16384, 8192]`"),
+        "{e}"
+    );
+    let e = hybrid_constrained(&dir, "max_prefill_ms_at = { 4096 = 900.0 }").unwrap_err();
+    assert!(e.contains("`prefill_at = [4096]`"), "{e}");
+    let e = hybrid_constrained(&dir, "max_memory_gib_at = { long = 1.0 }").unwrap_err();
+    assert!(e.contains("`long` is not a token count"), "{e}");
+    let e = hybrid_constrained(&dir, "max_decode_ms_at = { 16384 = 0.0 }").unwrap_err();
+    assert!(e.contains("must be a positive number"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

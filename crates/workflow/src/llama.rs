@@ -6,8 +6,8 @@
 use crate::error::{Result, WorkflowError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tailor_cost::CpuId;
 use tailor_cost::profile::SetupMismatch;
+use tailor_cost::{CpuId, Workload};
 use tailor_llamacpp::profile::PhaseKey;
 use tailor_llamacpp::run::{self as llrun, Progress};
 use tailor_llamacpp::validate::{self as llval, Validation};
@@ -212,12 +212,13 @@ pub fn settings_of(profile: &LlamaProfile, base: &Settings) -> Settings {
 /// Re-checks the llama.cpp profile at `path` on this machine (its drift subset re-timed
 /// with llama-bench, seconds) and marks stale in the file, under its lock, the entries of
 /// the phases that moved more than the tolerance (and those timed under load); profiling
-/// the space again then re-times the ones it needs. Returns the check and how many entries
-/// were newly marked.
+/// the space again then re-times the ones it needs (`retime`: whether the caller does so
+/// now, which the warning says). Returns the check and how many entries were newly marked.
 pub fn recheck(
     path: &Path,
     bench: &LlamaBench,
     base: &Settings,
+    retime: bool,
 ) -> Result<(tailor_llamacpp::LlamaDrift, usize)> {
     let _lock = crate::lock::file(path)?;
     let mut profile = LlamaProfile::load(path)?;
@@ -243,10 +244,15 @@ pub fn recheck(
     let marked = drift.mark_stale(&mut profile, tolerance);
     if marked > 0 {
         profile.save(path)?;
+        let next = if retime {
+            "the probes this space needs are timed again now (the others when a space needs them)"
+        } else {
+            "this run prices the profile as it was measured (--remeasure times the space's \
+             probes again first; the next `tailor profile` or `tailor run` of a space does)"
+        };
         warn!(
             "{} of {} phases are more than {:.0}% away from the profile, or were timed under \
-             load: {marked} entries of {} marked stale; the probes this space needs are timed \
-             again now (the others when a space needs them)",
+             load: {marked} entries of {} marked stale; {next}",
             drift.drifted(tolerance).len(),
             drift.phases.len(),
             100.0 * tolerance,
@@ -265,6 +271,23 @@ pub fn is_llama(path: &Path) -> bool {
 /// the space it will price (its own, and those of its metrics at other prompts and
 /// contexts).
 pub fn load_cost(path: &Path, space: Option<&SearchSpace>) -> Result<LlamaCost> {
+    let workloads: Vec<Workload> = match space {
+        Some(space) => std::iter::once(space.workload)
+            .chain(
+                space
+                    .at_metrics()
+                    .iter()
+                    .filter_map(|m| m.workload(&space.workload)),
+            )
+            .collect(),
+        None => Vec::new(),
+    };
+    load_cost_for(path, &workloads)
+}
+
+/// The llama.cpp cost model of the profile at `path`, checked against these workloads
+/// only (a validation needs its own prompt and context, not every point of the space).
+pub fn load_cost_for(path: &Path, workloads: &[Workload]) -> Result<LlamaCost> {
     let profile = LlamaProfile::load(path)?;
     info!(
         "using the llama.cpp profile {} ({}; probes last measured {})",
@@ -273,17 +296,12 @@ pub fn load_cost(path: &Path, space: Option<&SearchSpace>) -> Result<LlamaCost> 
         profile.provenance.updated
     );
     let cost = LlamaCost::new(profile);
-    if let Some(space) = space {
-        let at = space.at_metrics();
-        let workloads = std::iter::once(space.workload)
-            .chain(at.iter().filter_map(|m| m.workload(&space.workload)));
-        for w in workloads {
-            cost.check_workload(&w)
-                .map_err(|error| WorkflowError::LlamaWorkload {
-                    path: path.to_path_buf(),
-                    error,
-                })?;
-        }
+    for w in workloads {
+        cost.check_workload(w)
+            .map_err(|error| WorkflowError::LlamaWorkload {
+                path: path.to_path_buf(),
+                error,
+            })?;
     }
     Ok(cost)
 }
@@ -766,8 +784,11 @@ pub fn prepare_validation(
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let (profile_check, remeasured, cost) = if req.recheck {
-        let (drift, marked) = recheck(req.profile, req.bench, &req.settings)?;
-        if req.remeasure && marked > 0 {
+        let (drift, marked) = recheck(req.profile, req.bench, &req.settings, req.remeasure)?;
+        // Entries marked by this check or by an earlier one (which the check then leaves
+        // out of its subset) are timed again alike.
+        let stale = marked > 0 || LlamaProfile::load(req.profile)?.has_stale();
+        if req.remeasure && stale {
             let p = cost.profile();
             let request = space_request(
                 req.space,
@@ -778,7 +799,7 @@ pub fn prepare_validation(
                 req.profile.to_path_buf(),
             )?;
             let o = profile_llama(&request, progress)?;
-            let cost = load_cost(req.profile, Some(req.space))?;
+            let cost = load_cost_for(req.profile, &[req.space.workload])?;
             (Some(drift), o.runs_now, cost)
         } else {
             (Some(drift), 0, cost)

@@ -375,7 +375,7 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
     let visits = profiled.probes * request.rounds.max(1) as usize;
     let first_visits = profiled.runs_now;
     let (profile_check, remeasured) = if profiled.runs_now < visits {
-        let (drift, marked) = crate::llama::recheck(&profile_path, req.bench, &req.settings)?;
+        let (drift, marked) = crate::llama::recheck(&profile_path, req.bench, &req.settings, true)?;
         if marked > 0 {
             profiled = profile_llama(&request, progress.llama().as_ref())?;
             warn!(

@@ -84,7 +84,8 @@ pub fn predict(
 pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
     let (profile, space_path, llama) = (&args.profile, &args.space, &args.llama);
     let space = with_weights(space, llama.weights);
-    let cost = load_cost(profile, Some(&space))?;
+    // The validation's own prompt and context only: not every point the space prices.
+    let cost = tailor_workflow::llama::load_cost_for(profile, &[space.workload])?;
     tailor_workflow::llama::require_here(profile, cost.profile(), space_path)?;
     let sample = super::validate::sample(args, &space, &cost)?;
     let out = super::validate::out_dir(args, &space, "-llama");

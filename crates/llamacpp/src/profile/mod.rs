@@ -345,6 +345,12 @@ pub fn is_llama_profile(src: &str) -> bool {
 }
 
 impl LlamaProfile {
+    /// Whether a drift check marked some entry stale (the next profiling run of a space
+    /// that needs it times it again).
+    pub fn has_stale(&self) -> bool {
+        self.probes.iter().any(|e| e.stale)
+    }
+
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
         let p: LlamaProfile = files::parse_versioned(path, src)?;
         let bad = |key: &str, message: String| FileError::invalid_toml(path, src, key, message);

@@ -15,6 +15,7 @@ mod schema;
 pub use schema::*;
 
 use crate::metrics::Metric;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tailor_cost::{EditWorkload, Workload};
 use tailor_spec::files::{self, FileError};
@@ -102,6 +103,21 @@ pub struct SearchSpace {
     /// (metric, minimise?) in declaration order: minimised ones first.
     pub objectives: Vec<(Metric, bool)>,
     pub pick: (Metric, bool),
+    /// `[constraints]`' limits at other prompts and contexts (`max_decode_ms_at`, ...), in
+    /// [`SearchSpace::constraint_names`] order after the fixed ones.
+    pub at_limits: Vec<AtLimit>,
+}
+
+/// A limit on a metric at another prompt or context: `max_decode_ms_at = { 16384 = 40.0 }`
+/// is `max_decode_ms@16384`, at most 40 ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtLimit {
+    /// As summaries and `why_not` name it: `max_decode_ms@16384`.
+    pub name: String,
+    /// The metric it bounds (`decode_ms@16384`).
+    pub metric: Metric,
+    /// The most the metric may be, in the metric's own unit (ms; bytes for memory).
+    pub max: f64,
 }
 
 /// `first`, then the values of `more` that are not it.
@@ -157,9 +173,106 @@ impl SearchSpace {
                 out.push(m);
             }
         }
+        out.extend(self.at_limits.iter().map(|l| l.metric));
         out.dedup();
         out
     }
+
+    /// Every constraint's name, in the order violations index them: the fixed ones
+    /// ([`crate::metrics::CONSTRAINT_NAMES`]), then the limits at other prompts and
+    /// contexts (`max_decode_ms@16384`).
+    pub fn constraint_names(&self) -> Vec<String> {
+        crate::metrics::CONSTRAINT_NAMES
+            .iter()
+            .map(|n| n.to_string())
+            .chain(self.at_limits.iter().map(|l| l.name.clone()))
+            .collect()
+    }
+}
+
+/// The limits of `[constraints]`' `*_at` tables, checked against the points `[workload]`
+/// lists (`bad` builds the error of a key).
+fn at_limits(
+    c: &Constraints,
+    w: &WorkloadSpec,
+    bad: &dyn Fn(&str, String) -> FileError,
+) -> Result<Vec<AtLimit>, FileError> {
+    let gib = (1u64 << 30) as f64;
+    let tables: [(
+        &str,
+        &BTreeMap<String, f64>,
+        &[u64],
+        &str,
+        fn(u64) -> Metric,
+        f64,
+    ); 3] = [
+        (
+            "max_prefill_ms",
+            &c.max_prefill_ms_at,
+            &w.prefill_at,
+            "prefill_at",
+            Metric::PrefillMsAt,
+            1.0,
+        ),
+        (
+            "max_decode_ms",
+            &c.max_decode_ms_at,
+            &w.decode_at,
+            "decode_at",
+            Metric::DecodeMsAt,
+            1.0,
+        ),
+        (
+            "max_memory_gib",
+            &c.max_memory_gib_at,
+            &w.decode_at,
+            "decode_at",
+            Metric::PeakMemoryAt,
+            gib,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, table, listed, list_key, metric, unit) in tables {
+        let key = format!("constraints.{name}_at");
+        let mut points = Vec::new();
+        for (point, &max) in table {
+            let n: u64 = point.parse().map_err(|_| {
+                bad(
+                    &key,
+                    format!("`{point}` is not a token count; key each limit by a prompt length or context, e.g. `{name}_at = {{ 4096 = ... }}`"),
+                )
+            })?;
+            if !listed.contains(&n) {
+                return Err(bad(
+                    &key,
+                    format!(
+                        "limits {name} at {n} tokens, which [workload] does not list; add it: \
+                         `{list_key} = [{}]`",
+                        listed
+                            .iter()
+                            .chain([&n])
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if !(max.is_finite() && max > 0.0) {
+                return Err(bad(
+                    &key,
+                    format!("{name} at {n}: {max} must be a positive number"),
+                ));
+            }
+            points.push((n, max));
+        }
+        points.sort_by_key(|&(n, _)| n);
+        out.extend(points.into_iter().map(|(n, max)| AtLimit {
+            name: format!("{name}@{n}"),
+            metric: metric(n),
+            max: max * unit,
+        }));
+    }
+    Ok(out)
 }
 
 /// Why a point of the space is not a buildable model.
@@ -423,6 +536,8 @@ impl SearchSpace {
             }
         }
 
+        let at_limits = at_limits(c, w, &bad)?;
+
         let mut objectives: Vec<(Metric, bool)> = file
             .objectives
             .minimize
@@ -550,6 +665,7 @@ impl SearchSpace {
             total: 0,
             objectives,
             pick,
+            at_limits,
         };
         space.lens = space.axis_lens();
         space.total = space

@@ -4,6 +4,7 @@
 
 use crate::metrics::{Bound, Metric};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tailor_cost::{EditWorkload, Workload};
 use tailor_spec::files;
@@ -307,6 +308,18 @@ pub struct Constraints {
     pub max_edit_zo_memory_gib: Option<f64>,
     #[serde(default)]
     pub max_edit_bp_memory_gib: Option<f64>,
+    /// Limits at the other prompts `[workload] prefill_at` lists, by prompt length:
+    /// `max_prefill_ms_at = { 4096 = 2500.0 }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_prefill_ms_at: BTreeMap<String, f64>,
+    /// Limits at the other contexts `[workload] decode_at` lists, by context:
+    /// `max_decode_ms_at = { 16384 = 40.0 }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_decode_ms_at: BTreeMap<String, f64>,
+    /// Peak-memory limits (GiB) at the contexts `decode_at` lists: `max_memory_gib_at =
+    /// { 16384 = 1.0 }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_memory_gib_at: BTreeMap<String, f64>,
 }
 
 /// `[objectives]`.
