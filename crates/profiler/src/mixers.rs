@@ -6,7 +6,7 @@
 //! recurrent state update). Each is tested against a naive reference on small inputs
 //! (`tests.rs`): the timings and the whole models are built from these.
 
-use crate::ops::{Heads, Rope, merge_heads, repeat_kv, split_heads};
+use crate::ops::{Heads, Rope, attention_decode_at, merge_heads, repeat_kv, split_heads};
 use burn::tensor::activation::{sigmoid, silu, softplus};
 use burn::tensor::module::attention as sdpa;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -128,23 +128,11 @@ pub fn sliding_decode(
     k_cache: Tensor<4>,
     v_cache: Tensor<4>,
 ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
-    let q = rope.apply(split_heads(q, h.heads, h.head_dim), position);
-    let k_new = rope.apply(split_heads(k, h.kv_heads, h.head_dim), position);
-    let v_new = split_heads(v, h.kv_heads, h.head_dim);
     let cached = k_cache.dims()[2];
     let keep = cached.min(window - 1);
-    let k = Tensor::cat(vec![k_cache.narrow(2, cached - keep, keep), k_new], 2);
-    let v = Tensor::cat(vec![v_cache.narrow(2, cached - keep, keep), v_new], 2);
-    let q = q.reshape([1, h.kv_heads, h.heads / h.kv_heads, h.head_dim]);
-    let out = sdpa(
-        q,
-        k.clone(),
-        v.clone(),
-        None,
-        None,
-        AttentionModuleOptions::default(),
-    );
-    (out.reshape([1, h.heads * h.head_dim]), k, v)
+    let k_cache = k_cache.narrow(2, cached - keep, keep);
+    let v_cache = v_cache.narrow(2, cached - keep, keep);
+    attention_decode_at(q, k, v, h, rope, position, k_cache, v_cache)
 }
 
 /// The heads of a Gated DeltaNet layer.

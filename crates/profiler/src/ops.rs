@@ -191,6 +191,22 @@ pub fn attention_decode(
     v_cache: Tensor<4>,
 ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
     let position = k_cache.dims()[2];
+    attention_decode_at(q, k, v, h, rope, position, k_cache, v_cache)
+}
+
+/// [`attention_decode`] of a token at `position` (RoPE), against whatever the cache holds:
+/// a sliding window's cache holds fewer positions than came before.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_decode_at(
+    q: Tensor<2>,
+    k: Tensor<2>,
+    v: Tensor<2>,
+    h: Heads,
+    rope: &Rope,
+    position: usize,
+    k_cache: Tensor<4>,
+    v_cache: Tensor<4>,
+) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
     let q = rope.apply(split_heads(q, h.heads, h.head_dim), position);
     let k_new = rope.apply(split_heads(k, h.kv_heads, h.head_dim), position);
     let v_new = split_heads(v, h.kv_heads, h.head_dim);

@@ -684,14 +684,26 @@ fn hybrid_at(dir: &Path, objectives: &str) -> Result<SearchSpace, String> {
 }
 
 fn hybrid_points(dir: &Path, objectives: &str, decode_at: &str) -> Result<SearchSpace, String> {
+    hybrid_edited(
+        dir,
+        &[
+            (
+                "decode_at = [512]",
+                &format!("prefill_at = [4096]\ndecode_at = {decode_at}"),
+            ),
+            (r#"minimize = ["decode_ms", "prefill_ms"]"#, objectives),
+        ],
+    )
+}
+
+/// hybrid-350m with these text replacements (and its reference dropped), loaded from a
+/// scratch folder.
+fn hybrid_edited(dir: &Path, edits: &[(&str, &str)]) -> Result<SearchSpace, String> {
     let text = std::fs::read_to_string(root().join("search-spaces/hybrid-350m.toml")).unwrap();
-    let text = text
-        .replace("references = [\"../specs/lfm2-350m.config.json\"]", "")
-        .replace(
-            "decode_at = [512]",
-            &format!("prefill_at = [4096]\ndecode_at = {decode_at}"),
-        )
-        .replace(r#"minimize = ["decode_ms", "prefill_ms"]"#, objectives);
+    let text = edits.iter().fold(
+        text.replace("references = [\"../specs/lfm2-350m.config.json\"]", ""),
+        |t, (from, to)| t.replace(from, to),
+    );
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("space.toml");
     std::fs::write(&path, text).unwrap();
@@ -812,15 +824,13 @@ fn a_metric_at_a_point_the_workload_does_not_list_is_refused_with_the_fix() {
 
 /// The hybrid space with decode at 512 and 16384 and these extra `[constraints]` lines.
 fn hybrid_constrained(dir: &Path, extra: &str) -> Result<SearchSpace, String> {
-    let text = std::fs::read_to_string(root().join("search-spaces/hybrid-350m.toml")).unwrap();
-    let text = text
-        .replace("references = [\"../specs/lfm2-350m.config.json\"]", "")
-        .replace("decode_at = [512]", "decode_at = [512, 16384]")
-        .replace("[constraints]\n", &format!("[constraints]\n{extra}\n"));
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("space.toml");
-    std::fs::write(&path, text).unwrap();
-    SearchSpace::load(&path).map_err(|e| e.to_string())
+    hybrid_edited(
+        dir,
+        &[
+            ("decode_at = [512]", "decode_at = [512, 16384]"),
+            ("[constraints]\n", &format!("[constraints]\n{extra}\n")),
+        ],
+    )
 }
 
 #[test]

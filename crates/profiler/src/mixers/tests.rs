@@ -137,22 +137,34 @@ fn naive_window_attention(
     out
 }
 
-#[test]
-fn sliding_window_attention_equals_full_attention_masked_to_the_window() {
-    let d = device();
+/// Heads of `heads / kv_heads x 8`, RoPE tables, and random projections q, k, v of
+/// `tokens` tokens.
+fn attention_example(
+    d: &Device,
+    heads: usize,
+    kv_heads: usize,
+    tokens: usize,
+) -> (Heads, Rope, Tensor<2>, Tensor<2>, Tensor<2>) {
     let h = Heads {
-        heads: 4,
-        kv_heads: 2,
+        heads,
+        kv_heads,
         head_dim: 8,
     };
-    let tokens = 11;
-    let rope = Rope::new(64, h.head_dim, 10_000.0, &d);
-    let r = |w| Tensor::<2>::random([tokens, w], Distribution::Normal(0.0, 1.0), &d);
+    let rope = Rope::new(64, h.head_dim, 10_000.0, d);
+    let r = |w| Tensor::<2>::random([tokens, w], Distribution::Normal(0.0, 1.0), d);
     let (q, k, v) = (
         r(h.heads * h.head_dim),
         r(h.kv_heads * h.head_dim),
         r(h.kv_heads * h.head_dim),
     );
+    (h, rope, q, k, v)
+}
+
+#[test]
+fn sliding_window_attention_equals_full_attention_masked_to_the_window() {
+    let d = device();
+    let tokens = 11;
+    let (h, rope, q, k, v) = attention_example(&d, 4, 2, tokens);
     let rotated_q = values(rope.apply(split_heads(q.clone(), h.heads, h.head_dim), 0));
     let rotated_k = values(rope.apply(split_heads(k.clone(), h.kv_heads, h.head_dim), 0));
     let heads_v = values(split_heads(v.clone(), h.kv_heads, h.head_dim));
@@ -176,19 +188,8 @@ fn sliding_window_attention_equals_full_attention_masked_to_the_window() {
 #[test]
 fn sliding_decode_steps_equal_the_last_rows_of_a_windowed_prefill() {
     let d = device();
-    let h = Heads {
-        heads: 2,
-        kv_heads: 1,
-        head_dim: 8,
-    };
     let (tokens, prompt, window) = (12, 5, 4);
-    let rope = Rope::new(64, h.head_dim, 10_000.0, &d);
-    let r = |w| Tensor::<2>::random([tokens, w], Distribution::Normal(0.0, 1.0), &d);
-    let (q, k, v) = (
-        r(h.heads * h.head_dim),
-        r(h.kv_heads * h.head_dim),
-        r(h.kv_heads * h.head_dim),
-    );
+    let (h, rope, q, k, v) = attention_example(&d, 2, 1, tokens);
     let (all, _, _) = sliding_prefill(q.clone(), k.clone(), v.clone(), h, &rope, window);
     let want = values(all.narrow(0, prompt, tokens - prompt));
     let (_, mut kc, mut vc) = sliding_prefill(
