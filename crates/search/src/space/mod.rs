@@ -15,7 +15,6 @@ mod schema;
 pub use schema::*;
 
 use crate::metrics::Metric;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tailor_cost::{EditWorkload, Workload};
 use tailor_spec::files::{self, FileError};
@@ -198,20 +197,14 @@ fn at_limits(
     bad: &dyn Fn(&str, String) -> FileError,
 ) -> Result<Vec<AtLimit>, FileError> {
     let gib = (1u64 << 30) as f64;
-    let tables: [(
-        &str,
-        &BTreeMap<String, f64>,
-        &[u64],
-        &str,
-        fn(u64) -> Metric,
-        f64,
-    ); 3] = [
+    let mut out = Vec::new();
+    for (name, table, listed, list_key, metric, unit) in [
         (
             "max_prefill_ms",
             &c.max_prefill_ms_at,
             &w.prefill_at,
             "prefill_at",
-            Metric::PrefillMsAt,
+            Metric::PrefillMsAt as fn(u64) -> Metric,
             1.0,
         ),
         (
@@ -230,9 +223,7 @@ fn at_limits(
             Metric::PeakMemoryAt,
             gib,
         ),
-    ];
-    let mut out = Vec::new();
-    for (name, table, listed, list_key, metric, unit) in tables {
+    ] {
         let key = format!("constraints.{name}_at");
         let mut points = Vec::new();
         for (point, &max) in table {
