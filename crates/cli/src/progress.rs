@@ -85,8 +85,8 @@ impl Drop for Bar {
 }
 
 /// The bar of a profiling run: one step per timing session (burn) or probe visit
-/// (llama.cpp). Without a terminal (a log file, `adb shell`) a log line every 10 sessions
-/// instead. Cleared when dropped.
+/// (llama.cpp). Without a terminal (a log file, `adb shell`) a log line instead, at most
+/// every [`LOG_EVERY`]. Cleared when dropped.
 #[derive(Debug)]
 pub struct ProfileBar(ProgressBar, LogLine);
 
