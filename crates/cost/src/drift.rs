@@ -26,7 +26,10 @@ impl OpShape {
             | OpShape::Norm { tokens, .. }
             | OpShape::Residual { tokens, .. }
             | OpShape::Linear { tokens, .. }
-            | OpShape::Ffn { tokens, .. } => *tokens,
+            | OpShape::Ffn { tokens, .. }
+            | OpShape::Gate { tokens, .. }
+            | OpShape::ShortConv { tokens, .. }
+            | OpShape::LinearAttention { tokens, .. } => *tokens,
             OpShape::Attention { q_len, .. } => *q_len,
             OpShape::LmHead { tokens, .. } => *tokens,
             OpShape::Grad { of } => of.rows(),

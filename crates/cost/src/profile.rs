@@ -606,7 +606,9 @@ pub(crate) mod tests {
             head_dim: 16,
             q_len: 1,
             kv_len: 11,
-            causal: false
+            causal: false,
+            window: None,
+            rope: true,
         }));
     }
 
@@ -626,6 +628,47 @@ pub(crate) mod tests {
                     .sum();
                 let p = tailor_spec::Precision::default();
                 assert_eq!(total, spec.pass_totals(phase, &p).flops, "{phase:?}");
+            }
+        }
+    }
+
+    /// The passes of today's mixed stacks (short convolutions, sliding windows shorter and
+    /// longer than the prompt, Gated DeltaNet, output gates, q/k norms, NoPE layers) count
+    /// the accounting's FLOPs, and a pass's calls per layer are each layer's calls.
+    #[test]
+    fn mixed_stack_passes_agree_with_spec_accounting() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/tests/fixtures");
+        for name in [
+            "lfm2-350m",
+            "gemma-3-270m",
+            "qwen3-0.6b",
+            "qwen3.5-0.8b",
+            "smollm3-3b",
+        ] {
+            let path = std::path::Path::new(fixtures).join(format!("{name}.config.json"));
+            let spec = tailor_spec::load_spec(&path).unwrap().spec;
+            for phase in [
+                Phase::Prefill { tokens: 300 },
+                Phase::Prefill { tokens: 1500 },
+                Phase::Decode { context: 31 },
+                Phase::Decode { context: 4096 },
+            ] {
+                let pass = OpShape::pass(&spec, phase);
+                let total: u128 = pass.iter().map(|(s, n)| s.flops() * *n as u128).sum();
+                let p = tailor_spec::Precision::default();
+                assert_eq!(total, spec.pass_totals(phase, &p).flops, "{name} {phase:?}");
+                let per_layer: u64 = spec
+                    .layers()
+                    .iter()
+                    .map(|l| OpShape::layer_calls(&spec, l, phase).len() as u64)
+                    .sum();
+                let calls: u64 = pass.iter().map(|(_, n)| n).sum();
+                assert_eq!(
+                    calls,
+                    per_layer + 3,
+                    "{name}: embedding, layers, norm, head"
+                );
+                assert_eq!(OpShape::call_rows(&spec, phase).len() as u64, calls);
             }
         }
     }

@@ -95,6 +95,8 @@ pub struct Profiled {
     elem_bytes: u64,
     exact: HashMap<OpShape, f64>,
     families: HashMap<OpShape, Points>,
+    /// The kinds of operator ([`OpShape::kind_name`]) the profile has entries of.
+    kinds: std::collections::BTreeSet<&'static str>,
     /// Whole models' level on this machine now, scaling each phase's predictions.
     level: Option<Level>,
 }
@@ -116,6 +118,11 @@ impl Profiled {
             elem_bytes,
             exact,
             families: HashMap::new(),
+            kinds: profile
+                .entries
+                .iter()
+                .map(|e| e.shape.kind_name())
+                .collect(),
             profile,
             level: None,
         };
@@ -184,6 +191,24 @@ impl Profiled {
             }
         }
         (x, Source::Roofline)
+    }
+
+    /// The first operator of `spec`'s passes under `w` of a kind the profile has no entry
+    /// of at all: its time could come from the roofline only, so whatever prices with
+    /// this profile refuses the spec instead (naming this shape).
+    pub fn unmeasured(&self, spec: &ModelSpec, w: &Workload) -> Option<OpShape> {
+        let phases = [
+            Phase::Prefill {
+                tokens: w.prompt_tokens.max(1),
+            },
+            Phase::Decode { context: w.context },
+        ];
+        phases.into_iter().find_map(|phase| {
+            OpShape::pass(spec, phase)
+                .into_iter()
+                .map(|(s, _)| s)
+                .find(|s| !self.kinds.contains(s.kind_name()))
+        })
     }
 
     /// Every operator of one pass, priced (at the level, where one is set).
@@ -328,7 +353,11 @@ impl CostModel for Profiled {
         self.predict(spec, workload).estimate
     }
 
+    /// Edits of the uniform dense stack only (the edit's layer and passes are dense).
     fn edit(&self, spec: &ModelSpec, w: &Workload, e: &EditWorkload) -> Option<EditEstimate> {
+        if spec.beyond_dense().is_some() {
+            return None;
+        }
         Some(self.predict_edit(spec, w, e).estimate)
     }
 }
@@ -418,22 +447,66 @@ pub fn families_of(shape: &OpShape) -> Vec<OpShape> {
             q_len,
             kv_len,
             causal,
+            window,
+            rope,
             ..
         } => {
-            let a = |head_dim, q_len, kv_len| OpShape::Attention {
+            let a = |head_dim, q_len, kv_len, rope| OpShape::Attention {
                 heads: 0,
                 kv_heads: 0,
                 head_dim,
                 q_len,
                 kv_len,
                 causal,
+                window,
+                rope,
             };
-            vec![
-                a(head_dim, q_len, kv_len),
-                a(0, q_len, kv_len),
-                a(head_dim, 0, 0),
-                a(0, 0, 0),
-            ]
+            // A NoPE layer, where no NoPE entry is near, as attention with RoPE (which
+            // costs it a little more).
+            let ropes: &[bool] = if rope { &[true] } else { &[false, true] };
+            ropes
+                .iter()
+                .flat_map(|&r| {
+                    [
+                        a(head_dim, q_len, kv_len, r),
+                        a(0, q_len, kv_len, r),
+                        a(head_dim, 0, 0, r),
+                        a(0, 0, 0, r),
+                    ]
+                })
+                .collect()
+        }
+        OpShape::Gate { tokens, .. } => vec![
+            OpShape::Gate { tokens, width: 0 },
+            OpShape::Gate {
+                tokens: 0,
+                width: 0,
+            },
+        ],
+        OpShape::ShortConv {
+            tokens,
+            kernel,
+            bias,
+            ..
+        } => {
+            let c = |tokens, kernel| OpShape::ShortConv {
+                tokens,
+                hidden: 0,
+                kernel,
+                bias,
+            };
+            vec![c(tokens, kernel), c(tokens, 0), c(0, 0)]
+        }
+        OpShape::LinearAttention { tokens, kernel, .. } => {
+            let l = |tokens| OpShape::LinearAttention {
+                tokens,
+                key_heads: 0,
+                value_heads: 0,
+                key_dim: 0,
+                value_dim: 0,
+                kernel,
+            };
+            vec![l(tokens), l(0)]
         }
         OpShape::Ffn {
             tokens,
@@ -559,6 +632,7 @@ mod tests {
             elem_bytes: 4,
             exact: HashMap::new(),
             families: HashMap::new(),
+            kinds: Default::default(),
             profile: probe,
             level: None,
         }

@@ -582,7 +582,11 @@ impl CostModel for LlamaCost {
         self.predict(spec, workload).estimate
     }
 
+    /// Edits of the uniform dense stack only (the edit's layer and passes are dense).
     fn edit(&self, spec: &ModelSpec, w: &Workload, e: &EditWorkload) -> Option<EditEstimate> {
+        if spec.beyond_dense().is_some() {
+            return None;
+        }
         Some(self.predict_edit(spec, w, e).0)
     }
 }

@@ -6,6 +6,7 @@
 //! cycled, while the activations are one tensor reused.
 
 use crate::DeviceFailed;
+use crate::mixers::{self, DeltaHeads, DeltaState, DeltaWeights};
 use crate::ops;
 use crate::timing::{Measurement, TimingOptions, measure};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -72,6 +73,40 @@ pub fn cold_bytes(shape: &OpShape) -> u128 {
             } else {
                 2 * w(kv_heads) * w(head_dim) * (w(kv_len) - 1)
             }
+        }
+        OpShape::Gate { .. } => 0,
+        // The kernel, and a decode step's rolling state.
+        OpShape::ShortConv {
+            tokens,
+            hidden,
+            kernel,
+            bias,
+        } => {
+            w(hidden) * w(kernel)
+                + b(bias, hidden)
+                + if tokens == 1 {
+                    (w(kernel) - 1) * w(hidden)
+                } else {
+                    0
+                }
+        }
+        // The conv kernel, the per-head parameters and the norm, and a decode step's
+        // states (the recurrent one is most of it).
+        OpShape::LinearAttention {
+            tokens,
+            key_heads,
+            value_heads,
+            key_dim,
+            value_dim,
+            kernel,
+        } => {
+            let channels = 2 * w(key_heads) * w(key_dim) + w(value_heads) * w(value_dim);
+            let state = if tokens == 1 {
+                (w(kernel) - 1) * channels + w(value_heads) * w(key_dim) * w(value_dim)
+            } else {
+                0
+            };
+            channels * w(kernel) + 2 * w(value_heads) + w(value_dim) + state
         }
         OpShape::Ffn {
             hidden,
@@ -158,22 +193,79 @@ fn ffn_copies(
         .collect()
 }
 
-/// The heads, the RoPE tables for `kv_len` positions and the q and kv widths of an
-/// attention shape.
+/// The heads, the RoPE tables for `kv_len` positions (none for a NoPE layer) and the q
+/// and kv widths of an attention shape.
 fn attention_parts(
     heads: u64,
     kv_heads: u64,
     head_dim: u64,
     kv_len: u64,
+    rope: bool,
     d: &Device,
-) -> (ops::Heads, ops::Rope, usize, usize) {
+) -> (ops::Heads, Option<ops::Rope>, usize, usize) {
     let h = ops::Heads {
         heads: heads as usize,
         kv_heads: kv_heads as usize,
         head_dim: head_dim as usize,
     };
-    let rope = ops::Rope::new(kv_len as usize, h.head_dim, 10_000.0, d);
+    let rope = rope.then(|| ops::Rope::new(kv_len as usize, h.head_dim, 10_000.0, d));
     (h, rope, h.heads * h.head_dim, h.kv_heads * h.head_dim)
+}
+
+/// `n` copies of a Gated DeltaNet layer's weights between its projections.
+fn delta_copies(n: usize, heads: DeltaHeads, kernel: usize, d: &Device) -> Vec<DeltaWeights> {
+    let channels = 2 * heads.key_heads * heads.key_dim + heads.value_heads * heads.value_dim;
+    let convs = weight_copies(n, [channels, kernel], d);
+    let a_logs = weight_copies(n, [heads.value_heads], d);
+    let dt_biases = weight_copies(n, [heads.value_heads], d);
+    let norms = weight_copies(n, [heads.value_dim], d);
+    convs
+        .into_iter()
+        .zip(a_logs)
+        .zip(dt_biases)
+        .zip(norms)
+        .map(|(((conv, a_log), dt_bias), norm)| DeltaWeights {
+            heads,
+            conv,
+            a_log: a_log - 3.0,
+            dt_bias,
+            norm,
+        })
+        .collect()
+}
+
+/// `n` states a Gated DeltaNet decode step continues from (small random values), or `n`
+/// zero states for a prompt.
+fn delta_states(
+    n: usize,
+    heads: DeltaHeads,
+    kernel: usize,
+    decode: bool,
+    d: &Device,
+) -> Vec<DeltaState> {
+    let zero = DeltaState::zeros(heads, kernel, d);
+    if !decode {
+        return vec![zero; n];
+    }
+    weight_copies(n, zero.conv.dims(), d)
+        .into_iter()
+        .zip(weight_copies(n, zero.state.dims(), d))
+        .map(|(conv, state)| DeltaState { conv, state })
+        .collect()
+}
+
+fn delta_heads(key_heads: u64, value_heads: u64, key_dim: u64, value_dim: u64) -> DeltaHeads {
+    DeltaHeads {
+        key_heads: key_heads as usize,
+        value_heads: value_heads as usize,
+        key_dim: key_dim as usize,
+        value_dim: value_dim as usize,
+    }
+}
+
+/// The in-projection's output width of a Gated DeltaNet layer: q, k, v, z, b and a.
+fn delta_proj_width(h: DeltaHeads) -> usize {
+    2 * h.key_heads * h.key_dim + 2 * h.value_heads * h.value_dim + 2 * h.value_heads
 }
 
 /// `n` copies of a decode step's key and value caches (`kv_len - 1` cached tokens).
@@ -258,39 +350,103 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
             q_len,
             kv_len,
             causal,
+            window,
+            rope,
         } => {
-            let (h, rope, qw, kvw) = attention_parts(heads, kv_heads, head_dim, kv_len, &d);
+            let (h, rope, qw, kvw) = attention_parts(heads, kv_heads, head_dim, kv_len, rope, &d);
             let t = u(q_len);
             let (q, k, v) = (
                 weights([t, qw], &d),
                 weights([t, kvw], &d),
                 weights([t, kvw], &d),
             );
-            if causal {
-                Box::new(move |_| {
+            match (causal, window) {
+                (true, Some(w)) => Box::new(move |_| {
+                    Box::new(mixers::sliding_prefill(
+                        q.clone(),
+                        k.clone(),
+                        v.clone(),
+                        h,
+                        rope.as_ref(),
+                        u(w),
+                    ))
+                }),
+                (true, None) => Box::new(move |_| {
                     Box::new(ops::attention_prefill(
                         q.clone(),
                         k.clone(),
                         v.clone(),
                         h,
-                        &rope,
+                        rope.as_ref(),
                     ))
-                })
-            } else {
-                let (kc, vc) = cache_copies(n, h, kv_len, &d);
-                Box::new(move |i| {
-                    let c = i % n;
-                    Box::new(ops::attention_decode(
-                        q.clone(),
-                        k.clone(),
-                        v.clone(),
-                        h,
-                        &rope,
-                        kc[c].clone(),
-                        vc[c].clone(),
-                    ))
-                })
+                }),
+                (false, _) => {
+                    let (kc, vc) = cache_copies(n, h, kv_len, &d);
+                    Box::new(move |i| {
+                        let c = i % n;
+                        Box::new(ops::attention_decode(
+                            q.clone(),
+                            k.clone(),
+                            v.clone(),
+                            h,
+                            rope.as_ref(),
+                            kc[c].clone(),
+                            vc[c].clone(),
+                        ))
+                    })
+                }
             }
+        }
+        OpShape::Gate { tokens, width } => {
+            let x = weights([u(tokens), u(width)], &d);
+            let g = weights([u(tokens), u(width)], &d);
+            Box::new(move |_| Box::new(ops::gate(x.clone(), g.clone())))
+        }
+        OpShape::ShortConv {
+            tokens,
+            hidden,
+            kernel,
+            bias: b,
+        } => {
+            let (t, hd, k) = (u(tokens), u(hidden), u(kernel));
+            let bcx = weights([t, 3 * hd], &d);
+            let ws = weight_copies(n, [hd, k], &d);
+            let bs = bias_copies(n, hd, b, &d);
+            let states = if tokens == 1 {
+                weight_copies(n, [k - 1, hd], &d)
+            } else {
+                vec![mixers::conv_state(hd, k, &d); n]
+            };
+            Box::new(move |i| {
+                let c = i % n;
+                Box::new(mixers::short_conv(
+                    bcx.clone(),
+                    &ws[c],
+                    bs[c].as_ref(),
+                    states[c].clone(),
+                ))
+            })
+        }
+        OpShape::LinearAttention {
+            tokens,
+            key_heads,
+            value_heads,
+            key_dim,
+            value_dim,
+            kernel,
+        } => {
+            let heads = delta_heads(key_heads, value_heads, key_dim, value_dim);
+            let proj = weights([u(tokens), delta_proj_width(heads)], &d);
+            let ws = delta_copies(n, heads, u(kernel), &d);
+            let states = delta_states(n, heads, u(kernel), tokens == 1, &d);
+            Box::new(move |i| {
+                let c = i % n;
+                Box::new(mixers::gated_deltanet(
+                    proj.clone(),
+                    &ws[c],
+                    states[c].clone(),
+                ))
+            })
         }
         OpShape::Ffn {
             tokens,
@@ -369,14 +525,31 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
             q_len,
             kv_len,
             causal,
+            window,
+            rope,
         } => {
-            let (h, rope, qw, kvw) = attention_parts(heads, kv_heads, head_dim, kv_len, d);
+            let (h, rope, qw, kvw) = attention_parts(heads, kv_heads, head_dim, kv_len, rope, d);
             let t = u(q_len);
             let (q, k, v) = (leaf([t, qw]), leaf([t, kvw]), leaf([t, kvw]));
             if causal {
                 Box::new(move |_| {
-                    let (out, _, _) =
-                        ops::attention_prefill(q.clone(), k.clone(), v.clone(), h, &rope);
+                    let (out, _, _) = match window {
+                        Some(w) => mixers::sliding_prefill(
+                            q.clone(),
+                            k.clone(),
+                            v.clone(),
+                            h,
+                            rope.as_ref(),
+                            u(w),
+                        ),
+                        None => ops::attention_prefill(
+                            q.clone(),
+                            k.clone(),
+                            v.clone(),
+                            h,
+                            rope.as_ref(),
+                        ),
+                    };
                     Box::new(out.backward())
                 })
             } else {
@@ -388,7 +561,7 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
                         k.clone(),
                         v.clone(),
                         h,
-                        &rope,
+                        rope.as_ref(),
                         kc[c].clone(),
                         vc[c].clone(),
                     );
@@ -410,6 +583,46 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
             Box::new(move |i| {
                 let k = i % n;
                 Box::new(ops::ffn(x.clone(), kind, activation, &ws[k]).backward())
+            })
+        }
+        OpShape::Gate { tokens, width } => {
+            let x = leaf([u(tokens), u(width)]);
+            let g = leaf([u(tokens), u(width)]);
+            Box::new(move |_| Box::new(ops::gate(x.clone(), g.clone()).backward()))
+        }
+        OpShape::ShortConv {
+            tokens,
+            hidden,
+            kernel,
+            bias: b,
+        } => {
+            let (t, hd, k) = (u(tokens), u(hidden), u(kernel));
+            let bcx = leaf([t, 3 * hd]);
+            let ws = weight_copies(n, [hd, k], d);
+            let bs = bias_copies(n, hd, b, d);
+            let state = mixers::conv_state(hd, k, d);
+            Box::new(move |i| {
+                let c = i % n;
+                let (y, _) = mixers::short_conv(bcx.clone(), &ws[c], bs[c].as_ref(), state.clone());
+                Box::new(y.backward())
+            })
+        }
+        OpShape::LinearAttention {
+            tokens,
+            key_heads,
+            value_heads,
+            key_dim,
+            value_dim,
+            kernel,
+        } => {
+            let heads = delta_heads(key_heads, value_heads, key_dim, value_dim);
+            let proj = leaf([u(tokens), delta_proj_width(heads)]);
+            let ws = delta_copies(n, heads, u(kernel), d);
+            let states = delta_states(n, heads, u(kernel), tokens == 1, d);
+            Box::new(move |i| {
+                let c = i % n;
+                let (y, _) = mixers::gated_deltanet(proj.clone(), &ws[c], states[c].clone());
+                Box::new(y.backward())
             })
         }
         // The embedding's input is token ids (no gradient flows to them): its gradient

@@ -36,14 +36,23 @@ pub fn conv_state(channels: usize, kernel: usize, device: &burn::tensor::Device)
 }
 
 /// LFM2's gated short convolution between its projections: `bcx: [T, 3 * hidden]` (the
-/// in-projection's output, B, C and x in that order) becomes `C * conv(B * x)`, `[T,
-/// hidden]`; the convolution continues from `state` and returns its new state.
-pub fn short_conv(bcx: Tensor<2>, w: &Tensor<2>, state: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+/// in-projection's output, B, C and x in that order) becomes `C * (conv(B * x) + bias)`,
+/// `[T, hidden]`; the convolution continues from `state` and returns its new state.
+pub fn short_conv(
+    bcx: Tensor<2>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    state: Tensor<2>,
+) -> (Tensor<2>, Tensor<2>) {
     let hidden = bcx.dims()[1] / 3;
     let b = bcx.clone().narrow(1, 0, hidden);
     let c = bcx.clone().narrow(1, hidden, hidden);
     let x = bcx.narrow(1, 2 * hidden, hidden);
     let (y, state) = causal_conv(b * x, w, state);
+    let y = match bias {
+        Some(b) => y + b.clone().unsqueeze_dim::<2>(0),
+        None => y,
+    };
     (c * y, state)
 }
 
@@ -57,13 +66,13 @@ pub fn sliding_prefill(
     k: Tensor<2>,
     v: Tensor<2>,
     h: Heads,
-    rope: &Rope,
+    rope: Option<&Rope>,
     window: usize,
 ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
     let tokens = q.dims()[0];
     let device = q.device();
-    let q = rope.apply(split_heads(q, h.heads, h.head_dim), 0);
-    let k = rope.apply(split_heads(k, h.kv_heads, h.head_dim), 0);
+    let q = Rope::maybe(rope, split_heads(q, h.heads, h.head_dim), 0);
+    let k = Rope::maybe(rope, split_heads(k, h.kv_heads, h.head_dim), 0);
     let v = split_heads(v, h.kv_heads, h.head_dim);
     let group = h.heads / h.kv_heads;
     let (kr, vr) = (repeat_kv(k.clone(), group), repeat_kv(v.clone(), group));
@@ -122,7 +131,7 @@ pub fn sliding_decode(
     k: Tensor<2>,
     v: Tensor<2>,
     h: Heads,
-    rope: &Rope,
+    rope: Option<&Rope>,
     position: usize,
     window: usize,
     k_cache: Tensor<4>,
@@ -309,6 +318,70 @@ fn unit_lower_inverse(n: Tensor<3>, size: usize) -> Tensor<3> {
         reach *= 2;
     }
     result
+}
+
+/// Chunk length of the chunked delta rule over a prompt (flash-linear-attention's).
+pub const DELTA_CHUNK: usize = 64;
+
+/// The weights of a Gated DeltaNet layer between its projections: the short convolution
+/// over q, k and v (`[channels, K]`, no bias), the per-head `A_log` and `dt_bias`, the
+/// output norm's weight (`[d_v]`).
+#[derive(Debug, Clone)]
+pub struct DeltaWeights {
+    pub heads: DeltaHeads,
+    pub conv: Tensor<2>,
+    pub a_log: Tensor<1>,
+    pub dt_bias: Tensor<1>,
+    pub norm: Tensor<1>,
+}
+
+/// What a Gated DeltaNet layer keeps between steps: its convolution's last `K - 1` inputs
+/// and the recurrent state `[Hv, d_k, d_v]`.
+#[derive(Debug, Clone)]
+pub struct DeltaState {
+    pub conv: Tensor<2>,
+    pub state: Tensor<3>,
+}
+
+impl DeltaState {
+    /// The state at the start of a sequence (zeros).
+    pub fn zeros(d: DeltaHeads, kernel: usize, device: &burn::tensor::Device) -> Self {
+        let channels = 2 * d.key_heads * d.key_dim + d.value_heads * d.value_dim;
+        Self {
+            conv: conv_state(channels, kernel, device),
+            state: Tensor::zeros([d.value_heads, d.key_dim, d.value_dim], device),
+        }
+    }
+}
+
+/// A Gated DeltaNet layer between its projections: `proj: [T, channels + Hv * d_v + 2 Hv]`
+/// (the in-projection's output: q, k and v, then z, then b and a) becomes the gated,
+/// normalised output `[T, Hv * d_v]` for the out-projection. A prompt (`T > 1`) runs the
+/// chunked delta rule, one token the recurrent step; both continue from `state`.
+pub fn gated_deltanet(
+    proj: Tensor<2>,
+    w: &DeltaWeights,
+    state: DeltaState,
+) -> (Tensor<2>, DeltaState) {
+    let d = w.heads;
+    let tokens = proj.dims()[0];
+    let channels = 2 * d.key_heads * d.key_dim + d.value_heads * d.value_dim;
+    let values = d.value_heads * d.value_dim;
+    let qkv = proj.clone().narrow(1, 0, channels);
+    let z = proj.clone().narrow(1, channels, values);
+    let b = proj.clone().narrow(1, channels + values, d.value_heads);
+    let a = proj.narrow(1, channels + values + d.value_heads, d.value_heads);
+    let (qkv, conv) = causal_conv(qkv, &w.conv, state.conv);
+    let x = delta_inputs(qkv, b, a, &w.a_log, &w.dt_bias, d);
+    let (o, state) = if tokens == 1 {
+        delta_recurrent(x, state.state)
+    } else {
+        delta_chunked(x, state.state, DELTA_CHUNK.min(tokens.next_power_of_two()))
+    };
+    (
+        delta_output(o, z, &w.norm, 1e-6),
+        DeltaState { conv, state },
+    )
 }
 
 /// Gated DeltaNet's output side: the delta rule's `o: [Hv, T, d_v]` RMS-normalised per

@@ -125,6 +125,14 @@ impl Rope {
         }
     }
 
+    /// Rotates `x` by `rope`, or leaves it as it is (`None`: a NoPE layer).
+    pub fn maybe(rope: Option<&Rope>, x: Tensor<4>, start: usize) -> Tensor<4> {
+        match rope {
+            Some(r) => r.apply(x, start),
+            None => x,
+        }
+    }
+
     /// Rotates `x: [1, heads, tokens, dim]` whose first token sits at position `start`.
     pub fn apply(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
         let [_, _, tokens, dim] = x.dims();
@@ -147,18 +155,18 @@ pub struct Heads {
 }
 
 /// Causal self-attention of a prompt, from the projections to the input of the output
-/// projection: q `[P, H*D]`, k and v `[P, KV*D]` are split into heads, q and k rotated,
-/// attended (KV heads repeated for GQA) and merged back to `[P, H*D]`. Also returns the
-/// rotated keys and the values `[1, KV, P, D]`: the KV cache.
+/// projection: q `[P, H*D]`, k and v `[P, KV*D]` are split into heads, q and k rotated
+/// (unless `rope` is `None`), attended (KV heads repeated for GQA) and merged back to
+/// `[P, H*D]`. Also returns the rotated keys and the values `[1, KV, P, D]`: the KV cache.
 pub fn attention_prefill(
     q: Tensor<2>,
     k: Tensor<2>,
     v: Tensor<2>,
     h: Heads,
-    rope: &Rope,
+    rope: Option<&Rope>,
 ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
-    let q = rope.apply(split_heads(q, h.heads, h.head_dim), 0);
-    let k = rope.apply(split_heads(k, h.kv_heads, h.head_dim), 0);
+    let q = Rope::maybe(rope, split_heads(q, h.heads, h.head_dim), 0);
+    let k = Rope::maybe(rope, split_heads(k, h.kv_heads, h.head_dim), 0);
     let v = split_heads(v, h.kv_heads, h.head_dim);
     let group = h.heads / h.kv_heads;
     let options = AttentionModuleOptions {
@@ -186,7 +194,7 @@ pub fn attention_decode(
     k: Tensor<2>,
     v: Tensor<2>,
     h: Heads,
-    rope: &Rope,
+    rope: Option<&Rope>,
     k_cache: Tensor<4>,
     v_cache: Tensor<4>,
 ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
@@ -202,13 +210,13 @@ pub fn attention_decode_at(
     k: Tensor<2>,
     v: Tensor<2>,
     h: Heads,
-    rope: &Rope,
+    rope: Option<&Rope>,
     position: usize,
     k_cache: Tensor<4>,
     v_cache: Tensor<4>,
 ) -> (Tensor<2>, Tensor<4>, Tensor<4>) {
-    let q = rope.apply(split_heads(q, h.heads, h.head_dim), position);
-    let k_new = rope.apply(split_heads(k, h.kv_heads, h.head_dim), position);
+    let q = Rope::maybe(rope, split_heads(q, h.heads, h.head_dim), position);
+    let k_new = Rope::maybe(rope, split_heads(k, h.kv_heads, h.head_dim), position);
     let v_new = split_heads(v, h.kv_heads, h.head_dim);
     let k = Tensor::cat(vec![k_cache, k_new], 2);
     let v = Tensor::cat(vec![v_cache, v_new], 2);
@@ -222,6 +230,19 @@ pub fn attention_decode_at(
         AttentionModuleOptions::default(),
     );
     (out.reshape([1, h.heads * h.head_dim]), k, v)
+}
+
+/// `x * sigmoid(g)`: an output gate (Qwen3.5's attention).
+pub fn gate(x: Tensor<2>, g: Tensor<2>) -> Tensor<2> {
+    x * burn::tensor::activation::sigmoid(g)
+}
+
+/// RMSNorm of each head of `x: [tokens, heads * dim]` (`w: [dim]`): the q/k norms of
+/// Qwen3, Gemma 3 and LFM2.
+pub fn head_norm(x: Tensor<2>, heads: usize, w: &Tensor<1>, eps: f64) -> Tensor<2> {
+    let [tokens, width] = x.dims();
+    let rows = x.reshape([tokens * heads, width / heads]);
+    norm(rows, NormKind::RmsNorm, w, None, eps).reshape([tokens, width])
 }
 
 /// Logits `[1, vocab]` of one position `x: [1, hidden]`: against `[hidden, vocab]`

@@ -44,6 +44,12 @@ fn every_kind() -> Vec<OpShape> {
     });
     let grads: Vec<OpShape> = shapes.iter().map(OpShape::grad).collect();
     shapes.extend(grads);
+    // The mixers of mixed stacks: short convolutions, windowed prefill (longer than the
+    // window) and decode, NoPE, q/k norms, the output gate, Gated DeltaNet, FFN-only layers.
+    for spec in mixed_specs() {
+        shapes.extend(OpShape::for_spec(&spec, Phase::Prefill { tokens: 6 }));
+        shapes.extend(OpShape::for_spec(&spec, Phase::Decode { context: 7 }));
+    }
     shapes.sort();
     shapes.dedup();
     shapes
@@ -149,7 +155,7 @@ fn operators_compute_the_right_shapes() {
     };
     let rope = ops::Rope::new(16, 8, 10_000.0, &d);
     // GQA prefill: 4 query heads over 2 KV heads.
-    let (out, k, v) = ops::attention_prefill(r2([6, 32]), r2([6, 16]), r2([6, 16]), h, &rope);
+    let (out, k, v) = ops::attention_prefill(r2([6, 32]), r2([6, 16]), r2([6, 16]), h, Some(&rope));
     assert_eq!(out.dims(), [6, 32]);
     assert_eq!((k.dims(), v.dims()), ([1, 2, 6, 8], [1, 2, 6, 8]));
     let (out, k, v) = ops::attention_decode(
@@ -157,7 +163,7 @@ fn operators_compute_the_right_shapes() {
         r2([1, 16]),
         r2([1, 16]),
         h,
-        &rope,
+        Some(&rope),
         r([1, 2, 9, 8]),
         r([1, 2, 9, 8]),
     );
@@ -287,6 +293,60 @@ fn a_missing_adapter_is_an_error_not_a_panic() {
     );
 }
 
+/// A small spec with a stack, from its spec.toml text.
+fn stacked(model: &str) -> ModelSpec {
+    let src = format!("format_version = 1\nname = \"t\"\n\n[model]\n{model}");
+    tailor_spec::SpecFile::parse(std::path::Path::new("t.toml"), &src)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .model
+}
+
+/// Small models of today's mixed stacks: LFM2's (gated short convolutions, with biases,
+/// and GQA with q/k norms), Gemma 3's (sliding windows of 4 with a global layer, head_dim
+/// apart from hidden/heads, four norms per layer), Qwen3.5's (Gated DeltaNet with an
+/// attention layer with its output gate) and one with NoPE and FFN-only layers.
+fn mixed_specs() -> Vec<ModelSpec> {
+    let base = |layers: u32, activation: &str| {
+        format!(
+            "vocab_size = 300\nhidden_size = 64\nnum_layers = {layers}\nnum_heads = 4\n\
+             num_kv_heads = 2\nintermediate_size = 96\ntie_embeddings = true\n\
+             ffn = \"gated\"\nactivation = \"{activation}\"\nnorm = \"rmsnorm\"\n\
+             norm_bias = false\nnorm_eps = 1e-6\nqkv_bias = false\no_bias = false\n\
+             mlp_bias = false\nrope_theta = 10000.0\nmax_position_embeddings = 64\n"
+        )
+    };
+    vec![
+        stacked(&format!(
+            "{}\n[model.stack]\nlayout = \"lfm2\"\npattern = [\"conv\", \"conv\", \"attn\"]\n\
+             [model.stack.kinds.conv]\nmixer = \"short_conv\"\nkernel = 3\nconv_bias = true\n\
+             [model.stack.kinds.attn]\nmixer = \"attention\"\nqk_norm = true\n",
+            base(4, "silu")
+        )),
+        stacked(&format!(
+            "{}\n[model.stack]\nlayout = \"gemma3\"\n\
+             pattern = [\"local\", \"local\", \"global\"]\n\
+             [model.stack.kinds.local]\nmixer = \"attention\"\nwindow = 4\nhead_dim = 32\nqk_norm = true\n\
+             [model.stack.kinds.global]\nmixer = \"attention\"\nhead_dim = 32\nqk_norm = true\n",
+            base(3, "gelu_tanh")
+        )),
+        stacked(&format!(
+            "{}\n[model.stack]\nlayout = \"llama\"\npattern = [\"lin\", \"lin\", \"full\"]\n\
+             [model.stack.kinds.lin]\nmixer = \"linear_attention\"\nkey_heads = 2\nvalue_heads = 4\n\
+             key_head_dim = 16\nvalue_head_dim = 8\nconv_kernel = 4\n\
+             [model.stack.kinds.full]\nmixer = \"attention\"\nhead_dim = 32\nqk_norm = true\n\
+             output_gate = true\n",
+            base(3, "silu")
+        )),
+        stacked(&format!(
+            "{}\n[model.stack]\nlayout = \"llama\"\npattern = [\"rope\", \"nope\", \"skip\"]\n\
+             [model.stack.kinds.rope]\nmixer = \"attention\"\n\
+             [model.stack.kinds.nope]\nmixer = \"attention\"\nrope = false\n\
+             [model.stack.kinds.skip]\nmixer = \"none\"\n",
+            base(3, "silu")
+        )),
+    ]
+}
+
 fn specs_of_every_kind() -> Vec<ModelSpec> {
     let mut a = ModelSpec::llama(500, 64, 2, 4, 2, 96);
     a.tie_embeddings = true;
@@ -308,7 +368,7 @@ fn specs_of_every_kind() -> Vec<ModelSpec> {
 fn the_built_model_has_exactly_the_specs_parameters() {
     use crate::model::Model;
     let d = Backend::Flex.open().unwrap();
-    for spec in specs_of_every_kind() {
+    for spec in specs_of_every_kind().into_iter().chain(mixed_specs()) {
         let m = Model::random(&spec, 8, &d).unwrap();
         assert_eq!(m.num_params(), spec.params().total, "{spec:?}");
     }
@@ -323,26 +383,44 @@ fn the_built_model_has_exactly_the_specs_parameters() {
     assert_eq!(m.num_params(), 134_515_008);
 }
 
-/// The model makes exactly the calls `OpShape::pass` lists for a decode step, row by row
-/// (what `tailor measure --decode-ops` sets beside the profile's entries).
+/// The model makes exactly the calls `OpShape::pass` lists for a decode step, in kind,
+/// order and number, row by row (what `tailor measure --decode-ops` sets beside the
+/// profile's entries), for the dense stack and every mixer.
 #[test]
 fn a_decode_step_makes_the_calls_of_its_pass_row_by_row() {
     use crate::model::{Model, PassOp};
     let d = Backend::Flex.open().unwrap();
-    for spec in specs_of_every_kind() {
+    for spec in specs_of_every_kind().into_iter().chain(mixed_specs()) {
         let m = Model::random(&spec, 8, &d).unwrap();
-        let mut counts = [0u64; PassOp::ALL.len()];
         let mut order = Vec::new();
-        drop(m.decode_marked(m.prompt(1), m.random_cache(5), &mut |op| {
-            counts[op as usize] += 1;
-            order.push(op);
-        }));
-        let pass = OpShape::pass(&spec, Phase::Decode { context: 5 });
-        assert_eq!(pass.len(), PassOp::ALL.len());
+        drop(m.decode_marked(m.prompt(1), m.random_state(5), &mut |op| order.push(op)));
+        let phase = Phase::Decode { context: 5 };
+        let pass = OpShape::pass(&spec, phase);
+        let rows = OpShape::call_rows(&spec, phase);
+        let kinds: Vec<PassOp> = rows
+            .iter()
+            .map(|&r| PassOp::of(&pass[r].0).unwrap())
+            .collect();
+        assert_eq!(order, kinds, "{spec:?}");
+        let mut counts = vec![0u64; pass.len()];
+        rows.iter().for_each(|&r| counts[r] += 1);
         let calls: Vec<u64> = pass.iter().map(|(_, c)| *c).collect();
-        assert_eq!(counts.to_vec(), calls, "{spec:?}");
+        assert_eq!(counts, calls, "{spec:?}");
         assert_eq!(order.first(), Some(&PassOp::Embedding));
         assert_eq!(order.last(), Some(&PassOp::LmHead));
+    }
+}
+
+/// Timing a decode step operator by operator runs the chain check on mixed stacks too.
+#[test]
+fn a_mixed_stacks_decode_step_is_timed_row_by_row() {
+    use crate::model::{Model, time_decode_ops};
+    let d = Backend::Flex.open().unwrap();
+    for spec in mixed_specs() {
+        let m = Model::random(&spec, 8, &d).unwrap();
+        let chain = time_decode_ops(&m, 5, &quick()).unwrap();
+        let rows = OpShape::pass(&spec, Phase::Decode { context: 5 }).len();
+        assert_eq!(chain.ops.len(), rows, "{spec:?}");
     }
 }
 
@@ -351,7 +429,9 @@ fn decoding_after_a_prefill_matches_the_longer_prefill() {
     use crate::model::Model;
     use burn::tensor::{Int, Tensor, TensorData};
     let d = Backend::Flex.open().unwrap();
-    for spec in specs_of_every_kind() {
+    // The mixed stacks: each layer's state (a window's KV, a convolution's inputs, the
+    // delta rule's state from its chunked form) carries the prompt into the next step.
+    for spec in specs_of_every_kind().into_iter().chain(mixed_specs()) {
         let m = Model::random(&spec, 8, &d).unwrap();
         let ids: Vec<i64> = vec![3, 17, 42, 7, 99, 1];
         let t = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), &d);

@@ -272,7 +272,10 @@ pub fn profile_shapes(
 ) -> Vec<tailor_cost::OpShape> {
     let mut set = std::collections::BTreeSet::new();
     for spec in specs {
-        if let Some(e) = edit {
+        // An edit is of the dense stack only (`CostModel::edit` prices no other).
+        if let Some(e) = edit
+            && spec.beyond_dense().is_none()
+        {
             set.extend(e.shapes(&spec));
         }
         for &p in prompts {

@@ -88,9 +88,9 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, FileError> {
     }
 }
 
-/// [`load_spec`] for the commands that price, time or build a model: a spec with layers the
-/// cost models and engines cannot handle yet (anything but the uniform dense stack) is
-/// refused, naming what it has. `tailor spec` reads every spec with [`load_spec`].
+/// [`load_spec`] for a knowledge edit (`tailor measure --edit`): its layer and passes are
+/// the uniform dense stack's, so a spec with anything else is refused, naming what it has.
+/// Every other command reads specs with [`load_spec`].
 pub fn load_dense_spec(path: &Path) -> Result<LoadedSpec, FileError> {
     let loaded = load_spec(path)?;
     match loaded.spec.beyond_dense() {
@@ -104,9 +104,9 @@ pub fn load_dense_spec(path: &Path) -> Result<LoadedSpec, FileError> {
             }
             .into(),
             message: format!(
-                "the spec has {what}; tailor prices, times and builds the uniform dense stack \
-                 only so far (`tailor spec` counts this one exactly, parameters, operators and \
-                 state)"
+                "the spec has {what}; a knowledge edit is priced and timed on the uniform dense \
+                 stack only so far (predict, measure, validate and search take this spec \
+                 without --edit)"
             ),
         }),
     }

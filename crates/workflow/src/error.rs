@@ -234,6 +234,17 @@ pub enum WorkflowError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// A burn profile (f32) asked of a space whose workload runs another weight type.
+    #[error(
+        "{}: its workload runs {weights} weights, and burn runs f32 only; profile it with \
+         `--engine llama.cpp` (GGUF {weights}), or set `weights = \"f32\"` under [workload] \
+         for a burn profile",
+        space.display()
+    )]
+    BurnWeights {
+        space: PathBuf,
+        weights: tailor_spec::DType,
+    },
     /// The workload's weight type is not the one the profile was measured in.
     #[error(
         "{what} asks for {asked} weights but the profile was measured in {profiled}; set the \
@@ -276,18 +287,24 @@ pub enum WorkflowError {
         cost: String,
         metric: String,
     },
-    /// A space with mixed stacks priced by a burn profile (which times the dense stack).
+    /// A space's candidates or a spec run a kind of operator the burn profile never timed.
     #[error(
-        "{}: its candidates have {what}, which `{cost}` cannot price: a burn profile times \
-         the dense stack's operators only so far; search it with a llama.cpp profile \
-         (`tailor profile --engine llama.cpp --space ...`) or a device datasheet (--device \
-         FILE, the roofline prices every mixer from its FLOPs and bytes)",
-        space.display()
+        "{}: runs {kind} operators ({shape}), of which profile {} has no entry at all; \
+         profile it into that file (`tailor profile {flag} {} --out {}` resumes the profile \
+         and times the shapes it lacks)",
+        input.display(),
+        profile.display(),
+        input.display(),
+        profile.display()
     )]
-    StackNotPriced {
-        space: PathBuf,
-        cost: String,
-        what: String,
+    KindNotProfiled {
+        /// The space or spec.
+        input: PathBuf,
+        /// `--space` or `--spec`.
+        flag: &'static str,
+        profile: PathBuf,
+        kind: &'static str,
+        shape: String,
     },
     /// A device file without the peak the space's precision needs.
     #[error("{}: {error}", path.display())]

@@ -11,7 +11,7 @@ use tailor_report::search::Summary;
 use tailor_report::{Card, Chosen, CostKind, CostSource, Exported, Flavor};
 use tailor_search::output::{FrontFile, Rule, Sense};
 use tailor_search::{Metric, Metrics, pick_order};
-use tailor_spec::{ModelSpec, Precision, files, load_dense_spec, load_spec};
+use tailor_spec::{ModelSpec, Precision, files, load_spec};
 use tracing::info;
 
 /// What to export.
@@ -172,14 +172,9 @@ struct Source {
     chosen: Option<Chosen>,
 }
 
-/// A spec file, priced on the request's profile when given (only the dense stack is
-/// priced so far; any spec exports without a profile).
+/// A spec file, priced on the request's profile when given.
 fn from_spec(path: &Path, req: &ExportRequest) -> Result<Source> {
-    let loaded = if req.profile.is_some() {
-        load_dense_spec(path)?
-    } else {
-        load_spec(path)?
-    };
+    let loaded = load_spec(path)?;
     let name = loaded.name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -194,6 +189,7 @@ fn from_spec(path: &Path, req: &ExportRequest) -> Result<Source> {
                 context: req.context,
                 precision: Precision::for_weights(prof.fingerprint.dtype),
             };
+            crate::search::require_profiled(&model, &loaded.spec, &w, path, p)?;
             (
                 Some((w, model.estimate(&loaded.spec, &w))),
                 Some(CostSource {

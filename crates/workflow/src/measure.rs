@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tailor_cost::{Fingerprint, OpShape, Workload};
 use tailor_profiler::{Backend, ModelMeasurement, TimingOptions, measure_model, measure_models};
 use tailor_report::{ChainReport, ChainRow, MeasureReport, MemoryReport};
-use tailor_spec::{LoadedSpec, Phase, Precision, load_dense_spec};
+use tailor_spec::{LoadedSpec, Phase, Precision, load_spec};
 use tracing::info;
 
 /// Whole models to time on this machine.
@@ -41,7 +41,7 @@ pub fn measure(req: &MeasureRequest) -> Result<Vec<Measured>> {
     let loaded = req
         .specs
         .iter()
-        .map(|p| load_dense_spec(p))
+        .map(|p| load_spec(p))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let device = req.backend.open()?;
     let fingerprint = req.backend.fingerprint(&device);
@@ -109,7 +109,7 @@ pub fn memory_only(
     prompt: u64,
     context: u64,
 ) -> Result<MemoryReport> {
-    let loaded = load_dense_spec(spec)?;
+    let loaded = load_spec(spec)?;
     let device = backend.open()?;
     let m = measure_model(
         backend,
@@ -165,24 +165,10 @@ pub struct DecodeChainRequest {
     pub prompt: u64,
 }
 
-/// The rows of [`OpShape::pass`]'s decode step, in order.
-const CHAIN_OPS: [&str; 10] = [
-    "embedding",
-    "norm",
-    "q_proj",
-    "kv_proj",
-    "attention",
-    "o_proj",
-    "residual",
-    "ffn",
-    "final_norm",
-    "lm_head",
-];
-
 /// Times `req`'s decode step as the model chains its operators (a sync and a clock read
 /// after each), alternating with unmarked steps, beside the profile's prediction.
 pub fn decode_chain(req: &DecodeChainRequest) -> Result<ChainReport> {
-    let spec = load_dense_spec(&req.spec)?.spec;
+    let spec = load_spec(&req.spec)?.spec;
     let context = req.context;
     let predicted: Option<Vec<f64>> = match &req.profile {
         Some(p) => {
@@ -208,11 +194,11 @@ pub fn decode_chain(req: &DecodeChainRequest) -> Result<ChainReport> {
         rows: chain
             .ops
             .iter()
-            .zip(CHAIN_OPS)
+            .zip(&calls)
             .enumerate()
-            .map(|(i, (m, op))| ChainRow {
-                op: op.into(),
-                calls: calls.get(i).map_or(0, |c| c.1),
+            .map(|(i, (m, (shape, calls)))| ChainRow {
+                op: shape.to_string(),
+                calls: *calls,
                 measured: timed(m),
                 predicted_ms: predicted.as_ref().and_then(|p| p.get(i).copied()),
             })

@@ -14,7 +14,7 @@ use tailor_profiler::{
 use tailor_report::profile::BurnProfileReport;
 use tailor_search::{SearchSpace, profile_shapes, static_candidates};
 use tailor_spec::files::utc_now_iso;
-use tailor_spec::load_dense_spec;
+use tailor_spec::load_spec;
 use tracing::{debug, info, warn};
 
 /// Sessions per profile entry unless asked otherwise (`tailor profile --rounds`, `tailor
@@ -122,7 +122,14 @@ fn median_weights(specs: impl Iterator<Item = tailor_spec::ModelSpec>) -> u64 {
 fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>, u64)> {
     Ok(match &req.source {
         ProfileSource::Space(path) => {
-            let space = SearchSpace::load_dense(path)?;
+            let space = SearchSpace::load(path)?;
+            let weights = space.workload.precision.weights;
+            if weights != tailor_spec::DType::F32 {
+                return Err(WorkflowError::BurnWeights {
+                    space: path.clone(),
+                    weights,
+                });
+            }
             let weights = median_weights(static_candidates(&space));
             let mut prompts = space.prompts();
             prompts.extend(&req.prompts);
@@ -142,7 +149,7 @@ fn shapes_of(req: &BurnProfileRequest) -> Result<(String, Vec<OpShape>, u64)> {
         ProfileSource::Specs(paths) => {
             let specs = paths
                 .iter()
-                .map(|p| load_dense_spec(p).map(|l| l.spec))
+                .map(|p| load_spec(p).map(|l| l.spec))
                 .collect::<Result<Vec<_>, _>>()?;
             let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             let weights = median_weights(specs.iter().cloned());

@@ -150,7 +150,7 @@ fn choose_profile(req: &RunRequest, needed: &BTreeSet<tailor_cost::OpShape>) -> 
 /// Runs the whole chain of `req`.
 pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutcome> {
     let started = Instant::now();
-    let space = SearchSpace::load_dense(&req.run.space)?;
+    let space = SearchSpace::load(&req.run.space)?;
 
     // 1. A profile of this setup covering the space.
     let needed = crate::freshness::space_shapes(&space);

@@ -5,7 +5,7 @@
 
 use crate::error::{Result, WorkflowError};
 use std::path::{Path, PathBuf};
-use tailor_cost::{CostModel, DeviceSpec, Profile, Profiled, Roofline};
+use tailor_cost::{CostModel, DeviceSpec, Profile, Profiled, Roofline, Workload};
 use tailor_profiler::TimingOptions;
 use tailor_report::fmt::{bytes, thousands};
 use tailor_report::search::{Reference, SearchRun, Summary};
@@ -97,8 +97,56 @@ pub fn check_precision(model: &Profiled, precision: &Precision, what: &str) -> R
     Ok(())
 }
 
+/// Refuses `spec` (read from `spec_path`) where the burn profile `model` (read from
+/// `profile`) has no entry of a kind of operator it runs: its time would come from the
+/// roofline alone.
+pub fn require_profiled(
+    model: &Profiled,
+    spec: &tailor_spec::ModelSpec,
+    w: &Workload,
+    spec_path: &Path,
+    profile: &Path,
+) -> Result<()> {
+    match model.unmeasured(spec, w) {
+        None => Ok(()),
+        Some(shape) => Err(WorkflowError::KindNotProfiled {
+            input: spec_path.to_path_buf(),
+            flag: "--spec",
+            profile: profile.to_path_buf(),
+            kind: shape.kind_name(),
+            shape: shape.to_string(),
+        }),
+    }
+}
+
+/// [`require_profiled`] for every candidate of `space` inside its static constraints. A
+/// mixed space may need kinds of operator the profile never timed (a profile of dense
+/// spaces has no short convolution); a dense space needs none a profile lacks.
+pub fn require_profiled_space(
+    model: &Profiled,
+    space: &SearchSpace,
+    space_path: &Path,
+    profile: &Path,
+) -> Result<()> {
+    if !space.has_stack() {
+        return Ok(());
+    }
+    match tailor_search::static_candidates(space)
+        .find_map(|s| model.unmeasured(&s, &space.workload))
+    {
+        None => Ok(()),
+        Some(shape) => Err(WorkflowError::KindNotProfiled {
+            input: space_path.to_path_buf(),
+            flag: "--space",
+            profile: profile.to_path_buf(),
+            kind: shape.kind_name(),
+            shape: shape.to_string(),
+        }),
+    }
+}
+
 /// The profiled model of a loaded burn profile (`path`), checked against the space's
-/// precision.
+/// precision and (for a mixed space) against the kinds of operator it has timed.
 pub fn profiled_cost(
     profiled: Profiled,
     path: &Path,
@@ -110,6 +158,7 @@ pub fn profiled_cost(
         &space.workload.precision,
         &space_path.display().to_string(),
     )?;
+    require_profiled_space(&profiled, space, space_path, path)?;
     let p = profiled.profile();
     let source = CostSource {
         kind: CostKind::Profiled,
@@ -213,17 +262,6 @@ pub fn cost_model(
     profile: Option<&Path>,
     recheck: Recheck,
 ) -> Result<CostChoice> {
-    // A burn profile times the dense stack only; llama.cpp profiles and device rooflines
-    // price every mixer.
-    if let (None, Some(path), Some(what)) = (device, profile, space.beyond_dense())
-        && !crate::llama::is_llama(path)
-    {
-        return Err(WorkflowError::StackNotPriced {
-            space: space_path.to_path_buf(),
-            cost: path.display().to_string(),
-            what,
-        });
-    }
     match (device, profile) {
         (Some(path), _) => {
             let device = DeviceSpec::load(path)?;
@@ -333,15 +371,6 @@ pub fn run_search(
                 metric: metric.name().into_owned(),
             });
         }
-    }
-    if let Some(what) = space.beyond_dense()
-        && cost.source.kind == CostKind::Profiled
-    {
-        return Err(WorkflowError::StackNotPriced {
-            space: space.path.clone(),
-            cost: cost.source.file.clone(),
-            what,
-        });
     }
     info!(
         space = %space.name(),

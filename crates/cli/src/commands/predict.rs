@@ -4,9 +4,9 @@ pub use crate::args::predict::PredictArgs;
 use anyhow::Result;
 use tailor_cost::Workload;
 use tailor_report::predicted::BurnPrediction;
-use tailor_spec::{Precision, load_dense_spec};
+use tailor_spec::{Precision, load_dense_spec, load_spec};
 
-pub use tailor_workflow::search::{check_precision, load_profiled};
+pub use tailor_workflow::search::{check_precision, load_profiled, require_profiled};
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let edit = args.edit.workload()?;
@@ -20,13 +20,19 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             args.json,
         );
     }
-    let loaded = load_dense_spec(&args.spec)?;
+    // An edit is of the dense stack only.
+    let loaded = if edit.is_some() {
+        load_dense_spec(&args.spec)?
+    } else {
+        load_spec(&args.spec)?
+    };
     let model = load_profiled(&args.profile)?;
     let workload = Workload {
         prompt_tokens: args.workload.prompt,
         context: args.workload.context,
         precision: Precision::for_weights(model.profile().fingerprint.dtype),
     };
+    require_profiled(&model, &loaded.spec, &workload, &args.spec, &args.profile)?;
     let p = model.predict(&loaded.spec, &workload);
     let edit = edit.map(|e| model.predict_edit(&loaded.spec, &workload, &e));
     let report = BurnPrediction::new(

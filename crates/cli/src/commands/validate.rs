@@ -8,7 +8,7 @@
 //! of the orders, the level of each round, a calibration plot.
 
 use super::llama;
-use super::predict::{check_precision, load_profiled};
+use super::predict::{check_precision, load_profiled, require_profiled};
 use crate::args::PROFILE_ROUNDS;
 pub use crate::args::validate::ValidateArgs;
 use crate::fmt::timestamp;
@@ -22,17 +22,14 @@ use tailor_workflow::freshness::{
     DRIFT_TOLERANCE, LevelRequest, announce, level, machine_backend, recheck, remeasure,
     space_shapes,
 };
+use tailor_workflow::search::require_profiled_space;
 use tracing::warn;
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
     if super::llama::is_llama(&args.profile) {
         return llama::validate(args, with_workload(args, SearchSpace::load(&args.space)?));
     }
-    let space = with_workload(args, SearchSpace::load_dense(&args.space)?);
-    // burn times the dense stack only: a mixed --spec is refused by what it has.
-    for p in &args.specs {
-        tailor_spec::load_dense_spec(p)?;
-    }
+    let space = with_workload(args, SearchSpace::load(&args.space)?);
     let model = load_profiled(&args.profile)?;
     let timing = args.timing.options()?;
     check_precision(
@@ -40,6 +37,13 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         &space.workload.precision,
         &args.space.display().to_string(),
     )?;
+    if args.specs.is_empty() {
+        require_profiled_space(&model, &space, &args.space, &args.profile)?;
+    }
+    for p in &args.specs {
+        let spec = tailor_spec::load_spec(p)?.spec;
+        require_profiled(&model, &spec, &space.workload, p, &args.profile)?;
+    }
     let sample = sample(args, &space, &model)?;
     let backend = machine_backend(&model, &args.profile, &args.space)?;
     let out = out_dir(args, &space, "");

@@ -229,8 +229,8 @@ fn a_search_that_would_write_too_large_a_candidates_csv_is_refused_before_it_sta
 }
 
 /// A space of mixed stacks searches on a datasheet (the roofline prices every mixer), its
-/// pick exports as the family that expresses it, and a measured profile refuses it by what
-/// its candidates have.
+/// pick exports as the family that expresses it, and a burn profile that never timed its
+/// mixers refuses it by shape, with the command that adds them.
 #[test]
 fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
     let s = Scratch::new("search-hybrid");
@@ -262,10 +262,18 @@ fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
             .unwrap();
     assert_eq!(config["model_type"], "lfm2");
 
-    // A burn profile times the dense stack only: refused by what the candidates have.
+    // A burn profile that never timed a short convolution (the committed one profiles the
+    // dense quickstart) refuses the space, naming the shape and the command that adds it.
+    // burn runs f32: the space's copy at f32, without its reference.
+    let f32_space = s.0.join("h32.toml");
+    let src = std::fs::read_to_string(crate::common::root().join("search-spaces/hybrid-350m.toml"))
+        .unwrap()
+        .replace("weights = \"q4_0\"", "weights = \"f32\"")
+        .replace("references = [\"../specs/lfm2-350m.config.json\"]\n", "");
+    std::fs::write(&f32_space, src).unwrap();
     let e = tailor(&[
         "search",
-        "search-spaces/hybrid-350m.toml",
+        f32_space.to_str().unwrap(),
         "--profile",
         "profiles/host-flex.toml",
         "--no-recheck",
@@ -274,11 +282,8 @@ fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
     ])
     .assert_clean_error()
     .to_string();
-    assert!(e.contains("short_conv layers"), "{e}");
-    assert!(
-        e.contains("llama.cpp profile") && e.contains("--device"),
-        "{e}"
-    );
+    assert!(e.contains("runs short_conv operators (short_conv t"), "{e}");
+    assert!(e.contains("h32.toml --out profiles/host-flex.toml"), "{e}");
     // A llama.cpp profile prices them, from probes at the space's own contexts: the
     // committed one (quickstart's) has none of them, and says how to make them.
     let e = tailor(&[
@@ -296,8 +301,12 @@ fn a_hybrid_space_searches_on_a_datasheet_and_is_refused_by_a_profile() {
         e.contains("no prefill 512 probes") && e.contains("tailor profile --engine llama.cpp"),
         "{e}"
     );
+    // burn runs f32: a burn profile of a q4_0 space says how to get one.
     let e = tailor(&["profile", "--space", "search-spaces/sliding-270m.toml"])
         .assert_clean_error()
         .to_string();
-    assert!(e.contains("sliding layers"), "{e}");
+    assert!(
+        e.contains("runs q4_0 weights, and burn runs f32 only") && e.contains("--engine llama.cpp"),
+        "{e}"
+    );
 }

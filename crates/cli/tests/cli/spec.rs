@@ -65,12 +65,26 @@ fn todays_small_model_families_count_exactly() {
 }
 
 #[test]
-fn a_mixed_stack_is_refused_by_name_where_it_would_be_priced() {
+fn a_mixed_stack_is_refused_by_name_where_its_operators_were_never_profiled() {
     let lfm2 = format!("{FIXTURES}/lfm2-350m.config.json");
     let e = tailor(&["predict", &lfm2, "--profile", "profiles/host-flex.toml"])
         .assert_clean_error()
         .to_string();
-    assert!(e.contains("lfm2-350m.config.json"), "{e}");
+    assert!(
+        e.contains("lfm2-350m.config.json: runs short_conv operators"),
+        "{e}"
+    );
+    assert!(e.contains("tailor profile --spec"), "{e}");
+    // An edit is of the dense stack only.
+    let e = tailor(&[
+        "predict",
+        &lfm2,
+        "--profile",
+        "profiles/host-flex.toml",
+        "--edit",
+    ])
+    .assert_clean_error()
+    .to_string();
     assert!(e.contains("10 layer(s) with a short_conv mixer"), "{e}");
     assert!(e.contains("uniform dense stack only so far"), "{e}");
 }

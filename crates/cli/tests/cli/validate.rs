@@ -239,30 +239,78 @@ fn predict_and_measure_one_spec() {
     ops.extend(FAST);
     let c = tailor(&ops).json();
     let rows = c["rows"].as_array().unwrap();
+    // Each row is a distinct shape, named by it, in the order it first runs: embedding,
+    // the norms, q and o (both 96 -> 96 here: one row), k and v, attention, the residual
+    // adds, FFN, final norm, head.
     let names: Vec<&str> = rows.iter().map(|r| r["op"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [
-            "embedding",
-            "norm",
-            "q_proj",
-            "kv_proj",
-            "attention",
-            "o_proj",
-            "residual",
-            "ffn",
-            "final_norm",
-            "lm_head"
+            "embedding t1 512x96",
+            "rmsnorm t1 96",
+            "linear t1 96->96",
+            "linear t1 96->32",
+            "attention 3/1x32 q1 kv17",
+            "residual t1 96",
+            "ffn gated silu t1 96->192",
+            "rmsnorm t1 96",
+            "lm_head 96->512 tied"
         ]
     );
     let calls: Vec<u64> = rows.iter().map(|r| r["calls"].as_u64().unwrap()).collect();
-    assert_eq!(calls, [1, 6, 3, 6, 3, 3, 6, 3, 1, 1], "3 layers");
+    assert_eq!(calls, [1, 6, 6, 6, 3, 6, 3, 1, 1], "3 layers");
     for r in rows {
         assert!(r["measured"]["median_ms"].as_f64().unwrap() >= 0.0, "{r}");
         assert!(r["predicted_ms"].as_f64().unwrap() > 0.0, "{r}");
     }
     assert!(c["marked"]["samples"].as_u64().unwrap() >= 20);
     assert!(c["plain"]["median_ms"].as_f64().unwrap() > 0.0);
+    // A mixed stack (LFM2's short convolutions and attention with q/k norms) is built,
+    // timed whole with its memory, and timed operator by operator against its pass.
+    let lfm2 = s.write(
+        "lfm2.toml",
+        "format_version = 1\n[model]\nvocab_size = 512\nhidden_size = 64\nnum_layers = 3\n\
+         num_heads = 4\nnum_kv_heads = 2\nintermediate_size = 128\nffn = \"gated\"\n\
+         activation = \"silu\"\nnorm = \"rmsnorm\"\ntie_embeddings = true\n\
+         [model.stack]\nlayout = \"lfm2\"\npattern = [\"conv\", \"conv\", \"attn\"]\n\
+         [model.stack.kinds.conv]\nmixer = \"short_conv\"\nkernel = 3\n\
+         [model.stack.kinds.attn]\nmixer = \"attention\"\nqk_norm = true\n",
+    );
+    let lfm2 = lfm2.to_str().unwrap();
+    let mut args = vec![
+        "measure",
+        lfm2,
+        "--prompt",
+        "8",
+        "--context",
+        "16",
+        "--json",
+    ];
+    args.extend(FAST);
+    let m = tailor(&args).json();
+    let counted = tailor(&["spec", lfm2, "--json"]).json();
+    assert_eq!(m["params"], counted["params"]["total"], "{m}\n{counted}");
+    assert!(m["peak_memory_bytes"].as_u64().unwrap() > 0, "{m}");
+    let mut args = vec!["measure", lfm2, "--context", "16", "--decode-ops", "--json"];
+    args.extend(FAST);
+    let c = tailor(&args).json();
+    let names: Vec<&str> = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["op"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("short_conv t1 64 k3")),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("attention 4/2x16 q1 kv17")),
+        "{names:?}"
+    );
+
     let refused = tailor(&["measure", spec, spec, "--decode-ops"]);
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("one spec"), "{}", refused.stderr);

@@ -91,7 +91,7 @@ fn the_short_conv_gates_the_convolution_of_b_times_x_by_c() {
     let want: Vec<f64> = (0..tokens * hidden)
         .map(|i| at(i / hidden, 1, i % hidden) * conv[i])
         .collect();
-    let (y, _) = short_conv(bcx, &w, conv_state(hidden, kernel, &d));
+    let (y, _) = short_conv(bcx, &w, None, conv_state(hidden, kernel, &d));
     assert_close("short conv", &values(y), &want, 1e-5);
 }
 
@@ -170,7 +170,8 @@ fn sliding_window_attention_equals_full_attention_masked_to_the_window() {
     let heads_v = values(split_heads(v.clone(), h.kv_heads, h.head_dim));
     for window in [1, 3, 4, 11, 16] {
         let want = naive_window_attention(&rotated_q, &rotated_k, &heads_v, h, tokens, window);
-        let (out, kc, vc) = sliding_prefill(q.clone(), k.clone(), v.clone(), h, &rope, window);
+        let (out, kc, vc) =
+            sliding_prefill(q.clone(), k.clone(), v.clone(), h, Some(&rope), window);
         assert_close(&format!("window {window}"), &values(out), &want, 1e-4);
         assert_eq!(
             kc.dims()[2],
@@ -180,8 +181,8 @@ fn sliding_window_attention_equals_full_attention_masked_to_the_window() {
         assert_eq!(vc.dims()[2], window.min(tokens));
     }
     // A window as long as the prompt is causal attention.
-    let (full, _, _) = attention_prefill(q.clone(), k.clone(), v.clone(), h, &rope);
-    let (windowed, _, _) = sliding_prefill(q, k, v, h, &rope, tokens);
+    let (full, _, _) = attention_prefill(q.clone(), k.clone(), v.clone(), h, Some(&rope));
+    let (windowed, _, _) = sliding_prefill(q, k, v, h, Some(&rope), tokens);
     assert_close("global", &values(windowed), &values(full), 1e-5);
 }
 
@@ -190,20 +191,21 @@ fn sliding_decode_steps_equal_the_last_rows_of_a_windowed_prefill() {
     let d = device();
     let (tokens, prompt, window) = (12, 5, 4);
     let (h, rope, q, k, v) = attention_example(&d, 2, 1, tokens);
-    let (all, _, _) = sliding_prefill(q.clone(), k.clone(), v.clone(), h, &rope, window);
+    let (all, _, _) = sliding_prefill(q.clone(), k.clone(), v.clone(), h, Some(&rope), window);
     let want = values(all.narrow(0, prompt, tokens - prompt));
     let (_, mut kc, mut vc) = sliding_prefill(
         q.clone().narrow(0, 0, prompt),
         k.clone().narrow(0, 0, prompt),
         v.clone().narrow(0, 0, prompt),
         h,
-        &rope,
+        Some(&rope),
         window,
     );
     let mut got = Vec::new();
     for t in prompt..tokens {
         let row = |x: &Tensor<2>| x.clone().narrow(0, t, 1);
-        let (out, k2, v2) = sliding_decode(row(&q), row(&k), row(&v), h, &rope, t, window, kc, vc);
+        let (out, k2, v2) =
+            sliding_decode(row(&q), row(&k), row(&v), h, Some(&rope), t, window, kc, vc);
         assert_eq!(k2.dims()[2], window, "the cache stops at the window");
         (kc, vc) = (k2, v2);
         got.extend(values(out));

@@ -274,28 +274,6 @@ impl SearchSpace {
         Self::parse(path, &files::read_to_string(path)?)
     }
 
-    /// [`SearchSpace::load`] for what profiles or times its candidates (`profile`, `run`,
-    /// `validate`): a space with mixed stacks is refused, naming them, until the profiled
-    /// cost models and the whole-model builders handle them. `search --device` (the
-    /// roofline) prices any space.
-    pub fn load_dense(path: &Path) -> Result<Self, FileError> {
-        let src = files::read_to_string(path)?;
-        let space = Self::parse(path, &src)?;
-        match space.beyond_dense() {
-            None => Ok(space),
-            Some(what) => Err(FileError::invalid_toml(
-                path,
-                &src,
-                "model.stack",
-                format!(
-                    "its candidates have {what}; tailor profiles, times and validates the dense \
-                     stack only so far. Search it with a device datasheet (`tailor search SPACE \
-                     --device FILE`), which prices every mixer from its FLOPs and bytes"
-                ),
-            )),
-        }
-    }
-
     /// Parses and checks everything that can be checked without evaluating candidates.
     pub fn parse(path: &Path, src: &str) -> Result<Self, FileError> {
         let file: SpaceFile = files::parse_versioned(path, src)?;
@@ -723,26 +701,9 @@ impl SearchSpace {
         }
     }
 
-    /// The mixers other than dense attention this space's candidates may have, named (for a
-    /// cost model that prices dense stacks only); `None` when every candidate is dense.
-    pub fn beyond_dense(&self) -> Option<String> {
-        let st = self.file.model.stack.as_ref()?;
-        let mut what: Vec<String> = self
-            .local
-            .iter()
-            .filter(|l| **l != LocalMixer::Attention)
-            .map(|l| format!("{} layers", l.name()))
-            .collect();
-        if st.qk_norm {
-            what.push("q/k norms".into());
-        }
-        if st.output_gate {
-            what.push("attention output gates".into());
-        }
-        if st.layout != tailor_spec::Layout::Llama {
-            what.push(format!("the {} layout's norms", st.layout));
-        }
-        (!what.is_empty()).then(|| what.join(", "))
+    /// Whether the space's candidates have a stack of layer kinds (`[model.stack]`).
+    pub fn has_stack(&self) -> bool {
+        self.file.model.stack.is_some()
     }
 
     /// Points in the space (valid or not).
