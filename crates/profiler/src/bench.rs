@@ -214,8 +214,7 @@ fn attention_parts(
 
 /// `n` copies of a Gated DeltaNet layer's weights between its projections.
 fn delta_copies(n: usize, heads: DeltaHeads, kernel: usize, d: &Device) -> Vec<DeltaWeights> {
-    let channels = 2 * heads.key_heads * heads.key_dim + heads.value_heads * heads.value_dim;
-    let convs = weight_copies(n, [channels, kernel], d);
+    let convs = weight_copies(n, [heads.channels(), kernel], d);
     let a_logs = weight_copies(n, [heads.value_heads], d);
     let dt_biases = weight_copies(n, [heads.value_heads], d);
     let norms = weight_copies(n, [heads.value_dim], d);
@@ -254,18 +253,36 @@ fn delta_states(
         .collect()
 }
 
-fn delta_heads(key_heads: u64, value_heads: u64, key_dim: u64, value_dim: u64) -> DeltaHeads {
-    DeltaHeads {
+/// A `linear_attention` shape's heads, its `n` weight copies and `n` states (random for
+/// a decode step, zeros for a prompt).
+fn delta_parts(
+    shape: &OpShape,
+    n: usize,
+    d: &Device,
+) -> (DeltaHeads, Vec<DeltaWeights>, Vec<DeltaState>) {
+    let OpShape::LinearAttention {
+        tokens,
+        key_heads,
+        value_heads,
+        key_dim,
+        value_dim,
+        kernel,
+    } = *shape
+    else {
+        unreachable!("called with linear_attention shapes only")
+    };
+    let heads = DeltaHeads {
         key_heads: key_heads as usize,
         value_heads: value_heads as usize,
         key_dim: key_dim as usize,
         value_dim: value_dim as usize,
-    }
-}
-
-/// The in-projection's output width of a Gated DeltaNet layer: q, k, v, z, b and a.
-fn delta_proj_width(h: DeltaHeads) -> usize {
-    2 * h.key_heads * h.key_dim + 2 * h.value_heads * h.value_dim + 2 * h.value_heads
+    };
+    let kernel = kernel as usize;
+    (
+        heads,
+        delta_copies(n, heads, kernel, d),
+        delta_states(n, heads, kernel, tokens == 1, d),
+    )
 }
 
 /// `n` copies of a decode step's key and value caches (`kv_len - 1` cached tokens).
@@ -427,18 +444,9 @@ pub fn prepare(shape: &OpShape, device: &Device, cycle_bytes: u64) -> Call {
                 ))
             })
         }
-        OpShape::LinearAttention {
-            tokens,
-            key_heads,
-            value_heads,
-            key_dim,
-            value_dim,
-            kernel,
-        } => {
-            let heads = delta_heads(key_heads, value_heads, key_dim, value_dim);
-            let proj = weights([u(tokens), delta_proj_width(heads)], &d);
-            let ws = delta_copies(n, heads, u(kernel), &d);
-            let states = delta_states(n, heads, u(kernel), tokens == 1, &d);
+        OpShape::LinearAttention { tokens, .. } => {
+            let (heads, ws, states) = delta_parts(shape, n, &d);
+            let proj = weights([u(tokens), heads.proj_width()], &d);
             Box::new(move |i| {
                 let c = i % n;
                 Box::new(mixers::gated_deltanet(
@@ -607,18 +615,9 @@ fn grad_call(of: &OpShape, device: &Device, n: usize) -> Call {
                 Box::new(y.backward())
             })
         }
-        OpShape::LinearAttention {
-            tokens,
-            key_heads,
-            value_heads,
-            key_dim,
-            value_dim,
-            kernel,
-        } => {
-            let heads = delta_heads(key_heads, value_heads, key_dim, value_dim);
-            let proj = leaf([u(tokens), delta_proj_width(heads)]);
-            let ws = delta_copies(n, heads, u(kernel), d);
-            let states = delta_states(n, heads, u(kernel), tokens == 1, d);
+        OpShape::LinearAttention { tokens, .. } => {
+            let (heads, ws, states) = delta_parts(of, n, d);
+            let proj = leaf([u(tokens), heads.proj_width()]);
             Box::new(move |i| {
                 let c = i % n;
                 let (y, _) = mixers::gated_deltanet(proj.clone(), &ws[c], states[c].clone());

@@ -153,6 +153,18 @@ pub struct DeltaHeads {
     pub value_dim: usize,
 }
 
+impl DeltaHeads {
+    /// Channels of the short convolution: q, k and v.
+    pub fn channels(&self) -> usize {
+        2 * self.key_heads * self.key_dim + self.value_heads * self.value_dim
+    }
+
+    /// Width of the in-projection's output: q, k, v, z, b and a.
+    pub fn proj_width(&self) -> usize {
+        self.channels() + self.value_heads * self.value_dim + 2 * self.value_heads
+    }
+}
+
 /// Gated DeltaNet's inputs to the delta rule, heads first: `q`, `k` `[Hv, T, d_k]` (key
 /// heads already repeated to the value heads, L2-normalised, q scaled by `d_k^-1/2`), `v`
 /// `[Hv, T, d_v]`, the log decay `g` and the write strength `beta`, `[Hv, T]`.
@@ -346,9 +358,8 @@ pub struct DeltaState {
 impl DeltaState {
     /// The state at the start of a sequence (zeros).
     pub fn zeros(d: DeltaHeads, kernel: usize, device: &burn::tensor::Device) -> Self {
-        let channels = 2 * d.key_heads * d.key_dim + d.value_heads * d.value_dim;
         Self {
-            conv: conv_state(channels, kernel, device),
+            conv: conv_state(d.channels(), kernel, device),
             state: Tensor::zeros([d.value_heads, d.key_dim, d.value_dim], device),
         }
     }
@@ -365,7 +376,7 @@ pub fn gated_deltanet(
 ) -> (Tensor<2>, DeltaState) {
     let d = w.heads;
     let tokens = proj.dims()[0];
-    let channels = 2 * d.key_heads * d.key_dim + d.value_heads * d.value_dim;
+    let channels = d.channels();
     let values = d.value_heads * d.value_dim;
     let qkv = proj.clone().narrow(1, 0, channels);
     let z = proj.clone().narrow(1, channels, values);

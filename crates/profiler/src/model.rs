@@ -133,6 +133,11 @@ fn weights<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Uniform(-0.035, 0.035), device)
 }
 
+/// [`weights`] drawn now, so no later call pays for drawing them.
+fn materialized<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(weights(shape, device).into_data(), device)
+}
+
 fn linear(input: usize, output: usize, bias: bool, device: &Device) -> Lin {
     (
         weights([input, output], device),
@@ -579,18 +584,19 @@ impl Model {
                         .window
                         .map_or(tokens, |w| tokens.min(w as usize - 1));
                     let shape = [1, heads.kv_heads, held, heads.head_dim];
-                    LayerState::Kv(weights(shape, d), weights(shape, d))
+                    LayerState::Kv(materialized(shape, d), materialized(shape, d))
                 }
-                Mixer::ShortConv { kernel, .. } => {
-                    LayerState::Conv(weights([kernel - 1, self.spec.hidden_size as usize], d))
-                }
+                Mixer::ShortConv { kernel, .. } => LayerState::Conv(materialized(
+                    [kernel - 1, self.spec.hidden_size as usize],
+                    d,
+                )),
                 Mixer::LinearAttention {
                     weights: w, kernel, ..
                 } => {
                     let zero = DeltaState::zeros(w.heads, *kernel, d);
                     LayerState::Delta(DeltaState {
-                        conv: weights(zero.conv.dims(), d),
-                        state: weights(zero.state.dims(), d),
+                        conv: materialized(zero.conv.dims(), d),
+                        state: materialized(zero.state.dims(), d),
                     })
                 }
                 Mixer::None => LayerState::None,
