@@ -517,6 +517,55 @@ fn level_anchors(summary: &serde_json::Value) -> Option<usize> {
 /// `tailor run` from nothing: no profile of this setup in the folder, so it profiles,
 /// then searches, checks the pick and a front row whole, exports and reports; a second
 /// run finds that profile and measures nothing.
+/// `tailor run` in burn on a space of mixed stacks: every mixer profiled (short
+/// convolutions, sliding-window prefill longer than the window, Gated DeltaNet, output
+/// gates, q/k norms), searched, the pick and front rows built and timed whole, exported as
+/// far as a flavor can express it.
+#[test]
+fn run_profiles_searches_and_checks_a_mixed_space() {
+    let s = Scratch::new("run-mixed");
+    let stack = "\n[model.stack]\nlayout = \"llama\"\n\
+                 local = [\"short_conv\", \"sliding\", \"linear_attention\"]\nglobal = [2]\n\
+                 window = [4]\nqk_norm = true\noutput_gate = true\n\n[model.stack.linear]\n\
+                 key_heads = 2\nvalue_heads = 2\nkey_head_dim = 16\nvalue_head_dim = 16\n\
+                 conv_kernel = 4\n\n[workload]";
+    let space = s.write("space.toml", &TINY_SPACE.replace("\n[workload]", stack));
+    let profiles = s.0.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let out = s.0.join("run");
+    let mut args = vec![
+        "run",
+        space.to_str().unwrap(),
+        "--profiles",
+        profiles.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--check",
+        "3",
+        "--check-rounds",
+        "1",
+        "--profile-rounds",
+        "1",
+        "--json",
+    ];
+    args.extend(FAST);
+    let r = tailor(&args).json();
+    assert_eq!(r["check"]["models"], 3, "{r}");
+    let profile = std::fs::read_to_string(profiles.join("host-flex.toml")).unwrap();
+    for op in [
+        "op = \"short_conv\"",
+        "op = \"linear_attention\"",
+        "op = \"gate\"",
+        "window = 4",
+    ] {
+        assert!(profile.contains(op), "the profile times {op}");
+    }
+    // Which stack wins depends on this machine's timings; every candidate has one.
+    let spec = std::fs::read_to_string(out.join("pick/spec.toml")).unwrap();
+    assert!(spec.contains("[model.stack]"), "{spec}");
+    assert!(out.join("pick/MODEL_CARD.md").exists());
+}
+
 #[test]
 fn run_profiles_searches_checks_and_exports() {
     let s = Scratch::new("run");
