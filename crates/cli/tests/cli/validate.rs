@@ -517,6 +517,35 @@ fn level_anchors(summary: &serde_json::Value) -> Option<usize> {
 /// `tailor run` from nothing: no profile of this setup in the folder, so it profiles,
 /// then searches, checks the pick and a front row whole, exports and reports; a second
 /// run finds that profile and measures nothing.
+/// `tailor run SPACE --json` with the profiles in `profiles`, one profile round, `check`
+/// models checked in one round, quick timing, and `extra`.
+fn quick_run(
+    space: &str,
+    profiles: &str,
+    out: &str,
+    check: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
+        "run",
+        space,
+        "--profiles",
+        profiles,
+        "--out",
+        out,
+        "--check",
+        check,
+        "--check-rounds",
+        "1",
+        "--profile-rounds",
+        "1",
+        "--json",
+    ];
+    args.extend(FAST);
+    args.extend(extra);
+    tailor(&args).json()
+}
+
 /// `tailor run` in burn on a space of mixed stacks: every mixer profiled (short
 /// convolutions, sliding-window prefill longer than the window, Gated DeltaNet, output
 /// gates, q/k norms), searched, the pick and front rows built and timed whole, exported as
@@ -533,23 +562,13 @@ fn run_profiles_searches_and_checks_a_mixed_space() {
     let profiles = s.0.join("profiles");
     std::fs::create_dir_all(&profiles).unwrap();
     let out = s.0.join("run");
-    let mut args = vec![
-        "run",
+    let r = quick_run(
         space.to_str().unwrap(),
-        "--profiles",
         profiles.to_str().unwrap(),
-        "--out",
         out.to_str().unwrap(),
-        "--check",
         "3",
-        "--check-rounds",
-        "1",
-        "--profile-rounds",
-        "1",
-        "--json",
-    ];
-    args.extend(FAST);
-    let r = tailor(&args).json();
+        &[],
+    );
     assert_eq!(r["check"]["models"], 3, "{r}");
     let profile = std::fs::read_to_string(profiles.join("host-flex.toml")).unwrap();
     for op in [
@@ -577,24 +596,14 @@ fn run_profiles_searches_checks_and_exports() {
     std::fs::write(profiles.join("notes.toml"), "name = \"not a profile\"\n").unwrap();
     let run = |out: &str, extra: &[&str]| {
         let out = s.0.join(out);
-        let mut args = vec![
-            "run",
+        let r = quick_run(
             space,
-            "--profiles",
             profiles.to_str().unwrap(),
-            "--out",
             out.to_str().unwrap(),
-            "--check",
             "2",
-            "--check-rounds",
-            "1",
-            "--profile-rounds",
-            "1",
-            "--json",
-        ];
-        args.extend(FAST);
-        args.extend(extra);
-        (tailor(&args).json(), out)
+            extra,
+        );
+        (r, out)
     };
     let (first, out) = run("first", &["--anchors", "2"]);
     let made = profiles.join("host-flex.toml");
