@@ -211,6 +211,74 @@ impl Profiled {
         })
     }
 
+    /// The first attention call of `spec`'s passes under `w` longer than any the profile
+    /// timed attention at: a prompt (`q_len` of causal attention) or a decode context
+    /// (`kv_len - 1`) beyond its longest. Attention's time grows with the length, faster
+    /// than its roofline once the KV cache leaves the caches, so a price extrapolated up
+    /// from shorter lengths would be a guess: whatever prices with this profile refuses
+    /// the workload instead (as llama.cpp profiles do). Lengths at or below the longest
+    /// are priced from the profiled ones (and said to be, per operator).
+    pub fn unprofiled_length(&self, spec: &ModelSpec, w: &Workload) -> Option<OpShape> {
+        let (prompts, contexts) = self.attention_lengths();
+        let longest = |xs: &[u64]| xs.last().copied().unwrap_or(0);
+        let (prompt, context) = (longest(&prompts), longest(&contexts));
+        let phases = [
+            Phase::Prefill {
+                tokens: w.prompt_tokens.max(1),
+            },
+            Phase::Decode { context: w.context },
+        ];
+        phases.into_iter().find_map(|phase| {
+            OpShape::pass(spec, phase)
+                .into_iter()
+                .map(|(s, _)| s)
+                .find(|s| {
+                    !self.exact.contains_key(s)
+                        && match *s {
+                            OpShape::Attention {
+                                q_len,
+                                kv_len,
+                                causal,
+                                ..
+                            } => {
+                                if causal {
+                                    q_len > prompt
+                                } else {
+                                    kv_len.saturating_sub(1) > context
+                                }
+                            }
+                            _ => false,
+                        }
+                })
+        })
+    }
+
+    /// The prompt lengths (causal attention) and decode contexts (attention of one query,
+    /// over context + 1 keys) the profile timed attention at, ascending.
+    pub fn attention_lengths(&self) -> (Vec<u64>, Vec<u64>) {
+        let mut prompts = std::collections::BTreeSet::new();
+        let mut contexts = std::collections::BTreeSet::new();
+        for e in &self.profile.entries {
+            if let OpShape::Attention {
+                q_len,
+                kv_len,
+                causal,
+                ..
+            } = e.shape
+            {
+                if causal {
+                    prompts.insert(q_len);
+                } else {
+                    contexts.insert(kv_len.saturating_sub(1));
+                }
+            }
+        }
+        (
+            prompts.into_iter().collect(),
+            contexts.into_iter().collect(),
+        )
+    }
+
     /// Every operator of one pass, priced (at the level, where one is set).
     pub fn pass(&self, spec: &ModelSpec, phase: Phase) -> Vec<OpCost> {
         let mut ops = self.price_ops(OpShape::pass(spec, phase));
@@ -677,6 +745,48 @@ mod tests {
         assert!((p.estimate.prefill_ms - sum).abs() < 1e-9 * sum);
         let b = p.estimate.prefill_breakdown;
         assert!(b.attention_ms > 0.0 && b.ffn_ms > 0.0 && b.lm_head_ms > 0.0 && b.other_ms > 0.0);
+    }
+
+    #[test]
+    fn a_length_beyond_the_profiled_attention_is_found_and_a_shorter_one_priced() {
+        let m = grid_model();
+        assert_eq!(m.attention_lengths(), (vec![64], vec![256]));
+        // Heads the profile never timed, at its lengths: priced from its neighbours.
+        let spec = ModelSpec::llama(8192, 768, 8, 12, 4, 2304);
+        assert_eq!(m.unprofiled_length(&spec, &workload()), None);
+        let shorter = Workload {
+            prompt_tokens: 16,
+            context: 100,
+            ..workload()
+        };
+        assert_eq!(m.unprofiled_length(&spec, &shorter), None);
+        let longer = |prompt_tokens, context| {
+            m.unprofiled_length(
+                &spec,
+                &Workload {
+                    prompt_tokens,
+                    context,
+                    ..workload()
+                },
+            )
+        };
+        match longer(64, 4096) {
+            Some(OpShape::Attention {
+                q_len: 1,
+                kv_len: 4097,
+                causal: false,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        match longer(65, 256) {
+            Some(OpShape::Attention {
+                q_len: 65,
+                causal: true,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

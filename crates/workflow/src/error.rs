@@ -306,6 +306,33 @@ pub enum WorkflowError {
         kind: &'static str,
         shape: String,
     },
+    /// A workload's prompt or decode context longer than any the burn profile timed
+    /// attention at.
+    #[error(
+        "{}: prompt {} and decode at context {} need {}, longer than any attention profile \
+         {} timed (its prompts: {}; its decode contexts: {}), and a price extrapolated from \
+         shorter ones would be a guess; profile it there (`tailor profile {flag} {} --prompt \
+         {} --context {} --out {}` resumes the profile and times the shapes it lacks)",
+        input.display(),
+        at.prompt,
+        at.context,
+        at.shape,
+        profile.display(),
+        list(&at.prompts),
+        list(&at.contexts),
+        input.display(),
+        at.prompt,
+        at.context,
+        profile.display()
+    )]
+    LengthNotProfiled {
+        /// The space or spec.
+        input: PathBuf,
+        /// `--space` or `--spec`.
+        flag: &'static str,
+        profile: PathBuf,
+        at: Box<Lengths>,
+    },
     /// A device file without the peak the space's precision needs.
     #[error("{}: {error}", path.display())]
     MissingPeak {
@@ -340,3 +367,23 @@ impl WorkflowError {
 }
 
 pub type Result<T, E = WorkflowError> = std::result::Result<T, E>;
+
+/// `512, 4096`, or `none`.
+fn list(xs: &[u64]) -> String {
+    if xs.is_empty() {
+        return "none".to_string();
+    }
+    xs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// What a workload asked of attention, against what the profile timed.
+#[derive(Debug)]
+pub struct Lengths {
+    /// The first attention call longer than the profile's.
+    pub shape: String,
+    pub prompt: u64,
+    pub context: u64,
+    /// The profile's prompt lengths and decode contexts, ascending.
+    pub prompts: Vec<u64>,
+    pub contexts: Vec<u64>,
+}

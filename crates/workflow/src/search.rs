@@ -98,8 +98,8 @@ pub fn check_precision(model: &Profiled, precision: &Precision, what: &str) -> R
 }
 
 /// Refuses `spec` (read from `spec_path`) where the burn profile `model` (read from
-/// `profile`) has no entry of a kind of operator it runs: its time would come from the
-/// roofline alone.
+/// `profile`) has no entry of a kind of operator it runs (its time would come from the
+/// roofline alone), or never timed attention at the workload's prompt or context.
 pub fn require_profiled(
     model: &Profiled,
     spec: &tailor_spec::ModelSpec,
@@ -107,42 +107,70 @@ pub fn require_profiled(
     spec_path: &Path,
     profile: &Path,
 ) -> Result<()> {
-    match model.unmeasured(spec, w) {
-        None => Ok(()),
-        Some(shape) => Err(WorkflowError::KindNotProfiled {
-            input: spec_path.to_path_buf(),
-            flag: "--spec",
-            profile: profile.to_path_buf(),
-            kind: shape.kind_name(),
-            shape: shape.to_string(),
-        }),
-    }
+    require_covered(model, spec, w, spec_path, "--spec", profile)
 }
 
 /// [`require_profiled`] for every candidate of `space` inside its static constraints. A
 /// mixed space may need kinds of operator the profile never timed (a profile of dense
-/// spaces has no short convolution); a dense space needs none a profile lacks.
+/// spaces has no short convolution); a dense space needs none a profile lacks, and its
+/// attention lengths are those of any one candidate.
 pub fn require_profiled_space(
     model: &Profiled,
     space: &SearchSpace,
     space_path: &Path,
     profile: &Path,
 ) -> Result<()> {
+    // Each prompt length and context the space prices (`prefill_at`, `decode_at`).
+    let w = space.workload;
+    let workloads: Vec<Workload> = (space.prompts().into_iter())
+        .map(|prompt_tokens| Workload { prompt_tokens, ..w })
+        .chain((space.contexts().into_iter()).map(|context| Workload { context, ..w }))
+        .collect();
+    let mut candidates = tailor_search::static_candidates(space);
+    let check = |s: &tailor_spec::ModelSpec| {
+        workloads
+            .iter()
+            .try_for_each(|w| require_covered(model, s, w, space_path, "--space", profile))
+    };
     if !space.has_stack() {
-        return Ok(());
+        return candidates.next().map_or(Ok(()), |s| check(&s));
     }
-    match tailor_search::static_candidates(space)
-        .find_map(|s| model.unmeasured(&s, &space.workload))
-    {
-        None => Ok(()),
-        Some(shape) => Err(WorkflowError::KindNotProfiled {
-            input: space_path.to_path_buf(),
-            flag: "--space",
+    candidates.try_for_each(|s| check(&s))
+}
+
+fn require_covered(
+    model: &Profiled,
+    spec: &tailor_spec::ModelSpec,
+    w: &Workload,
+    input: &Path,
+    flag: &'static str,
+    profile: &Path,
+) -> Result<()> {
+    if let Some(shape) = model.unmeasured(spec, w) {
+        return Err(WorkflowError::KindNotProfiled {
+            input: input.to_path_buf(),
+            flag,
             profile: profile.to_path_buf(),
             kind: shape.kind_name(),
             shape: shape.to_string(),
-        }),
+        });
     }
+    if let Some(shape) = model.unprofiled_length(spec, w) {
+        let (prompts, contexts) = model.attention_lengths();
+        return Err(WorkflowError::LengthNotProfiled {
+            input: input.to_path_buf(),
+            flag,
+            profile: profile.to_path_buf(),
+            at: Box::new(crate::error::Lengths {
+                shape: shape.to_string(),
+                prompt: w.prompt_tokens,
+                context: w.context,
+                prompts,
+                contexts,
+            }),
+        });
+    }
+    Ok(())
 }
 
 /// The profiled model of a loaded burn profile (`path`), checked against the space's

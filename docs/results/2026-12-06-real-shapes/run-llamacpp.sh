@@ -1,7 +1,8 @@
 #!/bin/bash
 # The four published shapes in llama.cpp on this host: profiled from their config.json at
-# prefill 512 and decode at 512 and 4,096, then validated whole at each context (3 rounds).
-# Run from the repository root with nothing else running; W=q4_0 (default) or W=f32.
+# prefill 512 and decode at each context of CONTEXTS, then validated whole at each context.
+# Run from the repository root with nothing else running; W=q4_0 (default) or W=f32. The
+# profile resumes: CONTEXTS="16384" adds the longest context to a profile of 512 and 4096.
 #   TAILOR_LLAMA_BENCH=target/llama.cpp/0c1e57098/build/bin/llama-bench \
 #     bash docs/results/2026-12-06-real-shapes/run-llamacpp.sh
 set -euo pipefail
@@ -9,14 +10,18 @@ T=./target/release/tailor
 D=docs/results/2026-12-06-real-shapes
 O=${OUT:-out/real}
 W=${W:-q4_0}
+CONTEXTS=${CONTEXTS:-512 4096 16384}
+ROUNDS=${ROUNDS:-3}
 SPECS="specs/lfm2-350m.config.json specs/gemma-3-270m.config.json crates/spec/tests/fixtures/qwen3-0.6b.config.json crates/spec/tests/fixtures/qwen3.5-0.8b.config.json"
 P=$D/profile-llamacpp-$W.toml
 mkdir -p "$O"
-$T profile --engine llama.cpp --spec $SPECS --weights "$W" --prompt 512 --context 512 --context 4096 --out "$P"
+ctx=""; for C in $CONTEXTS; do ctx="$ctx --context $C"; done
+time $T profile --engine llama.cpp --spec $SPECS --weights "$W" --prompt 512 $ctx \
+  --rounds "$ROUNDS" ${PROBE_MIB:+--probe-mib $PROBE_MIB} --out "$P"
 args=""; for s in $SPECS; do args="$args --spec $s"; done
-for C in 512 4096; do
+for C in $CONTEXTS; do
   # The space only supplies the workload's defaults; --prompt and --context set it.
-  $T validate --profile "$P" --space search-spaces/hybrid-350m.toml $args --weights "$W" \
-    --prompt 512 --context "$C" --rounds 3 --out "$O/validate-$W-$C" --json \
+  time $T validate --profile "$P" --space search-spaces/hybrid-350m.toml $args --weights "$W" \
+    --prompt 512 --context "$C" --rounds "$ROUNDS" --out "$O/validate-$W-$C" --json \
     > "$D/validate-llamacpp-$W-$C.json"
 done

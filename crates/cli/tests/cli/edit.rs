@@ -98,7 +98,17 @@ fn an_edit_is_profiled_searched_predicted_and_measured() {
         "--edit-steps",
         "5",
     ];
-    let mut args = vec!["predict", spec, "--profile", profile, "--json"];
+    let mut args = vec![
+        "predict",
+        spec,
+        "--profile",
+        profile,
+        "--prompt",
+        "8",
+        "--context",
+        "16",
+        "--json",
+    ];
     args.extend(edit);
     let p = tailor(&args).json();
     let e = &p["edit"]["estimate"];

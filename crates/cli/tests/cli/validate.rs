@@ -173,11 +173,20 @@ fn predict_and_measure_one_spec() {
         .map(|k| p["decode_breakdown"][k].as_f64().unwrap())
         .sum();
     assert!((shares - 1.0).abs() < 1e-9);
-    // Another prompt length: estimated from the profiled neighbours, and said so.
-    let longer = predict(&profile, "32");
-    assert!(longer["ops_not_measured"].as_u64().unwrap() > 0);
-    assert!(longer["prefill_ms"].as_f64().unwrap() > p["prefill_ms"].as_f64().unwrap());
-    let text = tailor(&["predict", spec, "--profile", &profile, "--prompt", "32"]);
+    // A shorter prompt: estimated from the profiled neighbours, and said so.
+    let shorter = predict(&profile, "4");
+    assert!(shorter["ops_not_measured"].as_u64().unwrap() > 0);
+    assert!(shorter["prefill_ms"].as_f64().unwrap() < p["prefill_ms"].as_f64().unwrap());
+    let text = tailor(&[
+        "predict",
+        spec,
+        "--profile",
+        &profile,
+        "--prompt",
+        "4",
+        "--context",
+        "16",
+    ]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(
         text.stdout.contains("where the time goes") && text.stdout.contains("not in the profile"),
@@ -201,12 +210,42 @@ fn predict_and_measure_one_spec() {
         o["peak_memory_bytes"].as_u64().unwrap() + overhead,
         p["peak_memory_bytes"].as_u64().unwrap()
     );
-    let text = tailor(&["predict", spec, "--profile", old]);
+    let text = tailor(&[
+        "predict",
+        spec,
+        "--profile",
+        old,
+        "--prompt",
+        "8",
+        "--context",
+        "16",
+    ]);
     assert!(
         text.stdout
             .contains("runtime's own memory is not in the profile"),
         "{}",
         text.stdout
+    );
+
+    // A longer context than any the profile timed attention at is refused, with the
+    // command that profiles it (a price extrapolated up the context would be a guess).
+    let e = tailor(&[
+        "predict",
+        spec,
+        "--profile",
+        &profile,
+        "--prompt",
+        "8",
+        "--context",
+        "64",
+    ])
+    .assert_clean_error()
+    .to_string();
+    assert!(
+        e.contains("decode at context 64 need attention 3/1x32 q1 kv65")
+            && e.contains("its prompts: 8; its decode contexts: 16")
+            && e.contains(&format!("--prompt 8 --context 64 --out {profile}`")),
+        "{e}"
     );
 
     let mut args = vec![
