@@ -454,15 +454,33 @@ impl LlamaProfile {
         self.probes.iter().filter_map(|e| e.model.arch).collect()
     }
 
-    /// The per-mixer table of one phase and architecture, from its probes.
+    /// The per-mixer table of one phase and architecture, from its probes: a prefill's
+    /// alone, a decode context's solved with every other decode context of the
+    /// architecture, a short convolution and a Gated DeltaNet costing the same at each
+    /// ([`StackTable::derive_joint`]).
     pub fn stack_table(&self, phase: PhaseKey, arch: Arch) -> StackTable {
-        let timed: Vec<(Probe, f64)> = self
-            .probes
-            .iter()
-            .filter(|e| e.phase == phase && e.model.arch == Some(arch))
-            .map(|e| (e.model, e.median_ms()))
+        let timed = |phase: PhaseKey| -> Vec<(Probe, f64)> {
+            self.probes
+                .iter()
+                .filter(|e| e.phase == phase && e.model.arch == Some(arch))
+                .map(|e| (e.model, e.median_ms()))
+                .collect()
+        };
+        if let PhaseKey::Prefill { .. } = phase {
+            return StackTable::derive(&timed(phase));
+        }
+        let decodes: Vec<PhaseKey> = self
+            .phases()
+            .into_iter()
+            .filter(|p| matches!(p, PhaseKey::Decode { .. }))
             .collect();
-        StackTable::derive(&timed)
+        let groups: Vec<Vec<(Probe, f64)>> = decodes.iter().map(|&p| timed(p)).collect();
+        let at = decodes.iter().position(|p| *p == phase);
+        let mut tables = StackTable::derive_joint(&groups, MixerKey::is_flat);
+        match at {
+            Some(i) => tables.swap_remove(i),
+            None => StackTable::derive(&timed(phase)),
+        }
     }
 }
 

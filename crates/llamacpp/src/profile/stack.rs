@@ -12,7 +12,10 @@
 //! (0 for the reference). Every probe of a mixed stack is `layers - rest_layers` global
 //! attention layers and `rest_layers` of one other mixer (its `rest`), all with one FFN
 //! width; each probe is one row of a linear system in those unknowns, solved by least
-//! squares per `(architecture, width)` ([`StackTable::derive`]). The plan ([`plan`]) picks
+//! squares per `(architecture, width)` ([`StackTable::derive`]); the decode contexts
+//! together, with one unknown for all of them for each mixer whose decode step is flat in
+//! the context (a short convolution, a Gated DeltaNet: [`StackTable::derive_joint`]). The
+//! plan ([`plan`]) picks
 //! probes that determine every unknown a set of specs needs: for each width, the reference
 //! attention at two depths (the base and its layer), each other attention shape, FFN width
 //! and vocabulary once, and each other mixer once beside one attention layer. `qwen35`
@@ -165,6 +168,16 @@ impl MixerKey {
                 None,
             )),
         }
+    }
+
+    /// Whether a decode step of the mixer costs the same at every context: a short
+    /// convolution and a Gated DeltaNet read a state of constant size (attention reads its
+    /// cache, a sliding window's up to the window).
+    pub fn is_flat(&self) -> bool {
+        matches!(
+            self,
+            MixerKey::ShortConv { .. } | MixerKey::LinearAttention { .. }
+        )
     }
 
     /// Whether the mixer is attention of some kind (global, sliding or linear), for the
@@ -408,17 +421,40 @@ impl StackTable {
     /// squares of the additive model (module docs) over its probes. A width whose probes
     /// leave an unknown undetermined (an interrupted profile) yields nothing.
     pub fn derive(timed: &[(Probe, f64)]) -> Self {
-        let mut t = StackTable::default();
-        let mut widths: BTreeMap<u64, Vec<(StackShape, f64)>> = BTreeMap::new();
-        for (p, ms) in timed {
-            if let Some(s) = StackShape::of_probe(p) {
-                widths.entry(s.hidden).or_default().push((s, *ms));
+        Self::derive_joint(&[timed.to_vec()], |_| false)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// One table per group of probe times (the decode contexts of one architecture), solved
+    /// together per width: the mixers `flat` selects cost the same in every group (one
+    /// unknown each: a short convolution's or a DeltaNet's decode step reads a state of
+    /// constant size, whatever the context), every other unknown is the group's own
+    /// (attention grows with the context; the base and FFN widths keep their own too). With
+    /// one group this is [`StackTable::derive`]. Differencing each context alone gave
+    /// Qwen3.5's DeltaNet layer 0.54, 0.94 and 0.00 ms at 512, 4,096 and 16,384 tokens from
+    /// three shallow probes a context (noise, taken into 18 layers); pooled, each flat
+    /// mixer's cost rests on every context's probes.
+    pub fn derive_joint(
+        groups: &[Vec<(Probe, f64)>],
+        flat: impl Fn(&MixerKey) -> bool,
+    ) -> Vec<Self> {
+        let mut tables = vec![StackTable::default(); groups.len()];
+        // Per width: each group's probes (groups without probes of the width take no part).
+        let mut widths: BTreeMap<u64, Vec<(usize, StackShape, f64)>> = BTreeMap::new();
+        let mut timed_at: BTreeMap<(u64, usize), Vec<(Probe, f64)>> = BTreeMap::new();
+        for (g, timed) in groups.iter().enumerate() {
+            for (p, ms) in timed {
+                if let Some(s) = StackShape::of_probe(p) {
+                    timed_at.entry((s.hidden, g)).or_default().push((*p, *ms));
+                    widths.entry(s.hidden).or_default().push((g, s, *ms));
+                }
             }
         }
         for (h, probes) in widths {
             // The reference FFN: the one most probes have (then the narrowest).
             let mut ffns: BTreeMap<u64, u64> = BTreeMap::new();
-            for (s, _) in &probes {
+            for (_, s, _) in &probes {
                 *ffns.entry(s.ffn).or_default() += 1;
             }
             let Some(f0) = ffns
@@ -428,64 +464,106 @@ impl StackTable {
             else {
                 continue;
             };
-            let vocabs: BTreeSet<u64> = probes.iter().map(|(s, _)| s.vocab).collect();
+            let present: BTreeSet<usize> = probes.iter().map(|(g, _, _)| *g).collect();
+            let vocabs: BTreeSet<u64> = probes.iter().map(|(_, s, _)| s.vocab).collect();
             let mixers: BTreeSet<MixerKey> = probes
                 .iter()
-                .flat_map(|(s, _)| s.mixers.keys().copied())
+                .flat_map(|(_, s, _)| s.mixers.keys().copied())
                 .collect();
+            let (shared, own): (Vec<MixerKey>, Vec<MixerKey>) =
+                mixers.into_iter().partition(|m| flat(m));
             let others: Vec<u64> = ffns.keys().copied().filter(|f| *f != f0).collect();
-            let n = vocabs.len() + mixers.len() + others.len();
-            let col_v = |v: u64| vocabs.iter().position(|x| *x == v);
-            let col_m = |m: &MixerKey| mixers.iter().position(|x| x == m).map(|i| i + vocabs.len());
-            let col_f = |f: u64| {
-                others
-                    .iter()
-                    .position(|x| *x == f)
-                    .map(|i| i + vocabs.len() + mixers.len())
-            };
-            let row = |s: &StackShape| {
+            // Columns: the shared mixers, then per present group its vocabularies, own
+            // mixers and other FFN widths.
+            let per = vocabs.len() + own.len() + others.len();
+            let slot = |g: usize| present.iter().position(|x| *x == g);
+            let n = shared.len() + present.len() * per;
+            let group_col = |g: usize, i: usize| slot(g).map(|k| shared.len() + k * per + i);
+            let row = |g: usize, s: &StackShape| {
                 let mut x = vec![0.0; n];
-                if let Some(c) = col_v(s.vocab) {
-                    x[c] = 1.0;
+                if let Some(c) = vocabs.iter().position(|v| *v == s.vocab) {
+                    x[group_col(g, c).expect("present")] = 1.0;
                 }
                 for (m, count) in &s.mixers {
-                    if let Some(c) = col_m(m) {
+                    let c = match shared.iter().position(|x| x == m) {
+                        Some(i) => Some(i),
+                        None => own
+                            .iter()
+                            .position(|x| x == m)
+                            .and_then(|i| group_col(g, vocabs.len() + i)),
+                    };
+                    if let Some(c) = c {
                         x[c] += *count as f64;
                     }
                 }
-                if let Some(c) = col_f(s.ffn) {
-                    x[c] = s.layers() as f64;
+                if let Some(i) = others.iter().position(|x| *x == s.ffn) {
+                    x[group_col(g, vocabs.len() + own.len() + i).expect("present")] =
+                        s.layers() as f64;
                 }
                 x
             };
-            let rows: Vec<(Vec<f64>, f64)> = probes.iter().map(|(s, ms)| (row(s), *ms)).collect();
-            let Some(sol) = least_squares(&rows, n) else {
+            let rows: Vec<(usize, Vec<f64>, f64)> = probes
+                .iter()
+                .map(|(g, s, ms)| (*g, row(*g, s), *ms))
+                .collect();
+            let system: Vec<(Vec<f64>, f64)> =
+                rows.iter().map(|(_, x, y)| (x.clone(), *y)).collect();
+            let Some(sol) = least_squares(&system, n) else {
+                // The groups' probes differ (a vocabulary or FFN width timed at one context
+                // only): each group alone, as far as its own probes go.
+                if groups.len() > 1 {
+                    for &g in &present {
+                        let alone = Self::derive(&timed_at[&(h, g)]);
+                        let t = &mut tables[g];
+                        t.base.extend(alone.base);
+                        t.mixer.extend(alone.mixer);
+                        t.ffn.extend(alone.ffn);
+                        t.misfit.extend(alone.misfit);
+                    }
+                }
                 continue;
             };
-            let misfit = if rows.len() > n {
-                rows.iter()
-                    .map(|(x, y)| {
-                        let fit: f64 = x.iter().zip(&sol).map(|(a, b)| a * b).sum();
-                        (fit - y).abs() / y
-                    })
-                    .fold(0.0, f64::max)
-            } else {
-                0.0
-            };
-            for (i, v) in vocabs.iter().enumerate() {
-                // A base below zero is noise larger than the base: nothing.
-                t.base.insert((*v, h), sol[i].max(0.0));
+            for &g in &present {
+                let t = &mut tables[g];
+                let col = |i: usize| sol[group_col(g, i).expect("present")];
+                let own_rows: Vec<&(usize, Vec<f64>, f64)> =
+                    rows.iter().filter(|(rg, _, _)| *rg == g).collect();
+                // A group's unknowns: its own columns plus the shared ones it uses.
+                let unknowns = per
+                    + shared
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| own_rows.iter().any(|(_, x, _)| x[*i] != 0.0))
+                        .count();
+                let misfit = if own_rows.len() > unknowns || !shared.is_empty() {
+                    own_rows
+                        .iter()
+                        .map(|(_, x, y)| {
+                            let fit: f64 = x.iter().zip(&sol).map(|(a, b)| a * b).sum();
+                            (fit - y).abs() / y
+                        })
+                        .fold(0.0, f64::max)
+                } else {
+                    0.0
+                };
+                for (i, v) in vocabs.iter().enumerate() {
+                    // A base below zero is noise larger than the base: nothing.
+                    t.base.insert((*v, h), col(i).max(0.0));
+                }
+                for (i, m) in shared.iter().enumerate() {
+                    t.mixer.insert((h, *m), sol[i]);
+                }
+                for (i, m) in own.iter().enumerate() {
+                    t.mixer.insert((h, *m), col(vocabs.len() + i));
+                }
+                t.ffn.insert((h, f0), 0.0);
+                for (i, f) in others.iter().enumerate() {
+                    t.ffn.insert((h, *f), col(vocabs.len() + own.len() + i));
+                }
+                t.misfit.insert(h, misfit);
             }
-            for (i, m) in mixers.iter().enumerate() {
-                t.mixer.insert((h, *m), sol[vocabs.len() + i]);
-            }
-            t.ffn.insert((h, f0), 0.0);
-            for (i, f) in others.iter().enumerate() {
-                t.ffn.insert((h, *f), sol[vocabs.len() + mixers.len() + i]);
-            }
-            t.misfit.insert(h, misfit);
         }
-        t
+        tables
     }
 
     /// One layer of `mixer` with an FFN of `ffn` at width `hidden`, ms (never below 0).
@@ -799,6 +877,92 @@ mod tests {
                 assert!((whole - truth).abs() < 1e-9, "{arch}: {whole} vs {truth}");
             }
             assert!(table.misfit.values().all(|m| *m == 0.0));
+        }
+    }
+
+    /// Decode at `context` of the made-up engine: global attention reads its cache, a
+    /// sliding window's up to the window, a conv or DeltaNet layer the same at any context.
+    fn at_context(s: &StackShape, context: u64) -> f64 {
+        let grows: f64 = s
+            .mixers
+            .iter()
+            .map(|(m, n)| match m {
+                MixerKey::Attention(a) => *n as f64 * 1e-5 * (a.kv_heads * context) as f64,
+                MixerKey::Sliding(a, w) => *n as f64 * 1e-5 * (a.kv_heads * context.min(*w)) as f64,
+                _ => 0.0,
+            })
+            .sum();
+        synthetic(s) + grows
+    }
+
+    #[test]
+    fn conv_and_deltanet_layers_cost_one_price_at_every_decode_context() {
+        let contexts = [512, 4096, 16384];
+        for arch in ["lfm2", "qwen35", "gemma3"] {
+            let specs = space(arch);
+            let probes = plan(specs.iter().collect(), Depths::Fixed(2, 6));
+            let groups = |noisy: Option<usize>| -> Vec<Vec<(Probe, f64)>> {
+                contexts
+                    .iter()
+                    .enumerate()
+                    .map(|(g, &c)| {
+                        probes
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| {
+                                let ms = at_context(&StackShape::of_probe(p).unwrap(), c);
+                                // One probe of the second context reads 20% slow.
+                                let k = if noisy == Some(i) && g == 1 { 1.2 } else { 1.0 };
+                                (*p, ms * k)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            };
+            // Exact timings: every context's table prices every spec exactly.
+            let tables = StackTable::derive_joint(&groups(None), MixerKey::is_flat);
+            for (t, &c) in tables.iter().zip(&contexts) {
+                for s in &specs {
+                    let shape = StackShape::of(s, WeightType::F32).unwrap();
+                    assert!(t.missing(&shape).is_empty(), "{arch}");
+                    let whole = t.base_ms(shape.vocab, shape.hidden).unwrap()
+                        + (shape.mixers.iter())
+                            .map(|(m, n)| {
+                                *n as f64 * t.layer_ms(shape.hidden, m, shape.ffn).unwrap()
+                            })
+                            .sum::<f64>();
+                    let truth = at_context(&shape, c);
+                    assert!(
+                        (whole - truth).abs() < 1e-9,
+                        "{arch} @{c}: {whole} vs {truth}"
+                    );
+                }
+            }
+            // A slow probe at one context that moves a flat mixer's price when that
+            // context is differenced alone: pooled, the flat mixer keeps one price at every
+            // context, nearer the truth.
+            let truth = StackTable::derive(&groups(None)[1]);
+            let flat: Vec<_> = truth.mixer.iter().filter(|(k, _)| k.1.is_flat()).collect();
+            if flat.is_empty() {
+                assert_eq!(arch, "gemma3", "a sliding window is not flat");
+                continue;
+            }
+            let error = |t: &StackTable| -> f64 {
+                flat.iter().map(|(k, v)| (t.mixer[*k] - *v).abs()).sum()
+            };
+            let noisy = (0..probes.len())
+                .find(|&i| error(&StackTable::derive(&groups(Some(i))[1])) > 1e-6)
+                .expect("a probe that prices a flat mixer");
+            let g = groups(Some(noisy));
+            let joint = StackTable::derive_joint(&g, MixerKey::is_flat);
+            for (key, _) in &flat {
+                let prices: Vec<f64> = joint.iter().map(|t| t.mixer[*key]).collect();
+                assert!(prices.iter().all(|p| *p == prices[0]), "{arch}: {prices:?}");
+            }
+            let (pooled, single) = (error(&joint[1]), error(&StackTable::derive(&g[1])));
+            assert!(pooled < single, "{arch}: {pooled} vs {single}");
+            // The contexts no longer agree exactly: the misfit says so.
+            assert!(joint[1].misfit.values().any(|m| *m > 0.0), "{arch}");
         }
     }
 
