@@ -197,18 +197,7 @@ impl Profiled {
     /// of at all: its time could come from the roofline only, so whatever prices with
     /// this profile refuses the spec instead (naming this shape).
     pub fn unmeasured(&self, spec: &ModelSpec, w: &Workload) -> Option<OpShape> {
-        let phases = [
-            Phase::Prefill {
-                tokens: w.prompt_tokens.max(1),
-            },
-            Phase::Decode { context: w.context },
-        ];
-        phases.into_iter().find_map(|phase| {
-            OpShape::pass(spec, phase)
-                .into_iter()
-                .map(|(s, _)| s)
-                .find(|s| !self.kinds.contains(s.kind_name()))
-        })
+        first_call(spec, w, |s| !self.kinds.contains(s.kind_name()))
     }
 
     /// The first attention call of `spec`'s passes under `w` longer than any the profile
@@ -222,34 +211,23 @@ impl Profiled {
         let (prompts, contexts) = self.attention_lengths();
         let longest = |xs: &[u64]| xs.last().copied().unwrap_or(0);
         let (prompt, context) = (longest(&prompts), longest(&contexts));
-        let phases = [
-            Phase::Prefill {
-                tokens: w.prompt_tokens.max(1),
-            },
-            Phase::Decode { context: w.context },
-        ];
-        phases.into_iter().find_map(|phase| {
-            OpShape::pass(spec, phase)
-                .into_iter()
-                .map(|(s, _)| s)
-                .find(|s| {
-                    !self.exact.contains_key(s)
-                        && match *s {
-                            OpShape::Attention {
-                                q_len,
-                                kv_len,
-                                causal,
-                                ..
-                            } => {
-                                if causal {
-                                    q_len > prompt
-                                } else {
-                                    kv_len.saturating_sub(1) > context
-                                }
-                            }
-                            _ => false,
+        first_call(spec, w, |s| {
+            !self.exact.contains_key(s)
+                && match *s {
+                    OpShape::Attention {
+                        q_len,
+                        kv_len,
+                        causal,
+                        ..
+                    } => {
+                        if causal {
+                            q_len > prompt
+                        } else {
+                            kv_len.saturating_sub(1) > context
                         }
-                })
+                    }
+                    _ => false,
+                }
         })
     }
 
@@ -428,6 +406,23 @@ impl CostModel for Profiled {
         }
         Some(self.predict_edit(spec, w, e).estimate)
     }
+}
+
+/// The first call of `spec`'s prefill of `w`'s prompt, then of its decode step at `w`'s
+/// context, that `pick` picks.
+fn first_call(spec: &ModelSpec, w: &Workload, pick: impl Fn(&OpShape) -> bool) -> Option<OpShape> {
+    let phases = [
+        Phase::Prefill {
+            tokens: w.prompt_tokens.max(1),
+        },
+        Phase::Decode { context: w.context },
+    ];
+    phases.into_iter().find_map(|phase| {
+        OpShape::pass(spec, phase)
+            .into_iter()
+            .map(|(s, _)| s)
+            .find(|s| pick(s))
+    })
 }
 
 /// The families a shape belongs to, most specific first: the shape with its size fields
