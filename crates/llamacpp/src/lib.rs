@@ -15,7 +15,6 @@ pub mod gguf;
 pub mod model;
 pub mod profile;
 pub mod run;
-pub mod validate;
 
 pub use bench::{BenchError, LlamaBench, Settings, Test};
 pub use cost::{CostError, LlamaCost, Prediction};

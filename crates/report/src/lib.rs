@@ -46,6 +46,16 @@ pub enum ReportError {
         what: String,
         error: serde_json::Error,
     },
+    #[error(
+        "{}: format_version {found}, this build reads {expected}: re-run the command that \
+         wrote it (`tailor validate`, `tailor run --check`) to write it again",
+        path.display()
+    )]
+    Version {
+        path: PathBuf,
+        found: String,
+        expected: u32,
+    },
 }
 
 /// Writes `value` as pretty JSON with a final newline, atomically.

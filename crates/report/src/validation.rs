@@ -1,60 +1,134 @@
-//! Predictions checked against whole models (`tailor validate`, `tailor run`'s check):
-//! `validate.json` ([`ValidateFile`]), `validate.csv` and `calibration.svg`, and the table
-//! printed for people.
+//! Predictions checked against whole models, in any engine (`tailor validate`, `tailor run`'s
+//! check): one `validate.json` schema ([`ValidateFile`]) for burn and llama.cpp, with
+//! `validate.csv` and `calibration.svg` beside it, and the table printed for people. Each
+//! file states the engine's agreement with itself over the same models in the same run
+//! (its first rounds against its last), beside the agreement claimed with the prediction.
 
 use crate::ReportError;
 use crate::fmt::{ACCURACY_HEADER, Table, accuracy_cells, bytes};
-use crate::measured::{MeasureReport, Timed};
+use crate::measured::{MeasureReport, combine};
 use crate::plot::{self, Calibration};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tailor_cost::{Accuracy, Drift, Fingerprint, Level, Workload, accuracy};
+use tailor_cost::{
+    Accuracy, Drift, Fingerprint, Level, MemorySource, Workload, accuracy, kendall_tau_b, median,
+};
 use tailor_spec::ModelSpec;
 use tailor_spec::files::write_atomic;
 
+/// The version of `validate.json` this build writes and reads (1: llama.cpp's own schema,
+/// and burn's unversioned one, before the two engines shared this one).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// One model as its engine timed it whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measured {
+    /// The value compared with the prediction, ms: burn's fastest round (each round a
+    /// timing session of its own, the machine's swings fall on the slower ones),
+    /// llama.cpp's median over rounds (each round one llama-bench run of a few repetitions).
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    /// Each round's median, in the order the rounds ran.
+    pub prefill_rounds_ms: Vec<f64>,
+    pub decode_rounds_ms: Vec<f64>,
+    /// Peak memory of the inference, bytes, where it could be read (see `memory_source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
+    pub memory_source: MemorySource,
+    /// The engine's own count of the model's parameters (burn: of the model it built;
+    /// llama.cpp: llama-bench's `model_n_params`).
+    pub params_engine: u64,
+    /// The model file's size (llama.cpp's GGUF), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_bytes: Option<u64>,
+}
+
+impl Measured {
+    /// A burn model from its timing sessions (one per round): the fastest round's medians.
+    pub fn of_burn(sessions: &[MeasureReport]) -> Option<Self> {
+        let best = combine(sessions)?;
+        Some(Self {
+            prefill_ms: best.prefill.median_ms,
+            decode_ms: best.decode.median_ms,
+            prefill_rounds_ms: sessions.iter().map(|s| s.prefill.median_ms).collect(),
+            decode_rounds_ms: sessions.iter().map(|s| s.decode.median_ms).collect(),
+            peak_memory_bytes: best.peak_memory_bytes,
+            memory_source: best.memory_source,
+            params_engine: best.params,
+            file_bytes: None,
+        })
+    }
+
+    /// A llama.cpp model from llama-bench's rounds: their medians.
+    pub fn of_llama(t: &tailor_llamacpp::ModelTiming) -> Self {
+        Self {
+            prefill_ms: t.prefill_ms(),
+            decode_ms: t.decode_ms(),
+            prefill_rounds_ms: t.prefill_rounds_ms.clone(),
+            decode_rounds_ms: t.decode_rounds_ms.clone(),
+            peak_memory_bytes: t.peak_rss_bytes,
+            memory_source: if t.peak_rss_bytes.is_some() {
+                MemorySource::Rss
+            } else {
+                MemorySource::None
+            },
+            params_engine: t.params,
+            file_bytes: Some(t.file_bytes),
+        }
+    }
+}
+
 /// Predicted and measured values of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Row {
     pub id: u64,
     pub spec: ModelSpec,
+    /// tailor's exact count.
     pub params: u64,
     pub predicted_prefill_ms: f64,
     pub predicted_decode_ms: f64,
     pub predicted_memory_bytes: u64,
-    /// Operators of the prediction not measured in the profile (interpolated, ...).
-    pub predicted_ops_not_measured: usize,
-    pub measured: Option<MeasureReport>,
+    /// Parts of the prediction not measured in the profile as they are (interpolated,
+    /// extrapolated or scaled operators, derived layer costs), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_measured: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
+    /// Why the model was not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// Per round, the median over the models timed in it of measured / predicted: the
 /// machine's speed in that round relative to the profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoundRatios {
     pub prefill: Vec<f64>,
     pub decode: Vec<f64>,
 }
 
 impl RoundRatios {
-    /// From the rows and, per row, its sessions (one per round it was timed in).
-    pub fn of(rows: &[Row], sessions: &[Vec<MeasureReport>]) -> Self {
-        let per_round = |predicted: fn(&Row) -> f64, f: fn(&MeasureReport) -> &Timed| {
-            let rounds = sessions.iter().map(Vec::len).max().unwrap_or(0);
+    /// From the measured rows' rounds (a round a model missed is left out of that round).
+    pub fn of(rows: &[Row]) -> Self {
+        let per_round = |predicted: fn(&Row) -> f64, f: fn(&Measured) -> &Vec<f64>| {
+            let measured = || rows.iter().filter_map(|r| Some((r, r.measured.as_ref()?)));
+            let rounds = measured().map(|(_, m)| f(m).len()).max().unwrap_or(0);
             (0..rounds)
                 .map(|k| {
-                    tailor_cost::median(
-                        rows.iter()
-                            .zip(sessions)
-                            .filter(|(r, _)| r.measured.is_some())
-                            .filter_map(|(r, s)| Some(f(s.get(k)?).median_ms / predicted(r)))
+                    median(
+                        measured()
+                            .filter_map(|(r, m)| Some(f(m).get(k)? / predicted(r)))
                             .collect(),
                     )
                 })
                 .collect()
         };
         Self {
-            prefill: per_round(|r| r.predicted_prefill_ms, |m| &m.prefill),
-            decode: per_round(|r| r.predicted_decode_ms, |m| &m.decode),
+            prefill: per_round(|r| r.predicted_prefill_ms, |m| &m.prefill_rounds_ms),
+            decode: per_round(|r| r.predicted_decode_ms, |m| &m.decode_rounds_ms),
         }
     }
 
@@ -68,7 +142,8 @@ impl RoundRatios {
                 (hi > 1.10 * lo).then(|| {
                     format!(
                         "the machine's speed changed between rounds: {name} measured/predicted \
-                         by round {}; each model keeps its fastest round",
+                         by round {}; the agreement with the profile and the engine's with \
+                         itself are limited by that",
                         join_ratios(r)
                     )
                 })
@@ -84,60 +159,150 @@ fn join_ratios(r: &[f64]) -> String {
         .join(" ")
 }
 
+/// How well the engine agrees with itself over the same models in one run: the median of
+/// each model's first half of rounds against the median of its second half.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfAgreement {
+    /// Kendall's tau-b between the two halves' values over the models.
+    pub prefill_tau: f64,
+    pub decode_tau: f64,
+    /// Median over models of |half1 - half2| / their mean: the run-to-run spread.
+    pub prefill_spread: f64,
+    pub decode_spread: f64,
+}
+
+fn halves(rounds: &[f64]) -> Option<(f64, f64)> {
+    if rounds.len() < 2 {
+        return None;
+    }
+    let mid = rounds.len() / 2;
+    Some((
+        median(rounds[..mid].to_vec()),
+        median(rounds[mid..].to_vec()),
+    ))
+}
+
+impl SelfAgreement {
+    /// Over the measured rows; `None` with fewer than two rounds or two models.
+    pub fn of(rows: &[Row]) -> Option<Self> {
+        let pairs = |f: fn(&Measured) -> &Vec<f64>| -> Option<(f64, f64)> {
+            let hs: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|r| r.measured.as_ref())
+                .filter_map(|m| halves(f(m)))
+                .collect();
+            if hs.len() < 2 {
+                return None;
+            }
+            let (a, b): (Vec<f64>, Vec<f64>) = hs.iter().copied().unzip();
+            let spread = median(
+                hs.iter()
+                    .map(|(x, y)| (x - y).abs() / ((x + y) / 2.0))
+                    .collect(),
+            );
+            Some((kendall_tau_b(&a, &b), spread))
+        };
+        let (prefill_tau, prefill_spread) = pairs(|m| &m.prefill_rounds_ms)?;
+        let (decode_tau, decode_spread) = pairs(|m| &m.decode_rounds_ms)?;
+        Some(Self {
+            prefill_tau,
+            decode_tau,
+            prefill_spread,
+            decode_spread,
+        })
+    }
+}
+
+/// The re-check of the profile before the models were timed, in its engine's terms: burn's
+/// per operator class, llama.cpp's per probe phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProfileCheck {
+    Burn(Drift),
+    LlamaCpp(tailor_llamacpp::LlamaDrift),
+}
+
+impl ProfileCheck {
+    pub fn wall_s(&self) -> f64 {
+        match self {
+            Self::Burn(d) => d.wall_s,
+            Self::LlamaCpp(d) => d.wall_s,
+        }
+    }
+
+    /// One line: time now / profiled, per class or phase.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Burn(d) => d.summary(),
+            Self::LlamaCpp(d) => d.summary(),
+        }
+    }
+}
+
 /// What was checked, besides the rows.
 #[derive(Debug, Clone)]
 pub struct Setup {
+    /// `burn` or `llama.cpp`.
+    pub engine: String,
     /// The space the models came from.
     pub space: String,
-    /// The profile behind the predictions, and the setup it measured.
+    /// The profile behind the predictions, and (burn) the setup it measured.
     pub profile: String,
-    pub fingerprint: Fingerprint,
+    pub fingerprint: Option<Fingerprint>,
     pub workload: Workload,
     pub seed: u64,
     pub rounds: u64,
     /// The profile's subset re-timed here before the check.
-    pub profile_check: Option<Drift>,
+    pub profile_check: Option<ProfileCheck>,
     /// The level of whole models the predictions were scaled to (`--relevel`).
     pub level: Option<Level>,
-    /// Entries of the drifted classes re-measured before the check (`--remeasure`).
+    /// Entries (burn) or probe visits (llama.cpp) of the drifted classes re-measured
+    /// before the check (`--remeasure`).
     pub remeasured: usize,
 }
 
-/// `validate.json`.
+/// `validate.json`, for every engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ValidateFile {
+    pub format_version: u32,
+    /// `burn` or `llama.cpp`.
+    pub engine: String,
     pub space: String,
     pub profile: String,
-    pub fingerprint: Fingerprint,
+    /// burn: the setup the profile measured (llama.cpp's is in its profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
     pub workload: Workload,
     pub samples: usize,
     pub measured: usize,
     pub failed: usize,
     pub seed: u64,
     pub rounds: u64,
-    pub round_ratios: RoundRatios,
     pub wall_s: f64,
     pub prefill: Option<Accuracy>,
     pub decode: Option<Accuracy>,
     pub memory: Option<Accuracy>,
-    pub rows: Vec<Row>,
-    /// The drift check before the validation (`tailor validate --no-recheck`: none).
+    /// The engine against itself over the same models (`None` with one round).
+    pub engine_self: Option<SelfAgreement>,
+    pub round_ratios: RoundRatios,
+    /// The drift check before the validation (`--no-recheck`: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile_check: Option<Drift>,
-    /// The predictions are scaled to the level of whole models timed here before
-    /// (`--relevel`): `level` says by how much and on which models.
-    #[serde(default)]
-    pub releveled: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<Level>,
-    /// Entries of the classes that check found drifted, re-measured in the profile file
-    /// before the models were timed (`--remeasure`, and `tailor run`).
+    pub profile_check: Option<ProfileCheck>,
+    /// Entries (burn) or probe visits (llama.cpp) of the drifted classes re-measured in
+    /// the profile before the models were timed (`--remeasure`, and `tailor run`).
     #[serde(default)]
     pub remeasured: usize,
+    /// The predictions are scaled to the level of whole models timed here before
+    /// (`--relevel`): by how much and on which models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    pub rows: Vec<Row>,
 }
 
 /// The accuracy of one quantity over the measured models (`None` when not measured).
-fn stats(rows: &[Row], f: impl Fn(&Row, &MeasureReport) -> Option<(f64, f64)>) -> Option<Accuracy> {
+fn stats(rows: &[Row], f: impl Fn(&Row, &Measured) -> Option<(f64, f64)>) -> Option<Accuracy> {
     let pairs: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| r.measured.as_ref().and_then(|m| f(r, m)))
@@ -147,9 +312,11 @@ fn stats(rows: &[Row], f: impl Fn(&Row, &MeasureReport) -> Option<(f64, f64)>) -
 
 impl ValidateFile {
     /// Compares each row's prediction with its measurement.
-    pub fn new(setup: Setup, rows: Vec<Row>, round_ratios: RoundRatios, wall_s: f64) -> Self {
+    pub fn new(setup: Setup, rows: Vec<Row>, wall_s: f64) -> Self {
         let measured = rows.iter().filter(|r| r.measured.is_some()).count();
         Self {
+            format_version: FORMAT_VERSION,
+            engine: setup.engine,
             space: setup.space,
             profile: setup.profile,
             fingerprint: setup.fingerprint,
@@ -159,28 +326,52 @@ impl ValidateFile {
             failed: rows.len() - measured,
             seed: setup.seed,
             rounds: setup.rounds,
-            round_ratios,
             wall_s,
-            prefill: stats(&rows, |r, m| {
-                Some((r.predicted_prefill_ms, m.prefill.median_ms))
-            }),
-            decode: stats(&rows, |r, m| {
-                Some((r.predicted_decode_ms, m.decode.median_ms))
-            }),
+            prefill: stats(&rows, |r, m| Some((r.predicted_prefill_ms, m.prefill_ms))),
+            decode: stats(&rows, |r, m| Some((r.predicted_decode_ms, m.decode_ms))),
             memory: stats(&rows, |r, m| {
                 m.peak_memory_bytes
                     .map(|b| (r.predicted_memory_bytes as f64, b as f64))
             }),
-            rows,
+            engine_self: SelfAgreement::of(&rows),
+            round_ratios: RoundRatios::of(&rows),
             profile_check: setup.profile_check,
-            releveled: setup.level.is_some(),
-            level: setup.level,
             remeasured: setup.remeasured,
+            level: setup.level,
+            rows,
         }
     }
 
-    /// Reads a `validate.json`.
+    /// The measured rows as anchors of a level (`--relevel`, `--anchors`): each model's
+    /// prediction and measurement.
+    pub fn anchors(&self) -> Vec<tailor_cost::Anchor> {
+        self.rows
+            .iter()
+            .filter_map(|r| {
+                let m = r.measured.as_ref()?;
+                Some(tailor_cost::Anchor {
+                    id: r.id,
+                    params: r.params,
+                    predicted_prefill_ms: r.predicted_prefill_ms,
+                    measured_prefill_ms: m.prefill_ms,
+                    predicted_decode_ms: r.predicted_decode_ms,
+                    measured_decode_ms: m.decode_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Reads a `validate.json`; one of another version is refused, naming it.
     pub fn load(path: &Path) -> Result<Self, ReportError> {
+        let value: serde_json::Value = crate::read_json(path)?;
+        let version = value.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(FORMAT_VERSION)) {
+            return Err(ReportError::Version {
+                path: path.to_path_buf(),
+                found: version.map_or("none".into(), |v| v.to_string()),
+                expected: FORMAT_VERSION,
+            });
+        }
         crate::read_json(path)
     }
 }
@@ -196,9 +387,12 @@ pub struct Validation {
 /// Writes validate.json, validate.csv and calibration.svg (captioned `caption`) into `out`.
 pub fn write(out: &Path, file: ValidateFile, caption: &str) -> Result<Validation, ReportError> {
     crate::write_json(&out.join("validate.json"), &file)?;
-    write_atomic(&out.join("validate.csv"), csv(&file.rows).as_bytes())?;
+    write_atomic(
+        &out.join("validate.csv"),
+        csv_text(&file.rows.iter().map(CsvRow::of).collect::<Vec<_>>()).as_bytes(),
+    )?;
     let rows = &file.rows;
-    let ms = |f: fn(&Row, &MeasureReport) -> (f64, f64)| -> Vec<(f64, f64)> {
+    let ms = |f: fn(&Row, &Measured) -> (f64, f64)| -> Vec<(f64, f64)> {
         rows.iter()
             .filter_map(|r| r.measured.as_ref().map(|m| f(r, m)))
             .collect()
@@ -207,12 +401,12 @@ pub fn write(out: &Path, file: ValidateFile, caption: &str) -> Result<Validation
         Calibration {
             title: "prefill",
             unit: "ms",
-            points: ms(|r, m| (r.predicted_prefill_ms, m.prefill.median_ms)),
+            points: ms(|r, m| (r.predicted_prefill_ms, m.prefill_ms)),
         },
         Calibration {
             title: "decode step",
             unit: "ms",
-            points: ms(|r, m| (r.predicted_decode_ms, m.decode.median_ms)),
+            points: ms(|r, m| (r.predicted_decode_ms, m.decode_ms)),
         },
     ];
     if file.memory.is_some() {
@@ -263,18 +457,17 @@ impl Validation {
             .collect()
     }
 
-    /// The tables `tailor validate` prints.
+    /// The tables `tailor validate` (either engine) prints.
     pub fn render(&self) -> String {
         let v = &self.file;
-        let (rows, acc) = (&v.rows, [v.prefill, v.decode, v.memory]);
         let mut t = Table::new(&[
             "id",
+            "stack",
             "hidden",
             "layers",
             "heads",
             "kv",
             "ffn",
-            "act",
             "prefill pred",
             "meas",
             "err",
@@ -286,26 +479,30 @@ impl Validation {
             "err",
         ]);
         let pct = |p: f64, m: f64| format!("{:+.1}%", 100.0 * (p - m) / m);
-        for r in rows {
+        for r in &v.rows {
             let s = &r.spec;
             let mut row = vec![
                 r.id.to_string(),
+                if s.stack.is_some() {
+                    s.pattern_picture()
+                } else {
+                    "dense".into()
+                },
                 s.hidden_size.to_string(),
                 s.num_layers.to_string(),
                 s.num_heads.to_string(),
                 s.num_kv_heads.to_string(),
                 s.intermediate_size.to_string(),
-                s.activation.to_string(),
             ];
             match &r.measured {
                 Some(m) => {
                     row.extend([
                         format!("{:.2}", r.predicted_prefill_ms),
-                        format!("{:.2}", m.prefill.median_ms),
-                        pct(r.predicted_prefill_ms, m.prefill.median_ms),
+                        format!("{:.2}", m.prefill_ms),
+                        pct(r.predicted_prefill_ms, m.prefill_ms),
                         format!("{:.3}", r.predicted_decode_ms),
-                        format!("{:.3}", m.decode.median_ms),
-                        pct(r.predicted_decode_ms, m.decode.median_ms),
+                        format!("{:.3}", m.decode_ms),
+                        pct(r.predicted_decode_ms, m.decode_ms),
                         bytes(r.predicted_memory_bytes as f64),
                     ]);
                     match m.peak_memory_bytes {
@@ -321,35 +518,72 @@ impl Validation {
             t.row(row);
         }
         let mut s = format!(
-            "predicted vs measured (err = (predicted - measured) / measured)\n{}",
+            "{} of {} models timed whole in {} ({} weights), {} rounds; prompt {}, context {}\n\n\
+             predicted vs measured (err = (predicted - measured) / measured)\n{}",
+            v.measured,
+            v.samples,
+            v.engine,
+            v.workload.precision.weights,
+            v.rounds,
+            v.workload.prompt_tokens,
+            v.workload.context,
             t.render(2)
         );
-        let mut a = Table::new(&ACCURACY_HEADER);
-        for (name, x) in ["prefill", "decode", "memory"].iter().zip(acc) {
+        let mut header = ACCURACY_HEADER.to_vec();
+        let own = format!("{} vs itself", v.engine);
+        header.push(&own);
+        let mut a = Table::new(&header);
+        let selfs = v.engine_self;
+        for (name, x, own) in [
+            (
+                "prefill",
+                v.prefill,
+                selfs.map(|s| (s.prefill_tau, s.prefill_spread)),
+            ),
+            (
+                "decode",
+                v.decode,
+                selfs.map(|s| (s.decode_tau, s.decode_spread)),
+            ),
+            ("memory", v.memory, None),
+        ] {
             let mut row = vec![name.to_string()];
             match x {
                 Some(x) => row.extend(accuracy_cells(&x)),
-                None => row.push("not measured".into()),
+                None => {
+                    row.push("not measured".into());
+                    row.extend(std::iter::repeat_n(String::new(), header.len() - 3));
+                }
             }
+            row.push(own.map_or("-".into(), |(tau, spread)| {
+                format!("tau {tau:.3}, spread {:.1}%", 100.0 * spread)
+            }));
             a.row(row);
         }
         s += &format!("\naccuracy over {} models\n{}", v.measured, a.render(2));
+        if v.engine_self.is_none() {
+            s += "  (the engine's agreement with itself needs two rounds or more: --rounds 2)\n";
+        }
         s += &format!(
-            "  measured/predicted by round (each model keeps its fastest): prefill {}, decode {}\n",
+            "  measured/predicted by round: prefill {}, decode {}\n",
             join_ratios(&v.round_ratios.prefill),
             join_ratios(&v.round_ratios.decode)
         );
         if let Some(d) = &v.profile_check {
             s += &format!(
-                "  drift check of the profile ({:.0} s): {}\n",
-                d.wall_s,
+                "  drift check of the profile ({:.0} s), time now / profiled: {}\n",
+                d.wall_s(),
                 d.summary()
             );
         }
         if v.remeasured > 0 {
             s += &format!(
-                "  {} entries of the profile re-measured before the models were timed\n",
-                v.remeasured
+                "  {} {} of the profile re-measured before the models were timed\n",
+                v.remeasured,
+                match v.profile_check {
+                    Some(ProfileCheck::LlamaCpp(_)) => "probe visits",
+                    _ => "entries",
+                }
             );
         }
         if let Some(l) = &v.level {
@@ -373,78 +607,6 @@ impl Validation {
     }
 }
 
-/// The tables `tailor validate` prints for a llama.cpp validation (its files are in `out`).
-pub fn render_llama(v: &tailor_llamacpp::validate::Validation, out: &Path) -> String {
-    let mut header = ACCURACY_HEADER.to_vec();
-    header.push("llama-bench vs itself");
-    let mut t = Table::new(&header);
-    let selfs = v.engine_self;
-    for (name, a, own) in [
-        (
-            "prefill",
-            v.prefill,
-            selfs.map(|s| (s.prefill_tau, s.prefill_spread)),
-        ),
-        (
-            "decode",
-            v.decode,
-            selfs.map(|s| (s.decode_tau, s.decode_spread)),
-        ),
-        ("memory", v.memory, None),
-    ] {
-        if let Some(a) = a {
-            let mut row = vec![name.to_string()];
-            row.extend(accuracy_cells(&a));
-            row.push(own.map_or("-".into(), |(tau, spread)| {
-                format!("tau {tau:.3}, spread {:.1}%", 100.0 * spread)
-            }));
-            t.row(row);
-        }
-    }
-    let measured = v.rows.iter().filter(|r| r.measured.is_some()).count();
-    let levels = |l: &[f64]| {
-        l.iter()
-            .map(|x| format!("{x:.2}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let level = v.level.as_ref().map_or(String::new(), |l| {
-        format!(
-            "predictions levelled to {} whole models timed first: {}\n",
-            l.anchors.len(),
-            l.summary()
-        )
-    });
-    let check = v.profile_check.as_ref().map_or(String::new(), |d| {
-        format!(
-            "profile re-checked first ({:.0} s), time now / profiled: {}{}\n",
-            d.wall_s,
-            d.summary(),
-            if v.remeasured > 0 {
-                format!(
-                    "; {} probe visits of the drifted phases re-timed",
-                    v.remeasured
-                )
-            } else {
-                String::new()
-            }
-        )
-    });
-    format!(
-        "{check}{level}validated {measured} of {} models in llama.cpp ({} weights), {} rounds, {:.0} s\n{}\
-         round levels (each round / model median): prefill {}, decode {}\n\
-         wrote {}/validate.json, validate.csv\n",
-        v.rows.len(),
-        v.workload.precision.weights,
-        v.rounds,
-        v.wall_s,
-        t.render(2),
-        levels(&v.round_ratios.prefill),
-        levels(&v.round_ratios.decode),
-        out.display()
-    )
-}
-
 /// One line of `validate.csv`, for both engines: a model's shape, tailor's parameter count
 /// (and the engine's own, where it reports one), predicted and measured prefill, decode
 /// step and peak memory, and why it was not measured. Written by [`CsvRow::line`], read
@@ -462,7 +624,8 @@ pub struct CsvRow {
     pub intermediate_size: u64,
     pub activation: tailor_spec::Activation,
     pub params: u64,
-    /// The engine's own count (llama-bench's `model_n_params`); empty for burn.
+    /// The engine's own count (burn: of the model it built; llama.cpp: llama-bench's
+    /// `model_n_params`); empty where the model was not measured.
     pub params_engine: Option<u64>,
     pub predicted_prefill_ms: f64,
     pub measured_prefill_ms: Option<f64>,
@@ -509,32 +672,17 @@ impl CsvRow {
         }
     }
 
-    /// A burn validation's row.
-    pub fn of_burn(r: &Row) -> Self {
+    /// A validation's row, either engine.
+    pub fn of(r: &Row) -> Self {
         let m = r.measured.as_ref();
         Self {
+            params_engine: m.map(|m| m.params_engine),
             predicted_prefill_ms: r.predicted_prefill_ms,
-            measured_prefill_ms: m.map(|m| m.prefill.median_ms),
+            measured_prefill_ms: m.map(|m| m.prefill_ms),
             predicted_decode_ms: r.predicted_decode_ms,
-            measured_decode_ms: m.map(|m| m.decode.median_ms),
+            measured_decode_ms: m.map(|m| m.decode_ms),
             predicted_memory_bytes: r.predicted_memory_bytes,
             measured_memory_bytes: m.and_then(|m| m.peak_memory_bytes),
-            error: error_cell(r.error.as_deref()),
-            ..Self::shape(r.id, &r.spec, r.params)
-        }
-    }
-
-    /// A llama.cpp validation's row.
-    pub fn of_llama(r: &tailor_llamacpp::validate::Row) -> Self {
-        let m = r.measured.as_ref();
-        Self {
-            params_engine: m.map(|m| m.params),
-            predicted_prefill_ms: r.predicted_prefill_ms,
-            measured_prefill_ms: m.map(|m| m.prefill_ms()),
-            predicted_decode_ms: r.predicted_decode_ms,
-            measured_decode_ms: m.map(|m| m.decode_ms()),
-            predicted_memory_bytes: r.predicted_memory_bytes,
-            measured_memory_bytes: m.and_then(|m| m.peak_rss_bytes),
             error: error_cell(r.error.as_deref()),
             ..Self::shape(r.id, &r.spec, r.params)
         }
@@ -594,10 +742,6 @@ pub fn csv_text(rows: &[CsvRow]) -> String {
     s
 }
 
-fn csv(rows: &[Row]) -> String {
-    csv_text(&rows.iter().map(CsvRow::of_burn).collect::<Vec<_>>())
-}
-
 /// Reads a `validate.csv` back; an error names the file, the line and the column.
 pub fn read_csv(path: &Path) -> Result<Vec<CsvRow>, tailor_spec::FileError> {
     let dense: Vec<&str> = CSV_HEADER.split(',').collect();
@@ -607,10 +751,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<CsvRow>, tailor_spec::FileError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::{RoundRatios, Row, Setup, ValidateFile, Validation, write};
-    use crate::measured::{MeasureReport, combine};
+    use super::*;
     use serde_json::json;
-    use tailor_spec::ModelSpec;
 
     /// A session of a model: prefill and decode medians, ms.
     fn session(prefill: f64, decode: f64) -> MeasureReport {
@@ -626,47 +768,115 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    /// A row predicted at `prefill` / `decode` ms and timed in `rounds` (prefill ms; decode
+    /// a tenth of it), or failed.
+    fn row(id: u64, prefill: f64, decode: f64, rounds: Option<&[f64]>) -> Row {
+        Row {
+            id,
+            spec: ModelSpec::llama(8192, 512, 4, 8, 4, 1408),
+            params: 11,
+            predicted_prefill_ms: prefill,
+            predicted_decode_ms: decode,
+            predicted_memory_bytes: 900,
+            not_measured: Vec::new(),
+            measured: rounds.map(|r| {
+                let dec: Vec<f64> = r.iter().map(|x| x / 10.0).collect();
+                Measured {
+                    prefill_ms: median(r.to_vec()),
+                    decode_ms: median(dec.clone()),
+                    prefill_rounds_ms: r.to_vec(),
+                    decode_rounds_ms: dec,
+                    peak_memory_bytes: Some(1000),
+                    memory_source: MemorySource::Rss,
+                    params_engine: 11,
+                    file_bytes: None,
+                }
+            }),
+            error: rounds.is_none().then(|| "exit 1: \"boom\"".into()),
+        }
+    }
+
     #[test]
-    fn a_model_keeps_its_fastest_session_and_the_whole_spread() {
-        let m = combine(&[session(12.0, 2.0), session(10.0, 2.4), session(11.0, 2.2)]).unwrap();
+    fn a_burn_model_keeps_its_fastest_session_and_every_round() {
+        let sessions = [session(12.0, 2.0), session(10.0, 2.4), session(11.0, 2.2)];
+        let m = combine(&sessions).unwrap();
         assert_eq!(m.prefill.median_ms, 10.0);
         assert_eq!(m.decode.median_ms, 2.0);
         assert_eq!((m.prefill.p10_ms, m.prefill.p90_ms), (9.0, 12.0 * 1.2));
         assert_eq!(m.prefill.samples, 30);
         assert_eq!(m.peak_memory_bytes, Some(1000));
         assert!(combine(&[]).is_none());
+        let m = Measured::of_burn(&sessions).unwrap();
+        assert_eq!((m.prefill_ms, m.decode_ms), (10.0, 2.0));
+        assert_eq!(m.prefill_rounds_ms, vec![12.0, 10.0, 11.0]);
+        assert_eq!(m.decode_rounds_ms, vec![2.0, 2.4, 2.2]);
+        assert_eq!((m.params_engine, m.peak_memory_bytes), (1, Some(1000)));
+        assert!(Measured::of_burn(&[]).is_none());
+    }
+
+    #[test]
+    fn a_llama_model_keeps_the_median_of_its_rounds() {
+        let m = Measured::of_llama(&tailor_llamacpp::ModelTiming {
+            prefill_rounds_ms: vec![1.0, 3.0, 2.0],
+            decode_rounds_ms: vec![0.4, 0.6],
+            peak_rss_bytes: Some(5000),
+            params: 1002,
+            file_bytes: 9000,
+        });
+        assert_eq!((m.prefill_ms, m.decode_ms), (2.0, 0.5));
+        assert_eq!((m.params_engine, m.file_bytes), (1002, Some(9000)));
+        assert_eq!(m.memory_source, MemorySource::Rss);
     }
 
     #[test]
     fn round_ratios_show_a_slow_round() {
-        let row = |prefill: f64, decode: f64, measured: bool| Row {
-            id: 0,
-            spec: ModelSpec::llama(8192, 512, 4, 8, 4, 1408),
-            params: 1,
-            predicted_prefill_ms: prefill,
-            predicted_decode_ms: decode,
-            predicted_memory_bytes: 1,
-            predicted_ops_not_measured: 0,
-            measured: measured.then(|| session(prefill, decode)),
-            error: (!measured).then(|| "failed".into()),
-        };
-        let rows = [
-            row(10.0, 2.0, true),
-            row(20.0, 4.0, true),
-            row(30.0, 6.0, false),
-        ];
         // Round 2 ran 20% slow in prefill for every model; the failed model is left out.
-        let sessions = vec![
-            vec![session(10.0, 2.0), session(12.0, 2.0), session(10.5, 2.1)],
-            vec![session(21.0, 4.0), session(24.0, 4.0), session(20.0, 4.2)],
-            vec![session(99.0, 99.0)],
+        let mut rows = [
+            row(0, 10.0, 1.0, Some(&[10.0, 12.0, 10.5])),
+            row(1, 20.0, 2.0, Some(&[21.0, 24.0, 20.0])),
+            row(2, 30.0, 3.0, None),
         ];
-        let r = RoundRatios::of(&rows, &sessions);
+        if let Some(m) = rows[0].measured.as_mut() {
+            m.decode_rounds_ms = vec![1.0, 1.0, 1.05];
+        }
+        if let Some(m) = rows[1].measured.as_mut() {
+            m.decode_rounds_ms = vec![2.0, 2.0, 2.1];
+        }
+        let r = RoundRatios::of(&rows);
         assert_eq!(r.prefill, vec![1.025, 1.2, 1.025]);
         assert_eq!(r.decode, vec![1.0, 1.0, 1.05]);
         let uneven = r.uneven();
         assert_eq!(uneven.len(), 1, "{uneven:?}");
         assert!(uneven[0].contains("prefill") && uneven[0].contains("1.025 1.200 1.025"));
+    }
+
+    #[test]
+    fn the_engine_agrees_with_itself_over_the_halves_of_its_rounds() {
+        let rows = [
+            row(0, 10.0, 1.0, Some(&[10.0, 10.2, 9.8, 10.0])),
+            row(1, 20.0, 2.0, Some(&[21.0, 21.0, 22.0, 22.0])),
+            row(2, 30.0, 3.0, Some(&[30.0, 31.0, 30.0, 31.0])),
+            row(3, 40.0, 4.0, None),
+        ];
+        let s = SelfAgreement::of(&rows).unwrap();
+        assert!((s.prefill_tau - 1.0).abs() < 1e-12 && (s.decode_tau - 1.0).abs() < 1e-12);
+        // Medians of the halves: 10.1/9.9, 21/22, 30.5/30.5: spreads 2%, 4.65%, 0.
+        assert!((s.prefill_spread - 0.02).abs() < 1e-12, "{s:?}");
+        // Swapped order between the halves: tau -1.
+        let swapped = [
+            row(0, 1.0, 1.0, Some(&[1.0, 2.0])),
+            row(1, 1.0, 1.0, Some(&[2.0, 1.0])),
+        ];
+        assert_eq!(SelfAgreement::of(&swapped).unwrap().prefill_tau, -1.0);
+        // One round, or one model measured: nothing to compare.
+        assert!(
+            SelfAgreement::of(&[
+                row(0, 1.0, 1.0, Some(&[1.0])),
+                row(1, 1.0, 1.0, Some(&[2.0]))
+            ])
+            .is_none()
+        );
+        assert!(SelfAgreement::of(&rows[..1]).is_none());
     }
 
     /// A fresh empty folder under the system's temporary folder.
@@ -677,42 +887,20 @@ pub(crate) mod tests {
         dir
     }
 
-    #[test]
-    fn validate_json_round_trips_and_the_csv_and_plot_are_written() {
-        let row = |id: u64, prefill: f64, decode: f64, measured: bool| Row {
-            id,
-            spec: ModelSpec::llama(8192, 512, 4, 8, 4, 1408),
-            params: 11,
-            predicted_prefill_ms: prefill,
-            predicted_decode_ms: decode,
-            predicted_memory_bytes: 900,
-            predicted_ops_not_measured: 0,
-            measured: measured.then(|| session(1.2 * prefill, 0.95 * decode)),
-            error: (!measured).then(|| "exit 1: \"boom\"".into()),
-        };
-        let rows = vec![
-            row(3, 10.0, 2.0, true),
-            row(5, 20.0, 4.0, true),
-            row(8, 30.0, 6.0, false),
-        ];
-        let sessions: Vec<Vec<MeasureReport>> = rows
-            .iter()
-            .filter_map(|r| r.measured.clone())
-            .map(|m| vec![m])
-            .collect();
-        let ratios = RoundRatios::of(&rows[..2], &sessions);
-        let setup = Setup {
+    fn setup(engine: &str, profile_check: Option<ProfileCheck>) -> Setup {
+        Setup {
+            engine: engine.into(),
             space: "search-spaces/quickstart.toml".into(),
             profile: "profiles/host-flex.toml".into(),
-            fingerprint: session(1.0, 1.0).fingerprint,
+            fingerprint: (engine == "burn").then(|| session(1.0, 1.0).fingerprint),
             workload: tailor_cost::Workload {
                 prompt_tokens: 64,
                 context: 256,
                 precision: tailor_spec::Precision::for_weights(tailor_spec::DType::F32),
             },
             seed: 7,
-            rounds: 1,
-            profile_check: None,
+            rounds: 2,
+            profile_check,
             // The predictions were levelled: x1.1 in prefill, x0.9 in decode.
             level: tailor_cost::Level::new(
                 vec![tailor_cost::Anchor {
@@ -726,14 +914,25 @@ pub(crate) mod tests {
                 "2026-12-03T08:00:00Z".into(),
             ),
             remeasured: 3,
-        };
-        let file = ValidateFile::new(setup, rows, ratios, 12.5);
-        assert!(file.releveled);
+        }
+    }
+
+    #[test]
+    fn validate_json_round_trips_and_the_csv_and_plot_are_written() {
+        let rows = vec![
+            // Measured 1.2x the prediction in prefill, 0.95x in decode (a tenth of prefill).
+            row(3, 10.0, 1.2 / 0.95, Some(&[12.0, 12.0])),
+            row(5, 20.0, 2.4 / 0.95, Some(&[24.0, 24.0])),
+            row(8, 30.0, 6.0, None),
+        ];
+        let file = ValidateFile::new(setup("burn", None), rows, 12.5);
+        assert_eq!(file.format_version, FORMAT_VERSION);
         assert_eq!((file.samples, file.measured, file.failed), (3, 2, 1));
         let prefill = file.prefill.unwrap();
         assert!((prefill.median_ratio - 1.2).abs() < 1e-9, "{prefill:?}");
         let memory = file.memory.unwrap();
         assert!((memory.median_ratio - 1000.0 / 900.0).abs() < 1e-9);
+        assert_eq!(file.engine_self.unwrap().prefill_tau, 1.0);
 
         let dir = scratch("validate");
         let v: Validation = write(&dir, file.clone(), "caption").unwrap();
@@ -744,10 +943,11 @@ pub(crate) mod tests {
         let csv = std::fs::read_to_string(dir.join("validate.csv")).unwrap();
         // validate.csv reads back as its row type, exactly.
         let back = super::read_csv(&dir.join("validate.csv")).unwrap();
-        let rows: Vec<super::CsvRow> = file.rows.iter().map(super::CsvRow::of_burn).collect();
+        let rows: Vec<super::CsvRow> = file.rows.iter().map(super::CsvRow::of).collect();
         assert_eq!(back, rows);
         assert_eq!(back[2].error, "exit 1: 'boom'");
         assert_eq!(back[0].measured_prefill_ms, Some(12.0));
+        assert_eq!(back[0].params_engine, Some(11));
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("id,hidden_size,"));
@@ -765,7 +965,10 @@ pub(crate) mod tests {
             v.drift()
         );
         let text = v.render();
+        assert!(text.contains("2 of 3 models timed whole in burn"), "{text}");
         assert!(text.contains("accuracy over 2 models"), "{text}");
+        assert!(text.contains("burn vs itself"), "{text}");
+        assert!(text.contains("tau 1.000, spread 0.0%"), "{text}");
         assert!(
             text.contains("3 entries of the profile re-measured"),
             "{text}"
@@ -780,48 +983,105 @@ pub(crate) mod tests {
             "{text}"
         );
         // A file of another shape is an error that names it.
-        std::fs::write(dir.join("bad.json"), "{\"space\": 3}").unwrap();
+        std::fs::write(
+            dir.join("bad.json"),
+            "{\"format_version\": 2, \"space\": 3}",
+        )
+        .unwrap();
         let e = ValidateFile::load(&dir.join("bad.json"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("bad.json:1:11: invalid type"), "{e}");
+        assert!(e.contains("bad.json:1:32: invalid type"), "{e}");
+        // A file of the engines' earlier schemas is refused by version, naming the file.
+        std::fs::write(dir.join("old.json"), "{\"space\": \"x\", \"rows\": []}").unwrap();
+        let e = ValidateFile::load(&dir.join("old.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("old.json") && e.contains("format_version none") && e.contains("2"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A llama.cpp validation is the same file: its drift check per probe phase reads back
+    /// as llama.cpp's, burn's per operator class as burn's.
+    #[test]
+    fn both_engines_profile_checks_read_back_as_their_own() {
+        let llama = ProfileCheck::LlamaCpp(tailor_llamacpp::LlamaDrift {
+            profile: "profiles/host-llamacpp-q4_0.toml".into(),
+            measured: "2026-12-04T10:00:00Z".into(),
+            phases: vec![tailor_llamacpp::drift::PhaseDrift {
+                phase: tailor_llamacpp::PhaseKey::Prefill { tokens: 64 },
+                entries: 2,
+                ratio: 0.93,
+            }],
+            wall_s: 3.5,
+        });
+        let rows = vec![
+            row(0, 10.0, 1.0, Some(&[10.0, 10.2, 9.8, 10.0])),
+            row(1, 20.0, 2.0, Some(&[21.0, 21.0, 22.0, 22.0])),
+        ];
+        let file = ValidateFile::new(setup("llama.cpp", Some(llama)), rows, 1.0 / 3.0);
+        let text = serde_json::to_string(&file).unwrap();
+        let back: ValidateFile = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, file);
+        assert!(matches!(
+            back.profile_check,
+            Some(ProfileCheck::LlamaCpp(_))
+        ));
+        let v = Validation {
+            file,
+            out: "out".into(),
+            calibration: "out/calibration.svg".into(),
+        };
+        let shown = v.render();
+        assert!(shown.contains("llama.cpp vs itself"), "{shown}");
+        assert!(
+            shown.contains("3 probe visits of the profile re-measured"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("time now / profiled: prefill 64 0.93x"),
+            "{shown}"
+        );
     }
 }
 
 #[cfg(test)]
 mod csv_tests {
-    use super::{CsvRow, csv_text, read_csv};
+    use super::{CsvRow, Measured, Row, csv_text, read_csv};
     use tailor_spec::ModelSpec;
 
     /// The llama.cpp engine's rows go into the same file type: llama-bench's own parameter
     /// count beside tailor's, the median of the rounds.
     #[test]
     fn llama_rows_round_trip_and_a_bad_cell_is_named() {
-        let row: tailor_llamacpp::validate::Row = serde_json::from_value(serde_json::json!({
-            "id": 4,
-            "spec": ModelSpec::llama(512, 128, 2, 2, 1, 256),
-            "params": 1000,
-            "predicted_prefill_ms": 1.25,
-            "predicted_decode_ms": 0.5,
-            "predicted_memory_bytes": 4096,
-            "derived": [],
-            "measured": {"prefill_rounds_ms": [1.0, 3.0, 2.0], "decode_rounds_ms": [0.4, 0.6],
-                         "peak_rss_bytes": 5000, "params": 1002, "file_bytes": 9000}
-        }))
-        .unwrap();
-        let failed: tailor_llamacpp::validate::Row = serde_json::from_value(serde_json::json!({
-            "id": 9,
-            "spec": ModelSpec::llama(512, 128, 2, 2, 1, 256),
-            "params": 1000,
-            "predicted_prefill_ms": 1.0,
-            "predicted_decode_ms": 0.5,
-            "predicted_memory_bytes": 4096,
-            "derived": [],
-            "error": "llama-bench failed, \"signal 11\"\nsecond line"
-        }))
-        .unwrap();
-        let rows: Vec<CsvRow> = [&row, &failed].into_iter().map(CsvRow::of_llama).collect();
+        let row = Row {
+            id: 4,
+            spec: ModelSpec::llama(512, 128, 2, 2, 1, 256),
+            params: 1000,
+            predicted_prefill_ms: 1.25,
+            predicted_decode_ms: 0.5,
+            predicted_memory_bytes: 4096,
+            not_measured: Vec::new(),
+            measured: Some(Measured::of_llama(&tailor_llamacpp::ModelTiming {
+                prefill_rounds_ms: vec![1.0, 3.0, 2.0],
+                decode_rounds_ms: vec![0.4, 0.6],
+                peak_rss_bytes: Some(5000),
+                params: 1002,
+                file_bytes: 9000,
+            })),
+            error: None,
+        };
+        let failed = Row {
+            id: 9,
+            predicted_prefill_ms: 1.0,
+            measured: None,
+            error: Some("llama-bench failed, \"signal 11\"\nsecond line".into()),
+            ..row.clone()
+        };
+        let rows: Vec<CsvRow> = [&row, &failed].into_iter().map(CsvRow::of).collect();
         assert_eq!(rows[0].params_engine, Some(1002));
         assert_eq!(rows[0].measured_prefill_ms, Some(2.0));
         assert_eq!(rows[0].measured_decode_ms, Some(0.5));
@@ -841,7 +1101,7 @@ mod csv_tests {
         assert!(e.contains("validate.csv:2: `activation`"), "{e}");
 
         // A mixed stack adds the stack column to every row (empty for a dense one).
-        let mut hybrid: tailor_llamacpp::validate::Row = row.clone();
+        let mut hybrid = row.clone();
         hybrid.spec = tailor_spec::SpecFile::parse(
             std::path::Path::new("h.toml"),
             "format_version = 1\nname = \"h\"\n[model]\nvocab_size = 512\nhidden_size = 128\n\
@@ -854,7 +1114,7 @@ mod csv_tests {
         )
         .unwrap()
         .model;
-        let rows: Vec<CsvRow> = [&hybrid, &row].into_iter().map(CsvRow::of_llama).collect();
+        let rows: Vec<CsvRow> = [&hybrid, &row].into_iter().map(CsvRow::of).collect();
         assert_eq!(rows[0].stack.as_deref(), Some("CCCA"));
         let text = csv_text(&rows);
         assert!(

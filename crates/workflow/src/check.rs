@@ -15,8 +15,7 @@ use std::time::Instant;
 use tailor_cost::{Drift, Profiled};
 use tailor_profiler::{Backend, TimingOptions};
 use tailor_report::fmt::bytes;
-use tailor_report::measured::combine;
-use tailor_report::validation::{self, RoundRatios, Row, ValidateFile, Validation};
+use tailor_report::validation::{self, Measured, ProfileCheck, Row, ValidateFile, Validation};
 use tailor_report::{MeasureReport, MemoryReport};
 use tailor_search::{Candidate, SearchSpace};
 use tailor_spec::files::write_atomic;
@@ -177,8 +176,15 @@ pub fn check(
             predicted_prefill_ms: p.estimate.prefill_ms,
             predicted_decode_ms: p.estimate.decode_ms_per_token,
             predicted_memory_bytes: p.estimate.peak_memory_bytes,
-            predicted_ops_not_measured: p.derived().count(),
-            measured: if error.is_none() { combine(s) } else { None },
+            not_measured: p
+                .derived()
+                .map(|o| format!("{} {}", o.shape, o.source.name()))
+                .collect(),
+            measured: if error.is_none() {
+                Measured::of_burn(s)
+            } else {
+                None
+            },
             error,
         });
     }
@@ -191,27 +197,26 @@ pub fn check(
                 .unwrap_or_default(),
         ));
     }
-    let round_ratios = RoundRatios::of(&rows, &sessions);
-    for line in round_ratios.uneven() {
-        warn!("{line}");
-    }
     let wall_s = started.elapsed().as_secs_f64();
     let file = ValidateFile::new(
         validation::Setup {
+            engine: "burn".into(),
             space: space.path.display().to_string(),
             profile: setup.profile.display().to_string(),
-            fingerprint: model.profile().fingerprint.clone(),
+            fingerprint: Some(model.profile().fingerprint.clone()),
             workload: w,
             seed: setup.seed,
             rounds: setup.rounds,
-            profile_check: setup.profile_check.cloned(),
+            profile_check: setup.profile_check.cloned().map(ProfileCheck::Burn),
             level: model.level().cloned(),
             remeasured: setup.remeasured,
         },
         rows,
-        round_ratios,
         wall_s,
     );
+    for line in file.round_ratios.uneven() {
+        warn!("{line}");
+    }
     let caption = format!(
         "{} on {} ({}): predicted vs measured, {} models",
         space.name(),

@@ -434,22 +434,7 @@ pub fn level(req: &LevelRequest, progress: &dyn CheckProgress) -> Result<Option<
     };
     let models = anchors.into_iter().map(|c| (c.id, c.spec)).collect();
     let v = check(&setup, models, req.out, progress)?;
-    let timed = v
-        .file
-        .rows
-        .iter()
-        .filter_map(|r| {
-            let m = r.measured.as_ref()?;
-            Some(Anchor {
-                id: r.id,
-                params: r.params,
-                predicted_prefill_ms: r.predicted_prefill_ms,
-                measured_prefill_ms: m.prefill.median_ms,
-                predicted_decode_ms: r.predicted_decode_ms,
-                measured_decode_ms: m.decode.median_ms,
-            })
-        })
-        .collect();
+    let timed = v.file.anchors();
     let level = settle_level(
         timed,
         req.profile,

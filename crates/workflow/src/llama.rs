@@ -10,15 +10,14 @@ use tailor_cost::profile::SetupMismatch;
 use tailor_cost::{CpuId, Workload};
 use tailor_llamacpp::profile::PhaseKey;
 use tailor_llamacpp::run::{self as llrun, Progress};
-use tailor_llamacpp::validate::{self as llval, Validation};
 use tailor_llamacpp::{
     Depths, LlamaBench, LlamaCost, LlamaFingerprint, LlamaProfile, Method, ProfileJob, Settings,
     WeightType, plan,
 };
 use tailor_report::profile::LlamaProfileReport;
+use tailor_report::validation::{self as validation, Measured, ProfileCheck, Row, Validation};
 use tailor_search::SearchSpace;
-use tailor_search::output::write_json;
-use tailor_spec::files::{utc_now_iso, write_atomic};
+use tailor_spec::files::utc_now_iso;
 use tailor_spec::{DType, ModelSpec, Precision};
 use tracing::{info, warn};
 
@@ -583,7 +582,24 @@ pub fn validate_llama(req: &LlamaValidateRequest, progress: &dyn Progress) -> Re
             space: req.space_path.to_path_buf(),
             weights: w.precision.weights,
         })?;
-    let mut rows = llval::predict_rows(req.cost, &req.models, &w);
+    let mut rows: Vec<Row> = req
+        .models
+        .iter()
+        .map(|(id, spec)| {
+            let p = req.cost.predict(spec, &w);
+            Row {
+                id: *id,
+                spec: spec.clone(),
+                params: spec.total_params(),
+                predicted_prefill_ms: p.estimate.prefill_ms,
+                predicted_decode_ms: p.estimate.decode_ms_per_token,
+                predicted_memory_bytes: p.estimate.peak_memory_bytes,
+                not_measured: p.derived,
+                measured: None,
+                error: None,
+            }
+        })
+        .collect();
     let specs: Vec<ModelSpec> = req.models.iter().map(|(_, s)| s.clone()).collect();
     info!(
         models = specs.len(),
@@ -606,50 +622,38 @@ pub fn validate_llama(req: &LlamaValidateRequest, progress: &dyn Progress) -> Re
     let _ = std::fs::remove_dir(req.out.join("models"));
     for (row, t) in rows.iter_mut().zip(timings) {
         match t {
-            Ok(t) => row.measured = Some(t),
+            Ok(t) => row.measured = Some(Measured::of_llama(&t)),
             Err(e) => row.error = Some(e.to_string()),
         }
     }
-    let (prefill, decode, memory) = llval::score(&rows);
-    let v = Validation {
-        format_version: 1,
-        engine: "llama.cpp".into(),
-        profile: req.profile.display().to_string(),
-        space: req.space_path.display().to_string(),
-        workload: w,
-        rounds: req.rounds,
-        prefill,
-        decode,
-        memory,
-        engine_self: llval::self_agreement(&rows),
-        round_ratios: llval::round_ratios(&rows),
-        wall_s: started.elapsed().as_secs_f64(),
-        profile_check: req.profile_check.clone(),
-        remeasured: req.remeasured,
-        level: req.cost.level().cloned(),
+    let file = validation::ValidateFile::new(
+        validation::Setup {
+            engine: "llama.cpp".into(),
+            space: req.space_path.display().to_string(),
+            profile: req.profile.display().to_string(),
+            fingerprint: None,
+            workload: w,
+            seed: req.seed,
+            rounds: req.rounds,
+            profile_check: req.profile_check.clone().map(ProfileCheck::LlamaCpp),
+            level: req.cost.level().cloned(),
+            remeasured: req.remeasured,
+        },
         rows,
-    };
-    write_json(&req.out.join("validate.json"), &v)?;
-    write_atomic(
-        &req.out.join("validate.csv"),
-        tailor_report::validation::csv_text(
-            &v.rows
-                .iter()
-                .map(tailor_report::validation::CsvRow::of_llama)
-                .collect::<Vec<_>>(),
-        )
-        .as_bytes(),
-    )?;
-    let (pre, dec) = v.round_ratios.range();
-    if pre > 1.1 || dec > 1.1 {
-        warn!(
-            prefill = ?v.round_ratios.prefill,
-            decode = ?v.round_ratios.decode,
-            "the rounds ran more than 10% apart: the machine's speed changed during the run; \
-             its agreement with the profile and with itself is limited by that"
-        );
+        started.elapsed().as_secs_f64(),
+    );
+    let caption = format!(
+        "{} on {} (llama.cpp, {} weights): predicted vs measured, {} models",
+        req.space.name(),
+        req.profile.display(),
+        weights,
+        file.measured
+    );
+    let v = validation::write(req.out, file, &caption)?;
+    for line in v.file.round_ratios.uneven() {
+        warn!("{line}");
     }
-    for r in &v.rows {
+    for r in &v.file.rows {
         if let Some(e) = &r.error {
             warn!(id = r.id, "not measured: {e}");
         }
@@ -719,21 +723,7 @@ pub fn level_llama(
         },
         progress,
     )?;
-    let timed = v
-        .rows
-        .iter()
-        .filter_map(|r| {
-            let m = r.measured.as_ref()?;
-            Some(tailor_cost::Anchor {
-                id: r.id,
-                params: r.params,
-                predicted_prefill_ms: r.predicted_prefill_ms,
-                measured_prefill_ms: m.prefill_ms(),
-                predicted_decode_ms: r.predicted_decode_ms,
-                measured_decode_ms: m.decode_ms(),
-            })
-        })
-        .collect();
+    let timed = v.file.anchors();
     let level = crate::freshness::settle_level(
         timed,
         req.profile,

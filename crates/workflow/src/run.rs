@@ -25,8 +25,8 @@ use tailor_llamacpp::{LlamaBench, Settings};
 use tailor_profiler::{Backend, ProfileProgress, TimingOptions};
 use tailor_report::Flavor;
 use tailor_report::search::{
-    self as report, BurnCheck, BurnProfile, LlamaCheck, LlamaProfile, RunCheck, RunProfile,
-    RunSection, SearchRun, Summary, Written,
+    self as report, BurnProfile, LlamaProfile, RunCheck, RunProfile, RunSection, SearchRun,
+    Summary, Written,
 };
 use tailor_report::validation::Validation;
 use tailor_search::{Metric, SearchSpace, static_candidates};
@@ -286,17 +286,7 @@ pub fn run_burn(req: &RunRequest, progress: &dyn RunProgress) -> Result<RunOutco
             remeasured,
             marked_stale,
         }),
-        check: validation.as_ref().map(|v| {
-            RunCheck::Burn(BurnCheck {
-                models: v.file.rows.len(),
-                rounds: v.file.rounds,
-                round_ratios: v.file.round_ratios.clone(),
-                prefill: v.file.prefill,
-                decode: v.file.decode,
-                memory: v.file.memory,
-                dir: v.out.display().to_string(),
-            })
-        }),
+        check: validation.as_ref().map(RunCheck::of),
         run_wall_s: wall_s,
     };
     let summary = Summary::of(&search, Some(&written), Some(section));
@@ -336,7 +326,7 @@ pub struct LlamaRunOutcome {
     pub weights: DType,
     pub profiled: LlamaProfileOutcome,
     /// The check's validation and its folder.
-    pub check: Option<(tailor_llamacpp::validate::Validation, PathBuf)>,
+    pub check: Option<Validation>,
     pub written: Written,
     pub summary: Summary,
     pub wall_s: f64,
@@ -445,18 +435,18 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
             },
             progress.llama().as_ref(),
         )?;
-        if let Some(d) = v.decode.filter(|a| (a.median_ratio - 1.0).abs() > 0.1) {
+        if let Some(d) = v.file.decode.filter(|a| (a.median_ratio - 1.0).abs() > 0.1) {
             warn!(
                 profile = %profile_path.display(),
                 "whole models decode {:.0}% off the profile: re-profile with --force",
                 100.0 * (d.median_ratio - 1.0)
             );
         }
-        Some((v, check_out))
+        Some(v)
     } else {
         None
     };
-    let written = report::write_search(&search, req.run.flavor, None)?;
+    let written = report::write_search(&search, req.run.flavor, check.as_ref())?;
     let wall_s = started.elapsed().as_secs_f64();
     let section = RunSection {
         profile: RunProfile::LlamaCpp(LlamaProfile {
@@ -469,17 +459,7 @@ pub fn run_llama(req: &LlamaRunRequest, progress: &dyn RunProgress) -> Result<Ll
             remeasured,
             level,
         }),
-        check: check.as_ref().map(|(v, dir)| {
-            RunCheck::LlamaCpp(LlamaCheck {
-                models: v.rows.len(),
-                rounds: v.rounds,
-                prefill: v.prefill,
-                decode: v.decode,
-                memory: v.memory,
-                engine_self: v.engine_self,
-                dir: dir.display().to_string(),
-            })
-        }),
+        check: check.as_ref().map(RunCheck::of),
         run_wall_s: wall_s,
     };
     let summary = Summary::of(&search, Some(&written), Some(section));

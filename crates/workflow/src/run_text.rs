@@ -44,27 +44,7 @@ impl RunOutcome {
             s += &pick_line(c);
         }
         if let Some(v) = validation {
-            let mut t = Table::new(&["checked", "within 10%", "mean |err|", "max |err|"]);
-            for (name, a) in [
-                ("prefill", v.file.prefill),
-                ("decode", v.file.decode),
-                ("memory", v.file.memory),
-            ] {
-                if let Some(a) = a {
-                    t.row(vec![
-                        name.into(),
-                        format!("{}/{}", (a.within_10pct * a.n as f64).round(), a.n),
-                        format!("{:.1}%", 100.0 * a.mean_ape),
-                        format!("{:.1}%", 100.0 * a.max_ape),
-                    ]);
-                }
-            }
-            s += &format!(
-                "check    the pick and {} front rows built and timed whole ({:.0} s):\n{}",
-                v.file.rows.len().saturating_sub(1),
-                v.file.wall_s,
-                t.render(2)
-            );
+            s += &check_text(v);
         }
         s += &format!("\nwrote {}/ ({wall_s:.0} s in all):\n", run.out.display());
         if let Some(e) = &written.export {
@@ -116,9 +96,8 @@ impl LlamaRunOutcome {
         if let Some(c) = s_o.pick.map(|i| &s_o.front[i]) {
             s += &pick_line(c);
         }
-        if let Some((v, dir)) = &o.check {
-            s += "check    the pick and front rows timed whole in llama-bench:\n";
-            s += &tailor_report::validation::render_llama(v, dir);
+        if let Some(v) = &o.check {
+            s += &check_text(v);
         }
         s += &format!(
             "\nwrote {}/ ({:.0} s in all):\n  {}\n",
@@ -151,5 +130,39 @@ pub fn pick_line(c: &tailor_search::Candidate) -> String {
         m.get(Metric::DecodeMs),
         1000.0 / m.get(Metric::DecodeMs),
         bytes(m.get(Metric::PeakMemory))
+    )
+}
+
+/// The lines of a run's check, either engine: each quantity's agreement with the
+/// prediction, beside the engine's agreement with itself over the same models.
+fn check_text(v: &tailor_report::validation::Validation) -> String {
+    let f = &v.file;
+    let own = format!("{} vs itself", f.engine);
+    let mut t = Table::new(&["checked", "within 10%", "mean |err|", "max |err|", &own]);
+    let selfs = f.engine_self;
+    for (name, a, own) in [
+        ("prefill", f.prefill, selfs.map(|s| s.prefill_tau)),
+        ("decode", f.decode, selfs.map(|s| s.decode_tau)),
+        ("memory", f.memory, None),
+    ] {
+        if let Some(a) = a {
+            t.row(vec![
+                name.into(),
+                format!("{}/{}", (a.within_10pct * a.n as f64).round(), a.n),
+                format!("{:.1}%", 100.0 * a.mean_ape),
+                format!("{:.1}%", 100.0 * a.max_ape),
+                own.map_or("-".into(), |tau| format!("tau {tau:.3}")),
+            ]);
+        }
+    }
+    format!(
+        "check    the pick and {} front rows built and timed whole in {} ({} rounds, {:.0} s; \
+         {}/validate.json):\n{}",
+        f.rows.len().saturating_sub(1),
+        f.engine,
+        f.rounds,
+        f.wall_s,
+        v.out.display(),
+        t.render(2)
     )
 }

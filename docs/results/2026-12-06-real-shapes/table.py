@@ -13,10 +13,13 @@ NAMES = {354483968: "LFM2-350M", 268098176: "Gemma-3-270M", 596049920: "Qwen3-0.
 def rows(d):
     for r in d["rows"]:
         m = r["measured"]
-        if "prefill_rounds_ms" in m:  # llama.cpp
+        if d.get("format_version") == 2:  # one schema for both engines (from 2026-12-06)
+            pre, dec = m["prefill_ms"], m["decode_ms"]
+            mem = m.get("peak_memory_bytes")
+        elif "prefill_rounds_ms" in m:  # llama.cpp, format 1
             pre, dec = min(m["prefill_rounds_ms"]), min(m["decode_rounds_ms"])
             mem = m.get("peak_rss_bytes")
-        else:  # burn
+        else:  # burn, unversioned
             pre, dec = m["prefill"]["median_ms"], m["decode"]["median_ms"]
             mem = m.get("peak_memory_bytes")
         yield (NAMES.get(r["params"], str(r["params"])), r["predicted_prefill_ms"], pre,

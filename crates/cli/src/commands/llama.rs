@@ -135,10 +135,13 @@ pub fn validate(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
         &bar,
     )?;
     bar.finish();
+    for w in v.drift() {
+        tracing::warn!(profile = %profile.display(), "{w}");
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&v.file)?);
     } else {
-        print!("{}", tailor_report::validation::render_llama(&v, &out));
+        print!("{}", v.render());
     }
     Ok(())
 }

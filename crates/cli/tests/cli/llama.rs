@@ -297,14 +297,19 @@ fn profile_predict_search_validate_with_llama_bench() {
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
     for r in rows {
-        assert_eq!(r["measured"]["params"], r["params"], "{r}");
+        assert_eq!(r["measured"]["params_engine"], r["params"], "{r}");
         assert_eq!(
             r["measured"]["decode_rounds_ms"].as_array().unwrap().len(),
             2
         );
     }
     assert!(v["engine_self"]["decode_tau"].is_number(), "{v}");
+    assert_eq!(
+        (v["format_version"].as_u64(), v["engine"].as_str()),
+        (Some(2), Some("llama.cpp"))
+    );
     assert!(dir.0.join("v/validate.csv").is_file());
+    assert!(dir.0.join("v/calibration.svg").is_file());
     // The profile was re-checked first (this machine, seconds), per phase.
     let phases = v["profile_check"]["phases"].as_array().unwrap();
     assert_eq!(phases.len(), 2, "{v}");

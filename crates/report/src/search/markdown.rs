@@ -267,10 +267,16 @@ pub(super) fn report_md(
     if let Some(v) = validation {
         s += &format!(
             "\n## Checked against whole models\n\nThe pick and {} other front rows were \
-             built with random weights and timed whole on this machine ({} timing sessions \
-             each, fresh process per model); err = (predicted - measured) / measured.\n\n",
+             built with random weights and timed whole on this machine in {} ({} rounds{}); \
+             err = (predicted - measured) / measured.\n\n",
             v.file.rows.len().saturating_sub(1),
-            v.file.rounds
+            v.file.engine,
+            v.file.rounds,
+            if v.file.engine == "burn" {
+                ", fresh process per model, each keeps its fastest round"
+            } else {
+                ", the median of the rounds"
+            }
         );
         let pct = |p: f64, m: f64| format!("{:+.1}%", 100.0 * (p - m) / m);
         let rows: Vec<Vec<String>> = v
@@ -290,11 +296,11 @@ pub(super) fn report_md(
                 match &r.measured {
                     Some(m) => row.extend([
                         format!("{:.2}", r.predicted_prefill_ms),
-                        format!("{:.2}", m.prefill.median_ms),
-                        pct(r.predicted_prefill_ms, m.prefill.median_ms),
+                        format!("{:.2}", m.prefill_ms),
+                        pct(r.predicted_prefill_ms, m.prefill_ms),
                         format!("{:.3}", r.predicted_decode_ms),
-                        format!("{:.3}", m.decode.median_ms),
-                        pct(r.predicted_decode_ms, m.decode.median_ms),
+                        format!("{:.3}", m.decode_ms),
+                        pct(r.predicted_decode_ms, m.decode_ms),
                         m.peak_memory_bytes.map_or("-".into(), |b| {
                             pct(r.predicted_memory_bytes as f64, b as f64)
                         }),
@@ -322,6 +328,17 @@ pub(super) fn report_md(
             ],
             &rows,
         );
+        if let Some(e) = v.file.engine_self {
+            s += &format!(
+                "\n{} against itself over the same models (its first rounds against its last): \
+                 prefill tau {:.3} (spread {:.1}%), decode tau {:.3} (spread {:.1}%).\n",
+                v.file.engine,
+                e.prefill_tau,
+                100.0 * e.prefill_spread,
+                e.decode_tau,
+                100.0 * e.decode_spread
+            );
+        }
         for w in v.drift() {
             s += &format!("\n**Warning**: {w}.\n");
         }

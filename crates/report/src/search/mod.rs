@@ -256,7 +256,7 @@ pub fn write_search(
             v.file.rows.iter().find(|r| r.id == id).and_then(|r| {
                 r.measured
                     .as_ref()
-                    .map(|m| (m.prefill.median_ms, m.decode.median_ms, m.peak_memory_bytes))
+                    .map(|m| (m.prefill_ms, m.decode_ms, m.peak_memory_bytes))
             })
         })
     };
@@ -391,8 +391,8 @@ pub fn same_size_fastest(front: &[Candidate], params: u64) -> Option<&Candidate>
 #[cfg(test)]
 mod tests {
     use super::{
-        BurnCheck, BurnProfile, LlamaCheck, LlamaProfile, Reference, RunCheck, RunProfile,
-        RunSection, SearchRun, Summary, ranked, write_search,
+        BurnProfile, LlamaProfile, Reference, RunCheck, RunProfile, RunSection, SearchRun, Summary,
+        ranked, write_search,
     };
     use crate::export::{CostKind, CostSource, Flavor};
     use crate::validation::RoundRatios;
@@ -478,7 +478,7 @@ mod tests {
                 remeasured: 7,
                 marked_stale: 3,
             }),
-            check: Some(RunCheck::Burn(BurnCheck {
+            check: Some(RunCheck {
                 models: 4,
                 rounds: 2,
                 round_ratios: RoundRatios {
@@ -488,8 +488,9 @@ mod tests {
                 prefill: tailor_cost::accuracy(&[(1.0, 1.1), (2.0, 1.9)]),
                 decode: None,
                 memory: None,
+                engine_self: None,
                 dir: "out/x/check".into(),
-            })),
+            }),
             run_wall_s: 9.0,
         };
         let llama = RunSection {
@@ -512,15 +513,21 @@ mod tests {
                 remeasured: 4,
                 level: None,
             }),
-            check: Some(RunCheck::LlamaCpp(LlamaCheck {
+            check: Some(RunCheck {
                 models: 3,
-                rounds: 1,
+                rounds: 2,
+                round_ratios: RoundRatios::default(),
                 prefill: None,
                 decode: tailor_cost::accuracy(&[(1.0, 1.1), (2.0, 1.9), (3.0, 3.5)]),
                 memory: None,
-                engine_self: None,
+                engine_self: Some(crate::validation::SelfAgreement {
+                    prefill_tau: 1.0,
+                    decode_tau: 0.6,
+                    prefill_spread: 0.01,
+                    decode_spread: 0.02,
+                }),
                 dir: "out/y/check".into(),
-            })),
+            }),
             run_wall_s: 3.0,
         };
         for (files, section) in [
@@ -543,6 +550,30 @@ mod tests {
             assert_eq!(text.contains("\"report\""), files.is_some());
         }
         std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    /// summary.json files written before the engines shared one check type still read:
+    /// burn's check without the engine's self-agreement, llama.cpp's without round ratios.
+    #[test]
+    fn checks_of_earlier_summaries_read() {
+        let burn: RunCheck = serde_json::from_str(
+            r#"{"models": 4, "rounds": 2, "round_ratios": {"prefill": [1.0, 1.1],
+            "decode": [1.0, 1.0]}, "prefill": null, "decode": null, "memory": null,
+            "dir": "out/check"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (burn.round_ratios.prefill.len(), burn.engine_self),
+            (2, None)
+        );
+        let llama: RunCheck = serde_json::from_str(
+            r#"{"models": 3, "rounds": 4, "prefill": null, "decode": null, "memory": null,
+            "engine_self": {"prefill_tau": 1.0, "decode_tau": 0.8, "prefill_spread": 0.01,
+            "decode_spread": 0.02}, "dir": "out/check"}"#,
+        )
+        .unwrap();
+        assert_eq!(llama.engine_self.map(|s| s.decode_tau), Some(0.8));
+        assert!(llama.round_ratios.prefill.is_empty());
     }
 
     #[test]

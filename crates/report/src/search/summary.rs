@@ -87,40 +87,40 @@ pub struct LlamaProfile {
     pub level: Option<tailor_cost::Level>,
 }
 
-/// What `tailor run`'s check of front rows against whole models found: [`BurnCheck`]
-/// or [`LlamaCheck`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum RunCheck {
-    Burn(BurnCheck),
-    LlamaCpp(LlamaCheck),
-}
-
-/// Front rows timed whole in burn.
+/// What `tailor run`'s check of front rows against whole models found, in either engine
+/// (summaries written before the engines shared `validate.json` read too: burn's without
+/// `engine_self`, llama.cpp's without `round_ratios`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BurnCheck {
+pub struct RunCheck {
     pub models: usize,
     pub rounds: u64,
+    #[serde(default)]
     pub round_ratios: RoundRatios,
     pub prefill: Option<Accuracy>,
     pub decode: Option<Accuracy>,
     pub memory: Option<Accuracy>,
+    /// The engine's agreement with itself over the same models in the run.
+    #[serde(default)]
+    pub engine_self: Option<crate::validation::SelfAgreement>,
     pub dir: String,
 }
 
-/// Front rows timed whole with llama-bench.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlamaCheck {
-    pub models: usize,
-    pub rounds: u64,
-    pub prefill: Option<Accuracy>,
-    pub decode: Option<Accuracy>,
-    pub memory: Option<Accuracy>,
-    /// llama-bench's agreement with itself over the same files in the run.
-    pub engine_self: Option<tailor_llamacpp::validate::SelfAgreement>,
-    pub dir: String,
+impl RunCheck {
+    /// The summary of a check's validation.
+    pub fn of(v: &Validation) -> Self {
+        let f = &v.file;
+        Self {
+            models: f.rows.len(),
+            rounds: f.rounds,
+            round_ratios: f.round_ratios.clone(),
+            prefill: f.prefill,
+            decode: f.decode,
+            memory: f.memory,
+            engine_self: f.engine_self,
+            dir: v.out.display().to_string(),
+        }
+    }
 }
 
 /// What `tailor run` adds to summary.json.
