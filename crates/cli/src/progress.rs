@@ -184,3 +184,24 @@ impl Drop for CheckBar {
         self.0.finish_and_clear();
     }
 }
+
+/// The progress bars of `tailor run` and `tailor validate`'s stages, on stderr.
+pub struct Bars;
+
+impl tailor_workflow::run::RunProgress for Bars {
+    fn profile(&self) -> Box<dyn tailor_profiler::ProfileProgress + '_> {
+        Box::new(ProfileBar::new("profile"))
+    }
+    fn remeasure(&self) -> Box<dyn tailor_profiler::ProfileProgress + '_> {
+        Box::new(ProfileBar::new("re-measure"))
+    }
+    fn search(&self) -> Box<dyn tailor_search::Progress + '_> {
+        Box::new(Bar::new("search"))
+    }
+    fn check(&self) -> Box<dyn tailor_workflow::check::CheckProgress + '_> {
+        Box::new(CheckBar::new())
+    }
+    fn llama(&self) -> Box<dyn tailor_llamacpp::run::Progress + '_> {
+        Box::new(ProfileBar::new("llama-bench"))
+    }
+}

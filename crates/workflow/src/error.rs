@@ -19,7 +19,7 @@ pub enum WorkflowError {
     #[error(transparent)]
     Profiler(#[from] tailor_profiler::ProfileError),
     #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
+    Export(#[from] ExportError),
     /// Profiling into a file failed (the entries saved so far are kept there).
     #[error("profiling into {}: {error}", path.display())]
     Profiling {
@@ -341,6 +341,12 @@ pub enum WorkflowError {
     },
     #[error("give --device FILE (roofline) or --profile FILE (profiled)")]
     NoCostModel,
+    /// No config of a space to validate is inside all its constraints.
+    #[error(
+        "{}: no config of the space is inside all its constraints; nothing to validate",
+        space.display()
+    )]
+    NothingToValidate { space: PathBuf },
     /// A run's profile is not complete yet (a `--limit`, or a kill).
     #[error("{}: {missing} {what} still unmeasured; rerun to continue", path.display())]
     StillMissing {
@@ -386,4 +392,38 @@ pub struct Lengths {
     /// The profile's prompt lengths and decode contexts, ascending.
     pub prompts: Vec<u64>,
     pub contexts: Vec<u64>,
+}
+
+/// Why an export target was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(
+        "`{target}`: after `#` comes the id of a front row (a number, as in front.json's \
+         `id`), not `{id}`"
+    )]
+    BadRowId { target: String, id: String },
+    #[error("give the row once: `{0}` or --row, not both")]
+    RowTwice(String),
+    #[error("{}: a row id applies to a search's front.json, and this is a spec file", .0.display())]
+    RowOfSpec(PathBuf),
+    #[error("{}: not a front.json written by `tailor search`: {error}", path.display())]
+    NotAFront {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
+    #[error("{}: no row with id {id} on this front; its {rows} rows have ids {ids}", path.display())]
+    NoSuchRow {
+        path: PathBuf,
+        id: u64,
+        rows: usize,
+        ids: String,
+    },
+    #[error("{}: the front has no pick; name a row with `#ID` or --row", .0.display())]
+    NoPick(PathBuf),
+    #[error("{}: cannot export as `{flavor}`: {error}", path.display())]
+    Flavor {
+        path: PathBuf,
+        flavor: &'static str,
+        error: String,
+    },
 }

@@ -40,39 +40,7 @@ pub struct ExportOutcome {
     pub exported: Exported,
 }
 
-/// Why an export target was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(
-        "`{target}`: after `#` comes the id of a front row (a number, as in front.json's \
-         `id`), not `{id}`"
-    )]
-    BadRowId { target: String, id: String },
-    #[error("give the row once: `{0}` or --row, not both")]
-    RowTwice(String),
-    #[error("{}: a row id applies to a search's front.json, and this is a spec file", .0.display())]
-    RowOfSpec(PathBuf),
-    #[error("{}: not a front.json written by `tailor search`: {error}", path.display())]
-    NotAFront {
-        path: PathBuf,
-        error: serde_json::Error,
-    },
-    #[error("{}: no row with id {id} on this front; its {rows} rows have ids {ids}", path.display())]
-    NoSuchRow {
-        path: PathBuf,
-        id: u64,
-        rows: usize,
-        ids: String,
-    },
-    #[error("{}: the front has no pick; name a row with `#ID` or --row", .0.display())]
-    NoPick(PathBuf),
-    #[error("{}: cannot export as `{flavor}`: {error}", path.display())]
-    Flavor {
-        path: PathBuf,
-        flavor: &'static str,
-        error: String,
-    },
-}
+pub use crate::error::ExportError;
 
 /// Exports `req`'s target: checks that the flavor can express the spec before anything
 /// is written, then writes the three files atomically.

@@ -6,7 +6,7 @@
 //! profile is this machine, now, and re-measuring what drifted (`freshness`; the last
 //! check of each profile remembered per machine state: `remembered`),
 //! checking a cost model against whole models timed in child processes (`check`, `child`,
-//! `schedule`; `llama`), profiling another device (`device`) reached through `remote` (adb
+//! `schedule`; `llama`), `tailor validate` in either engine, one pipeline (`validate`), profiling another device (`device`) reached through `remote` (adb
 //! for a phone, qemu-user for the same flow without one), how tailor starts itself, and one
 //! writer per file (`lock`). No clap, no printing: the binary builds the requests from its
 //! arguments and prints the outcomes. `run` chains them: `tailor run` with burn.
@@ -28,6 +28,7 @@ pub mod run;
 pub mod run_text;
 pub mod schedule;
 pub mod search;
+pub mod validate;
 
 pub use error::WorkflowError;
 pub use remote::{DeviceBinary, RemoteError, Transport};

@@ -6,7 +6,7 @@ use tailor_cost::Workload;
 use tailor_report::predicted::BurnPrediction;
 use tailor_spec::{Precision, load_dense_spec, load_spec};
 
-pub use tailor_workflow::search::{check_precision, load_profiled, require_profiled};
+use tailor_workflow::search::{load_profiled, require_profiled};
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let edit = args.edit.workload()?;

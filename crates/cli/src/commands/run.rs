@@ -6,9 +6,7 @@ use super::llama::Engine;
 pub use crate::args::run::RunArgs;
 use crate::args::run::common;
 use anyhow::Result;
-use tailor_profiler::ProfileProgress;
-use tailor_workflow::check::CheckProgress;
-use tailor_workflow::run::{LlamaRunRequest, RunProgress, RunRequest, run_burn};
+use tailor_workflow::run::{LlamaRunRequest, RunRequest, run_burn};
 
 pub fn run(args: &RunArgs) -> Result<()> {
     if args.engine == Engine::LlamaCpp {
@@ -22,7 +20,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             cycle_auto: args.timing.cycle_mib.is_none(),
             anchors: args.anchors as usize,
         },
-        &Bars,
+        &crate::progress::Bars,
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&o.summary)?);
@@ -30,27 +28,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     print!("{}", o.render());
     Ok(())
-}
-
-/// A run's progress bars on stderr.
-struct Bars;
-
-impl RunProgress for Bars {
-    fn profile(&self) -> Box<dyn ProfileProgress + '_> {
-        Box::new(crate::progress::ProfileBar::new("profile"))
-    }
-    fn remeasure(&self) -> Box<dyn ProfileProgress + '_> {
-        Box::new(crate::progress::ProfileBar::new("re-measure"))
-    }
-    fn search(&self) -> Box<dyn tailor_search::Progress + '_> {
-        Box::new(crate::progress::Bar::new("search"))
-    }
-    fn check(&self) -> Box<dyn CheckProgress + '_> {
-        Box::new(crate::progress::CheckBar::new())
-    }
-    fn llama(&self) -> Box<dyn tailor_llamacpp::run::Progress + '_> {
-        Box::new(crate::progress::ProfileBar::new("llama-bench"))
-    }
 }
 
 /// `tailor run --engine llama.cpp`: profile the space's probes with llama-bench (resuming
@@ -70,7 +47,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
             decode_tokens: args.llama.decode_tokens,
             anchors: args.anchors as usize,
         },
-        &Bars,
+        &crate::progress::Bars,
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&o.summary)?);

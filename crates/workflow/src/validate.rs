@@ -1,0 +1,256 @@
+//! `tailor validate` in either engine, one pipeline: the models (given specs, or a sample of
+//! the space spread over its predicted decode time) priced by the profile and refused
+//! before anything runs where the profile cannot price them or they cannot fit in memory;
+//! the profile made ready (re-checked on this machine, its drifted entries re-measured,
+//! its predictions levelled to whole models, as asked); the models timed whole in the
+//! profile's engine ([`crate::check`] for burn, [`crate::llama::validate_llama`] for
+//! llama.cpp); one `validate.json` ([`Validation`]) for both.
+
+use crate::check::{CheckSetup, check, refuse_oversized};
+use crate::error::{Result, WorkflowError};
+use crate::freshness::{
+    DRIFT_TOLERANCE, LevelRequest, announce, level, machine_backend, recheck, remeasure,
+    space_shapes,
+};
+use crate::llama::{
+    LlamaPrepareRequest, LlamaValidateRequest, is_llama, load_cost_for, prepare_validation,
+    require_here, validate_llama, with_weights,
+};
+use crate::profile::PROFILE_ROUNDS;
+use crate::run::RunProgress;
+use crate::search::{check_precision, load_profiled, require_profiled, require_profiled_space};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use tailor_cost::CostModel;
+use tailor_llamacpp::{LlamaBench, Settings};
+use tailor_profiler::TimingOptions;
+use tailor_report::validation::Validation;
+use tailor_search::{Candidate, Metric, SearchSpace, spread_sample};
+use tailor_spec::DType;
+use tracing::warn;
+
+/// How the profile's engine runs here; which one is the profile's (a llama.cpp profile or
+/// a burn one), checked by [`validate`].
+#[derive(Debug, Clone)]
+pub struct EngineSetup {
+    /// burn: the timing of each session (and of the re-check and re-measure).
+    pub timing: TimingOptions,
+    /// llama.cpp: the llama-bench to run (`None`: found on the PATH or beside tailor; on a
+    /// device whose binaries start through an emulator, through that emulator), how it runs
+    /// (threads, cache type and flash attention are the profile's), and the weights to
+    /// validate instead of the space's.
+    pub llama_bench: Option<PathBuf>,
+    pub settings: Settings,
+    pub weights: Option<DType>,
+}
+
+/// What to validate.
+#[derive(Debug)]
+pub struct ValidateRequest<'a> {
+    pub profile: &'a Path,
+    pub space_path: &'a Path,
+    /// The space, with the prompt and context to validate at in its workload.
+    pub space: SearchSpace,
+    /// These specs (spec.toml or config.json), priced as candidates of the space, instead
+    /// of a sample of it.
+    pub specs: &'a [PathBuf],
+    /// Configs of the sample, spread over the space's predicted decode time.
+    pub samples: usize,
+    pub seed: u64,
+    /// Timing rounds of each model.
+    pub rounds: u64,
+    /// The output folder (locked for the run; a rerun into it reuses what it holds).
+    pub out: &'a Path,
+    /// Re-time the profile's drift subset first.
+    pub recheck: bool,
+    /// Then re-measure the entries (burn) or probes (llama.cpp) of the drifted classes.
+    pub remeasure: bool,
+    /// Level the predictions to this many other whole models of the space, timed first.
+    pub anchors: Option<usize>,
+    pub engine: EngineSetup,
+}
+
+/// Validates `req.profile` against whole models in its own engine.
+pub fn validate(req: ValidateRequest, progress: &dyn RunProgress) -> Result<Validation> {
+    if is_llama(req.profile) {
+        validate_llama_profile(req, progress)
+    } else {
+        validate_burn_profile(req, progress)
+    }
+}
+
+/// The models [`validate`] times: `req.specs`, priced as candidates of the space, or a
+/// sample of the space spread over its predicted decode time; refused before starting when
+/// one could not fit in memory.
+pub fn sample(req: &ValidateRequest, cost: &dyn CostModel) -> Result<Vec<Candidate>> {
+    let space = &req.space;
+    if !req.specs.is_empty() {
+        let models = req
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let spec = tailor_spec::load_spec(p)?.spec;
+                Ok(tailor_search::price(space, cost, i as u64, spec))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        refuse_oversized(&models, req.space_path)?;
+        return Ok(models);
+    }
+    let sample = spread_sample(space, cost, req.samples, req.seed, Metric::DecodeMs);
+    if sample.is_empty() {
+        return Err(WorkflowError::NothingToValidate {
+            space: req.space_path.to_path_buf(),
+        });
+    }
+    refuse_oversized(&sample, req.space_path)?;
+    if sample.len() < req.samples {
+        warn!(
+            feasible = sample.len(),
+            asked = req.samples,
+            "fewer feasible configs than --samples: validating all of them"
+        );
+    }
+    Ok(sample)
+}
+
+fn validate_burn_profile(req: ValidateRequest, progress: &dyn RunProgress) -> Result<Validation> {
+    let (space, timing) = (&req.space, &req.engine.timing);
+    let model = load_profiled(req.profile)?;
+    check_precision(
+        &model,
+        &space.workload.precision,
+        &req.space_path.display().to_string(),
+    )?;
+    if req.specs.is_empty() {
+        require_profiled_space(&model, space, req.space_path, req.profile)?;
+    }
+    for p in req.specs {
+        let spec = tailor_spec::load_spec(p)?.spec;
+        require_profiled(&model, &spec, &space.workload, p, req.profile)?;
+    }
+    let sample = sample(&req, &model)?;
+    let backend = machine_backend(&model, req.profile, req.space_path)?;
+    // One writer per folder: a rerun into it reuses what is measured there.
+    let _lock = crate::lock::folder(req.out)?;
+    let drift = if req.recheck {
+        Some(recheck(req.profile, &model, backend, timing)?)
+    } else {
+        None
+    };
+    let needed = space_shapes(space);
+    let what = drift
+        .as_ref()
+        .map(|d| d.plan(model.profile(), &needed, DRIFT_TOLERANCE));
+    let (mut model, remeasured) = match &what {
+        Some(what) if req.remeasure && !what.is_empty() => {
+            announce(req.profile, what, needed.len(), timing, PROFILE_ROUNDS);
+            remeasure(
+                req.profile,
+                what,
+                backend,
+                timing,
+                PROFILE_ROUNDS,
+                progress.remeasure().as_ref(),
+            )?
+        }
+        _ => (model, 0),
+    };
+    if let Some(anchors) = req.anchors {
+        let exclude: BTreeSet<u64> = sample.iter().map(|c| c.id).collect();
+        let level = level(
+            &LevelRequest {
+                profile: req.profile,
+                model: &model,
+                backend,
+                space,
+                anchors,
+                exclude: &exclude,
+                rounds: req.rounds,
+                timing: *timing,
+                seed: req.seed,
+                out: &req.out.join("level"),
+            },
+            progress.check().as_ref(),
+        )?;
+        if let Some(l) = level {
+            model = model.with_level(l);
+        }
+    }
+    let setup = CheckSetup {
+        profile: req.profile,
+        model: &model,
+        profile_check: drift.as_ref(),
+        remeasured,
+        backend,
+        space,
+        rounds: req.rounds,
+        timing: *timing,
+        seed: req.seed,
+    };
+    let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
+    let v = check(&setup, models, req.out, progress.check().as_ref())?;
+    for w in v.drift() {
+        warn!(profile = %req.profile.display(), "{w}");
+    }
+    Ok(v)
+}
+
+fn validate_llama_profile(
+    mut req: ValidateRequest,
+    progress: &dyn RunProgress,
+) -> Result<Validation> {
+    req.space = with_weights(req.space, req.engine.weights);
+    let (profile, space_path) = (req.profile, req.space_path);
+    // The validation's own prompt and context only: not every point the space prices.
+    let cost = load_cost_for(profile, &[req.space.workload])?;
+    require_here(profile, cost.profile(), space_path)?;
+    let sample = sample(&req, &cost)?;
+    let _lock = crate::lock::folder(req.out)?;
+    let models: Vec<_> = sample.into_iter().map(|c| (c.id, c.spec)).collect();
+    let mut bench = LlamaBench::locate(req.engine.llama_bench.as_deref())
+        .map_err(tailor_llamacpp::RunError::from)?;
+    bench.prefix.extend(crate::remote::exec_prefix());
+    let settings = req.engine.settings.clone();
+    // Re-checked here first (--remeasure: the drifted probes timed again), then levelled to
+    // anchor models timed whole (--relevel), as burn's validation does.
+    let ready = prepare_validation(
+        &LlamaPrepareRequest {
+            profile,
+            space_path,
+            space: &req.space,
+            bench: &bench,
+            settings: settings.clone(),
+            recheck: req.recheck,
+            remeasure: req.remeasure,
+            anchors: req.anchors,
+            exclude: models.iter().map(|(id, _)| *id).collect(),
+            rounds: req.rounds,
+            seed: req.seed,
+            out: req.out,
+        },
+        cost,
+        progress.llama().as_ref(),
+    )?;
+    let v = validate_llama(
+        &LlamaValidateRequest {
+            profile,
+            space_path,
+            space: &req.space,
+            cost: &ready.cost,
+            models,
+            bench: &bench,
+            settings,
+            rounds: req.rounds,
+            seed: req.seed,
+            out: req.out,
+            profile_check: ready.profile_check,
+            remeasured: ready.remeasured,
+        },
+        progress.llama().as_ref(),
+    )?;
+    for w in v.drift() {
+        warn!(profile = %profile.display(), "{w}");
+    }
+    Ok(v)
+}
