@@ -24,8 +24,9 @@
 //! early stopping MobiEdit adds (stop once the target is the model's answer) is not
 //! modelled.
 
+use crate::Workload;
 use crate::profile::OpShape;
-use crate::{Workload, profiled::Source};
+use crate::source::Source;
 use serde::{Deserialize, Serialize};
 use tailor_spec::{DType, FfnKind, ModelSpec, Phase};
 

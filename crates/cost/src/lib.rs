@@ -16,6 +16,7 @@ pub mod profile;
 pub mod profiled;
 pub mod roofline;
 pub mod shape;
+mod source;
 
 pub use accuracy::{Accuracy, accuracy, kendall_tau_b, median};
 pub use cpu::CpuId;

@@ -13,34 +13,11 @@ use crate::edit::{EditCost, EditEstimate, EditMethod, EditWorkload};
 use crate::level::Level;
 use crate::profile::{Entry, OpShape, Profile, RooflineProbe};
 use crate::{Breakdown, CostModel, Estimate, Workload, peak_memory_bytes};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use tailor_spec::{Activation, ModelSpec, NormKind, Phase};
 
-/// Where one operator's time comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// The profile holds this exact shape.
-    Measured,
-    /// Between two profiled shapes of its family.
-    Interpolated,
-    /// Beyond the profiled shapes of its family.
-    Extrapolated,
-    /// No profiled shape of its kind: the roofline bound alone.
-    Roofline,
-}
-
-impl Source {
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Measured => "measured",
-            Source::Interpolated => "interpolated",
-            Source::Extrapolated => "extrapolated",
-            Source::Roofline => "roofline",
-        }
-    }
-}
+pub use crate::source::Source;
 
 /// One operator of a pass, priced.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,8 +11,8 @@
 //! architecture cannot express is refused, naming it. The requirements were read from the
 //! pinned checkout's `src/models/<arch>.cpp` (2026-12-05).
 
+use crate::base::{Unsupported, WeightType, base_metadata, u32_of};
 use crate::gguf::{GgmlType, Header, TensorDesc, Value};
-use crate::model::{Unsupported, WeightType, base_metadata, u32_of};
 use tailor_spec::layers::{
     Attention, Layer, Layout, LinearAttention, Mixer, ShortConv, attentions, linear_attentions,
     short_convs,

@@ -8,6 +8,7 @@
 //! engine most on-device users ship, at the weight type they ship (Q4_0, Q8_0, F16, F32).
 
 pub mod arch;
+mod base;
 pub mod bench;
 pub mod cost;
 pub mod drift;

@@ -121,16 +121,8 @@ pub fn open_guarded(
 fn compute_threads(backend: Backend, cores: u32) -> u32 {
     match backend {
         Backend::Wgpu => 1,
-        _ => rayon_threads_from_env().map_or(cores, |n| n as u32),
+        _ => device_state::rayon_threads_from_env().map_or(cores, |n| n as u32),
     }
-}
-
-/// `RAYON_NUM_THREADS` when set to a positive number (rayon then sizes its pool by it).
-pub(crate) fn rayon_threads_from_env() -> Option<usize> {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
 }
 
 impl fmt::Display for Backend {

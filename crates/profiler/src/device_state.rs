@@ -195,7 +195,7 @@ fn hottest_cpu_zone(dir: &Path) -> Option<f64> {
 /// and 530-650 us in 11 of 36 (one thread: always 620 us); pinned, 2 of 36 were slow.
 /// On-device runtimes (llama.cpp, MNN) pin their threads on phones for the same reason.
 pub fn pin_worker_threads() -> Result<Vec<u32>, NotPinned> {
-    let threads = crate::backend::rayon_threads_from_env();
+    let threads = rayon_threads_from_env();
     let (builder, cpus) = pinned_pool(&allowed_cpus(), threads)?;
     builder
         .build_global()
@@ -228,6 +228,14 @@ pub fn pinned_pool(
             }
         });
     Ok((builder, cpus))
+}
+
+/// `RAYON_NUM_THREADS` when set to a positive number (rayon then sizes its pool by it).
+pub(crate) fn rayon_threads_from_env() -> Option<usize> {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
 }
 
 #[cfg(test)]

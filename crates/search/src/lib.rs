@@ -3,6 +3,7 @@
 //! any [`tailor_cost::CostModel`]; the result is the Pareto front and one pick.
 
 pub mod engine;
+mod metric;
 pub mod metrics;
 pub mod output;
 pub mod pareto;

@@ -639,7 +639,7 @@ pub fn parse(path: &Path, src: &str) -> Result<(ModelSpec, String), FileError> {
     spec.validate().map_err(|e| {
         let leaf = e.key.rsplit('.').next().unwrap_or(&e.key).to_string();
         r.bad(
-            crate::hf::hf_key(&leaf),
+            crate::hf_common::hf_key(&leaf),
             format!("{} (tailor's key `model.{}`)", e.message, e.key),
         )
     })?;
@@ -972,10 +972,10 @@ impl std::fmt::Display for Family {
 /// The `config.json` of `family` for `spec`: every field that decides a shape written out
 /// (never left to a default), so `AutoModelForCausalLM.from_config` builds exactly the
 /// spec's layers and parameter count. An error names what the family cannot express.
-pub fn export(spec: &ModelSpec, family: Family) -> Result<Value, crate::hf::Unsupported> {
+pub fn export(spec: &ModelSpec, family: Family) -> Result<Value, crate::hf_common::Unsupported> {
     use crate::layers::{Attention, Layer, Mixer, attentions, linear_attentions, short_convs};
     use crate::model::{FfnKind, NormKind};
-    let no = |key: &'static str, message: String| crate::hf::Unsupported {
+    let no = |key: &'static str, message: String| crate::hf_common::Unsupported {
         model_type: family.name(),
         key,
         message,

@@ -4,7 +4,10 @@
 //! [`HfConfig::extra`] and written back unchanged, so `config.json -> spec -> config.json`
 //! loses nothing.
 
+pub use crate::hf_common::Unsupported;
+
 use crate::files::{self, FileError};
+use crate::hf_common::hf_key;
 use crate::model::{Activation, FfnKind, ModelSpec, NormKind};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -85,16 +88,6 @@ fn act_names(a: Activation) -> &'static [&'static str] {
         Activation::Gelu => &["gelu"],
         Activation::GeluTanh => &["gelu_pytorch_tanh", "gelu_new", "gelu_fast"],
     }
-}
-
-/// A spec that a `model_type` cannot express.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("model_type {model_type} cannot express `{key}`: {message}")]
-pub struct Unsupported {
-    /// The `model_type` written (`llama`, `lfm2`, ...).
-    pub model_type: &'static str,
-    pub key: &'static str,
-    pub message: String,
 }
 
 /// A `config.json` as tailor understands it.
@@ -469,18 +462,6 @@ impl HfConfig {
 
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
         files::write_atomic(path, self.to_json_string().as_bytes())
-    }
-}
-
-/// The config.json key of a spec field.
-pub(crate) fn hf_key(spec_key: &str) -> &str {
-    match spec_key {
-        "num_layers" => "num_hidden_layers",
-        "num_heads" => "num_attention_heads",
-        "num_kv_heads" => "num_key_value_heads",
-        "norm_eps" => "rms_norm_eps",
-        "tie_embeddings" => "tie_word_embeddings",
-        other => other,
     }
 }
 

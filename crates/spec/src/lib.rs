@@ -18,8 +18,10 @@ pub mod dtype;
 pub mod families;
 pub mod files;
 pub mod hf;
+mod hf_common;
 pub mod layers;
 pub mod model;
+mod primitives;
 pub mod spec_file;
 pub mod summary;
 

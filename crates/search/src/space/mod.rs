@@ -14,7 +14,7 @@ mod schema;
 
 pub use schema::*;
 
-use crate::metrics::Metric;
+use crate::metric::Metric;
 use std::path::{Path, PathBuf};
 use tailor_cost::{EditWorkload, Workload};
 use tailor_spec::files::{self, FileError};
@@ -175,17 +175,6 @@ impl SearchSpace {
         out.extend(self.at_limits.iter().map(|l| l.metric));
         out.dedup();
         out
-    }
-
-    /// Every constraint's name, in the order violations index them: the fixed ones
-    /// ([`crate::metrics::CONSTRAINT_NAMES`]), then the limits at other prompts and
-    /// contexts (`max_decode_ms@16384`).
-    pub fn constraint_names(&self) -> Vec<String> {
-        crate::metrics::CONSTRAINT_NAMES
-            .iter()
-            .map(|n| n.to_string())
-            .chain(self.at_limits.iter().map(|l| l.name.clone()))
-            .collect()
     }
 }
 

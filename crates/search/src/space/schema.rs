@@ -2,7 +2,7 @@
 //! table, with their defaults and the format version. [`super::SearchSpace`] checks and
 //! expands them.
 
-use crate::metrics::{Bound, Metric};
+use crate::metric::{Bound, Metric};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
