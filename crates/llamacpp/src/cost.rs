@@ -380,9 +380,27 @@ impl LlamaCost {
     /// short convolution `kernel - 1` past inputs and a Gated DeltaNet its conv inputs and
     /// its state matrix, in f32 (one sequence, as llama-bench runs).
     pub fn kv_bytes(&self, spec: &ModelSpec, tokens: u64) -> u64 {
+        self.cache_bytes(spec, tokens, allocated_context)
+    }
+
+    /// Bytes of the copy of one sequence's state llama-bench keeps after it fills the
+    /// cache to `depth` tokens, to restore it before each repetition of a decode test
+    /// (`llama_state_seq_get_data`, `cstate` in llama-bench.cpp): the cache's cells in use
+    /// (no padding; a sliding window's at most `window + n_ubatch`) and the recurrent
+    /// states. A deployed model holds no such copy: it is in what llama-bench measures,
+    /// not in [`LlamaCost::memory_bytes`].
+    pub fn state_copy_bytes(&self, spec: &ModelSpec, depth: u64) -> u64 {
+        if depth == 0 {
+            return 0;
+        }
+        self.cache_bytes(spec, depth, |t| t)
+    }
+
+    /// The cache of `tokens` whose cells `cells` counts (padded or not).
+    fn cache_bytes(&self, spec: &ModelSpec, tokens: u64, cells: fn(u64) -> u64) -> u64 {
         let f = &self.profile.fingerprint;
         let per = cache_type_bytes(&f.type_k) + cache_type_bytes(&f.type_v);
-        let context = allocated_context(tokens);
+        let context = cells(tokens);
         if spec.stack.is_none() {
             return (spec.num_layers as f64 * spec.kv_width() as f64 * context as f64 * per).round()
                 as u64;
@@ -392,7 +410,7 @@ impl LlamaCost {
             bytes += match layer.mixer {
                 Mixer::Attention(a) => {
                     let cells = match a.window {
-                        Some(w) => context.min(allocated_context(w + f.n_ubatch)),
+                        Some(w) => context.min(cells(w + f.n_ubatch)),
                         None => context,
                     };
                     a.kv_width() as f64 * cells as f64 * per
@@ -408,8 +426,33 @@ impl LlamaCost {
         bytes.round() as u64
     }
 
-    /// Peak resident memory less the KV cache, as a line in the weights' bytes fitted over
-    /// the decode probes: `(intercept, slope)`. The slope is what one byte of weights
+    /// What llama-bench's decode test of `spec` at `w.context` holds at its peak, as the
+    /// profile's probes and a validation measure it: the weights as the engine holds them,
+    /// the cache allocated for the test's context (`depth + decode_tokens`), and the state
+    /// copy of `depth` tokens it restores before each repetition
+    /// ([`LlamaCost::state_copy_bytes`]).
+    pub fn bench_memory_bytes(&self, spec: &ModelSpec, w: &Workload) -> u64 {
+        let tokens = self.profile.method.decode_tokens;
+        let depth = decode_depth(w.context, tokens);
+        self.held_bytes(spec)
+            + self.kv_bytes(spec, depth + tokens)
+            + self.state_copy_bytes(spec, depth)
+    }
+
+    /// The weights as the engine holds them ([`LlamaCost::memory_fit`]; the file's bytes
+    /// when the profile has no such fit).
+    fn held_bytes(&self, spec: &ModelSpec) -> u64 {
+        let weights = self.weight_bytes(spec) as f64;
+        let held = match self.memory_fit {
+            Some((intercept, slope)) => (intercept + slope * weights).max(weights),
+            None => weights,
+        };
+        held.round() as u64
+    }
+
+    /// Peak resident memory less the KV cache and llama-bench's state copy
+    /// ([`LlamaCost::state_copy_bytes`]), as a line in the weights' bytes fitted over the
+    /// decode probes: `(intercept, slope)`. The slope is what one byte of weights
     /// costs the engine in memory (about 2 where llama.cpp repacks Q4_0 weights for its CPU
     /// kernels and the file's mapped pages stay resident too); the intercept its compute
     /// buffers and runtime. `None` without probes of two sizes with a measured peak.
@@ -424,12 +467,11 @@ impl LlamaCost {
                     return None;
                 };
                 let s = e.model.spec();
-                let tokens = decode_depth(context, method.decode_tokens) + method.decode_tokens;
+                let depth = decode_depth(context, method.decode_tokens);
                 let peak = e.peak_rss_bytes? as f64;
-                Some((
-                    self.weight_bytes(&s) as f64,
-                    peak - self.kv_bytes(&s, tokens) as f64,
-                ))
+                let cache = self.kv_bytes(&s, depth + method.decode_tokens)
+                    + self.state_copy_bytes(&s, depth);
+                Some((self.weight_bytes(&s) as f64, peak - cache as f64))
             })
             .collect();
         let distinct = points
@@ -452,13 +494,8 @@ impl LlamaCost {
     /// the decode context, plus the weights as the probes' fit says the engine holds them
     /// ([`LlamaCost::memory_fit`]; the file's bytes when the profile has no such fit).
     pub fn memory_bytes(&self, spec: &ModelSpec, w: &Workload) -> u64 {
-        let weights = self.weight_bytes(spec) as f64;
         let tokens = w.prompt_tokens.max(w.context + 1);
-        let held = match self.memory_fit {
-            Some((intercept, slope)) => (intercept + slope * weights).max(weights),
-            None => weights,
-        };
-        held.round() as u64 + self.kv_bytes(spec, tokens)
+        self.held_bytes(spec) + self.kv_bytes(spec, tokens)
     }
 }
 
@@ -764,15 +801,19 @@ mod tests {
 
     #[test]
     fn memory_is_weights_cache_and_the_measured_residual() {
-        // Probes whose peak is exactly twice their weights, their cache and 8 MiB.
+        // Probes whose peak is exactly twice their weights, their cache, llama-bench's copy
+        // of the filled cache and 8 MiB.
         let mut p = profile();
         let probe_cost = LlamaCost::new(p.clone());
         for e in &mut p.probes {
             if let PhaseKey::Decode { context } = e.phase {
                 let s = e.model.spec();
-                let tokens = decode_depth(context, 16) + 16;
+                let depth = decode_depth(context, 16);
                 e.peak_rss_bytes = Some(
-                    2 * probe_cost.weight_bytes(&s) + probe_cost.kv_bytes(&s, tokens) + (8 << 20),
+                    2 * probe_cost.weight_bytes(&s)
+                        + probe_cost.kv_bytes(&s, depth + 16)
+                        + probe_cost.state_copy_bytes(&s, depth)
+                        + (8 << 20),
                 );
             }
         }
@@ -788,5 +829,15 @@ mod tests {
         let m = cost.memory_bytes(&spec, &w);
         let want = 2 * cost.weight_bytes(&spec) + kv + (8 << 20);
         assert!(m.abs_diff(want) <= 1, "{m} vs {want}");
+        // llama-bench's decode run at context 256 also holds the copy of the 248 tokens it
+        // filled (unpadded: 4 x 128 x 248 x 4 bytes) and allocates 264 tokens' cache.
+        assert_eq!(cost.state_copy_bytes(&spec, 248), 4 * 128 * 248 * 4);
+        assert_eq!(cost.state_copy_bytes(&spec, 0), 0);
+        let bench = cost.bench_memory_bytes(&spec, &w);
+        let want = 2 * cost.weight_bytes(&spec)
+            + cost.kv_bytes(&spec, 264)
+            + 4 * 128 * 248 * 4
+            + (8 << 20);
+        assert!(bench.abs_diff(want) <= 1, "{bench} vs {want}");
     }
 }

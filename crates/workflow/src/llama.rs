@@ -593,7 +593,10 @@ pub fn validate_llama(req: &LlamaValidateRequest, progress: &dyn Progress) -> Re
                 params: spec.total_params(),
                 predicted_prefill_ms: p.estimate.prefill_ms,
                 predicted_decode_ms: p.estimate.decode_ms_per_token,
-                predicted_memory_bytes: p.estimate.peak_memory_bytes,
+                // What llama-bench's decode run holds, as it is measured: the deployed
+                // model's memory and the copy of the filled cache llama-bench restores
+                // before each repetition.
+                predicted_memory_bytes: req.cost.bench_memory_bytes(spec, &w),
                 not_measured: p.derived,
                 measured: None,
                 error: None,
