@@ -19,7 +19,7 @@ mod plan;
 pub mod stack;
 mod table;
 
-pub use plan::{Depths, ShallowWidth, plan, shallow_widths};
+pub use plan::{Depths, LAYER_VOCAB, ShallowWidth, plan, shallow_widths};
 pub use stack::{MixerKey, Rest, StackShape, StackTable};
 pub use table::LayerTable;
 

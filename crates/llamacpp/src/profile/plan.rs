@@ -49,6 +49,42 @@ impl Depths {
     }
 }
 
+/// The vocabulary of a width's layer probes where the width's own would keep them shallow
+/// (see [`layer_vocab`]).
+pub const LAYER_VOCAB: u64 = 8192;
+
+/// The vocabulary and depths `(vocab, lo, hi)` of a width's layer probes, from its
+/// reference probe (of the width's commonest vocabulary) and the space's `(fewest, most)`
+/// layers. A large vocabulary's embedding and head can fill the probe budget alone
+/// (Qwen3.5's 248,320 tokens at width 1,024: 1 GB at F32, 143 MB at Q4_0), which keeps the
+/// probes at 2 and 4 layers for models of 24, and a layer's cost, a difference of two
+/// nearly equal times multiplied by the depth, drowns in their noise. Then the layers are
+/// probed with [`LAYER_VOCAB`] tokens, as deep as the budget allows, and the width's own
+/// vocabulary gets one shallow probe of its own, as any other vocabulary of the width
+/// does: the vocabulary's cost is one unknown of the derivation, each layer kind's
+/// another, so the layers' differences no longer carry the head's noise.
+pub(super) fn layer_vocab(
+    depths: Depths,
+    reference: &Probe,
+    fewest: u64,
+    most: u64,
+) -> (u64, u64, u64) {
+    let (lo, hi) = depths.of(reference, fewest, most);
+    if reference.vocab <= LAYER_VOCAB || hi >= most {
+        return (reference.vocab, lo, hi);
+    }
+    let small = Probe {
+        vocab: LAYER_VOCAB,
+        ..*reference
+    };
+    let (lo_s, hi_s) = depths.of(&small, fewest, most);
+    if hi_s >= 2 * hi {
+        (LAYER_VOCAB, lo_s, hi_s)
+    } else {
+        (reference.vocab, lo, hi)
+    }
+}
+
 /// A width whose deepest probe has under a quarter of the layers of the space's shallowest
 /// model of that width: its layer cost is a difference of shallow probes, multiplied by
 /// the depth, and the noise with it (phonelm-0.5b at f32 under a 128 MiB cap: probes of 1
@@ -89,9 +125,9 @@ pub fn shallow_widths<'a>(
 }
 
 /// The probes that let [`LayerTable`] price every layer of `specs` in a phase: per width,
-/// a reference layer at LO and HI layers (see [`Depths`]), each other attention
-/// configuration and each other FFN width at HI with the reference's other part, and the
-/// reference at LO for every other vocabulary of that width.
+/// a reference layer at LO and HI layers (see [`Depths`]; in [`layer_vocab`]'s vocabulary),
+/// each other attention configuration and each other FFN width at HI with the reference's
+/// other part, and the reference at LO for every other vocabulary of that width.
 ///
 /// Specs with a stack are planned by [`stack::plan`] (per architecture), after the dense
 /// ones; a spec no llama.cpp architecture runs is left out (profiling refuses it first).
@@ -149,27 +185,31 @@ fn plan_dense<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, depths: Depths
             layers,
             ..Probe::default()
         };
-        let depths = depths.of(&probe(v0, a0, f0, 1), w.fewest, w.most);
-        out.push(probe(v0, a0, f0, depths.0));
-        out.push(probe(v0, a0, f0, depths.1));
+        let (vl, lo, hi) = layer_vocab(depths, &probe(v0, a0, f0, 1), w.fewest, w.most);
+        out.push(probe(vl, a0, f0, lo));
+        out.push(probe(vl, a0, f0, hi));
         out.extend(
             w.attn
                 .keys()
                 .filter(|a| **a != a0)
-                .map(|a| probe(v0, *a, f0, depths.1)),
+                .map(|a| probe(vl, *a, f0, hi)),
         );
         out.extend(
             w.ffn
                 .keys()
                 .filter(|f| **f != f0)
-                .map(|f| probe(v0, a0, *f, depths.1)),
+                .map(|f| probe(vl, a0, *f, hi)),
         );
-        out.extend(
-            w.vocab
-                .keys()
-                .filter(|v| **v != v0)
-                .map(|v| probe(*v, a0, f0, depths.0)),
-        );
+        // Each other vocabulary (the width's own, where the layers were probed with
+        // LAYER_VOCAB) at the shallowest depth its own budget allows.
+        out.extend(w.vocab.keys().filter(|v| **v != vl).map(|v| {
+            let lo = if vl == v0 {
+                lo
+            } else {
+                depths.of(&probe(*v, a0, f0, 1), w.fewest, w.most).0
+            };
+            probe(*v, a0, f0, lo)
+        }));
     }
     out
 }

@@ -669,7 +669,11 @@ pub fn plan(specs: Vec<&ModelSpec>, depths: Depths) -> Vec<Probe> {
             rest: rest.map(|r| r.0),
             rest_layers: rest.map_or(0, |r| r.1),
         };
-        let (lo, hi) = depths.of(&probe(v0, a0, f0, 1, None), w.fewest, w.most);
+        let (vl, lo, hi) =
+            super::plan::layer_vocab(depths, &probe(v0, a0, f0, 1, None), w.fewest, w.most);
+        // The shallowest probe the budget allows with vocabulary `v` (another of the
+        // width's, or its own where the layers are probed with LAYER_VOCAB).
+        let lo_of = |v| depths.of(&probe(v, a0, f0, 1, None), w.fewest, w.most).0;
         if matches!(arch, Arch::Qwen35 | Arch::Lfm2) {
             // No `qwen35` or `lfm2` model is attention only (llama.cpp's `lfm2` aborts
             // without a conv layer): the reference is one attention layer beside r0 at two
@@ -684,61 +688,59 @@ pub fn plan(specs: Vec<&ModelSpec>, depths: Depths) -> Vec<Probe> {
             let r0 = r0.0;
             let lo = lo.max(2);
             let hi = hi.max(lo + 1).max(4);
-            out.push(probe(v0, a0, f0, lo, Some((r0, lo - 1))));
-            out.push(probe(v0, a0, f0, hi, Some((r0, hi - 1))));
-            out.push(probe(v0, a0, f0, hi, Some((r0, 1))));
+            out.push(probe(vl, a0, f0, lo, Some((r0, lo - 1))));
+            out.push(probe(vl, a0, f0, hi, Some((r0, hi - 1))));
+            out.push(probe(vl, a0, f0, hi, Some((r0, 1))));
             out.extend(
                 w.attn
                     .keys()
                     .filter(|a| **a != a0)
-                    .map(|a| probe(v0, *a, f0, hi, Some((r0, 1)))),
+                    .map(|a| probe(vl, *a, f0, hi, Some((r0, 1)))),
             );
             out.extend(
                 w.rests
                     .keys()
                     .filter_map(|m| m.rest())
                     .filter(|(r, _)| *r != r0)
-                    .map(|(r, _)| probe(v0, a0, f0, hi, Some((r, hi - 1)))),
+                    .map(|(r, _)| probe(vl, a0, f0, hi, Some((r, hi - 1)))),
             );
             out.extend(
                 w.ffn
                     .keys()
                     .filter(|f| **f != f0)
-                    .map(|f| probe(v0, a0, *f, hi, Some((r0, hi - 1)))),
+                    .map(|f| probe(vl, a0, *f, hi, Some((r0, hi - 1)))),
             );
-            out.extend(
-                w.vocab
-                    .keys()
-                    .filter(|v| **v != v0)
-                    .map(|v| probe(*v, a0, f0, lo, Some((r0, lo - 1)))),
-            );
+            out.extend(w.vocab.keys().filter(|v| **v != vl).map(|v| {
+                let lo = if vl == v0 { lo } else { lo_of(*v).max(2) };
+                probe(*v, a0, f0, lo, Some((r0, lo - 1)))
+            }));
             continue;
         }
-        out.push(probe(v0, a0, f0, lo, None));
-        out.push(probe(v0, a0, f0, hi, None));
+        out.push(probe(vl, a0, f0, lo, None));
+        out.push(probe(vl, a0, f0, hi, None));
         out.extend(
             w.attn
                 .keys()
                 .filter(|a| **a != a0)
-                .map(|a| probe(v0, *a, f0, hi, None)),
+                .map(|a| probe(vl, *a, f0, hi, None)),
         );
         out.extend(
             w.ffn
                 .keys()
                 .filter(|f| **f != f0)
-                .map(|f| probe(v0, a0, *f, hi, None)),
+                .map(|f| probe(vl, a0, *f, hi, None)),
         );
         out.extend(
             w.vocab
                 .keys()
-                .filter(|v| **v != v0)
-                .map(|v| probe(*v, a0, f0, lo, None)),
+                .filter(|v| **v != vl)
+                .map(|v| probe(*v, a0, f0, if vl == v0 { lo } else { lo_of(*v) }, None)),
         );
         out.extend(
             w.rests
                 .keys()
                 .filter_map(|m| m.rest())
-                .map(|(r, a)| probe(v0, a.unwrap_or(a0), f0, hi, Some((r, hi - 1)))),
+                .map(|(r, a)| probe(vl, a.unwrap_or(a0), f0, hi, Some((r, hi - 1)))),
         );
     }
     out
@@ -878,6 +880,69 @@ mod tests {
             }
             assert!(table.misfit.values().all(|m| *m == 0.0));
         }
+    }
+
+    /// Qwen3.5-0.8B's vocabulary (248,320 tokens, 1 GB at F32 at width 1,024) fills a 1 GiB
+    /// probe alone: the layers are probed with LAYER_VOCAB tokens, deep, and the model's own
+    /// vocabulary once, shallow; the derivation still prices the model exactly.
+    #[test]
+    fn a_large_vocabulary_is_probed_once_and_the_layers_with_a_small_one() {
+        let mut spec = stacked("qwen35", 1024, 24, 8, 2, 3584);
+        spec.vocab_size = 248_320;
+        let budget = Depths::Space {
+            weights: WeightType::F32,
+            max_probe_bytes: 1 << 30,
+        };
+        let probes = plan(vec![&spec], budget);
+        let own: Vec<&Probe> = probes.iter().filter(|p| p.vocab == 248_320).collect();
+        assert_eq!(own.len(), 1, "{probes:#?}");
+        assert_eq!(own[0].layers, 2, "the shallowest qwen35 probe");
+        assert!(
+            probes
+                .iter()
+                .filter(|p| p.vocab != 248_320)
+                .all(|p| p.vocab == super::super::LAYER_VOCAB),
+            "{probes:#?}"
+        );
+        let deepest = probes.iter().map(|p| p.layers).max().unwrap();
+        assert!(
+            deepest >= 16,
+            "with its own vocabulary: 2 and 4 layers; now {deepest}"
+        );
+        let timed: Vec<(Probe, f64)> = probes
+            .iter()
+            .map(|p| (*p, synthetic(&StackShape::of_probe(p).unwrap())))
+            .collect();
+        let table = StackTable::derive(&timed);
+        let shape = StackShape::of(&spec, WeightType::F32).unwrap();
+        assert!(
+            table.missing(&shape).is_empty(),
+            "{:?}",
+            table.missing(&shape)
+        );
+        let whole = table.base_ms(shape.vocab, shape.hidden).unwrap()
+            + shape
+                .mixers
+                .iter()
+                .map(|(m, n)| *n as f64 * table.layer_ms(shape.hidden, m, shape.ffn).unwrap())
+                .sum::<f64>();
+        let truth = synthetic(&shape);
+        assert!((whole - truth).abs() < 1e-9, "{whole} vs {truth}");
+
+        // At Q4_0 under 128 MiB the vocabulary (143 MB) fills the probe too; a vocabulary
+        // that leaves room for the space's depth keeps the plan of one vocabulary.
+        let q4 = Depths::Space {
+            weights: WeightType::Q4_0,
+            max_probe_bytes: 128 << 20,
+        };
+        assert!(
+            plan(vec![&spec], q4)
+                .iter()
+                .any(|p| p.vocab == super::super::LAYER_VOCAB)
+        );
+        spec.vocab_size = 65_536;
+        let probes = plan(vec![&spec], q4);
+        assert!(probes.iter().all(|p| p.vocab == 65_536), "{probes:#?}");
     }
 
     /// Decode at `context` of the made-up engine: global attention reads its cache, a
