@@ -6,7 +6,7 @@
 
 use crate::arch::Arch;
 use crate::model::WeightType;
-use crate::profile::{LayerKey, LayerTable, LlamaProfile, PhaseKey, Probe, StackShape, StackTable};
+use crate::profile::{LayerKey, LayerTable, LlamaProfile, Phase, Probe, StackShape, StackTable};
 use std::collections::BTreeMap;
 use tailor_cost::{
     Breakdown, CostModel, EditCost, EditEstimate, EditMethod, EditWorkload, Estimate, Source,
@@ -22,7 +22,7 @@ pub enum CostError {
         "the profile holds no {0} probes (it has: {1}); profile the space's workload with \
          `tailor profile --engine llama.cpp --space ...`"
     )]
-    Phase(PhaseKey, String),
+    Phase(Phase, String),
     #[error(
         "the workload runs {wanted} weights but the profile was measured with {profiled}; \
          set the space's `weights = \"{profiled}\"` or profile with --weights {wanted}"
@@ -32,7 +32,7 @@ pub enum CostError {
         "the profile has no {what} for {phase}; profile a space or spec that contains it \
          (`tailor profile --engine llama.cpp`)"
     )]
-    Missing { what: String, phase: PhaseKey },
+    Missing { what: String, phase: Phase },
 }
 
 /// One prediction, with where its parts came from.
@@ -48,9 +48,9 @@ pub struct Prediction {
 #[derive(Debug, Clone)]
 pub struct LlamaCost {
     profile: LlamaProfile,
-    tables: BTreeMap<PhaseKey, LayerTable>,
+    tables: BTreeMap<Phase, LayerTable>,
     /// Per phase and architecture, the mixed-stack probes' table.
-    stacks: BTreeMap<(PhaseKey, Arch), StackTable>,
+    stacks: BTreeMap<(Phase, Arch), StackTable>,
     memory_fit: Option<(f64, f64)>,
     /// Whole models' level on this machine now, scaling each phase's predictions.
     level: Option<tailor_cost::Level>,
@@ -198,7 +198,7 @@ impl LlamaCost {
     fn phase_ms(
         &self,
         spec: &ModelSpec,
-        phase: PhaseKey,
+        phase: Phase,
         derived: &mut Vec<String>,
     ) -> (f64, Breakdown) {
         if spec.stack.is_some() {
@@ -262,8 +262,8 @@ impl LlamaCost {
             (2 * spec.hidden_size * spec.q_width() + 2 * spec.hidden_size * spec.kv_width()) as f64;
         let ffn_w = (3 * spec.hidden_size * spec.intermediate_size) as f64;
         let attn_share = match phase {
-            PhaseKey::Decode { .. } => attn_w / (attn_w + ffn_w),
-            PhaseKey::Prefill { tokens } => {
+            Phase::Decode { .. } => attn_w / (attn_w + ffn_w),
+            Phase::Prefill { tokens } => {
                 let t = tokens as f64;
                 let scores = 2.0 * t * (t + 1.0) * (spec.q_width() as f64);
                 let a = 2.0 * t * attn_w + scores;
@@ -285,7 +285,7 @@ impl LlamaCost {
     fn stack_phase_ms(
         &self,
         spec: &ModelSpec,
-        phase: PhaseKey,
+        phase: Phase,
         derived: &mut Vec<String>,
     ) -> (f64, Breakdown) {
         let shape = match self.stack_shape(spec) {
@@ -463,7 +463,7 @@ impl LlamaCost {
             .probes
             .iter()
             .filter_map(|e| {
-                let PhaseKey::Decode { context } = e.phase else {
+                let Phase::Decode { context } = e.phase else {
                     return None;
                 };
                 let s = e.model.spec();
@@ -504,10 +504,10 @@ pub fn decode_depth(context: u64, tokens: u64) -> u64 {
     context.saturating_sub(tokens / 2)
 }
 
-fn phase_distance(a: PhaseKey, b: PhaseKey) -> u64 {
+fn phase_distance(a: Phase, b: Phase) -> u64 {
     match (a, b) {
-        (PhaseKey::Prefill { tokens: x }, PhaseKey::Prefill { tokens: y })
-        | (PhaseKey::Decode { context: x }, PhaseKey::Decode { context: y }) => x.abs_diff(y),
+        (Phase::Prefill { tokens: x }, Phase::Prefill { tokens: y })
+        | (Phase::Decode { context: x }, Phase::Decode { context: y }) => x.abs_diff(y),
         _ => u64::MAX,
     }
 }
@@ -516,8 +516,8 @@ fn phase_distance(a: PhaseKey, b: PhaseKey) -> u64 {
 /// it (prefill by tokens; decode not at all), saying so in `derived`; `None` when no
 /// phase of the kind was measured.
 fn nearest<'a, T>(
-    tables: impl Iterator<Item = (PhaseKey, &'a T)>,
-    phase: PhaseKey,
+    tables: impl Iterator<Item = (Phase, &'a T)>,
+    phase: Phase,
     derived: &mut Vec<String>,
 ) -> Option<(&'a T, f64)> {
     let near = tables
@@ -528,9 +528,7 @@ fn nearest<'a, T>(
         Some((k, t)) => {
             derived.push(format!("{phase} scaled from {k}"));
             let s = match (k, phase) {
-                (PhaseKey::Prefill { tokens: a }, PhaseKey::Prefill { tokens: b }) => {
-                    b as f64 / a as f64
-                }
+                (Phase::Prefill { tokens: a }, Phase::Prefill { tokens: b }) => b as f64 / a as f64,
                 _ => 1.0,
             };
             Some((t, s))
@@ -543,12 +541,12 @@ fn nearest<'a, T>(
 }
 
 /// The prefill and decode phases of a workload.
-pub fn phases_of(w: &Workload) -> [PhaseKey; 2] {
+pub fn phases_of(w: &Workload) -> [Phase; 2] {
     [
-        PhaseKey::Prefill {
+        Phase::Prefill {
             tokens: w.prompt_tokens,
         },
-        PhaseKey::Decode { context: w.context },
+        Phase::Decode { context: w.context },
     ]
 }
 
@@ -568,7 +566,7 @@ impl LlamaCost {
         e: &EditWorkload,
     ) -> (EditEstimate, Vec<String>) {
         let mut derived = Vec::new();
-        let phase = PhaseKey::Prefill { tokens: e.tokens };
+        let phase = Phase::Prefill { tokens: e.tokens };
         let with_layers = |num_layers| ModelSpec {
             num_layers,
             ..spec.clone()
@@ -806,7 +804,7 @@ mod tests {
         let mut p = profile();
         let probe_cost = LlamaCost::new(p.clone());
         for e in &mut p.probes {
-            if let PhaseKey::Decode { context } = e.phase {
+            if let Phase::Decode { context } = e.phase {
                 let s = e.model.spec();
                 let depth = decode_depth(context, 16);
                 e.peak_rss_bytes = Some(

@@ -8,7 +8,7 @@
 //! llama.cpp profile holds whole probe models, so a phase is its class.
 
 use crate::bench::LlamaBench;
-use crate::profile::{LlamaProfile, PhaseKey, Probe};
+use crate::profile::{LlamaProfile, Phase, Probe};
 use crate::run::{RunError, pass_ms, test_of};
 use crate::{Settings, WeightType, write_model};
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,8 @@ pub const PER_PHASE: usize = 2;
 /// The entries a drift check re-times: per phase, [`PER_PHASE`] at fixed quantiles (1/4
 /// and 3/4) of the phase's times, leaving out entries already marked stale. The same
 /// profile always gives the same subset.
-pub fn subset(profile: &LlamaProfile) -> Vec<(Probe, PhaseKey, f64)> {
-    let mut phases: BTreeMap<PhaseKey, Vec<(Probe, f64)>> = BTreeMap::new();
+pub fn subset(profile: &LlamaProfile) -> Vec<(Probe, Phase, f64)> {
+    let mut phases: BTreeMap<Phase, Vec<(Probe, f64)>> = BTreeMap::new();
     for e in profile.probes.iter().filter(|e| !e.stale) {
         phases
             .entry(e.phase)
@@ -54,7 +54,7 @@ pub fn subset(profile: &LlamaProfile) -> Vec<(Probe, PhaseKey, f64)> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseDrift {
-    pub phase: PhaseKey,
+    pub phase: Phase,
     pub entries: usize,
     pub ratio: f64,
 }
@@ -75,10 +75,10 @@ impl LlamaDrift {
     pub fn new(
         profile_path: &str,
         profile: &LlamaProfile,
-        timed: &[(Probe, PhaseKey, f64, f64)],
+        timed: &[(Probe, Phase, f64, f64)],
         wall_s: f64,
     ) -> Self {
-        let mut phases: BTreeMap<PhaseKey, Vec<f64>> = BTreeMap::new();
+        let mut phases: BTreeMap<Phase, Vec<f64>> = BTreeMap::new();
         for &(_, phase, then, now) in timed {
             if then > 0.0 && now.is_finite() {
                 phases.entry(phase).or_default().push(now / then);
@@ -111,7 +111,7 @@ impl LlamaDrift {
     /// Marks stale, in `profile`, every entry of a drifted phase and every entry with a
     /// round timed under load; returns how many were newly marked.
     pub fn mark_stale(&self, profile: &mut LlamaProfile, tolerance: f64) -> usize {
-        let off: Vec<PhaseKey> = self.drifted(tolerance).iter().map(|p| p.phase).collect();
+        let off: Vec<Phase> = self.drifted(tolerance).iter().map(|p| p.phase).collect();
         let mut n = 0;
         for e in &mut profile.probes {
             if !e.stale && (off.contains(&e.phase) || e.loaded_rounds > 0) {
@@ -174,7 +174,7 @@ mod tests {
 
     /// The profile's subset as re-timed on a machine where the entries of `slow` take `k`
     /// times their profiled time and the others as profiled.
-    fn retimed(p: &LlamaProfile, slow: PhaseKey, k: f64) -> Vec<(Probe, PhaseKey, f64, f64)> {
+    fn retimed(p: &LlamaProfile, slow: Phase, k: f64) -> Vec<(Probe, Phase, f64, f64)> {
         subset(p)
             .into_iter()
             .map(|(probe, phase, then)| {
@@ -202,7 +202,7 @@ mod tests {
             .probes
             .iter()
             .map(|e| e.phase)
-            .find(|ph| matches!(ph, PhaseKey::Decode { .. }))
+            .find(|ph| matches!(ph, Phase::Decode { .. }))
             .unwrap();
         let d = LlamaDrift::new("p.toml", &p, &retimed(&p, decode, 1.5), 1.0);
         let off = d.drifted(TOLERANCE);

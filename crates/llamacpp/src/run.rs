@@ -6,7 +6,7 @@ use crate::bench::{BenchError, LlamaBench, Record, Settings, Test};
 use crate::cost::decode_depth;
 use crate::model::{WeightType, WriteError, write_model};
 use crate::profile::{
-    ENGINE, FORMAT_VERSION, LlamaFingerprint, LlamaProfile, Method, PhaseKey, Probe, ProbeEntry,
+    ENGINE, FORMAT_VERSION, LlamaFingerprint, LlamaProfile, Method, Phase, Probe, ProbeEntry,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -62,10 +62,10 @@ pub fn fingerprint_of(r: &Record, weights: WeightType, os: &str) -> LlamaFingerp
 }
 
 /// The test llama-bench runs for a phase.
-pub fn test_of(phase: PhaseKey, method: &Method) -> Test {
+pub fn test_of(phase: Phase, method: &Method) -> Test {
     match phase {
-        PhaseKey::Prefill { tokens } => Test::Prefill { tokens },
-        PhaseKey::Decode { context } => Test::Decode {
+        Phase::Prefill { tokens } => Test::Prefill { tokens },
+        Phase::Decode { context } => Test::Decode {
             depth: decode_depth(context, method.decode_tokens),
             tokens: method.decode_tokens,
         },
@@ -76,10 +76,10 @@ pub fn test_of(phase: PhaseKey, method: &Method) -> Test {
 /// decode step. Returns (median, min, max) over the last half of the repetitions: the
 /// first ones warm the machine up (on this 2-vCPU VM the first 4-5 prefills of a run took
 /// 1.5-2x as long as the rest, with llama-bench's own warm-up run already done).
-pub fn pass_ms(r: &Record, phase: PhaseKey) -> (f64, f64, f64) {
+pub fn pass_ms(r: &Record, phase: Phase) -> (f64, f64, f64) {
     let per = match phase {
-        PhaseKey::Prefill { .. } => 1.0,
-        PhaseKey::Decode { .. } => r.n_gen.max(1) as f64,
+        Phase::Prefill { .. } => 1.0,
+        Phase::Decode { .. } => r.n_gen.max(1) as f64,
     };
     let all = r.samples_ms();
     let kept = &all[all.len() / 2..];
@@ -102,7 +102,7 @@ pub fn visit_order(n: usize, seed: u64, round: u64) -> Vec<usize> {
 pub struct ProfileJob {
     pub name: String,
     pub probes: Vec<Probe>,
-    pub phases: Vec<PhaseKey>,
+    pub phases: Vec<Phase>,
     pub weights: WeightType,
     pub settings: Settings,
     pub method: Method,
@@ -329,7 +329,7 @@ pub fn measure_models(
     bench: &LlamaBench,
     specs: &[ModelSpec],
     weights: WeightType,
-    phases: [PhaseKey; 2],
+    phases: [Phase; 2],
     settings: &Settings,
     method: &Method,
     rounds: u64,
@@ -378,8 +378,8 @@ pub fn measure_models(
                         t.params = r.model_n_params;
                         let (median, _, _) = pass_ms(r, phase);
                         match phase {
-                            PhaseKey::Prefill { .. } => t.prefill_rounds_ms.push(median),
-                            PhaseKey::Decode { .. } => {
+                            Phase::Prefill { .. } => t.prefill_rounds_ms.push(median),
+                            Phase::Decode { .. } => {
                                 t.decode_rounds_ms.push(median);
                                 t.peak_rss_bytes = match (t.peak_rss_bytes, run.peak_rss_bytes) {
                                     (Some(a), Some(b)) => Some(a.max(b)),
@@ -415,7 +415,7 @@ mod tests {
             "samples_ns": [50000000, 40000000, 10000000, 11000000, 12000000, 13000000]}]"#;
         let r = &crate::bench::parse_output(json).unwrap()[0];
         // Decode: per token (4 tokens), over the last 3 repetitions.
-        let (median, min, max) = pass_ms(r, PhaseKey::Decode { context: 10 });
+        let (median, min, max) = pass_ms(r, Phase::Decode { context: 10 });
         assert_eq!((median, min, max), (3.0, 2.75, 3.25));
     }
 
@@ -442,8 +442,8 @@ mod tests {
             name: "t".into(),
             probes: probes.clone(),
             phases: vec![
-                PhaseKey::Prefill { tokens: 64 },
-                PhaseKey::Decode { context: 256 },
+                Phase::Prefill { tokens: 64 },
+                Phase::Decode { context: 256 },
             ],
             weights: WeightType::Q4_0,
             settings: Settings::default(),
@@ -458,7 +458,7 @@ mod tests {
         let e = p
             .probes
             .iter_mut()
-            .find(|e| e.model == probes[1] && e.phase == PhaseKey::Decode { context: 256 })
+            .find(|e| e.model == probes[1] && e.phase == Phase::Decode { context: 256 })
             .unwrap();
         e.rounds_ms.truncate(1);
         assert_eq!(pending(&p, &job), vec![(1, 1), (2, 1)]);

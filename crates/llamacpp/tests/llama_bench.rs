@@ -5,7 +5,7 @@
 //! so and pass, unless TAILOR_REQUIRE_LLAMA=1 (set by .ci/run, which builds it).
 
 use std::path::{Path, PathBuf};
-use tailor_llamacpp::profile::PhaseKey;
+use tailor_llamacpp::profile::Phase;
 use tailor_llamacpp::run::{Quiet, measure_models};
 use tailor_llamacpp::{LlamaBench, Method, Settings, Test, WeightType, write_model};
 use tailor_spec::ModelSpec;
@@ -112,10 +112,7 @@ fn whole_models_are_timed_in_rounds_with_their_memory() {
         &bench,
         &specs,
         WeightType::Q8_0,
-        [
-            PhaseKey::Prefill { tokens: 8 },
-            PhaseKey::Decode { context: 16 },
-        ],
+        [Phase::Prefill { tokens: 8 }, Phase::Decode { context: 16 }],
         &quick(),
         &method,
         2,

@@ -1012,7 +1012,7 @@ pub(crate) mod tests {
             profile: "profiles/host-llamacpp-q4_0.toml".into(),
             measured: "2026-12-04T10:00:00Z".into(),
             phases: vec![tailor_llamacpp::drift::PhaseDrift {
-                phase: tailor_llamacpp::PhaseKey::Prefill { tokens: 64 },
+                phase: tailor_llamacpp::Phase::Prefill { tokens: 64 },
                 entries: 2,
                 ratio: 0.93,
             }],

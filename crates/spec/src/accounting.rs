@@ -176,14 +176,24 @@ pub struct ParamCounts {
     pub by_component: Vec<(Component, u64)>,
 }
 
-/// What a forward pass does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case")]
+/// What a forward pass does: the one name for it in every crate (the accounting, the cost
+/// models, what a llama.cpp probe is timed in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Phase {
     /// Process a prompt of `tokens` tokens from an empty cache.
     Prefill { tokens: u64 },
     /// One new token against a cache holding `context` tokens.
     Decode { context: u64 },
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Prefill { tokens } => write!(f, "prefill {tokens}"),
+            Phase::Decode { context } => write!(f, "decode at {context}"),
+        }
+    }
 }
 
 impl Phase {

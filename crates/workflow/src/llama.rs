@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tailor_cost::profile::SetupMismatch;
 use tailor_cost::{CpuId, Workload};
-use tailor_llamacpp::profile::PhaseKey;
+use tailor_llamacpp::profile::Phase;
 use tailor_llamacpp::run::{self as llrun, Progress};
 use tailor_llamacpp::{
     Depths, LlamaBench, LlamaCost, LlamaFingerprint, LlamaProfile, Method, ProfileJob, Settings,
@@ -393,14 +393,14 @@ pub fn profile_llama(
     for s in &req.specs {
         tailor_llamacpp::model::substitutions(s, weights)?;
     }
-    let mut phases: Vec<PhaseKey> = req
+    let mut phases: Vec<Phase> = req
         .prompts
         .iter()
-        .map(|&tokens| PhaseKey::Prefill { tokens })
+        .map(|&tokens| Phase::Prefill { tokens })
         .chain(
             req.contexts
                 .iter()
-                .map(|&context| PhaseKey::Decode { context }),
+                .map(|&context| Phase::Decode { context }),
         )
         .collect();
     phases.sort();

@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use tailor_cost::{CpuId, Provenance, SetupMismatch};
+pub use tailor_spec::Phase;
 use tailor_spec::files::{self, FileError};
 use tailor_spec::{DType, ModelSpec};
 
@@ -264,30 +265,13 @@ impl LayerKey {
     }
 }
 
-/// What a probe is timed in: a prefill of `tokens`, or decoding at `context`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PhaseKey {
-    Prefill { tokens: u64 },
-    Decode { context: u64 },
-}
-
-impl fmt::Display for PhaseKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PhaseKey::Prefill { tokens } => write!(f, "prefill {tokens}"),
-            PhaseKey::Decode { context } => write!(f, "decode at {context}"),
-        }
-    }
-}
-
 /// One probe timed in one phase. Times are of the whole pass: a prefill's ms, or ms per
 /// decoded token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeEntry {
     pub model: Probe,
-    pub phase: PhaseKey,
+    pub phase: Phase,
     /// The median repetition of each round, ms, in the order the rounds ran.
     pub rounds_ms: Vec<f64>,
     /// The lowest and highest repetition over all rounds, ms.
@@ -418,7 +402,7 @@ impl LlamaProfile {
         files::save_toml(path, self)
     }
 
-    pub fn entry(&self, model: &Probe, phase: PhaseKey) -> Option<&ProbeEntry> {
+    pub fn entry(&self, model: &Probe, phase: Phase) -> Option<&ProbeEntry> {
         self.probes
             .iter()
             .find(|e| &e.model == model && e.phase == phase)
@@ -434,12 +418,12 @@ impl LlamaProfile {
     }
 
     /// The phases the profile holds probes of.
-    pub fn phases(&self) -> BTreeSet<PhaseKey> {
+    pub fn phases(&self) -> BTreeSet<Phase> {
         self.probes.iter().map(|e| e.phase).collect()
     }
 
     /// The differenced layer table of one phase, from its dense (`llama`) probes.
-    pub fn table(&self, phase: PhaseKey) -> LayerTable {
+    pub fn table(&self, phase: Phase) -> LayerTable {
         let timed: Vec<(Probe, f64)> = self
             .probes
             .iter()
@@ -458,21 +442,21 @@ impl LlamaProfile {
     /// alone, a decode context's solved with every other decode context of the
     /// architecture, a short convolution and a Gated DeltaNet costing the same at each
     /// ([`StackTable::derive_joint`]).
-    pub fn stack_table(&self, phase: PhaseKey, arch: Arch) -> StackTable {
-        let timed = |phase: PhaseKey| -> Vec<(Probe, f64)> {
+    pub fn stack_table(&self, phase: Phase, arch: Arch) -> StackTable {
+        let timed = |phase: Phase| -> Vec<(Probe, f64)> {
             self.probes
                 .iter()
                 .filter(|e| e.phase == phase && e.model.arch == Some(arch))
                 .map(|e| (e.model, e.median_ms()))
                 .collect()
         };
-        if let PhaseKey::Prefill { .. } = phase {
+        if let Phase::Prefill { .. } = phase {
             return StackTable::derive(&timed(phase));
         }
-        let decodes: Vec<PhaseKey> = self
+        let decodes: Vec<Phase> = self
             .phases()
             .into_iter()
-            .filter(|p| matches!(p, PhaseKey::Decode { .. }))
+            .filter(|p| matches!(p, Phase::Decode { .. }))
             .collect();
         let groups: Vec<Vec<(Probe, f64)>> = decodes.iter().map(|&p| timed(p)).collect();
         let at = decodes.iter().position(|p| *p == phase);
@@ -645,8 +629,8 @@ pub(crate) mod tests {
         let probes = plan(&specs, Depths::Fixed(1, 4));
         let mut entries = Vec::new();
         for phase in [
-            PhaseKey::Prefill { tokens: 64 },
-            PhaseKey::Decode { context: 256 },
+            Phase::Prefill { tokens: 64 },
+            Phase::Decode { context: 256 },
         ] {
             for p in &probes {
                 let ms = synthetic(p);

@@ -1088,10 +1088,10 @@ mod cost_tests {
 
     /// A made-up additive engine, as in the tests above, with decode growing with context
     /// in global attention only.
-    fn synthetic(s: &StackShape, phase: PhaseKey) -> f64 {
+    fn synthetic(s: &StackShape, phase: Phase) -> f64 {
         let context = match phase {
-            PhaseKey::Decode { context } => context as f64,
-            PhaseKey::Prefill { .. } => 0.0,
+            Phase::Decode { context } => context as f64,
+            Phase::Prefill { .. } => 0.0,
         };
         let mixer = |m: &MixerKey| match m {
             MixerKey::Attention(a) => 0.1 + 0.03 * a.kv_heads as f64 + 1e-5 * context,
@@ -1141,8 +1141,8 @@ mod cost_tests {
         let mut p = super::super::tests::profile();
         p.probes.clear();
         let phases = [
-            PhaseKey::Prefill { tokens: 64 },
-            PhaseKey::Decode { context: 4096 },
+            Phase::Prefill { tokens: 64 },
+            Phase::Decode { context: 4096 },
         ];
         let template = super::super::tests::profile().probes[0].clone();
         for probe in plan(specs.iter().collect(), Depths::Fixed(2, 6)) {

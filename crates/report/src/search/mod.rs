@@ -504,7 +504,7 @@ mod tests {
                     profile: "profiles/host-llamacpp-q4_0.toml".into(),
                     measured: "2026-12-04T10:00:00Z".into(),
                     phases: vec![tailor_llamacpp::drift::PhaseDrift {
-                        phase: tailor_llamacpp::PhaseKey::Decode { context: 256 },
+                        phase: tailor_llamacpp::Phase::Decode { context: 256 },
                         entries: 2,
                         ratio: 1.25,
                     }],
