@@ -769,6 +769,14 @@ mod tests {
             .sum::<f64>()
     }
 
+    /// A whole shape as the table prices it: its base and each layer's cost.
+    fn priced(table: &StackTable, shape: &StackShape) -> f64 {
+        table.base_ms(shape.vocab, shape.hidden).unwrap()
+            + (shape.mixers.iter())
+                .map(|(m, n)| *n as f64 * table.layer_ms(shape.hidden, m, shape.ffn).unwrap())
+                .sum::<f64>()
+    }
+
     fn stacked(arch: &str, hidden: u64, layers: u64, heads: u64, kv: u64, ffn: u64) -> ModelSpec {
         let mut s = ModelSpec::llama(4096, hidden, layers, heads, kv, ffn);
         s.tie_embeddings = true;
@@ -867,14 +875,7 @@ mod tests {
             for s in &specs {
                 let shape = StackShape::of(s, WeightType::F32).unwrap();
                 assert!(table.missing(&shape).is_empty(), "{arch}");
-                let whole = table.base_ms(shape.vocab, shape.hidden).unwrap()
-                    + shape
-                        .mixers
-                        .iter()
-                        .map(|(m, n)| {
-                            *n as f64 * table.layer_ms(shape.hidden, m, shape.ffn).unwrap()
-                        })
-                        .sum::<f64>();
+                let whole = priced(&table, &shape);
                 let truth = synthetic(&shape);
                 assert!((whole - truth).abs() < 1e-9, "{arch}: {whole} vs {truth}");
             }
@@ -901,7 +902,7 @@ mod tests {
             probes
                 .iter()
                 .filter(|p| p.vocab != 248_320)
-                .all(|p| p.vocab == super::super::LAYER_VOCAB),
+                .all(|p| p.vocab == LAYER_VOCAB),
             "{probes:#?}"
         );
         let deepest = probes.iter().map(|p| p.layers).max().unwrap();
@@ -920,12 +921,7 @@ mod tests {
             "{:?}",
             table.missing(&shape)
         );
-        let whole = table.base_ms(shape.vocab, shape.hidden).unwrap()
-            + shape
-                .mixers
-                .iter()
-                .map(|(m, n)| *n as f64 * table.layer_ms(shape.hidden, m, shape.ffn).unwrap())
-                .sum::<f64>();
+        let whole = priced(&table, &shape);
         let truth = synthetic(&shape);
         assert!((whole - truth).abs() < 1e-9, "{whole} vs {truth}");
 
@@ -935,11 +931,7 @@ mod tests {
             weights: WeightType::Q4_0,
             max_probe_bytes: 128 << 20,
         };
-        assert!(
-            plan(vec![&spec], q4)
-                .iter()
-                .any(|p| p.vocab == super::super::LAYER_VOCAB)
-        );
+        assert!(plan(vec![&spec], q4).iter().any(|p| p.vocab == LAYER_VOCAB));
         spec.vocab_size = 65_536;
         let probes = plan(vec![&spec], q4);
         assert!(probes.iter().all(|p| p.vocab == 65_536), "{probes:#?}");
@@ -990,12 +982,7 @@ mod tests {
                 for s in &specs {
                     let shape = StackShape::of(s, WeightType::F32).unwrap();
                     assert!(t.missing(&shape).is_empty(), "{arch}");
-                    let whole = t.base_ms(shape.vocab, shape.hidden).unwrap()
-                        + (shape.mixers.iter())
-                            .map(|(m, n)| {
-                                *n as f64 * t.layer_ms(shape.hidden, m, shape.ffn).unwrap()
-                            })
-                            .sum::<f64>();
+                    let whole = priced(t, &shape);
                     let truth = at_context(&shape, c);
                     assert!(
                         (whole - truth).abs() < 1e-9,
