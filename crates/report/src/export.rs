@@ -199,6 +199,60 @@ pub struct Card<'a> {
     pub metrics: Option<Metrics>,
     /// Whole-model measurement on the profiled machine: (prefill ms, decode ms, memory).
     pub measured: Option<(f64, f64, Option<u64>)>,
+    /// Over a set of devices: what prices each (in the order of `metrics.devices`).
+    pub device_costs: Vec<CostSource>,
+}
+
+/// The card's section on every device of a set: each one's prediction of the model.
+fn devices_md(m: &Metrics, costs: &[CostSource]) -> String {
+    let mut out = format!(
+        "\n## On each device\n\nThe model was chosen for {} devices at once; each one's \
+         prediction, by its own cost model (the table above is the first's):\n\n",
+        m.devices.len()
+    );
+    let rows: Vec<Vec<String>> = m
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let x = &d.metrics;
+            let cost = costs.get(i);
+            vec![
+                format!("`{}`", d.device),
+                cost.map_or("-".into(), |c| format!("{} (`{}`)", c.kind, c.file)),
+                x.prefill_ms.map_or("-".into(), |v| format!("{v:.2} ms")),
+                x.decode_ms.map_or("-".into(), |v| format!("{v:.3} ms")),
+                x.decode_ms
+                    .map_or("-".into(), |v| format!("{:.1}", 1000.0 / v)),
+                x.peak_memory_bytes.map_or("-".into(), |b| bytes(b as f64)),
+                if d.feasible { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    out += &md_table(
+        &[
+            "device",
+            "cost model",
+            "prefill",
+            "decode step",
+            "tokens/s",
+            "peak memory",
+            "inside its limits",
+        ],
+        &rows,
+    );
+    if !m.across.is_empty() {
+        let parts: Vec<String> = m
+            .across
+            .iter()
+            .map(|a| format!("`{}` {:.3}", a.objective, a.value))
+            .collect();
+        out += &format!(
+            "\nAcross devices (ratio to each device's best candidate): {}.\n",
+            parts.join(", ")
+        );
+    }
+    out
 }
 
 /// The files of one export.
@@ -467,6 +521,10 @@ fn model_card_md(c: &Card, config_error: Option<&str>) -> String {
                 l.summary()
             );
         }
+    }
+
+    if let Some(m) = c.metrics.as_ref().filter(|m| !m.devices.is_empty()) {
+        out += &devices_md(m, &c.device_costs);
     }
 
     out += "\n## Quality proxies\n\n";

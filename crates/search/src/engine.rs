@@ -2,7 +2,10 @@
 //! Evaluation runs in parallel (rayon) and results come back in a deterministic order, so
 //! a seed reproduces a search exactly.
 
-use crate::metrics::{CONSTRAINT_NAMES, Metric, Metrics, violations};
+use crate::metrics::{
+    Across, AtValue, CONSTRAINT_NAMES, DeviceMetrics, Metric, Metrics, Objective, Over, violations,
+    violations_on,
+};
 use crate::pareto::{crowding_distance, dominates, front_indices, non_dominated_sort};
 use crate::space::{AXES, Genome, SearchSpace, SkipReason};
 use rand::{Rng, SeedableRng};
@@ -149,7 +152,35 @@ pub struct SearchOutcome {
     pub front: Vec<Candidate>,
     /// Index into `front` of the pick.
     pub pick: Option<usize>,
+    /// Over a set of devices: what each device alone would get (empty over one device).
+    pub devices: Vec<DeviceOutcome>,
     pub wall_s: f64,
+}
+
+/// One device of a set after the search: its own front and pick (the space as that device
+/// alone sees it, [`SearchSpace::for_device`], over the candidates the search priced), and
+/// its best value of each metric the space's worst and mean objectives read.
+#[derive(Debug, Clone)]
+pub struct DeviceOutcome {
+    pub name: String,
+    pub weight: f64,
+    /// Candidates feasible on this device.
+    pub feasible: u64,
+    /// Its front, by id: non-dominated in the objectives read on this device alone.
+    pub front: Vec<Candidate>,
+    /// Index into `front` of its own pick (the pick rule on this device).
+    pub pick: Option<usize>,
+    /// Its best (lowest) value of each metric a worst or mean objective reads, over the
+    /// candidates feasible on it: the denominators of the ratios.
+    pub best: Vec<AtValue>,
+}
+
+impl SearchOutcome {
+    /// Fills `m`'s worst and mean values ([`Metrics::across`]) from each device's best: for
+    /// candidates priced after the search (references, a validation's models).
+    pub fn fill_across(&self, space: &SearchSpace, m: &mut Metrics) {
+        fill_across(space, &self.devices, m);
+    }
 }
 
 impl SearchOutcome {
@@ -233,23 +264,157 @@ fn why_not(space: &SearchSpace, violations: &[(usize, f64)]) -> String {
     let fixed = CONSTRAINT_NAMES.len();
     violations
         .iter()
-        .map(|&(i, _)| match i.checked_sub(fixed) {
-            None => CONSTRAINT_NAMES[i],
-            Some(j) => space.at_limits[j].name.as_str(),
+        .map(|&(i, _)| constraint_name(space, i, fixed))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The name of constraint `i` ([`SearchSpace::constraint_names`] without allocating them).
+fn constraint_name(space: &SearchSpace, i: usize, fixed: usize) -> &str {
+    match i.checked_sub(fixed) {
+        None => CONSTRAINT_NAMES[i],
+        Some(j) if j < space.at_limits.len() => space.at_limits[j].name.as_str(),
+        Some(j) => space.device_limits[j - space.at_limits.len()].name.as_str(),
+    }
+}
+
+/// [`why_not`] over a set: a constraint every device must meet names the devices that
+/// break it, where not all do (`max_decode_ms (on phone)`).
+fn why_not_set(space: &SearchSpace, violations: &[(usize, f64)], m: &Metrics) -> String {
+    let fixed = CONSTRAINT_NAMES.len();
+    let on: Vec<Vec<usize>> = (m.devices.iter().enumerate())
+        .map(|(d, x)| {
+            violations_on(space, &x.metrics, Some(d))
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .collect();
+    violations
+        .iter()
+        .map(|&(i, _)| {
+            let name = constraint_name(space, i, fixed);
+            let devices: Vec<&str> = (m.devices.iter().zip(&on))
+                .filter(|(_, v)| v.contains(&i))
+                .map(|(x, _)| x.device.as_str())
+                .collect();
+            let own_limit = i >= fixed + space.at_limits.len();
+            if own_limit || devices.len() == m.devices.len() {
+                name.to_string()
+            } else {
+                format!("{name} (on {})", devices.join(", "))
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
+/// The values dominance compares, all to be minimised. Over one device, the objectives
+/// themselves. Over a set, a worst or mean objective is not known until every device's best
+/// is: it counts as each device's value (the candidate best on worst or mean is on the
+/// front of those values, whatever the bests turn out to be), and
+/// [`Tally::finish`] replaces them by the objectives once the bests are known.
 fn objectives(space: &SearchSpace, m: &Metrics) -> Vec<f64> {
+    let mut out = Vec::with_capacity(space.objectives.len());
+    for (o, minimise) in &space.objectives {
+        let sign = if *minimise { 1.0 } else { -1.0 };
+        match o.over {
+            Over::Worst | Over::Mean if space.is_set() => {
+                out.extend((0..space.devices.len()).map(|d| {
+                    sign * m
+                        .devices
+                        .get(d)
+                        .map_or(f64::NAN, |x| x.metrics.get(o.metric))
+                }));
+            }
+            _ => out.push(sign * m.value(o)),
+        }
+    }
+    out
+}
+
+/// The objectives as device `d` alone reads them (each priced metric on `d`).
+fn objectives_on(space: &SearchSpace, m: &Metrics, d: usize) -> Vec<f64> {
+    let on = m.on(d);
     space
         .objectives
         .iter()
-        .map(|&(metric, minimise)| {
-            let v = m.get(metric);
-            if minimise { v } else { -v }
+        .map(|(o, minimise)| {
+            let v = on.get(o.metric);
+            if *minimise { v } else { -v }
         })
         .collect()
+}
+
+/// The objectives' values once the bests are known (worst and mean filled).
+fn declared(space: &SearchSpace, m: &Metrics) -> Vec<f64> {
+    space
+        .objectives
+        .iter()
+        .map(|(o, minimise)| {
+            let v = m.value(o);
+            if *minimise { v } else { -v }
+        })
+        .collect()
+}
+
+/// The worst and mean objectives (and pick) of the space, once each.
+fn across_objectives(space: &SearchSpace) -> Vec<Objective> {
+    let mut out: Vec<Objective> = Vec::new();
+    for o in space
+        .objectives
+        .iter()
+        .map(|(o, _)| o)
+        .chain([&space.pick.0])
+    {
+        if o.is_ratio() && !out.contains(o) {
+            out.push(o.clone());
+        }
+    }
+    out
+}
+
+/// The metrics whose bests a set search tracks per device (those of worst and mean).
+fn ratio_metrics(space: &SearchSpace) -> Vec<Metric> {
+    let mut out: Vec<Metric> = across_objectives(space).iter().map(|o| o.metric).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `m`'s worst and mean values from each device's bests: the ratio of a device's value to
+/// its best, the largest of them (worst) and their mean weighted by fleet share (mean).
+fn fill_across(space: &SearchSpace, devices: &[DeviceOutcome], m: &mut Metrics) {
+    if devices.is_empty() || m.devices.len() != devices.len() {
+        return;
+    }
+    m.across.clear();
+    for o in across_objectives(space) {
+        let ratios: Vec<(f64, f64)> = devices
+            .iter()
+            .zip(&m.devices)
+            .map(|(d, x)| {
+                let best = d
+                    .best
+                    .iter()
+                    .find(|b| b.metric == o.metric)
+                    .map_or(f64::NAN, |b| b.value);
+                (x.metrics.get(o.metric) / best, d.weight)
+            })
+            .collect();
+        let value = match o.over {
+            Over::Worst if ratios.iter().any(|r| r.0.is_nan()) => f64::NAN,
+            Over::Worst => ratios.iter().map(|r| r.0).fold(f64::NEG_INFINITY, f64::max),
+            _ => {
+                let w: f64 = ratios.iter().map(|r| r.1).sum();
+                ratios.iter().map(|(r, wt)| r * wt).sum::<f64>() / w
+            }
+        };
+        m.across.push(Across {
+            objective: o,
+            value,
+        });
+    }
 }
 
 /// Every buildable spec of the space inside its static constraints (what a search may
@@ -368,6 +533,9 @@ pub fn anchor_sample(
     taken.into_iter().map(|j| feasible[j].clone()).collect()
 }
 
+/// The cost models of a search: one, or one per device of the space's set, in its order.
+pub type Costs<'a> = [&'a dyn CostModel];
+
 /// Evaluates one point of the space: skipped, excluded before pricing, or priced.
 pub fn evaluate(
     space: &SearchSpace,
@@ -376,35 +544,76 @@ pub fn evaluate(
 ) -> Result<Candidate, SkipReason> {
     match stage(space, id) {
         Staged::Done(r) => r,
-        Staged::Pending(id, spec, statics) => Ok(price_staged(space, cost, id, spec, statics)),
+        Staged::Pending(id, spec, statics) => Ok(price_staged(space, &[cost], id, spec, statics)),
     }
 }
 
 /// Prices a spec as a candidate of the space (`id` is only carried along).
 pub fn price(space: &SearchSpace, cost: &dyn CostModel, id: u64, spec: ModelSpec) -> Candidate {
+    price_set(space, &[cost], id, spec)
+}
+
+/// [`price`] on every device of the space's set (`costs` in its order).
+pub fn price_set(space: &SearchSpace, costs: &Costs, id: u64, spec: ModelSpec) -> Candidate {
     let statics = Metrics::statics(space, &spec);
-    price_staged(space, cost, id, spec, statics)
+    price_staged(space, costs, id, spec, statics)
+}
+
+/// One device's estimate, edit and metrics of `spec` under workload `w`.
+fn price_on(
+    space: &SearchSpace,
+    cost: &dyn CostModel,
+    w: &tailor_cost::Workload,
+    spec: &ModelSpec,
+    statics: Metrics,
+) -> (Estimate, Option<EditEstimate>, Metrics) {
+    let estimate = cost.estimate(spec, w);
+    let edit = space.edit.and_then(|e| cost.edit(spec, w, &e));
+    let metrics = statics
+        .priced(&estimate, edit.as_ref())
+        .with_at_under(space, w, spec, cost);
+    (estimate, edit, metrics)
 }
 
 fn price_staged(
     space: &SearchSpace,
-    cost: &dyn CostModel,
+    costs: &Costs,
     id: u64,
     spec: ModelSpec,
     statics: Metrics,
 ) -> Candidate {
-    let estimate = cost.estimate(&spec, &space.workload);
-    let edit = space
-        .edit
-        .and_then(|e| cost.edit(&spec, &space.workload, &e));
-    let metrics = statics
-        .priced(&estimate, edit.as_ref())
-        .with_at(space, &spec, cost);
+    let (estimate, edit, metrics) = if space.is_set() {
+        let mut first = None;
+        let mut devices = Vec::with_capacity(costs.len());
+        for (d, cost) in costs.iter().enumerate() {
+            let w = space.device_workload(d);
+            let (est, edit, m) = price_on(space, *cost, &w, &spec, statics.clone());
+            devices.push(DeviceMetrics {
+                device: space.devices[d].name.clone(),
+                feasible: violations_on(space, &m, Some(d)).is_empty(),
+                metrics: m,
+            });
+            if d == 0 {
+                first = Some((est, edit));
+            }
+        }
+        let (est, edit) = first.expect("a set has devices");
+        let mut metrics = devices[0].metrics.clone();
+        metrics.devices = devices;
+        (est, edit, metrics)
+    } else {
+        price_on(space, costs[0], &space.workload, &spec, statics)
+    };
     let edit = edit.map(Box::new);
     let violations = violations(space, &metrics);
+    let why = if metrics.devices.is_empty() {
+        why_not(space, &violations)
+    } else {
+        why_not_set(space, &violations, &metrics)
+    };
     Candidate {
         id,
-        why: why_not(space, &violations),
+        why,
         violations,
         objectives: objectives(space, &metrics),
         spec,
@@ -418,7 +627,7 @@ fn price_staged(
 /// hands the results, in id order, to the tally. Returns the ids consumed and priced.
 fn process(
     space: &SearchSpace,
-    cost: &dyn CostModel,
+    costs: &Costs,
     ids: &mut dyn Iterator<Item = u64>,
     cap: u64,
     tally: &mut Tally,
@@ -441,7 +650,7 @@ fn process(
         .into_par_iter()
         .map(|s| match s {
             Staged::Done(r) => r,
-            Staged::Pending(id, spec, statics) => Ok(price_staged(space, cost, id, spec, statics)),
+            Staged::Pending(id, spec, statics) => Ok(price_staged(space, costs, id, spec, statics)),
         })
         .collect();
     let priced: Vec<Candidate> = done
@@ -451,7 +660,7 @@ fn process(
         .cloned()
         .collect();
     progress.advance(priced.len() as u64);
-    tally.absorb(done, sink)?;
+    tally.absorb(space, done, sink)?;
     Ok(priced)
 }
 
@@ -465,10 +674,54 @@ struct Tally {
     violated: Vec<u64>,
     violated_alone: Vec<u64>,
     front: Vec<Candidate>,
+    /// Over a set: each device's running front, feasible count and bests.
+    devices: Vec<DeviceTally>,
+    /// The metrics whose bests are tracked (those of worst and mean objectives).
+    ratio_metrics: Vec<Metric>,
+}
+
+struct DeviceTally {
+    front: Vec<Candidate>,
+    feasible: u64,
+    best: Vec<f64>,
+}
+
+/// `front` and `new` merged into the non-dominated ones by `key`, in their order.
+fn merge_front(
+    front: Vec<Candidate>,
+    new: Vec<Candidate>,
+    key: impl Fn(&Candidate) -> Vec<f64>,
+) -> Vec<Candidate> {
+    let mut pool = front;
+    pool.extend(new);
+    let points: Vec<Vec<f64>> = pool.iter().map(key).collect();
+    let keep: HashSet<usize> = front_indices(&points).into_iter().collect();
+    pool.into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, c)| c)
+        .collect()
 }
 
 impl Tally {
-    fn new(constraints: usize) -> Self {
+    fn new(space: &SearchSpace) -> Self {
+        let constraints = space.constraint_names().len();
+        let ratio_metrics = if space.is_set() {
+            ratio_metrics(space)
+        } else {
+            Vec::new()
+        };
+        let devices = if space.is_set() {
+            (0..space.devices.len())
+                .map(|_| DeviceTally {
+                    front: Vec::new(),
+                    feasible: 0,
+                    best: vec![f64::INFINITY; ratio_metrics.len()],
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             seen: 0,
             evaluated: 0,
@@ -478,16 +731,20 @@ impl Tally {
             violated: vec![0; constraints],
             violated_alone: vec![0; constraints],
             front: Vec::new(),
+            devices,
+            ratio_metrics,
         }
     }
 
     /// Takes a batch in evaluation order; hands every candidate to the sink.
     fn absorb(
         &mut self,
+        space: &SearchSpace,
         batch: Vec<Result<Candidate, SkipReason>>,
         sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         let mut feasible = Vec::new();
+        let mut per_device: Vec<Vec<Candidate>> = vec![Vec::new(); self.devices.len()];
         for r in batch {
             self.seen += 1;
             match r {
@@ -502,6 +759,17 @@ impl Tally {
                     if let [(i, _)] = c.violations[..] {
                         self.violated_alone[i] += 1;
                     }
+                    for (d, x) in c.metrics.devices.iter().enumerate() {
+                        if !x.feasible {
+                            continue;
+                        }
+                        let t = &mut self.devices[d];
+                        t.feasible += 1;
+                        for (b, m) in t.best.iter_mut().zip(&self.ratio_metrics) {
+                            *b = b.min(x.metrics.get(*m));
+                        }
+                        per_device[d].push(c.clone());
+                    }
                     if c.feasible() {
                         self.feasible += 1;
                         feasible.push(c);
@@ -510,16 +778,16 @@ impl Tally {
             }
         }
         if !feasible.is_empty() {
-            let mut pool = std::mem::take(&mut self.front);
-            pool.extend(feasible);
-            let points: Vec<Vec<f64>> = pool.iter().map(|c| c.objectives.clone()).collect();
-            let keep: HashSet<usize> = front_indices(&points).into_iter().collect();
-            self.front = pool
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| keep.contains(i))
-                .map(|(_, c)| c)
-                .collect();
+            let front = std::mem::take(&mut self.front);
+            self.front = merge_front(front, feasible, |c| c.objectives.clone());
+        }
+        for (d, new) in per_device.into_iter().enumerate() {
+            if new.is_empty() {
+                continue;
+            }
+            let t = &mut self.devices[d];
+            let front = std::mem::take(&mut t.front);
+            t.front = merge_front(front, new, |c| objectives_on(space, &c.metrics, d));
         }
         Ok(())
     }
@@ -530,9 +798,49 @@ impl Tally {
         options: &SearchOptions,
         started: Instant,
     ) -> SearchOutcome {
+        let mut devices: Vec<DeviceOutcome> = (self.devices.iter().enumerate())
+            .map(|(d, t)| DeviceOutcome {
+                name: space.devices[d].name.clone(),
+                weight: space.devices[d].weight,
+                feasible: t.feasible,
+                front: Vec::new(),
+                pick: None,
+                best: (self.ratio_metrics.iter().zip(&t.best))
+                    .map(|(&metric, &value)| AtValue {
+                        metric,
+                        value: if value.is_finite() { value } else { f64::NAN },
+                    })
+                    .collect(),
+            })
+            .collect();
+        if space.is_set() {
+            // The bests are known: the worst and mean values replace each device's values
+            // in the objectives, and the front is the non-dominated rows of those.
+            for c in &mut self.front {
+                fill_across(space, &devices, &mut c.metrics);
+                c.objectives = declared(space, &c.metrics);
+            }
+            let front = std::mem::take(&mut self.front);
+            self.front = merge_front(front, Vec::new(), |c| c.objectives.clone());
+            let (pick, minimise) = (&space.pick.0, space.pick.1);
+            for (d, t) in self.devices.into_iter().enumerate() {
+                let mut front = t.front;
+                for c in &mut front {
+                    fill_across(space, &devices, &mut c.metrics);
+                    c.objectives = declared(space, &c.metrics);
+                }
+                front.sort_by_key(|c| c.id);
+                let on_d = Objective {
+                    metric: pick.metric,
+                    over: Over::Device(devices[d].name.clone()),
+                };
+                devices[d].pick = pick_index(&front, &on_d, minimise);
+                devices[d].front = front;
+            }
+        }
         self.front.sort_by_key(|c| c.id);
-        let (metric, minimise) = space.pick;
-        let pick = pick_index(&self.front, metric, minimise);
+        let (metric, minimise) = &space.pick;
+        let pick = pick_index(&self.front, metric, *minimise);
         SearchOutcome {
             strategy: options.strategy,
             seed: options.seed,
@@ -547,20 +855,21 @@ impl Tally {
             violated_alone: self.violated_alone,
             front: self.front,
             pick,
+            devices,
             wall_s: started.elapsed().as_secs_f64(),
         }
     }
 }
 
-/// The order of the pick rule `(metric, minimise)` over front rows given as (id,
+/// The order of the pick rule `(objective, minimise)` over front rows given as (id,
 /// metrics): better first, ties to the lower id. The pick is the first; the report and
 /// the model card rank the front by it.
 pub fn pick_order(
-    (metric, minimise): (Metric, bool),
+    (objective, minimise): (&Objective, bool),
     (a_id, a): (u64, &Metrics),
     (b_id, b): (u64, &Metrics),
 ) -> std::cmp::Ordering {
-    let (x, y) = (a.get(metric), b.get(metric));
+    let (x, y) = (a.value(objective), b.value(objective));
     let o = if minimise {
         x.total_cmp(&y)
     } else {
@@ -569,13 +878,17 @@ pub fn pick_order(
     o.then(a_id.cmp(&b_id))
 }
 
-/// The front row best in `metric`; ties go to the lowest id.
-pub fn pick_index(front: &[Candidate], metric: Metric, minimise: bool) -> Option<usize> {
+/// The front row best in `objective`; ties go to the lowest id.
+pub fn pick_index(front: &[Candidate], objective: &Objective, minimise: bool) -> Option<usize> {
     front
         .iter()
         .enumerate()
         .min_by(|(_, a), (_, b)| {
-            pick_order((metric, minimise), (a.id, &a.metrics), (b.id, &b.metrics))
+            pick_order(
+                (objective, minimise),
+                (a.id, &a.metrics),
+                (b.id, &b.metrics),
+            )
         })
         .map(|(i, _)| i)
 }
@@ -590,8 +903,27 @@ pub fn search(
     progress: &dyn Progress,
     sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
 ) -> std::io::Result<SearchOutcome> {
+    search_set(space, &[cost], options, progress, sink)
+}
+
+/// [`search`] over the space's set of devices, `costs` one per device in its order (one
+/// cost model for a space of one device or none). The same strategies, seeds and order of
+/// candidates as over one device: the draws depend on the space and seed, the ranking on
+/// every device's values.
+pub fn search_set(
+    space: &SearchSpace,
+    costs: &Costs,
+    options: &SearchOptions,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(&Candidate) -> std::io::Result<()>,
+) -> std::io::Result<SearchOutcome> {
+    assert_eq!(
+        costs.len(),
+        space.devices.len().max(1),
+        "one cost model per device of the set"
+    );
     let started = Instant::now();
-    let mut tally = Tally::new(space.constraint_names().len());
+    let mut tally = Tally::new(space);
     let total = space.size();
     match options.strategy {
         Strategy::Exhaustive => {
@@ -601,7 +933,7 @@ pub fn search(
                 let before = ids.start;
                 process(
                     space,
-                    cost,
+                    costs,
                     &mut ids,
                     u64::MAX,
                     &mut tally,
@@ -621,7 +953,7 @@ pub fn search(
                 let mut it = std::iter::from_fn(|| ids.next(&mut rng));
                 process(
                     space,
-                    cost,
+                    costs,
                     &mut it,
                     budget - tally.priced,
                     &mut tally,
@@ -633,7 +965,7 @@ pub fn search(
                 }
             }
         }
-        Strategy::Nsga2 => nsga2(space, cost, options, progress, &mut tally, sink)?,
+        Strategy::Nsga2 => nsga2(space, costs, options, progress, &mut tally, sink)?,
     }
     Ok(tally.finish(space, options, started))
 }
@@ -681,7 +1013,7 @@ impl RandomIds {
 
 fn nsga2(
     space: &SearchSpace,
-    cost: &dyn CostModel,
+    costs: &Costs,
     options: &SearchOptions,
     progress: &dyn Progress,
     tally: &mut Tally,
@@ -715,7 +1047,7 @@ fn nsga2(
         .inspect(|id| {
             seen.insert(*id);
         });
-        pop.extend(process(space, cost, &mut it, cap, tally, sink, progress)?);
+        pop.extend(process(space, costs, &mut it, cap, tally, sink, progress)?);
         if tally.seen == before {
             break;
         }
@@ -766,7 +1098,7 @@ fn nsga2(
         while it.len() > 0 {
             pop.extend(process(
                 space,
-                cost,
+                costs,
                 &mut it,
                 u64::MAX,
                 tally,

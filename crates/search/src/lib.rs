@@ -10,12 +10,17 @@ pub mod pareto;
 pub mod space;
 
 pub use engine::{
-    CSV_ROW_BYTES, Candidate, NoProgress, Progress, SearchOptions, SearchOutcome, Strategy,
-    anchor_sample, constrained_dominates, evaluate, pick_order, price, profile_shapes, search,
-    spread_sample, static_candidates,
+    CSV_ROW_BYTES, Candidate, Costs, DeviceOutcome, NoProgress, Progress, SearchOptions,
+    SearchOutcome, Strategy, anchor_sample, constrained_dominates, evaluate, pick_order, price,
+    price_set, profile_shapes, search, search_set, spread_sample, static_candidates,
 };
-pub use metrics::{AtValue, BadBound, Bound, METRIC_NAMES, Metric, Metrics, chinchilla_loss};
-pub use space::{SPACE_FORMAT_VERSION, SearchSpace};
+pub use metrics::{
+    Across, AtValue, BadBound, Bound, DeviceMetrics, METRIC_NAMES, Metric, Metrics, Objective,
+    Over, chinchilla_loss,
+};
+pub use space::{SPACE_FORMAT_VERSION, SearchSpace, SpaceDevice, Target};
 
+#[cfg(test)]
+mod set_tests;
 #[cfg(test)]
 mod tests;

@@ -160,6 +160,131 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// Whether a cost model prices the metric (its value differs from device to device);
+    /// parameters and the quality proxy do not depend on the device.
+    pub fn is_priced(self) -> bool {
+        !matches!(
+            self,
+            Metric::Params | Metric::NonEmbeddingParams | Metric::ChinchillaLoss
+        )
+    }
+}
+
+/// Which device's value of a metric an objective, the pick or a limit reads, when a space
+/// is searched over several devices (`[devices]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Over {
+    /// The one device of the search (or a metric no device changes: parameters, loss).
+    One,
+    /// One named device of the set: `decode_ms:pixel8`.
+    Device(String),
+    /// The worst device: the largest ratio of a device's value to that device's own best
+    /// (`worst:decode_ms`).
+    Worst,
+    /// The mean of those ratios, weighted by each device's fleet share (`mean:decode_ms`).
+    Mean,
+}
+
+/// A metric as an objective, the pick or a limit names it: the [`Metric`] and the device(s)
+/// it is read on. Written `decode_ms` (one device), `decode_ms@4096:pixel8` (a device of
+/// the set), `worst:decode_ms`, `mean:decode_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Objective {
+    pub metric: Metric,
+    pub over: Over,
+}
+
+/// A device name: what TOML allows as a bare key (letters, digits, `_`, `-`), so it can
+/// name a `[devices.NAME]` table and a column suffix.
+pub fn valid_device_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Objective {
+    /// The metric on the one device.
+    pub fn one(metric: Metric) -> Self {
+        Self {
+            metric,
+            over: Over::One,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match &self.over {
+            Over::One => self.metric.name().into_owned(),
+            Over::Device(d) => format!("{}:{d}", self.metric),
+            Over::Worst => format!("worst:{}", self.metric),
+            Over::Mean => format!("mean:{}", self.metric),
+        }
+    }
+
+    /// Whether the value is a ratio to each device's best (worst, mean), not the metric's
+    /// own unit.
+    pub fn is_ratio(&self) -> bool {
+        matches!(self.over, Over::Worst | Over::Mean)
+    }
+}
+
+impl From<Metric> for Objective {
+    fn from(metric: Metric) -> Self {
+        Objective::one(metric)
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        for (prefix, over) in [("worst:", Over::Worst), ("mean:", Over::Mean)] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                return Ok(Objective {
+                    metric: rest.parse()?,
+                    over,
+                });
+            }
+        }
+        match s.split_once(':') {
+            None => Ok(Objective::one(s.parse()?)),
+            Some((metric, device)) => {
+                if !valid_device_name(device) {
+                    return Err(format!(
+                        "`{s}`: `{device}` after `:` is not a device name (letters, digits, `_` \
+                         and `-`); write `worst:{metric}`, `mean:{metric}` or `{metric}:DEVICE`"
+                    ));
+                }
+                Ok(Objective {
+                    metric: metric.parse()?,
+                    over: Over::Device(device.to_string()),
+                })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for Objective {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Objective {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An inclusive interval; either end may be open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,5 +365,26 @@ mod tests {
             max: None,
         };
         assert_eq!(inf.check(), Err(BadBound::NotFinite));
+    }
+
+    #[test]
+    fn objective_names_round_trip() {
+        for name in [
+            "decode_ms",
+            "decode_ms@4096:pixel8",
+            "worst:decode_ms",
+            "mean:prefill_ms@512",
+            "peak_memory:host-flex",
+        ] {
+            let o: Objective = name.parse().unwrap();
+            assert_eq!(o.name(), name);
+        }
+        let o: Objective = "decode_ms:pixel8".parse().unwrap();
+        assert_eq!(o.over, Over::Device("pixel8".into()));
+        assert_eq!(o.metric, Metric::DecodeMs);
+        let e = "decode_ms:pixel 8".parse::<Objective>().unwrap_err();
+        assert!(e.contains("not a device name"), "{e}");
+        let e = "worst:speed".parse::<Objective>().unwrap_err();
+        assert!(e.contains("unknown metric `speed`"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! What is measured of a candidate, the quality proxies, and constraint checks.
 
-pub use crate::metric::{BadBound, Bound, METRIC_NAMES, Metric};
+pub use crate::metric::{BadBound, Bound, METRIC_NAMES, Metric, Objective, Over};
 
 use crate::space::{ChinchillaParams, SearchSpace};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,33 @@ pub struct Metrics {
     /// `decode_at`), in [`SearchSpace::at_metrics`] order; empty when it lists none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub at: Vec<AtValue>,
+    /// Over a set of devices: each device's metrics (the plain fields above are the
+    /// first device's); empty over one device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceMetrics>,
+    /// Over a set of devices: the worst and mean ratios to each device's best that the
+    /// space's objectives and pick read, known once the search has seen every device's best
+    /// (front rows, the pick, each device's own pick, the references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub across: Vec<Across>,
+}
+
+/// One device's metrics of a candidate searched over a set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceMetrics {
+    pub device: String,
+    /// Inside every constraint on this device (`[constraints]` and its own limits).
+    pub feasible: bool,
+    pub metrics: Metrics,
+}
+
+/// A worst-case or fleet-mean value (`worst:decode_ms`) of a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Across {
+    pub objective: Objective,
+    pub value: f64,
 }
 
 /// A metric at another prompt or context, and its value (ms, or bytes).
@@ -72,6 +99,8 @@ impl Metrics {
             edit_zo_memory_bytes: None,
             edit_bp_memory_bytes: None,
             at: Vec::new(),
+            devices: Vec::new(),
+            across: Vec::new(),
         }
     }
 
@@ -108,10 +137,21 @@ impl Metrics {
     /// Adds the space's metrics at other prompts and contexts
     /// ([`SearchSpace::at_metrics`]), each priced by `cost` under its own workload (a
     /// decode point's memory comes with its time, from one estimate).
-    pub fn with_at(mut self, space: &SearchSpace, spec: &ModelSpec, cost: &dyn CostModel) -> Self {
+    pub fn with_at(self, space: &SearchSpace, spec: &ModelSpec, cost: &dyn CostModel) -> Self {
+        self.with_at_under(space, &space.workload, spec, cost)
+    }
+
+    /// [`Metrics::with_at`] around the workload `base` (a device's own precision).
+    pub fn with_at_under(
+        mut self,
+        space: &SearchSpace,
+        base: &Workload,
+        spec: &ModelSpec,
+        cost: &dyn CostModel,
+    ) -> Self {
         let mut last: Option<(Workload, Estimate)> = None;
         for metric in space.at_metrics() {
-            let Some(w) = metric.workload(&space.workload) else {
+            let Some(w) = metric.workload(base) else {
                 continue;
             };
             let e = match &last {
@@ -125,6 +165,29 @@ impl Metrics {
             last = Some((w, e));
         }
         self
+    }
+
+    /// The value an objective reads: the metric itself, on one device of the set (by name),
+    /// or its worst or mean ratio (NaN where not known: see [`Metrics::across`]).
+    pub fn value(&self, o: &Objective) -> f64 {
+        match &o.over {
+            Over::One => self.get(o.metric),
+            Over::Device(name) => self
+                .devices
+                .iter()
+                .find(|d| &d.device == name)
+                .map_or(f64::NAN, |d| d.metrics.get(o.metric)),
+            Over::Worst | Over::Mean => self
+                .across
+                .iter()
+                .find(|a| &a.objective == o)
+                .map_or(f64::NAN, |a| a.value),
+        }
+    }
+
+    /// Device `d`'s metrics over a set; these metrics themselves over one device.
+    pub fn on(&self, d: usize) -> &Metrics {
+        self.devices.get(d).map_or(self, |x| &x.metrics)
     }
 
     pub fn get(&self, m: Metric) -> f64 {
@@ -171,6 +234,7 @@ impl SearchSpace {
             .iter()
             .map(|n| n.to_string())
             .chain(self.at_limits.iter().map(|l| l.name.clone()))
+            .chain(self.device_limits.iter().map(|l| l.name.clone()))
             .collect()
     }
 }
@@ -183,9 +247,30 @@ fn gib(bytes: u64) -> f64 {
 pub const STATIC_CONSTRAINTS: [usize; 3] = [0, 1, 5];
 
 /// Violations of each constraint (index into [`SearchSpace::constraint_names`]: the fixed
-/// [`CONSTRAINT_NAMES`], then the space's limits at other points) and their relative
-/// size; constraints on unpriced metrics are not checked.
+/// [`CONSTRAINT_NAMES`], then the space's limits at other points, then the limits on one
+/// device) and their relative size; constraints on unpriced metrics are not checked. Over
+/// a set, `[constraints]` hold on every device: a constraint's violation is its largest on
+/// any device.
 pub fn violations(space: &SearchSpace, m: &Metrics) -> Vec<(usize, f64)> {
+    if m.devices.is_empty() {
+        return violations_on(space, m, None);
+    }
+    let mut merged: Vec<(usize, f64)> = Vec::new();
+    for (d, dm) in m.devices.iter().enumerate() {
+        for (i, v) in violations_on(space, &dm.metrics, Some(d)) {
+            match merged.iter_mut().find(|(j, _)| *j == i) {
+                Some((_, w)) => *w = w.max(v),
+                None => merged.push((i, v)),
+            }
+        }
+    }
+    merged.sort_by_key(|&(i, _)| i);
+    merged
+}
+
+/// The violations of `m`, one device's metrics (`device` its index in a set: its own
+/// limits apply too).
+pub fn violations_on(space: &SearchSpace, m: &Metrics, device: Option<usize>) -> Vec<(usize, f64)> {
     let c = &space.file.constraints;
     let upper = |max: f64, v: Option<f64>| {
         v.map(|v| {
@@ -216,9 +301,17 @@ pub fn violations(space: &SearchSpace, m: &Metrics) -> Vec<(usize, f64)> {
         let v = m.get(l.metric);
         upper(l.max, v.is_finite().then_some(v))
     });
+    let own = space.device_limits.iter().map(|l| {
+        if Some(l.device) != device {
+            return None;
+        }
+        let v = m.get(l.metric);
+        upper(l.max, v.is_finite().then_some(v))
+    });
     checks
         .into_iter()
         .chain(at)
+        .chain(own)
         .enumerate()
         .filter_map(|(i, v)| v.filter(|&v| v > 0.0).map(|v| (i, v)))
         .collect()

@@ -1,7 +1,7 @@
 //! Files of a search run: `candidates.csv`, `front.json`, `summary.json`.
 
 use crate::engine::{Candidate, SearchOutcome, Strategy};
-use crate::metrics::{AtValue, Metric, Metrics};
+use crate::metrics::{AtValue, Metric, Metrics, Objective};
 use crate::space::SearchSpace;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -92,6 +92,60 @@ fn metric_of_column(name: &str) -> Option<Metric> {
     })
 }
 
+/// The columns of one device of a set, each suffixed `:NAME` in candidates.csv: its priced
+/// metrics, its edit's and those at other points where the space has them, and whether the
+/// candidate is inside every constraint on it.
+pub fn device_columns(edit: bool, at: &[Metric]) -> Vec<String> {
+    let mut out: Vec<String> = ["prefill_ms", "decode_ms", "peak_memory_bytes"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if edit {
+        out.extend(EDIT_COLUMNS.iter().map(|c| c.to_string()));
+    }
+    out.extend(at.iter().map(|m| at_column(*m)));
+    out.push("feasible".into());
+    out
+}
+
+/// A device's cells in [`device_columns`] order (empty where it was not priced).
+fn device_cells(
+    x: Option<&crate::metrics::DeviceMetrics>,
+    edit: bool,
+    at: &[Metric],
+) -> Vec<String> {
+    let n = device_columns(edit, at).len();
+    let Some(x) = x else {
+        return vec![String::new(); n];
+    };
+    let m = &x.metrics;
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+    let bytes = |v: Option<u64>| v.map(|b| b.to_string()).unwrap_or_default();
+    let mut cells = vec![
+        opt(m.prefill_ms),
+        opt(m.decode_ms),
+        bytes(m.peak_memory_bytes),
+    ];
+    if edit {
+        cells.extend([
+            opt(m.edit_zo_ms),
+            opt(m.edit_bp_ms),
+            bytes(m.edit_zo_memory_bytes),
+            bytes(m.edit_bp_memory_bytes),
+        ]);
+    }
+    for metric in at {
+        let v = m.get(*metric);
+        cells.push(match metric {
+            _ if v.is_nan() => String::new(),
+            Metric::PeakMemoryAt(_) => format!("{v:.0}"),
+            _ => format!("{v:.6}"),
+        });
+    }
+    cells.push(x.feasible.to_string());
+    cells
+}
+
 /// Streams candidates into `candidates.csv`: written beside the target under a temporary
 /// name and moved into place by [`CsvSink::finish`], so a reader never sees half a file.
 pub struct CsvSink {
@@ -99,6 +153,7 @@ pub struct CsvSink {
     edit: bool,
     stack: bool,
     at: Vec<Metric>,
+    devices: usize,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -114,6 +169,18 @@ impl CsvSink {
     /// `[model.stack]` (its rows carry [`STACK_COLUMN`]); `at`: its metrics at other
     /// prompts and contexts ([`SearchSpace::at_metrics`], one [`at_column`] each, last).
     pub fn create(path: &Path, edit: bool, stack: bool, at: &[Metric]) -> Result<Self, FileError> {
+        Self::create_set(path, edit, stack, at, &[])
+    }
+
+    /// [`CsvSink::create`] for a search over a set of devices: each device's columns follow
+    /// ([`device_columns`]).
+    pub fn create_set(
+        path: &Path,
+        edit: bool,
+        stack: bool,
+        at: &[Metric],
+        devices: &[String],
+    ) -> Result<Self, FileError> {
         let err = |cause| FileError::Write {
             path: path.to_path_buf(),
             cause,
@@ -129,12 +196,20 @@ impl CsvSink {
             .map(String::from)
             .collect();
         header.extend(at.iter().map(|m| at_column(*m)));
+        for d in devices {
+            header.extend(
+                device_columns(edit, at)
+                    .into_iter()
+                    .map(|c| format!("{c}:{d}")),
+            );
+        }
         writer.write_record(header).map_err(|e| err(e.into()))?;
         Ok(Self {
             writer,
             edit,
             stack,
             at: at.to_vec(),
+            devices: devices.len(),
             tmp,
             path: path.to_path_buf(),
         })
@@ -142,7 +217,15 @@ impl CsvSink {
 
     pub fn write(&mut self, c: &Candidate) -> std::io::Result<()> {
         self.writer
-            .write_record(CandidateRow::of(c).record(self.edit, self.stack, &self.at))
+            .write_record(
+                CandidateRow::of(c)
+                    .record(self.edit, self.stack, &self.at)
+                    .into_iter()
+                    .chain((0..self.devices).flat_map(|d| {
+                        let x = c.metrics.devices.get(d);
+                        device_cells(x, self.edit, &self.at)
+                    })),
+            )
             .map_err(std::io::Error::from)
     }
 
@@ -208,6 +291,9 @@ pub struct CandidateRow {
     /// The metrics at other prompts and contexts ([`at_column`]s), where priced.
     #[serde(skip)]
     pub at: Vec<AtValue>,
+    /// Over a set of devices: each device's cells, as (column `decode_ms:pixel8`, cell).
+    #[serde(skip)]
+    pub devices: Vec<(String, String)>,
 }
 
 impl CandidateRow {
@@ -248,6 +334,7 @@ impl CandidateRow {
             edit_bp_memory_bytes: m.edit_bp_memory_bytes,
             stack: Some(s.pattern_picture()),
             at: m.at.clone(),
+            devices: Vec::new(),
         }
     }
 
@@ -329,10 +416,17 @@ pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
         .clone();
     let split = header
         .iter()
-        .position(|h| h.contains('@'))
+        .position(|h| h.contains('@') || h.contains(':'))
         .unwrap_or(header.len());
+    // A set's device columns (`decode_ms:pixel8`) come last.
+    let device_split = header
+        .iter()
+        .position(|h| h.contains(':'))
+        .unwrap_or(header.len());
+    let device_names: Vec<String> = header.iter().skip(device_split).map(String::from).collect();
     let at: Vec<Metric> = header
         .iter()
+        .take(device_split)
         .skip(split)
         .map(|h| {
             metric_of_column(h).ok_or_else(|| {
@@ -344,12 +438,13 @@ pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
             })
         })
         .collect::<Result<_, _>>()?;
-    if at.is_empty() {
+    if at.is_empty() && device_names.is_empty() {
         return read_known(path, &text);
     }
     // The known columns through the usual reader (line numbers kept), then the others.
     let mut known = csv::Writer::from_writer(Vec::new());
     let mut values = Vec::new();
+    let mut devices = Vec::new();
     let write_err = |e: csv::Error| invalid(1, "row", e.to_string());
     known
         .write_record(header.iter().take(split))
@@ -361,6 +456,13 @@ pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
         known
             .write_record(record.iter().take(split))
             .map_err(write_err)?;
+        devices.push(
+            device_names
+                .iter()
+                .cloned()
+                .zip(record.iter().skip(device_split).map(String::from))
+                .collect::<Vec<_>>(),
+        );
         let mut row = Vec::new();
         for (m, cell) in at.iter().zip(record.iter().skip(split)) {
             if cell.is_empty() {
@@ -377,8 +479,9 @@ pub fn read_candidates(path: &Path) -> Result<Vec<CandidateRow>, FileError> {
         .into_inner()
         .map_err(|e| invalid(1, "row", e.to_string()))?;
     let mut rows = read_known(path, &String::from_utf8_lossy(&bytes))?;
-    for (row, at) in rows.iter_mut().zip(values) {
+    for ((row, at), cells) in rows.iter_mut().zip(values).zip(devices) {
         row.at = at;
+        row.devices = cells;
     }
     Ok(rows)
 }
@@ -493,23 +596,23 @@ impl Sense {
 }
 
 /// A metric and which way is better: one objective, or the pick rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
-    pub metric: Metric,
+    pub metric: Objective,
     pub sense: Sense,
 }
 
 impl Rule {
-    pub fn of((metric, minimise): (Metric, bool)) -> Self {
+    pub fn of((metric, minimise): &(Objective, bool)) -> Self {
         Self {
-            metric,
-            sense: Sense::of(minimise),
+            metric: metric.clone(),
+            sense: Sense::of(*minimise),
         }
     }
 
-    /// `(metric, minimise)`, as the space carries it.
-    pub fn pair(self) -> (Metric, bool) {
-        (self.metric, self.sense.minimizes())
+    /// `(objective, minimise)`, as the space carries it.
+    pub fn pair(&self) -> (&Objective, bool) {
+        (&self.metric, self.sense.minimizes())
     }
 }
 
@@ -559,14 +662,14 @@ impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered
 }
 
 /// A candidate's value of each of the space's objectives, in the space's order.
-pub type Objectives = Ordered<Metric, f64>;
+pub type Objectives = Ordered<Objective, f64>;
 
 fn objectives_of(space: &SearchSpace, c: &Candidate) -> Objectives {
     Ordered(
         space
             .objectives
             .iter()
-            .map(|&(m, _)| (m, c.metrics.get(m)))
+            .map(|(m, _)| (m.clone(), c.metrics.value(m)))
             .collect(),
     )
 }
@@ -601,7 +704,7 @@ impl FrontFile {
         Self {
             format_version: RESULTS_FORMAT_VERSION,
             space: space.name().to_string(),
-            objectives: space.objectives.iter().copied().map(Rule::of).collect(),
+            objectives: space.objectives.iter().map(Rule::of).collect(),
             rows: out
                 .front
                 .iter()
@@ -669,7 +772,105 @@ pub struct SearchSummary {
     pub front_size: usize,
     pub pick_rule: Rule,
     pub pick: Option<PickRow>,
+    /// Over a set of devices: each device's own pick and what the shared pick costs it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceSummary>,
     pub timing: SearchTiming,
+}
+
+/// One device of a set in summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSummary {
+    pub name: String,
+    /// Its fleet share.
+    pub weight: f64,
+    /// The workload it was priced under (its engine's precision).
+    pub workload: Workload,
+    /// Candidates inside every constraint on it.
+    pub feasible: u64,
+    /// Rows of its own front.
+    pub front_size: usize,
+    /// Its best value of each metric a worst or mean objective reads (the ratios'
+    /// denominators).
+    pub best: Vec<AtValue>,
+    /// Its own pick: the pick rule on this device alone.
+    pub pick: Option<PickRow>,
+    /// The shared pick against its own, in the regret metric.
+    pub regret: Option<Regret>,
+}
+
+/// What a device gives up for the shared pick: `regret` = shared / own - 1 for a metric
+/// minimised (own / shared - 1 for one maximised), 0 where the shared pick is its own.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regret {
+    pub metric: Metric,
+    pub own: f64,
+    pub shared: f64,
+    pub regret: f64,
+}
+
+impl Regret {
+    pub fn of(metric: Metric, minimise: bool, own: f64, shared: f64) -> Self {
+        let regret = if minimise {
+            shared / own - 1.0
+        } else {
+            own / shared - 1.0
+        };
+        Self {
+            metric,
+            own,
+            shared,
+            regret,
+        }
+    }
+}
+
+/// The metric a set's regrets are measured in: the pick's when a device prices it, else the
+/// first objective a device prices; `None` when nothing the space ranks by depends on the
+/// device.
+pub fn regret_metric(space: &SearchSpace) -> Option<(Metric, bool)> {
+    std::iter::once(&space.pick)
+        .chain(&space.objectives)
+        .find(|(o, _)| o.metric.is_priced())
+        .map(|(o, min)| (o.metric, *min))
+}
+
+/// Each device's summary of a set search (empty over one device).
+pub fn device_summaries(space: &SearchSpace, out: &SearchOutcome) -> Vec<DeviceSummary> {
+    let shared = out.pick.map(|i| &out.front[i]);
+    out.devices
+        .iter()
+        .enumerate()
+        .map(|(d, dev)| {
+            let own = dev.pick.map(|i| &dev.front[i]);
+            let regret = match (regret_metric(space), own, shared) {
+                (Some((m, min)), Some(own), Some(shared)) => Some(Regret::of(
+                    m,
+                    min,
+                    own.metrics.on(d).get(m),
+                    shared.metrics.on(d).get(m),
+                )),
+                _ => None,
+            };
+            DeviceSummary {
+                name: dev.name.clone(),
+                weight: dev.weight,
+                workload: space.device_workload(d),
+                feasible: dev.feasible,
+                front_size: dev.front.len(),
+                best: dev.best.clone(),
+                pick: own.map(|c| PickRow {
+                    id: c.id,
+                    spec: c.spec.clone(),
+                    metrics: c.metrics.clone(),
+                    objectives: objectives_of(space, c),
+                }),
+                regret,
+            }
+        })
+        .collect()
 }
 
 impl SearchSummary {
@@ -709,7 +910,7 @@ impl SearchSummary {
                     .collect(),
             ),
             front_size: out.front.len(),
-            pick_rule: Rule::of(space.pick),
+            pick_rule: Rule::of(&space.pick),
             pick: out.pick.map(|i| {
                 let c = &out.front[i];
                 PickRow {
@@ -719,6 +920,7 @@ impl SearchSummary {
                     objectives: objectives_of(space, c),
                 }
             }),
+            devices: device_summaries(space, out),
             timing: SearchTiming {
                 wall_s: out.wall_s,
                 evaluations_per_s: out.evaluated as f64 / out.wall_s.max(1e-9),

@@ -339,8 +339,24 @@ pub enum WorkflowError {
         path: PathBuf,
         error: tailor_cost::MissingPeak,
     },
-    #[error("give --device FILE (roofline) or --profile FILE (profiled)")]
+    #[error(
+        "give --device FILE (roofline), --profile FILE (profiled), or a set of devices: \
+         `--target NAME=FILE` twice or more, or [devices] in the space"
+    )]
     NoCostModel,
+    /// A device of a set names no file to price it.
+    #[error(
+        "{}: device `{device}` has no file to price it; add `file = \"...\"` (a profile or a \
+         datasheet) under [devices.{device}], or give --target {device}=FILE",
+        space.display()
+    )]
+    DeviceWithoutFile { space: PathBuf, device: String },
+    /// What one device of a set refused.
+    #[error("device `{device}`: {error}")]
+    OnDevice {
+        device: String,
+        error: Box<WorkflowError>,
+    },
     /// No config of a space to validate is inside all its constraints.
     #[error(
         "{}: no config of the space is inside all its constraints; nothing to validate",

@@ -72,6 +72,7 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
         chosen: source.chosen.clone(),
         metrics: source.metrics,
         measured: None,
+        device_costs: source.device_costs.clone(),
     };
     let slug: String = source
         .name
@@ -137,6 +138,8 @@ struct Source {
     metrics: Option<Metrics>,
     predicted: Option<(Workload, Estimate)>,
     cost: Option<CostSource>,
+    /// Over a set of devices: each one's cost model.
+    device_costs: Vec<CostSource>,
     chosen: Option<Chosen>,
 }
 
@@ -179,6 +182,7 @@ fn from_spec(path: &Path, req: &ExportRequest) -> Result<Source> {
         metrics: None,
         predicted,
         cost,
+        device_costs: Vec::new(),
         chosen: None,
     })
 }
@@ -217,10 +221,10 @@ fn from_front(path: &Path, front: FrontFile, row: Option<u64>) -> Result<Source>
     // Rank by the pick rule (as the search and the report do).
     let rule = search.map_or(
         Rule {
-            metric: Metric::DecodeMs,
+            metric: Metric::DecodeMs.into(),
             sense: Sense::Minimize,
         },
-        |s| s.pick_rule,
+        |s| s.pick_rule.clone(),
     );
     let target = &front.rows[index];
     let rank = 1 + front
@@ -256,6 +260,10 @@ fn from_front(path: &Path, front: FrontFile, row: Option<u64>) -> Result<Source>
         spec: target.spec.clone(),
         metrics: Some(target.metrics.clone()),
         predicted,
+        device_costs: summary
+            .as_ref()
+            .map(|s| s.device_cost_models.clone())
+            .unwrap_or_default(),
         cost: summary.map(|s| s.cost_model),
         chosen: Some(chosen),
     })

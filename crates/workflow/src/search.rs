@@ -12,7 +12,9 @@ use tailor_report::search::{Reference, SearchRun, Summary};
 use tailor_report::{CostKind, CostSource};
 use tailor_search::output::{CsvSink, FrontFile, SearchSummary, write_json};
 use tailor_search::pareto::dominates;
-use tailor_search::{CSV_ROW_BYTES, Progress, SearchOptions, SearchSpace, Strategy, price, search};
+use tailor_search::{
+    CSV_ROW_BYTES, Progress, SearchOptions, SearchSpace, Strategy, price_set, search_set,
+};
 use tailor_spec::Precision;
 use tracing::info;
 
@@ -370,6 +372,78 @@ pub fn options(space: &SearchSpace, req: &SearchRequest) -> Result<SearchOptions
     Ok(options)
 }
 
+/// What prices the space's devices: the kind of file each names.
+fn is_datasheet(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("compute") && t.contains_key("memory"))
+}
+
+/// The weights a profile was measured with (a llama.cpp profile's weight type, a burn
+/// profile's element type); `None` for a datasheet, which prices any.
+fn profile_weights(path: &Path) -> Result<Option<tailor_spec::DType>> {
+    if crate::llama::is_llama(path) {
+        let p = tailor_llamacpp::LlamaProfile::load(path)?;
+        return Ok(Some(p.fingerprint.weights));
+    }
+    if is_datasheet(path) {
+        return Ok(None);
+    }
+    Ok(Some(Profile::load(path)?.fingerprint.dtype))
+}
+
+/// The cost model of each device of the space's set (`[devices]`, `--target`), in its
+/// order, each under its own workload: the weights `[devices.NAME] weights` gives, else
+/// the profile's own, else (a datasheet) the space's. Sets each device's workload in the
+/// space. A device's refusal (no file, a shape or kind its profile lacks, another
+/// precision) names the device.
+pub fn device_costs(
+    mut space: SearchSpace,
+    space_path: &Path,
+    recheck: Recheck,
+) -> Result<(SearchSpace, Vec<CostChoice>)> {
+    let mut costs = Vec::with_capacity(space.devices.len());
+    for d in 0..space.devices.len() {
+        let dev = space.devices[d].clone();
+        let on = |error: WorkflowError| WorkflowError::OnDevice {
+            device: dev.name.clone(),
+            error: Box::new(error),
+        };
+        let Some(file) = dev.file.clone() else {
+            return Err(WorkflowError::DeviceWithoutFile {
+                space: space_path.to_path_buf(),
+                device: dev.name.clone(),
+            });
+        };
+        let weights = match dev.weights {
+            Some(w) => Some(w),
+            None => profile_weights(&file).map_err(on)?,
+        };
+        let mut w = space.workload;
+        if let Some(weights) = weights {
+            w.precision = Precision::for_weights(weights);
+        }
+        space.set_device_workload(d, w);
+        let view = space.for_device(d);
+        let (device, profile) = if is_datasheet(&file) {
+            (Some(file.as_path()), None)
+        } else {
+            (None, Some(file.as_path()))
+        };
+        let cost = cost_model(&view, space_path, device, profile, recheck).map_err(on)?;
+        info!(
+            device = %dev.name,
+            weights = %w.precision.weights,
+            file = %file.display(),
+            "priced by {}",
+            cost.source.device
+        );
+        costs.push(cost);
+    }
+    Ok((space, costs))
+}
+
 /// Runs the search and writes candidates.csv and front.json into `out`. A space with no
 /// feasible candidate is an error that says why (after the files and a summary.json are
 /// written, so the user can look).
@@ -380,43 +454,62 @@ pub fn run_search(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<SearchRun> {
-    let model = cost.model.as_ref();
+    run_search_set(space, std::slice::from_ref(cost), options, out, progress)
+}
+
+/// [`run_search`] over the space's set of devices, `costs` one per device in its order
+/// ([`device_costs`]); one cost model for a space of one device or none.
+pub fn run_search_set(
+    space: SearchSpace,
+    costs: &[CostChoice],
+    options: &SearchOptions,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<SearchRun> {
+    let models: Vec<&dyn tailor_cost::CostModel> = costs.iter().map(|c| c.model.as_ref()).collect();
     if let (Some(edit), Some(spec)) = (space.edit, tailor_search::static_candidates(&space).next())
     {
         // Every edit metric the space uses must have a price (the bp step has none in
         // llama.cpp; a datasheet roofline prices no edit at all).
-        let est = model.estimate(&spec, &space.workload);
-        let priced = tailor_search::Metrics::statics(&space, &spec)
-            .priced(&est, model.edit(&spec, &space.workload, &edit).as_ref());
-        if let Some(metric) = space
-            .metrics_used()
-            .into_iter()
-            .find(|m| m.is_edit() && priced.get(*m).is_nan())
-        {
-            return Err(WorkflowError::EditNotPriced {
-                space: space.path.clone(),
-                cost: cost.source.file.clone(),
-                metric: metric.name().into_owned(),
-            });
+        for (d, cost) in costs.iter().enumerate() {
+            let w = space.device_workload(d);
+            let model = cost.model.as_ref();
+            let est = model.estimate(&spec, &w);
+            let priced = tailor_search::Metrics::statics(&space, &spec)
+                .priced(&est, model.edit(&spec, &w, &edit).as_ref());
+            if let Some(metric) = space
+                .metrics_used()
+                .into_iter()
+                .find(|m| m.is_edit() && priced.get(*m).is_nan())
+            {
+                return Err(WorkflowError::EditNotPriced {
+                    space: space.path.clone(),
+                    cost: cost.source.file.clone(),
+                    metric: metric.name().into_owned(),
+                });
+            }
         }
     }
+    let device_names: Vec<String> = space.devices.iter().map(|d| d.name.clone()).collect();
+    let cost = &costs[0];
     info!(
         space = %space.name(),
         points = space.size(),
         strategy = options.strategy.name(),
-        device = %cost.source.device,
+        device = %if space.is_set() { device_names.join(", ") } else { cost.source.device.clone() },
         out = %out.display(),
         "searching"
     );
     let csv_path = out.join("candidates.csv");
-    let mut csv = CsvSink::create(
+    let mut csv = CsvSink::create_set(
         &csv_path,
         space.edit.is_some(),
         space.file.model.stack.is_some(),
         &space.at_metrics(),
+        if space.is_set() { &device_names } else { &[] },
     )?;
     let mut cloud = Vec::new();
-    let outcome = search(&space, model, options, progress, &mut |c| {
+    let outcome = search_set(&space, &models, options, progress, &mut |c| {
         if c.feasible() && c.is_priced() {
             cloud.push(c.metrics.clone());
         }
@@ -427,7 +520,9 @@ pub fn run_search(
         error,
     })?;
     csv.finish()?;
-    let device_name = if cost.source.kind.is_profile() {
+    let device_name = if space.is_set() {
+        format!("{} devices: {}", costs.len(), device_names.join(", "))
+    } else if cost.source.kind.is_profile() {
         format!("{} (profile {})", cost.source.device, cost.source.file)
     } else {
         cost.source.device.clone()
@@ -439,7 +534,18 @@ pub fn run_search(
     for (path, loaded) in space.references()? {
         let genome = space.find(&loaded.spec);
         let id = genome.map(|g| space.id_of(&g));
-        let candidate = price(&space, model, id.unwrap_or(u64::MAX), loaded.spec.clone());
+        let mut candidate = price_set(&space, &models, id.unwrap_or(u64::MAX), loaded.spec.clone());
+        if space.is_set() {
+            outcome.fill_across(&space, &mut candidate.metrics);
+            candidate.objectives = space
+                .objectives
+                .iter()
+                .map(|(o, min)| {
+                    let v = candidate.metrics.value(o);
+                    if *min { v } else { -v }
+                })
+                .collect();
+        }
         let dominated_by = outcome
             .front
             .iter()
@@ -454,12 +560,18 @@ pub fn run_search(
         });
     }
     let summary = SearchSummary::new(&space, &outcome, &device_name);
+    let space_is_set = space.is_set();
     let run = SearchRun {
         space,
         outcome,
         references,
         cloud,
         cost: cost.source.clone(),
+        device_costs: if space_is_set {
+            costs.iter().map(|c| c.source.clone()).collect()
+        } else {
+            Vec::new()
+        },
         out: out.to_path_buf(),
         summary,
     };

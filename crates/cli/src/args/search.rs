@@ -15,7 +15,7 @@ pub enum StrategyArg {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("cost").required(true).args(["device", "profile"])))]
+#[command(group(clap::ArgGroup::new("cost").args(["device", "profile", "target"])))]
 pub struct SearchArgs {
     /// The search space (TOML), e.g. search-spaces/quickstart.toml.
     pub space: PathBuf,
@@ -26,6 +26,12 @@ pub struct SearchArgs {
     /// measured operator times.
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// A device of a set searched at once: NAME=FILE (a profile, burn or llama.cpp, or a
+    /// datasheet), optionally `,weight=W` (its fleet share). Twice or more: one model for
+    /// all of them (objectives and limits read worst case unless the space says
+    /// otherwise); with a space that declares [devices], gives the file of one of them.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub target: Vec<tailor_search::Target>,
     #[arg(long, value_enum, default_value = "auto")]
     pub strategy: StrategyArg,
     /// Distinct points to examine (random: default all; nsga2: default 2000).

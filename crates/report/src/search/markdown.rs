@@ -49,7 +49,7 @@ pub(super) fn report_md(
         thousands(o.evaluated as u128),
         thousands(o.feasible as u128),
         o.front.len(),
-        pick_rule(space.pick),
+        pick_rule(&space.pick),
         o.wall_s
     );
     if let Some(f) = &run.cost.fingerprint {
@@ -193,7 +193,19 @@ pub(super) fn report_md(
         );
         s += "\nOther: embedding, norms, residual adds.\n";
     }
-    s += &format!("\n## Top of the front (by {})\n\n", pick_rule(space.pick));
+    if let Some((intro, header, rows)) = device_rows(run) {
+        s += &format!(
+            "\n## Devices\n\nThe space was searched for {} devices at once. Objectives \
+             `worst:` and `mean:` read each device's value as a ratio to that device's best \
+             candidate (its own pick, where the pick reads the same metric); a device's own \
+             front and pick are those of the space on that device alone, over the candidates \
+             the search priced. Below, {intro}.\n\n",
+            o.devices.len()
+        );
+        s += &md_table(&header, &rows);
+        s += "\n![each device's own front](devices.svg)\n";
+    }
+    s += &format!("\n## Top of the front (by {})\n\n", pick_rule(&space.pick));
     // Spaces with [workload.edit]: each row's whole edit by both methods.
     let edits = ranked
         .first()

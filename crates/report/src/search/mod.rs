@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tailor_cost::{Accuracy, Breakdown};
 use tailor_search::output::{Rule, SearchSummary};
-use tailor_search::{Candidate, Metric, Metrics, SearchOutcome, SearchSpace, pick_order};
+use tailor_search::{
+    Candidate, Metric, Metrics, Objective, SearchOutcome, SearchSpace, pick_order,
+};
 use tailor_spec::files::write_atomic;
 
 /// A published model named by the space, priced and placed against the front.
@@ -55,6 +57,8 @@ pub struct SearchRun {
     /// Metrics of every feasible candidate (for the plots).
     pub cloud: Vec<Metrics>,
     pub cost: CostSource,
+    /// Over a set of devices: each device's cost model, in the set's order (empty over one).
+    pub device_costs: Vec<CostSource>,
     pub out: PathBuf,
     /// What the search says about itself.
     pub summary: SearchSummary,
@@ -79,11 +83,10 @@ impl SearchRun {
         for (reason, n) in &o.skipped {
             s += &format!("  skipped {n}: {reason}\n");
         }
-        let rows = ranked(&o.front, space.pick);
-        let metric = space.pick.0;
+        let rows = ranked(&o.front, &space.pick);
         s += &format!(
             "\nfront (by {}), top {}:\n",
-            metric.name(),
+            space.pick.0,
             rows.len().min(15)
         );
         let stacked = space.file.model.stack.is_some();
@@ -150,6 +153,14 @@ impl SearchRun {
             t.row(row);
         }
         s += &t.render(2);
+        if let Some((intro, header, rows)) = device_rows(run) {
+            s += &format!("\n{intro}:\n");
+            let mut t = Table::new(&header);
+            for r in rows {
+                t.row(r);
+            }
+            s += &t.render(2);
+        }
         for r in refs {
             let (path, name, c) = (&r.path, &r.name, &r.candidate);
             let m = &c.metrics;
@@ -190,15 +201,95 @@ impl SearchRun {
     }
 }
 
+/// Over a set of devices, the table of each device's own pick against the shared pick:
+/// (intro, header, rows); `None` over one device.
+pub fn device_rows(run: &SearchRun) -> Option<(String, Vec<&'static str>, Vec<Vec<String>>)> {
+    let (space, o) = (&run.space, &run.outcome);
+    if o.devices.is_empty() {
+        return None;
+    }
+    let regret = tailor_search::output::regret_metric(space);
+    let shared = o.pick.map(|i| &o.front[i]);
+    let fmt = |m: Metric, v: f64| match m {
+        Metric::PeakMemory | Metric::PeakMemoryAt(_) => bytes(v),
+        _ => format!("{v:.3}"),
+    };
+    let shape = |c: &Candidate| {
+        format!(
+            "#{} {}x{} {}/{}",
+            c.id, c.spec.hidden_size, c.spec.num_layers, c.spec.num_heads, c.spec.num_kv_heads
+        )
+    };
+    let rows = o
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(d, dev)| {
+            let own = dev.pick.map(|i| &dev.front[i]);
+            let cost = run.device_costs.get(d);
+            let (own_v, shared_v, r) = match (regret, own, shared) {
+                (Some((m, min)), Some(own), Some(shared)) => {
+                    let r = tailor_search::output::Regret::of(
+                        m,
+                        min,
+                        own.metrics.on(d).get(m),
+                        shared.metrics.on(d).get(m),
+                    );
+                    (
+                        fmt(m, r.own),
+                        fmt(m, r.shared),
+                        format!("{:+.1}%", 100.0 * r.regret),
+                    )
+                }
+                _ => ("-".into(), "-".into(), "-".into()),
+            };
+            vec![
+                dev.name.clone(),
+                format!("{}", dev.weight),
+                cost.map_or("-".into(), |c| {
+                    format!("{} {}", c.kind, space.device_workload(d).precision.weights)
+                }),
+                thousands(u128::from(dev.feasible)),
+                own.map_or("none feasible".into(), shape),
+                own_v,
+                shared_v,
+                r,
+            ]
+        })
+        .collect();
+    let intro = match (regret, shared) {
+        (Some((m, _)), Some(c)) => format!(
+            "each device's own pick against the shared pick {} (regret in {m}: how much worse \
+             the shared pick is there than that device's own)",
+            shape(c)
+        ),
+        _ => "each device's own pick".to_string(),
+    };
+    Some((
+        intro,
+        vec![
+            "device",
+            "weight",
+            "cost model",
+            "feasible",
+            "own pick",
+            "own",
+            "shared pick",
+            "regret",
+        ],
+        rows,
+    ))
+}
+
 /// Front rows ordered by the pick rule (the pick first), ties by id.
-pub fn ranked(front: &[Candidate], pick: (Metric, bool)) -> Vec<&Candidate> {
+pub fn ranked<'a>(front: &'a [Candidate], pick: &(Objective, bool)) -> Vec<&'a Candidate> {
     let mut rows: Vec<&Candidate> = front.iter().collect();
-    rows.sort_by(|a, b| pick_order(pick, (a.id, &a.metrics), (b.id, &b.metrics)));
+    rows.sort_by(|a, b| pick_order((&pick.0, pick.1), (a.id, &a.metrics), (b.id, &b.metrics)));
     rows
 }
 
 /// `minimize decode_ms`.
-pub fn pick_rule(pick: (Metric, bool)) -> String {
+pub fn pick_rule(pick: &(Objective, bool)) -> String {
     Rule::of(pick).to_string()
 }
 
@@ -250,7 +341,7 @@ pub fn write_search(
     let out = run.out.clone();
     let o = &run.outcome;
     let space = &run.space;
-    let ranked = ranked(&o.front, space.pick);
+    let ranked = ranked(&o.front, &space.pick);
     let measured_of = |id: u64| {
         validation.and_then(|v| {
             v.file.rows.iter().find(|r| r.id == id).and_then(|r| {
@@ -278,11 +369,12 @@ pub fn write_search(
                     id: c.id,
                     rank: 1,
                     front_size: o.front.len(),
-                    pick_rule: pick_rule(space.pick),
+                    pick_rule: pick_rule(&space.pick),
                     picked: true,
                 }),
                 metrics: Some(c.metrics.clone()),
                 measured: measured_of(c.id),
+                device_costs: run.device_costs.clone(),
             };
             let e = export(&out.join("pick"), &card)?;
             if let Some(why) = &e.config_error {
@@ -342,6 +434,48 @@ pub fn write_search(
         ],
     )?;
     plots.push(front_svg);
+    if let (Some((metric, _)), false) = (
+        tailor_search::output::regret_metric(space),
+        o.devices.is_empty(),
+    ) {
+        let path = out.join("devices.svg");
+        let titles: Vec<String> = o.devices.iter().map(|d| d.name.clone()).collect();
+        let y_desc = format!("{metric} on the device");
+        let panels: Vec<Scatter> = o
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(d, dev)| {
+                let xy = |c: &Candidate| {
+                    (
+                        to_m(c.metrics.non_embedding_params),
+                        c.metrics.on(d).get(metric),
+                    )
+                };
+                Scatter {
+                    title: &titles[d],
+                    x_desc: "non-embedding parameters (M)",
+                    y_desc: &y_desc,
+                    others: o.front.iter().map(xy).collect(),
+                    front: dev.front.iter().map(xy).collect(),
+                    pick: dev.pick.map(|i| xy(&dev.front[i])),
+                    references: pick
+                        .map(|c| ("shared pick".to_string(), xy(c)))
+                        .into_iter()
+                        .collect(),
+                }
+            })
+            .collect();
+        plot::scatter(
+            &path,
+            &format!(
+                "{}: each device's own front (grey: the shared front on it)",
+                space.name()
+            ),
+            &panels,
+        )?;
+        plots.push(path);
+    }
     if let Some(e) = pick.and_then(|c| c.estimate) {
         let w = &space.workload;
         let path = out.join("breakdown.svg");
@@ -434,6 +568,7 @@ mod tests {
             outcome,
             references,
             cloud: Vec::new(),
+            device_costs: Vec::new(),
             cost: CostSource {
                 kind: CostKind::Roofline,
                 file: "profiles/host-roofline.toml".into(),
@@ -581,13 +716,13 @@ mod tests {
         let out = std::env::temp_dir();
         let run = quickstart(&out);
         let o = &run.outcome;
-        let rows = ranked(&o.front, run.space.pick);
+        let rows = ranked(&o.front, &run.space.pick);
         assert_eq!(rows.len(), o.front.len());
         assert_eq!(Some(rows[0].id), o.pick.map(|i| o.front[i].id));
         for w in rows.windows(2) {
             assert!(
                 pick_order(
-                    run.space.pick,
+                    (&run.space.pick.0, run.space.pick.1),
                     (w[0].id, &w[0].metrics),
                     (w[1].id, &w[1].metrics)
                 )

@@ -138,6 +138,10 @@ pub struct Summary {
     #[serde(flatten)]
     pub search: SearchSummary,
     pub cost_model: CostSource,
+    /// Over a set of devices: each device's cost model, in the set's order (`cost_model`
+    /// is the first's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cost_models: Vec<CostSource>,
     pub references: Vec<ReferenceRow>,
     #[serde(flatten)]
     pub files: Option<ReportFiles>,
@@ -152,6 +156,7 @@ impl Summary {
         Self {
             search: run.summary.clone(),
             cost_model: run.cost.clone(),
+            device_cost_models: run.device_costs.clone(),
             references: run
                 .references
                 .iter()

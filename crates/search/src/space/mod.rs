@@ -14,7 +14,7 @@ mod schema;
 
 pub use schema::*;
 
-use crate::metric::Metric;
+use crate::metric::{Metric, Objective, Over};
 use std::path::{Path, PathBuf};
 use tailor_cost::{EditWorkload, Workload};
 use tailor_spec::files::{self, FileError};
@@ -99,9 +99,19 @@ pub struct SearchSpace {
     pub workload: Workload,
     /// The edit `[workload.edit]` asks to price, if any.
     pub edit: Option<EditWorkload>,
-    /// (metric, minimise?) in declaration order: minimised ones first.
-    pub objectives: Vec<(Metric, bool)>,
-    pub pick: (Metric, bool),
+    /// (objective, minimise?) in declaration order: minimised ones first. Over a set of
+    /// devices an objective says on which (`decode_ms:pixel8`, `worst:decode_ms`); over
+    /// one device every objective is [`Over::One`].
+    pub objectives: Vec<(Objective, bool)>,
+    pub pick: (Objective, bool),
+    /// The devices the space is searched over (`[devices]`, or `--target`): none or one
+    /// is the one-device search of a single cost model.
+    pub devices: Vec<SpaceDevice>,
+    /// Limits on one device of the set (`[devices.NAME]` `max_decode_ms`, ...), in
+    /// [`SearchSpace::constraint_names`] order after the `at_limits`.
+    pub device_limits: Vec<DeviceLimit>,
+    /// The file's text, for errors that name a line after loading (`with_targets`).
+    src: String,
     /// `[constraints]`' limits at other prompts and contexts (`max_decode_ms_at`, ...), in
     /// [`SearchSpace::constraint_names`] order after the fixed ones.
     pub at_limits: Vec<AtLimit>,
@@ -117,6 +127,80 @@ pub struct AtLimit {
     pub metric: Metric,
     /// The most the metric may be, in the metric's own unit (ms; bytes for memory).
     pub max: f64,
+}
+
+/// One device of the set a space is searched over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpaceDevice {
+    pub name: String,
+    /// Its fleet share (the weight of its ratio in `mean:` objectives).
+    pub weight: f64,
+    /// Its profile or datasheet (absolute, or relative to the working folder); `None` until
+    /// `--target` gives it.
+    pub file: Option<PathBuf>,
+    /// The weight type `[devices.NAME] weights` asks for.
+    pub weights: Option<tailor_spec::DType>,
+    /// The workload it is priced under: the space's, with the precision of the device's
+    /// engine (set by whoever loads its cost model: [`SearchSpace::set_device_workload`]).
+    pub workload: Workload,
+}
+
+/// A limit on one device of the set: `[devices.pixel8] max_decode_ms = 40` is
+/// `max_decode_ms:pixel8`, at most 40 ms on pixel8.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceLimit {
+    /// As summaries and `why_not` name it: `max_decode_ms:pixel8`.
+    pub name: String,
+    /// Index into [`SearchSpace::devices`].
+    pub device: usize,
+    pub metric: Metric,
+    /// The most the metric may be (ms; bytes for memory).
+    pub max: f64,
+}
+
+/// A device given on the command line (`--target NAME=PATH[,weight=W]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub file: PathBuf,
+    pub weight: Option<f64>,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some((name, rest)) = s.split_once('=') else {
+            return Err(format!(
+                "`{s}` is not NAME=PATH (e.g. `pixel8=profiles/pixel8.toml`, or \
+                 `pixel8=profiles/pixel8.toml,weight=3`)"
+            ));
+        };
+        if !crate::metric::valid_device_name(name) {
+            return Err(format!(
+                "`{name}` is not a device name: use letters, digits, `_` and `-`"
+            ));
+        }
+        let (file, weight) = match rest.rsplit_once(",weight=") {
+            Some((file, w)) => {
+                let w: f64 = w
+                    .parse()
+                    .ok()
+                    .filter(|w: &f64| w.is_finite() && *w > 0.0)
+                    .ok_or_else(|| format!("`{s}`: weight `{w}` must be a positive number"))?;
+                (file, Some(w))
+            }
+            None => (rest, None),
+        };
+        if file.is_empty() {
+            return Err(format!("`{s}`: no file after `=`"));
+        }
+        Ok(Target {
+            name: name.to_string(),
+            file: PathBuf::from(file),
+            weight,
+        })
+    }
 }
 
 /// `first`, then the values of `more` that are not it.
@@ -157,8 +241,8 @@ impl SearchSpace {
     /// Every metric the space's objectives, pick and constraints read.
     pub fn metrics_used(&self) -> Vec<Metric> {
         let c = &self.file.constraints;
-        let mut out: Vec<Metric> = self.objectives.iter().map(|&(m, _)| m).collect();
-        out.push(self.pick.0);
+        let mut out: Vec<Metric> = self.objectives.iter().map(|(o, _)| o.metric).collect();
+        out.push(self.pick.0.metric);
         for (set, m) in [
             (c.max_prefill_ms.is_some(), Metric::PrefillMs),
             (c.max_decode_ms.is_some(), Metric::DecodeMs),
@@ -173,10 +257,269 @@ impl SearchSpace {
             }
         }
         out.extend(self.at_limits.iter().map(|l| l.metric));
+        out.extend(self.device_limits.iter().map(|l| l.metric));
+        out.sort();
         out.dedup();
         out
     }
+
+    /// Whether the space is searched over a set of two or more devices.
+    pub fn is_set(&self) -> bool {
+        self.devices.len() > 1
+    }
+
+    /// The workload device `d` is priced under.
+    pub fn device_workload(&self, d: usize) -> Workload {
+        self.devices.get(d).map_or(self.workload, |x| x.workload)
+    }
+
+    /// Sets the workload of device `d` (its engine's precision).
+    pub fn set_device_workload(&mut self, d: usize, w: Workload) {
+        if let Some(x) = self.devices.get_mut(d) {
+            x.workload = w;
+        }
+    }
+
+    /// The space as one device of its set sees it: that device's workload, its limits
+    /// added to `[constraints]`, every objective read on it ([`Over::One`]). What a
+    /// device's own search, validation and pick use.
+    pub fn for_device(&self, d: usize) -> SearchSpace {
+        let mut view = self.clone();
+        let Some(dev) = self.devices.get(d) else {
+            return view;
+        };
+        view.workload = dev.workload;
+        let c = &mut view.file.constraints;
+        for l in self.device_limits.iter().filter(|l| l.device == d) {
+            let gib = (1u64 << 30) as f64;
+            let slot = match l.metric {
+                Metric::PrefillMs => (&mut c.max_prefill_ms, 1.0),
+                Metric::DecodeMs => (&mut c.max_decode_ms, 1.0),
+                _ => (&mut c.max_memory_gib, gib),
+            };
+            let max = l.max / slot.1;
+            *slot.0 = Some(slot.0.map_or(max, |m: f64| m.min(max)));
+        }
+        view.devices = Vec::new();
+        view.device_limits = Vec::new();
+        view.file.devices = Devices::default();
+        let one = |(o, min): &(Objective, bool)| (Objective::one(o.metric), *min);
+        view.objectives = self.objectives.iter().map(one).collect();
+        // Two objectives may now read the same metric (`decode_ms:a`, `decode_ms:b`).
+        let mut seen = Vec::new();
+        view.objectives.retain(|(o, _)| {
+            let new = !seen.contains(&o.metric);
+            seen.push(o.metric);
+            new
+        });
+        view.pick = one(&self.pick);
+        view
+    }
+
+    /// The device set given on the command line: where the space declares `[devices]`,
+    /// each target names one of them and gives (or replaces) its file and weight; where it
+    /// declares none, the targets are the set, in the order given.
+    pub fn with_targets(mut self, targets: &[Target]) -> Result<Self, FileError> {
+        if targets.is_empty() {
+            return Ok(self);
+        }
+        let bad = |msg: String| FileError::invalid_toml(&self.path, &self.src, "devices", msg);
+        for (i, t) in targets.iter().enumerate() {
+            if targets[..i].iter().any(|o| o.name == t.name) {
+                return Err(bad(format!("--target names `{}` twice", t.name)));
+            }
+        }
+        if self.devices.is_empty() {
+            self.devices = targets
+                .iter()
+                .map(|t| SpaceDevice {
+                    name: t.name.clone(),
+                    weight: t.weight.unwrap_or(1.0),
+                    file: Some(t.file.clone()),
+                    weights: None,
+                    workload: self.workload,
+                })
+                .collect();
+        } else {
+            for t in targets {
+                let Some(d) = self.devices.iter_mut().find(|d| d.name == t.name) else {
+                    return Err(bad(format!(
+                        "--target `{}` names no device of the space's [devices] ({}); give \
+                         one of those names, or drop [devices] to search the targets given",
+                        t.name,
+                        self.devices
+                            .iter()
+                            .map(|d| d.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                };
+                d.file = Some(t.file.clone());
+                if let Some(w) = t.weight {
+                    d.weight = w;
+                }
+            }
+        }
+        let (objectives, pick) =
+            resolve_objectives(&self.path, &self.src, &self.file, &names(&self.devices))?;
+        self.objectives = objectives;
+        self.pick = pick;
+        Ok(self)
+    }
 }
+
+fn names(devices: &[SpaceDevice]) -> Vec<String> {
+    devices.iter().map(|d| d.name.clone()).collect()
+}
+
+/// The space's objectives and pick read over its devices: a device name must be one of
+/// them; over two or more devices a priced metric written plainly is its worst case
+/// (`decode_ms` is `worst:decode_ms`); over one device or none every objective is the
+/// metric itself.
+#[allow(clippy::type_complexity)]
+fn resolve_objectives(
+    path: &Path,
+    src: &str,
+    file: &SpaceFile,
+    devices: &[String],
+) -> Result<(Vec<(Objective, bool)>, (Objective, bool)), FileError> {
+    let bad = |key: &str, msg: String| FileError::invalid_toml(path, src, key, msg);
+    let resolve = |key: &str, o: &Objective| -> Result<Objective, FileError> {
+        let metric = o.metric;
+        let over = match &o.over {
+            Over::Device(name) if !devices.contains(name) => {
+                return Err(bad(
+                    key,
+                    if devices.is_empty() {
+                        format!(
+                            "`{o}` names the device `{name}`, but the space declares no \
+                             [devices]; add `[devices.{name}]` with its `file`"
+                        )
+                    } else {
+                        format!(
+                            "`{o}` names the device `{name}`, which [devices] does not \
+                             declare (it declares {})",
+                            devices.join(", ")
+                        )
+                    },
+                ));
+            }
+            Over::Device(_) | Over::Worst | Over::Mean if !metric.is_priced() => {
+                return Err(bad(
+                    key,
+                    format!("`{o}`: {metric} is the same on every device; write `{metric}`"),
+                ));
+            }
+            _ if devices.len() < 2 => Over::One,
+            Over::One if metric.is_priced() => Over::Worst,
+            other => other.clone(),
+        };
+        Ok(Objective { metric, over })
+    };
+    let o = &file.objectives;
+    let mut objectives = Vec::new();
+    for (key, list, minimise) in [
+        ("objectives.minimize", &o.minimize, true),
+        ("objectives.maximize", &o.maximize, false),
+    ] {
+        for m in list {
+            let r = resolve(key, m)?;
+            if !minimise && r.is_ratio() {
+                return Err(bad(
+                    key,
+                    format!(
+                        "`{r}` is a ratio to each device's best, which only a minimised \
+                         objective makes sense of; move it to objectives.minimize"
+                    ),
+                ));
+            }
+            objectives.push((r, minimise));
+        }
+    }
+    if objectives.is_empty() {
+        return Err(bad(
+            "objectives",
+            "declares no objective; add e.g. minimize = [\"decode_ms\"] and maximize = [\"non_embedding_params\"]".into(),
+        ));
+    }
+    for (i, (m, _)) in objectives.iter().enumerate() {
+        if objectives[..i].iter().any(|(o, _)| o == m) {
+            return Err(bad("objectives", format!("lists `{m}` twice")));
+        }
+    }
+    let pick = match (&file.pick.minimize, &file.pick.maximize) {
+        (Some(m), None) => (resolve("pick.minimize", m)?, true),
+        (None, Some(m)) => {
+            let r = resolve("pick.maximize", m)?;
+            if r.is_ratio() {
+                return Err(bad(
+                    "pick.maximize",
+                    format!("`{r}` is a ratio to each device's best: minimise it"),
+                ));
+            }
+            (r, false)
+        }
+        (None, None) => objectives[0].clone(),
+        (Some(_), Some(_)) => {
+            return Err(bad("pick", "give minimize or maximize, not both".into()));
+        }
+    };
+    Ok((objectives, pick))
+}
+
+/// `[devices]` checked: names, weights, limits; the files relative to the space.
+fn devices_of(
+    path: &Path,
+    file: &SpaceFile,
+    workload: Workload,
+    bad: &dyn Fn(&str, String) -> FileError,
+) -> Result<(Vec<SpaceDevice>, Vec<DeviceLimit>), FileError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut devices = Vec::new();
+    let mut limits = Vec::new();
+    for (i, (name, e)) in file.devices.0.iter().enumerate() {
+        let key = |k: &str| format!("devices.{name}.{k}");
+        if !crate::metric::valid_device_name(name) {
+            return Err(bad(
+                &format!("devices.{name}"),
+                "is not a device name: use letters, digits, `_` and `-`".into(),
+            ));
+        }
+        if !(e.weight.is_finite() && e.weight > 0.0) {
+            return Err(bad(
+                &key("weight"),
+                format!("{} must be a positive fleet share", e.weight),
+            ));
+        }
+        let gib = (1u64 << 30) as f64;
+        for (k, v, metric, unit) in [
+            ("max_prefill_ms", e.max_prefill_ms, Metric::PrefillMs, 1.0),
+            ("max_decode_ms", e.max_decode_ms, Metric::DecodeMs, 1.0),
+            ("max_memory_gib", e.max_memory_gib, Metric::PeakMemory, gib),
+        ] {
+            let Some(v) = v else { continue };
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(&key(k), format!("{v} must be a positive number")));
+            }
+            limits.push(DeviceLimit {
+                name: format!("{k}:{name}"),
+                device: i,
+                metric,
+                max: v * unit,
+            });
+        }
+        devices.push(SpaceDevice {
+            name: name.clone(),
+            weight: e.weight,
+            file: e.file.as_ref().map(|f| base.join(f)),
+            weights: e.weights,
+            workload,
+        });
+    }
+    Ok((devices, limits))
+}
+
+/// `first`, then the values of `more` that are not it.
 
 /// The limits of `[constraints]`' `*_at` tables, checked against the points `[workload]`
 /// lists (`bad` builds the error of a key).
@@ -496,24 +839,8 @@ impl SearchSpace {
 
         let at_limits = at_limits(c, w, &bad)?;
 
-        let mut objectives: Vec<(Metric, bool)> = file
-            .objectives
-            .minimize
-            .iter()
-            .map(|&m| (m, true))
-            .collect();
-        objectives.extend(file.objectives.maximize.iter().map(|&m| (m, false)));
-        if objectives.is_empty() {
-            return Err(bad(
-                "objectives",
-                "declares no objective; add e.g. minimize = [\"decode_ms\"] and maximize = [\"non_embedding_params\"]".into(),
-            ));
-        }
-        for (i, (m, _)) in objectives.iter().enumerate() {
-            if objectives[..i].iter().any(|(o, _)| o == m) {
-                return Err(bad("objectives", format!("lists `{}` twice", m.name())));
-            }
-        }
+        let (devices, device_limits) = devices_of(path, &file, file.workload.workload(), &bad)?;
+        let (objectives, pick) = resolve_objectives(path, src, &file, &names(&devices))?;
         {
             let o = &file.objectives;
             for (key, ms) in [
@@ -523,7 +850,8 @@ impl SearchSpace {
                 ("pick.maximize", file.pick.maximize.as_slice()),
             ] {
                 for m in ms {
-                    let (list, name, n) = match *m {
+                    let m = m.metric;
+                    let (list, name, n) = match m {
                         Metric::PrefillMsAt(n) => (&w.prefill_at, "prefill_at", n),
                         Metric::DecodeMsAt(n) | Metric::PeakMemoryAt(n) => {
                             (&w.decode_at, "decode_at", n)
@@ -547,14 +875,6 @@ impl SearchSpace {
                 }
             }
         }
-        let pick = match (file.pick.minimize, file.pick.maximize) {
-            (Some(m), None) => (m, true),
-            (None, Some(m)) => (m, false),
-            (None, None) => objectives[0],
-            (Some(_), Some(_)) => {
-                return Err(bad("pick", "give minimize or maximize, not both".into()));
-            }
-        };
         if w.edit.is_none() {
             let edit_constraint = edit_constraints.into_iter().find(|(_, v)| v.is_some());
             let o = &file.objectives;
@@ -565,7 +885,11 @@ impl SearchSpace {
                 ("pick.maximize", file.pick.maximize.as_slice()),
             ]
             .into_iter()
-            .find_map(|(key, ms)| ms.iter().find(|m| m.is_edit()).map(|m| (key, *m)));
+            .find_map(|(key, ms)| {
+                ms.iter()
+                    .find(|m| m.metric.is_edit())
+                    .map(|m| (key, m.metric))
+            });
             let (key, what) = match (edit_constraint, edit_metric) {
                 (Some((key, _)), _) => (key, key.trim_start_matches("constraints.").to_string()),
                 (None, Some((key, m))) => (key, m.name().to_string()),
@@ -580,8 +904,10 @@ impl SearchSpace {
                 ));
             }
         }
-        let uses_chinchilla = objectives.iter().any(|(m, _)| *m == Metric::ChinchillaLoss)
-            || pick.0 == Metric::ChinchillaLoss;
+        let uses_chinchilla = objectives
+            .iter()
+            .any(|(m, _)| m.metric == Metric::ChinchillaLoss)
+            || pick.0.metric == Metric::ChinchillaLoss;
         match file.quality.tokens {
             Some(d) if !(d.is_finite() && d >= 1.0) => {
                 return Err(bad(
@@ -624,6 +950,9 @@ impl SearchSpace {
             objectives,
             pick,
             at_limits,
+            devices,
+            device_limits,
+            src: src.to_string(),
         };
         space.lens = space.axis_lens();
         space.total = space

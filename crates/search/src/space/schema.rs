@@ -2,7 +2,7 @@
 //! table, with their defaults and the format version. [`super::SearchSpace`] checks and
 //! expands them.
 
-use crate::metric::{Bound, Metric};
+use crate::metric::{Bound, Objective};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -327,9 +327,9 @@ pub struct Constraints {
 #[serde(deny_unknown_fields)]
 pub struct Objectives {
     #[serde(default)]
-    pub minimize: Vec<Metric>,
+    pub minimize: Vec<Objective>,
     #[serde(default)]
-    pub maximize: Vec<Metric>,
+    pub maximize: Vec<Objective>,
 }
 
 /// Which parameter count enters Chinchilla's L(N, D).
@@ -357,9 +357,83 @@ pub struct Quality {
 #[serde(deny_unknown_fields)]
 pub struct Pick {
     #[serde(default)]
-    pub minimize: Option<Metric>,
+    pub minimize: Option<Objective>,
     #[serde(default)]
-    pub maximize: Option<Metric>,
+    pub maximize: Option<Objective>,
+}
+
+/// `[devices.NAME]`: one device of the set a space is searched over (a phone and the
+/// engine that runs the model there). Two or more make every priced metric a per-device
+/// one (`decode_ms:NAME`, `worst:decode_ms`, `mean:decode_ms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// What prices it: a profile (burn or llama.cpp) or a device datasheet, relative to the
+    /// space file. `--target NAME=PATH` gives or replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Its share of the fleet, the weight of its ratio in `mean:` objectives (default 1).
+    #[serde(default = "one_share")]
+    pub weight: f64,
+    /// The weights its engine runs (default: the profile's own; a datasheet: the space's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<DType>,
+    /// Limits on this device alone (`[constraints]`' hold on every device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefill_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_decode_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_gib: Option<f64>,
+}
+
+fn one_share() -> f64 {
+    1.0
+}
+
+/// `[devices]`: the device tables in the order the file writes them (the first is the
+/// primary device, whose values fill a candidate's plain columns).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Devices(pub Vec<(String, DeviceEntry)>);
+
+impl Devices {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Devices {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Devices {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Devices;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("tables of devices, `[devices.NAME]` with `file = \"...\"`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, DeviceEntry>()? {
+                    out.push((k, v));
+                }
+                Ok(Devices(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// The file as written.
@@ -383,6 +457,9 @@ pub struct SpaceFile {
     pub quality: Quality,
     #[serde(default)]
     pub pick: Pick,
+    /// `[devices]`: search over several devices at once.
+    #[serde(default, skip_serializing_if = "Devices::is_empty")]
+    pub devices: Devices,
 }
 
 impl files::Versioned for SpaceFile {
