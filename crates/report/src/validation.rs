@@ -384,6 +384,103 @@ pub struct Validation {
     pub calibration: PathBuf,
 }
 
+/// One device of a set validated at once: timed here in its own engine, or why not (a
+/// datasheet, a profile of another machine).
+#[derive(Debug)]
+pub struct DeviceValidation {
+    pub device: String,
+    /// Its profile or datasheet.
+    pub file: PathBuf,
+    pub result: Result<Validation, String>,
+}
+
+/// What `tailor validate --json` prints of a set: each device's validate.json, or why it
+/// was not validated here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceValidateFile {
+    pub device: String,
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<ValidateFile>,
+}
+
+impl DeviceValidateFile {
+    pub fn of(d: &DeviceValidation) -> Self {
+        Self {
+            device: d.device.clone(),
+            file: d.file.display().to_string(),
+            skipped: d.result.as_ref().err().cloned(),
+            validate: d.result.as_ref().ok().map(|v| v.file.clone()),
+        }
+    }
+}
+
+/// Each device's validation (the tables [`Validation::render`] prints, one per device), then
+/// one line per device: how far its whole models are from its predictions, beside how far
+/// its engine is from itself.
+pub fn render_devices(devices: &[DeviceValidation]) -> String {
+    let mut s = String::new();
+    for d in devices {
+        if let Ok(v) = &d.result {
+            s += &format!("== {} ({}) ==\n", d.device, d.file.display());
+            s += &v.render();
+            s += "\n";
+        }
+    }
+    let mut t = Table::new(&[
+        "device",
+        "engine",
+        "models",
+        "prefill meas/pred",
+        "decode meas/pred",
+        "decode within 10%",
+        "decode tau",
+        "engine vs itself tau",
+        "",
+    ]);
+    for d in devices {
+        match &d.result {
+            Ok(v) => {
+                let f = &v.file;
+                let ratio = |a: Option<Accuracy>| {
+                    a.map_or("-".into(), |a| format!("{:.2}", a.median_ratio))
+                };
+                t.row(vec![
+                    d.device.clone(),
+                    f.engine.clone(),
+                    format!("{}/{}", f.measured, f.samples),
+                    ratio(f.prefill),
+                    ratio(f.decode),
+                    f.decode
+                        .map_or("-".into(), |a| format!("{:.0}%", 100.0 * a.within_10pct)),
+                    f.decode
+                        .map_or("-".into(), |a| format!("{:.3}", a.kendall_tau)),
+                    f.engine_self
+                        .as_ref()
+                        .map_or("-".into(), |e| format!("{:.3}", e.decode_tau)),
+                    v.out.display().to_string(),
+                ]);
+            }
+            Err(why) => t.row(vec![
+                d.device.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("not validated here: {why}"),
+            ]),
+        }
+    }
+    s += &t.render(0);
+    s
+}
+
 /// Writes validate.json, validate.csv and calibration.svg (captioned `caption`) into `out`.
 pub fn write(out: &Path, file: ValidateFile, caption: &str) -> Result<Validation, ReportError> {
     crate::write_json(&out.join("validate.json"), &file)?;

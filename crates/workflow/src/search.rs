@@ -373,7 +373,7 @@ pub fn options(space: &SearchSpace, req: &SearchRequest) -> Result<SearchOptions
 }
 
 /// What prices the space's devices: the kind of file each names.
-fn is_datasheet(path: &Path) -> bool {
+pub fn is_datasheet(path: &Path) -> bool {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.parse::<toml::Table>().ok())
@@ -393,48 +393,67 @@ fn profile_weights(path: &Path) -> Result<Option<tailor_spec::DType>> {
     Ok(Some(Profile::load(path)?.fingerprint.dtype))
 }
 
-/// The cost model of each device of the space's set (`[devices]`, `--target`), in its
-/// order, each under its own workload: the weights `[devices.NAME] weights` gives, else
-/// the profile's own, else (a datasheet) the space's. Sets each device's workload in the
-/// space. A device's refusal (no file, a shape or kind its profile lacks, another
-/// precision) names the device.
-pub fn device_costs(
-    mut space: SearchSpace,
-    space_path: &Path,
-    recheck: Recheck,
-) -> Result<(SearchSpace, Vec<CostChoice>)> {
-    let mut costs = Vec::with_capacity(space.devices.len());
-    for d in 0..space.devices.len() {
-        let dev = space.devices[d].clone();
-        let on = |error: WorkflowError| WorkflowError::OnDevice {
+/// A device's file, or the refusal that names the device and how to give one.
+pub fn device_file(space: &SearchSpace, space_path: &Path, d: usize) -> Result<PathBuf> {
+    let dev = &space.devices[d];
+    dev.file
+        .clone()
+        .ok_or_else(|| WorkflowError::DeviceWithoutFile {
+            space: space_path.to_path_buf(),
             device: dev.name.clone(),
-            error: Box::new(error),
-        };
-        let Some(file) = dev.file.clone() else {
-            return Err(WorkflowError::DeviceWithoutFile {
-                space: space_path.to_path_buf(),
-                device: dev.name.clone(),
-            });
-        };
-        let weights = match dev.weights {
+        })
+}
+
+/// Sets each device's workload: the space's, with the weights `[devices.NAME] weights`
+/// gives, else its profile's own, else (a datasheet) the space's.
+pub fn set_device_workloads(space: &mut SearchSpace, space_path: &Path) -> Result<()> {
+    for d in 0..space.devices.len() {
+        let file = device_file(space, space_path, d)?;
+        let weights = match space.devices[d].weights {
             Some(w) => Some(w),
-            None => profile_weights(&file).map_err(on)?,
+            None => profile_weights(&file).map_err(|error| WorkflowError::OnDevice {
+                device: space.devices[d].name.clone(),
+                error: Box::new(error),
+            })?,
         };
         let mut w = space.workload;
         if let Some(weights) = weights {
             w.precision = Precision::for_weights(weights);
         }
         space.set_device_workload(d, w);
+    }
+    Ok(())
+}
+
+/// The cost model of each device of the space's set (`[devices]`, `--target`), in its
+/// order, each under its own workload ([`set_device_workloads`], set in the space). A
+/// device's refusal (no file, a shape or kind its profile lacks, another precision) names
+/// the device.
+pub fn device_costs(
+    mut space: SearchSpace,
+    space_path: &Path,
+    recheck: Recheck,
+) -> Result<(SearchSpace, Vec<CostChoice>)> {
+    set_device_workloads(&mut space, space_path)?;
+    let mut costs = Vec::with_capacity(space.devices.len());
+    for d in 0..space.devices.len() {
+        let name = space.devices[d].name.clone();
+        let file = device_file(&space, space_path, d)?;
         let view = space.for_device(d);
         let (device, profile) = if is_datasheet(&file) {
             (Some(file.as_path()), None)
         } else {
             (None, Some(file.as_path()))
         };
-        let cost = cost_model(&view, space_path, device, profile, recheck).map_err(on)?;
+        let cost = cost_model(&view, space_path, device, profile, recheck).map_err(|error| {
+            WorkflowError::OnDevice {
+                device: name.clone(),
+                error: Box::new(error),
+            }
+        })?;
         info!(
-            device = %dev.name,
-            weights = %w.precision.weights,
+            device = %name,
+            weights = %view.workload.precision.weights,
             file = %file.display(),
             "priced by {}",
             cost.source.device
@@ -567,6 +586,7 @@ pub fn run_search_set(
         references,
         cloud,
         cost: cost.source.clone(),
+        device_checks: Vec::new(),
         device_costs: if space_is_set {
             costs.iter().map(|c| c.source.clone()).collect()
         } else {

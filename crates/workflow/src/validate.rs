@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use tailor_cost::CostModel;
 use tailor_llamacpp::{LlamaBench, Settings};
 use tailor_profiler::TimingOptions;
-use tailor_report::validation::Validation;
+use tailor_report::validation::{DeviceValidation, Validation};
 use tailor_search::{Candidate, Metric, SearchSpace, spread_sample};
-use tailor_spec::DType;
+use tailor_spec::{DType, ModelSpec};
 use tracing::warn;
 
 /// How the profile's engine runs here; which one is the profile's (a llama.cpp profile or
@@ -54,6 +54,9 @@ pub struct ValidateRequest<'a> {
     /// These specs (spec.toml or config.json), priced as candidates of the space, instead
     /// of a sample of it.
     pub specs: &'a [PathBuf],
+    /// These models (with their ids in the space), priced as candidates of the space,
+    /// instead of `specs` or a sample: what a run over a set of devices times on each.
+    pub models: Vec<(u64, ModelSpec)>,
     /// Configs of the sample, spread over the space's predicted decode time.
     pub samples: usize,
     pub seed: u64,
@@ -84,6 +87,13 @@ pub fn validate(req: ValidateRequest, progress: &dyn RunProgress) -> Result<Vali
 /// one could not fit in memory.
 pub fn sample(req: &ValidateRequest, cost: &dyn CostModel) -> Result<Vec<Candidate>> {
     let space = &req.space;
+    if !req.models.is_empty() {
+        let models: Vec<Candidate> = (req.models.iter())
+            .map(|(id, spec)| tailor_search::price(space, cost, *id, spec.clone()))
+            .collect();
+        refuse_oversized(&models, req.space_path)?;
+        return Ok(models);
+    }
     if !req.specs.is_empty() {
         let models = req
             .specs
@@ -122,8 +132,11 @@ fn validate_burn_profile(req: ValidateRequest, progress: &dyn RunProgress) -> Re
         &space.workload.precision,
         &req.space_path.display().to_string(),
     )?;
-    if req.specs.is_empty() {
+    if req.specs.is_empty() && req.models.is_empty() {
         require_profiled_space(&model, space, req.space_path, req.profile)?;
+    }
+    for (_, spec) in &req.models {
+        require_profiled(&model, spec, &space.workload, req.space_path, req.profile)?;
     }
     for p in req.specs {
         let spec = tailor_spec::load_spec(p)?.spec;
@@ -253,4 +266,92 @@ fn validate_llama_profile(
         warn!(profile = %profile.display(), "{w}");
     }
     Ok(v)
+}
+
+/// A validation of every device of a set: what [`ValidateRequest`] asks, the space with
+/// its devices (`[devices]`, `--target`).
+#[derive(Debug)]
+pub struct SetValidateRequest<'a> {
+    pub space_path: &'a Path,
+    /// The space with its set of devices, the prompt and context to validate at in its
+    /// workload.
+    pub space: SearchSpace,
+    pub specs: &'a [PathBuf],
+    /// These models on every device (a run's shared and own picks), instead of `specs` or
+    /// each device's own sample.
+    pub models: Vec<(u64, ModelSpec)>,
+    pub samples: usize,
+    pub seed: u64,
+    pub rounds: u64,
+    /// Each device validates into `<out>/<device>`.
+    pub out: &'a Path,
+    pub recheck: bool,
+    pub remeasure: bool,
+    pub anchors: Option<usize>,
+    pub engine: EngineSetup,
+}
+
+/// Validates each device of the set in its own engine, one after the other, on the space
+/// as that device sees it ([`SearchSpace::for_device`]: its workload, its limits). A device
+/// that cannot be timed here is reported, not an error: a datasheet, or a profile made on
+/// another machine (validate it there). Any other refusal names the device.
+pub fn validate_set(
+    req: SetValidateRequest,
+    progress: &dyn RunProgress,
+) -> Result<Vec<DeviceValidation>> {
+    let mut space = req.space;
+    crate::search::set_device_workloads(&mut space, req.space_path)?;
+    let mut out = Vec::with_capacity(space.devices.len());
+    for d in 0..space.devices.len() {
+        let name = space.devices[d].name.clone();
+        let file = crate::search::device_file(&space, req.space_path, d)?;
+        let result = if crate::search::is_datasheet(&file) {
+            Err("a datasheet: no engine here to time it in".to_string())
+        } else {
+            tracing::info!(device = %name, profile = %file.display(), "validating");
+            let r = validate(
+                ValidateRequest {
+                    profile: &file,
+                    space_path: req.space_path,
+                    space: space.for_device(d),
+                    specs: req.specs,
+                    models: req.models.clone(),
+                    samples: req.samples,
+                    seed: req.seed,
+                    rounds: req.rounds,
+                    out: &req.out.join(&name),
+                    recheck: req.recheck,
+                    remeasure: req.remeasure,
+                    anchors: req.anchors,
+                    engine: EngineSetup {
+                        weights: None,
+                        ..req.engine.clone()
+                    },
+                },
+                progress,
+            );
+            match r {
+                Ok(v) => Ok(v),
+                Err(
+                    e @ (WorkflowError::NotThisMachine { .. }
+                    | WorkflowError::LlamaNotThisMachine { .. }),
+                ) => {
+                    warn!(device = %name, "not validated here: {e}");
+                    Err(format!("its profile is of another machine ({e})"))
+                }
+                Err(error) => {
+                    return Err(WorkflowError::OnDevice {
+                        device: name,
+                        error: Box::new(error),
+                    });
+                }
+            }
+        };
+        out.push(DeviceValidation {
+            device: name,
+            file,
+            result,
+        });
+    }
+    Ok(out)
 }

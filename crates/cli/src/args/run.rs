@@ -22,6 +22,13 @@ pub struct RunArgs {
     /// looking for one in --profiles.
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// A device of a set to design one model for, NAME=FILE (its profile, burn or
+    /// llama.cpp, or a datasheet; `,weight=W` its fleet share), twice or more; with a space
+    /// that declares [devices], the file of one of them. A run over a set profiles nothing:
+    /// it searches the set, times the shared pick and each device's own pick whole on each
+    /// device whose engine runs here, and reports what each device gives up.
+    #[arg(long, value_name = "NAME=FILE", conflicts_with = "profile")]
+    pub target: Vec<tailor_search::Target>,
     /// Folder searched for a profile of this setup (same fingerprint); a new one is
     /// written there when none matches.
     #[arg(long, default_value = "profiles")]

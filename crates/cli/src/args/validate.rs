@@ -7,8 +7,15 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Device profile of this machine (`tailor profile`), e.g. profiles/host-flex.toml.
+    /// Not with a set of devices (`--target`, or a space with [devices]): each device's
+    /// own profile is validated then.
     #[arg(long)]
-    pub profile: PathBuf,
+    pub profile: Option<PathBuf>,
+    /// A device of a set validated one after the other, NAME=FILE (as `tailor search`
+    /// takes it): each device whose engine runs here is timed in it, into <out>/<NAME>;
+    /// a datasheet, or a profile of another machine, is reported and skipped.
+    #[arg(long, value_name = "NAME=FILE", conflicts_with = "profile")]
+    pub target: Vec<tailor_search::Target>,
     /// The space to sample configs from (inside all its constraints).
     #[arg(long)]
     pub space: PathBuf,

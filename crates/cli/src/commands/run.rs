@@ -6,9 +6,16 @@ use super::llama::Engine;
 pub use crate::args::run::RunArgs;
 use crate::args::run::common;
 use anyhow::Result;
-use tailor_workflow::run::{LlamaRunRequest, RunRequest, run_burn};
+use tailor_workflow::run::{LlamaRunRequest, RunRequest, SetRunRequest, run_burn};
+use tailor_workflow::validate::EngineSetup;
 
 pub fn run(args: &RunArgs) -> Result<()> {
+    let declares = !tailor_search::SearchSpace::load(&args.space)?
+        .devices
+        .is_empty();
+    if declares || !args.target.is_empty() {
+        return run_set(args);
+    }
     if args.engine == Engine::LlamaCpp {
         return run_llama(args);
     }
@@ -46,6 +53,37 @@ fn run_llama(args: &RunArgs) -> Result<()> {
             settings: args.llama.settings(),
             decode_tokens: args.llama.decode_tokens,
             anchors: args.anchors as usize,
+        },
+        &crate::progress::Bars,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&o.summary)?);
+        return Ok(());
+    }
+    print!("{}", o.render());
+    Ok(())
+}
+
+/// `tailor run` over a set of devices: search them at once, time the picks on each device
+/// here, report each device's regret.
+fn run_set(args: &RunArgs) -> Result<()> {
+    if args.profile.is_some() {
+        anyhow::bail!(
+            "{} declares [devices]: a run over a set uses each device's own file; drop \
+             --profile (or give --target NAME=FILE to change one)",
+            args.space.display()
+        );
+    }
+    let o = tailor_workflow::run::run_set(
+        &SetRunRequest {
+            run: common(args),
+            targets: args.target.clone(),
+            engine: EngineSetup {
+                timing: args.timing.options()?,
+                llama_bench: args.llama.llama_bench.clone(),
+                settings: args.llama.settings(),
+                weights: None,
+            },
         },
         &crate::progress::Bars,
     )?;

@@ -11,19 +11,32 @@ pub use crate::args::validate::ValidateArgs;
 use crate::fmt::timestamp;
 use anyhow::Result;
 use std::path::PathBuf;
+use tailor_report::validation::{DeviceValidateFile, render_devices};
 use tailor_search::SearchSpace;
-use tailor_workflow::validate::{EngineSetup, ValidateRequest, validate};
+use tailor_workflow::validate::{
+    EngineSetup, SetValidateRequest, ValidateRequest, validate, validate_set,
+};
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
-    let space = with_workload(args, SearchSpace::load(&args.space)?);
-    let llama = tailor_workflow::llama::is_llama(&args.profile);
+    let space = with_workload(args, SearchSpace::load(&args.space)?).with_targets(&args.target)?;
+    if !space.devices.is_empty() {
+        return run_set(args, space);
+    }
+    let Some(profile) = &args.profile else {
+        anyhow::bail!(
+            "give --profile FILE, or a set of devices (--target NAME=FILE, or [devices] in {})",
+            args.space.display()
+        );
+    };
+    let llama = tailor_workflow::llama::is_llama(profile);
     let out = out_dir(args, &space, if llama { "-llama" } else { "" });
     let v = validate(
         ValidateRequest {
-            profile: &args.profile,
+            profile,
             space_path: &args.space,
             space,
             specs: &args.specs,
+            models: Vec::new(),
             samples: args.samples as usize,
             seed: args.seed,
             rounds: args.rounds,
@@ -44,6 +57,47 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v.file)?);
     } else {
         print!("{}", v.render());
+    }
+    Ok(())
+}
+
+/// Every device of the space's set, each in its own engine where it runs here.
+fn run_set(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
+    if args.profile.is_some() {
+        anyhow::bail!(
+            "{} declares [devices]: each device's own profile is validated; drop --profile \
+             (or give --target NAME=FILE to change a device's file)",
+            args.space.display()
+        );
+    }
+    let out = out_dir(args, &space, "-devices");
+    let devices = validate_set(
+        SetValidateRequest {
+            space_path: &args.space,
+            space,
+            specs: &args.specs,
+            models: Vec::new(),
+            samples: args.samples as usize,
+            seed: args.seed,
+            rounds: args.rounds,
+            out: &out,
+            recheck: !args.no_recheck,
+            remeasure: args.remeasure,
+            anchors: args.relevel.then_some(args.anchors as usize),
+            engine: EngineSetup {
+                timing: args.timing.options()?,
+                llama_bench: args.llama.llama_bench.clone(),
+                settings: args.llama.settings(),
+                weights: None,
+            },
+        },
+        &crate::progress::Bars,
+    )?;
+    if args.json {
+        let files: Vec<DeviceValidateFile> = devices.iter().map(DeviceValidateFile::of).collect();
+        println!("{}", serde_json::to_string_pretty(&files)?);
+    } else {
+        print!("{}", render_devices(&devices));
     }
     Ok(())
 }

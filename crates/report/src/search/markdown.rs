@@ -204,6 +204,14 @@ pub(super) fn report_md(
         );
         s += &md_table(&header, &rows);
         s += "\n![each device's own front](devices.svg)\n";
+        if let Some((header, rows)) = device_check_rows(run) {
+            s += "\n### The picks timed whole on the devices here\n\nEach device whose engine \
+                  runs here timed the shared pick and every device's own pick whole (`check/` \
+                  holds each device's validate.json); the regret measured beside the one \
+                  predicted, and the engine's own run-to-run spread of decode steps beside \
+                  them:\n\n";
+            s += &md_table(&header, &rows);
+        }
     }
     s += &format!("\n## Top of the front (by {})\n\n", pick_rule(&space.pick));
     // Spaces with [workload.edit]: each row's whole edit by both methods.

@@ -59,6 +59,9 @@ pub struct SearchRun {
     pub cost: CostSource,
     /// Over a set of devices: each device's cost model, in the set's order (empty over one).
     pub device_costs: Vec<CostSource>,
+    /// Over a set, after `tailor run`: the shared and own picks timed whole on each device
+    /// here (or why a device was not).
+    pub device_checks: Vec<crate::validation::DeviceValidation>,
     pub out: PathBuf,
     /// What the search says about itself.
     pub summary: SearchSummary,
@@ -155,6 +158,14 @@ impl SearchRun {
         s += &t.render(2);
         if let Some((intro, header, rows)) = device_rows(run) {
             s += &format!("\n{intro}:\n");
+            let mut t = Table::new(&header);
+            for r in rows {
+                t.row(r);
+            }
+            s += &t.render(2);
+        }
+        if let Some((header, rows)) = device_check_rows(run) {
+            s += "\nthe picks timed whole on the devices here:\n";
             let mut t = Table::new(&header);
             for r in rows {
                 t.row(r);
@@ -279,6 +290,97 @@ pub fn device_rows(run: &SearchRun) -> Option<(String, Vec<&'static str>, Vec<Ve
         ],
         rows,
     ))
+}
+
+/// What a device timed whole says of the shared pick against its own: both measured decode
+/// steps, both predicted, and the regret each pair gives.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasuredRegret {
+    pub shared_id: u64,
+    pub own_id: u64,
+    pub predicted_shared_ms: f64,
+    pub predicted_own_ms: f64,
+    pub measured_shared_ms: f64,
+    pub measured_own_ms: f64,
+    /// predicted shared / predicted own - 1 (in this validation's own predictions).
+    pub predicted: f64,
+    /// measured shared / measured own - 1.
+    pub measured: f64,
+}
+
+/// The measured regret of device `d` from its validation, when both picks were timed.
+pub fn measured_regret(run: &SearchRun, d: usize, v: &Validation) -> Option<MeasuredRegret> {
+    let o = &run.outcome;
+    let shared = o.pick.map(|i| o.front[i].id)?;
+    let dev = o.devices.get(d)?;
+    let own = dev.pick.map(|i| dev.front[i].id)?;
+    let row = |id: u64| v.file.rows.iter().find(|r| r.id == id);
+    let (s, w) = (row(shared)?, row(own)?);
+    let (sm, wm) = (s.measured.as_ref()?, w.measured.as_ref()?);
+    Some(MeasuredRegret {
+        shared_id: shared,
+        own_id: own,
+        predicted_shared_ms: s.predicted_decode_ms,
+        predicted_own_ms: w.predicted_decode_ms,
+        measured_shared_ms: sm.decode_ms,
+        measured_own_ms: wm.decode_ms,
+        predicted: s.predicted_decode_ms / w.predicted_decode_ms - 1.0,
+        measured: sm.decode_ms / wm.decode_ms - 1.0,
+    })
+}
+
+/// The table of the devices timed here after a run over a set: each device's decode of
+/// the shared and own picks, predicted and measured, and the regret of each.
+pub fn device_check_rows(run: &SearchRun) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
+    if run.device_checks.is_empty() {
+        return None;
+    }
+    let header = vec![
+        "device",
+        "shared pick decode ms pred / meas",
+        "own pick decode ms pred / meas",
+        "regret pred",
+        "regret meas",
+        "decode meas/pred (all models)",
+        "engine vs itself (spread)",
+    ];
+    let rows = run
+        .device_checks
+        .iter()
+        .enumerate()
+        .map(|(d, c)| match &c.result {
+            Err(why) => vec![
+                c.device.clone(),
+                format!("not timed here: {why}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+            Ok(v) => {
+                let r = measured_regret(run, d, v);
+                let pair = |p: f64, m: f64| format!("{p:.3} / {m:.3}");
+                let f = &v.file;
+                vec![
+                    c.device.clone(),
+                    r.map_or("-".into(), |r| {
+                        pair(r.predicted_shared_ms, r.measured_shared_ms)
+                    }),
+                    r.map_or("-".into(), |r| pair(r.predicted_own_ms, r.measured_own_ms)),
+                    r.map_or("-".into(), |r| format!("{:+.1}%", 100.0 * r.predicted)),
+                    r.map_or("-".into(), |r| format!("{:+.1}%", 100.0 * r.measured)),
+                    f.decode
+                        .map_or("-".into(), |a| format!("{:.2}", a.median_ratio)),
+                    f.engine_self
+                        .as_ref()
+                        .map_or("-".into(), |e| format!("{:.1}%", 100.0 * e.decode_spread)),
+                ]
+            }
+        })
+        .collect();
+    Some((header, rows))
 }
 
 /// Front rows ordered by the pick rule (the pick first), ties by id.
@@ -569,6 +671,7 @@ mod tests {
             references,
             cloud: Vec::new(),
             device_costs: Vec::new(),
+            device_checks: Vec::new(),
             cost: CostSource {
                 kind: CostKind::Roofline,
                 file: "profiles/host-roofline.toml".into(),

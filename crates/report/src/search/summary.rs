@@ -106,6 +106,21 @@ pub struct RunCheck {
     pub dir: String,
 }
 
+/// One device of a set in summary.json after `tailor run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCheck {
+    pub device: String,
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<RunCheck>,
+    /// The shared pick against the device's own, predicted and measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regret: Option<super::MeasuredRegret>,
+}
+
 impl RunCheck {
     /// The summary of a check's validation.
     pub fn of(v: &Validation) -> Self {
@@ -142,6 +157,10 @@ pub struct Summary {
     /// is the first's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_cost_models: Vec<CostSource>,
+    /// Over a set, after `tailor run`: each device's check of the picks, or why it was not
+    /// timed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_checks: Vec<DeviceCheck>,
     pub references: Vec<ReferenceRow>,
     #[serde(flatten)]
     pub files: Option<ReportFiles>,
@@ -157,6 +176,19 @@ impl Summary {
             search: run.summary.clone(),
             cost_model: run.cost.clone(),
             device_cost_models: run.device_costs.clone(),
+            device_checks: (run.device_checks.iter().enumerate())
+                .map(|(d, c)| DeviceCheck {
+                    device: c.device.clone(),
+                    file: c.file.display().to_string(),
+                    skipped: c.result.as_ref().err().cloned(),
+                    regret: c
+                        .result
+                        .as_ref()
+                        .ok()
+                        .and_then(|v| super::measured_regret(run, d, v)),
+                    check: c.result.as_ref().ok().map(RunCheck::of),
+                })
+                .collect(),
             references: run
                 .references
                 .iter()
