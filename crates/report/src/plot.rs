@@ -165,6 +165,9 @@ pub struct Scatter<'a> {
     pub x_desc: &'a str,
     pub y_desc: &'a str,
     pub others: Vec<(f64, f64)>,
+    /// What `others` are (`feasible candidates`), and the front and pick (`Pareto front`,
+    /// `pick`).
+    pub labels: [&'a str; 3],
     pub front: Vec<(f64, f64)>,
     pub pick: Option<(f64, f64)>,
     pub references: Vec<(String, (f64, f64))>,
@@ -240,13 +243,13 @@ fn draw_scatter(area: &Area, p: &Scatter) -> Result<()> {
                     .map(|&xy| Circle::new(xy, 2, LIGHT.filled())),
             )
             .map_err(err)?
-            .label(format!("feasible candidates ({})", p.others.len()))
+            .label(format!("{} ({})", p.labels[0], p.others.len()))
             .legend(|(x, y)| Circle::new((x + 8, y), 2, LIGHT.filled()));
     }
     chart
         .draw_series(p.front.iter().map(|&xy| Circle::new(xy, 3, BLUE.filled())))
         .map_err(err)?
-        .label(format!("Pareto front ({})", p.front.len()))
+        .label(format!("{} ({})", p.labels[1], p.front.len()))
         .legend(|(x, y)| Circle::new((x + 8, y), 3, BLUE.filled()));
     let marks = [ORANGE, GREEN, PURPLE];
     for (i, (name, xy)) in p.references.iter().enumerate() {
@@ -264,7 +267,7 @@ fn draw_scatter(area: &Area, p: &Scatter) -> Result<()> {
                 Circle::new(xy, 3, RED.filled()),
             ])
             .map_err(err)?
-            .label("pick")
+            .label(p.labels[2])
             .legend(|(x, y)| Circle::new((x + 8, y), 5, RED.stroke_width(2)));
     }
     chart

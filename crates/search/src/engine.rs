@@ -410,10 +410,13 @@ fn fill_across(space: &SearchSpace, devices: &[DeviceOutcome], m: &mut Metrics) 
                 ratios.iter().map(|(r, wt)| r * wt).sum::<f64>() / w
             }
         };
-        m.across.push(Across {
-            objective: o,
-            value,
-        });
+        // Unknown (a device with nothing feasible): left out, read as NaN.
+        if value.is_finite() {
+            m.across.push(Across {
+                objective: o,
+                value,
+            });
+        }
     }
 }
 
@@ -805,11 +808,10 @@ impl Tally {
                 feasible: t.feasible,
                 front: Vec::new(),
                 pick: None,
+                // Only the metrics something feasible on the device gave a value.
                 best: (self.ratio_metrics.iter().zip(&t.best))
-                    .map(|(&metric, &value)| AtValue {
-                        metric,
-                        value: if value.is_finite() { value } else { f64::NAN },
-                    })
+                    .filter(|(_, value)| value.is_finite())
+                    .map(|(&metric, &value)| AtValue { metric, value })
                     .collect(),
             })
             .collect();

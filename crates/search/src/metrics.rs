@@ -301,6 +301,8 @@ pub fn violations_on(space: &SearchSpace, m: &Metrics, device: Option<usize>) ->
         let v = m.get(l.metric);
         upper(l.max, v.is_finite().then_some(v))
     });
+    // A set of one is searched as one device: its own limits are the space's.
+    let device = device.or((space.devices.len() == 1).then_some(0));
     let own = space.device_limits.iter().map(|l| {
         if Some(l.device) != device {
             return None;

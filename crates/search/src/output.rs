@@ -757,6 +757,8 @@ pub struct SearchSummary {
     pub space_path: String,
     /// The cost model's device.
     pub device: String,
+    /// The workload priced (over a set, the first device's: each device's is in
+    /// `devices`).
     pub workload: Workload,
     pub strategy: Strategy,
     pub seed: u64,
@@ -853,7 +855,8 @@ pub fn device_summaries(space: &SearchSpace, out: &SearchOutcome) -> Vec<DeviceS
                     shared.metrics.on(d).get(m),
                 )),
                 _ => None,
-            };
+            }
+            .filter(|r| r.regret.is_finite());
             DeviceSummary {
                 name: dev.name.clone(),
                 weight: dev.weight,
@@ -880,7 +883,7 @@ impl SearchSummary {
             space: space.name().to_string(),
             space_path: space.path.display().to_string(),
             device: device.to_string(),
-            workload: space.workload,
+            workload: space.device_workload(0),
             strategy: out.strategy,
             seed: out.seed,
             budget: out.budget,

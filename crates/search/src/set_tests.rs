@@ -483,9 +483,20 @@ fn set_mistakes_are_refused_with_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("--target names `host` twice"), "{e}");
-    let s = s.with_targets(&[t("slow=slow.toml,weight=5")]).unwrap();
+    let s = s
+        .with_targets(&[t("slow=slow.toml,weight=5,weights=q4_0")])
+        .unwrap();
     assert_eq!(s.devices[2].file.as_deref(), Some(Path::new("slow.toml")));
     assert_eq!(s.devices[2].weight, 5.0);
+    assert_eq!(s.devices[2].weights, Some(tailor_spec::DType::Q4_0));
+    // A comma inside a path is kept when what follows is not an option.
+    assert_eq!(t("a=dir,x/p.toml").file, Path::new("dir,x/p.toml"));
+    assert!(
+        "a=p.toml,weights=q5"
+            .parse::<Target>()
+            .unwrap_err()
+            .contains("weights `q5` is not one of")
+    );
     assert!(
         "pixel 8=x"
             .parse::<Target>()
@@ -528,4 +539,45 @@ fn plain_priced_objectives_over_a_set_read_the_worst_case() {
     assert_eq!(view.file.constraints.max_decode_ms, Some(9.0));
     assert!(view.objectives.iter().all(|(o, _)| o.over == Over::One));
     assert!(view.devices.is_empty());
+}
+
+#[test]
+fn devices_keep_the_files_order_and_a_set_of_one_keeps_its_limits() {
+    let s = set_space(
+        "minimize = [\"decode_ms\"]",
+        "",
+        "[devices.zeta]\nweight = 1\n\n[devices.alpha]\nweight = 2\n",
+    )
+    .unwrap();
+    let names: Vec<&str> = s.devices.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["zeta", "alpha"], "the first written is the primary");
+    // One device with its own limit: searched as one device, the limit holds.
+    let one = set_space(
+        "minimize = [\"decode_ms\"]",
+        "",
+        "[devices.host]\nmax_decode_ms = 6.0\n",
+    )
+    .unwrap();
+    assert!(!one.is_set());
+    let host = &devices(&one)[0];
+    let opts = SearchOptions {
+        strategy: Strategy::Exhaustive,
+        budget: None,
+        seed: 0,
+        population: None,
+    };
+    let mut excluded = 0;
+    let out = search(&one, host, &opts, &NoProgress, &mut |c| {
+        if c.why_not() == "max_decode_ms:host" {
+            excluded += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(excluded > 0, "the device's limit excludes some candidates");
+    assert!(
+        out.front
+            .iter()
+            .all(|c| c.metrics.decode_ms.unwrap() <= 6.0)
+    );
 }

@@ -358,7 +358,13 @@ pub fn options(space: &SearchSpace, req: &SearchRequest) -> Result<SearchOptions
         population: req.population.map(|p| p as usize),
     };
     if let Some(rows) = options.unbounded_rows(space) {
-        let size = rows.saturating_mul(CSV_ROW_BYTES);
+        // A set of devices adds each device's columns (about 64 bytes a device).
+        let devices = if space.is_set() {
+            space.devices.len() as u64
+        } else {
+            0
+        };
+        let size = rows.saturating_mul(CSV_ROW_BYTES + 64 * devices);
         if size > req.max_candidates_csv_mib << 20 {
             return Err(WorkflowError::CsvTooLarge {
                 space: space.path.clone(),
@@ -421,6 +427,10 @@ pub fn set_device_workloads(space: &mut SearchSpace, space_path: &Path) -> Resul
             w.precision = Precision::for_weights(weights);
         }
         space.set_device_workload(d, w);
+    }
+    // A set of one is a one-device search under that device's workload.
+    if let [only] = space.devices.as_slice() {
+        space.workload = only.workload;
     }
     Ok(())
 }
@@ -501,10 +511,17 @@ pub fn run_search_set(
                 .into_iter()
                 .find(|m| m.is_edit() && priced.get(*m).is_nan())
             {
-                return Err(WorkflowError::EditNotPriced {
+                let error = WorkflowError::EditNotPriced {
                     space: space.path.clone(),
                     cost: cost.source.file.clone(),
                     metric: metric.name().into_owned(),
+                };
+                return Err(match space.devices.get(d) {
+                    Some(dev) if space.is_set() => WorkflowError::OnDevice {
+                        device: dev.name.clone(),
+                        error: Box::new(error),
+                    },
+                    _ => error,
                 });
             }
         }

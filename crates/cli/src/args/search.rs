@@ -27,7 +27,8 @@ pub struct SearchArgs {
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// A device of a set searched at once: NAME=FILE (a profile, burn or llama.cpp, or a
-    /// datasheet), optionally `,weight=W` (its fleet share). Twice or more: one model for
+    /// datasheet), optionally `,weight=W` (its fleet share) and `,weights=q4_0` (its
+    /// engine's weights; default the profile's own, a datasheet the space's). Twice or more: one model for
     /// all of them (objectives and limits read worst case unless the space says
     /// otherwise); with a space that declares [devices], gives the file of one of them.
     #[arg(long, value_name = "NAME=FILE")]

@@ -29,6 +29,12 @@ pub fn run(args: &SearchArgs) -> Result<()> {
             recheck,
         )?;
         (space, vec![cost])
+    } else if args.weights.is_some() {
+        anyhow::bail!(
+            "--weights applies to one device; over a set each device runs its profile's own \
+             weights, or those of `weights = ...` under [devices.NAME] (`,weights=q4_0` after \
+             a --target)"
+        );
     } else if args.device.is_some() || args.profile.is_some() {
         anyhow::bail!(
             "{} declares [devices]; give --target NAME=FILE to change a device's file, or \

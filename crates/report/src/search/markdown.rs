@@ -30,8 +30,14 @@ pub(super) fn report_md(
     out: &Path,
 ) -> String {
     let (space, o) = (&run.space, &run.outcome);
-    let w = &space.workload;
-    let mut s = format!("# tailor: {} on {}\n\n", space.name(), run.cost.device);
+    let w = &space.device_workload(0);
+    let on = if space.is_set() {
+        let names: Vec<&str> = space.devices.iter().map(|d| d.name.as_str()).collect();
+        format!("{} devices ({})", names.len(), names.join(", "))
+    } else {
+        run.cost.device.clone()
+    };
+    let mut s = format!("# tailor: {} on {on}\n\n", space.name());
     s += &format!(
         "Space `{}` ({} points), {} cost model from `{}`, {} search (seed {}), workload: \
          prefill of {} tokens, decode at context {}, {} weights. {} examined, {} buildable, \

@@ -88,9 +88,13 @@ impl SearchRun {
         }
         let rows = ranked(&o.front, &space.pick);
         s += &format!(
-            "\nfront (by {}), top {}:\n",
+            "\nfront (by {}), top {}{}:\n",
             space.pick.0,
-            rows.len().min(15)
+            rows.len().min(15),
+            match space.devices.first().filter(|_| space.is_set()) {
+                Some(d) => format!(", times and memory on {}, the first device", d.name),
+                None => String::new(),
+            }
         );
         let stacked = space.file.model.stack.is_some();
         let mut header = vec![
@@ -123,6 +127,13 @@ impl SearchRun {
             })
             .collect();
         header.extend(at_names.iter().map(String::as_str));
+        // Over a set, the pick's own value when it is not one of the columns (a worst case,
+        // a mean, another device's).
+        let pick_column = (space.is_set() && space.pick.0.over != tailor_search::Over::One)
+            .then(|| space.pick.0.name());
+        if let Some(name) = &pick_column {
+            header.push(name);
+        }
         let mut t = Table::new(&header);
         for c in rows.iter().take(15) {
             let m = &c.metrics;
@@ -152,6 +163,9 @@ impl SearchRun {
                     Metric::PrefillMsAt(_) => format!("{v:.2}"),
                     _ => format!("{v:.3}"),
                 });
+            }
+            if pick_column.is_some() {
+                row.push(format!("{:.4}", m.value(&space.pick.0)));
             }
             t.row(row);
         }
@@ -460,7 +474,7 @@ pub fn write_search(
                 name: format!("{}-{}", space.name(), c.id),
                 spec: &c.spec,
                 flavor: flavor.unwrap_or_else(|| Flavor::natural(&c.spec)),
-                predicted: c.estimate.map(|e| (space.workload, e)),
+                predicted: c.estimate.map(|e| (space.device_workload(0), e)),
                 cost: Some(run.cost.clone()),
                 chosen: Some(Chosen {
                     space: space.name().to_string(),
@@ -498,6 +512,7 @@ pub fn write_search(
         x_desc,
         y_desc,
         others: cloud.iter().map(|m| (x(m), m.get(y))).collect(),
+        labels: ["feasible candidates", "Pareto front", "pick"],
         front: o
             .front
             .iter()
@@ -559,6 +574,7 @@ pub fn write_search(
                     x_desc: "non-embedding parameters (M)",
                     y_desc: &y_desc,
                     others: o.front.iter().map(xy).collect(),
+                    labels: ["shared front on it", "its own front", "its own pick"],
                     front: dev.front.iter().map(xy).collect(),
                     pick: dev.pick.map(|i| xy(&dev.front[i])),
                     references: pick
@@ -579,7 +595,7 @@ pub fn write_search(
         plots.push(path);
     }
     if let Some(e) = pick.and_then(|c| c.estimate) {
-        let w = &space.workload;
+        let w = &space.device_workload(0);
         let path = out.join("breakdown.svg");
         plot::breakdown(
             &path,

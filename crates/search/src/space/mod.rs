@@ -158,12 +158,13 @@ pub struct DeviceLimit {
     pub max: f64,
 }
 
-/// A device given on the command line (`--target NAME=PATH[,weight=W]`).
+/// A device given on the command line: `--target NAME=PATH[,weight=W][,weights=DTYPE]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub name: String,
     pub file: PathBuf,
     pub weight: Option<f64>,
+    pub weights: Option<tailor_spec::DType>,
 }
 
 impl std::str::FromStr for Target {
@@ -173,7 +174,7 @@ impl std::str::FromStr for Target {
         let Some((name, rest)) = s.split_once('=') else {
             return Err(format!(
                 "`{s}` is not NAME=PATH (e.g. `pixel8=profiles/pixel8.toml`, or \
-                 `pixel8=profiles/pixel8.toml,weight=3`)"
+                 `pixel8=profiles/pixel8.toml,weight=3,weights=q4_0`)"
             ));
         };
         if !crate::metric::valid_device_name(name) {
@@ -181,17 +182,39 @@ impl std::str::FromStr for Target {
                 "`{name}` is not a device name: use letters, digits, `_` and `-`"
             ));
         }
-        let (file, weight) = match rest.rsplit_once(",weight=") {
-            Some((file, w)) => {
-                let w: f64 = w
-                    .parse()
-                    .ok()
-                    .filter(|w: &f64| w.is_finite() && *w > 0.0)
-                    .ok_or_else(|| format!("`{s}`: weight `{w}` must be a positive number"))?;
-                (file, Some(w))
+        let mut file = rest;
+        let (mut weight, mut weights) = (None, None);
+        // Options after the path, from the right: `,weight=3`, `,weights=q4_0`.
+        while let Some((head, opt)) = file.rsplit_once(',') {
+            let Some((key, value)) = opt.split_once('=') else {
+                break;
+            };
+            match key {
+                "weight" => {
+                    let w = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|w| w.is_finite() && *w > 0.0)
+                        .ok_or_else(|| {
+                            format!("`{s}`: weight `{value}` must be a positive number")
+                        })?;
+                    weight = Some(w);
+                }
+                "weights" => {
+                    let d = tailor_spec::DType::from_name(value).ok_or_else(|| {
+                        let names: Vec<&str> =
+                            tailor_spec::DType::ALL.iter().map(|d| d.name()).collect();
+                        format!(
+                            "`{s}`: weights `{value}` is not one of {}",
+                            names.join(", ")
+                        )
+                    })?;
+                    weights = Some(d);
+                }
+                _ => break,
             }
-            None => (rest, None),
-        };
+            file = head;
+        }
         if file.is_empty() {
             return Err(format!("`{s}`: no file after `=`"));
         }
@@ -199,6 +222,7 @@ impl std::str::FromStr for Target {
             name: name.to_string(),
             file: PathBuf::from(file),
             weight,
+            weights,
         })
     }
 }
@@ -258,7 +282,6 @@ impl SearchSpace {
         }
         out.extend(self.at_limits.iter().map(|l| l.metric));
         out.extend(self.device_limits.iter().map(|l| l.metric));
-        out.sort();
         out.dedup();
         out
     }
@@ -323,7 +346,12 @@ impl SearchSpace {
         if targets.is_empty() {
             return Ok(self);
         }
-        let bad = |msg: String| FileError::invalid_toml(&self.path, &self.src, "devices", msg);
+        let bad = |message: String| FileError::Invalid {
+            path: self.path.clone(),
+            line: None,
+            key: "--target".into(),
+            message,
+        };
         for (i, t) in targets.iter().enumerate() {
             if targets[..i].iter().any(|o| o.name == t.name) {
                 return Err(bad(format!("--target names `{}` twice", t.name)));
@@ -336,7 +364,7 @@ impl SearchSpace {
                     name: t.name.clone(),
                     weight: t.weight.unwrap_or(1.0),
                     file: Some(t.file.clone()),
-                    weights: None,
+                    weights: t.weights,
                     workload: self.workload,
                 })
                 .collect();
@@ -357,6 +385,9 @@ impl SearchSpace {
                 d.file = Some(t.file.clone());
                 if let Some(w) = t.weight {
                     d.weight = w;
+                }
+                if t.weights.is_some() {
+                    d.weights = t.weights;
                 }
             }
         }
@@ -425,11 +456,18 @@ fn resolve_objectives(
         for m in list {
             let r = resolve(key, m)?;
             if !minimise && r.is_ratio() {
+                let plain = if m.over == Over::One {
+                    format!(" (a plain `{m}` over a set of devices reads the worst case)")
+                } else {
+                    String::new()
+                };
                 return Err(bad(
                     key,
                     format!(
-                        "`{r}` is a ratio to each device's best, which only a minimised \
-                         objective makes sense of; move it to objectives.minimize"
+                        "`{r}`{plain} is a ratio to each device's best, which only a minimised \
+                         objective makes sense of; move it to objectives.minimize, or name \
+                         one device (`{}:DEVICE`)",
+                        m.metric
                     ),
                 ));
             }
@@ -454,7 +492,11 @@ fn resolve_objectives(
             if r.is_ratio() {
                 return Err(bad(
                     "pick.maximize",
-                    format!("`{r}` is a ratio to each device's best: minimise it"),
+                    format!(
+                        "`{r}` is a ratio to each device's best (a plain priced metric over a \
+                         set reads the worst case): minimise it, or name one device (`{}:DEVICE`)",
+                        m.metric
+                    ),
                 ));
             }
             (r, false)

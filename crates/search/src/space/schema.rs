@@ -425,11 +425,14 @@ impl<'de> Deserialize<'de> for Devices {
                 self,
                 mut a: A,
             ) -> Result<Self::Value, A::Error> {
+                // Tables come back in the order the file writes them: a TOML table's keys
+                // are not ordered, so each is placed by where its value starts.
                 let mut out = Vec::new();
-                while let Some((k, v)) = a.next_entry::<String, DeviceEntry>()? {
-                    out.push((k, v));
+                while let Some((k, v)) = a.next_entry::<String, toml::Spanned<DeviceEntry>>()? {
+                    out.push((v.span().start, k, v.into_inner()));
                 }
-                Ok(Devices(out))
+                out.sort_by_key(|(at, _, _)| *at);
+                Ok(Devices(out.into_iter().map(|(_, k, v)| (k, v)).collect()))
             }
         }
         d.deserialize_map(Visit)
