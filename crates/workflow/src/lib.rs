@@ -9,7 +9,8 @@
 //! `schedule`; `llama`), `tailor validate` in either engine, one pipeline (`validate`), profiling another device (`device`) reached through `remote` (adb
 //! for a phone, qemu-user for the same flow without one), how tailor starts itself, and one
 //! writer per file (`lock`). No clap, no printing: the binary builds the requests from its
-//! arguments and prints the outcomes. `run` chains them: `tailor run` with burn.
+//! arguments and prints the outcomes. `run` chains them: `tailor run` with burn or
+//! llama.cpp; `run_set` over a set of devices.
 
 pub mod check;
 pub mod child;
@@ -25,6 +26,7 @@ pub mod profile;
 pub mod remembered;
 pub mod remote;
 pub mod run;
+pub mod run_set;
 pub mod run_text;
 pub mod schedule;
 pub mod search;

@@ -51,6 +51,13 @@ pub struct ValidateRequest<'a> {
     pub space_path: &'a Path,
     /// The space, with the prompt and context to validate at in its workload.
     pub space: SearchSpace,
+    pub options: ValidateOptions<'a>,
+}
+
+/// Which models a validation times and how, whatever the profile (one, or each device's
+/// of a set).
+#[derive(Debug, Clone)]
+pub struct ValidateOptions<'a> {
     /// These specs (spec.toml or config.json), priced as candidates of the space, instead
     /// of a sample of it.
     pub specs: &'a [PathBuf],
@@ -62,7 +69,8 @@ pub struct ValidateRequest<'a> {
     pub seed: u64,
     /// Timing rounds of each model.
     pub rounds: u64,
-    /// The output folder (locked for the run; a rerun into it reuses what it holds).
+    /// The output folder (locked for the run; a rerun into it reuses what it holds); over
+    /// a set, each device's is `<out>/<device>`.
     pub out: &'a Path,
     /// Re-time the profile's drift subset first.
     pub recheck: bool,
@@ -82,22 +90,20 @@ pub fn validate(req: ValidateRequest, progress: &dyn RunProgress) -> Result<Vali
     }
 }
 
-/// The models [`validate`] times: `req.specs`, priced as candidates of the space, or a
+/// The models [`validate`] times: `req.options.specs`, priced as candidates of the space, or a
 /// sample of the space spread over its predicted decode time; refused before starting when
 /// one could not fit in memory.
 pub fn sample(req: &ValidateRequest, cost: &dyn CostModel) -> Result<Vec<Candidate>> {
     let space = &req.space;
-    if !req.models.is_empty() {
-        let models: Vec<Candidate> = (req.models.iter())
+    if !req.options.models.is_empty() {
+        let models: Vec<Candidate> = (req.options.models.iter())
             .map(|(id, spec)| tailor_search::price(space, cost, *id, spec.clone()))
             .collect();
         refuse_oversized(&models, req.space_path)?;
         return Ok(models);
     }
-    if !req.specs.is_empty() {
-        let models = req
-            .specs
-            .iter()
+    if !req.options.specs.is_empty() {
+        let models = (req.options.specs.iter())
             .enumerate()
             .map(|(i, p)| {
                 let spec = tailor_spec::load_spec(p)?.spec;
@@ -107,17 +113,23 @@ pub fn sample(req: &ValidateRequest, cost: &dyn CostModel) -> Result<Vec<Candida
         refuse_oversized(&models, req.space_path)?;
         return Ok(models);
     }
-    let sample = spread_sample(space, cost, req.samples, req.seed, Metric::DecodeMs);
+    let sample = spread_sample(
+        space,
+        cost,
+        req.options.samples,
+        req.options.seed,
+        Metric::DecodeMs,
+    );
     if sample.is_empty() {
         return Err(WorkflowError::NothingToValidate {
             space: req.space_path.to_path_buf(),
         });
     }
     refuse_oversized(&sample, req.space_path)?;
-    if sample.len() < req.samples {
+    if sample.len() < req.options.samples {
         warn!(
             feasible = sample.len(),
-            asked = req.samples,
+            asked = req.options.samples,
             "fewer feasible configs than --samples: validating all of them"
         );
     }
@@ -125,28 +137,28 @@ pub fn sample(req: &ValidateRequest, cost: &dyn CostModel) -> Result<Vec<Candida
 }
 
 fn validate_burn_profile(req: ValidateRequest, progress: &dyn RunProgress) -> Result<Validation> {
-    let (space, timing) = (&req.space, &req.engine.timing);
+    let (space, timing) = (&req.space, &req.options.engine.timing);
     let model = load_profiled(req.profile)?;
     check_precision(
         &model,
         &space.workload.precision,
         &req.space_path.display().to_string(),
     )?;
-    if req.specs.is_empty() && req.models.is_empty() {
+    if req.options.specs.is_empty() && req.options.models.is_empty() {
         require_profiled_space(&model, space, req.space_path, req.profile)?;
     }
-    for (_, spec) in &req.models {
+    for (_, spec) in &req.options.models {
         require_profiled(&model, spec, &space.workload, req.space_path, req.profile)?;
     }
-    for p in req.specs {
+    for p in req.options.specs {
         let spec = tailor_spec::load_spec(p)?.spec;
         require_profiled(&model, &spec, &space.workload, p, req.profile)?;
     }
     let sample = sample(&req, &model)?;
     let backend = machine_backend(&model, req.profile, req.space_path)?;
     // One writer per folder: a rerun into it reuses what is measured there.
-    let _lock = crate::lock::folder(req.out)?;
-    let drift = if req.recheck {
+    let _lock = crate::lock::folder(req.options.out)?;
+    let drift = if req.options.recheck {
         Some(recheck(req.profile, &model, backend, timing)?)
     } else {
         None
@@ -156,7 +168,7 @@ fn validate_burn_profile(req: ValidateRequest, progress: &dyn RunProgress) -> Re
         .as_ref()
         .map(|d| d.plan(model.profile(), &needed, DRIFT_TOLERANCE));
     let (mut model, remeasured) = match &what {
-        Some(what) if req.remeasure && !what.is_empty() => {
+        Some(what) if req.options.remeasure && !what.is_empty() => {
             announce(req.profile, what, needed.len(), timing, PROFILE_ROUNDS);
             remeasure(
                 req.profile,
@@ -169,7 +181,7 @@ fn validate_burn_profile(req: ValidateRequest, progress: &dyn RunProgress) -> Re
         }
         _ => (model, 0),
     };
-    if let Some(anchors) = req.anchors {
+    if let Some(anchors) = req.options.anchors {
         let exclude: BTreeSet<u64> = sample.iter().map(|c| c.id).collect();
         let level = level(
             &LevelRequest {
@@ -179,10 +191,10 @@ fn validate_burn_profile(req: ValidateRequest, progress: &dyn RunProgress) -> Re
                 space,
                 anchors,
                 exclude: &exclude,
-                rounds: req.rounds,
+                rounds: req.options.rounds,
                 timing: *timing,
-                seed: req.seed,
-                out: &req.out.join("level"),
+                seed: req.options.seed,
+                out: &req.options.out.join("level"),
             },
             progress.check().as_ref(),
         )?;
@@ -197,12 +209,12 @@ fn validate_burn_profile(req: ValidateRequest, progress: &dyn RunProgress) -> Re
         remeasured,
         backend,
         space,
-        rounds: req.rounds,
+        rounds: req.options.rounds,
         timing: *timing,
-        seed: req.seed,
+        seed: req.options.seed,
     };
     let models = sample.into_iter().map(|c| (c.id, c.spec)).collect();
-    let v = check(&setup, models, req.out, progress.check().as_ref())?;
+    let v = check(&setup, models, req.options.out, progress.check().as_ref())?;
     for w in v.drift() {
         warn!(profile = %req.profile.display(), "{w}");
     }
@@ -213,18 +225,18 @@ fn validate_llama_profile(
     mut req: ValidateRequest,
     progress: &dyn RunProgress,
 ) -> Result<Validation> {
-    req.space = with_weights(req.space, req.engine.weights);
+    req.space = with_weights(req.space, req.options.engine.weights);
     let (profile, space_path) = (req.profile, req.space_path);
     // The validation's own prompt and context only: not every point the space prices.
     let cost = load_cost_for(profile, &[req.space.workload])?;
     require_here(profile, cost.profile(), space_path)?;
     let sample = sample(&req, &cost)?;
-    let _lock = crate::lock::folder(req.out)?;
+    let _lock = crate::lock::folder(req.options.out)?;
     let models: Vec<_> = sample.into_iter().map(|c| (c.id, c.spec)).collect();
-    let mut bench = LlamaBench::locate(req.engine.llama_bench.as_deref())
+    let mut bench = LlamaBench::locate(req.options.engine.llama_bench.as_deref())
         .map_err(tailor_llamacpp::RunError::from)?;
     bench.prefix.extend(crate::remote::exec_prefix());
-    let settings = req.engine.settings.clone();
+    let settings = req.options.engine.settings.clone();
     // Re-checked here first (--remeasure: the drifted probes timed again), then levelled to
     // anchor models timed whole (--relevel), as burn's validation does.
     let ready = prepare_validation(
@@ -234,13 +246,13 @@ fn validate_llama_profile(
             space: &req.space,
             bench: &bench,
             settings: settings.clone(),
-            recheck: req.recheck,
-            remeasure: req.remeasure,
-            anchors: req.anchors,
+            recheck: req.options.recheck,
+            remeasure: req.options.remeasure,
+            anchors: req.options.anchors,
             exclude: models.iter().map(|(id, _)| *id).collect(),
-            rounds: req.rounds,
-            seed: req.seed,
-            out: req.out,
+            rounds: req.options.rounds,
+            seed: req.options.seed,
+            out: req.options.out,
         },
         cost,
         progress.llama().as_ref(),
@@ -254,9 +266,9 @@ fn validate_llama_profile(
             models,
             bench: &bench,
             settings,
-            rounds: req.rounds,
-            seed: req.seed,
-            out: req.out,
+            rounds: req.options.rounds,
+            seed: req.options.seed,
+            out: req.options.out,
             profile_check: ready.profile_check,
             remeasured: ready.remeasured,
         },
@@ -268,27 +280,14 @@ fn validate_llama_profile(
     Ok(v)
 }
 
-/// A validation of every device of a set: what [`ValidateRequest`] asks, the space with
-/// its devices (`[devices]`, `--target`).
+/// A validation of every device of a set: the space with its devices (`[devices]`,
+/// `--target`) and the prompt and context to validate at in its workload, and what each
+/// device's validation times and how.
 #[derive(Debug)]
 pub struct SetValidateRequest<'a> {
     pub space_path: &'a Path,
-    /// The space with its set of devices, the prompt and context to validate at in its
-    /// workload.
     pub space: SearchSpace,
-    pub specs: &'a [PathBuf],
-    /// These models on every device (a run's shared and own picks), instead of `specs` or
-    /// each device's own sample.
-    pub models: Vec<(u64, ModelSpec)>,
-    pub samples: usize,
-    pub seed: u64,
-    pub rounds: u64,
-    /// Each device validates into `<out>/<device>`.
-    pub out: &'a Path,
-    pub recheck: bool,
-    pub remeasure: bool,
-    pub anchors: Option<usize>,
-    pub engine: EngineSetup,
+    pub options: ValidateOptions<'a>,
 }
 
 /// Validates each device of the set in its own engine, one after the other, on the space
@@ -309,23 +308,20 @@ pub fn validate_set(
             Err("a datasheet: no engine here to time it in".to_string())
         } else {
             tracing::info!(device = %name, profile = %file.display(), "validating");
+            let out = req.options.out.join(&name);
             let r = validate(
                 ValidateRequest {
                     profile: &file,
                     space_path: req.space_path,
                     space: space.for_device(d),
-                    specs: req.specs,
-                    models: req.models.clone(),
-                    samples: req.samples,
-                    seed: req.seed,
-                    rounds: req.rounds,
-                    out: &req.out.join(&name),
-                    recheck: req.recheck,
-                    remeasure: req.remeasure,
-                    anchors: req.anchors,
-                    engine: EngineSetup {
-                        weights: None,
-                        ..req.engine.clone()
+                    options: ValidateOptions {
+                        out: &out,
+                        // Each device runs its own weights (its workload's).
+                        engine: EngineSetup {
+                            weights: None,
+                            ..req.options.engine.clone()
+                        },
+                        ..req.options.clone()
                     },
                 },
                 progress,

@@ -53,6 +53,21 @@ pub fn parse_weights(s: &str) -> Result<DType, String> {
 }
 
 impl LlamaArgs {
+    /// How each engine runs here for a validation or a run's check: burn's timing, this
+    /// llama-bench and its settings, and `weights` instead of the space's (llama.cpp).
+    pub fn engine(
+        &self,
+        timing: &super::TimingArgs,
+        weights: Option<DType>,
+    ) -> Result<tailor_workflow::validate::EngineSetup> {
+        Ok(tailor_workflow::validate::EngineSetup {
+            timing: timing.options()?,
+            llama_bench: self.llama_bench.clone(),
+            settings: self.settings(),
+            weights,
+        })
+    }
+
     pub fn settings(&self) -> Settings {
         Settings {
             threads: self.threads.unwrap_or_else(|| Settings::default().threads),

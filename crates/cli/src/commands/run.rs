@@ -6,8 +6,8 @@ use super::llama::Engine;
 pub use crate::args::run::RunArgs;
 use crate::args::run::common;
 use anyhow::Result;
-use tailor_workflow::run::{LlamaRunRequest, RunRequest, SetRunRequest, run_burn};
-use tailor_workflow::validate::EngineSetup;
+use tailor_workflow::run::{LlamaRunRequest, RunRequest, run_burn};
+use tailor_workflow::run_set::SetRunRequest;
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let declares = !tailor_search::SearchSpace::load(&args.space)?
@@ -29,12 +29,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         },
         &crate::progress::Bars,
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&o.summary)?);
-        return Ok(());
-    }
-    print!("{}", o.render());
-    Ok(())
+    print(args, &o.summary, || o.render())
 }
 
 /// `tailor run --engine llama.cpp`: profile the space's probes with llama-bench (resuming
@@ -56,12 +51,7 @@ fn run_llama(args: &RunArgs) -> Result<()> {
         },
         &crate::progress::Bars,
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&o.summary)?);
-        return Ok(());
-    }
-    print!("{}", o.render());
-    Ok(())
+    print(args, &o.summary, || o.render())
 }
 
 /// `tailor run` over a set of devices: search them at once, time the picks on each device
@@ -74,23 +64,27 @@ fn run_set(args: &RunArgs) -> Result<()> {
             args.space.display()
         );
     }
-    let o = tailor_workflow::run::run_set(
+    let o = tailor_workflow::run_set::run_set(
         &SetRunRequest {
             run: common(args),
             targets: args.target.clone(),
-            engine: EngineSetup {
-                timing: args.timing.options()?,
-                llama_bench: args.llama.llama_bench.clone(),
-                settings: args.llama.settings(),
-                weights: None,
-            },
+            engine: args.llama.engine(&args.timing, None)?,
         },
         &crate::progress::Bars,
     )?;
+    print(args, &o.summary, || o.render())
+}
+
+/// summary.json on stdout with `--json`, else the run's lines.
+fn print(
+    args: &RunArgs,
+    summary: &tailor_report::search::Summary,
+    render: impl FnOnce() -> String,
+) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&o.summary)?);
-        return Ok(());
+        println!("{}", serde_json::to_string_pretty(summary)?);
+    } else {
+        print!("{}", render());
     }
-    print!("{}", o.render());
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use tailor_report::validation::{DeviceValidateFile, render_devices};
 use tailor_search::SearchSpace;
 use tailor_workflow::validate::{
-    EngineSetup, SetValidateRequest, ValidateRequest, validate, validate_set,
+    SetValidateRequest, ValidateOptions, ValidateRequest, validate, validate_set,
 };
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
@@ -35,21 +35,7 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
             profile,
             space_path: &args.space,
             space,
-            specs: &args.specs,
-            models: Vec::new(),
-            samples: args.samples as usize,
-            seed: args.seed,
-            rounds: args.rounds,
-            out: &out,
-            recheck: !args.no_recheck,
-            remeasure: args.remeasure,
-            anchors: args.relevel.then_some(args.anchors as usize),
-            engine: EngineSetup {
-                timing: args.timing.options()?,
-                llama_bench: args.llama.llama_bench.clone(),
-                settings: args.llama.settings(),
-                weights: args.llama.weights,
-            },
+            options: options(args, &out, args.llama.weights)?,
         },
         &crate::progress::Bars,
     )?;
@@ -75,21 +61,7 @@ fn run_set(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
         SetValidateRequest {
             space_path: &args.space,
             space,
-            specs: &args.specs,
-            models: Vec::new(),
-            samples: args.samples as usize,
-            seed: args.seed,
-            rounds: args.rounds,
-            out: &out,
-            recheck: !args.no_recheck,
-            remeasure: args.remeasure,
-            anchors: args.relevel.then_some(args.anchors as usize),
-            engine: EngineSetup {
-                timing: args.timing.options()?,
-                llama_bench: args.llama.llama_bench.clone(),
-                settings: args.llama.settings(),
-                weights: None,
-            },
+            options: options(args, &out, None)?,
         },
         &crate::progress::Bars,
     )?;
@@ -100,6 +72,27 @@ fn run_set(args: &ValidateArgs, space: SearchSpace) -> Result<()> {
         print!("{}", render_devices(&devices));
     }
     Ok(())
+}
+
+/// What the arguments ask of each validation (one profile's, or each device's); `weights`:
+/// llama.cpp's weights instead of the space's (one profile only).
+fn options<'a>(
+    args: &'a ValidateArgs,
+    out: &'a std::path::Path,
+    weights: Option<tailor_spec::DType>,
+) -> Result<ValidateOptions<'a>> {
+    Ok(ValidateOptions {
+        specs: &args.specs,
+        models: Vec::new(),
+        samples: args.samples as usize,
+        seed: args.seed,
+        rounds: args.rounds,
+        out,
+        recheck: !args.no_recheck,
+        remeasure: args.remeasure,
+        anchors: args.relevel.then_some(args.anchors as usize),
+        engine: args.llama.engine(&args.timing, weights)?,
+    })
 }
 
 /// The space with `--prompt` and `--context` in its workload.

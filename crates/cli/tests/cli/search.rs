@@ -485,3 +485,51 @@ fn validate_over_a_set_reports_the_devices_it_cannot_time_here() {
         "{v}"
     );
 }
+
+#[test]
+fn run_over_a_set_searches_and_reports_the_devices_it_cannot_time_here() {
+    let s = Scratch::new("run-devices");
+    let flex = std::fs::read_to_string(crate::common::root().join("profiles/host-flex.toml"))
+        .unwrap()
+        .replace("cpu_model = \"AMD EPYC\"", "cpu_model = \"Imaginary 9000\"");
+    let other = s.write("other.toml", &flex);
+    let out = s.0.join("run");
+    let r = tailor(&[
+        "run",
+        QUICK,
+        "--target",
+        &format!("phone={}", crate::common::root().join(HOST).display()),
+        "--target",
+        &format!("elsewhere={},weight=2", other.display()),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let summary = r.json();
+    assert_eq!(summary["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["devices"][1]["weight"], 2.0);
+    let checks = summary["device_checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2);
+    assert!(
+        checks[0]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("a datasheet"),
+        "{summary}"
+    );
+    assert!(
+        checks[1]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("another machine"),
+        "{summary}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("The picks timed whole on the devices here")
+            && report.contains("not timed here"),
+        "{report}"
+    );
+    assert!(out.join("pick/MODEL_CARD.md").exists());
+}

@@ -213,9 +213,11 @@ pub(super) fn report_md(
         if let Some((header, rows)) = device_check_rows(run) {
             s += "\n### The picks timed whole on the devices here\n\nEach device whose engine \
                   runs here timed the shared pick and every device's own pick whole (`check/` \
-                  holds each device's validate.json); the regret measured beside the one \
-                  predicted, and the engine's own run-to-run spread of decode steps beside \
-                  them:\n\n";
+                  holds each device's validate.json): the regret measured beside the one \
+                  predicted; the fastest of the timed picks there and the shared pick \
+                  against it (where the prediction ranks the picks wrong, the fastest is \
+                  not the device's own pick); the engine's own run-to-run spread of decode \
+                  steps beside them:\n\n";
             s += &md_table(&header, &rows);
         }
     }

@@ -226,9 +226,12 @@ impl SearchRun {
     }
 }
 
+/// A table's rows of cells.
+pub type Rows = Vec<Vec<String>>;
+
 /// Over a set of devices, the table of each device's own pick against the shared pick:
 /// (intro, header, rows); `None` over one device.
-pub fn device_rows(run: &SearchRun) -> Option<(String, Vec<&'static str>, Vec<Vec<String>>)> {
+pub fn device_rows(run: &SearchRun) -> Option<(String, Vec<&'static str>, Rows)> {
     let (space, o) = (&run.space, &run.outcome);
     if o.devices.is_empty() {
         return None;
@@ -321,6 +324,11 @@ pub struct MeasuredRegret {
     pub predicted: f64,
     /// measured shared / measured own - 1.
     pub measured: f64,
+    /// The fastest of the models timed on the device (its own pick where the prediction
+    /// ranks them right), and the shared pick against it: measured shared / fastest - 1.
+    pub fastest_id: u64,
+    pub measured_fastest_ms: f64,
+    pub measured_vs_fastest: f64,
 }
 
 /// The measured regret of device `d` from its validation, when both picks were timed.
@@ -332,7 +340,13 @@ pub fn measured_regret(run: &SearchRun, d: usize, v: &Validation) -> Option<Meas
     let row = |id: u64| v.file.rows.iter().find(|r| r.id == id);
     let (s, w) = (row(shared)?, row(own)?);
     let (sm, wm) = (s.measured.as_ref()?, w.measured.as_ref()?);
+    let (fastest_id, fastest) = (v.file.rows.iter())
+        .filter_map(|r| r.measured.as_ref().map(|m| (r.id, m.decode_ms)))
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))?;
     Some(MeasuredRegret {
+        fastest_id,
+        measured_fastest_ms: fastest,
+        measured_vs_fastest: sm.decode_ms / fastest - 1.0,
         shared_id: shared,
         own_id: own,
         predicted_shared_ms: s.predicted_decode_ms,
@@ -346,7 +360,7 @@ pub fn measured_regret(run: &SearchRun, d: usize, v: &Validation) -> Option<Meas
 
 /// The table of the devices timed here after a run over a set: each device's decode of
 /// the shared and own picks, predicted and measured, and the regret of each.
-pub fn device_check_rows(run: &SearchRun) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
+pub fn device_check_rows(run: &SearchRun) -> Option<(Vec<&'static str>, Rows)> {
     if run.device_checks.is_empty() {
         return None;
     }
@@ -356,6 +370,8 @@ pub fn device_check_rows(run: &SearchRun) -> Option<(Vec<&'static str>, Vec<Vec<
         "own pick decode ms pred / meas",
         "regret pred",
         "regret meas",
+        "fastest timed (meas ms)",
+        "shared vs fastest meas",
         "decode meas/pred (all models)",
         "engine vs itself (spread)",
     ];
@@ -367,6 +383,8 @@ pub fn device_check_rows(run: &SearchRun) -> Option<(Vec<&'static str>, Vec<Vec<
             Err(why) => vec![
                 c.device.clone(),
                 format!("not timed here: {why}"),
+                String::new(),
+                String::new(),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -385,6 +403,12 @@ pub fn device_check_rows(run: &SearchRun) -> Option<(Vec<&'static str>, Vec<Vec<
                     r.map_or("-".into(), |r| pair(r.predicted_own_ms, r.measured_own_ms)),
                     r.map_or("-".into(), |r| format!("{:+.1}%", 100.0 * r.predicted)),
                     r.map_or("-".into(), |r| format!("{:+.1}%", 100.0 * r.measured)),
+                    r.map_or("-".into(), |r| {
+                        format!("#{} ({:.3})", r.fastest_id, r.measured_fastest_ms)
+                    }),
+                    r.map_or("-".into(), |r| {
+                        format!("{:+.1}%", 100.0 * r.measured_vs_fastest)
+                    }),
                     f.decode
                         .map_or("-".into(), |a| format!("{:.2}", a.median_ratio)),
                     f.engine_self

@@ -399,6 +399,9 @@ impl SearchSpace {
     }
 }
 
+/// An objective or the pick, and whether it is minimised.
+type Ranked = (Objective, bool);
+
 fn names(devices: &[SpaceDevice]) -> Vec<String> {
     devices.iter().map(|d| d.name.clone()).collect()
 }
@@ -407,13 +410,12 @@ fn names(devices: &[SpaceDevice]) -> Vec<String> {
 /// them; over two or more devices a priced metric written plainly is its worst case
 /// (`decode_ms` is `worst:decode_ms`); over one device or none every objective is the
 /// metric itself.
-#[allow(clippy::type_complexity)]
 fn resolve_objectives(
     path: &Path,
     src: &str,
     file: &SpaceFile,
     devices: &[String],
-) -> Result<(Vec<(Objective, bool)>, (Objective, bool)), FileError> {
+) -> Result<(Vec<Ranked>, Ranked), FileError> {
     let bad = |key: &str, msg: String| FileError::invalid_toml(path, src, key, msg);
     let resolve = |key: &str, o: &Objective| -> Result<Objective, FileError> {
         let metric = o.metric;
@@ -560,8 +562,6 @@ fn devices_of(
     }
     Ok((devices, limits))
 }
-
-/// `first`, then the values of `more` that are not it.
 
 /// The limits of `[constraints]`' `*_at` tables, checked against the points `[workload]`
 /// lists (`bad` builds the error of a key).
