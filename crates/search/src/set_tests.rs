@@ -581,3 +581,32 @@ fn devices_keep_the_files_order_and_a_set_of_one_keeps_its_limits() {
             .all(|c| c.metrics.decode_ms.unwrap() <= 6.0)
     );
 }
+
+#[test]
+fn a_devices_view_is_a_space_another_tailor_reads_alone() {
+    let mut s = set_space(
+        "minimize = [\"decode_ms:phone\", \"worst:prefill_ms\"]\nmaximize = [\"non_embedding_params\"]",
+        "minimize = \"mean:decode_ms\"",
+        DEVICES,
+    )
+    .unwrap();
+    let mut w = s.workload;
+    w.precision = tailor_spec::Precision::for_weights(tailor_spec::DType::Q4_0);
+    w.context = 512;
+    s.set_device_workload(2, w);
+    let view = s.for_device(2);
+    let text = view.standalone_toml().unwrap();
+    let back = SearchSpace::parse(Path::new("device.toml"), &text).unwrap();
+    assert!(back.devices.is_empty());
+    assert_eq!(back.workload, w);
+    assert_eq!(back.file.constraints.max_decode_ms, Some(9.0));
+    let names: Vec<String> = back.objectives.iter().map(|(o, _)| o.name()).collect();
+    assert_eq!(names, ["decode_ms", "prefill_ms", "non_embedding_params"]);
+    assert_eq!(back.pick.0.name(), "decode_ms");
+    assert!(back.file.references.is_empty());
+    assert_eq!(back.size(), s.size());
+    // `,remote=` after a --target.
+    let t: Target = "p=x.toml,remote=adb:1234,weight=2".parse().unwrap();
+    assert_eq!(t.remote.as_deref(), Some("adb:1234"));
+    assert_eq!(t.weight, Some(2.0));
+}

@@ -180,3 +180,138 @@ fn pull<P>(
     })?;
     Ok(profile)
 }
+
+/// A validation on a device reached through a transport (`tailor validate --remote`, or a
+/// device of a set with `remote`): the static arm64 `tailor`, the space as that device
+/// sees it (standalone, [`SearchSpace::standalone_toml`]), its profile, the models to time
+/// (spec files) and for llama.cpp the device's llama-bench are pushed; its `tailor
+/// validate --json` runs there; what it prints is written here as validate.json,
+/// validate.csv and calibration.svg.
+#[derive(Debug)]
+pub struct RemoteValidateRequest<'a> {
+    /// `adb`, `adb:SERIAL` or `qemu:DIR`.
+    pub target: &'a str,
+    /// The device's profile (made there: `tailor profile --remote`).
+    pub profile: &'a Path,
+    /// The space with the prompt and context to validate at in its workload.
+    pub space: &'a SearchSpace,
+    pub options: &'a crate::engine::ValidateOptions<'a>,
+}
+
+/// Runs `req` on its device; its validation lands in `req.options.out`.
+pub fn validate_remote(
+    req: &RemoteValidateRequest,
+) -> Result<tailor_report::validation::Validation> {
+    let o = req.options;
+    let setup = &o.engine.remote;
+    let llama = crate::llama::is_llama(req.profile);
+    let t = remote::parse(req.target)?;
+    remote::check_binary(&setup.tailor_binary, DeviceBinary::Tailor)?;
+    let bench = match (&setup.llama_bench, llama) {
+        (Some(lb), true) => {
+            remote::check_binary(lb, DeviceBinary::LlamaBench)?;
+            Some(lb)
+        }
+        (None, true) => return Err(WorkflowError::RemoteLlamaBench),
+        (_, false) => None,
+    };
+    t.check()?;
+    let _lock = crate::lock::folder(o.out)?;
+    let write = |path: &Path, text: &str| {
+        tailor_spec::files::write_atomic(path, text.as_bytes()).map_err(WorkflowError::from)
+    };
+    std::fs::create_dir_all(o.out).map_err(|error| WorkflowError::CreateDir {
+        path: o.out.to_path_buf(),
+        error,
+    })?;
+    info!(via = %t.describe(), profile = %req.profile.display(), out = %o.out.display(), "validating on a remote device");
+    t.push(&setup.tailor_binary, "tailor")?;
+    if let Some(lb) = bench {
+        t.push(lb, "llama-bench")?;
+    }
+    let space_file = o.out.join("space.toml");
+    let text = req
+        .space
+        .standalone_toml()
+        .map_err(|error| WorkflowError::Serialize {
+            what: format!("the space for the device ({})", space_file.display()),
+            error: error.to_string(),
+        })?;
+    write(&space_file, &text)?;
+    t.push(&space_file, "space.toml")?;
+    t.push(req.profile, "profile.toml")?;
+    let mut args: Vec<String> = [
+        "validate",
+        "--profile",
+        "profile.toml",
+        "--space",
+        "space.toml",
+        "--out",
+        "validate",
+        "--json",
+        "--seed",
+    ]
+    .map(String::from)
+    .into();
+    args.push(o.seed.to_string());
+    args.extend(["--rounds".into(), o.rounds.to_string()]);
+    args.extend(["--samples".into(), o.samples.max(2).to_string()]);
+    if !o.recheck {
+        args.push("--no-recheck".into());
+    }
+    if o.remeasure {
+        args.push("--remeasure".into());
+    }
+    if let Some(n) = o.anchors {
+        args.extend(["--relevel".into(), "--anchors".into(), n.to_string()]);
+    }
+    // The models to time, as spec files: given ones as they are, a run's picks written out.
+    let mut ids = Vec::new();
+    for (i, p) in o.specs.iter().enumerate() {
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("toml");
+        let name = format!("spec-{i}.{ext}");
+        t.push(p, &name)?;
+        args.extend(["--spec".into(), name]);
+        ids.push(i as u64);
+    }
+    for (i, (id, spec)) in o.models.iter().enumerate() {
+        let local = o.out.join(format!("model-{id}.toml"));
+        let mut file = tailor_spec::SpecFile::new(spec.clone());
+        file.name = Some(format!("{}-{id}", req.space.name()));
+        file.save(&local)?;
+        let name = format!("model-{i}.toml");
+        t.push(&local, &name)?;
+        args.extend(["--spec".into(), name]);
+        ids.push(*id);
+    }
+    args.extend(if llama {
+        setup.llama_args.clone()
+    } else {
+        setup.burn_args.clone()
+    });
+    let (ok, stdout) = t.run_tailor(&args)?;
+    if !ok {
+        if !t.connected() {
+            return Err(WorkflowError::DeviceGone {
+                via: t.describe(),
+                file: "validate/".into(),
+                unit: "model",
+            });
+        }
+        return Err(WorkflowError::DeviceFailed);
+    }
+    let mut file: tailor_report::validation::ValidateFile =
+        serde_json::from_str(&stdout).map_err(|error| WorkflowError::ChildOutput {
+            what: format!("what `tailor validate` printed on the device: {stdout}"),
+            error,
+        })?;
+    // The device numbered the spec files; the rows get back the ids of the space.
+    for row in &mut file.rows {
+        if let Some(id) = ids.get(row.id as usize) {
+            row.id = *id;
+        }
+    }
+    file.profile = req.profile.display().to_string();
+    let caption = format!("{} on {} (via {})", file.engine, file.space, t.describe());
+    Ok(tailor_report::validation::write(o.out, file, &caption)?)
+}

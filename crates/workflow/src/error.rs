@@ -139,7 +139,7 @@ pub enum WorkflowError {
     },
     /// The device disconnected while `tailor profile` ran there.
     #[error(
-        "the device went away during profiling ({via}). Every finished {unit} is saved on it \
+        "the device went away while tailor ran there ({via}). Every finished {unit} is saved on it \
          in {file}: reconnect and rerun the same command to resume"
     )]
     DeviceGone {
@@ -147,9 +147,18 @@ pub enum WorkflowError {
         file: String,
         unit: &'static str,
     },
-    /// `tailor profile` failed on the device (its stderr was streamed above).
-    #[error("`tailor profile` failed on the device (its error is above)")]
+    /// `tailor profile` or `validate` failed on the device (its stderr was streamed above).
+    #[error("`tailor` failed on the device (its error is above)")]
     DeviceFailed,
+    /// A llama.cpp profile validated on a device without the device's llama-bench.
+    #[error(
+        "a llama.cpp profile is validated on the device with the device's llama-bench: give \
+         --remote-llama-bench PATH (an aarch64 build: scripts/build-llama-bench.sh --arm64)"
+    )]
+    RemoteLlamaBench,
+    /// Something tailor writes could not be serialised.
+    #[error("writing {what}: {error}")]
+    Serialize { what: String, error: String },
     /// The file pulled from the device does not read as a profile.
     #[error("the profile pulled from the device ({}): {error}", path.display())]
     Pulled { path: PathBuf, error: FileError },

@@ -16,6 +16,7 @@ pub mod check;
 pub mod child;
 pub mod device;
 pub mod edit;
+pub mod engine;
 pub mod error;
 pub mod export;
 pub mod freshness;

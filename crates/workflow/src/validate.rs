@@ -7,6 +7,7 @@
 //! llama.cpp); one `validate.json` ([`Validation`]) for both.
 
 use crate::check::{CheckSetup, check, refuse_oversized};
+pub use crate::engine::{EngineSetup, RemoteSetup, ValidateOptions};
 use crate::error::{Result, WorkflowError};
 use crate::freshness::{
     DRIFT_TOLERANCE, LevelRequest, announce, level, machine_backend, recheck, remeasure,
@@ -20,29 +21,12 @@ use crate::profile::PROFILE_ROUNDS;
 use crate::run::RunProgress;
 use crate::search::{check_precision, load_profiled, require_profiled, require_profiled_space};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tailor_cost::CostModel;
-use tailor_llamacpp::{LlamaBench, Settings};
-use tailor_profiler::TimingOptions;
+use tailor_llamacpp::LlamaBench;
 use tailor_report::validation::{DeviceValidation, Validation};
 use tailor_search::{Candidate, Metric, SearchSpace, spread_sample};
-use tailor_spec::{DType, ModelSpec};
 use tracing::warn;
-
-/// How the profile's engine runs here; which one is the profile's (a llama.cpp profile or
-/// a burn one), checked by [`validate`].
-#[derive(Debug, Clone)]
-pub struct EngineSetup {
-    /// burn: the timing of each session (and of the re-check and re-measure).
-    pub timing: TimingOptions,
-    /// llama.cpp: the llama-bench to run (`None`: found on the PATH or beside tailor; on a
-    /// device whose binaries start through an emulator, through that emulator), how it runs
-    /// (threads, cache type and flash attention are the profile's), and the weights to
-    /// validate instead of the space's.
-    pub llama_bench: Option<PathBuf>,
-    pub settings: Settings,
-    pub weights: Option<DType>,
-}
 
 /// What to validate.
 #[derive(Debug)]
@@ -52,33 +36,6 @@ pub struct ValidateRequest<'a> {
     /// The space, with the prompt and context to validate at in its workload.
     pub space: SearchSpace,
     pub options: ValidateOptions<'a>,
-}
-
-/// Which models a validation times and how, whatever the profile (one, or each device's
-/// of a set).
-#[derive(Debug, Clone)]
-pub struct ValidateOptions<'a> {
-    /// These specs (spec.toml or config.json), priced as candidates of the space, instead
-    /// of a sample of it.
-    pub specs: &'a [PathBuf],
-    /// These models (with their ids in the space), priced as candidates of the space,
-    /// instead of `specs` or a sample: what a run over a set of devices times on each.
-    pub models: Vec<(u64, ModelSpec)>,
-    /// Configs of the sample, spread over the space's predicted decode time.
-    pub samples: usize,
-    pub seed: u64,
-    /// Timing rounds of each model.
-    pub rounds: u64,
-    /// The output folder (locked for the run; a rerun into it reuses what it holds); over
-    /// a set, each device's is `<out>/<device>`.
-    pub out: &'a Path,
-    /// Re-time the profile's drift subset first.
-    pub recheck: bool,
-    /// Then re-measure the entries (burn) or probes (llama.cpp) of the drifted classes.
-    pub remeasure: bool,
-    /// Level the predictions to this many other whole models of the space, timed first.
-    pub anchors: Option<usize>,
-    pub engine: EngineSetup,
 }
 
 /// Validates `req.profile` against whole models in its own engine.
@@ -304,8 +261,27 @@ pub fn validate_set(
     for d in 0..space.devices.len() {
         let name = space.devices[d].name.clone();
         let file = crate::search::device_file(&space, req.space_path, d)?;
+        let remote = space.devices[d].remote.clone();
         let result = if crate::search::is_datasheet(&file) {
             Err("a datasheet: no engine here to time it in".to_string())
+        } else if let Some(target) = remote {
+            tracing::info!(device = %name, via = %target, profile = %file.display(), "validating on the device");
+            let out = req.options.out.join(&name);
+            let view = space.for_device(d);
+            crate::device::validate_remote(&crate::device::RemoteValidateRequest {
+                target: &target,
+                profile: &file,
+                space: &view,
+                options: &ValidateOptions {
+                    out: &out,
+                    ..req.options.clone()
+                },
+            })
+            .map(Ok)
+            .map_err(|error| WorkflowError::OnDevice {
+                device: name.clone(),
+                error: Box::new(error),
+            })?
         } else {
             tracing::info!(device = %name, profile = %file.display(), "validating");
             let out = req.options.out.join(&name);
@@ -333,7 +309,10 @@ pub fn validate_set(
                     | WorkflowError::LlamaNotThisMachine { .. }),
                 ) => {
                     warn!(device = %name, "not validated here: {e}");
-                    Err(format!("its profile is of another machine ({e})"))
+                    Err(format!(
+                        "its profile is of another machine ({e}); give the device a `remote` \
+                         to validate it there"
+                    ))
                 }
                 Err(error) => {
                     return Err(WorkflowError::OnDevice {

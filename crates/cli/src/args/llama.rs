@@ -55,16 +55,25 @@ pub fn parse_weights(s: &str) -> Result<DType, String> {
 impl LlamaArgs {
     /// How each engine runs here for a validation or a run's check: burn's timing, this
     /// llama-bench and its settings, and `weights` instead of the space's (llama.cpp).
+    /// `remote`: what a device timing models remotely is pushed and told (the same timing
+    /// and settings, as device arguments).
     pub fn engine(
         &self,
         timing: &super::TimingArgs,
         weights: Option<DType>,
+        remote: &super::RemoteArgs,
     ) -> Result<tailor_workflow::validate::EngineSetup> {
         Ok(tailor_workflow::validate::EngineSetup {
             timing: timing.options()?,
             llama_bench: self.llama_bench.clone(),
             settings: self.settings(),
             weights,
+            remote: tailor_workflow::validate::RemoteSetup {
+                tailor_binary: remote.remote_binary.clone(),
+                llama_bench: remote.remote_llama_bench.clone(),
+                burn_args: timing.to_args(),
+                llama_args: self.to_device_args(),
+            },
         })
     }
 

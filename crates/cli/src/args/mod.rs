@@ -24,6 +24,19 @@ pub fn parse_weight_type(s: &str) -> Result<tailor_spec::DType, String> {
     spec::parse_dtype(s)
 }
 
+/// What is pushed to a device that times models remotely (`validate --remote`, a device of
+/// a set with `remote`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// The static arm64 tailor pushed to a remote device.
+    #[arg(long, default_value = crate::remote::ARM64_BINARY)]
+    pub remote_binary: std::path::PathBuf,
+    /// The device's llama-bench (an aarch64 build), pushed to validate a llama.cpp profile
+    /// on a remote device.
+    #[arg(long)]
+    pub remote_llama_bench: Option<std::path::PathBuf>,
+}
+
 /// `500ms`, `2s`, `1.5s`, `3m` -> a duration.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();

@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// Print summary.json on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: super::RemoteArgs,
+
     /// The engine to design for: burn (in process, --backend) or llama.cpp (the user's
     /// llama-bench; GGUF weights of --weights or the space's).
     #[arg(long, value_enum, default_value = "burn")]

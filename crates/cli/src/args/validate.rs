@@ -50,6 +50,14 @@ pub struct ValidateArgs {
     /// Print validate.json on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Validate on another device: `adb`, `adb:SERIAL` or `qemu:DIR`, as `tailor profile
+    /// --remote` reaches it (the profile is that device's). Over a set, a device's own
+    /// `remote` (`[devices.NAME] remote`, `,remote=` after a --target) says it instead.
+    #[arg(long, conflicts_with = "target")]
+    pub remote: Option<String>,
+    #[command(flatten)]
+    pub device: super::RemoteArgs,
+
     /// Before validating, the profile's fixed subset of entries is re-timed here and its
     /// drift per class of operators reported (a few seconds); skip that.
     #[arg(long, conflicts_with = "remeasure")]

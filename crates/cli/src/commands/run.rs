@@ -68,7 +68,7 @@ fn run_set(args: &RunArgs) -> Result<()> {
         &SetRunRequest {
             run: common(args),
             targets: args.target.clone(),
-            engine: args.llama.engine(&args.timing, None)?,
+            engine: args.llama.engine(&args.timing, None, &args.device)?,
         },
         &crate::progress::Bars,
     )?;

@@ -30,15 +30,24 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     };
     let llama = tailor_workflow::llama::is_llama(profile);
     let out = out_dir(args, &space, if llama { "-llama" } else { "" });
-    let v = validate(
-        ValidateRequest {
+    let v = if let Some(target) = &args.remote {
+        tailor_workflow::device::validate_remote(&tailor_workflow::device::RemoteValidateRequest {
+            target,
             profile,
-            space_path: &args.space,
-            space,
-            options: options(args, &out, args.llama.weights)?,
-        },
-        &crate::progress::Bars,
-    )?;
+            space: &space,
+            options: &options(args, &out, args.llama.weights)?,
+        })?
+    } else {
+        validate(
+            ValidateRequest {
+                profile,
+                space_path: &args.space,
+                space,
+                options: options(args, &out, args.llama.weights)?,
+            },
+            &crate::progress::Bars,
+        )?
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v.file)?);
     } else {
@@ -91,7 +100,7 @@ fn options<'a>(
         recheck: !args.no_recheck,
         remeasure: args.remeasure,
         anchors: args.relevel.then_some(args.anchors as usize),
-        engine: args.llama.engine(&args.timing, weights)?,
+        engine: args.llama.engine(&args.timing, weights, &args.device)?,
     })
 }
 

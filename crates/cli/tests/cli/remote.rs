@@ -86,6 +86,39 @@ fn remote_profile_through_qemu_resumes_and_pulls() {
     let again = profile(&[]);
     assert_eq!(again["measured_now"], 0, "{again}");
     assert_eq!(again["missing"], 0);
+
+    // Validated on the device with its own profile: the models built and timed there,
+    // validate.json written here.
+    let validate = |out_dir: &Path, how: &[&str]| {
+        let mut args = vec!["validate", "--space", space.to_str().unwrap()];
+        args.extend(how);
+        args.extend(["--samples", "2", "--rounds", "1", "--no-recheck", "--json"]);
+        args.extend(["--out", out_dir.to_str().unwrap()]);
+        args.extend(FAST);
+        tailor(&args).json()
+    };
+    let validated = dir.0.join("validate");
+    let v = validate(
+        &validated,
+        &["--profile", out.to_str().unwrap(), "--remote", &remote],
+    );
+    assert_eq!(v["engine"], "burn", "{v}");
+    assert_eq!(v["measured"], 2, "{v}");
+    assert_eq!(v["profile"], s(&out));
+    assert!(validated.join("validate.json").is_file());
+    assert!(validated.join("calibration.svg").is_file());
+    // The same device in a set beside a datasheet: timed there, the datasheet reported.
+    let set_out = dir.0.join("validate-set");
+    let target = format!("phone={},remote={remote}", s(&out));
+    let datasheet = format!(
+        "sheet={}",
+        s(&root().join("profiles/snapdragon-8-gen3-cpu.toml"))
+    );
+    let set = validate(&set_out, &["--target", &target, "--target", &datasheet]);
+    assert_eq!(set[0]["device"], "phone", "{set}");
+    assert_eq!(set[0]["validate"]["measured"], 2, "{set}");
+    assert!(set[1]["skipped"].as_str().unwrap().contains("a datasheet"));
+    assert!(set_out.join("phone/validate.json").is_file());
 }
 
 fn have_qemu() -> bool {

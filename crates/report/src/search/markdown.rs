@@ -38,14 +38,27 @@ pub(super) fn report_md(
         run.cost.device.clone()
     };
     let mut s = format!("# tailor: {} on {on}\n\n", space.name());
+    // Over a set, each device's cost model and weights; the workload's times are the
+    // first device's.
+    let cost = if run.device_costs.is_empty() {
+        format!("{} cost model from `{}`", run.cost.kind, run.cost.file)
+    } else {
+        let each: Vec<String> = (run.device_costs.iter().zip(&space.devices))
+            .map(|(c, d)| {
+                format!(
+                    "`{}` {} from `{}` at {}",
+                    d.name, c.kind, c.file, d.workload.precision.weights
+                )
+            })
+            .collect();
+        format!("cost models {}", each.join(", "))
+    };
     s += &format!(
-        "Space `{}` ({} points), {} cost model from `{}`, {} search (seed {}), workload: \
+        "Space `{}` ({} points), {cost}, {} search (seed {}), workload: \
          prefill of {} tokens, decode at context {}, {} weights. {} examined, {} buildable, \
          {} feasible, Pareto front of {} rows, pick rule: {}. Search time {:.2} s.\n\n",
         space.path.display(),
         thousands(space.size() as u128),
-        run.cost.kind,
-        run.cost.file,
         o.strategy.name(),
         o.seed,
         w.prompt_tokens,

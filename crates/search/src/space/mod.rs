@@ -140,6 +140,9 @@ pub struct SpaceDevice {
     pub file: Option<PathBuf>,
     /// The weight type `[devices.NAME] weights` asks for.
     pub weights: Option<tailor_spec::DType>,
+    /// How to reach it to time models there (`adb`, `adb:SERIAL`, `qemu:DIR`), as
+    /// `tailor profile --remote` does; `None`: its engine runs here, or nowhere reachable.
+    pub remote: Option<String>,
     /// The workload it is priced under: the space's, with the precision of the device's
     /// engine (set by whoever loads its cost model: [`SearchSpace::set_device_workload`]).
     pub workload: Workload,
@@ -165,6 +168,8 @@ pub struct Target {
     pub file: PathBuf,
     pub weight: Option<f64>,
     pub weights: Option<tailor_spec::DType>,
+    /// `,remote=adb:SERIAL`: where its models are timed (see [`SpaceDevice::remote`]).
+    pub remote: Option<String>,
 }
 
 impl std::str::FromStr for Target {
@@ -183,7 +188,7 @@ impl std::str::FromStr for Target {
             ));
         }
         let mut file = rest;
-        let (mut weight, mut weights) = (None, None);
+        let (mut weight, mut weights, mut remote) = (None, None, None);
         // Options after the path, from the right: `,weight=3`, `,weights=q4_0`.
         while let Some((head, opt)) = file.rsplit_once(',') {
             let Some((key, value)) = opt.split_once('=') else {
@@ -211,6 +216,7 @@ impl std::str::FromStr for Target {
                     })?;
                     weights = Some(d);
                 }
+                "remote" if !value.is_empty() => remote = Some(value.to_string()),
                 _ => break,
             }
             file = head;
@@ -223,6 +229,7 @@ impl std::str::FromStr for Target {
             file: PathBuf::from(file),
             weight,
             weights,
+            remote,
         })
     }
 }
@@ -336,7 +343,44 @@ impl SearchSpace {
             new
         });
         view.pick = one(&self.pick);
+        // The file says the same: a device's tailor can read it alone (`standalone_toml`).
+        let o = &mut view.file.objectives;
+        o.minimize = (view.objectives.iter())
+            .filter(|(_, min)| *min)
+            .map(|(o, _)| o.clone())
+            .collect();
+        o.maximize = (view.objectives.iter())
+            .filter(|(_, min)| !*min)
+            .map(|(o, _)| o.clone())
+            .collect();
+        view.file.pick = if view.pick.1 {
+            Pick {
+                minimize: Some(view.pick.0.clone()),
+                maximize: None,
+            }
+        } else {
+            Pick {
+                minimize: None,
+                maximize: Some(view.pick.0.clone()),
+            }
+        };
         view
+    }
+
+    /// The space as a file another machine's tailor reads alone: its workload as priced
+    /// here (prompt, context, precision), no `[devices]` (a device's view,
+    /// [`SearchSpace::for_device`]), no references (their paths are this machine's).
+    pub fn standalone_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut file = self.file.clone();
+        file.references.clear();
+        file.devices = Devices::default();
+        let (w, p) = (&mut file.workload, &self.workload.precision);
+        w.prompt_tokens = self.workload.prompt_tokens;
+        w.context = self.workload.context;
+        w.weights = p.weights;
+        w.kv_cache = Some(p.kv_cache);
+        w.activations = Some(p.activations);
+        toml::to_string(&file)
     }
 
     /// The device set given on the command line: where the space declares `[devices]`,
@@ -365,6 +409,7 @@ impl SearchSpace {
                     weight: t.weight.unwrap_or(1.0),
                     file: Some(t.file.clone()),
                     weights: t.weights,
+                    remote: t.remote.clone(),
                     workload: self.workload,
                 })
                 .collect();
@@ -388,6 +433,9 @@ impl SearchSpace {
                 }
                 if t.weights.is_some() {
                     d.weights = t.weights;
+                }
+                if t.remote.is_some() {
+                    d.remote = t.remote.clone();
                 }
             }
         }
@@ -557,6 +605,7 @@ fn devices_of(
             weight: e.weight,
             file: e.file.as_ref().map(|f| base.join(f)),
             weights: e.weights,
+            remote: e.remote.clone(),
             workload,
         });
     }

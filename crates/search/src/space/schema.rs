@@ -378,6 +378,10 @@ pub struct DeviceEntry {
     /// The weights its engine runs (default: the profile's own; a datasheet: the space's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<DType>,
+    /// Where its models are timed when its engine does not run here: `adb`, `adb:SERIAL`
+    /// or `qemu:DIR`, as `tailor profile --remote` reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     /// Limits on this device alone (`[constraints]`' hold on every device).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefill_ms: Option<f64>,
