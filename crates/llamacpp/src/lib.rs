@@ -22,7 +22,7 @@ pub use cost::{CostError, LlamaCost, Prediction};
 pub use drift::LlamaDrift;
 pub use model::{Unsupported, WeightType, Written, write_model};
 pub use profile::{
-    Depths, LayerKey, LayerTable, LlamaFingerprint, LlamaProfile, Method, Phase, Probe, ProbeEntry,
-    ShallowWidth, is_llama_profile, plan, shallow_widths,
+    Depths, FfnFit, LayerKey, LayerTable, LlamaFingerprint, LlamaProfile, Method, Phase, Probe,
+    ProbeEntry, ShallowWidth, is_llama_profile, plan, shallow_widths,
 };
 pub use run::{ModelTiming, ProfileJob, RunError, measure_models, run_profile};

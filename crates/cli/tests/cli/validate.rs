@@ -712,6 +712,13 @@ fn run_profiles_searches_checks_and_exports() {
         "{card}"
     );
 
+    // The first run's checks may have found this shared machine drifted and marked entries
+    // of the profile stale (timing, not asserted): the second run re-times those and no
+    // others.
+    let stale = std::fs::read_to_string(&made)
+        .unwrap()
+        .matches("stale = true")
+        .count() as u64;
     let (second, _) = run("second", &[]);
     assert_eq!(
         second["profile"]["releveled"], false,
@@ -719,9 +726,10 @@ fn run_profiles_searches_checks_and_exports() {
     );
     assert!(second["profile"].get("level").is_none(), "{second}");
     assert_eq!(second["profile"]["path"], made.to_str().unwrap());
-    assert_eq!(
-        second["profile"]["measured_now"], 0,
-        "the profile was reused"
+    let measured_now = second["profile"]["measured_now"].as_u64().unwrap();
+    assert!(
+        measured_now <= stale,
+        "the profile was reused: {measured_now} sessions timed, {stale} entries were stale"
     );
     assert_eq!(second["pick"]["id"], first["pick"]["id"]);
 }

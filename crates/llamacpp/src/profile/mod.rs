@@ -21,7 +21,7 @@ mod table;
 
 pub use plan::{Depths, LAYER_VOCAB, ShallowWidth, plan, shallow_widths};
 pub use stack::{MixerKey, Rest, StackShape, StackTable};
-pub use table::LayerTable;
+pub use table::{FfnFit, LayerTable};
 
 use crate::arch::Arch;
 use serde::{Deserialize, Serialize};
@@ -594,6 +594,82 @@ pub(crate) mod tests {
         let t = LayerTable::derive(&[(r, 0.1), (deeper, 10.0), (other, 0.2), (attn_probe, 0.3)]);
         let combo_ms = t.layer_ms(&combo).unwrap();
         assert!(combo_ms > 0.0, "{combo_ms}");
+    }
+
+    #[test]
+    fn ffn_widths_are_priced_from_a_line_through_them() {
+        let r = Probe::of(&ModelSpec::llama(8192, 256, 1, 4, 1, 512), 1);
+        let widths = [512, 640, 768, 896, 1024];
+        let mut probes = vec![r, Probe { layers: 4, ..r }];
+        probes.extend(widths[1..].iter().map(|&f| Probe {
+            intermediate: f,
+            layers: 4,
+            ..r
+        }));
+        let attn = Probe {
+            heads: 8,
+            kv_heads: 2,
+            head_dim: 32,
+            layers: 4,
+            ..r
+        };
+        probes.push(attn);
+        let layer = |p: &Probe| {
+            synthetic(&Probe { layers: 1, ..*p }) - synthetic(&Probe { layers: 0, ..*p })
+        };
+        let key = |f: u64| LayerKey {
+            intermediate: f,
+            ..r.layer()
+        };
+        // Exact times: the line goes through every width; nothing moves.
+        let exact: Vec<(Probe, f64)> = probes.iter().map(|p| (*p, synthetic(p))).collect();
+        let t = LayerTable::derive(&exact);
+        let fit = t.ffn_fit[&256];
+        assert_eq!(fit.widths, 5);
+        assert!(fit.rms_ms < 1e-9, "{fit:?}");
+        for p in &probes {
+            assert!((t.layer_ms(&p.layer()).unwrap() - layer(p)).abs() < 1e-9);
+        }
+        // One width's probe ran 8% fast (its layers 30% cheap): alone it would make FFN 768
+        // cheaper than 640; through the line it is priced near its truth and the order holds.
+        let fast = probes[3];
+        assert_eq!(fast.intermediate, 768);
+        let lost = 0.3 * fast.layers as f64 * layer(&fast);
+        let noisy: Vec<(Probe, f64)> = probes
+            .iter()
+            .map(|p| (*p, synthetic(p) - if *p == fast { lost } else { 0.0 }))
+            .collect();
+        let t = LayerTable::derive(&noisy);
+        let raw = (synthetic(&fast) - lost - t.base[&(8192, 256)]) / 4.0;
+        let priced = t.layer_ms(&key(768)).unwrap();
+        let truth = layer(&fast);
+        assert!(raw < layer(&probes[2]), "the noise inverts the order alone");
+        assert!(
+            (priced - truth).abs() < 0.25 * (raw - truth).abs(),
+            "{priced} {truth} {raw}"
+        );
+        assert!(t.ffn_fit[&256].rms_ms > 0.01 * truth, "{:?}", t.ffn_fit);
+        let priced: Vec<f64> = widths
+            .iter()
+            .map(|&f| t.layer_ms(&key(f)).unwrap())
+            .collect();
+        assert!(priced.windows(2).all(|w| w[0] < w[1]), "{priced:?}");
+        // Another attention with a fitted FFN width: its attention part plus the line's.
+        let combo = LayerKey {
+            intermediate: 768,
+            ..attn.layer()
+        };
+        let want = t.layer_ms(&attn.layer()).unwrap() + priced[2] - t.layer_ms(&r.layer()).unwrap();
+        assert!((t.layer_ms(&combo).unwrap() - want).abs() < 1e-12);
+        // Two FFN widths determine their line: each probe is taken as timed.
+        let two: Vec<(Probe, f64)> = noisy
+            .iter()
+            .filter(|(p, _)| p.intermediate == 512 || *p == fast)
+            .copied()
+            .collect();
+        let t = LayerTable::derive(&two);
+        assert!(t.ffn_fit.is_empty());
+        assert!((t.layer_ms(&key(768)).unwrap() - raw).abs() < 1e-9);
     }
 
     #[test]

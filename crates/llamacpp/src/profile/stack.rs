@@ -380,6 +380,9 @@ pub struct StackTable {
     /// Per width: the largest `|fitted - measured| / measured` over its probes (0 where
     /// the probes determine the unknowns exactly: no check of additivity).
     pub misfit: BTreeMap<u64, f64>,
+    /// Per width with three or more FFN widths: the line `ffn` holds for them (solved one
+    /// by one, then fitted: see [`FfnFit`]).
+    pub ffn_fit: BTreeMap<u64, FfnFit>,
 }
 
 /// The least-squares solution of `rows` (coefficients, value) in `n` unknowns, or `None`
@@ -519,6 +522,7 @@ impl StackTable {
                         t.mixer.extend(alone.mixer);
                         t.ffn.extend(alone.ffn);
                         t.misfit.extend(alone.misfit);
+                        t.ffn_fit.extend(alone.ffn_fit);
                     }
                 }
                 continue;
@@ -557,8 +561,24 @@ impl StackTable {
                     t.mixer.insert((h, *m), col(vocabs.len() + i));
                 }
                 t.ffn.insert((h, f0), 0.0);
+                let solved: Vec<(f64, f64)> = std::iter::once((f0 as f64, 0.0))
+                    .chain(
+                        others
+                            .iter()
+                            .enumerate()
+                            .map(|(i, f)| (*f as f64, col(vocabs.len() + own.len() + i))),
+                    )
+                    .collect();
+                let line = FfnFit::of(&solved);
                 for (i, f) in others.iter().enumerate() {
-                    t.ffn.insert((h, *f), col(vocabs.len() + own.len() + i));
+                    let added = match &line {
+                        Some(l) => l.added_ms(*f, f0),
+                        None => col(vocabs.len() + own.len() + i),
+                    };
+                    t.ffn.insert((h, *f), added);
+                }
+                if let Some(l) = line {
+                    t.ffn_fit.insert(h, l);
                 }
                 t.misfit.insert(h, misfit);
             }
@@ -881,6 +901,43 @@ mod tests {
             }
             assert!(table.misfit.values().all(|m| *m == 0.0));
         }
+    }
+
+    #[test]
+    fn three_or_more_ffn_widths_are_priced_from_their_line() {
+        let specs: Vec<ModelSpec> = [512, 768, 1024, 1280]
+            .into_iter()
+            .flat_map(|f| [6, 12].map(|l| stacked("lfm2", 256, l, 4, 2, f)))
+            .collect();
+        let probes = plan(specs.iter().collect(), Depths::Fixed(2, 6));
+        let shape = |p: &Probe| StackShape::of_probe(p).unwrap();
+        let exact: Vec<(Probe, f64)> = probes.iter().map(|p| (*p, synthetic(&shape(p)))).collect();
+        let t = StackTable::derive(&exact);
+        let line = t.ffn_fit[&256];
+        assert_eq!(line.widths, 4);
+        assert!(
+            (line.ms_per_unit - 2e-4).abs() < 1e-12 && line.rms_ms < 1e-9,
+            "{line:?}"
+        );
+        for s in &specs {
+            let s = StackShape::of(s, WeightType::F32).unwrap();
+            assert!((priced(&t, &s) - synthetic(&s)).abs() < 1e-9);
+        }
+        // The probe of FFN 768 ran fast by a third of its FFN's cost: solved alone, FFN 768
+        // would add nothing over 512; through the line each width adds its share.
+        let fast = *probes
+            .iter()
+            .find(|p| shape(p).ffn == 768)
+            .expect("a probe of FFN 768");
+        let lost = shape(&fast).layers() as f64 * 2e-4 * 768.0 / 3.0;
+        let noisy: Vec<(Probe, f64)> = exact
+            .iter()
+            .map(|(p, ms)| (*p, if *p == fast { ms - lost } else { *ms }))
+            .collect();
+        let t = StackTable::derive(&noisy);
+        let added: Vec<f64> = [512, 768, 1024, 1280].map(|f| t.ffn[&(256, f)]).to_vec();
+        assert!(added.windows(2).all(|w| w[0] < w[1]), "{added:?}");
+        assert!(t.ffn_fit[&256].rms_ms > 0.0);
     }
 
     /// Qwen3.5-0.8B's vocabulary (248,320 tokens, 1 GB at F32 at width 1,024) fills a 1 GiB

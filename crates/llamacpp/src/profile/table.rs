@@ -11,6 +11,30 @@ pub struct LayerTable {
     pub layer: BTreeMap<LayerKey, f64>,
     /// The reference layer of each width (the one timed at two or more depths).
     pub reference: BTreeMap<u64, LayerKey>,
+    /// Per width, the line through the FFN widths probed with the reference attention,
+    /// where three or more were: what `layer` holds for those shapes.
+    pub ffn_fit: BTreeMap<u64, FfnFit>,
+}
+
+/// What a wider FFN adds to a layer of one width, fitted over every FFN width probed at
+/// that width: `ms_per_unit x (intermediate - the reference's)`.
+///
+/// Each of those probes is timed once, at one depth; on a shared machine its median
+/// carries a few percent of noise, as large as the difference between neighbouring FFN
+/// widths (see docs/method.md). Taken one by one, a wider FFN can come out cheaper than a
+/// narrower one, and a search over many candidates picks exactly the shapes whose noise
+/// ran low. An FFN layer's weights and FLOPs both grow linearly with its intermediate
+/// size, so with three or more widths the increments are priced from a least-squares line
+/// through all of them (the reference's included), anchored at the reference layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FfnFit {
+    /// ms per layer per unit of intermediate size (never below zero).
+    pub ms_per_unit: f64,
+    /// FFN widths the line went through (the reference's included).
+    pub widths: usize,
+    /// Root mean square of the widths' per-layer costs about the line, ms: how far single
+    /// probes sat from it.
+    pub rms_ms: f64,
 }
 
 /// Least-squares line through `(x, y)`: `(intercept, slope)`.
@@ -22,6 +46,34 @@ fn fit(points: &[(f64, f64)]) -> (f64, f64) {
     let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     let slope = sxy / sxx;
     (my - slope * mx, slope)
+}
+
+impl FfnFit {
+    /// The line through `(intermediate, per-layer ms)` of three or more FFN widths.
+    pub fn of(points: &[(f64, f64)]) -> Option<Self> {
+        if points.len() < 3 {
+            return None;
+        }
+        let (intercept, slope) = fit(points);
+        let rms = (points
+            .iter()
+            .map(|(x, y)| (y - intercept - slope * x).powi(2))
+            .sum::<f64>()
+            / points.len() as f64)
+            .sqrt();
+        // A wider FFN never costs less: noise that tilts the line down means the widths
+        // cannot be told apart, and they are priced alike.
+        Some(FfnFit {
+            ms_per_unit: slope.max(0.0),
+            widths: points.len(),
+            rms_ms: rms,
+        })
+    }
+
+    /// What FFN `intermediate` adds to a layer over the reference's `reference` ms.
+    pub fn added_ms(&self, intermediate: u64, reference: u64) -> f64 {
+        self.ms_per_unit * (intermediate as f64 - reference as f64)
+    }
 }
 
 impl LayerTable {
@@ -89,8 +141,31 @@ impl LayerTable {
                         .insert((*v, h), b.iter().sum::<f64>() / b.len() as f64);
                 }
             }
+            t.fit_ffn(k0);
         }
         t
+    }
+
+    /// Replaces the per-layer costs of the FFN widths probed with `reference`'s attention
+    /// by the reference plus their line ([`FfnFit`]), where three or more widths were
+    /// probed (two determine the line exactly: nothing to smooth).
+    fn fit_ffn(&mut self, reference: LayerKey) {
+        let same_attention =
+            |k: &LayerKey| k.hidden == reference.hidden && k.attention == reference.attention;
+        let points: Vec<(f64, f64)> = self
+            .layer
+            .iter()
+            .filter(|(k, _)| same_attention(k))
+            .map(|(k, ms)| (k.intermediate as f64, *ms))
+            .collect();
+        let Some(line) = FfnFit::of(&points) else {
+            return;
+        };
+        let base = self.layer[&reference];
+        for (k, ms) in self.layer.iter_mut().filter(|(k, _)| same_attention(k)) {
+            *ms = base + line.added_ms(k.intermediate, reference.intermediate);
+        }
+        self.ffn_fit.insert(reference.hidden, line);
     }
 
     /// One layer of `key`, ms: measured, or by additivity from the width's reference
