@@ -21,7 +21,7 @@ pub struct LayerTable {
 ///
 /// Each of those probes is timed once, at one depth; on a shared machine its median
 /// carries a few percent of noise, as large as the difference between neighbouring FFN
-/// widths (see docs/method.md). Taken one by one, a wider FFN can come out cheaper than a
+/// widths (see docs/llama-cpp.md). Taken one by one, a wider FFN can come out cheaper than a
 /// narrower one, and a search over many candidates picks exactly the shapes whose noise
 /// ran low. An FFN layer's weights and FLOPs both grow linearly with its intermediate
 /// size, so with three or more widths the increments are priced from a least-squares line
