@@ -441,14 +441,19 @@ fn a_device_of_a_set_missing_a_shape_is_refused_naming_the_device_and_the_shape(
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
+/// The committed burn profile as if made on another machine (its fingerprint names another
+/// CPU), written into `s`.
+fn another_machines_profile(s: &Scratch) -> std::path::PathBuf {
+    let flex = std::fs::read_to_string(crate::common::root().join("profiles/host-flex.toml"))
+        .expect("the committed burn profile")
+        .replace("cpu_model = \"AMD EPYC\"", "cpu_model = \"Imaginary 9000\"");
+    s.write("other.toml", &flex)
+}
+
 #[test]
 fn validate_over_a_set_reports_the_devices_it_cannot_time_here() {
     let s = Scratch::new("validate-devices");
-    // A burn profile of another machine: its fingerprint names another CPU.
-    let flex = std::fs::read_to_string(crate::common::root().join("profiles/host-flex.toml"))
-        .unwrap()
-        .replace("cpu_model = \"AMD EPYC\"", "cpu_model = \"Imaginary 9000\"");
-    let other = s.write("other.toml", &flex);
+    let other = another_machines_profile(&s);
     let out = s.0.join("v");
     let r = tailor(&[
         "validate",
@@ -489,10 +494,7 @@ fn validate_over_a_set_reports_the_devices_it_cannot_time_here() {
 #[test]
 fn run_over_a_set_searches_and_reports_the_devices_it_cannot_time_here() {
     let s = Scratch::new("run-devices");
-    let flex = std::fs::read_to_string(crate::common::root().join("profiles/host-flex.toml"))
-        .unwrap()
-        .replace("cpu_model = \"AMD EPYC\"", "cpu_model = \"Imaginary 9000\"");
-    let other = s.write("other.toml", &flex);
+    let other = another_machines_profile(&s);
     let out = s.0.join("run");
     let r = tailor(&[
         "run",
